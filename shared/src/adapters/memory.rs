@@ -1,0 +1,425 @@
+//! In-memory twins of every port, for fast unit tests. They apply the same rules as the real
+//! adapters (the conditions come from the same domain functions), but they are never the only test:
+//! the real adapters are exercised against moto in `tests/`.
+
+use crate::domain::{
+    Alert, DeadlineCheck, Event, Millis, OptIn, OptInKey, SendJob, State, deadline_schedule_name,
+    transition,
+};
+use crate::facebook::GraphError;
+use crate::ports::{
+    Alerts, Clock, Created, DeadlineScheduler, Messenger, OptInStore, PortError, PortResult,
+    SendOutcome, SentMessage, SendQueue, Transitioned,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// In-memory [`OptInStore`].
+#[derive(Default)]
+pub struct MemoryOptInStore {
+    items: Mutex<HashMap<OptInKey, OptIn>>,
+    /// When set, every call fails (to test failure paths).
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryOptInStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn all(&self) -> Vec<OptIn> {
+        lock(&self.items).values().cloned().collect()
+    }
+
+    pub fn insert(&self, opt_in: OptIn) {
+        lock(&self.items).insert(opt_in.key(), opt_in);
+    }
+
+    fn check(&self) -> PortResult<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(PortError::new("memory-store", "injected failure"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Apply `event` when `guard` holds for the current item; `mutate` sets the event's fields.
+    fn apply(
+        &self,
+        key: &OptInKey,
+        event: Event,
+        guard: impl FnOnce(&OptIn) -> bool,
+        mutate: impl FnOnce(&mut OptIn),
+    ) -> PortResult<Transitioned> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(key) else {
+            return Ok(Transitioned::Refused(None));
+        };
+        match transition(item.state, event) {
+            Ok(target) if guard(item) => {
+                item.state = target;
+                mutate(item);
+                Ok(Transitioned::Done(Box::new(item.clone())))
+            }
+            _ => Ok(Transitioned::Refused(Some(Box::new(item.clone())))),
+        }
+    }
+}
+
+fn end(item: &mut OptIn, now: Millis) {
+    item.terminal_at = Some(now);
+    item.lease_owner = None;
+    item.lease_until = None;
+}
+
+#[async_trait]
+impl OptInStore for MemoryOptInStore {
+    async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        match items.get(&opt_in.key()) {
+            Some(existing) => Ok(Created::AlreadyExists(Box::new(existing.clone()))),
+            None => {
+                items.insert(opt_in.key(), opt_in.clone());
+                Ok(Created::New)
+            }
+        }
+    }
+
+    async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
+        self.check()?;
+        Ok(lock(&self.items).get(key).cloned())
+    }
+
+    async fn claim_for_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        self.apply(
+            key,
+            Event::Claim,
+            |i| i.claimable(now),
+            |i| {
+                i.attempts += 1;
+                i.lease_owner = Some(owner.to_owned());
+                i.lease_until = Some(lease_until);
+                i.updated_at = now;
+            },
+        )
+    }
+
+    async fn finish_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        outcome: &SendOutcome,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = match outcome {
+            SendOutcome::Sent { .. } => Event::Accepted,
+            SendOutcome::Retry { .. } => Event::TransientFailure,
+            SendOutcome::Unreachable { .. } => Event::Unreachable,
+            SendOutcome::WindowClosed { .. } => Event::WindowRejected,
+            SendOutcome::Paused { .. } => Event::ConfigRejected,
+        };
+        self.apply(
+            key,
+            event,
+            |i| i.lease_owner.as_deref() == Some(owner),
+            |i| {
+                i.updated_at = now;
+                match outcome {
+                    SendOutcome::Sent { message_id } => {
+                        i.message_id = Some(message_id.clone());
+                        i.sent_at = Some(now);
+                        end(i, now);
+                    }
+                    SendOutcome::Retry { error } | SendOutcome::Paused { error } => {
+                        i.last_error = Some(error.clone());
+                        i.lease_owner = None;
+                        i.lease_until = None;
+                    }
+                    SendOutcome::Unreachable { error } | SendOutcome::WindowClosed { error } => {
+                        i.last_error = Some(error.clone());
+                        end(i, now);
+                    }
+                }
+            },
+        )
+    }
+
+    async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        self.apply(
+            key,
+            Event::DeadlinePassed,
+            |i| i.deadline_passed(now) && (i.state != State::Sending || i.lease_expired(now)),
+            |i| {
+                i.updated_at = now;
+                end(i, now);
+            },
+        )
+    }
+
+    async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
+        self.apply(
+            key,
+            Event::OptOut,
+            |_| true,
+            |i| {
+                i.opted_out_at = Some(now);
+                i.opt_out_source = Some(source.to_owned());
+                i.updated_at = now;
+                end(i, now);
+            },
+        )
+    }
+
+    async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(key) else {
+            return Ok(Transitioned::Refused(None));
+        };
+        if item.alerted_at.is_none() {
+            item.alerted_at = Some(now);
+            Ok(Transitioned::Done(Box::new(item.clone())))
+        } else {
+            Ok(Transitioned::Refused(Some(Box::new(item.clone()))))
+        }
+    }
+
+    async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
+        self.check()?;
+        let mut due: Vec<OptIn> = lock(&self.items)
+            .values()
+            .filter(|i| !i.state.is_terminal() && i.alert_at <= due_by)
+            .cloned()
+            .collect();
+        due.sort_by_key(|i| i.alert_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+}
+
+/// In-memory [`SendQueue`]: records every job.
+#[derive(Default)]
+pub struct MemorySendQueue {
+    pub jobs: Mutex<VecDeque<SendJob>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemorySendQueue {
+    pub fn jobs(&self) -> Vec<SendJob> {
+        lock(&self.jobs).iter().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl SendQueue for MemorySendQueue {
+    async fn enqueue(&self, job: &SendJob) -> PortResult<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory-queue", "injected failure"));
+        }
+        lock(&self.jobs).push_back(job.clone());
+        Ok(())
+    }
+}
+
+/// In-memory [`DeadlineScheduler`]: schedule name → (check, fire time).
+#[derive(Default)]
+pub struct MemoryScheduler {
+    pub schedules: Mutex<BTreeMap<String, (DeadlineCheck, Millis)>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryScheduler {
+    pub fn get(&self, key: &OptInKey) -> Option<(DeadlineCheck, Millis)> {
+        lock(&self.schedules).get(&deadline_schedule_name(key)).cloned()
+    }
+}
+
+#[async_trait]
+impl DeadlineScheduler for MemoryScheduler {
+    async fn schedule_deadline_check(&self, check: &DeadlineCheck, at: Millis) -> PortResult<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory-scheduler", "injected failure"));
+        }
+        lock(&self.schedules)
+            .entry(deadline_schedule_name(&check.key()))
+            .or_insert_with(|| (check.clone(), at));
+        Ok(())
+    }
+
+    async fn cancel_deadline_check(&self, key: &OptInKey) -> PortResult<()> {
+        lock(&self.schedules).remove(&deadline_schedule_name(key));
+        Ok(())
+    }
+}
+
+/// In-memory [`Alerts`]: records every alert.
+#[derive(Default)]
+pub struct MemoryAlerts {
+    pub published: Mutex<Vec<Alert>>,
+}
+
+impl MemoryAlerts {
+    pub fn published(&self) -> Vec<Alert> {
+        lock(&self.published).clone()
+    }
+}
+
+#[async_trait]
+impl Alerts for MemoryAlerts {
+    async fn publish(&self, alert: &Alert) -> PortResult<()> {
+        lock(&self.published).push(alert.clone());
+        Ok(())
+    }
+}
+
+/// A scripted [`Messenger`]: answers from a queue of results (success when empty), records sends.
+#[derive(Default)]
+pub struct MemoryMessenger {
+    pub script: Mutex<VecDeque<Result<(), GraphError>>>,
+    pub sent: Mutex<Vec<(String, String, String)>>,
+    counter: AtomicU64,
+}
+
+impl MemoryMessenger {
+    pub fn then_fail(&self, error: GraphError) {
+        lock(&self.script).push_back(Err(error));
+    }
+
+    /// (page_id, login_id, text) of every accepted message.
+    pub fn sent(&self) -> Vec<(String, String, String)> {
+        lock(&self.sent).clone()
+    }
+}
+
+#[async_trait]
+impl Messenger for MemoryMessenger {
+    async fn send_initial_message(
+        &self,
+        page_id: &str,
+        login_id: &str,
+        text: &str,
+    ) -> Result<SentMessage, GraphError> {
+        let next = lock(&self.script).pop_front().unwrap_or(Ok(()));
+        next?;
+        lock(&self.sent).push((page_id.to_owned(), login_id.to_owned(), text.to_owned()));
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        Ok(SentMessage {
+            message_id: format!("m_memory_{n}"),
+        })
+    }
+}
+
+/// A [`Clock`] tests can set and move.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn at(now: Millis) -> Self {
+        Self(AtomicI64::new(now))
+    }
+    pub fn set(&self, now: Millis) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+    pub fn advance(&self, by: Millis) {
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LastError, OptIn};
+
+    fn opt_in(deadline: Millis) -> OptIn {
+        OptIn::new(OptInKey::new("p", "l"), Some(0), 0, deadline, 0)
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        assert_eq!(s.create_opt_in(&o).await.unwrap(), Created::New);
+        assert!(matches!(s.create_opt_in(&o).await.unwrap(), Created::AlreadyExists(_)));
+    }
+
+    #[tokio::test]
+    async fn claim_lease_and_owner_rules() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        let k = o.key();
+        s.create_opt_in(&o).await.unwrap();
+        assert!(s.claim_for_send(&k, "a", 10, 100).await.unwrap().is_done());
+        assert!(!s.claim_for_send(&k, "b", 20, 120).await.unwrap().is_done(), "live lease");
+        let sent = SendOutcome::Sent { message_id: "m".into() };
+        assert!(!s.finish_send(&k, "b", &sent, 30).await.unwrap().is_done(), "not the owner");
+        assert!(s.claim_for_send(&k, "b", 100, 200).await.unwrap().is_done(), "lease expired");
+        assert!(!s.finish_send(&k, "a", &sent, 110).await.unwrap().is_done(), "lost the lease");
+        let Transitioned::Done(done) = s.finish_send(&k, "b", &sent, 120).await.unwrap() else {
+            panic!("owner must finish");
+        };
+        assert_eq!((done.state, done.attempts, done.sent_at), (State::Sent, 2, Some(120)));
+        assert!(!s.claim_for_send(&k, "c", 130, 230).await.unwrap().is_done(), "terminal");
+    }
+
+    #[tokio::test]
+    async fn no_claim_at_or_after_deadline_and_expiry_only_then() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        let k = o.key();
+        s.create_opt_in(&o).await.unwrap();
+        assert!(!s.expire(&k, 999).await.unwrap().is_done());
+        assert!(!s.claim_for_send(&k, "a", 1000, 2000).await.unwrap().is_done());
+        assert!(s.expire(&k, 1000).await.unwrap().is_done());
+    }
+
+    #[tokio::test]
+    async fn opt_out_beats_a_later_claim_and_a_late_sent() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        let k = o.key();
+        s.create_opt_in(&o).await.unwrap();
+        assert!(s.claim_for_send(&k, "a", 1, 50).await.unwrap().is_done());
+        assert!(s.opt_out(&k, "api", 2).await.unwrap().is_done());
+        let sent = SendOutcome::Sent { message_id: "m".into() };
+        assert!(!s.finish_send(&k, "a", &sent, 3).await.unwrap().is_done());
+        let now = s.get_opt_in(&k).await.unwrap().unwrap();
+        assert_eq!(now.state, State::OptedOut);
+        let retry = SendOutcome::Retry { error: LastError::default() };
+        assert!(!s.finish_send(&k, "a", &retry, 4).await.unwrap().is_done());
+    }
+
+    #[tokio::test]
+    async fn alerted_once_and_due_excludes_terminal() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        let k = o.key();
+        s.create_opt_in(&o).await.unwrap();
+        assert!(s.due_for_attention(999, 10).await.unwrap().is_empty());
+        assert_eq!(s.due_for_attention(1000, 10).await.unwrap().len(), 1);
+        assert!(s.mark_alerted(&k, 5).await.unwrap().is_done());
+        assert!(!s.mark_alerted(&k, 6).await.unwrap().is_done());
+        s.opt_out(&k, "api", 7).await.unwrap();
+        assert!(s.due_for_attention(10_000, 10).await.unwrap().is_empty());
+    }
+}

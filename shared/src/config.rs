@@ -1,0 +1,377 @@
+//! One typed configuration, loaded once at cold start. Loading reports *every* missing or malformed
+//! variable at once, by name, so an operator fixes the template in one go.
+//!
+//! Secrets are not here: they live in one Secrets Manager secret (see [`Secrets`]), named by `SECRET_ID`.
+
+use crate::domain::Millis;
+use serde::Deserialize;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// How the initial message is classified (`messaging_type`). Never `MESSAGE_TAG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagingType {
+    Update,
+    Response,
+}
+
+impl MessagingType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessagingType::Update => "UPDATE",
+            MessagingType::Response => "RESPONSE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table_name: String,
+    pub send_queue_url: String,
+    pub schedule_group: String,
+    pub scheduler_role_arn: String,
+    pub deadline_function_arn: String,
+    /// Dead-letter queue for schedule deliveries that fail (optional).
+    pub scheduler_dlq_arn: Option<String>,
+    pub alert_topic_arn: String,
+    pub secret_id: String,
+    pub fb_app_id: String,
+    pub fb_page_id: String,
+    pub graph_api_version: String,
+    pub graph_api_base_url: String,
+    pub facebook_web_base_url: String,
+    pub public_base_url: Option<String>,
+    pub initial_message_text: String,
+    pub messaging_type: MessagingType,
+    pub alert_lead_ms: Millis,
+    pub optin_window_ms: Millis,
+    /// How long a sender owns a claimed opt-in before another may take it over.
+    pub send_lease_ms: Millis,
+    pub graph_timeout_ms: u64,
+}
+
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
+pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com";
+pub const DEFAULT_FACEBOOK_WEB_BASE_URL: &str = "https://www.facebook.com";
+pub const DEFAULT_INITIAL_MESSAGE_TEXT: &str =
+    "Thanks for connecting with us on Messenger! Reply here any time if you have a question.";
+/// The Send API's limit for `message.text`.
+pub const MAX_MESSAGE_TEXT_CHARS: usize = 2000;
+
+struct Reader<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems.push(format!("{name} is missing"));
+            String::new()
+        })
+    }
+
+    fn with_default(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn number(&mut self, name: &str, default: i64, min: i64, max: i64) -> i64 {
+        match self.optional(name) {
+            None => default,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    self.problems.push(format!(
+                        "{name} must be a whole number from {min} to {max} (got {raw:?})"
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
+    fn url(&mut self, name: &str, value: String) -> String {
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => value.trim_end_matches('/').to_owned(),
+            _ => {
+                self.problems
+                    .push(format!("{name} must be an http(s) URL (got {value:?})"));
+                value
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Load from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Load from any key → value lookup (tests, the local runner).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+        let table_name = r.required("TABLE_NAME");
+        let send_queue_url = r.required("SEND_QUEUE_URL");
+        let schedule_group = r.required("SCHEDULE_GROUP");
+        let scheduler_role_arn = r.required("SCHEDULER_ROLE_ARN");
+        let deadline_function_arn = r.required("DEADLINE_FUNCTION_ARN");
+        let scheduler_dlq_arn = r.optional("SCHEDULER_DLQ_ARN");
+        let alert_topic_arn = r.required("ALERT_TOPIC_ARN");
+        let secret_id = r.required("SECRET_ID");
+        let fb_app_id = r.required("FB_APP_ID");
+        let fb_page_id = r.required("FB_PAGE_ID");
+        for (name, value) in [("FB_APP_ID", &fb_app_id), ("FB_PAGE_ID", &fb_page_id)] {
+            if !value.is_empty() && !value.bytes().all(|b| b.is_ascii_digit()) {
+                r.problems.push(format!("{name} must be a numeric Facebook id"));
+            }
+        }
+        let graph_api_version = r.with_default("GRAPH_API_VERSION", DEFAULT_GRAPH_API_VERSION);
+        let version_ok = graph_api_version
+            .strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            });
+        if !version_ok {
+            r.problems.push(format!(
+                "GRAPH_API_VERSION must look like v25.0 (got {graph_api_version:?})"
+            ));
+        }
+        let graph = r.with_default("GRAPH_API_BASE_URL", DEFAULT_GRAPH_API_BASE_URL);
+        let graph_api_base_url = r.url("GRAPH_API_BASE_URL", graph);
+        let web = r.with_default("FACEBOOK_WEB_BASE_URL", DEFAULT_FACEBOOK_WEB_BASE_URL);
+        let facebook_web_base_url = r.url("FACEBOOK_WEB_BASE_URL", web);
+        let public_base_url = r
+            .optional("PUBLIC_BASE_URL")
+            .map(|u| r.url("PUBLIC_BASE_URL", u));
+        let initial_message_text =
+            r.with_default("INITIAL_MESSAGE_TEXT", DEFAULT_INITIAL_MESSAGE_TEXT);
+        if initial_message_text.chars().count() > MAX_MESSAGE_TEXT_CHARS {
+            r.problems.push(format!(
+                "INITIAL_MESSAGE_TEXT is longer than {MAX_MESSAGE_TEXT_CHARS} characters"
+            ));
+        }
+        let messaging_type = match r.with_default("MESSAGING_TYPE", "UPDATE").as_str() {
+            "UPDATE" => MessagingType::Update,
+            "RESPONSE" => MessagingType::Response,
+            other => {
+                r.problems.push(format!(
+                    "MESSAGING_TYPE must be UPDATE or RESPONSE (got {other:?}; Message Tags are never allowed for the initial message)"
+                ));
+                MessagingType::Update
+            }
+        };
+        let alert_lead_minutes = r.number("ALERT_LEAD_MINUTES", 120, 0, 24 * 60);
+        let optin_window_seconds = r.number("OPTIN_WINDOW_SECONDS", 86_400, 10, 86_400);
+        let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
+        let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
+
+        if !r.problems.is_empty() {
+            return Err(ConfigError {
+                problems: r.problems,
+            });
+        }
+        Ok(Config {
+            table_name,
+            send_queue_url,
+            schedule_group,
+            scheduler_role_arn,
+            deadline_function_arn,
+            scheduler_dlq_arn,
+            alert_topic_arn,
+            secret_id,
+            fb_app_id,
+            fb_page_id,
+            graph_api_version,
+            graph_api_base_url,
+            facebook_web_base_url,
+            public_base_url,
+            initial_message_text,
+            messaging_type,
+            alert_lead_ms: alert_lead_minutes * 60_000,
+            optin_window_ms: optin_window_seconds * 1000,
+            send_lease_ms: send_lease_seconds * 1000,
+            graph_timeout_ms: graph_timeout_ms as u64,
+        })
+    }
+}
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
+
+/// The contents of the product's Secrets Manager secret (a JSON object).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Secrets {
+    pub app_secret: SecretString,
+    pub page_access_token: SecretString,
+    #[serde(default)]
+    pub client_token: SecretString,
+    pub verify_token: SecretString,
+    /// SHA-256 hex digests of the API keys website backends use (several, for rotation).
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+}
+
+impl Secrets {
+    /// Parse the secret's JSON, naming the missing fields without echoing any value.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: Secrets = serde_json::from_str(json).map_err(|e| ConfigError {
+            // serde's message names the field, never the value, for missing fields.
+            problems: vec![format!(
+                "the secret is not the expected JSON object (line {}, column {}: {})",
+                e.line(),
+                e.column(),
+                match e.classify() {
+                    serde_json::error::Category::Data => "a field is missing or has the wrong type",
+                    _ => "not valid JSON",
+                }
+            )],
+        })?;
+        let mut problems = Vec::new();
+        for (name, v) in [
+            ("app_secret", &secrets.app_secret),
+            ("page_access_token", &secrets.page_access_token),
+            ("verify_token", &secrets.verify_token),
+        ] {
+            if v.expose().is_empty() {
+                problems.push(format!("the secret's {name} is empty"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(secrets)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("TABLE_NAME", "t"),
+            ("SEND_QUEUE_URL", "http://q"),
+            ("SCHEDULE_GROUP", "g"),
+            ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("DEADLINE_FUNCTION_ARN", "arn:aws:lambda:us-east-1:1:function:f"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+            ("SECRET_ID", "s"),
+            ("FB_APP_ID", "123"),
+            ("FB_PAGE_ID", "456"),
+        ])
+    }
+
+    fn load(env: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.graph_api_version, "v25.0");
+        assert_eq!(c.graph_api_base_url, "https://graph.facebook.com");
+        assert_eq!(c.messaging_type, MessagingType::Update);
+        assert_eq!(c.alert_lead_ms, 120 * 60_000);
+        assert_eq!(c.optin_window_ms, 86_400_000);
+        assert_eq!(c.public_base_url, None);
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let mut env = base();
+        env.remove("TABLE_NAME");
+        env.remove("SECRET_ID");
+        env.insert("FB_PAGE_ID", "not-a-number");
+        env.insert("ALERT_LEAD_MINUTES", "soon");
+        env.insert("GRAPH_API_VERSION", "25");
+        env.insert("GRAPH_API_BASE_URL", "ftp://x");
+        env.insert("MESSAGING_TYPE", "MESSAGE_TAG");
+        let e = load(&env).unwrap_err();
+        let all = e.to_string();
+        for needle in [
+            "TABLE_NAME is missing",
+            "SECRET_ID is missing",
+            "FB_PAGE_ID must be a numeric",
+            "ALERT_LEAD_MINUTES must be",
+            "GRAPH_API_VERSION must look like",
+            "GRAPH_API_BASE_URL must be an http(s) URL",
+            "MESSAGING_TYPE must be UPDATE or RESPONSE",
+        ] {
+            assert!(all.contains(needle), "{needle} not in {all}");
+        }
+        assert_eq!(e.problems.len(), 7);
+    }
+
+    #[test]
+    fn overrides_are_read_and_trailing_slashes_trimmed() {
+        let mut env = base();
+        env.insert("GRAPH_API_BASE_URL", "http://127.0.0.1:9000/");
+        env.insert("OPTIN_WINDOW_SECONDS", "60");
+        env.insert("MESSAGING_TYPE", "RESPONSE");
+        let c = load(&env).unwrap();
+        assert_eq!(c.graph_api_base_url, "http://127.0.0.1:9000");
+        assert_eq!(c.optin_window_ms, 60_000);
+        assert_eq!(c.messaging_type, MessagingType::Response);
+    }
+
+    #[test]
+    fn long_message_text_is_refused() {
+        let text: &'static str = Box::leak("x".repeat(2001).into_boxed_str());
+        let mut env = base();
+        env.insert("INITIAL_MESSAGE_TEXT", text);
+        assert!(load(&env).unwrap_err().to_string().contains("INITIAL_MESSAGE_TEXT"));
+    }
+
+    #[test]
+    fn secrets_parse_without_leaking_values() {
+        let s = Secrets::from_json(
+            r#"{"app_secret":"a","page_access_token":"p","client_token":"c","verify_token":"v"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.app_secret.expose(), "a");
+        assert!(!format!("{s:?}").contains("\"a\""));
+        let e = Secrets::from_json(r#"{"app_secret":"topsecret"}"#).unwrap_err();
+        assert!(!e.to_string().contains("topsecret"));
+        let e = Secrets::from_json(r#"{"app_secret":"","page_access_token":"p","verify_token":"v"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("app_secret is empty"));
+    }
+}

@@ -1,0 +1,593 @@
+//! The opt-in and its state machine: pure types and functions, no I/O.
+//!
+//! Every transition the product makes is listed in [`Event::sources`] / [`Event::target`]. Store
+//! adapters derive their DynamoDB condition expressions from the same table, so the rules written
+//! here are the rules enforced by the database.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Milliseconds since the Unix epoch (UTC). Facebook webhook timestamps use the same unit.
+pub type Millis = i64;
+
+pub const HOUR_MS: Millis = 3_600_000;
+/// Meta's Login Connect rule: one initial message within 24 hours of the opt-in.
+pub const DEFAULT_OPTIN_WINDOW_MS: Millis = 24 * HOUR_MS;
+
+/// Where an opt-in is in its life. Serialised as the SCREAMING_SNAKE names of the blueprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    OptedIn,
+    Sending,
+    Retrying,
+    Paused,
+    Sent,
+    Unreachable,
+    Expired,
+    OptedOut,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::OptedIn,
+        State::Sending,
+        State::Retrying,
+        State::Paused,
+        State::Sent,
+        State::Unreachable,
+        State::Expired,
+        State::OptedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::OptedIn => "OPTED_IN",
+            State::Sending => "SENDING",
+            State::Retrying => "RETRYING",
+            State::Paused => "PAUSED",
+            State::Sent => "SENT",
+            State::Unreachable => "UNREACHABLE",
+            State::Expired => "EXPIRED",
+            State::OptedOut => "OPTED_OUT",
+        }
+    }
+
+    /// Terminal states end the opt-in: nothing is ever sent from them and nothing leaves them.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            State::Sent | State::Unreachable | State::Expired | State::OptedOut
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happens to an opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A sender takes the opt-in (conditional write with a lease).
+    Claim,
+    /// The Send API accepted the message (2xx).
+    Accepted,
+    /// A transient failure before the deadline: try again.
+    TransientFailure,
+    /// Graph says the person cannot be reached (blocked, unavailable, unknown login_id).
+    Unreachable,
+    /// Graph says the messaging window is closed.
+    WindowRejected,
+    /// Graph says our configuration is wrong (token, permission, Page restricted).
+    ConfigRejected,
+    /// The clock reached the deadline before a message was sent.
+    DeadlinePassed,
+    /// The person opted out (API, deauthorize, deletion, stop keyword, Page blocked).
+    OptOut,
+    /// The operator fixed the configuration: a paused opt-in may be tried again.
+    Resume,
+}
+
+impl Event {
+    pub const ALL: [Event; 9] = [
+        Event::Claim,
+        Event::Accepted,
+        Event::TransientFailure,
+        Event::Unreachable,
+        Event::WindowRejected,
+        Event::ConfigRejected,
+        Event::DeadlinePassed,
+        Event::OptOut,
+        Event::Resume,
+    ];
+
+    /// The states this event may leave from.
+    ///
+    /// `Claim` from `SENDING` is allowed only when the previous lease has expired (a crashed sender);
+    /// `DeadlinePassed` from `SENDING` likewise. Stores add that lease condition.
+    pub fn sources(self) -> &'static [State] {
+        use State::*;
+        match self {
+            Event::Claim => &[OptedIn, Retrying, Sending],
+            Event::Accepted
+            | Event::TransientFailure
+            | Event::Unreachable
+            | Event::WindowRejected
+            | Event::ConfigRejected => &[Sending],
+            Event::DeadlinePassed => &[OptedIn, Retrying, Paused, Sending],
+            Event::OptOut => &[OptedIn, Sending, Retrying, Paused],
+            Event::Resume => &[Paused],
+        }
+    }
+
+    /// The state this event leads to.
+    pub fn target(self) -> State {
+        match self {
+            Event::Claim => State::Sending,
+            Event::Accepted => State::Sent,
+            Event::TransientFailure => State::Retrying,
+            Event::Unreachable => State::Unreachable,
+            Event::WindowRejected => State::Expired,
+            Event::ConfigRejected => State::Paused,
+            Event::DeadlinePassed => State::Expired,
+            Event::OptOut => State::OptedOut,
+            Event::Resume => State::Retrying,
+        }
+    }
+
+    /// Whether leaving `SENDING` with this event requires the current lease to have expired
+    /// (as opposed to being done by the lease owner).
+    pub fn from_sending_needs_expired_lease(self) -> bool {
+        matches!(self, Event::Claim | Event::DeadlinePassed)
+    }
+
+    /// Whether leaving `SENDING` with this event must be done by the lease owner.
+    pub fn from_sending_needs_owner(self) -> bool {
+        matches!(
+            self,
+            Event::Accepted
+                | Event::TransientFailure
+                | Event::Unreachable
+                | Event::WindowRejected
+                | Event::ConfigRejected
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transition {event:?} is not allowed from {from}")]
+pub struct TransitionRefused {
+    pub from: State,
+    pub event: Event,
+}
+
+/// The pure state machine: where `event` takes an opt-in that is in `from`.
+pub fn transition(from: State, event: Event) -> Result<State, TransitionRefused> {
+    if event.sources().contains(&from) {
+        Ok(event.target())
+    } else {
+        Err(TransitionRefused { from, event })
+    }
+}
+
+/// Identifies one opt-in: the Page that may message and the person's `login_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OptInKey {
+    pub page_id: String,
+    pub login_id: String,
+}
+
+impl OptInKey {
+    pub fn new(page_id: impl Into<String>, login_id: impl Into<String>) -> Self {
+        Self {
+            page_id: page_id.into(),
+            login_id: login_id.into(),
+        }
+    }
+}
+
+/// The last error Graph returned for this opt-in (evidence; never contains tokens).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LastError {
+    /// Graph error code, or 0 for transport failures (timeout, connection, 5xx without a body).
+    pub code: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcode: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbtrace_id: Option<String>,
+    /// Short, non-identifying description (the Graph message or the transport error kind).
+    pub message: String,
+}
+
+/// One opt-in, as stored. Timestamps are epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptIn {
+    pub page_id: String,
+    pub login_id: String,
+    pub state: State,
+    /// When the person opted in (the webhook event's timestamp, never later than its receipt).
+    pub opted_in_at: Millis,
+    /// The instant after which nothing may be sent.
+    pub deadline_at: Millis,
+    /// When the operators should hear about this opt-in if it is still unsent.
+    pub alert_at: Millis,
+    /// When the webhook was received and the item written.
+    pub created_at: Millis,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opted_out_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    #[serde(default)]
+    pub updated_at: Millis,
+}
+
+impl OptIn {
+    /// A new opt-in in `OPTED_IN`.
+    ///
+    /// The opt-in time is the event's own timestamp, but never later than `received_at`: a clock
+    /// skewed into the future must not stretch the 24-hour window.
+    pub fn new(
+        key: OptInKey,
+        event_timestamp: Option<Millis>,
+        received_at: Millis,
+        window_ms: Millis,
+        alert_lead_ms: Millis,
+    ) -> Self {
+        let opted_in_at = event_timestamp
+            .filter(|t| *t > 0)
+            .map_or(received_at, |t| t.min(received_at));
+        let deadline_at = opted_in_at.saturating_add(window_ms);
+        Self {
+            page_id: key.page_id,
+            login_id: key.login_id,
+            state: State::OptedIn,
+            opted_in_at,
+            deadline_at,
+            alert_at: deadline_at.saturating_sub(alert_lead_ms).max(opted_in_at),
+            created_at: received_at,
+            attempts: 0,
+            lease_owner: None,
+            lease_until: None,
+            message_id: None,
+            sent_at: None,
+            terminal_at: None,
+            alerted_at: None,
+            opted_out_at: None,
+            opt_out_source: None,
+            last_error: None,
+            updated_at: received_at,
+        }
+    }
+
+    pub fn key(&self) -> OptInKey {
+        OptInKey::new(&self.page_id, &self.login_id)
+    }
+
+    pub fn deadline_passed(&self, now: Millis) -> bool {
+        now >= self.deadline_at
+    }
+
+    pub fn lease_expired(&self, now: Millis) -> bool {
+        self.lease_until.is_none_or(|until| until <= now)
+    }
+
+    /// Whether a sender could claim this opt-in at `now` (the same rule the store's condition encodes).
+    pub fn claimable(&self, now: Millis) -> bool {
+        let state_ok = match self.state {
+            State::OptedIn | State::Retrying => true,
+            State::Sending => self.lease_expired(now),
+            _ => false,
+        };
+        state_ok && !self.deadline_passed(now)
+    }
+}
+
+/// The message an SQS send job carries. Versioned so old jobs stay readable after a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendJob {
+    pub version: u32,
+    pub page_id: String,
+    pub login_id: String,
+}
+
+impl SendJob {
+    pub const VERSION: u32 = 1;
+
+    pub fn for_key(key: &OptInKey) -> Self {
+        Self {
+            version: Self::VERSION,
+            page_id: key.page_id.clone(),
+            login_id: key.login_id.clone(),
+        }
+    }
+
+    pub fn key(&self) -> OptInKey {
+        OptInKey::new(&self.page_id, &self.login_id)
+    }
+}
+
+/// The JSON Input of a deadline-alerts invocation: a per-opt-in schedule or the recurring sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertInput {
+    DeadlineCheck(DeadlineCheck),
+    Sweep {
+        #[serde(default = "default_input_version")]
+        version: u32,
+    },
+}
+
+fn default_input_version() -> u32 {
+    DeadlineCheck::VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineCheck {
+    pub version: u32,
+    pub page_id: String,
+    pub login_id: String,
+    pub deadline_at: Millis,
+}
+
+impl DeadlineCheck {
+    pub const VERSION: u32 = 1;
+
+    pub fn for_opt_in(opt_in: &OptIn) -> Self {
+        Self {
+            version: Self::VERSION,
+            page_id: opt_in.page_id.clone(),
+            login_id: opt_in.login_id.clone(),
+            deadline_at: opt_in.deadline_at,
+        }
+    }
+
+    pub fn key(&self) -> OptInKey {
+        OptInKey::new(&self.page_id, &self.login_id)
+    }
+}
+
+/// An operator alert about one opt-in. Carries no personal data beyond the opaque login_id prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub page_id: String,
+    /// The opt-in's login_id, shortened: enough to find it, not enough to message the person.
+    pub login_id_prefix: String,
+    pub state: State,
+    pub deadline_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Still unsent, close to the deadline.
+    DeadlineAtRisk,
+    /// The deadline passed without a message.
+    DeadlineMissed,
+    /// Graph refused the send because of our configuration.
+    ConfigurationError,
+    /// Graph says the window is closed although our clock says it is open.
+    WindowRejected,
+}
+
+impl Alert {
+    pub fn about(opt_in: &OptIn, kind: AlertKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            page_id: opt_in.page_id.clone(),
+            login_id_prefix: login_id_prefix(&opt_in.login_id),
+            state: opt_in.state,
+            deadline_at: opt_in.deadline_at,
+            last_error: opt_in.last_error.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        let what = match self.kind {
+            AlertKind::DeadlineAtRisk => "Opt-in close to its 24-hour deadline",
+            AlertKind::DeadlineMissed => "Opt-in missed its 24-hour deadline",
+            AlertKind::ConfigurationError => "Messenger configuration error",
+            AlertKind::WindowRejected => "Messenger refused a send as outside the window",
+        };
+        format!("{what} (Page {})", self.page_id)
+    }
+}
+
+/// The first 8 characters of a login_id, for logs and alerts.
+pub fn login_id_prefix(login_id: &str) -> String {
+    login_id.chars().take(8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_allowed_transition_reaches_its_target() {
+        let expected: &[(State, Event, State)] = &[
+            (State::OptedIn, Event::Claim, State::Sending),
+            (State::Retrying, Event::Claim, State::Sending),
+            (State::Sending, Event::Claim, State::Sending),
+            (State::Sending, Event::Accepted, State::Sent),
+            (State::Sending, Event::TransientFailure, State::Retrying),
+            (State::Sending, Event::Unreachable, State::Unreachable),
+            (State::Sending, Event::WindowRejected, State::Expired),
+            (State::Sending, Event::ConfigRejected, State::Paused),
+            (State::OptedIn, Event::DeadlinePassed, State::Expired),
+            (State::Retrying, Event::DeadlinePassed, State::Expired),
+            (State::Paused, Event::DeadlinePassed, State::Expired),
+            (State::Sending, Event::DeadlinePassed, State::Expired),
+            (State::OptedIn, Event::OptOut, State::OptedOut),
+            (State::Sending, Event::OptOut, State::OptedOut),
+            (State::Retrying, Event::OptOut, State::OptedOut),
+            (State::Paused, Event::OptOut, State::OptedOut),
+            (State::Paused, Event::Resume, State::Retrying),
+        ];
+        for (from, event, to) in expected {
+            assert_eq!(transition(*from, *event), Ok(*to), "{from} --{event:?}-->");
+        }
+        // And nothing else is allowed: the table above is the whole machine.
+        let mut allowed = 0;
+        for from in State::ALL {
+            for event in Event::ALL {
+                let listed = expected.iter().any(|(f, e, _)| *f == from && *e == event);
+                match transition(from, event) {
+                    Ok(_) => {
+                        allowed += 1;
+                        assert!(listed, "{from} --{event:?}--> allowed but not in the blueprint");
+                    }
+                    Err(refused) => {
+                        assert!(!listed, "{from} --{event:?}--> refused but listed");
+                        assert_eq!(refused, TransitionRefused { from, event });
+                    }
+                }
+            }
+        }
+        assert_eq!(allowed, expected.len());
+    }
+
+    #[test]
+    fn terminal_states_refuse_every_event() {
+        for from in State::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for event in Event::ALL {
+                assert!(transition(from, event).is_err(), "{from} accepted {event:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_non_terminal_state_can_opt_out_and_expire_or_be_sent() {
+        for from in State::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            assert_eq!(transition(from, Event::OptOut), Ok(State::OptedOut));
+            assert_eq!(transition(from, Event::DeadlinePassed), Ok(State::Expired));
+        }
+    }
+
+    #[test]
+    fn sending_rules_distinguish_owner_from_expired_lease() {
+        for event in Event::ALL {
+            if event.sources().contains(&State::Sending) && event != Event::OptOut {
+                assert!(
+                    event.from_sending_needs_owner() ^ event.from_sending_needs_expired_lease(),
+                    "{event:?} must need exactly one of owner / expired lease"
+                );
+            }
+        }
+        assert!(!Event::OptOut.from_sending_needs_owner());
+        assert!(!Event::OptOut.from_sending_needs_expired_lease());
+    }
+
+    #[test]
+    fn state_names_round_trip_through_json() {
+        for state in State::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(serde_json::from_str::<State>(&json).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn deadline_is_event_time_plus_window_but_never_after_receipt_plus_window() {
+        let key = OptInKey::new("p", "l");
+        let o = OptIn::new(key.clone(), Some(1_000), 5_000, DEFAULT_OPTIN_WINDOW_MS, 2 * HOUR_MS);
+        assert_eq!(o.opted_in_at, 1_000);
+        assert_eq!(o.deadline_at, 1_000 + DEFAULT_OPTIN_WINDOW_MS);
+        assert_eq!(o.alert_at, 1_000 + 22 * HOUR_MS);
+        // A timestamp from the future is clamped to the receipt time.
+        let f = OptIn::new(key.clone(), Some(9_000), 5_000, DEFAULT_OPTIN_WINDOW_MS, 0);
+        assert_eq!(f.opted_in_at, 5_000);
+        // Missing or nonsense timestamps use the receipt time.
+        let m = OptIn::new(key.clone(), None, 5_000, 1_000, 0);
+        assert_eq!((m.opted_in_at, m.deadline_at), (5_000, 6_000));
+        let z = OptIn::new(key, Some(-3), 5_000, 1_000, 0);
+        assert_eq!(z.opted_in_at, 5_000);
+    }
+
+    #[test]
+    fn alert_time_never_precedes_the_opt_in() {
+        let o = OptIn::new(OptInKey::new("p", "l"), Some(10_000), 10_000, 60_000, 120 * 60_000);
+        assert_eq!(o.alert_at, 10_000);
+    }
+
+    #[test]
+    fn claimable_follows_state_lease_and_deadline() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1_000, 0);
+        assert!(o.claimable(10));
+        assert!(!o.claimable(1_000), "at the deadline nothing may be sent");
+        o.state = State::Sending;
+        o.lease_until = Some(500);
+        assert!(!o.claimable(100), "live lease");
+        assert!(o.claimable(500), "expired lease");
+        for s in [State::Paused, State::Sent, State::OptedOut, State::Expired, State::Unreachable] {
+            o.state = s;
+            assert!(!o.claimable(10), "{s}");
+        }
+    }
+
+    #[test]
+    fn alert_input_parses_both_kinds_and_refuses_others() {
+        let check: AlertInput = serde_json::from_str(
+            r#"{"kind":"deadline_check","version":1,"page_id":"p","login_id":"l","deadline_at":5}"#,
+        )
+        .unwrap();
+        assert!(matches!(check, AlertInput::DeadlineCheck(ref c) if c.deadline_at == 5));
+        let sweep: AlertInput = serde_json::from_str(r#"{"kind":"sweep"}"#).unwrap();
+        assert_eq!(sweep, AlertInput::Sweep { version: 1 });
+        assert!(serde_json::from_str::<AlertInput>(r#"{"kind":"other"}"#).is_err());
+    }
+
+    #[test]
+    fn alerts_carry_only_a_login_id_prefix() {
+        let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);
+        let a = Alert::about(&o, AlertKind::DeadlineAtRisk, "x");
+        assert_eq!(a.login_id_prefix, "abcdef01");
+        assert!(!serde_json::to_string(&a).unwrap().contains("abcdef0123456789"));
+        assert!(a.subject().contains("Page p"));
+    }
+}
+
+/// The deterministic name of an opt-in's deadline schedule (Scheduler names: ≤ 64 chars of
+/// `[0-9a-zA-Z-_.]`). A hash, so the name carries no identifier in clear.
+pub fn deadline_schedule_name(key: &OptInKey) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}#{}", key.page_id, key.login_id).as_bytes());
+    format!("deadline-{}", &hex::encode(digest)[..40])
+}
+
+#[cfg(test)]
+mod schedule_name_tests {
+    use super::*;
+
+    #[test]
+    fn schedule_names_are_deterministic_distinct_and_valid() {
+        let a = deadline_schedule_name(&OptInKey::new("1", "abc"));
+        assert_eq!(a, deadline_schedule_name(&OptInKey::new("1", "abc")));
+        assert_ne!(a, deadline_schedule_name(&OptInKey::new("1", "abd")));
+        assert_ne!(a, deadline_schedule_name(&OptInKey::new("2", "abc")));
+        assert!(a.len() <= 64);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+}

@@ -1,0 +1,9 @@
+//! Everything that is not wiring: the opt-in domain and state machine, the ports the handlers use,
+//! their adapters (AWS SDK, Graph over reqwest, in-memory twins), Facebook facts and configuration.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod facebook;
+pub mod ports;
+pub mod table;

@@ -1,0 +1,166 @@
+//! One trait per capability. Handlers depend on these, never on `aws_sdk_*` or `reqwest` types.
+//! Each has a real adapter in [`crate::adapters`] and an in-memory twin in [`crate::adapters::memory`].
+
+use crate::domain::{Alert, DeadlineCheck, LastError, Millis, OptIn, OptInKey, SendJob, State};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A failure of an adapter's backing service. The message is for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct PortError {
+    pub service: &'static str,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(service: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            service,
+            message: message.into(),
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// What creating an opt-in did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The opt-in is new and stored.
+    New,
+    /// It already existed (a redelivered webhook); the stored copy is returned, unchanged.
+    AlreadyExists(Box<OptIn>),
+}
+
+/// The outcome of a conditional state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transitioned {
+    /// The condition held; the item as it is now.
+    Done(Box<OptIn>),
+    /// The condition was refused; the item as it is (None when it does not exist).
+    Refused(Option<Box<OptIn>>),
+}
+
+impl Transitioned {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Transitioned::Done(_))
+    }
+}
+
+/// How a sender leaves `SENDING` after talking to Graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent { message_id: String },
+    Retry { error: LastError },
+    Unreachable { error: LastError },
+    WindowClosed { error: LastError },
+    Paused { error: LastError },
+}
+
+impl SendOutcome {
+    pub fn target_state(&self) -> State {
+        match self {
+            SendOutcome::Sent { .. } => State::Sent,
+            SendOutcome::Retry { .. } => State::Retrying,
+            SendOutcome::Unreachable { .. } => State::Unreachable,
+            SendOutcome::WindowClosed { .. } => State::Expired,
+            SendOutcome::Paused { .. } => State::Paused,
+        }
+    }
+}
+
+/// Durable opt-in records. Every state change is a conditional write.
+#[async_trait]
+pub trait OptInStore: Send + Sync {
+    /// Store a new opt-in unless one exists for the same key.
+    async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created>;
+
+    async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>>;
+
+    /// OPTED_IN | RETRYING | SENDING-with-expired-lease → SENDING, only before the deadline.
+    /// Increments `attempts` and sets the lease.
+    async fn claim_for_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned>;
+
+    /// SENDING → the outcome's state, only by the lease owner. `SENT` records `message_id` and `sent_at`.
+    async fn finish_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        outcome: &SendOutcome,
+        now: Millis,
+    ) -> PortResult<Transitioned>;
+
+    /// OPTED_IN | RETRYING | PAUSED | SENDING-with-expired-lease → EXPIRED, only at or after the deadline.
+    async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
+
+    /// Any non-terminal state → OPTED_OUT.
+    async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned>;
+
+    /// Set `alerted_at` once (the condition makes concurrent alerters agree on one winner).
+    async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
+
+    /// Unsent opt-ins whose alert time is at or before `due_by`, from the sparse due index.
+    async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>>;
+}
+
+/// The queue that feeds the sender.
+#[async_trait]
+pub trait SendQueue: Send + Sync {
+    async fn enqueue(&self, job: &SendJob) -> PortResult<()>;
+}
+
+/// One-time schedules that wake deadline-alerts for one opt-in.
+#[async_trait]
+pub trait DeadlineScheduler: Send + Sync {
+    /// Create the schedule `name` firing at `at`. An existing schedule of that name counts as success.
+    async fn schedule_deadline_check(&self, check: &DeadlineCheck, at: Millis) -> PortResult<()>;
+    /// Delete the opt-in's schedule. A schedule that no longer exists counts as success.
+    async fn cancel_deadline_check(&self, key: &OptInKey) -> PortResult<()>;
+}
+
+/// Sending a message to a person through the Messenger Send API.
+#[async_trait]
+pub trait Messenger: Send + Sync {
+    async fn send_initial_message(
+        &self,
+        page_id: &str,
+        login_id: &str,
+        text: &str,
+    ) -> Result<SentMessage, crate::facebook::GraphError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub message_id: String,
+}
+
+/// Operator alerts.
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    async fn publish(&self, alert: &Alert) -> PortResult<()>;
+}
+
+/// The time. A trait so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Millis;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// Shared handles to the ports, as the handlers receive them.
+pub type Store = Arc<dyn OptInStore>;

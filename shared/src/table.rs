@@ -1,0 +1,72 @@
+//! The DynamoDB table layout, in one place. Every module that reads or writes the table uses these
+//! names; template.yaml declares the same keys, index and TTL attribute (the local runner creates
+//! the table from the template, so a mismatch fails the tests).
+//!
+//! | item          | pk                               | sk      |
+//! |---------------|----------------------------------|---------|
+//! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
+//!
+//! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
+//! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
+//!   the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values so no partition runs hot;
+//! - `alert_at` (N): the sort key of [`DUE_INDEX`];
+//! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
+
+use crate::domain::{Millis, OptInKey};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const OPTIN_SK: &str = "OPTIN";
+pub const DUE_INDEX: &str = "due-index";
+pub const DUE_SHARD: &str = "due_shard";
+pub const ALERT_AT: &str = "alert_at";
+pub const EXPIRES_AT: &str = "expires_at";
+pub const DUE_SHARDS: u32 = 8;
+/// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.
+pub const RETENTION_AFTER_DEADLINE_MS: Millis = 180 * 24 * 3_600_000;
+
+pub fn opt_in_pk(key: &OptInKey) -> String {
+    format!("OPTIN#{}#{}", key.page_id, key.login_id)
+}
+
+/// The due-index shard of an opt-in: stable, spread by a hash of the login_id.
+pub fn due_shard(key: &OptInKey) -> String {
+    // FNV-1a: tiny, stable across builds and platforms (std's hasher is not).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.login_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("DUE#{}", h % DUE_SHARDS)
+}
+
+pub fn all_due_shards() -> impl Iterator<Item = String> {
+    (0..DUE_SHARDS).map(|n| format!("DUE#{n}"))
+}
+
+pub fn expires_at_seconds(deadline_at: Millis) -> i64 {
+    (deadline_at + RETENTION_AFTER_DEADLINE_MS) / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let s = due_shard(&OptInKey::new("p", format!("login-{i}")));
+            assert!(all_due_shards().any(|x| x == s));
+            seen.insert(s);
+        }
+        assert_eq!(seen.len(), DUE_SHARDS as usize);
+        assert_eq!(due_shard(&OptInKey::new("p", "x")), due_shard(&OptInKey::new("q", "x")));
+    }
+
+    #[test]
+    fn keys_and_ttl() {
+        assert_eq!(opt_in_pk(&OptInKey::new("1", "ab")), "OPTIN#1#ab");
+        assert_eq!(expires_at_seconds(0), RETENTION_AFTER_DEADLINE_MS / 1000);
+    }
+}
