@@ -2,6 +2,7 @@
 //! their adapters (AWS SDK, Graph over reqwest, in-memory twins), Facebook facts and configuration.
 
 pub mod adapters;
+pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod facebook;

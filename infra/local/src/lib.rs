@@ -1,1 +1,2 @@
-pub fn _x(){}
+//! Local runner (being written).
+pub mod provision;

@@ -1,3 +1,9 @@
 //! Adapters: one per port and backing service, plus the in-memory twins.
 
+pub mod dynamodb;
+pub mod graph;
 pub mod memory;
+pub mod scheduler;
+pub mod secrets;
+pub mod sns;
+pub mod sqs;
