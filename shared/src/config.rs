@@ -103,7 +103,9 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
 
     fn url(&mut self, name: &str, value: String) -> String {
         match url::Url::parse(&value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => value.trim_end_matches('/').to_owned(),
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                value.trim_end_matches('/').to_owned()
+            }
             _ => {
                 self.problems
                     .push(format!("{name} must be an http(s) URL (got {value:?})"));
@@ -137,7 +139,8 @@ impl Config {
         let fb_page_id = r.required("FB_PAGE_ID");
         for (name, value) in [("FB_APP_ID", &fb_app_id), ("FB_PAGE_ID", &fb_page_id)] {
             if !value.is_empty() && !value.bytes().all(|b| b.is_ascii_digit()) {
-                r.problems.push(format!("{name} must be a numeric Facebook id"));
+                r.problems
+                    .push(format!("{name} must be a numeric Facebook id"));
             }
         }
         let graph_api_version = r.with_default("GRAPH_API_VERSION", DEFAULT_GRAPH_API_VERSION);
@@ -291,7 +294,10 @@ mod tests {
             ("SEND_QUEUE_URL", "http://q"),
             ("SCHEDULE_GROUP", "g"),
             ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/r"),
-            ("DEADLINE_FUNCTION_ARN", "arn:aws:lambda:us-east-1:1:function:f"),
+            (
+                "DEADLINE_FUNCTION_ARN",
+                "arn:aws:lambda:us-east-1:1:function:f",
+            ),
             ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
             ("SECRET_ID", "s"),
             ("FB_APP_ID", "123"),
@@ -357,7 +363,12 @@ mod tests {
         let text: &'static str = Box::leak("x".repeat(2001).into_boxed_str());
         let mut env = base();
         env.insert("INITIAL_MESSAGE_TEXT", text);
-        assert!(load(&env).unwrap_err().to_string().contains("INITIAL_MESSAGE_TEXT"));
+        assert!(
+            load(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("INITIAL_MESSAGE_TEXT")
+        );
     }
 
     #[test]
@@ -370,8 +381,9 @@ mod tests {
         assert!(!format!("{s:?}").contains("\"a\""));
         let e = Secrets::from_json(r#"{"app_secret":"topsecret"}"#).unwrap_err();
         assert!(!e.to_string().contains("topsecret"));
-        let e = Secrets::from_json(r#"{"app_secret":"","page_access_token":"p","verify_token":"v"}"#)
-            .unwrap_err();
+        let e =
+            Secrets::from_json(r#"{"app_secret":"","page_access_token":"p","verify_token":"v"}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("app_secret is empty"));
     }
 }

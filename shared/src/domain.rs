@@ -457,7 +457,10 @@ mod tests {
                 match transition(from, event) {
                     Ok(_) => {
                         allowed += 1;
-                        assert!(listed, "{from} --{event:?}--> allowed but not in the blueprint");
+                        assert!(
+                            listed,
+                            "{from} --{event:?}--> allowed but not in the blueprint"
+                        );
                     }
                     Err(refused) => {
                         assert!(!listed, "{from} --{event:?}--> refused but listed");
@@ -473,7 +476,10 @@ mod tests {
     fn terminal_states_refuse_every_event() {
         for from in State::ALL.into_iter().filter(|s| s.is_terminal()) {
             for event in Event::ALL {
-                assert!(transition(from, event).is_err(), "{from} accepted {event:?}");
+                assert!(
+                    transition(from, event).is_err(),
+                    "{from} accepted {event:?}"
+                );
             }
         }
     }
@@ -512,7 +518,13 @@ mod tests {
     #[test]
     fn deadline_is_event_time_plus_window_but_never_after_receipt_plus_window() {
         let key = OptInKey::new("p", "l");
-        let o = OptIn::new(key.clone(), Some(1_000), 5_000, DEFAULT_OPTIN_WINDOW_MS, 2 * HOUR_MS);
+        let o = OptIn::new(
+            key.clone(),
+            Some(1_000),
+            5_000,
+            DEFAULT_OPTIN_WINDOW_MS,
+            2 * HOUR_MS,
+        );
         assert_eq!(o.opted_in_at, 1_000);
         assert_eq!(o.deadline_at, 1_000 + DEFAULT_OPTIN_WINDOW_MS);
         assert_eq!(o.alert_at, 1_000 + 22 * HOUR_MS);
@@ -528,7 +540,13 @@ mod tests {
 
     #[test]
     fn alert_time_never_precedes_the_opt_in() {
-        let o = OptIn::new(OptInKey::new("p", "l"), Some(10_000), 10_000, 60_000, 120 * 60_000);
+        let o = OptIn::new(
+            OptInKey::new("p", "l"),
+            Some(10_000),
+            10_000,
+            60_000,
+            120 * 60_000,
+        );
         assert_eq!(o.alert_at, 10_000);
     }
 
@@ -541,7 +559,13 @@ mod tests {
         o.lease_until = Some(500);
         assert!(!o.claimable(100), "live lease");
         assert!(o.claimable(500), "expired lease");
-        for s in [State::Paused, State::Sent, State::OptedOut, State::Expired, State::Unreachable] {
+        for s in [
+            State::Paused,
+            State::Sent,
+            State::OptedOut,
+            State::Expired,
+            State::Unreachable,
+        ] {
             o.state = s;
             assert!(!o.claimable(10), "{s}");
         }
@@ -564,7 +588,11 @@ mod tests {
         let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);
         let a = Alert::about(&o, AlertKind::DeadlineAtRisk, "x");
         assert_eq!(a.login_id_prefix, "abcdef01");
-        assert!(!serde_json::to_string(&a).unwrap().contains("abcdef0123456789"));
+        assert!(
+            !serde_json::to_string(&a)
+                .unwrap()
+                .contains("abcdef0123456789")
+        );
         assert!(a.subject().contains("Page p"));
     }
 }

@@ -123,8 +123,8 @@ pub enum WebhookParseError {
 pub fn parse_webhook(body: &[u8]) -> Result<(String, Vec<MessagingEvent>), WebhookParseError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| WebhookParseError::NotJson(e.to_string()))?;
-    let envelope: WebhookEnvelope = serde_json::from_value(value)
-        .map_err(|e| WebhookParseError::NotEnvelope(e.to_string()))?;
+    let envelope: WebhookEnvelope =
+        serde_json::from_value(value).map_err(|e| WebhookParseError::NotEnvelope(e.to_string()))?;
     let mut events = Vec::new();
     for entry in &envelope.entry {
         for item in entry.messaging.iter().chain(entry.standby.iter()) {
@@ -162,10 +162,17 @@ fn classify_item(entry: &WebhookEntry, item: &serde_json::Value) -> MessagingEve
         }
         return MessagingEvent::Other { kind: "optin" };
     }
-    let kind = ["message", "postback", "delivery", "read", "policy_enforcement", "referral"]
-        .into_iter()
-        .find(|k| item.get(*k).is_some())
-        .unwrap_or("unknown");
+    let kind = [
+        "message",
+        "postback",
+        "delivery",
+        "read",
+        "policy_enforcement",
+        "referral",
+    ]
+    .into_iter()
+    .find(|k| item.get(*k).is_some())
+    .unwrap_or("unknown");
     MessagingEvent::Other { kind }
 }
 
@@ -315,16 +322,26 @@ mod tests {
         let body = br#"{"object":"page","entry":[]}"#;
         let header = sign_webhook(SECRET, body);
         assert!(header.starts_with("sha256="));
-        assert_eq!(verify_webhook_signature(SECRET, body, Some(&header)), Ok(()));
         assert_eq!(
-            verify_webhook_signature(SECRET, b"{\"object\":\"page\",\"entry\":[] }", Some(&header)),
+            verify_webhook_signature(SECRET, body, Some(&header)),
+            Ok(())
+        );
+        assert_eq!(
+            verify_webhook_signature(
+                SECRET,
+                b"{\"object\":\"page\",\"entry\":[] }",
+                Some(&header)
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
             verify_webhook_signature(b"other", body, Some(&header)),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(verify_webhook_signature(SECRET, body, None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_webhook_signature(SECRET, body, None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             verify_webhook_signature(SECRET, body, Some("sha1=abcd")),
             Err(SignatureError::Malformed)
@@ -351,7 +368,10 @@ mod tests {
     #[test]
     fn login_id_follows_the_sample_formula() {
         let expected = hmac_sha256_hex(b"client-token", b"umc_123_456_789");
-        assert_eq!(derive_login_id("client-token", "123", "456", "789"), expected);
+        assert_eq!(
+            derive_login_id("client-token", "123", "456", "789"),
+            expected
+        );
         assert_eq!(expected.len(), 64);
     }
 
@@ -369,9 +389,17 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                MessagingEvent::OptIn { page_id: "P1".into(), login_id: "L1".into(), timestamp: Some(10) },
+                MessagingEvent::OptIn {
+                    page_id: "P1".into(),
+                    login_id: "L1".into(),
+                    timestamp: Some(10)
+                },
                 MessagingEvent::Other { kind: "message" },
-                MessagingEvent::OptIn { page_id: "P2".into(), login_id: "L2".into(), timestamp: Some(12) },
+                MessagingEvent::OptIn {
+                    page_id: "P2".into(),
+                    login_id: "L2".into(),
+                    timestamp: Some(12)
+                },
                 MessagingEvent::Other { kind: "optin" },
             ]
         );
@@ -379,30 +407,68 @@ mod tests {
 
     #[test]
     fn malformed_envelopes_are_errors() {
-        assert!(matches!(parse_webhook(b"not json"), Err(WebhookParseError::NotJson(_))));
-        assert!(matches!(parse_webhook(br#"{"object":"page"}"#), Err(WebhookParseError::NotEnvelope(_))));
+        assert!(matches!(
+            parse_webhook(b"not json"),
+            Err(WebhookParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_webhook(br#"{"object":"page"}"#),
+            Err(WebhookParseError::NotEnvelope(_))
+        ));
         assert!(matches!(
             parse_webhook(br#"{"object":"page","entry":{}}"#),
             Err(WebhookParseError::NotEnvelope(_))
         ));
-        assert!(matches!(parse_webhook(br#"[1,2]"#), Err(WebhookParseError::NotEnvelope(_))));
+        assert!(matches!(
+            parse_webhook(br#"[1,2]"#),
+            Err(WebhookParseError::NotEnvelope(_))
+        ));
     }
 
     fn err(code: i64, sub: Option<i64>, message: &str) -> GraphErrorBody {
-        GraphErrorBody { code, error_subcode: sub, message: message.into(), ..Default::default() }
+        GraphErrorBody {
+            code,
+            error_subcode: sub,
+            message: message.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn graph_error_table() {
         use ErrorClass::*;
         let rows: &[(u16, i64, Option<i64>, &str, ErrorClass)] = &[
-            (400, 551, Some(1_545_041), "(#551) This person isn't available right now.", Unreachable),
+            (
+                400,
+                551,
+                Some(1_545_041),
+                "(#551) This person isn't available right now.",
+                Unreachable,
+            ),
             (400, 551, None, "", Unreachable),
             (400, 200, Some(1_545_041), "", Unreachable),
             (400, 10, Some(2_018_108), "", Unreachable),
-            (400, 100, Some(2_018_001), "(#100) No matching user found", Unreachable),
-            (400, 10, Some(2_018_278), "outside of allowed window", Window),
-            (400, 10, Some(2_018_065), "outside of allowed window", Window),
+            (
+                400,
+                100,
+                Some(2_018_001),
+                "(#100) No matching user found",
+                Unreachable,
+            ),
+            (
+                400,
+                10,
+                Some(2_018_278),
+                "outside of allowed window",
+                Window,
+            ),
+            (
+                400,
+                10,
+                Some(2_018_065),
+                "outside of allowed window",
+                Window,
+            ),
             (400, 10, Some(1_893_063), "restricted", PageRestricted),
             (400, 190, Some(463), "Session has expired", Configuration),
             (401, 190, None, "Invalid OAuth access token.", Configuration),
@@ -410,7 +476,13 @@ mod tests {
             (400, 200, Some(2_018_027), "", Configuration),
             (400, 200, Some(2_018_021), "", Configuration),
             (400, 230, None, "", Configuration),
-            (400, 100, None, "API calls from the server require an appsecret_proof argument", Configuration),
+            (
+                400,
+                100,
+                None,
+                "API calls from the server require an appsecret_proof argument",
+                Configuration,
+            ),
             (400, 100, None, "(#100) Invalid parameter", Configuration),
             (500, 1200, Some(2_018_024), "", Retry),
             (400, 613, None, "", Retry),
@@ -427,7 +499,11 @@ mod tests {
             (400, 80_009, None, "", Unknown),
         ];
         for (status, code, sub, msg, class) in rows {
-            assert_eq!(classify_graph_error(*status, &err(*code, *sub, msg)), *class, "{code}/{sub:?}");
+            assert_eq!(
+                classify_graph_error(*status, &err(*code, *sub, msg)),
+                *class,
+                "{code}/{sub:?}"
+            );
         }
         assert_eq!(GraphError::Timeout.class(), Retry);
         assert_eq!(GraphError::Connection.class(), Retry);
@@ -448,7 +524,10 @@ mod tests {
             },
         };
         let l = e.to_last_error();
-        assert_eq!((l.code, l.subcode, l.fbtrace_id.as_deref()), (551, Some(1_545_041), Some("T")));
+        assert_eq!(
+            (l.code, l.subcode, l.fbtrace_id.as_deref()),
+            (551, Some(1_545_041), Some("T"))
+        );
         assert_eq!(l.message.len(), 200);
     }
 }

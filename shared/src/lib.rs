@@ -1,8 +1,10 @@
 //! Everything that is not wiring: the opt-in domain and state machine, the ports the handlers use,
 //! their adapters (AWS SDK, Graph over reqwest, in-memory twins), Facebook facts and configuration.
 
+pub mod actions;
 pub mod adapters;
 pub mod aws;
+pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;

@@ -61,7 +61,10 @@ mod tests {
             seen.insert(s);
         }
         assert_eq!(seen.len(), DUE_SHARDS as usize);
-        assert_eq!(due_shard(&OptInKey::new("p", "x")), due_shard(&OptInKey::new("q", "x")));
+        assert_eq!(
+            due_shard(&OptInKey::new("p", "x")),
+            due_shard(&OptInKey::new("q", "x"))
+        );
     }
 
     #[test]

@@ -1,2 +1,315 @@
-//! Local runner (being written).
+//! The local stand-in for the AWS wiring (API Gateway, the SQS event source mapping, EventBridge
+//! Scheduler). Resources are created in the emulator from template.yaml's own definitions, and the
+//! handlers are built with the same `Deps::from_aws` the Lambda mains use: only the wiring differs.
+
+pub mod api_gateway;
+pub mod event_sources;
+pub mod moto;
 pub mod provision;
+
+use provision::Provisioned;
+use shared::config::{Config, ConfigError};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The secret values the local stack seeds into the emulator's Secrets Manager.
+#[derive(Clone)]
+pub struct LocalSecrets {
+    pub app_secret: String,
+    pub page_access_token: String,
+    pub client_token: String,
+    pub verify_token: String,
+    /// Plain API keys; the secret stores their SHA-256 digests, as in production.
+    pub api_keys: Vec<String>,
+}
+
+impl Default for LocalSecrets {
+    fn default() -> Self {
+        use messenger_sandbox as sb;
+        Self {
+            app_secret: sb::DEFAULT_APP_SECRET.into(),
+            page_access_token: sb::DEFAULT_PAGE_ACCESS_TOKEN.into(),
+            client_token: sb::DEFAULT_CLIENT_TOKEN.into(),
+            verify_token: sb::DEFAULT_VERIFY_TOKEN.into(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+impl LocalSecrets {
+    pub fn to_json(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let hashes: Vec<String> = self
+            .api_keys
+            .iter()
+            .map(|k| hex::encode(Sha256::digest(k.as_bytes())))
+            .collect();
+        serde_json::json!({
+            "app_secret": self.app_secret,
+            "page_access_token": self.page_access_token,
+            "client_token": self.client_token,
+            "verify_token": self.verify_token,
+            "api_key_hashes": hashes,
+        })
+        .to_string()
+    }
+}
+
+pub struct LocalSettings {
+    pub template_path: PathBuf,
+    pub stack_name: String,
+    pub http_addr: SocketAddr,
+    /// How often the sweep runs; `None` uses the template's `SweepRate` default.
+    pub sweep_every: Option<Duration>,
+    /// How often due one-time schedules are looked for.
+    pub scheduler_tick: Duration,
+    /// Concurrent SQS pollers (Lambda's event source mapping runs several).
+    pub sender_pollers: usize,
+    /// Configuration values, by environment variable name (FB_APP_ID, GRAPH_API_BASE_URL, …).
+    pub config_overrides: Vec<(String, String)>,
+    pub secrets: LocalSecrets,
+}
+
+impl LocalSettings {
+    pub fn new(
+        template_path: PathBuf,
+        stack_name: impl Into<String>,
+        http_addr: SocketAddr,
+    ) -> Self {
+        Self {
+            template_path,
+            stack_name: stack_name.into(),
+            http_addr,
+            sweep_every: None,
+            scheduler_tick: Duration::from_millis(500),
+            sender_pollers: 2,
+            config_overrides: Vec::new(),
+            secrets: LocalSecrets::default(),
+        }
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.config_overrides.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("could not build the Graph client: {0}")]
+    Graph(String),
+}
+
+/// A running local stack.
+pub struct LocalStack {
+    pub api_base_url: String,
+    pub http_addr: SocketAddr,
+    pub provisioned: Provisioned,
+    pub config: Config,
+    stop: watch::Sender<bool>,
+    sender_paused: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// `rate(15 minutes)` → 15 min. Only the forms SAM accepts for rate expressions.
+pub fn parse_rate(expr: &str) -> Option<Duration> {
+    let inner = expr.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let seconds = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n * seconds))
+}
+
+impl LocalStack {
+    pub async fn start(
+        settings: LocalSettings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, LocalError> {
+        let provisioned = provision::provision(
+            &settings.template_path,
+            sdk,
+            &settings.stack_name,
+            &settings.secrets.to_json(),
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(settings.http_addr)
+            .await
+            .map_err(|source| LocalError::Listen {
+                addr: settings.http_addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| LocalError::Listen {
+            addr: settings.http_addr,
+            source,
+        })?;
+        let api_base_url = format!("http://{http_addr}");
+
+        let stack = &settings.stack_name;
+        let derived: Vec<(String, String)> = vec![
+            ("TABLE_NAME".into(), provisioned.table_name.clone()),
+            ("SEND_QUEUE_URL".into(), provisioned.send_queue_url.clone()),
+            ("SCHEDULE_GROUP".into(), provisioned.schedule_group.clone()),
+            (
+                "SCHEDULER_ROLE_ARN".into(),
+                format!("arn:aws:iam::123456789012:role/{stack}-scheduler"),
+            ),
+            (
+                "DEADLINE_FUNCTION_ARN".into(),
+                format!("arn:aws:lambda:us-east-1:123456789012:function:{stack}-deadline-alerts"),
+            ),
+            (
+                "SCHEDULER_DLQ_ARN".into(),
+                provisioned.scheduler_dlq_arn.clone(),
+            ),
+            (
+                "ALERT_TOPIC_ARN".into(),
+                provisioned.alert_topic_arn.clone(),
+            ),
+            ("SECRET_ID".into(), provisioned.secret_id.clone()),
+            ("FB_APP_ID".into(), messenger_sandbox::DEFAULT_APP_ID.into()),
+            (
+                "FB_PAGE_ID".into(),
+                messenger_sandbox::DEFAULT_PAGE_ID.into(),
+            ),
+            ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
+        ];
+        let overrides = settings.config_overrides.clone();
+        let config = Config::from_lookup(|name| {
+            overrides
+                .iter()
+                .rev()
+                .chain(derived.iter())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })?;
+        // The same path as a Lambda cold start: the secret is read back from Secrets Manager.
+        let secrets = shared::adapters::secrets::load_secrets(
+            &aws_sdk_secretsmanager::Client::new(sdk),
+            &config.secret_id,
+        )
+        .await?;
+
+        let http_deps = Arc::new(http_api::Deps::from_aws(
+            config.clone(),
+            secrets.clone(),
+            sdk,
+        ));
+        let sender_deps = Arc::new(
+            sender::Deps::from_aws(config.clone(), &secrets, sdk)
+                .map_err(|e| LocalError::Graph(e.to_string()))?,
+        );
+        let alerts_deps = Arc::new(deadline_alerts::Deps::from_aws(config.clone(), sdk));
+
+        let (stop, stop_rx) = watch::channel(false);
+        let (sender_paused, paused_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let app =
+            api_gateway::router(http_deps).into_make_service_with_connect_info::<SocketAddr>();
+        let mut server_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "local API stopped");
+            }
+        }));
+
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        for _ in 0..settings.sender_pollers.max(1) {
+            tasks.push(tokio::spawn(event_sources::run_sqs_poller(
+                sqs.clone(),
+                provisioned.send_queue_url.clone(),
+                provisioned.send_queue_arn.clone(),
+                sender_deps.clone(),
+                paused_rx.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let sweep_every = settings
+            .sweep_every
+            .or_else(|| provisioned.sweep_rate.as_deref().and_then(parse_rate))
+            .unwrap_or(Duration::from_secs(15 * 60));
+        tasks.push(tokio::spawn(event_sources::run_scheduler(
+            aws_sdk_scheduler::Client::new(sdk),
+            provisioned.schedule_group.clone(),
+            alerts_deps,
+            sweep_every,
+            settings.scheduler_tick,
+            stop_rx,
+        )));
+
+        Ok(Self {
+            api_base_url,
+            http_addr,
+            provisioned,
+            config,
+            stop,
+            sender_paused,
+            tasks,
+        })
+    }
+
+    /// Hold the SQS event source mapping (messages stay on the queue), as disabling the trigger
+    /// does in AWS. Lets a person, or a test, look at an opt-in before it is sent.
+    pub fn pause_sender(&self, paused: bool) {
+        let _ = self.sender_paused.send(paused);
+    }
+
+    /// Stop the API, the pollers and the scheduler, and wait for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(
+            parse_rate("rate(15 minutes)"),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(parse_rate("rate(1 hour)"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_rate("cron(0 * * * ? *)"), None);
+        assert_eq!(parse_rate("rate(x minutes)"), None);
+    }
+
+    #[test]
+    fn secret_json_stores_key_digests_not_keys() {
+        let s = LocalSecrets {
+            api_keys: vec!["k1".into()],
+            ..LocalSecrets::default()
+        };
+        let json = s.to_json();
+        assert!(!json.contains("\"k1\""));
+        assert!(json.contains(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"k1"))));
+    }
+}

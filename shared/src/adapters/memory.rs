@@ -9,7 +9,7 @@ use crate::domain::{
 use crate::facebook::GraphError;
 use crate::ports::{
     Alerts, Clock, Created, DeadlineScheduler, Messenger, OptInStore, PortError, PortResult,
-    SendOutcome, SentMessage, SendQueue, Transitioned,
+    SendOutcome, SendQueue, SentMessage, Transitioned,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -245,7 +245,9 @@ pub struct MemoryScheduler {
 
 impl MemoryScheduler {
     pub fn get(&self, key: &OptInKey) -> Option<(DeadlineCheck, Millis)> {
-        lock(&self.schedules).get(&deadline_schedule_name(key)).cloned()
+        lock(&self.schedules)
+            .get(&deadline_schedule_name(key))
+            .cloned()
     }
 }
 
@@ -360,7 +362,10 @@ mod tests {
         let s = MemoryOptInStore::new();
         let o = opt_in(1000);
         assert_eq!(s.create_opt_in(&o).await.unwrap(), Created::New);
-        assert!(matches!(s.create_opt_in(&o).await.unwrap(), Created::AlreadyExists(_)));
+        assert!(matches!(
+            s.create_opt_in(&o).await.unwrap(),
+            Created::AlreadyExists(_)
+        ));
     }
 
     #[tokio::test]
@@ -370,16 +375,36 @@ mod tests {
         let k = o.key();
         s.create_opt_in(&o).await.unwrap();
         assert!(s.claim_for_send(&k, "a", 10, 100).await.unwrap().is_done());
-        assert!(!s.claim_for_send(&k, "b", 20, 120).await.unwrap().is_done(), "live lease");
-        let sent = SendOutcome::Sent { message_id: "m".into() };
-        assert!(!s.finish_send(&k, "b", &sent, 30).await.unwrap().is_done(), "not the owner");
-        assert!(s.claim_for_send(&k, "b", 100, 200).await.unwrap().is_done(), "lease expired");
-        assert!(!s.finish_send(&k, "a", &sent, 110).await.unwrap().is_done(), "lost the lease");
+        assert!(
+            !s.claim_for_send(&k, "b", 20, 120).await.unwrap().is_done(),
+            "live lease"
+        );
+        let sent = SendOutcome::Sent {
+            message_id: "m".into(),
+        };
+        assert!(
+            !s.finish_send(&k, "b", &sent, 30).await.unwrap().is_done(),
+            "not the owner"
+        );
+        assert!(
+            s.claim_for_send(&k, "b", 100, 200).await.unwrap().is_done(),
+            "lease expired"
+        );
+        assert!(
+            !s.finish_send(&k, "a", &sent, 110).await.unwrap().is_done(),
+            "lost the lease"
+        );
         let Transitioned::Done(done) = s.finish_send(&k, "b", &sent, 120).await.unwrap() else {
             panic!("owner must finish");
         };
-        assert_eq!((done.state, done.attempts, done.sent_at), (State::Sent, 2, Some(120)));
-        assert!(!s.claim_for_send(&k, "c", 130, 230).await.unwrap().is_done(), "terminal");
+        assert_eq!(
+            (done.state, done.attempts, done.sent_at),
+            (State::Sent, 2, Some(120))
+        );
+        assert!(
+            !s.claim_for_send(&k, "c", 130, 230).await.unwrap().is_done(),
+            "terminal"
+        );
     }
 
     #[tokio::test]
@@ -389,7 +414,12 @@ mod tests {
         let k = o.key();
         s.create_opt_in(&o).await.unwrap();
         assert!(!s.expire(&k, 999).await.unwrap().is_done());
-        assert!(!s.claim_for_send(&k, "a", 1000, 2000).await.unwrap().is_done());
+        assert!(
+            !s.claim_for_send(&k, "a", 1000, 2000)
+                .await
+                .unwrap()
+                .is_done()
+        );
         assert!(s.expire(&k, 1000).await.unwrap().is_done());
     }
 
@@ -401,11 +431,15 @@ mod tests {
         s.create_opt_in(&o).await.unwrap();
         assert!(s.claim_for_send(&k, "a", 1, 50).await.unwrap().is_done());
         assert!(s.opt_out(&k, "api", 2).await.unwrap().is_done());
-        let sent = SendOutcome::Sent { message_id: "m".into() };
+        let sent = SendOutcome::Sent {
+            message_id: "m".into(),
+        };
         assert!(!s.finish_send(&k, "a", &sent, 3).await.unwrap().is_done());
         let now = s.get_opt_in(&k).await.unwrap().unwrap();
         assert_eq!(now.state, State::OptedOut);
-        let retry = SendOutcome::Retry { error: LastError::default() };
+        let retry = SendOutcome::Retry {
+            error: LastError::default(),
+        };
         assert!(!s.finish_send(&k, "a", &retry, 4).await.unwrap().is_done());
     }
 
@@ -421,5 +455,50 @@ mod tests {
         assert!(!s.mark_alerted(&k, 6).await.unwrap().is_done());
         s.opt_out(&k, "api", 7).await.unwrap();
         assert!(s.due_for_attention(10_000, 10).await.unwrap().is_empty());
+    }
+}
+
+/// A complete configuration for tests, with `overrides` applied (name → value).
+pub fn test_config(overrides: &[(&str, &str)]) -> crate::config::Config {
+    let base: &[(&str, &str)] = &[
+        ("TABLE_NAME", "optins"),
+        ("SEND_QUEUE_URL", "http://127.0.0.1/queue/send"),
+        ("SCHEDULE_GROUP", "deadlines"),
+        (
+            "SCHEDULER_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/scheduler",
+        ),
+        (
+            "DEADLINE_FUNCTION_ARN",
+            "arn:aws:lambda:us-east-1:123456789012:function:deadline-alerts",
+        ),
+        (
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+        ),
+        ("SECRET_ID", "secret"),
+        ("FB_APP_ID", "100000000000001"),
+        ("FB_PAGE_ID", "200000000000002"),
+    ];
+    let lookup = |name: &str| {
+        overrides
+            .iter()
+            .chain(base.iter())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    match crate::config::Config::from_lookup(lookup) {
+        Ok(config) => config,
+        Err(e) => panic!("test configuration is invalid: {e}"),
+    }
+}
+
+/// Secrets for tests.
+pub fn test_secrets() -> crate::config::Secrets {
+    match crate::config::Secrets::from_json(
+        r#"{"app_secret":"test-app-secret","page_access_token":"test-page-token","client_token":"test-client-token","verify_token":"test-verify-token"}"#,
+    ) {
+        Ok(s) => s,
+        Err(e) => panic!("test secrets are invalid: {e}"),
     }
 }

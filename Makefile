@@ -1,0 +1,52 @@
+# Login Connect with Messenger backend. Everything runs offline on 127.0.0.1.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+CARGO  ?= cargo
+export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
+
+.PHONY: help venv run test fmt fmt-check clippy test-rust lint-template package deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: infra/python/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Python venv with pinned moto[server] and cfn-lint
+
+run: venv ## Start moto, the Messenger sandbox and the local stack on 127.0.0.1 (Ctrl-C stops all)
+	$(CARGO) run --locked -p local-runner --bin local-runner
+
+test: venv fmt-check clippy test-rust lint-template ## Everything CI checks
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test-rust: venv ## Unit, moto-backed integration and end-to-end tests
+	$(CARGO) test --locked --workspace
+
+lint-template: venv ## cfn-lint on template.yaml (offline)
+	$(VENV)/bin/cfn-lint template.yaml
+
+package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
+	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
+	@ls -l target/release/http-api target/release/sender target/release/deadline-alerts
+
+deploy: ## Build and deploy with SAM (needs AWS credentials, cargo-lambda and network)
+	sam build
+	sam deploy --guided
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,320 @@
+//! The HTTP handler, driven with API Gateway HTTP API (payload 2.0) fixtures and in-memory ports.
+
+use base64::Engine;
+use http_api::{Deps, handle};
+use lambda_http::Body;
+use shared::adapters::memory::{
+    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
+    test_secrets,
+};
+use shared::domain::{HOUR_MS, OptInKey, State};
+use shared::facebook::sign_webhook;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const NOW: i64 = 1_795_536_000_000;
+const PAGE: &str = "200000000000002";
+
+struct World {
+    deps: Deps,
+    store: Arc<MemoryOptInStore>,
+    queue: Arc<MemorySendQueue>,
+    scheduler: Arc<MemoryScheduler>,
+    alerts: Arc<MemoryAlerts>,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryOptInStore::new());
+    let queue = Arc::new(MemorySendQueue::default());
+    let scheduler = Arc::new(MemoryScheduler::default());
+    let alerts = Arc::new(MemoryAlerts::default());
+    let deps = Deps {
+        config: test_config(&[]),
+        secrets: test_secrets(),
+        store: store.clone(),
+        queue: queue.clone(),
+        scheduler: scheduler.clone(),
+        alerts: alerts.clone(),
+        clock: Arc::new(ManualClock::at(NOW)),
+    };
+    World {
+        deps,
+        store,
+        queue,
+        scheduler,
+        alerts,
+    }
+}
+
+fn post(body: &str, signature: Option<&str>, base64: bool) -> lambda_http::Request {
+    let encoded = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        serde_json::to_string(body)
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let mut fixture = include_str!("fixtures/apigw_v2_post_webhook.json")
+        .replace("__BODY__", &encoded)
+        .replace("__BASE64__", if base64 { "true" } else { "false" });
+    fixture = match signature {
+        Some(sig) => fixture.replace("__SIGNATURE__", sig),
+        None => fixture.replace(
+            "\"x-hub-signature-256\": \"__SIGNATURE__\"",
+            "\"x-none\": \"\"",
+        ),
+    };
+    lambda_http::request::from_str(&fixture).unwrap()
+}
+
+fn signed(body: &str) -> lambda_http::Request {
+    post(
+        body,
+        Some(&sign_webhook(b"test-app-secret", body.as_bytes())),
+        true,
+    )
+}
+
+fn optin_body(login_ids: &[&str], timestamp: i64) -> String {
+    let items: Vec<String> = login_ids
+        .iter()
+        .map(|l| {
+            format!(
+                r#"{{"recipient":{{"id":"{PAGE}"}},"timestamp":{timestamp},"optin":{{"login_id":"{l}"}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{timestamp},"messaging":[{}]}}]}}"#,
+        items.join(",")
+    )
+}
+
+fn body_json(response: &lambda_http::Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+#[tokio::test]
+async fn signed_opt_in_is_recorded_enqueued_and_scheduled() {
+    let w = world();
+    let ts = NOW - 1_000;
+    let response = handle(&w.deps, signed(&optin_body(&["L1"], ts))).await;
+    assert_eq!(response.status(), 200);
+    let items = w.store.all();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!((item.state, item.opted_in_at), (State::OptedIn, ts));
+    assert_eq!(item.deadline_at, ts + 24 * HOUR_MS);
+    assert_eq!(item.alert_at, item.deadline_at - 2 * HOUR_MS);
+    assert_eq!(w.queue.jobs().len(), 1);
+    assert_eq!(w.queue.jobs()[0].login_id, "L1");
+    let (check, at) = w.scheduler.get(&OptInKey::new(PAGE, "L1")).unwrap();
+    assert_eq!((check.deadline_at, at), (item.deadline_at, item.alert_at));
+    assert!(w.alerts.published().is_empty());
+}
+
+#[tokio::test]
+async fn plain_text_bodies_work_too() {
+    let w = world();
+    let body = optin_body(&["L1"], NOW);
+    let sig = sign_webhook(b"test-app-secret", body.as_bytes());
+    let response = handle(&w.deps, post(&body, Some(&sig), false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(w.store.all().len(), 1);
+}
+
+#[tokio::test]
+async fn redelivery_is_harmless() {
+    let w = world();
+    let body = optin_body(&["L1"], NOW);
+    for _ in 0..3 {
+        assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    }
+    assert_eq!(w.store.all().len(), 1);
+    assert_eq!(w.scheduler.schedules.lock().unwrap().len(), 1);
+    // Every job points at the same opt-in; the sender's claim lets one through.
+    assert!(w.queue.jobs().iter().all(|j| j.login_id == "L1"));
+}
+
+#[tokio::test]
+async fn duplicates_of_a_claimed_opt_in_are_not_re_enqueued() {
+    let w = world();
+    let body = optin_body(&["L1"], NOW);
+    handle(&w.deps, signed(&body)).await;
+    let key = OptInKey::new(PAGE, "L1");
+    use shared::ports::OptInStore;
+    w.store
+        .claim_for_send(&key, "x", NOW, NOW + 1000)
+        .await
+        .unwrap();
+    handle(&w.deps, signed(&body)).await;
+    assert_eq!(w.queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn batched_entries_and_items_are_all_handled() {
+    let w = world();
+    let body = format!(
+        r#"{{"object":"page","entry":[
+        {{"id":"{PAGE}","time":{NOW},"messaging":[
+          {{"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"login_id":"A"}}}},
+          {{"sender":{{"id":"123"}},"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"message":{{"mid":"m","text":"hi"}}}}]}},
+        {{"id":"{PAGE}","time":{NOW},"messaging":[
+          {{"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"login_id":"B"}}}},
+          {{"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"login_id":"C"}}}}]}}]}}"#
+    );
+    let response = handle(&w.deps, signed(&body)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body_json(&response)["received"], 4);
+    let mut ids: Vec<String> = w.store.all().into_iter().map(|o| o.login_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["A", "B", "C"]);
+    assert_eq!(w.queue.jobs().len(), 3);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_signature_is_401_and_writes_nothing() {
+    let w = world();
+    let body = optin_body(&["L1"], NOW);
+    for sig in [
+        None,
+        Some("sha256=00".to_owned()),
+        Some(sign_webhook(b"wrong-secret", body.as_bytes())),
+        Some(sign_webhook(
+            b"test-app-secret",
+            format!("{body} ").as_bytes(),
+        )),
+        Some("md5=abc".to_owned()),
+    ] {
+        let response = handle(&w.deps, post(&body, sig.as_deref(), true)).await;
+        assert_eq!(response.status(), 401, "{sig:?}");
+        assert_eq!(body_json(&response)["error"]["code"], "invalid_signature");
+    }
+    assert!(w.store.all().is_empty());
+    assert!(w.queue.jobs().is_empty());
+    assert!(w.scheduler.schedules.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_but_signed_body_is_400_and_writes_nothing() {
+    let w = world();
+    for body in [
+        "not json",
+        r#"{"object":"page"}"#,
+        r#"{"object":"page","entry":"x"}"#,
+        "[]",
+    ] {
+        let response = handle(&w.deps, signed(body)).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let json = body_json(&response);
+        assert_eq!(json["error"]["code"], "malformed_webhook");
+        assert!(json["error"]["message"].is_string());
+    }
+    assert!(w.store.all().is_empty());
+    assert!(w.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn opt_in_for_another_page_is_ignored() {
+    let w = world();
+    let body = optin_body(&["L1"], NOW).replace(PAGE, "999");
+    assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    assert!(w.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
+    let w = world();
+    let ts = NOW - 23 * HOUR_MS;
+    assert_eq!(
+        handle(&w.deps, signed(&optin_body(&["L1"], ts)))
+            .await
+            .status(),
+        200
+    );
+    assert!(w.scheduler.schedules.lock().unwrap().is_empty());
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, shared::domain::AlertKind::DeadlineAtRisk);
+    // A redelivery does not alert again.
+    handle(&w.deps, signed(&optin_body(&["L1"], ts))).await;
+    assert_eq!(w.alerts.published().len(), 1);
+    assert_eq!(
+        w.queue.jobs().len(),
+        2,
+        "still sendable: enqueued each time while OPTED_IN"
+    );
+}
+
+#[tokio::test]
+async fn store_failure_asks_for_redelivery() {
+    let w = world();
+    w.store.fail.store(true, Ordering::SeqCst);
+    let response = handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    assert_eq!(response.status(), 503);
+    assert!(w.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn queue_failure_still_answers_200_with_the_opt_in_recorded() {
+    let w = world();
+    w.queue.fail.store(true, Ordering::SeqCst);
+    let response = handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(w.store.all().len(), 1, "the sweep re-enqueues it");
+}
+
+fn verify(mode: &str, token: &str) -> lambda_http::Request {
+    let fixture = include_str!("fixtures/apigw_v2_get_verify.json")
+        .replace("__MODE__", mode)
+        .replace("__TOKEN__", token);
+    lambda_http::request::from_str(&fixture).unwrap()
+}
+
+#[tokio::test]
+async fn subscription_handshake() {
+    let w = world();
+    let ok = handle(&w.deps, verify("subscribe", "test-verify-token")).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.body().as_ref(), b"1158201444");
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for (mode, token) in [
+        ("subscribe", "wrong"),
+        ("unsubscribe", "test-verify-token"),
+        ("subscribe", ""),
+    ] {
+        let refused = handle(&w.deps, verify(mode, token)).await;
+        assert_eq!(refused.status(), 403, "{mode}/{token}");
+        assert_eq!(body_json(&refused)["error"]["code"], "verification_failed");
+    }
+}
+
+#[tokio::test]
+async fn health_unknown_routes_methods_and_size_limit() {
+    let w = world();
+    let mut request = signed("{}");
+    *request.uri_mut() = "https://x/healthz".parse().unwrap();
+    *request.method_mut() = lambda_http::http::Method::GET;
+    assert_eq!(handle(&w.deps, request).await.status(), 200);
+
+    let mut request = signed("{}");
+    *request.uri_mut() = "https://x/nope".parse().unwrap();
+    let response = handle(&w.deps, request).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(body_json(&response)["error"]["code"], "not_found");
+
+    let mut request = signed("{}");
+    *request.method_mut() = lambda_http::http::Method::PUT;
+    assert_eq!(handle(&w.deps, request).await.status(), 405);
+
+    let huge = "x".repeat(http_api::MAX_BODY_BYTES + 1);
+    let response = handle(&w.deps, signed(&huge)).await;
+    assert_eq!(response.status(), 413);
+    assert!(w.store.all().is_empty());
+}

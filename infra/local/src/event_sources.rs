@@ -1,0 +1,205 @@
+//! The Lambda event source mapping for SQS and EventBridge Scheduler, as they behave in AWS:
+//! - SQS: receive batches, invoke the sender with an `SqsEvent`, delete only what the batch
+//!   response does not list as failed (so visibility timeout, receive count and the DLQ work);
+//! - Scheduler: fire one-time schedules of the group when due (then delete them, as
+//!   `ActionAfterCompletion: DELETE` does), and the recurring sweep at its rate.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use shared::adapters::scheduler::parse_at_expression;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+/// Poll `queue_url` and drive the sender until `stop` turns true.
+pub async fn run_sqs_poller(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    deps: Arc<sender::Deps>,
+    paused: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if *paused.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        let received = tokio::select! {
+            r = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send() => r,
+            _ = stop.changed() => return,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, serde_json::Value> = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), serde_json::json!(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event: SqsEvent =
+            match serde_json::from_value(serde_json::json!({ "Records": records })) {
+                Ok(e) => e,
+                Err(e) => {
+                    error!(error = %e, "could not build the SQS event");
+                    continue;
+                }
+            };
+        let response = sender::handle_batch(&deps, event).await;
+        let failed: HashSet<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for m in &messages {
+            if failed.contains(m.message_id().unwrap_or("")) {
+                continue;
+            }
+            if let Some(handle) = m.receipt_handle()
+                && let Err(e) = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+            {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
+            }
+        }
+    }
+}
+
+/// Fire due one-time schedules of `group` into deadline-alerts, and the sweep every `sweep_every`.
+pub async fn run_scheduler(
+    scheduler: aws_sdk_scheduler::Client,
+    group: String,
+    deps: Arc<deadline_alerts::Deps>,
+    sweep_every: Duration,
+    tick: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_sweep = tokio::time::Instant::now() + sweep_every;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        fire_due_schedules(&scheduler, &group, &deps).await;
+        if tokio::time::Instant::now() >= next_sweep {
+            next_sweep = tokio::time::Instant::now() + sweep_every;
+            match deadline_alerts::handle(&deps, serde_json::json!({"kind": "sweep", "version": 1}))
+                .await
+            {
+                Ok(summary) => debug!(?summary, "sweep"),
+                Err(e) => error!(error = %e, "sweep failed"),
+            }
+        }
+    }
+}
+
+async fn fire_due_schedules(
+    scheduler: &aws_sdk_scheduler::Client,
+    group: &str,
+    deps: &deadline_alerts::Deps,
+) {
+    let mut names = Vec::new();
+    let mut pages = scheduler
+        .list_schedules()
+        .group_name(group)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(out) => names.extend(
+                out.schedules()
+                    .iter()
+                    .filter_map(|s| s.name().map(str::to_owned)),
+            ),
+            Err(e) => {
+                warn!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "list schedules failed");
+                return;
+            }
+        }
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    for name in names {
+        let schedule = match scheduler
+            .get_schedule()
+            .group_name(group)
+            .name(&name)
+            .send()
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "schedule vanished");
+                continue;
+            }
+        };
+        let Some(at) = schedule.schedule_expression().and_then(parse_at_expression) else {
+            continue;
+        };
+        if at > now {
+            continue;
+        }
+        let input = schedule
+            .target()
+            .and_then(|t| t.input())
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+            .unwrap_or(serde_json::Value::Null);
+        info!(schedule = %name, "firing one-time schedule");
+        if let Err(e) = deadline_alerts::handle(deps, input).await {
+            error!(error = %e, schedule = %name, "deadline-alerts failed");
+        }
+        // ActionAfterCompletion: DELETE.
+        let _ = scheduler
+            .delete_schedule()
+            .group_name(group)
+            .name(&name)
+            .send()
+            .await;
+    }
+}

@@ -1,0 +1,279 @@
+//! End to end through the local runner, moto and the Messenger sandbox: a signed opt-in webhook
+//! becomes exactly one delivered message, under duplicates, bad signatures, malformed bodies and
+//! late opt-ins.
+
+use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
+use messenger_sandbox::{InboxMessage, RunningSandbox, SandboxConfig};
+use shared::adapters::dynamodb::DynamoOptInStore;
+use shared::domain::{HOUR_MS, OptIn, OptInKey, State, deadline_schedule_name};
+use shared::ports::OptInStore;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Stack {
+    _moto: MotoServer,
+    sdk: aws_config::SdkConfig,
+    sandbox: RunningSandbox,
+    local: LocalStack,
+    store: DynamoOptInStore,
+    http: reqwest::Client,
+}
+
+fn template() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+async fn stack() -> Stack {
+    let moto = MotoServer::start().expect("moto starts (run `make venv`)");
+    let sdk = moto.sdk_config().await;
+    let sandbox =
+        messenger_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("sandbox starts");
+    let settings = LocalSettings::new(template(), "e2e", "127.0.0.1:0".parse().unwrap())
+        .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
+        .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
+    let local = LocalStack::start(settings, &sdk)
+        .await
+        .expect("local stack starts");
+    sandbox.set_webhook_url(&format!("{}/webhooks/messenger", local.api_base_url));
+    let store = DynamoOptInStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        local.provisioned.table_name.clone(),
+    );
+    Stack {
+        _moto: moto,
+        sdk,
+        sandbox,
+        local,
+        store,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    async fn opt_in_via_sandbox(&self, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/optin", self.sandbox.base_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn item(&self, login_id: &str) -> Option<OptIn> {
+        let key = OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, login_id);
+        self.store.get_opt_in(&key).await.unwrap()
+    }
+
+    async fn wait_for_state(&self, login_id: &str, state: State) -> OptIn {
+        let started = Instant::now();
+        loop {
+            if let Some(item) = self.item(login_id).await
+                && item.state == state
+            {
+                return item;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{login_id} never reached {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn inbox_for(&self, login_id: &str) -> Vec<InboxMessage> {
+        self.sandbox
+            .inbox()
+            .into_iter()
+            .filter(|m| m.login_id == login_id)
+            .collect()
+    }
+
+    async fn item_count(&self) -> usize {
+        let out = aws_sdk_dynamodb::Client::new(&self.sdk)
+            .scan()
+            .table_name(&self.local.provisioned.table_name)
+            .send()
+            .await
+            .unwrap();
+        out.items().len()
+    }
+
+    async fn schedule(
+        &self,
+        login_id: &str,
+    ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+        let name =
+            deadline_schedule_name(&OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, login_id));
+        aws_sdk_scheduler::Client::new(&self.sdk)
+            .get_schedule()
+            .group_name(&self.local.provisioned.schedule_group)
+            .name(name)
+            .send()
+            .await
+            .ok()
+    }
+
+    async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::StatusCode {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/messenger", self.local.api_base_url))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(sig) = signature {
+            request = request.header("x-hub-signature-256", sig);
+        }
+        request.send().await.unwrap().status()
+    }
+
+    async fn stop(self) {
+        self.local.shutdown().await;
+        self.sandbox.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_opt_in_becomes_one_delivered_message() {
+    let s = stack().await;
+    // Hold the sender so the opt-in and its schedule can be seen before the send.
+    s.local.pause_sender(true);
+    let started = Instant::now();
+    let optin = s.opt_in_via_sandbox(serde_json::json!({})).await;
+    assert_eq!(optin["webhook_statuses"], serde_json::json!([200]));
+    let login_id = optin["login_id"].as_str().unwrap().to_owned();
+    let opted_in_at = optin["opted_in_at_ms"].as_i64().unwrap();
+
+    let item = s.item(&login_id).await.expect("opt-in recorded");
+    assert_eq!(item.state, State::OptedIn);
+    assert_eq!(item.deadline_at, opted_in_at + 24 * HOUR_MS);
+    let schedule = s
+        .schedule(&login_id)
+        .await
+        .expect("deadline schedule created");
+    let expected_at = chrono::DateTime::from_timestamp_millis(item.alert_at + 999).unwrap();
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some(format!("at({})", expected_at.format("%Y-%m-%dT%H:%M:%S")).as_str())
+    );
+    assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        schedule.action_after_completion(),
+        Some(&ActionAfterCompletion::Delete)
+    );
+    assert_eq!(
+        schedule.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(schedule.target().unwrap().input().unwrap()).unwrap();
+    assert_eq!(input["kind"], "deadline_check");
+    assert_eq!(input["version"], 1);
+    assert!(
+        s.inbox_for(&login_id).is_empty(),
+        "nothing sent while the sender is held"
+    );
+
+    s.local.pause_sender(false);
+    let sent = s.wait_for_state(&login_id, State::Sent).await;
+    let inbox = s.inbox_for(&login_id);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(
+        sent.message_id.as_deref(),
+        Some(inbox[0].message_id.as_str())
+    );
+    assert_eq!(inbox[0].messaging_type, "UPDATE");
+    assert!(sent.sent_at.unwrap() < sent.deadline_at);
+    assert!(
+        s.schedule(&login_id).await.is_none(),
+        "schedule deleted after SENT"
+    );
+    eprintln!(
+        "opt-in → SENT (sender held at first): {:?}",
+        started.elapsed()
+    );
+
+    // Unheld: the time a person waits.
+    let started = Instant::now();
+    let optin = s.opt_in_via_sandbox(serde_json::json!({})).await;
+    let login_id = optin["login_id"].as_str().unwrap().to_owned();
+    s.wait_for_state(&login_id, State::Sent).await;
+    eprintln!("opt-in → inbox: {:?}", started.elapsed());
+    assert_eq!(s.inbox_for(&login_id).len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_webhook_three_times_sends_one_message() {
+    let s = stack().await;
+    let optin = s
+        .opt_in_via_sandbox(serde_json::json!({"deliveries": 3}))
+        .await;
+    assert_eq!(
+        optin["webhook_statuses"],
+        serde_json::json!([200, 200, 200])
+    );
+    let login_id = optin["login_id"].as_str().unwrap().to_owned();
+    // And once more, replayed by hand, after the send.
+    s.wait_for_state(&login_id, State::Sent).await;
+    let body = optin["body"].as_str().unwrap();
+    let signature = optin["signature"].as_str().unwrap();
+    assert_eq!(s.post_webhook(body, Some(signature)).await, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.inbox_for(&login_id).len(), 1);
+    assert_eq!(s.item_count().await, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_signatures_and_malformed_bodies_write_nothing() {
+    let s = stack().await;
+    let optin = s
+        .opt_in_via_sandbox(serde_json::json!({"deliver": false}))
+        .await;
+    let body = optin["body"].as_str().unwrap();
+    let signature = optin["signature"].as_str().unwrap();
+    assert_eq!(s.post_webhook(body, None).await, 401);
+    assert_eq!(s.post_webhook(body, Some("sha256=deadbeef")).await, 401);
+    let wrong = shared::facebook::sign_webhook(b"not-the-app-secret", body.as_bytes());
+    assert_eq!(s.post_webhook(body, Some(&wrong)).await, 401);
+    // A signature over a re-serialised body does not match the raw bytes.
+    let reserialised =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(body).unwrap())
+            .unwrap();
+    assert_eq!(s.post_webhook(&reserialised, Some(signature)).await, 401);
+    let malformed = r#"{"object":"page","entry":"nope"}"#;
+    let sig = shared::facebook::sign_webhook(
+        messenger_sandbox::DEFAULT_APP_SECRET.as_bytes(),
+        malformed.as_bytes(),
+    );
+    assert_eq!(s.post_webhook(malformed, Some(&sig)).await, 400);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.item_count().await, 0);
+    assert!(s.sandbox.inbox().is_empty());
+    // The original, correctly signed, still works afterwards.
+    assert_eq!(s.post_webhook(body, Some(signature)).await, 200);
+    let login_id = optin["login_id"].as_str().unwrap();
+    s.wait_for_state(login_id, State::Sent).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_opt_in_past_its_deadline_expires_and_nothing_is_sent() {
+    let s = stack().await;
+    let old = chrono::Utc::now().timestamp_millis() - 25 * HOUR_MS;
+    let optin = s
+        .opt_in_via_sandbox(serde_json::json!({"timestamp_ms": old}))
+        .await;
+    let login_id = optin["login_id"].as_str().unwrap().to_owned();
+    let item = s.wait_for_state(&login_id, State::Expired).await;
+    assert_eq!(item.message_id, None);
+    assert!(item.terminal_at.is_some());
+    assert!(s.inbox_for(&login_id).is_empty());
+    assert!(s.schedule(&login_id).await.is_none());
+    s.stop().await;
+}
