@@ -1,1 +1,518 @@
-//! (being written)
+//! [`OptInStore`] on DynamoDB.
+//!
+//! Every state change is one conditional `UpdateItem`/`PutItem`; the conditions are derived from
+//! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain`]
+//! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
+//! [`crate::table`]. Semantics match [`crate::adapters::memory::MemoryOptInStore`] exactly.
+//!
+//! A refused condition returns the item as it is, read in the same round trip with
+//! `ReturnValuesOnConditionCheckFailure = ALL_OLD` (a consistent `GetItem` only when the write
+//! returned no item, i.e. the item does not exist).
+
+use crate::aws::port_error;
+use crate::domain::{Event, Millis, OptIn, OptInKey, State};
+use crate::ports::{Created, OptInStore, PortError, PortResult, SendOutcome, Transitioned};
+use crate::table;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+use std::collections::HashMap;
+
+const SERVICE: &str = "dynamodb";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB opt-in store.
+#[derive(Debug, Clone)]
+pub struct DynamoOptInStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOptInStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    fn key(key: &OptInKey) -> Item {
+        HashMap::from([
+            (table::PK.to_owned(), s(table::opt_in_pk(key))),
+            (table::SK.to_owned(), s(table::OPTIN_SK)),
+        ])
+    }
+
+    /// Run one conditional update: `Done(new item)` or `Refused(current item)`.
+    async fn update(&self, key: &OptInKey, op: &str, expr: Expr) -> PortResult<Transitioned> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Transitioned::Done(Box::new(from_item(item)?))),
+                None => Err(PortError::new(
+                    SERVICE,
+                    format!("{op}: UpdateItem returned no attributes"),
+                )),
+            },
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    let current = match refused.item.clone() {
+                        Some(item) => Some(from_item(item)?),
+                        None => self.get_opt_in(key).await?,
+                    };
+                    Ok(Transitioned::Refused(current.map(Box::new)))
+                }
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn from_item(item: Item) -> PortResult<OptIn> {
+    dynamo::from_item(item)
+        .map_err(|e| PortError::new(SERVICE, format!("stored item is not a valid opt-in: {e}")))
+}
+
+/// The full item of an opt-in: its serde fields plus keys, due shard (while not terminal) and TTL.
+fn to_item(opt_in: &OptIn) -> PortResult<Item> {
+    let mut item: Item = dynamo::to_item(opt_in)
+        .map_err(|e| PortError::new(SERVICE, format!("cannot encode the opt-in: {e}")))?;
+    let key = opt_in.key();
+    item.insert(table::PK.to_owned(), s(table::opt_in_pk(&key)));
+    item.insert(table::SK.to_owned(), s(table::OPTIN_SK));
+    item.insert(
+        table::EXPIRES_AT.to_owned(),
+        n(table::expires_at_seconds(opt_in.deadline_at)),
+    );
+    if !opt_in.state.is_terminal() {
+        item.insert(table::DUE_SHARD.to_owned(), s(table::due_shard(&key)));
+    }
+    Ok(item)
+}
+
+/// An update with its condition and placeholders. Every attribute goes through a `#name`
+/// placeholder (several of ours, like `state`, are DynamoDB reserved words).
+#[derive(Default)]
+struct Expr {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    /// The placeholder of attribute `attr`.
+    fn name(&mut self, attr: &str) -> String {
+        let p = format!("#{attr}");
+        self.names.insert(p.clone(), attr.to_owned());
+        p
+    }
+
+    /// The placeholder `:key` bound to `value`.
+    fn value(&mut self, key: &str, value: AttributeValue) -> String {
+        let p = format!(":{key}");
+        self.values.insert(p.clone(), value);
+        p
+    }
+
+    fn state_value(&mut self, state: State) -> String {
+        self.value(&format!("st_{}", state.as_str()), s(state.as_str()))
+    }
+
+    /// The condition that the item is in one of `event`'s source states, with the extra rule for
+    /// leaving `SENDING` (an expired lease, or the lease owner), as [`Event`] defines it.
+    fn source_condition(&mut self, event: Event, now: Millis, owner: Option<&str>) -> String {
+        let state = self.name("state");
+        let mut plain = Vec::new();
+        let mut sending = None;
+        for &source in event.sources() {
+            if source == State::Sending
+                && (event.from_sending_needs_expired_lease() || event.from_sending_needs_owner())
+            {
+                let st = self.state_value(source);
+                let rule = if event.from_sending_needs_owner() {
+                    let lo = self.name("lease_owner");
+                    let who = self.value("owner", s(owner.unwrap_or_default()));
+                    format!("{lo} = {who}")
+                } else {
+                    let lu = self.name("lease_until");
+                    let now = self.value("now", n(now));
+                    format!("(attribute_not_exists({lu}) OR {lu} <= {now})")
+                };
+                sending = Some(format!("{state} = {st} AND {rule}"));
+            } else {
+                plain.push(self.state_value(source));
+            }
+        }
+        // One pair of parentheses around the whole (DynamoDB refuses redundant `((…))`).
+        let plain = (!plain.is_empty()).then(|| format!("{state} IN ({})", plain.join(", ")));
+        match (plain, sending) {
+            (Some(p), Some(s)) => format!("({p} OR ({s}))"),
+            (Some(one), None) | (None, Some(one)) => format!("({one})"),
+            // No source state: a condition that never holds.
+            (None, None) => {
+                format!("(attribute_exists({state}) AND attribute_not_exists({state}))")
+            }
+        }
+    }
+
+    /// `SET` clauses and `REMOVE`d attributes, assembled into the update expression.
+    fn set_update(&mut self, set: &[(&str, AttributeValue)], remove: &[&str], add: &str) {
+        let mut clauses = Vec::new();
+        let sets: Vec<String> = set
+            .iter()
+            .map(|(attr, v)| {
+                let name = self.name(attr);
+                let value = self.value(&format!("set_{attr}"), v.clone());
+                format!("{name} = {value}")
+            })
+            .collect();
+        if !sets.is_empty() {
+            clauses.push(format!("SET {}", sets.join(", ")));
+        }
+        let removes: Vec<String> = remove.iter().map(|attr| self.name(attr)).collect();
+        if !removes.is_empty() {
+            clauses.push(format!("REMOVE {}", removes.join(", ")));
+        }
+        if !add.is_empty() {
+            clauses.push(add.to_owned());
+        }
+        self.update = clauses.join(" ");
+    }
+}
+
+const LEASE: [&str; 2] = ["lease_owner", "lease_until"];
+const LEASE_AND_DUE: [&str; 3] = ["lease_owner", "lease_until", table::DUE_SHARD];
+
+fn last_error_value(error: &crate::domain::LastError) -> PortResult<AttributeValue> {
+    dynamo::to_attribute_value(error)
+        .map_err(|e| PortError::new(SERVICE, format!("cannot encode last_error: {e}")))
+}
+
+fn finish_event(outcome: &SendOutcome) -> Event {
+    match outcome {
+        SendOutcome::Sent { .. } => Event::Accepted,
+        SendOutcome::Retry { .. } => Event::TransientFailure,
+        SendOutcome::Unreachable { .. } => Event::Unreachable,
+        SendOutcome::WindowClosed { .. } => Event::WindowRejected,
+        SendOutcome::Paused { .. } => Event::ConfigRejected,
+    }
+}
+
+#[async_trait]
+impl OptInStore for DynamoOptInStore {
+    async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(opt_in)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", table::PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(exists)) => {
+                    let existing = match exists.item.clone() {
+                        Some(item) => from_item(item)?,
+                        None => self.get_opt_in(&opt_in.key()).await?.ok_or_else(|| {
+                            PortError::new(SERVICE, "PutItem: refused but the item is gone")
+                        })?,
+                    };
+                    Ok(Created::AlreadyExists(Box::new(existing)))
+                }
+                _ => Err(port_error(SERVICE, "PutItem", &err)),
+            },
+        }
+    }
+
+    async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "GetItem", &e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn claim_for_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = Event::Claim;
+        let mut e = Expr::default();
+        let sources = e.source_condition(event, now, Some(owner));
+        let deadline = e.name("deadline_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{sources} AND {deadline} > {now_v}");
+        let attempts = e.name("attempts");
+        let one = e.value("one", n(1));
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("lease_owner", s(owner)),
+                ("lease_until", n(lease_until)),
+                ("updated_at", n(now)),
+            ],
+            &[],
+            &format!("ADD {attempts} {one}"),
+        );
+        self.update(key, "claim", e).await
+    }
+
+    async fn finish_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        outcome: &SendOutcome,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = finish_event(outcome);
+        let mut e = Expr::default();
+        e.condition = e.source_condition(event, now, Some(owner));
+        let target = s(event.target().as_str());
+        match outcome {
+            SendOutcome::Sent { message_id } => e.set_update(
+                &[
+                    ("state", target),
+                    ("message_id", s(message_id.as_str())),
+                    ("sent_at", n(now)),
+                    ("terminal_at", n(now)),
+                    ("updated_at", n(now)),
+                ],
+                &LEASE_AND_DUE,
+                "",
+            ),
+            SendOutcome::Retry { error } | SendOutcome::Paused { error } => e.set_update(
+                &[
+                    ("state", target),
+                    ("last_error", last_error_value(error)?),
+                    ("updated_at", n(now)),
+                ],
+                &LEASE,
+                "",
+            ),
+            SendOutcome::Unreachable { error } | SendOutcome::WindowClosed { error } => e
+                .set_update(
+                    &[
+                        ("state", target),
+                        ("last_error", last_error_value(error)?),
+                        ("terminal_at", n(now)),
+                        ("updated_at", n(now)),
+                    ],
+                    &LEASE_AND_DUE,
+                    "",
+                ),
+        }
+        self.update(key, "finish_send", e).await
+    }
+
+    async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let event = Event::DeadlinePassed;
+        let mut e = Expr::default();
+        let sources = e.source_condition(event, now, None);
+        let deadline = e.name("deadline_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{deadline} <= {now_v} AND {sources}");
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("terminal_at", n(now)),
+                ("updated_at", n(now)),
+            ],
+            &LEASE_AND_DUE,
+            "",
+        );
+        self.update(key, "expire", e).await
+    }
+
+    async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
+        let event = Event::OptOut;
+        let mut e = Expr::default();
+        e.condition = e.source_condition(event, now, None);
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("opted_out_at", n(now)),
+                ("opt_out_source", s(source)),
+                ("terminal_at", n(now)),
+                ("updated_at", n(now)),
+            ],
+            &LEASE_AND_DUE,
+            "",
+        );
+        self.update(key, "opt_out", e).await
+    }
+
+    async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let pk = e.name(table::PK);
+        let alerted = e.name("alerted_at");
+        e.condition = format!("attribute_exists({pk}) AND attribute_not_exists({alerted})");
+        e.set_update(&[("alerted_at", n(now))], &[], "");
+        self.update(key, "mark_alerted", e).await
+    }
+
+    async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in table::all_due_shards() {
+            let client = self.client.clone();
+            let table_name = self.table.clone();
+            shards.spawn(query_due_shard(client, table_name, shard, due_by, limit));
+        }
+        let mut due = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            let items = joined.map_err(|e| {
+                PortError::new(SERVICE, format!("due-index query task failed: {e}"))
+            })??;
+            due.extend(items);
+        }
+        due.sort_by(|a, b| {
+            (a.alert_at, &a.page_id, &a.login_id).cmp(&(b.alert_at, &b.page_id, &b.login_id))
+        });
+        due.truncate(limit);
+        Ok(due)
+    }
+}
+
+/// Up to `limit` non-terminal opt-ins of one due shard with `alert_at <= due_by`, oldest first.
+async fn query_due_shard(
+    client: Client,
+    table_name: String,
+    shard: String,
+    due_by: Millis,
+    limit: usize,
+) -> PortResult<Vec<OptIn>> {
+    let mut found = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(&table_name)
+            .index_name(table::DUE_INDEX)
+            .key_condition_expression("#shard = :shard AND #alert_at <= :due_by")
+            .expression_attribute_names("#shard", table::DUE_SHARD)
+            .expression_attribute_names("#alert_at", table::ALERT_AT)
+            .expression_attribute_values(":shard", s(shard.as_str()))
+            .expression_attribute_values(":due_by", n(due_by))
+            .scan_index_forward(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "Query due-index", &e))?;
+        for item in out.items.unwrap_or_default() {
+            let opt_in = from_item(item)?;
+            // The index is sparse (due_shard is removed on every terminal write); this only guards
+            // against items written otherwise.
+            if !opt_in.state.is_terminal() {
+                found.push(opt_in);
+            }
+        }
+        match out.last_evaluated_key {
+            Some(key) if found.len() < limit && !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    found.truncate(limit);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_condition_comes_from_the_state_machine() {
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::Claim, 5, Some("me"));
+        assert_eq!(
+            c,
+            "(#state IN (:st_OPTED_IN, :st_RETRYING) OR (#state = :st_SENDING AND \
+             (attribute_not_exists(#lease_until) OR #lease_until <= :now)))"
+        );
+        assert_eq!(e.values[":now"], n(5));
+        assert_eq!(e.values[":st_SENDING"], s("SENDING"));
+    }
+
+    #[test]
+    fn finish_needs_the_owner_and_opt_out_any_non_terminal_state() {
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::Accepted, 5, Some("me"));
+        assert_eq!(c, "(#state = :st_SENDING AND #lease_owner = :owner)");
+        assert_eq!(e.values[":owner"], s("me"));
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::OptOut, 5, None);
+        assert_eq!(
+            c,
+            "(#state IN (:st_OPTED_IN, :st_SENDING, :st_RETRYING, :st_PAUSED))"
+        );
+    }
+
+    #[test]
+    fn items_carry_keys_ttl_and_a_due_shard_only_while_not_terminal() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 10_000, 0);
+        let item = to_item(&o).unwrap();
+        assert_eq!(item[table::PK], s("OPTIN#p#l"));
+        assert_eq!(item[table::SK], s(table::OPTIN_SK));
+        assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
+        assert_eq!(
+            item[table::EXPIRES_AT],
+            n(table::expires_at_seconds(11_000))
+        );
+        assert_eq!(from_item(item).unwrap(), o);
+        o.state = State::Sent;
+        assert!(!to_item(&o).unwrap().contains_key(table::DUE_SHARD));
+    }
+
+    #[test]
+    fn update_expressions_set_and_remove() {
+        let mut e = Expr::default();
+        e.set_update(&[("state", s("SENT"))], &LEASE, "ADD #attempts :one");
+        assert_eq!(
+            e.update,
+            "SET #state = :set_state REMOVE #lease_owner, #lease_until ADD #attempts :one"
+        );
+    }
+}
