@@ -1,1 +1,13 @@
-pub mod moto;
+//! Shared helpers of the integration and end-to-end tests.
+
+pub use local_runner::moto;
+use local_runner::moto::MotoServer;
+use std::sync::Arc;
+
+/// The moto server shared by the tests running in this process (stopped with the last of them).
+pub fn shared_moto() -> Arc<MotoServer> {
+    match MotoServer::shared() {
+        Ok(server) => server,
+        Err(e) => panic!("cannot start moto: {e}"),
+    }
+}

@@ -3,6 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::moto::{MotoServer, workspace_root};
+use integration_tests::shared_moto;
 use local_runner::provision::{Provisioned, provision};
 use shared::adapters::dynamodb::DynamoOptInStore;
 use shared::adapters::scheduler::{EventBridgeDeadlineScheduler, parse_at_expression};
@@ -40,7 +41,7 @@ fn unique_stack() -> String {
 
 /// A fresh stack provisioned from the real template.yaml in the shared moto.
 async fn stack() -> Stack {
-    let moto = MotoServer::shared();
+    let moto = shared_moto();
     let sdk = moto.sdk_config().await;
     let stack_name = unique_stack();
     let p = provision(&template_path(), &sdk, &stack_name, SECRET_JSON)
@@ -308,7 +309,7 @@ fn write_fixture(text: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_contract_fixture_template_provisions_with_resolved_intrinsics() {
-    let moto = MotoServer::shared();
+    let moto = shared_moto();
     let sdk = moto.sdk_config().await;
     let stack_name = unique_stack();
     let path = write_fixture(FIXTURE);
@@ -340,7 +341,7 @@ async fn a_contract_fixture_template_provisions_with_resolved_intrinsics() {
 
 #[tokio::test]
 async fn template_problems_name_the_resource() {
-    let moto = MotoServer::shared();
+    let moto = shared_moto();
     let sdk = moto.sdk_config().await;
     let broken = FIXTURE.replace("!GetAtt SendDeadLetterQueue.Arn", "!GetAtt Nowhere.Arn");
     let path = write_fixture(&broken);

@@ -3,6 +3,7 @@
 //! late opt-ins.
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+use integration_tests::shared_moto;
 use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
 use messenger_sandbox::{InboxMessage, RunningSandbox, SandboxConfig};
 use shared::adapters::dynamodb::DynamoOptInStore;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 struct Stack {
-    _moto: MotoServer,
+    _moto: std::sync::Arc<MotoServer>,
     sdk: aws_config::SdkConfig,
     sandbox: RunningSandbox,
     local: LocalStack,
@@ -25,15 +26,19 @@ fn template() -> PathBuf {
 }
 
 async fn stack() -> Stack {
-    let moto = MotoServer::start().expect("moto starts (run `make venv`)");
+    let moto = shared_moto();
     let sdk = moto.sdk_config().await;
     let sandbox =
         messenger_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
             .await
             .expect("sandbox starts");
-    let settings = LocalSettings::new(template(), "e2e", "127.0.0.1:0".parse().unwrap())
-        .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-        .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
+    let settings = LocalSettings::new(
+        template(),
+        format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
+    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
     let local = LocalStack::start(settings, &sdk)
         .await
         .expect("local stack starts");

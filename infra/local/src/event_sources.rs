@@ -53,6 +53,21 @@ pub async fn run_sqs_poller(
         if messages.is_empty() {
             continue;
         }
+        if *paused.borrow() {
+            // Paused while this receive was in flight: hand the messages back untouched.
+            for m in &messages {
+                if let Some(handle) = m.receipt_handle() {
+                    let _ = sqs
+                        .change_message_visibility()
+                        .queue_url(&queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await;
+                }
+            }
+            continue;
+        }
         let records: Vec<serde_json::Value> = messages
             .iter()
             .map(|m| {

@@ -1,21 +1,37 @@
-//! The moto server process: started on a free 127.0.0.1 port, stopped by its own PID.
+//! The moto server process (tests and `make run`): started on a free 127.0.0.1 port, stopped (by its PID) on drop.
+//!
+//! Tests use unique resource names (e.g. a uuid stack name), so they can share one server
+//! ([`MotoServer::shared`]) or each start their own ([`MotoServer::start`]).
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// How long moto may take to answer its first request (it imports a lot of Python).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct MotoServer {
+    /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     child: Child,
+    log: PathBuf,
 }
 
-/// The moto_server binary: `MOTO_SERVER_BIN`, else the workspace's `.venv` (made by `make venv`).
-pub fn moto_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER_BIN") {
-        return PathBuf::from(path);
+/// The workspace root (where template.yaml and .venv live).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The moto_server binary: `MOTO_SERVER_BIN` if set, else the workspace's `.venv`.
+pub fn moto_server_bin() -> PathBuf {
+    match std::env::var_os("MOTO_SERVER_BIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => workspace_root().join(".venv/bin/moto_server"),
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server")
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
@@ -25,71 +41,115 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Whether something answers HTTP on `addr`.
+fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
 impl MotoServer {
-    /// Start moto and wait until it accepts connections.
-    pub fn start() -> std::io::Result<Self> {
-        let binary = moto_binary();
-        if !binary.exists() {
+    /// Start a new moto server and wait until it answers HTTP.
+    pub fn start() -> std::io::Result<MotoServer> {
+        let bin = moto_server_bin();
+        if !bin.exists() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("{} not found: run `make venv` first", binary.display()),
+                format!(
+                    "moto_server not found at {}: run `make venv` (or set MOTO_SERVER_BIN)",
+                    bin.display()
+                ),
             ));
         }
         let port = free_port()?;
-        let child = Command::new(&binary)
+        let log = std::env::temp_dir().join(format!("moto-{port}-{}.log", uuid::Uuid::new_v4()));
+        let log_file = std::fs::File::create(&log)?;
+        let stderr = log_file.try_clone()?;
+        let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log_file)
+            .stderr(stderr)
             .spawn()?;
         let mut server = MotoServer {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
+            log,
         };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let started = Instant::now();
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if answers_http(addr) {
                 return Ok(server);
             }
             if let Ok(Some(status)) = server.child.try_wait() {
+                let log = std::fs::read_to_string(&server.log).unwrap_or_default();
                 return Err(std::io::Error::other(format!(
-                    "moto_server exited: {status}"
+                    "moto_server exited with {status} before answering:\n{log}"
                 )));
             }
-            if started.elapsed() > Duration::from_secs(60) {
+            if started.elapsed() > START_TIMEOUT {
+                let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+                // `server` is dropped on return, which stops the process.
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "moto_server did not start within 60 s",
+                    format!(
+                        "moto_server on port {port} did not answer within {START_TIMEOUT:?}:\n{log}"
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
+    /// A server shared by the tests that are running: started by the first caller, stopped when
+    /// the last holder drops it (a later caller then starts a new one).
+    pub fn shared() -> std::io::Result<Arc<MotoServer>> {
+        static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
+        let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(server) = slot.upgrade() {
+            return Ok(server);
+        }
+        let server = Arc::new(MotoServer::start()?);
+        *slot = Arc::downgrade(&server);
+        Ok(server)
+    }
+
+    /// The PID of the moto process.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// SDK configuration for this server: region us-east-1, static test credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
         sdk_config_for(&self.endpoint).await
     }
 }
 
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An SDK config for an emulator at `endpoint`: fixed region and dummy credentials.
+/// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    let credentials =
-        aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local");
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
 }

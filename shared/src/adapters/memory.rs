@@ -348,6 +348,51 @@ impl Clock for ManualClock {
     }
 }
 
+/// A complete configuration for tests, with `overrides` applied (name → value).
+pub fn test_config(overrides: &[(&str, &str)]) -> crate::config::Config {
+    let base: &[(&str, &str)] = &[
+        ("TABLE_NAME", "optins"),
+        ("SEND_QUEUE_URL", "http://127.0.0.1/queue/send"),
+        ("SCHEDULE_GROUP", "deadlines"),
+        (
+            "SCHEDULER_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/scheduler",
+        ),
+        (
+            "DEADLINE_FUNCTION_ARN",
+            "arn:aws:lambda:us-east-1:123456789012:function:deadline-alerts",
+        ),
+        (
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+        ),
+        ("SECRET_ID", "secret"),
+        ("FB_APP_ID", "100000000000001"),
+        ("FB_PAGE_ID", "200000000000002"),
+    ];
+    let lookup = |name: &str| {
+        overrides
+            .iter()
+            .chain(base.iter())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    match crate::config::Config::from_lookup(lookup) {
+        Ok(config) => config,
+        Err(e) => panic!("test configuration is invalid: {e}"),
+    }
+}
+
+/// Secrets for tests.
+pub fn test_secrets() -> crate::config::Secrets {
+    match crate::config::Secrets::from_json(
+        r#"{"app_secret":"test-app-secret","page_access_token":"test-page-token","client_token":"test-client-token","verify_token":"test-verify-token"}"#,
+    ) {
+        Ok(s) => s,
+        Err(e) => panic!("test secrets are invalid: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,50 +500,5 @@ mod tests {
         assert!(!s.mark_alerted(&k, 6).await.unwrap().is_done());
         s.opt_out(&k, "api", 7).await.unwrap();
         assert!(s.due_for_attention(10_000, 10).await.unwrap().is_empty());
-    }
-}
-
-/// A complete configuration for tests, with `overrides` applied (name → value).
-pub fn test_config(overrides: &[(&str, &str)]) -> crate::config::Config {
-    let base: &[(&str, &str)] = &[
-        ("TABLE_NAME", "optins"),
-        ("SEND_QUEUE_URL", "http://127.0.0.1/queue/send"),
-        ("SCHEDULE_GROUP", "deadlines"),
-        (
-            "SCHEDULER_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/scheduler",
-        ),
-        (
-            "DEADLINE_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:123456789012:function:deadline-alerts",
-        ),
-        (
-            "ALERT_TOPIC_ARN",
-            "arn:aws:sns:us-east-1:123456789012:alerts",
-        ),
-        ("SECRET_ID", "secret"),
-        ("FB_APP_ID", "100000000000001"),
-        ("FB_PAGE_ID", "200000000000002"),
-    ];
-    let lookup = |name: &str| {
-        overrides
-            .iter()
-            .chain(base.iter())
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    };
-    match crate::config::Config::from_lookup(lookup) {
-        Ok(config) => config,
-        Err(e) => panic!("test configuration is invalid: {e}"),
-    }
-}
-
-/// Secrets for tests.
-pub fn test_secrets() -> crate::config::Secrets {
-    match crate::config::Secrets::from_json(
-        r#"{"app_secret":"test-app-secret","page_access_token":"test-page-token","client_token":"test-client-token","verify_token":"test-verify-token"}"#,
-    ) {
-        Ok(s) => s,
-        Err(e) => panic!("test secrets are invalid: {e}"),
     }
 }
