@@ -1,16 +1,18 @@
 //! Small use cases shared by several functions, written once against the ports.
 
 use crate::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, login_id_prefix};
-use crate::ports::{Alerts, DeadlineScheduler, OptInStore, Transitioned};
+use crate::metrics::{self, Metrics};
+use crate::ports::{Alerts, DeadlineScheduler, OptInStore, PortResult, Transitioned};
 use tracing::{error, warn};
 
 /// Mark the opt-in EXPIRED if its deadline has passed. The write is conditional, so when the
-/// sender, the schedule and the sweep race, exactly one wins, and only the winner alerts.
-/// Returns the expired item when this call made the change.
+/// sender, the schedule and the sweep race, exactly one wins, and only the winner alerts and counts
+/// a `DeadlinesMissed`. Returns the expired item when this call made the change.
 pub async fn expire_opt_in(
     store: &dyn OptInStore,
     scheduler: &dyn DeadlineScheduler,
     alerts: &dyn Alerts,
+    metrics: &dyn Metrics,
     key: &OptInKey,
     now: Millis,
 ) -> Option<OptIn> {
@@ -20,6 +22,7 @@ pub async fn expire_opt_in(
                 login_id_prefix = %login_id_prefix(&key.login_id),
                 "deadline passed; opt-in EXPIRED, nothing sent"
             );
+            metrics::record_deadline_missed(metrics, &key.page_id);
             cancel_schedule(scheduler, key).await;
             publish(
                 alerts,
@@ -55,16 +58,24 @@ pub async fn publish(alerts: &dyn Alerts, alert: &Alert) {
 }
 
 /// Alert once that the opt-in is at risk: `alerted_at` is written with a condition first, so the
-/// schedule, the sweep and their retries agree on one alert.
+/// schedule, the sweep and their retries agree on one alert (and one `OptInsAtRisk`).
 pub async fn alert_at_risk_once(
     store: &dyn OptInStore,
     alerts: &dyn Alerts,
+    metrics: &dyn Metrics,
     opt_in: &OptIn,
     now: Millis,
     detail: &str,
 ) -> bool {
     match store.mark_alerted(&opt_in.key(), now).await {
         Ok(Transitioned::Done(item)) => {
+            warn!(
+                login_id_prefix = %login_id_prefix(&opt_in.login_id),
+                state = %item.state,
+                deadline_at = item.deadline_at,
+                "opt-in at risk of missing its deadline; operators alerted"
+            );
+            metrics::record_at_risk(metrics, &item.page_id);
             publish(
                 alerts,
                 &Alert::about(&item, AlertKind::DeadlineAtRisk, detail),
@@ -78,4 +89,26 @@ pub async fn alert_at_risk_once(
             false
         }
     }
+}
+
+/// The person opted out (website API, deauthorize, data deletion, stop keyword, Page blocked): any
+/// non-terminal state → OPTED_OUT with a conditional write, then the deadline schedule is deleted.
+/// Returns what the store did; an opt-in already terminal (sent, expired, …) is left as it is.
+pub async fn opt_out_opt_in(
+    store: &dyn OptInStore,
+    scheduler: &dyn DeadlineScheduler,
+    key: &OptInKey,
+    source: &str,
+    now: Millis,
+) -> PortResult<Transitioned> {
+    let result = store.opt_out(key, source, now).await?;
+    if let Transitioned::Done(_) = &result {
+        tracing::info!(
+            login_id_prefix = %login_id_prefix(&key.login_id),
+            source,
+            "opt-in OPTED_OUT"
+        );
+        cancel_schedule(scheduler, key).await;
+    }
+    Ok(result)
 }

@@ -3,10 +3,13 @@
 
 pub mod actions;
 pub mod adapters;
+pub mod attention;
 pub mod aws;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;
+pub mod metrics;
 pub mod ports;
+pub mod report;
 pub mod table;

@@ -9,7 +9,8 @@
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
 //!   the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values so no partition runs hot;
-//! - `alert_at` (N): the sort key of [`DUE_INDEX`];
+//! - `due_at` (N): the sort key of [`DUE_INDEX`]: when the sweep must next look at the opt-in
+//!   ([`crate::attention`]); a sweep at `now` queries `due_at <= now` in every shard;
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
 
 use crate::domain::{Millis, OptInKey};
@@ -20,6 +21,7 @@ pub const OPTIN_SK: &str = "OPTIN";
 pub const DUE_INDEX: &str = "due-index";
 pub const DUE_SHARD: &str = "due_shard";
 pub const ALERT_AT: &str = "alert_at";
+pub const DUE_AT: &str = "due_at";
 pub const EXPIRES_AT: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 8;
 /// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.

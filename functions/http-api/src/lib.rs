@@ -7,6 +7,7 @@ mod webhook;
 
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
 use shared::config::{Config, Secrets};
+use shared::metrics::Metrics;
 use shared::ports::{Alerts, Clock, DeadlineScheduler, OptInStore, SendQueue, SystemClock};
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub struct Deps {
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl Deps {
@@ -37,6 +39,7 @@ impl Deps {
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             clock: Arc::new(SystemClock),
+            metrics: ports.metrics,
         }
     }
 }

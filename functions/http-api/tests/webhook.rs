@@ -36,6 +36,7 @@ fn world() -> World {
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
+        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
     };
     World {
         deps,

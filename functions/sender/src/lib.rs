@@ -7,6 +7,7 @@ use shared::actions;
 use shared::config::Config;
 use shared::domain::{Alert, AlertKind, OptIn, OptInKey, SendJob, State, login_id_prefix};
 use shared::facebook::{ErrorClass, GraphError};
+use shared::metrics::{self, Metrics};
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, Messenger, OptInStore, SendOutcome, SystemClock, Transitioned,
 };
@@ -25,6 +26,7 @@ pub struct Deps {
     pub alerts: Arc<dyn Alerts>,
     pub messenger: Arc<dyn Messenger>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl Deps {
@@ -43,6 +45,7 @@ impl Deps {
             alerts: ports.alerts,
             messenger: Arc::new(messenger),
             clock: Arc::new(SystemClock),
+            metrics: ports.metrics,
         })
     }
 }
@@ -129,6 +132,7 @@ pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
             };
             match deps.store.finish_send(key, &owner, &outcome, done_at).await {
                 Ok(Transitioned::Done(item)) => {
+                    metrics::record_sent(deps.metrics.as_ref(), &item);
                     info!(
                         login_id_prefix = %login,
                         attempts = item.attempts,
@@ -182,6 +186,7 @@ async fn expire(deps: &Deps, key: &OptInKey, now: i64) {
         deps.store.as_ref(),
         deps.scheduler.as_ref(),
         deps.alerts.as_ref(),
+        deps.metrics.as_ref(),
         key,
         now,
     )
@@ -235,6 +240,9 @@ async fn failed(
     };
     match deps.store.finish_send(&key, owner, &outcome, now).await {
         Ok(Transitioned::Done(item)) => {
+            if item.state == State::Expired {
+                metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
+            }
             if item.state.is_terminal() {
                 cancel_schedule(deps, &key).await;
             }

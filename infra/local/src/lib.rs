@@ -2,8 +2,10 @@
 //! Scheduler). Resources are created in the emulator from template.yaml's own definitions, and the
 //! handlers are built with the same `Deps::from_aws` the Lambda mains use: only the wiring differs.
 
+pub mod alert_inbox;
 pub mod api_gateway;
 pub mod event_sources;
+pub mod local_state;
 pub mod moto;
 pub mod provision;
 

@@ -57,7 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 app_id: app_id.clone(),
                 app_secret: secrets.app_secret.clone(),
                 page_id: page_id.clone(),
-                page_access_token: secrets.page_access_token.clone(),
+                // SANDBOX_PAGE_ACCESS_TOKEN: a token other than the stack's makes every send fail
+                // (Graph error 190), to watch alerts and expiries (docs/alerts.md).
+                page_access_token: env_or("SANDBOX_PAGE_ACCESS_TOKEN", &secrets.page_access_token),
                 client_token: secrets.client_token.clone(),
                 webhook_url: None,
                 optin_window_ms: window_seconds * 1000,
@@ -93,6 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "INITIAL_MESSAGE_TEXT",
         "MESSAGING_TYPE",
         "ALERT_LEAD_MINUTES",
+        "ALERT_LEAD_SECONDS",
         "OPTIN_WINDOW_SECONDS",
         "PUBLIC_BASE_URL",
     ] {
@@ -126,10 +129,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.base_url
         );
     }
+    println!("  Alerts (SNS topic)      printed below as they are published");
+    println!("  Compliance report       make report   (or make report ARGS=\"--since 1h --json\")");
     println!();
     println!("  Ctrl-C stops everything.");
 
+    // Where `make report` finds the local table (removed on Ctrl-C).
+    let state_file = local_runner::local_state::write(&local_runner::local_state::LocalState {
+        aws_endpoint_url: aws_endpoint.clone(),
+        region: "us-east-1".into(),
+        table_name: stack.provisioned.table_name.clone(),
+        alert_topic_arn: stack.provisioned.alert_topic_arn.clone(),
+        api_base_url: stack.api_base_url.clone(),
+    });
+    if let Err(e) = &state_file {
+        eprintln!("  (could not write the local state file: {e})");
+    }
+    // Print every alert published on the topic, as an operator's e-mail would show it.
+    let inbox = local_runner::alert_inbox::AlertInbox::subscribe(
+        &sdk,
+        &stack.provisioned.alert_topic_arn,
+        &format!("{}-alert-inbox", env_or("STACK_NAME", "local")),
+    )
+    .await?;
+    let printer = tokio::spawn(async move {
+        loop {
+            match inbox.receive(Duration::from_secs(10)).await {
+                Ok(alerts) => {
+                    for alert in alerts {
+                        println!("{}", local_runner::alert_inbox::render(&alert));
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
     tokio::signal::ctrl_c().await?;
+    printer.abort();
+    if let Ok(path) = state_file {
+        let _ = std::fs::remove_file(path);
+    }
     stack.shutdown().await;
     if let Some(s) = sandbox {
         s.shutdown().await;
