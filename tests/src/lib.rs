@@ -1,5 +1,6 @@
 //! Shared helpers of the integration and end-to-end tests.
 
+pub mod harness;
 pub mod population;
 
 pub use local_runner::moto;
