@@ -7,7 +7,7 @@ VENV   := .venv
 CARGO  ?= cargo
 export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 
-.PHONY: help venv run test fmt fmt-check clippy test-rust lint-template bench package deploy clean
+.PHONY: help venv run test fmt fmt-check clippy test-rust lint-template bench report package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 
 bench: venv ## Benchmarks (criterion and harnesses), printed as comparable figures
 	$(CARGO) bench --locked --workspace
+
+report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
+	$(CARGO) run --quiet --locked -p report -- $(ARGS)
 
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts

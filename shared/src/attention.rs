@@ -72,7 +72,13 @@ mod tests {
 
     fn opt_in() -> OptIn {
         // Window 24 h, lead 2 h: alert at T0 + 22 h.
-        OptIn::new(OptInKey::new("p", "l"), Some(T0), T0, 24 * HOUR_MS, 2 * HOUR_MS)
+        OptIn::new(
+            OptInKey::new("p", "l"),
+            Some(T0),
+            T0,
+            24 * HOUR_MS,
+            2 * HOUR_MS,
+        )
     }
 
     #[test]

@@ -183,9 +183,12 @@ impl World {
 
     /// The recurring sweep at the clock's time.
     pub async fn sweep(&self) -> deadline_alerts::Summary {
-        deadline_alerts::handle(&self.alerts, serde_json::json!({"kind": "sweep", "version": 1}))
-            .await
-            .unwrap_or_else(|e| panic!("sweep failed: {e}"))
+        deadline_alerts::handle(
+            &self.alerts,
+            serde_json::json!({"kind": "sweep", "version": 1}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("sweep failed: {e}"))
     }
 
     /// The SQS event source mapping: receive the send jobs waiting on the queue, invoke the sender

@@ -151,8 +151,7 @@ impl Population {
         for group in batches.chunks(4) {
             let mut in_flight = tokio::task::JoinSet::new();
             for batch in group {
-                let (client, table, batch) =
-                    (client.clone(), table_name.to_owned(), batch.clone());
+                let (client, table, batch) = (client.clone(), table_name.to_owned(), batch.clone());
                 in_flight.spawn(async move { write_batch(&client, &table, batch).await });
             }
             while let Some(done) = in_flight.join_next().await {

@@ -731,14 +731,23 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
     assert!(!ids.contains(&"due-03".to_owned()), "{ids:?}");
     assert_eq!(ids.len(), 8);
     let later = store.due_for_attention(5_000, 100).await.unwrap();
-    assert_eq!(later.last().unwrap().login_id, "due-03", "most overdue first");
+    assert_eq!(
+        later.last().unwrap().login_id,
+        "due-03",
+        "most overdue first"
+    );
     // Terminal opt-ins are never deferred back into the index.
     let out = refused(store.defer_attention(&all[0].key(), 5_000).await.unwrap()).unwrap();
     assert_eq!(out.state, State::OptedOut);
     let raw = s.raw_item(&all[0].key()).await;
     assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
     assert_eq!(
-        refused(store.defer_attention(&OptInKey::new("1000", "nobody"), 1).await.unwrap()),
+        refused(
+            store
+                .defer_attention(&OptInKey::new("1000", "nobody"), 1)
+                .await
+                .unwrap()
+        ),
         None
     );
     // What the query read: one request per shard, only the due items.
@@ -749,7 +758,6 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
     assert!(cost.bytes_read > 8 * 100, "{cost:?}");
     assert!(cost.estimated_rcu >= f64::from(table::DUE_SHARDS) * 0.5);
 }
-
 
 // ------------------------------------------------------------------------------- SQS
 

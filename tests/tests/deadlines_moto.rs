@@ -39,8 +39,14 @@ async fn the_deadline_schedule_is_created_as_specified_and_deleted_once_sent() {
     assert_eq!(item.deadline_at, t0 - 2_000 + 24 * HOUR_MS);
     assert_eq!(item.alert_at, item.deadline_at - 2 * HOUR_MS);
 
-    let s = w.schedule("sched-login-0001").await.expect("schedule created");
-    assert_eq!(s.schedule_expression(), Some(at_expression(item.alert_at).as_str()));
+    let s = w
+        .schedule("sched-login-0001")
+        .await
+        .expect("schedule created");
+    assert_eq!(
+        s.schedule_expression(),
+        Some(at_expression(item.alert_at).as_str())
+    );
     assert_eq!(s.schedule_expression_timezone(), Some("UTC"));
     assert_eq!(s.group_name(), Some(w.p.schedule_group.as_str()));
     assert_eq!(
@@ -120,7 +126,10 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
     w.clock.set(item.alert_at);
     assert_eq!(w.fire_schedules().await, 1);
     assert_eq!(w.item(login).await.alerted_at, Some(item.alert_at));
-    assert!(w.schedule(login).await.is_none(), "one-time: deleted after firing");
+    assert!(
+        w.schedule(login).await.is_none(),
+        "one-time: deleted after firing"
+    );
     let at_risk = w.published_alerts().await;
     assert_eq!(at_risk.len(), 1);
     let alert = at_risk[0].alert.clone().unwrap();
@@ -193,7 +202,10 @@ async fn a_late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
     let alerts = w.published_alerts().await;
     assert_eq!(alerts.len(), 1);
     let alert = alerts[0].alert.clone().unwrap();
-    assert_eq!((alert.kind, alert.state), (AlertKind::DeadlineAtRisk, State::OptedIn));
+    assert_eq!(
+        (alert.kind, alert.state),
+        (AlertKind::DeadlineAtRisk, State::OptedIn)
+    );
     assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
     // Neither the sweep nor a redelivered webhook alerts again; the message still goes out.
     assert_eq!(w.sweep().await.alerted, 0);
@@ -221,7 +233,11 @@ async fn an_opt_in_whose_schedule_could_not_be_created_is_alerted_by_the_sweep()
         w.messenger.then_fail(GraphError::Timeout);
     }
     let login = "nosched-login-00001";
-    assert_eq!(w.webhook(login, t0).await, 200, "the opt-in is still recorded");
+    assert_eq!(
+        w.webhook(login, t0).await,
+        200,
+        "the opt-in is still recorded"
+    );
     assert!(w.schedule(login).await.is_none());
     assert_eq!(w.deliver_send_jobs().await, 1);
     let item = w.item(login).await;
@@ -256,7 +272,10 @@ async fn an_opt_in_whose_send_job_was_lost_is_re_enqueued_by_the_sweep_and_sent(
     assert_eq!(w.sweep().await.requeued, 1);
     assert_eq!(w.deliver_send_jobs().await, 1);
     let sent = w.item(login).await;
-    assert_eq!((sent.state, sent.sent_at), (State::Sent, Some(t0 + STUCK_AFTER_MS)));
+    assert_eq!(
+        (sent.state, sent.sent_at),
+        (State::Sent, Some(t0 + STUCK_AFTER_MS))
+    );
     assert!(w.schedule(login).await.is_none(), "deleted after SENT");
     assert_eq!(w.messenger.sent().len(), 1);
     assert_eq!(w.metrics.values(Metric::OptInToSendSeconds), [180.0]);

@@ -187,8 +187,11 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
         visit.next = next_attention(&view, now);
         return visit;
     }
-    if opt_in.alert_at <= now && opt_in.alerted_at.is_none() {
-        if actions::alert_at_risk_once(
+    // When the alert is refused (alerted by a concurrent invocation) or fails, the opt-in stays
+    // due and the next sweep reads the current alerted_at.
+    if opt_in.alert_at <= now
+        && opt_in.alerted_at.is_none()
+        && actions::alert_at_risk_once(
             deps.store.as_ref(),
             deps.alerts.as_ref(),
             deps.metrics.as_ref(),
@@ -197,12 +200,9 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
             "the initial message is still not sent and the deadline is near",
         )
         .await
-        {
-            visit.alerted = true;
-            view.alerted_at = Some(now);
-        }
-        // Refused (alerted by a concurrent invocation) or failed: it stays due and the next
-        // sweep reads the current alerted_at.
+    {
+        visit.alerted = true;
+        view.alerted_at = Some(now);
     }
     if sweeping && is_stuck(opt_in, now) {
         match deps.queue.enqueue(&SendJob::for_key(&key)).await {

@@ -220,7 +220,10 @@ async fn the_sweep_reads_an_opt_in_only_when_something_is_due() {
     assert_eq!(handle(&w.deps, sweep()).await.unwrap().expired, 1);
     assert_eq!(w.store.due_at(&k), None, "terminal: out of the index");
     let kinds: Vec<AlertKind> = w.alerts.published().iter().map(|a| a.kind).collect();
-    assert_eq!(kinds, [AlertKind::DeadlineAtRisk, AlertKind::DeadlineMissed]);
+    assert_eq!(
+        kinds,
+        [AlertKind::DeadlineAtRisk, AlertKind::DeadlineMissed]
+    );
     assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
     assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
 }
@@ -304,12 +307,18 @@ async fn ten_thousand_unsent_opt_ins_the_sweep_attends_to_exactly_the_due_ones()
     assert_eq!(s.alerted, expected_alerts);
     assert_eq!(s.requeued, expected_requeued);
     assert!(expected_expired > 0 && expected_alerts > 0 && expected_requeued > 0);
-    assert_eq!(w.alerts.published().len(), expected_expired + expected_alerts);
+    assert_eq!(
+        w.alerts.published().len(),
+        expected_expired + expected_alerts
+    );
     assert_eq!(
         w.metrics.sum(Metric::DeadlinesMissed) as usize,
         expected_expired
     );
-    assert_eq!(w.metrics.sum(Metric::OptInsAtRisk) as usize, expected_alerts);
+    assert_eq!(
+        w.metrics.sum(Metric::OptInsAtRisk) as usize,
+        expected_alerts
+    );
     // Everything due was handled and moved on: the same sweep again reads nothing.
     assert_eq!(handle(&w.deps, sweep()).await.unwrap(), Summary::default());
 }

@@ -86,9 +86,7 @@ pub fn parse_time(text: &str, now: Millis) -> Result<Millis, String> {
         return Ok(at.timestamp_millis());
     }
     let ago = t.strip_suffix("ago").map_or(t, str::trim_end);
-    let split = ago
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(ago.len());
+    let split = ago.find(|c: char| !c.is_ascii_digit()).unwrap_or(ago.len());
     let (number, unit) = ago.split_at(split);
     let unit_ms: Millis = match unit.trim() {
         "s" => 1_000,
@@ -245,7 +243,11 @@ mod tests {
                 json: true,
             })
         );
-        assert!(args(&["--since"]).unwrap_err().contains("--since needs a value"));
+        assert!(
+            args(&["--since"])
+                .unwrap_err()
+                .contains("--since needs a value")
+        );
         assert!(args(&["--nope"]).unwrap_err().contains("unknown argument"));
     }
 
@@ -284,7 +286,10 @@ mod tests {
             })
         );
         let missing = locate(&Args::default(), None, &dir).unwrap_err();
-        assert!(missing.contains("make run") && missing.contains("--table"), "{missing}");
+        assert!(
+            missing.contains("make run") && missing.contains("--table"),
+            "{missing}"
+        );
         std::fs::create_dir_all(dir.join(".local")).unwrap();
         std::fs::write(
             dir.join(LOCAL_STATE_FILE),

@@ -34,33 +34,72 @@ async fn seed(store: &DynamoOptInStore, t0: Millis) {
         let k = o.key();
         store.create_opt_in(&o).await.unwrap();
         let at = o.opted_in_at;
-        assert!(store.claim_for_send(&k, "w", at + 500, at + 60_000).await.unwrap().is_done());
+        assert!(
+            store
+                .claim_for_send(&k, "w", at + 500, at + 60_000)
+                .await
+                .unwrap()
+                .is_done()
+        );
         let sent = SendOutcome::Sent {
             message_id: format!("m_{i}"),
         };
         let done_at = at + (i + 1) * 1000;
-        assert!(store.finish_send(&k, "w", &sent, done_at).await.unwrap().is_done());
+        assert!(
+            store
+                .finish_send(&k, "w", &sent, done_at)
+                .await
+                .unwrap()
+                .is_done()
+        );
     }
     let expired = opt_in("expired-login-000000", t0 + 100);
     store.create_opt_in(&expired).await.unwrap();
-    store.mark_alerted(&expired.key(), expired.alert_at).await.unwrap();
-    assert!(store.expire(&expired.key(), expired.deadline_at).await.unwrap().is_done());
+    store
+        .mark_alerted(&expired.key(), expired.alert_at)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .expire(&expired.key(), expired.deadline_at)
+            .await
+            .unwrap()
+            .is_done()
+    );
 
     let out = opt_in("optout-login-000000", t0 + 200);
     store.create_opt_in(&out).await.unwrap();
-    assert!(store.opt_out(&out.key(), "api", t0 + 300).await.unwrap().is_done());
+    assert!(
+        store
+            .opt_out(&out.key(), "api", t0 + 300)
+            .await
+            .unwrap()
+            .is_done()
+    );
 
     let gone = opt_in("unreach-login-00000", t0 + 400);
     store.create_opt_in(&gone).await.unwrap();
-    store.claim_for_send(&gone.key(), "w", t0 + 500, t0 + 60_000).await.unwrap();
+    store
+        .claim_for_send(&gone.key(), "w", t0 + 500, t0 + 60_000)
+        .await
+        .unwrap();
     let unreachable = SendOutcome::Unreachable { error: error(551) };
-    store.finish_send(&gone.key(), "w", &unreachable, t0 + 600).await.unwrap();
+    store
+        .finish_send(&gone.key(), "w", &unreachable, t0 + 600)
+        .await
+        .unwrap();
 
     let stuck = opt_in("retry-login-0000000", t0 + 700);
     store.create_opt_in(&stuck).await.unwrap();
-    store.claim_for_send(&stuck.key(), "w", t0 + 800, t0 + 60_000).await.unwrap();
+    store
+        .claim_for_send(&stuck.key(), "w", t0 + 800, t0 + 60_000)
+        .await
+        .unwrap();
     let retry = SendOutcome::Retry { error: error(190) };
-    store.finish_send(&stuck.key(), "w", &retry, t0 + 900).await.unwrap();
+    store
+        .finish_send(&stuck.key(), "w", &retry, t0 + 900)
+        .await
+        .unwrap();
 
     for (login, at) in [("before-login", t0 - 1), ("after-login", t0 + DAY)] {
         store.create_opt_in(&opt_in(login, at)).await.unwrap();
@@ -101,11 +140,23 @@ async fn the_report_of_a_seeded_table() {
 
     // --table NAME, normal credentials (here: the emulator through AWS_ENDPOINT_URL), --json.
     let out = report_command(&moto.endpoint)
-        .args(["--table", &p.table_name, "--since", &since, "--until", &until, "--json"])
+        .args([
+            "--table",
+            &p.table_name,
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--json",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["since"], since);
     assert_eq!(r["until"], until);
@@ -117,20 +168,36 @@ async fn the_report_of_a_seeded_table() {
     assert_eq!(r["states"]["RETRYING"], 1);
     assert_eq!(r["open"], 0);
     assert_eq!(r["settled"], 23);
-    assert_eq!((r["sent"].clone(), r["sent_on_time"].clone(), r["sent_late"].clone()), (20.into(), 20.into(), 0.into()));
+    assert_eq!(
+        (
+            r["sent"].clone(),
+            r["sent_on_time"].clone(),
+            r["sent_late"].clone()
+        ),
+        (20.into(), 20.into(), 0.into())
+    );
     assert_eq!(r["sent_on_time_percent"], 87.0);
     let l = &r["opt_in_to_sent_seconds"];
-    assert_eq!((l["p50"].as_f64(), l["p95"].as_f64(), l["p99"].as_f64()), (Some(10.0), Some(19.0), Some(20.0)));
+    assert_eq!(
+        (l["p50"].as_f64(), l["p95"].as_f64(), l["p99"].as_f64()),
+        (Some(10.0), Some(19.0), Some(20.0))
+    );
     assert_eq!(l["samples"], 20);
     assert_eq!(r["alerted"], 1);
     let missed = r["missed_deadlines"].as_array().unwrap();
-    let prefixes: Vec<&str> = missed.iter().map(|m| m["login_id_prefix"].as_str().unwrap()).collect();
+    let prefixes: Vec<&str> = missed
+        .iter()
+        .map(|m| m["login_id_prefix"].as_str().unwrap())
+        .collect();
     assert_eq!(prefixes, ["expired-", "retry-lo"]);
     assert_eq!(missed[0]["state"], "EXPIRED");
     assert_eq!(missed[0]["deadline"], utc(t0 + 100 + DAY));
     assert_eq!(missed[1]["state"], "RETRYING");
     assert_eq!(missed[1]["last_error"]["code"], 190);
-    assert!(!stdout.contains("expired-login-000000"), "only login_id prefixes");
+    assert!(
+        !stdout.contains("expired-login-000000"),
+        "only login_id prefixes"
+    );
 
     // No flag and no TABLE_NAME: the local stack's state file, text output.
     let dir = std::env::temp_dir().join(format!("report-{stack}"));
@@ -152,7 +219,11 @@ async fn the_report_of_a_seeded_table() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for needle in [
         "opt-ins           24",
         "sent on time      87.0 % (20 of 23 settled; 0 still open)",
@@ -170,12 +241,18 @@ async fn the_report_of_a_seeded_table() {
     std::fs::remove_dir_all(&dir).ok();
 
     // Mistakes are named.
-    let out = report_command(&moto.endpoint).arg("--bogus").output().unwrap();
+    let out = report_command(&moto.endpoint)
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument"));
     let empty = std::env::temp_dir().join(format!("report-empty-{stack}"));
     std::fs::create_dir_all(&empty).unwrap();
-    let out = report_command(&moto.endpoint).current_dir(&empty).output().unwrap();
+    let out = report_command(&moto.endpoint)
+        .current_dir(&empty)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("make run"));
     std::fs::remove_dir_all(&empty).ok();

@@ -220,7 +220,12 @@ impl Expr {
 }
 
 const LEASE: [&str; 2] = ["lease_owner", "lease_until"];
-const LEASE_AND_DUE: [&str; 4] = ["lease_owner", "lease_until", table::DUE_SHARD, table::DUE_AT];
+const LEASE_AND_DUE: [&str; 4] = [
+    "lease_owner",
+    "lease_until",
+    table::DUE_SHARD,
+    table::DUE_AT,
+];
 
 fn last_error_value(error: &crate::domain::LastError) -> PortResult<AttributeValue> {
     dynamo::to_attribute_value(error)
