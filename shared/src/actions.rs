@@ -112,3 +112,79 @@ pub async fn opt_out_opt_in(
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryAlerts, MemoryOptInStore, MemoryScheduler};
+    use crate::domain::{DeadlineCheck, State};
+    use crate::metrics::{MemoryMetrics, Metric};
+
+    async fn recorded(store: &MemoryOptInStore, scheduler: &MemoryScheduler) -> OptIn {
+        let o = OptIn::new(OptInKey::new("p", "login-1"), Some(1_000), 1_000, 60_000, 0);
+        store.create_opt_in(&o).await.unwrap();
+        scheduler
+            .schedule_deadline_check(&DeadlineCheck::for_opt_in(&o), o.alert_at)
+            .await
+            .unwrap();
+        o
+    }
+
+    #[tokio::test]
+    async fn opting_out_deletes_the_deadline_schedule() {
+        let (store, scheduler) = (MemoryOptInStore::new(), MemoryScheduler::default());
+        let o = recorded(&store, &scheduler).await;
+        let done = opt_out_opt_in(&store, &scheduler, &o.key(), "api", 2_000)
+            .await
+            .unwrap();
+        assert!(done.is_done());
+        assert!(scheduler.get(&o.key()).is_none());
+        let again = opt_out_opt_in(&store, &scheduler, &o.key(), "api", 3_000)
+            .await
+            .unwrap();
+        assert!(!again.is_done(), "already terminal");
+    }
+
+    #[tokio::test]
+    async fn a_terminal_opt_in_is_not_opted_out_and_keeps_its_evidence() {
+        let (store, scheduler) = (MemoryOptInStore::new(), MemoryScheduler::default());
+        let o = recorded(&store, &scheduler).await;
+        store.expire(&o.key(), o.deadline_at).await.unwrap();
+        let refused = opt_out_opt_in(&store, &scheduler, &o.key(), "api", o.deadline_at + 1)
+            .await
+            .unwrap();
+        assert!(!refused.is_done());
+        let now = store.get_opt_in(&o.key()).await.unwrap().unwrap();
+        assert_eq!((now.state, now.opt_out_source), (State::Expired, None));
+    }
+
+    #[tokio::test]
+    async fn expiring_counts_one_miss_and_alerting_one_risk_whoever_calls() {
+        let (store, scheduler) = (MemoryOptInStore::new(), MemoryScheduler::default());
+        let (alerts, metrics) = (MemoryAlerts::default(), MemoryMetrics::default());
+        let o = recorded(&store, &scheduler).await;
+        assert!(alert_at_risk_once(&store, &alerts, &metrics, &o, 2_000, "x").await);
+        assert!(!alert_at_risk_once(&store, &alerts, &metrics, &o, 2_001, "x").await);
+        assert_eq!(metrics.sum(Metric::OptInsAtRisk), 1.0);
+        let k = o.key();
+        assert!(
+            expire_opt_in(&store, &scheduler, &alerts, &metrics, &k, o.deadline_at - 1)
+                .await
+                .is_none(),
+            "not before the deadline"
+        );
+        assert!(
+            expire_opt_in(&store, &scheduler, &alerts, &metrics, &k, o.deadline_at)
+                .await
+                .is_some()
+        );
+        assert!(
+            expire_opt_in(&store, &scheduler, &alerts, &metrics, &k, o.deadline_at + 1)
+                .await
+                .is_none()
+        );
+        assert_eq!(metrics.sum(Metric::DeadlinesMissed), 1.0);
+        assert_eq!(alerts.published().len(), 2);
+        assert!(scheduler.get(&k).is_none());
+    }
+}

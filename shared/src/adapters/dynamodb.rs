@@ -408,13 +408,21 @@ impl OptInStore for DynamoOptInStore {
 
     async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
         let (due, cost) = self.due_for_attention_measured(due_by, limit).await?;
-        tracing::info!(
-            found = due.len(),
-            requests = cost.requests,
-            items_read = cost.items_read,
-            consumed_rcu = cost.reported_rcu,
-            "due-index queried"
-        );
+        if due.is_empty() {
+            tracing::debug!(
+                requests = cost.requests,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried: nothing due"
+            );
+        } else {
+            tracing::info!(
+                found = due.len(),
+                requests = cost.requests,
+                items_read = cost.items_read,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried"
+            );
+        }
         Ok(due)
     }
 
