@@ -8,5 +8,6 @@ pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;
+pub mod login;
 pub mod ports;
 pub mod table;

@@ -36,6 +36,8 @@ fn world() -> World {
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
     };
     World {
         deps,

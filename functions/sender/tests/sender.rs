@@ -35,6 +35,7 @@ fn world() -> World {
         alerts: alerts.clone(),
         messenger: messenger.clone(),
         clock: clock.clone(),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
     };
     World {
         deps,

@@ -207,11 +207,10 @@ impl LocalStack {
         )
         .await?;
 
-        let http_deps = Arc::new(http_api::Deps::from_aws(
-            config.clone(),
-            secrets.clone(),
-            sdk,
-        ));
+        let http_deps = Arc::new(
+            http_api::Deps::from_aws(config.clone(), secrets.clone(), sdk)
+                .map_err(|e| LocalError::Graph(e.to_string()))?,
+        );
         let sender_deps = Arc::new(
             sender::Deps::from_aws(config.clone(), &secrets, sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
