@@ -48,7 +48,20 @@ fn from_graph(e: GraphError) -> Refusal {
 
 /// `debug_token` (valid, our app, a user id), then `/me` and `/me/permissions` concurrently.
 pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Refusal> {
-    let info = deps.facebook.debug_token(token).await.map_err(from_graph)?;
+    let info = deps
+        .facebook
+        .debug_token(token)
+        .await
+        .map_err(|e| match e {
+            // Debugging another app's token with our app token is refused with this message
+            // (not in Meta's readable docs; the sandbox answers the same).
+            GraphError::Api { ref body, .. }
+                if body.message.contains("did not match the Viewing App") =>
+            {
+                Refusal::OtherApp
+            }
+            other => from_graph(other),
+        })?;
     if !info.is_valid {
         return Err(Refusal::InvalidToken);
     }
