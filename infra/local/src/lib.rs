@@ -4,6 +4,7 @@
 
 pub mod api_gateway;
 pub mod event_sources;
+pub mod example_site;
 pub mod moto;
 pub mod provision;
 
@@ -63,6 +64,8 @@ pub struct LocalSettings {
     pub template_path: PathBuf,
     pub stack_name: String,
     pub http_addr: SocketAddr,
+    /// Where the example website listens (its origin is allowed as `return_to`).
+    pub site_addr: SocketAddr,
     /// How often the sweep runs; `None` uses the template's `SweepRate` default.
     pub sweep_every: Option<Duration>,
     /// How often due one-time schedules are looked for.
@@ -84,6 +87,7 @@ impl LocalSettings {
             template_path,
             stack_name: stack_name.into(),
             http_addr,
+            site_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             sweep_every: None,
             scheduler_tick: Duration::from_millis(500),
             sender_pollers: 2,
@@ -117,6 +121,8 @@ pub enum LocalError {
 pub struct LocalStack {
     pub api_base_url: String,
     pub http_addr: SocketAddr,
+    /// The example website (`GET /`), with its "Continue with Facebook" link.
+    pub site_base_url: String,
     pub provisioned: Provisioned,
     pub config: Config,
     stop: watch::Sender<bool>,
@@ -161,6 +167,19 @@ impl LocalStack {
             source,
         })?;
         let api_base_url = format!("http://{http_addr}");
+        let site_listener = tokio::net::TcpListener::bind(settings.site_addr)
+            .await
+            .map_err(|source| LocalError::Listen {
+                addr: settings.site_addr,
+                source,
+            })?;
+        let site_addr = site_listener
+            .local_addr()
+            .map_err(|source| LocalError::Listen {
+                addr: settings.site_addr,
+                source,
+            })?;
+        let site_base_url = format!("http://{site_addr}");
 
         let stack = &settings.stack_name;
         let derived: Vec<(String, String)> = vec![
@@ -190,6 +209,7 @@ impl LocalStack {
                 messenger_sandbox::DEFAULT_PAGE_ID.into(),
             ),
             ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
+            ("ALLOWED_RETURN_ORIGINS".into(), site_base_url.clone()),
         ];
         let overrides = settings.config_overrides.clone();
         let config = Config::from_lookup(|name| {
@@ -236,6 +256,24 @@ impl LocalStack {
             }
         }));
 
+        let site = example_site::router(example_site::render(
+            &site_base_url,
+            &api_base_url,
+            &format!("{}/_sandbox/inbox?format=html", config.graph_api_base_url),
+        ));
+        let mut site_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = site_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(site_listener, site)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "example site stopped");
+            }
+        }));
+
         let sqs = aws_sdk_sqs::Client::new(sdk);
         for _ in 0..settings.sender_pollers.max(1) {
             tasks.push(tokio::spawn(event_sources::run_sqs_poller(
@@ -263,6 +301,7 @@ impl LocalStack {
         Ok(Self {
             api_base_url,
             http_addr,
+            site_base_url,
             provisioned,
             config,
             stop,
