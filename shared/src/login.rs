@@ -406,7 +406,7 @@ pub fn check_return_to(raw: Option<&str>, allowed: &[String]) -> Result<url::Url
         return Err(ReturnToError::UserInfo);
     }
     let origin = url.origin().ascii_serialization();
-    if allowed.iter().any(|a| *a == origin) {
+    if allowed.contains(&origin) {
         Ok(url)
     } else {
         Err(ReturnToError::ForeignOrigin)

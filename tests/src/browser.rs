@@ -110,7 +110,7 @@ impl Browser {
                 .unwrap_or((attribute.trim(), ""));
             match k.to_ascii_lowercase().as_str() {
                 "path" => cookie.path = v.to_owned(),
-                "max-age" => delete = v.parse::<i64>().map_or(false, |n| n <= 0),
+                "max-age" => delete = v.parse::<i64>().is_ok_and(|n| n <= 0),
                 "secure" => cookie.secure = true,
                 "httponly" => cookie.http_only = true,
                 "samesite" => cookie.same_site = Some(v.to_owned()),

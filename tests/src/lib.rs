@@ -1,6 +1,7 @@
 //! Shared helpers of the integration and end-to-end tests.
 
 pub mod browser;
+pub mod cdp;
 
 pub use local_runner::moto;
 use local_runner::moto::MotoServer;

@@ -46,12 +46,39 @@ fn method_not_allowed() -> Response<Body> {
 }
 
 fn unavailable() -> Response<Body> {
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the request could not be completed; please retry",
-    )
+    ApiError::unavailable().into_response()
 }
+
+/// A refusal, turned into the JSON error answer at the edge.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            UNAVAILABLE_MESSAGE,
+        )
+    }
+
+    fn into_response(self) -> Response<Body> {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
+const UNAVAILABLE_MESSAGE: &str = "the request could not be completed; please retry";
 
 /// Route a `/v1/…` request (the path has no trailing slash).
 pub async fn route(deps: &Deps, request: &Request, path: &str) -> Response<Body> {
@@ -83,9 +110,9 @@ fn is_json(request: &Request) -> bool {
 }
 
 /// Content type, size and JSON shape, in that order.
-fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Response<Body>> {
+fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
     if !is_json(request) {
-        return Err(error_response(
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "the body must be application/json",
@@ -93,7 +120,7 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Res
     }
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_API_BODY_BYTES {
-        return Err(error_response(
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "the request body is larger than 16 KiB",
@@ -107,7 +134,7 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Res
             ),
             _ => ("invalid_json", "the body is not valid JSON".to_owned()),
         };
-        error_response(StatusCode::BAD_REQUEST, code, &message)
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
     })
 }
 
@@ -121,7 +148,7 @@ struct RecordLoginRequest {
 async fn record_login(deps: &Deps, request: &Request) -> Response<Body> {
     let body: RecordLoginRequest = match json_body(request) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let token = body.user_access_token.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
@@ -143,7 +170,7 @@ async fn record_login(deps: &Deps, request: &Request) -> Response<Body> {
     };
     let opt_in = match load_opt_in(deps, &login).await {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     json_response(
         StatusCode::CREATED,
@@ -188,9 +215,9 @@ fn refusal_response(e: &Refusal) -> Response<Body> {
     }
 }
 
-async fn load_login(deps: &Deps, asid: &str) -> Result<Login, Response<Body>> {
+async fn load_login(deps: &Deps, asid: &str) -> Result<Login, ApiError> {
     if !is_valid_asid(asid) {
-        return Err(error_response(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_asid",
             "asid must be the person's numeric app-scoped user id",
@@ -198,25 +225,25 @@ async fn load_login(deps: &Deps, asid: &str) -> Result<Login, Response<Body>> {
     }
     match deps.logins.get_login(&deps.config.fb_page_id, asid).await {
         Ok(Some(l)) => Ok(l),
-        Ok(None) => Err(error_response(
+        Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_person",
             "no login is recorded for this asid",
         )),
         Err(e) => {
             error!(error = %e, "could not read the login");
-            Err(unavailable())
+            Err(ApiError::unavailable())
         }
     }
 }
 
-async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, Response<Body>> {
+async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, ApiError> {
     let Some(key) = login.opt_in_key() else {
         return Ok(None);
     };
     deps.store.get_opt_in(&key).await.map_err(|e| {
         error!(error = %e, "could not read the opt-in");
-        unavailable()
+        ApiError::unavailable()
     })
 }
 
@@ -261,11 +288,11 @@ pub fn user_view(login: &Login, opt_in: Option<&OptIn>) -> serde_json::Value {
 async fn get_user(deps: &Deps, asid: &str) -> Response<Body> {
     let login = match load_login(deps, asid).await {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match load_opt_in(deps, &login).await {
         Ok(opt_in) => json_response(StatusCode::OK, &user_view(&login, opt_in.as_ref())),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -279,13 +306,13 @@ struct OptOutRequest {}
 /// and nothing is sent.
 async fn opt_out(deps: &Deps, request: &Request, asid: &str) -> Response<Body> {
     if !request.body().is_empty()
-        && let Err(r) = json_body::<OptOutRequest>(request)
+        && let Err(e) = json_body::<OptOutRequest>(request)
     {
-        return r;
+        return e.into_response();
     }
     let login = match load_login(deps, asid).await {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let Some(key) = login.opt_in_key() else {
         return error_response(

@@ -69,17 +69,23 @@ struct Request {
     params: HashMap<String, String>,
 }
 
+/// Why the dialog shows its error page instead of asking the person.
+struct Refused(StatusCode, &'static str);
+
+impl Refused {
+    fn page(&self) -> Response {
+        error_page(self.0, self.1)
+    }
+}
+
 fn check(
     oauth: &OAuthState,
     version: &str,
     params: HashMap<String, String>,
-) -> Result<Request, Response> {
+) -> Result<Request, Refused> {
     let config = &oauth.app.config;
     if !is_graph_version(version) {
-        return Err(error_page(
-            StatusCode::NOT_FOUND,
-            "This page isn't available.",
-        ));
+        return Err(Refused(StatusCode::NOT_FOUND, "This page isn't available."));
     }
     let get = |name: &str| {
         params
@@ -88,7 +94,7 @@ fn check(
             .filter(|v| !v.is_empty())
     };
     if get("client_id") != Some(config.app_id.as_str()) {
-        return Err(error_page(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "Invalid App ID: the provided app ID does not look like a valid app ID.",
         ));
@@ -96,20 +102,18 @@ fn check(
     let redirect_uri = get("redirect_uri")
         .and_then(|u| reqwest::Url::parse(u).ok())
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            error_page(
-                StatusCode::BAD_REQUEST,
-                "URL blocked: this redirect failed because the redirect URI is missing or not an http(s) URL.",
-            )
-        })?;
+        .ok_or(Refused(
+            StatusCode::BAD_REQUEST,
+            "URL blocked: this redirect failed because the redirect URI is missing or not an http(s) URL.",
+        ))?;
     if get("response_type").is_some_and(|t| t != "code") {
-        return Err(error_page(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "The sandbox supports only response_type=code.",
         ));
     }
     if get("messenger_page_id").is_some_and(|p| p != config.page_id) {
-        return Err(error_page(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "The Page in messenger_page_id is not linked to this app.",
         ));
@@ -145,7 +149,7 @@ async fn show(
     let params = query.map(|Query(q)| q).unwrap_or_default();
     let request = match check(&oauth, &version, params) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(refused) => return refused.page(),
     };
     match request.params.get("sandbox_choice").map(String::as_str) {
         None | Some("") => page(&oauth, &request),
@@ -176,7 +180,7 @@ async fn decide(
         .ok_or(());
     let request = match check(&oauth, &version, params) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(refused) => return refused.page(),
     };
     match choice {
         Ok(choice) => act(&oauth, &request, choice).await,
