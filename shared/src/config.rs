@@ -53,6 +53,8 @@ pub struct Config {
     /// How long a sender owns a claimed opt-in before another may take it over.
     pub send_lease_ms: Millis,
     pub graph_timeout_ms: u64,
+    /// Facebook Login settings (return_to origins, scopes, login_id derivation, first-name fallback).
+    pub login: crate::login::LoginConfig,
 }
 
 pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
@@ -191,6 +193,7 @@ impl Config {
         let optin_window_seconds = r.number("OPTIN_WINDOW_SECONDS", 86_400, 10, 86_400);
         let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
         let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
+        let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -218,6 +221,7 @@ impl Config {
             optin_window_ms: optin_window_seconds * 1000,
             send_lease_ms: send_lease_seconds * 1000,
             graph_timeout_ms: graph_timeout_ms as u64,
+            login,
         })
     }
 }
@@ -279,6 +283,16 @@ impl Secrets {
             if v.expose().is_empty() {
                 problems.push(format!("the secret's {name} is empty"));
             }
+        }
+        if secrets
+            .api_key_hashes
+            .iter()
+            .any(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            problems.push(
+                "the secret's api_key_hashes must each be the 64-character hex SHA-256 of an API key"
+                    .to_owned(),
+            );
         }
         if problems.is_empty() {
             Ok(secrets)

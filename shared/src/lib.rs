@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;
+pub mod login;
 pub mod metrics;
 pub mod ports;
 pub mod report;

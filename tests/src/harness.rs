@@ -81,7 +81,8 @@ pub async fn world(now: Millis, overrides: &[(&str, &str)]) -> World {
     let metrics = Arc::new(MemoryMetrics::default());
     let messenger = Arc::new(MemoryMessenger::default());
 
-    let mut http = http_api::Deps::from_aws(config.clone(), secrets.clone(), &sdk);
+    let mut http = http_api::Deps::from_aws(config.clone(), secrets.clone(), &sdk)
+        .unwrap_or_else(|e| panic!("graph client: {e}"));
     http.clock = clock.clone();
     http.metrics = metrics.clone();
     let mut sender = sender::Deps::from_aws(config.clone(), &secrets, &sdk)

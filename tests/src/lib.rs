@@ -1,5 +1,7 @@
 //! Shared helpers of the integration and end-to-end tests.
 
+pub mod browser;
+pub mod cdp;
 pub mod harness;
 pub mod population;
 

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const SECRET_JSON: &str = r#"{"app_secret":"app-s3cret","page_access_token":"page-tok","client_token":"client-tok","verify_token":"verify-tok","api_key_hashes":["abc123"]}"#;
+const SECRET_JSON: &str = r#"{"app_secret":"app-s3cret","page_access_token":"page-tok","client_token":"client-tok","verify_token":"verify-tok","api_key_hashes":["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]}"#;
 
 struct Stack {
     _moto: Arc<MotoServer>,
@@ -956,7 +956,10 @@ async fn secrets_are_read_back_and_a_missing_secret_is_named() {
     assert_eq!(secrets.page_access_token.expose(), "page-tok");
     assert_eq!(secrets.client_token.expose(), "client-tok");
     assert_eq!(secrets.verify_token.expose(), "verify-tok");
-    assert_eq!(secrets.api_key_hashes, ["abc123"]);
+    assert_eq!(
+        secrets.api_key_hashes,
+        ["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]
+    );
 
     let missing = format!("{}-no-such-secret", s.stack_name);
     let e = load_secrets(&client, &missing)

@@ -37,6 +37,8 @@ fn world() -> World {
         alerts: alerts.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
         metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
     };
     World {
         deps,

@@ -39,6 +39,7 @@ fn world() -> World {
         messenger: messenger.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
     };
     World {
         deps,

@@ -78,6 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env_or("STACK_NAME", "local"),
         http_addr,
     );
+    settings.site_addr = env_or("LOCAL_SITE_ADDR", "127.0.0.1:8080").parse()?;
     settings.secrets = secrets;
     if let Some(seconds) = env("SWEEP_EVERY_SECONDS") {
         settings.sweep_every = Some(Duration::from_secs(seconds.parse()?));
@@ -89,15 +90,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(
             "FACEBOOK_WEB_BASE_URL",
             env_or("FACEBOOK_WEB_BASE_URL", &graph_url),
+        )
+        // Locally the initial message greets the person by the name given in the sandbox dialog.
+        .with(
+            "INITIAL_MESSAGE_TEXT",
+            env_or(
+                "INITIAL_MESSAGE_TEXT",
+                "Hi {first_name}! Thanks for connecting with us on Messenger. Reply here any time if you have a question.",
+            ),
         );
     for name in [
         "GRAPH_API_VERSION",
-        "INITIAL_MESSAGE_TEXT",
         "MESSAGING_TYPE",
         "ALERT_LEAD_MINUTES",
         "ALERT_LEAD_SECONDS",
         "OPTIN_WINDOW_SECONDS",
         "PUBLIC_BASE_URL",
+        "ALLOWED_RETURN_ORIGINS",
+        "LOGIN_EXTRA_SCOPES",
+        "DERIVE_LOGIN_ID",
+        "FIRST_NAME_FALLBACK",
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);
@@ -110,7 +122,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!();
+    println!("  Example website         {}/", stack.site_base_url);
+    println!(
+        "  Login start             {}/login/start?return_to={}/",
+        stack.api_base_url, stack.site_base_url
+    );
     println!("  HTTP API (API Gateway)  {}", stack.api_base_url);
+    println!(
+        "  OpenAPI document        {}/openapi.json",
+        stack.api_base_url
+    );
     println!("  Messenger webhook       {webhook_url}");
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
