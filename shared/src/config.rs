@@ -53,6 +53,8 @@ pub struct Config {
     /// How long a sender owns a claimed opt-in before another may take it over.
     pub send_lease_ms: Millis,
     pub graph_timeout_ms: u64,
+    /// The sender's throughput and retry settings.
+    pub send: crate::send_tuning::SendTuning,
 }
 
 pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
@@ -186,6 +188,7 @@ impl Config {
         let optin_window_seconds = r.number("OPTIN_WINDOW_SECONDS", 86_400, 10, 86_400);
         let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
         let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
+        let send = crate::send_tuning::SendTuning::from_lookup(&r.lookup, &mut r.problems);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -213,6 +216,7 @@ impl Config {
             optin_window_ms: optin_window_seconds * 1000,
             send_lease_ms: send_lease_seconds * 1000,
             graph_timeout_ms: graph_timeout_ms as u64,
+            send,
         })
     }
 }

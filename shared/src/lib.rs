@@ -8,5 +8,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;
+pub mod page;
 pub mod ports;
+pub mod send_tuning;
 pub mod table;

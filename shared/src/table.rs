@@ -5,12 +5,16 @@
 //! | item          | pk                               | sk      |
 //! |---------------|----------------------------------|---------|
 //! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
+//! | Page state    | `PAGE#{page_id}`                 | `STATE` |
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
 //!   the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values so no partition runs hot;
 //! - `alert_at` (N): the sort key of [`DUE_INDEX`];
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
+//!
+//! Page state attributes are the serde names of [`crate::page::PageState`]; the item has no
+//! `due_shard` (it is not in the due index) and no TTL (it lives as long as the Page).
 
 use crate::domain::{Millis, OptInKey};
 
@@ -24,6 +28,13 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 8;
 /// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.
 pub const RETENTION_AFTER_DEADLINE_MS: Millis = 180 * 24 * 3_600_000;
+
+pub const PAGE_STATE_SK: &str = "STATE";
+
+/// The partition key of a Page's state item (whether the sender may send for it).
+pub fn page_pk(page_id: &str) -> String {
+    format!("PAGE#{page_id}")
+}
 
 pub fn opt_in_pk(key: &OptInKey) -> String {
     format!("OPTIN#{}#{}", key.page_id, key.login_id)
@@ -70,6 +81,7 @@ mod tests {
     #[test]
     fn keys_and_ttl() {
         assert_eq!(opt_in_pk(&OptInKey::new("1", "ab")), "OPTIN#1#ab");
+        assert_eq!(page_pk("1"), "PAGE#1");
         assert_eq!(expires_at_seconds(0), RETENTION_AFTER_DEADLINE_MS / 1000);
     }
 }

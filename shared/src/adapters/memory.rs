@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -24,7 +24,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// In-memory [`OptInStore`].
 #[derive(Default)]
 pub struct MemoryOptInStore {
-    items: Mutex<HashMap<OptInKey, OptIn>>,
+    pub(super) items: Mutex<HashMap<OptInKey, OptIn>>,
+    /// Page state items (see `memory_send`).
+    pub(super) pages: Mutex<HashMap<String, crate::page::PageState>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
 }
@@ -42,7 +44,7 @@ impl MemoryOptInStore {
         lock(&self.items).insert(opt_in.key(), opt_in);
     }
 
-    fn check(&self) -> PortResult<()> {
+    pub(super) fn check(&self) -> PortResult<()> {
         if self.fail.load(Ordering::SeqCst) {
             Err(PortError::new("memory-store", "injected failure"))
         } else {
@@ -51,7 +53,7 @@ impl MemoryOptInStore {
     }
 
     /// Apply `event` when `guard` holds for the current item; `mutate` sets the event's fields.
-    fn apply(
+    pub(super) fn apply(
         &self,
         key: &OptInKey,
         event: Event,
