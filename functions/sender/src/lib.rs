@@ -118,7 +118,7 @@ pub enum RecordOutcome {
 pub struct PageViews(HashMap<String, Option<PageState>>);
 
 impl PageViews {
-    pub async fn load(deps: &Deps, page_ids: impl IntoIterator<Item = String>) -> Self {
+    pub async fn load(deps: &Deps, page_ids: Vec<String>) -> Self {
         let mut views = HashMap::new();
         for page_id in page_ids {
             if views.contains_key(&page_id) {
@@ -175,11 +175,15 @@ fn receive_count(record: &SqsMessage) -> u32 {
 /// `batchItemFailures`.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let jobs: Vec<Option<SendJob>> = event.records.iter().map(parse_job).collect();
-    let views = PageViews::load(deps, jobs.iter().flatten().map(|j| j.page_id.clone())).await;
+    let page_ids: Vec<String> = jobs.iter().flatten().map(|j| j.page_id.clone()).collect();
+    let views = PageViews::load(deps, page_ids).await;
     let views = &views;
     let in_flight = deps.config.send.max_in_flight.max(1);
-    let outcomes: Vec<RecordOutcome> =
-        futures::stream::iter(event.records.iter().zip(&jobs).map(|(record, job)| {
+    let work: Vec<_> = event
+        .records
+        .iter()
+        .zip(&jobs)
+        .map(|(record, job)| {
             let message_id = record.message_id.as_deref().unwrap_or("");
             let span = info_span!("send_job", message_id);
             async move {
@@ -189,10 +193,14 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
                 }
             }
             .instrument(span)
-        }))
-        .buffered(in_flight)
-        .collect()
-        .await;
+        })
+        .collect();
+    // In order, at most `in_flight` at once.
+    let mut stream = futures::stream::iter(work).buffered(in_flight);
+    let mut outcomes = Vec::with_capacity(event.records.len());
+    while let Some(outcome) = stream.next().await {
+        outcomes.push(outcome);
+    }
 
     let mut response = SqsBatchResponse::default();
     for ((record, job), outcome) in event.records.iter().zip(&jobs).zip(outcomes) {

@@ -248,7 +248,10 @@ pub async fn requeue_paused(deps: &Deps, page_id: &str, queued: &mut HashSet<Opt
         .map(|o| o.key())
         .filter(|k| !queued.contains(k))
         .collect();
-    let done: Vec<OptInKey> = futures::stream::iter(todo)
+    // Futures collected first, then polled 16 at a time (a closure-built stream would not be
+    // provably `Send` for `tokio::spawn`).
+    let enqueues: Vec<_> = todo
+        .into_iter()
         .map(|key| async move {
             match deps.queue.enqueue(&SendJob::for_key(&key)).await {
                 Ok(()) => Some(key),
@@ -258,9 +261,11 @@ pub async fn requeue_paused(deps: &Deps, page_id: &str, queued: &mut HashSet<Opt
                 }
             }
         })
-        .buffer_unordered(16)
-        .filter_map(|k| async move { k })
-        .collect()
-        .await;
+        .collect();
+    let mut stream = futures::stream::iter(enqueues).buffer_unordered(16);
+    let mut done = Vec::new();
+    while let Some(result) = stream.next().await {
+        done.extend(result);
+    }
     queued.extend(done);
 }
