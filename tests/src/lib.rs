@@ -1,6 +1,8 @@
 //! Shared helpers of the integration and end-to-end tests.
 
 pub use local_runner::moto;
+
+pub mod sender_world;
 use local_runner::moto::MotoServer;
 use std::sync::Arc;
 
