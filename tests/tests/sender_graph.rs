@@ -26,8 +26,9 @@ fn error(code: i64, subcode: Option<i64>, trace: &str) -> FaultRule {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_back_off_inside_the_deadline_and_are_sent_once_the_fault_clears() {
     let w = SenderWorld::with_moto(&[("GRAPH_TIMEOUT_MS", "400")]).await;
-    // (name, fault, expected last_error (code, subcode, fbtrace_id, message))
-    let cases: Vec<(&str, FaultRule, (i64, Option<i64>, Option<&str>))> = vec![
+    // (name, fault, expected last_error (code, subcode, fbtrace_id))
+    type Expected = (i64, Option<i64>, Option<&'static str>);
+    let cases: Vec<(&str, FaultRule, Expected)> = vec![
         (
             "1200",
             error(1200, Some(2_018_024), "T1200"),
@@ -79,7 +80,7 @@ async fn transient_errors_back_off_inside_the_deadline_and_are_sent_once_the_fau
         w.fault(fault);
         let message_id = format!("m-{name}");
         let r = w.run(&message_id, &key, 1).await;
-        assert_eq!(failures(&r), [message_id.clone()], "{name}: retried");
+        assert_eq!(failures(&r), [message_id.as_str()], "{name}: retried");
         let item = w.item(&key).await;
         assert_eq!((item.state, item.attempts), (State::Retrying, 1), "{name}");
         let last = item.last_error.clone().expect("last_error recorded");
