@@ -116,9 +116,15 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -
             }
         }
         Ok(Transitioned::Refused(Some(item))) => match item.state {
-            // A sender crashed while sending: the probe takes it over when due.
-            State::Sending if item.lease_expired(now) => {
-                RecordOutcome::RetryIn(seconds_until(page.probe_at.unwrap_or(now), now))
+            // Already parked (the probe job, or a duplicate), or a sender crashed while sending:
+            // come back when the probe is due. A probe chain thus survives a job delivered a
+            // little early or a prober that crashed before queueing the next probe.
+            State::Paused | State::Sending
+                if !item.deadline_passed(now)
+                    && (item.state == State::Paused || item.lease_expired(now)) =>
+            {
+                let until = page.probe_at.unwrap_or(now);
+                RecordOutcome::RetryIn(seconds_until(until, now).min(MAX_DELAY_SECONDS))
             }
             _ => not_claimed(deps, &item, now, message_id).await,
         },

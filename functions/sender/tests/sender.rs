@@ -604,3 +604,23 @@ fn the_queue_and_the_concurrency_match_the_template() {
         "a batch goes out at once"
     );
 }
+
+#[tokio::test]
+async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
+    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let key = w.opt_in("L1", NOW).await;
+    w.messenger.then_fail(api_error(400, 230, None));
+    handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert_eq!(w.state(&key).await.state, State::Paused);
+    // The probe job arrives 2 s early (clocks differ): it waits for the probe time, not dropped.
+    w.clock.advance(58_000);
+    let r = handle_batch(&w.deps, job_event("probe", &key)).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert_eq!(w.retry.visibility().last().map(|v| v.1), Some(3));
+    assert!(w.messenger.sent().is_empty());
+    w.clock.advance(3_000);
+    let r = handle_batch(&w.deps, job_event("probe", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&key).await.state, State::Sent);
+    assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+}
