@@ -55,6 +55,8 @@ pub struct Config {
     pub graph_timeout_ms: u64,
     /// Facebook Login settings (return_to origins, scopes, login_id derivation, first-name fallback).
     pub login: crate::login::LoginConfig,
+    /// The sender's throughput and retry settings.
+    pub send: crate::send_tuning::SendTuning,
 }
 
 pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
@@ -194,6 +196,7 @@ impl Config {
         let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
         let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
         let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
+        let send = crate::send_tuning::SendTuning::from_lookup(&r.lookup, &mut r.problems);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -222,6 +225,7 @@ impl Config {
             send_lease_ms: send_lease_seconds * 1000,
             graph_timeout_ms: graph_timeout_ms as u64,
             login,
+            send,
         })
     }
 }

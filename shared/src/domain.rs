@@ -89,10 +89,13 @@ pub enum Event {
     OptOut,
     /// The operator fixed the configuration: a paused opt-in may be tried again.
     Resume,
+    /// A send job found its Page paused (our configuration is wrong or the Page is restricted):
+    /// the opt-in waits, unsent, until the Page resumes.
+    PagePaused,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::Claim,
         Event::Accepted,
         Event::TransientFailure,
@@ -102,6 +105,7 @@ impl Event {
         Event::DeadlinePassed,
         Event::OptOut,
         Event::Resume,
+        Event::PagePaused,
     ];
 
     /// The states this event may leave from.
@@ -120,6 +124,7 @@ impl Event {
             Event::DeadlinePassed => &[OptedIn, Retrying, Paused, Sending],
             Event::OptOut => &[OptedIn, Sending, Retrying, Paused],
             Event::Resume => &[Paused],
+            Event::PagePaused => &[OptedIn, Retrying],
         }
     }
 
@@ -135,6 +140,7 @@ impl Event {
             Event::DeadlinePassed => State::Expired,
             Event::OptOut => State::OptedOut,
             Event::Resume => State::Retrying,
+            Event::PagePaused => State::Paused,
         }
     }
 
@@ -456,6 +462,8 @@ mod tests {
             (State::Retrying, Event::OptOut, State::OptedOut),
             (State::Paused, Event::OptOut, State::OptedOut),
             (State::Paused, Event::Resume, State::Retrying),
+            (State::OptedIn, Event::PagePaused, State::Paused),
+            (State::Retrying, Event::PagePaused, State::Paused),
         ];
         for (from, event, to) in expected {
             assert_eq!(transition(*from, *event), Ok(*to), "{from} --{event:?}-->");

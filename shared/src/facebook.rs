@@ -280,19 +280,28 @@ impl GraphError {
     }
 }
 
-/// The Graph error table (`shared/reference/messenger.md` §3.5 and §7.4) in one place.
+/// Whether a Graph error message says the messaging window is closed (Meta has used several
+/// subcodes for it; the text is the stable part).
+fn says_outside_window(message: &str) -> bool {
+    message.contains("outside of allowed window")
+}
+
+/// The Graph error table (`shared/reference/messenger.md` §3.5 and §7.4) in one place: every
+/// (code, subcode) the reference lists, then the code families, then the HTTP status. The rows are
+/// tried in order; the first that matches decides.
 pub fn classify_graph_error(status: u16, body: &GraphErrorBody) -> ErrorClass {
     use ErrorClass::*;
     let sub = body.error_subcode;
     match (body.code, sub) {
-        // The person cannot be reached.
+        // The person cannot be reached: an opt-out in effect, never retried.
         (551, _) => Unreachable,
         (200, Some(1_545_041)) => Unreachable,
         (10, Some(2_018_108)) => Unreachable,
         (100, Some(2_018_001)) => Unreachable,
-        // The window is closed.
+        // The window is closed (by subcode, or by Meta's wording under another subcode).
         (10, Some(2_018_278 | 2_018_065)) => Window,
-        // The Page is restricted from sending.
+        (10, _) if says_outside_window(&body.message) => Window,
+        // The Page is restricted from sending: pause the Page, probe later.
         (10, Some(1_893_063)) => PageRestricted,
         // Our configuration: token, permissions, review status, appsecret_proof, bad request.
         (190, _) => Configuration,
@@ -300,11 +309,18 @@ pub fn classify_graph_error(status: u16, body: &GraphErrorBody) -> ErrorClass {
         (230, _) => Configuration,
         (100, _) if body.message.contains("appsecret_proof") => Configuration,
         (100, None) => Configuration,
-        // Transient.
+        // Transient: back off and try again while the deadline allows.
         (1200, _) | (4, _) | (17, _) | (32, _) | (613, _) => Retry,
         (80_000..=80_008, _) => Retry,
+        // "Unexpected error, retry later" (also seen when a person blocked the business): retried
+        // until the deadline, which bounds it.
         (2, _) => Retry,
+        // "Unknown error" (99: missing permissions can cause it; 1357046: invalid JSON reply).
         (1, _) => RetryBounded,
+        // Families: 100 with any other subcode is a malformed request (ours to fix); 10 and
+        // 200–299 are permission errors.
+        (100, Some(_)) => Configuration,
+        (10, _) | (200..=299, _) => Configuration,
         _ if status >= 500 => Retry,
         _ if body.is_transient == Some(true) => Retry,
         _ => Unknown,
@@ -434,20 +450,85 @@ mod tests {
         }
     }
 
+    /// One row per row of the reference table (`shared/reference/messenger.md` §3.5, §7.4), plus
+    /// the families and statuses the table's notes name.
     #[test]
     fn graph_error_table() {
         use ErrorClass::*;
+        const WINDOW: &str = "(#10) This message is sent outside of allowed window. Learn more about the new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview";
         let rows: &[(u16, i64, Option<i64>, &str, ErrorClass)] = &[
+            // §3.5, in the reference's order.
+            (500, 1, Some(99), "An unknown error occurred", RetryBounded),
             (
                 400,
-                551,
-                Some(1_545_041),
-                "(#551) This person isn't available right now.",
-                Unreachable,
+                1,
+                Some(1_357_046),
+                "Received invalid JSON reply",
+                RetryBounded,
             ),
-            (400, 551, None, "", Unreachable),
-            (400, 200, Some(1_545_041), "", Unreachable),
-            (400, 10, Some(2_018_108), "", Unreachable),
+            (
+                500,
+                2,
+                None,
+                "An unexpected error has occurred. Please retry your request later.",
+                Retry,
+            ),
+            (
+                400,
+                2,
+                Some(2_018_344),
+                "Service temporarily unavailable",
+                Retry,
+            ),
+            (
+                400,
+                4,
+                None,
+                "(#4) Application request limit reached",
+                Retry,
+            ),
+            (
+                400,
+                4,
+                Some(2_018_022),
+                "Too many send requests to phone numbers",
+                Retry,
+            ),
+            (
+                400,
+                4,
+                Some(2_018_354),
+                "Marketing Messages minimum delay",
+                Retry,
+            ),
+            (400, 17, None, "User request limit reached", Retry),
+            (400, 32, None, "Page request limit reached", Retry),
+            (400, 80_000, None, "", Retry),
+            (400, 80_004, None, "", Retry),
+            (400, 80_006, None, "", Retry),
+            (400, 80_008, None, "", Retry),
+            (
+                400,
+                613,
+                None,
+                "(#613) Calls to this api have exceeded the rate limit.",
+                Retry,
+            ),
+            (
+                400,
+                1200,
+                None,
+                "(#1200) Temporary send message failure. Please try again later.",
+                Retry,
+            ),
+            (
+                500,
+                1200,
+                Some(2_018_024),
+                "(#1200) Temporary send message failure. Please try again later.",
+                Retry,
+            ),
+            (400, 100, None, "(#100) Invalid parameter", Configuration),
             (
                 400,
                 100,
@@ -457,25 +538,26 @@ mod tests {
             ),
             (
                 400,
-                10,
-                Some(2_018_278),
-                "outside of allowed window",
-                Window,
+                100,
+                Some(2_018_109),
+                "Attachment size exceeds allowable limit",
+                Configuration,
             ),
             (
                 400,
-                10,
-                Some(2_018_065),
-                "outside of allowed window",
-                Window,
+                100,
+                Some(2_018_034),
+                "Message cannot be empty",
+                Configuration,
             ),
-            (400, 10, Some(1_893_063), "restricted", PageRestricted),
-            (400, 190, Some(463), "Session has expired", Configuration),
-            (401, 190, None, "Invalid OAuth access token.", Configuration),
-            (400, 200, Some(2_018_028), "", Configuration),
-            (400, 200, Some(2_018_027), "", Configuration),
-            (400, 200, Some(2_018_021), "", Configuration),
-            (400, 230, None, "", Configuration),
+            (400, 100, Some(2_018_032), "Invalid data", Configuration),
+            (
+                400,
+                100,
+                Some(2_018_218),
+                "profile not found",
+                Configuration,
+            ),
             (
                 400,
                 100,
@@ -483,32 +565,122 @@ mod tests {
                 "API calls from the server require an appsecret_proof argument",
                 Configuration,
             ),
-            (400, 100, None, "(#100) Invalid parameter", Configuration),
-            (500, 1200, Some(2_018_024), "", Retry),
-            (400, 613, None, "", Retry),
-            (400, 4, None, "", Retry),
-            (400, 17, None, "", Retry),
-            (400, 32, None, "", Retry),
-            (400, 80_000, None, "", Retry),
-            (400, 80_008, None, "", Retry),
-            (500, 2, None, "", Retry),
-            (500, 1, Some(99), "", RetryBounded),
-            (400, 1, Some(1_357_046), "", RetryBounded),
-            (503, 12345, None, "", Retry),
-            (400, 12345, None, "", Unknown),
+            (
+                400,
+                100,
+                None,
+                "Invalid appsecret_proof provided in the API argument",
+                Configuration,
+            ),
+            (400, 190, None, "Invalid OAuth access token.", Configuration),
+            (
+                401,
+                190,
+                Some(1_234_567),
+                "Invalid OAuth access token.",
+                Configuration,
+            ),
+            (400, 190, Some(458), "", Configuration),
+            (400, 190, Some(459), "", Configuration),
+            (400, 190, Some(460), "", Configuration),
+            (
+                400,
+                190,
+                Some(463),
+                "Error validating access token: Session has expired",
+                Configuration,
+            ),
+            (400, 190, Some(464), "", Configuration),
+            (400, 190, Some(467), "", Configuration),
+            (
+                400,
+                10,
+                Some(2_018_065),
+                "(#10) This message is sent outside of allowed window. You need page_messaging_subscriptions permission",
+                Window,
+            ),
+            (400, 10, Some(2_018_278), WINDOW, Window),
+            (
+                400,
+                10,
+                Some(2_018_108),
+                "(#10) This person isn't receiving messages from you right now.",
+                Unreachable,
+            ),
+            (
+                400,
+                10,
+                Some(1_893_063),
+                "(#10) This Page is temporarily restricted from sending messages.",
+                PageRestricted,
+            ),
+            (
+                400,
+                200,
+                Some(1_545_041),
+                "(#200) This person isn't available right now.",
+                Unreachable,
+            ),
+            (
+                400,
+                200,
+                Some(2_018_028),
+                "(#200) Cannot message users who are not admins, developers or testers",
+                Configuration,
+            ),
+            (400, 200, Some(2_018_027), "", Configuration),
+            (400, 200, Some(2_018_021), "", Configuration),
+            (
+                400,
+                230,
+                None,
+                "Requires pages_messaging permission",
+                Configuration,
+            ),
+            (
+                400,
+                551,
+                Some(1_545_041),
+                "(#551) This person isn't available right now.",
+                Unreachable,
+            ),
+            (400, 10_303, None, "Invalid account_linking_token", Unknown),
+            // §7.4's notes: any "outside of allowed window" message; the permission families.
+            (400, 10, Some(2_018_999), WINDOW, Window),
+            (400, 551, None, "", Unreachable),
+            (
+                400,
+                10,
+                None,
+                "(#10) Application does not have permission for this action",
+                Configuration,
+            ),
+            (403, 200, None, "(#200) Permissions error", Configuration),
+            (400, 299, None, "", Configuration),
+            // HTTP status and Meta's is_transient hint for codes outside the table.
+            (503, 12_345, None, "", Retry),
+            (400, 12_345, None, "", Unknown),
             (400, 80_009, None, "", Unknown),
         ];
         for (status, code, sub, msg, class) in rows {
             assert_eq!(
                 classify_graph_error(*status, &err(*code, *sub, msg)),
                 *class,
-                "{code}/{sub:?}"
+                "{code}/{sub:?} {msg}"
             );
         }
+        let transient = GraphErrorBody {
+            is_transient: Some(true),
+            ..err(12_345, None, "")
+        };
+        assert_eq!(classify_graph_error(400, &transient), Retry);
+        // Transport failures and answers without a Graph error body.
         assert_eq!(GraphError::Timeout.class(), Retry);
         assert_eq!(GraphError::Connection.class(), Retry);
         assert_eq!(GraphError::Http { status: 502 }.class(), Retry);
+        assert_eq!(GraphError::Http { status: 429 }.class(), Retry);
         assert_eq!(GraphError::Http { status: 404 }.class(), Unknown);
+        assert_eq!(GraphError::BadResponse("x".into()).class(), Unknown);
     }
 
     #[test]

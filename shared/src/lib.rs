@@ -11,6 +11,8 @@ pub mod domain;
 pub mod facebook;
 pub mod login;
 pub mod metrics;
+pub mod page;
 pub mod ports;
 pub mod report;
+pub mod send_tuning;
 pub mod table;

@@ -5,6 +5,8 @@ use crate::domain::{Alert, DeadlineCheck, LastError, Millis, OptIn, OptInKey, Se
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub mod send;
+
 /// A failure of an adapter's backing service. The message is for logs only.
 #[derive(Debug, thiserror::Error)]
 #[error("{service}: {message}")]

@@ -15,6 +15,7 @@
 //! login state holds `return_to`, `created_at`, `expires_at_ms`. All three carry `expires_at`
 //! (TTL): [`LOGIN_RETENTION_MS`] after the last login for LOGIN and link, the state's own expiry
 //! for a state. No index is needed: every lookup is by key.
+//! | Page state    | `PAGE#{page_id}`                 | `STATE` |
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
@@ -22,6 +23,9 @@
 //! - `due_at` (N): the sort key of [`DUE_INDEX`]: when the sweep must next look at the opt-in
 //!   ([`crate::attention`]); a sweep at `now` queries `due_at <= now` in every shard;
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
+//!
+//! Page state attributes are the serde names of [`crate::page::PageState`]; the item has no
+//! `due_shard` (it is not in the due index) and no TTL (it lives as long as the Page).
 
 use crate::domain::{Millis, OptInKey};
 
@@ -53,6 +57,13 @@ pub fn login_link_pk(key: &OptInKey) -> String {
 
 pub fn login_state_pk(state_hash: &str) -> String {
     format!("LOGINSTATE#{state_hash}")
+}
+
+pub const PAGE_STATE_SK: &str = "STATE";
+
+/// The partition key of a Page's state item (whether the sender may send for it).
+pub fn page_pk(page_id: &str) -> String {
+    format!("PAGE#{page_id}")
 }
 
 pub fn opt_in_pk(key: &OptInKey) -> String {
@@ -100,6 +111,7 @@ mod tests {
     #[test]
     fn keys_and_ttl() {
         assert_eq!(opt_in_pk(&OptInKey::new("1", "ab")), "OPTIN#1#ab");
+        assert_eq!(page_pk("1"), "PAGE#1");
         assert_eq!(expires_at_seconds(0), RETENTION_AFTER_DEADLINE_MS / 1000);
         assert_eq!(login_pk("1", "42"), "LOGIN#1#42");
         assert_eq!(login_link_pk(&OptInKey::new("1", "ab")), "LOGINID#1#ab");

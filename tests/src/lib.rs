@@ -6,6 +6,8 @@ pub mod harness;
 pub mod population;
 
 pub use local_runner::moto;
+
+pub mod sender_world;
 use local_runner::moto::MotoServer;
 use std::sync::Arc;
 

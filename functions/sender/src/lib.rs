@@ -1,32 +1,75 @@
 //! The SQS-triggered sender: for each send job, claim the opt-in, send the initial message once,
-//! and record the outcome. Failures that deserve another try are returned in `batchItemFailures`;
-//! everything else is acknowledged with its terminal state written.
+//! and record the outcome.
+//!
+//! - **One gate.** The claim is a conditional write with a lease; only the lease owner writes the
+//!   outcome, so duplicate jobs, redeliveries and concurrent senders send at most once.
+//! - **Every Graph answer has a class** ([`shared::facebook::classify_graph_error`]): transient
+//!   failures back off inside the deadline ([`backoff`]) through `ChangeMessageVisibility`; a job
+//!   that can no longer make the deadline ends EXPIRED with an alert; "unreachable" ends the
+//!   opt-in; configuration errors and Page restrictions pause the Page ([`pause`]).
+//! - **Throughput.** A batch's records are sent concurrently (at most `SENDER_MAX_IN_FLIGHT`), and a
+//!   per-Page [`pacer::Pacer`] keeps the instance under its share of the Send API limit.
+//!
+//! Operator documentation: docs/sender.md.
+
+pub mod backoff;
+pub mod pacer;
+pub mod pause;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
 use shared::actions;
 use shared::config::Config;
-use shared::domain::{Alert, AlertKind, OptIn, OptInKey, SendJob, State, login_id_prefix};
+use shared::domain::{
+    Alert, AlertKind, LastError, Millis, OptIn, OptInKey, SendJob, State, login_id_prefix,
+};
 use shared::facebook::{ErrorClass, GraphError};
 use shared::login::{LoginStore, needs_first_name, render_initial_message};
 use shared::metrics::{self, Metrics};
+use shared::page::{PageState, PauseCause};
+use shared::ports::send::{MAX_DELAY_SECONDS, PageStateStore, RetryQueue};
 use shared::ports::{
-    Alerts, Clock, DeadlineScheduler, Messenger, OptInStore, SendOutcome, SystemClock, Transitioned,
+    Alerts, Clock, DeadlineScheduler, Messenger, OptInStore, SendOutcome, SendQueue, SystemClock,
+    Transitioned,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{Instrument, error, info, info_span, warn};
+
+pub use pacer::Pacer;
 
 /// Attempts allowed for errors Meta documents as possibly permanent (code 1) before pausing.
 pub const MAX_BOUNDED_ATTEMPTS: u32 = 3;
 /// Attempts allowed for errors not in the table before pausing and alerting.
 pub const MAX_UNKNOWN_ATTEMPTS: u32 = 5;
+/// What one sender instance sustains for one Page, in sends per second: a batch of 10 sent at once
+/// takes about one Graph round trip plus two DynamoDB writes (≈ 250 ms at Graph's typical
+/// latency), so ≈ 40/s; 30 leaves headroom. The template's `SenderMaximumConcurrency` default is
+/// ⌈`SendRatePerSecond` / this⌉ so that the fleet can reach the Page limit (a test checks).
+pub const INSTANCE_SENDS_PER_SECOND: u32 = 30;
+/// The send queue's `maxReceiveCount` (template.yaml `SendQueue.RedrivePolicy`; a test checks).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// A record retried through `ChangeMessageVisibility` on its first receives; from this receive on
+/// the retry is handed to a fresh, delayed message instead, so that transient failures never use
+/// up the receives that move a crashing or unparseable record to the dead-letter queue.
+pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 
 pub struct Deps {
     pub config: Config,
     pub store: Arc<dyn OptInStore>,
+    /// The Page state item and the pause transitions (the same table as `store`).
+    pub pages: Arc<dyn PageStateStore>,
+    /// Re-queues paused opt-ins when their Page resumes.
+    pub queue: Arc<dyn SendQueue>,
+    /// Backs off retried jobs.
+    pub retry: Arc<dyn RetryQueue>,
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
     pub messenger: Arc<dyn Messenger>,
     pub clock: Arc<dyn Clock>,
+    /// Shared by every batch this instance handles.
+    pub pacer: Arc<Pacer>,
     pub metrics: Arc<dyn Metrics>,
     /// The LOGIN linked to an opt-in gives the first name for `{first_name}`.
     pub logins: Arc<dyn LoginStore>,
@@ -45,39 +88,140 @@ impl Deps {
             shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
         Ok(Self {
             logins: Arc::new(logins),
+            metrics: ports.metrics.clone(),
+            pacer: Arc::new(Pacer::for_tuning(&config.send)),
             config,
-            store: ports.store,
+            store: ports.store.clone(),
+            pages: ports.store,
+            queue: ports.queue.clone(),
+            retry: ports.queue,
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             messenger: Arc::new(messenger),
             clock: Arc::new(SystemClock),
-            metrics: ports.metrics,
         })
+    }
+
+    /// How long before the deadline (and before the lease ends) a send may still start: the longest
+    /// a Graph request can take.
+    pub fn send_margin_ms(&self) -> Millis {
+        Millis::try_from(self.config.graph_timeout_ms).unwrap_or(Millis::MAX)
     }
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Acknowledge: the job is done (sent, terminal, or nothing to do).
+    /// Acknowledge: the job is done (sent, terminal, parked, or nothing to do).
     Done,
-    /// Leave on the queue: it comes back after the visibility timeout.
-    Retry,
+    /// Try again in this many seconds (`ChangeMessageVisibility`, or a fresh delayed message).
+    RetryIn(u32),
+    /// Try again in this many seconds with *this* message (`ChangeMessageVisibility` only): a lease
+    /// of this message may still stand, and only this message can take it over.
+    RetryKeep(u32),
+    /// Not a job this code can read: leave it, untouched, for `maxReceiveCount` and the DLQ.
+    Unreadable,
 }
 
-/// Handle one SQS batch. Records are processed concurrently, each in its own span.
+/// The Page states a batch needs, read once per batch (one consistent read per Page).
+pub struct PageViews(HashMap<String, Option<PageState>>);
+
+impl PageViews {
+    pub async fn load(deps: &Deps, page_ids: Vec<String>) -> Self {
+        let mut views = HashMap::new();
+        for page_id in page_ids {
+            if views.contains_key(&page_id) {
+                continue;
+            }
+            let state = match deps.pages.get_page(&page_id).await {
+                Ok(state) => state,
+                Err(e) => {
+                    // Fail open: the claim still guards every invariant; at worst a send meets
+                    // the same error that paused the Page.
+                    warn!(error = %e, "could not read the Page state; treating the Page as active");
+                    None
+                }
+            };
+            views.insert(page_id, state);
+        }
+        Self(views)
+    }
+
+    /// The state of a paused Page, `None` when it is active.
+    pub fn paused(&self, page_id: &str) -> Option<&PageState> {
+        self.0
+            .get(page_id)
+            .and_then(Option::as_ref)
+            .filter(|p| p.is_paused())
+    }
+}
+
+fn parse_job(record: &SqsMessage) -> Option<SendJob> {
+    match record.body.as_deref().map(serde_json::from_str::<SendJob>) {
+        Some(Ok(job)) if job.version == SendJob::VERSION => Some(job),
+        Some(Ok(job)) => {
+            // Left for the DLQ: a newer producer wrote a version this code does not know.
+            error!(version = job.version, "send job of an unknown version");
+            None
+        }
+        _ => {
+            error!("send job body is not a send job; left for the dead-letter queue");
+            None
+        }
+    }
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Handle one SQS batch: records are processed concurrently (at most `SENDER_MAX_IN_FLIGHT` at
+/// once), each in its own span; retried records are backed off and reported in
+/// `batchItemFailures`.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let outcomes = futures::future::join_all(event.records.iter().map(|record| {
-        let span = info_span!(
-            "send_job",
-            message_id = record.message_id.as_deref().unwrap_or("")
-        );
-        process_record(deps, record).instrument(span)
-    }))
-    .await;
+    let jobs: Vec<Option<SendJob>> = event.records.iter().map(parse_job).collect();
+    let page_ids: Vec<String> = jobs.iter().flatten().map(|j| j.page_id.clone()).collect();
+    let views = PageViews::load(deps, page_ids).await;
+    let views = &views;
+    let in_flight = deps.config.send.max_in_flight.max(1);
+    let work: Vec<_> = event
+        .records
+        .iter()
+        .zip(&jobs)
+        .map(|(record, job)| {
+            let message_id = record.message_id.as_deref().unwrap_or("");
+            let span = info_span!("send_job", message_id);
+            async move {
+                match job {
+                    Some(job) => process_job(deps, views, &job.key(), message_id).await,
+                    None => RecordOutcome::Unreadable,
+                }
+            }
+            .instrument(span)
+        })
+        .collect();
+    // In order, at most `in_flight` at once.
+    let mut stream = futures::stream::iter(work).buffered(in_flight);
+    let mut outcomes = Vec::with_capacity(event.records.len());
+    while let Some(outcome) = stream.next().await {
+        outcomes.push(outcome);
+    }
+
     let mut response = SqsBatchResponse::default();
-    for (record, outcome) in event.records.iter().zip(outcomes) {
-        if outcome == RecordOutcome::Retry {
+    for ((record, job), outcome) in event.records.iter().zip(&jobs).zip(outcomes) {
+        let failed = match (outcome, job) {
+            (RecordOutcome::Done, _) => false,
+            (RecordOutcome::RetryIn(seconds), Some(job)) => {
+                back_off(deps, record, Some(job), seconds).await
+            }
+            (RecordOutcome::RetryKeep(seconds), _) => back_off(deps, record, None, seconds).await,
+            _ => true,
+        };
+        if failed {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = record.message_id.clone().unwrap_or_default();
             response.batch_item_failures.push(failure);
@@ -86,44 +230,137 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-pub async fn process_record(deps: &Deps, record: &SqsMessage) -> RecordOutcome {
-    let job: SendJob = match record.body.as_deref().map(serde_json::from_str::<SendJob>) {
-        Some(Ok(job)) if job.version == SendJob::VERSION => job,
-        Some(Ok(job)) => {
-            // Left for the DLQ: a newer producer wrote a version this code does not know.
-            error!(version = job.version, "send job of an unknown version");
-            return RecordOutcome::Retry;
+/// Make the record come back in `seconds`. Returns whether it must be reported as a failure.
+///
+/// On its first receives the record itself is delayed (`ChangeMessageVisibility`, then reported
+/// in `batchItemFailures`). Later, the retry moves to a fresh message (`DelaySeconds`) and this
+/// one is acknowledged, so transient failures never push a record towards the DLQ.
+async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&SendJob>, seconds: u32) -> bool {
+    if let Some(job) = job
+        && receive_count(record) >= HANDOVER_FROM_RECEIVE
+    {
+        match deps
+            .retry
+            .enqueue_after(job, seconds.min(MAX_DELAY_SECONDS))
+            .await
+        {
+            Ok(()) => return false,
+            Err(e) => warn!(error = %e, "could not hand the retry to a new message"),
         }
-        _ => {
-            error!("send job body is not a send job; left for the dead-letter queue");
-            return RecordOutcome::Retry;
-        }
-    };
-    process_job(deps, &job.key()).await
+    }
+    if let Some(handle) = record.receipt_handle.as_deref()
+        && let Err(e) = deps.retry.retry_after(handle, seconds).await
+    {
+        // The record still comes back, after the queue's visibility timeout.
+        warn!(error = %e, "could not change the message visibility");
+    }
+    true
+}
+
+/// One send job. Returns what to do with its record.
+pub async fn process_job(
+    deps: &Deps,
+    views: &PageViews,
+    key: &OptInKey,
+    message_id: &str,
+) -> RecordOutcome {
+    if let Some(page) = views.paused(&key.page_id) {
+        return pause::job_for_paused_page(deps, key, page, message_id).await;
+    }
+    attempt(deps, key, message_id, false).await
+}
+
+async fn actions_publish(deps: &Deps, alert: &Alert) {
+    actions::publish(deps.alerts.as_ref(), alert).await;
+}
+
+/// Whole seconds from `now` until just after `until`.
+fn seconds_until(until: Millis, now: Millis) -> u32 {
+    u32::try_from(backoff::ceil_seconds(until - now) + 1).unwrap_or(1)
+}
+
+/// A short backoff for store failures, so a DynamoDB hiccup does not wait a whole visibility
+/// timeout.
+fn store_retry_seconds() -> u32 {
+    2 + rand::random_range(0..4)
 }
 
 /// Claim, send, record. The claim is the only gate: whatever the number of jobs or senders, one
-/// conditional write lets exactly one through.
-pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
+/// conditional write lets exactly one through. `probing`: this send is the probe of a paused Page.
+pub(crate) async fn attempt(
+    deps: &Deps,
+    key: &OptInKey,
+    message_id: &str,
+    probing: bool,
+) -> RecordOutcome {
     let login = login_id_prefix(&key.login_id);
-    let now = deps.clock.now();
-    let owner = uuid::Uuid::new_v4().to_string();
-    let claimed = match deps
-        .store
-        .claim_for_send(key, &owner, now, now + deps.config.send_lease_ms)
-        .await
-    {
-        Ok(Transitioned::Done(item)) => item,
-        Ok(Transitioned::Refused(None)) => {
-            warn!(login_id_prefix = %login, "send job for an unknown opt-in; dropped");
-            return RecordOutcome::Done;
-        }
-        Ok(Transitioned::Refused(Some(item))) => return not_claimed(deps, &item, now).await,
-        Err(e) => {
-            error!(login_id_prefix = %login, error = %e, "claim failed");
-            return RecordOutcome::Retry;
+    // The lease owner names the message, so a redelivery recognises its own earlier attempt.
+    let owner = format!("{message_id}:{}", uuid::Uuid::new_v4().simple());
+    let mut resumed = false;
+    let claimed = loop {
+        let now = deps.clock.now();
+        match deps
+            .store
+            .claim_for_send(key, &owner, now, now + deps.config.send_lease_ms)
+            .await
+        {
+            Ok(Transitioned::Done(item)) => break item,
+            Ok(Transitioned::Refused(None)) => {
+                warn!(login_id_prefix = %login, "send job for an unknown opt-in; dropped");
+                return RecordOutcome::Done;
+            }
+            Ok(Transitioned::Refused(Some(item))) => {
+                if item.state == State::Paused && !resumed && !item.deadline_passed(now) {
+                    // Paused, but its Page is active (or this is the probe): resume and claim.
+                    resumed = true;
+                    match deps.pages.resume_opt_in(key, now).await {
+                        Ok(_) => continue,
+                        Err(e) => {
+                            error!(login_id_prefix = %login, error = %e, "resume failed");
+                            return RecordOutcome::RetryIn(store_retry_seconds());
+                        }
+                    }
+                }
+                return not_claimed(deps, &item, now, message_id).await;
+            }
+            Err(e) => {
+                error!(login_id_prefix = %login, error = %e, "claim failed");
+                return RecordOutcome::RetryIn(store_retry_seconds());
+            }
         }
     };
+
+    let margin = deps.send_margin_ms();
+    if claimed.deadline_at - deps.clock.now() <= margin {
+        return out_of_time(deps, &claimed, &owner, None).await;
+    }
+    let waited = deps.pacer.acquire(&key.page_id).await;
+    let now = deps.clock.now();
+    if claimed.deadline_at - now <= margin {
+        return out_of_time(deps, &claimed, &owner, None).await;
+    }
+    if claimed
+        .lease_until
+        .is_some_and(|until| until - now <= margin)
+    {
+        // Pacing ate the lease: sending now could outlive it. Hand the opt-in back.
+        warn!(login_id_prefix = %login, waited_ms = waited.as_millis() as u64, "lease too short after pacing");
+        let error = LastError {
+            message: "lease too short after pacing".into(),
+            ..LastError::default()
+        };
+        return match deps
+            .store
+            .finish_send(key, &owner, &SendOutcome::Retry { error }, now)
+            .await
+        {
+            Ok(Transitioned::Done(_)) => RecordOutcome::RetryIn(1),
+            Ok(Transitioned::Refused(_)) => RecordOutcome::Done,
+            Err(_) => {
+                RecordOutcome::RetryKeep(seconds_until(claimed.lease_until.unwrap_or(now), now))
+            }
+        };
+    }
 
     let text = initial_message(deps, key).await;
     let result = deps
@@ -133,35 +370,56 @@ pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
     let done_at = deps.clock.now();
     match result {
         Ok(sent) => {
-            let outcome = SendOutcome::Sent {
-                message_id: sent.message_id,
-            };
-            match deps.store.finish_send(key, &owner, &outcome, done_at).await {
-                Ok(Transitioned::Done(item)) => {
-                    metrics::record_sent(deps.metrics.as_ref(), &item);
-                    info!(
-                        login_id_prefix = %login,
-                        attempts = item.attempts,
-                        opt_in_to_sent_ms = done_at - item.opted_in_at,
-                        "initial message sent"
-                    );
-                    cancel_schedule(deps, key).await;
-                }
-                Ok(Transitioned::Refused(current)) => warn!(
-                    login_id_prefix = %login,
-                    state = %current.map_or("missing".into(), |c| c.state.to_string()),
-                    "message accepted by Graph but the opt-in changed meanwhile (opt-out while sending); left as is"
-                ),
-                Err(e) => error!(
-                    login_id_prefix = %login,
-                    error = %e,
-                    "message accepted by Graph but SENT could not be written; the lease protects against a resend until it expires"
-                ),
+            record_sent(deps, &claimed, &owner, sent.message_id, done_at).await;
+            if probing {
+                pause::probe_succeeded(deps, &key.page_id).await;
             }
             RecordOutcome::Done
         }
-        Err(graph_error) => failed(deps, &claimed, &owner, &graph_error, done_at).await,
+        Err(graph_error) => failed(deps, &claimed, &owner, &graph_error, done_at, probing).await,
     }
+}
+
+/// Write SENT. Graph has accepted the message: from here until the write is durable is the only
+/// window in which a crash can lead to a second message (docs/sender.md measures it), so the
+/// write is retried briefly rather than given up.
+async fn record_sent(deps: &Deps, claimed: &OptIn, owner: &str, message_id: String, now: Millis) {
+    let key = claimed.key();
+    let login = login_id_prefix(&key.login_id);
+    let outcome = SendOutcome::Sent { message_id };
+    let started = std::time::Instant::now();
+    for retry in 0..3u32 {
+        if retry > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(4u32.pow(retry - 1)))).await;
+        }
+        match deps.store.finish_send(&key, owner, &outcome, now).await {
+            Ok(Transitioned::Done(item)) => {
+                metrics::record_sent(deps.metrics.as_ref(), &item);
+                info!(
+                    login_id_prefix = %login,
+                    attempts = item.attempts,
+                    opt_in_to_sent_ms = now - item.opted_in_at,
+                    sent_write_ms = started.elapsed().as_millis() as u64,
+                    "initial message sent"
+                );
+                actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
+                return;
+            }
+            Ok(Transitioned::Refused(current)) => {
+                warn!(
+                    login_id_prefix = %login,
+                    state = %current.map_or("missing".into(), |c| c.state.to_string()),
+                    "message accepted by Graph but the opt-in changed meanwhile (opt-out while sending); left as is"
+                );
+                return;
+            }
+            Err(e) => warn!(login_id_prefix = %login, error = %e, retry, "SENT write failed"),
+        }
+    }
+    error!(
+        login_id_prefix = %login,
+        "message accepted by Graph but SENT could not be written; the lease protects against a resend until it expires"
+    );
 }
 
 /// The configured text, with `{first_name}` filled from the LOGIN linked to the opt-in (one
@@ -186,29 +444,40 @@ async fn initial_message(deps: &Deps, key: &OptInKey) -> String {
 }
 
 /// The claim was refused: decide from the item's current state.
-async fn not_claimed(deps: &Deps, item: &OptIn, now: i64) -> RecordOutcome {
+async fn not_claimed(deps: &Deps, item: &OptIn, now: Millis, message_id: &str) -> RecordOutcome {
     let key = item.key();
     if item.state.is_terminal() {
         return RecordOutcome::Done;
     }
-    if item.deadline_passed(now) {
-        if item.state == State::Sending && !item.lease_expired(now) {
-            // The lease owner decides; look again after the visibility timeout.
-            return RecordOutcome::Retry;
+    let live_lease = item.state == State::Sending && !item.lease_expired(now);
+    if live_lease {
+        let ours = item
+            .lease_owner
+            .as_deref()
+            .is_some_and(|o| !message_id.is_empty() && o.starts_with(&format!("{message_id}:")));
+        if ours {
+            // An earlier receive of this very message claimed it and then crashed or could not
+            // record the outcome: come back when its lease has expired, and take over.
+            let until = item.lease_until.unwrap_or(now);
+            return RecordOutcome::RetryKeep(seconds_until(until, now));
         }
+        // Another job holds the lease; if it crashes, its own message comes back after the
+        // visibility timeout (longer than the lease) and takes over. This one is a duplicate.
+        return RecordOutcome::Done;
+    }
+    if item.deadline_passed(now) {
         expire(deps, &key, now).await;
         return RecordOutcome::Done;
     }
     match item.state {
-        // Another sender holds the lease: if it crashes, this job takes over after the lease.
-        State::Sending => RecordOutcome::Retry,
-        // Resumed by the operator's fix, which re-enqueues.
+        // Parked by its paused Page: the resume re-queues it.
         State::Paused => RecordOutcome::Done,
-        _ => RecordOutcome::Retry,
+        // OPTED_IN / RETRYING refused by a race: look again shortly.
+        _ => RecordOutcome::RetryIn(store_retry_seconds()),
     }
 }
 
-async fn expire(deps: &Deps, key: &OptInKey, now: i64) {
+async fn expire(deps: &Deps, key: &OptInKey, now: Millis) {
     actions::expire_opt_in(
         deps.store.as_ref(),
         deps.scheduler.as_ref(),
@@ -220,12 +489,61 @@ async fn expire(deps: &Deps, key: &OptInKey, now: i64) {
     .await;
 }
 
+/// No attempt can land before the deadline any more: EXPIRED now, with an alert, rather than
+/// waiting for the deadline.
+async fn out_of_time(
+    deps: &Deps,
+    claimed: &OptIn,
+    owner: &str,
+    error: Option<LastError>,
+) -> RecordOutcome {
+    let key = claimed.key();
+    let now = deps.clock.now();
+    let error = error.unwrap_or_else(|| LastError {
+        message: "too close to the deadline to send".into(),
+        ..LastError::default()
+    });
+    warn!(
+        login_id_prefix = %login_id_prefix(&key.login_id),
+        ms_left = claimed.deadline_at - now,
+        "no attempt can land before the deadline; EXPIRED"
+    );
+    // SENDING → EXPIRED by the lease owner (the transition Graph's window errors take).
+    match deps
+        .store
+        .finish_send(&key, owner, &SendOutcome::WindowClosed { error }, now)
+        .await
+    {
+        Ok(Transitioned::Done(item)) => {
+            metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
+            actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
+            let detail = format!(
+                "gave up {} s before the deadline after {} attempt(s): no further attempt could land before it",
+                (item.deadline_at - now) / 1000,
+                item.attempts
+            );
+            actions::publish(
+                deps.alerts.as_ref(),
+                &Alert::about(&item, AlertKind::DeadlineMissed, detail),
+            )
+            .await;
+            RecordOutcome::Done
+        }
+        Ok(Transitioned::Refused(_)) => RecordOutcome::Done,
+        Err(e) => {
+            error!(error = %e, "could not record EXPIRED");
+            RecordOutcome::RetryKeep(store_retry_seconds())
+        }
+    }
+}
+
 async fn failed(
     deps: &Deps,
     claimed: &OptIn,
     owner: &str,
     graph_error: &GraphError,
-    now: i64,
+    now: Millis,
+    probing: bool,
 ) -> RecordOutcome {
     let key = claimed.key();
     let login = login_id_prefix(&key.login_id);
@@ -238,66 +556,102 @@ async fn failed(
         fbtrace_id = ?error.fbtrace_id,
         class = ?class,
         attempts = claimed.attempts,
+        probing,
         "send failed"
     );
-    let (outcome, alert_kind, retry) = match class {
-        ErrorClass::Retry => (SendOutcome::Retry { error }, None, true),
-        ErrorClass::RetryBounded if claimed.attempts < MAX_BOUNDED_ATTEMPTS => {
-            (SendOutcome::Retry { error }, None, true)
-        }
-        ErrorClass::Unknown if claimed.attempts < MAX_UNKNOWN_ATTEMPTS => {
-            (SendOutcome::Retry { error }, None, true)
-        }
-        ErrorClass::RetryBounded | ErrorClass::Unknown => (
-            SendOutcome::Paused { error },
-            Some(AlertKind::ConfigurationError),
-            false,
-        ),
-        ErrorClass::Unreachable => (SendOutcome::Unreachable { error }, None, false),
+    let exhausted = match class {
+        ErrorClass::Retry => false,
+        ErrorClass::RetryBounded => claimed.attempts >= MAX_BOUNDED_ATTEMPTS,
+        ErrorClass::Unknown => claimed.attempts >= MAX_UNKNOWN_ATTEMPTS,
+        _ => true,
+    };
+    if !exhausted {
+        return retry_or_expire(deps, claimed, owner, error, now).await;
+    }
+    let (outcome, alert) = match class {
+        ErrorClass::Unreachable => (SendOutcome::Unreachable { error }, None),
         ErrorClass::Window => (
             SendOutcome::WindowClosed { error },
             Some(AlertKind::WindowRejected),
-            false,
         ),
-        ErrorClass::Configuration | ErrorClass::PageRestricted => (
+        // The Page is paused below; it alerts once for the Page.
+        ErrorClass::Configuration | ErrorClass::PageRestricted => {
+            (SendOutcome::Paused { error }, None)
+        }
+        // Retried a bounded number of times: never dropped silently.
+        _ => (
             SendOutcome::Paused { error },
             Some(AlertKind::ConfigurationError),
-            false,
         ),
     };
-    match deps.store.finish_send(&key, owner, &outcome, now).await {
-        Ok(Transitioned::Done(item)) => {
-            if item.state == State::Expired {
-                metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
-            }
-            if item.state.is_terminal() {
-                cancel_schedule(deps, &key).await;
-            }
-            if let Some(kind) = alert_kind {
-                let detail = format!("Graph refused the send: {}", graph_error);
-                publish(deps, &Alert::about(&item, kind, detail)).await;
-            }
-        }
-        Ok(Transitioned::Refused(_)) => {
-            // Opted out or taken over meanwhile: nothing more to do for this job.
-            return RecordOutcome::Done;
-        }
+    let item = match deps.store.finish_send(&key, owner, &outcome, now).await {
+        Ok(Transitioned::Done(item)) => item,
+        // Opted out or taken over meanwhile: nothing more to do for this job.
+        Ok(Transitioned::Refused(_)) => return RecordOutcome::Done,
         Err(e) => {
             error!(login_id_prefix = %login, error = %e, "could not record the send failure");
-            return RecordOutcome::Retry;
+            return RecordOutcome::RetryKeep(seconds_until(
+                claimed.lease_until.unwrap_or(now),
+                now,
+            ));
+        }
+    };
+    if item.state == State::Expired {
+        metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
+    }
+    if item.state.is_terminal() {
+        actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
+    }
+    if let Some(kind) = alert {
+        let detail = match class {
+            ErrorClass::Window => format!(
+                "Graph refused the send as outside the window although our deadline is {} s away: check the clock and the send latency ({graph_error})",
+                (item.deadline_at - now) / 1000
+            ),
+            _ => format!(
+                "Graph kept failing after {} attempts ({graph_error}); the opt-in is PAUSED: it is re-queued when its Page resumes, or send its job again",
+                item.attempts
+            ),
+        };
+        actions::publish(deps.alerts.as_ref(), &Alert::about(&item, kind, detail)).await;
+    }
+    if let Some(cause) = PauseCause::for_class(class) {
+        pause::page_error(deps, &item, cause, graph_error, probing).await;
+    }
+    RecordOutcome::Done
+}
+
+/// A transient failure: RETRYING with a backoff that still lands before the deadline, or EXPIRED
+/// when none can.
+async fn retry_or_expire(
+    deps: &Deps,
+    claimed: &OptIn,
+    owner: &str,
+    error: LastError,
+    now: Millis,
+) -> RecordOutcome {
+    let key = claimed.key();
+    let Some(seconds) = backoff::next_attempt_in(
+        claimed.attempts,
+        now,
+        claimed.deadline_at,
+        &deps.config.send,
+        deps.send_margin_ms(),
+        rand::random::<f64>(),
+    ) else {
+        return out_of_time(deps, claimed, owner, Some(error)).await;
+    };
+    match deps
+        .store
+        .finish_send(&key, owner, &SendOutcome::Retry { error }, now)
+        .await
+    {
+        Ok(Transitioned::Done(_)) => RecordOutcome::RetryIn(seconds),
+        Ok(Transitioned::Refused(_)) => RecordOutcome::Done,
+        Err(e) => {
+            // The lease still stands: the record comes back, sees its own lease, and waits for it.
+            error!(error = %e, "could not record RETRYING");
+            RecordOutcome::RetryKeep(seconds)
         }
     }
-    if retry {
-        RecordOutcome::Retry
-    } else {
-        RecordOutcome::Done
-    }
-}
-
-async fn cancel_schedule(deps: &Deps, key: &OptInKey) {
-    actions::cancel_schedule(deps.scheduler.as_ref(), key).await;
-}
-
-async fn publish(deps: &Deps, alert: &Alert) {
-    actions::publish(deps.alerts.as_ref(), alert).await;
 }

@@ -1,7 +1,7 @@
 //! `{first_name}` in the initial message: filled from the LOGIN linked to the opt-in (whichever
 //! arrived first), or the fallback when none is linked.
 
-use sender::{Deps, process_job};
+use sender::{Deps, PageViews};
 use shared::adapters::memory::{
     ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, test_config,
 };
@@ -25,9 +25,14 @@ fn world(overrides: &[(&str, &str)]) -> World {
     let store = Arc::new(MemoryOptInStore::new());
     let logins = Arc::new(MemoryLoginStore::new());
     let messenger = Arc::new(MemoryMessenger::default());
+    let config = test_config(overrides);
     let deps = Deps {
-        config: test_config(overrides),
+        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
+        config,
         store: store.clone(),
+        pages: store.clone(),
+        queue: Arc::new(shared::adapters::memory::MemorySendQueue::default()),
+        retry: Arc::new(shared::adapters::memory_send::MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         messenger: messenger.clone(),
@@ -92,8 +97,8 @@ async fn the_linked_first_name_is_used_whichever_arrived_first() {
     // Opt-in first, then the login (before the sender runs).
     let k2 = w.opt_in("L2").await;
     w.login("2", "L2", Some("Bo")).await;
-    process_job(&w.deps, &k1).await;
-    process_job(&w.deps, &k2).await;
+    run_job(&w, &k1).await;
+    run_job(&w, &k2).await;
     assert_eq!(
         w.texts(),
         [
@@ -112,14 +117,14 @@ async fn unknown_or_unreadable_names_use_the_fallback() {
     let unlinked = w.opt_in("L1").await;
     w.login("2", "L2", None).await;
     let nameless = w.opt_in("L2").await;
-    process_job(&w.deps, &unlinked).await;
-    process_job(&w.deps, &nameless).await;
+    run_job(&w, &unlinked).await;
+    run_job(&w, &nameless).await;
     w.login("3", "L3", Some("Cy")).await;
     let broken = w.opt_in("L3").await;
     w.logins
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    process_job(&w.deps, &broken).await;
+    run_job(&w, &broken).await;
     assert_eq!(
         w.texts(),
         ["Hi friend, thanks for connecting!"; 3],
@@ -134,6 +139,12 @@ async fn a_text_without_the_placeholder_does_not_read_the_login() {
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let k = w.opt_in("L1").await;
-    process_job(&w.deps, &k).await;
+    run_job(&w, &k).await;
     assert_eq!(w.texts(), ["Hello!"]);
+}
+
+/// One send job, as the sender handles it inside a batch.
+async fn run_job(w: &World, key: &OptInKey) -> sender::RecordOutcome {
+    let views = PageViews::load(&w.deps, vec![key.page_id.clone()]).await;
+    sender::process_job(&w.deps, &views, key, "first-name-job").await
 }

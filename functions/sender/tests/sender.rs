@@ -3,11 +3,14 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use sender::{Deps, handle_batch};
 use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, test_config,
+    ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, MemorySendQueue,
+    test_config,
 };
+use shared::adapters::memory_send::MemoryRetryQueue;
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, SendJob, State};
 use shared::facebook::{GraphError, GraphErrorBody};
 use shared::metrics::{MemoryMetrics, Metric};
+use shared::ports::send::PageStateStore;
 use shared::ports::{DeadlineScheduler, OptInStore};
 use std::sync::Arc;
 
@@ -17,6 +20,8 @@ const PAGE: &str = "200000000000002";
 struct World {
     deps: Deps,
     store: Arc<MemoryOptInStore>,
+    queue: Arc<MemorySendQueue>,
+    retry: Arc<MemoryRetryQueue>,
     scheduler: Arc<MemoryScheduler>,
     alerts: Arc<MemoryAlerts>,
     messenger: Arc<MemoryMessenger>,
@@ -25,15 +30,28 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(&[])
+}
+
+fn world_with(overrides: &[(&str, &str)]) -> World {
     let store = Arc::new(MemoryOptInStore::new());
+    let queue = Arc::new(MemorySendQueue::default());
+    let retry = Arc::new(MemoryRetryQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let alerts = Arc::new(MemoryAlerts::default());
     let messenger = Arc::new(MemoryMessenger::default());
     let clock = Arc::new(ManualClock::at(NOW));
     let metrics = Arc::new(MemoryMetrics::default());
+    let mut settings = vec![("INITIAL_MESSAGE_TEXT", "Hello from the Page")];
+    settings.extend_from_slice(overrides);
+    let config = test_config(&settings);
     let deps = Deps {
-        config: test_config(&[("INITIAL_MESSAGE_TEXT", "Hello from the Page")]),
+        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
+        config,
         store: store.clone(),
+        pages: store.clone(),
+        queue: queue.clone(),
+        retry: retry.clone(),
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         messenger: messenger.clone(),
@@ -44,6 +62,8 @@ fn world() -> World {
     World {
         deps,
         store,
+        queue,
+        retry,
         scheduler,
         alerts,
         messenger,
@@ -237,22 +257,46 @@ async fn permanent_failures_reach_their_terminal_state_and_are_acknowledged() {
 }
 
 #[tokio::test]
-async fn a_live_lease_of_another_sender_is_respected() {
+async fn a_live_lease_of_another_job_is_respected_and_the_duplicate_acknowledged() {
     let w = world();
     let key = w.opt_in("L1", NOW).await;
     w.store
-        .claim_for_send(&key, "other", NOW, NOW + 60_000)
+        .claim_for_send(&key, "other-message:abc", NOW, NOW + 60_000)
         .await
         .unwrap();
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
-    assert_eq!(
-        r.batch_item_failures.len(),
-        1,
-        "retried later in case the other crashes"
+    assert!(
+        r.batch_item_failures.is_empty(),
+        "the lease owner's own message takes over if it crashes"
     );
     assert!(w.messenger.sent().is_empty());
-    // After the lease expires, the job takes over.
+    // The owner's message comes back after the lease and takes over.
     w.clock.advance(60_000);
+    let r = handle_batch(&w.deps, job_event("other-message", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.messenger.sent().len(), 1);
+    assert_eq!(w.state(&key).await.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_redelivery_waits_for_the_lease_of_its_own_crashed_attempt() {
+    let w = world();
+    let key = w.opt_in("L1", NOW).await;
+    // The first receive of m1 claimed, then crashed.
+    w.store
+        .claim_for_send(&key, "m1:crashed", NOW, NOW + 60_000)
+        .await
+        .unwrap();
+    w.clock.advance(20_000);
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert_eq!(
+        w.retry.visibility(),
+        vec![("MessageReceiptHandle".to_owned(), 41)],
+        "back just after the lease"
+    );
+    assert!(w.messenger.sent().is_empty());
+    w.clock.advance(41_000);
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.messenger.sent().len(), 1);
@@ -304,4 +348,294 @@ async fn bounded_and_unknown_errors_pause_after_their_limit() {
     assert_eq!(w.state(&key).await.state, State::Paused);
     assert_eq!(w.alerts.published().len(), 1);
     assert!(w.messenger.sent().is_empty());
+}
+
+fn event_with_receives(message_id: &str, key: &OptInKey, receives: u32) -> SqsEvent {
+    let mut e = job_event(message_id, key);
+    e.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receives.to_string());
+    e
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_through_visibility_then_hand_over_to_a_new_message() {
+    let w = world();
+    let key = w.opt_in("L1", NOW).await;
+    for _ in 0..3 {
+        w.messenger.then_fail(api_error(500, 1200, Some(2_018_024)));
+    }
+    // Receive 1 and 2: the record itself is delayed and reported as failed.
+    for (receive, (low, high)) in [(1u32, (3u32, 5u32)), (2, (5, 10))] {
+        let r = handle_batch(&w.deps, event_with_receives("m1", &key, receive)).await;
+        assert_eq!(r.batch_item_failures.len(), 1, "receive {receive}");
+        let (handle, seconds) = w.retry.visibility().last().cloned().unwrap();
+        assert_eq!(handle, "MessageReceiptHandle");
+        assert!(
+            (low..=high).contains(&seconds),
+            "receive {receive}: {seconds} s"
+        );
+        w.clock.advance(i64::from(seconds) * 1000);
+    }
+    // Receive 3: the retry moves to a fresh delayed message; this one is acknowledged, so a
+    // transient failure never uses up the receives that lead to the DLQ.
+    let r = handle_batch(&w.deps, event_with_receives("m1", &key, 3)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.retry.visibility().len(), 2);
+    let delayed = w.retry.take_delayed();
+    assert_eq!(delayed.len(), 1);
+    assert_eq!(delayed[0].0, SendJob::for_key(&key));
+    assert!((10..=20).contains(&delayed[0].1), "{}", delayed[0].1);
+    let item = w.state(&key).await;
+    assert_eq!((item.state, item.attempts), (State::Retrying, 3));
+    assert_eq!(item.last_error.as_ref().map(|e| e.code), Some(1200));
+    // The new message (receive 1) sends.
+    w.clock.advance(i64::from(delayed[0].1) * 1000);
+    let r = handle_batch(&w.deps, event_with_receives("m2", &key, 1)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&key).await.state, State::Sent);
+    assert_eq!(w.messenger.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn unreadable_records_are_not_delayed() {
+    let w = world();
+    let r = handle_batch(&w.deps, event("bad", "{}")).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert!(w.retry.visibility().is_empty(), "left for maxReceiveCount");
+    assert!(w.retry.delayed().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_make_the_deadline_expires_with_an_alert_instead_of_waiting() {
+    let w = world();
+    // 24 h window, 30 s left; the Graph timeout (send margin) is 10 s.
+    let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 30_000).await;
+    for _ in 0..10 {
+        w.messenger.then_fail(GraphError::Timeout);
+    }
+    let mut attempts_at = Vec::new();
+    loop {
+        attempts_at.push(shared::ports::Clock::now(w.clock.as_ref()));
+        let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+        if r.batch_item_failures.is_empty() {
+            break;
+        }
+        let (_, seconds) = w.retry.visibility().last().cloned().unwrap();
+        w.clock.advance(i64::from(seconds) * 1000);
+        assert!(attempts_at.len() < 10);
+    }
+    let item = w.state(&key).await;
+    assert_eq!(item.state, State::Expired);
+    assert!(
+        item.terminal_at.unwrap() < item.deadline_at,
+        "expired before the deadline"
+    );
+    assert_eq!(item.attempts as usize, attempts_at.len());
+    assert!(attempts_at.iter().all(|t| *t + 10_000 < item.deadline_at));
+    assert!(w.messenger.sent().is_empty());
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::DeadlineMissed);
+    assert!(w.scheduler.get(&key).is_none());
+}
+
+#[tokio::test]
+async fn a_claim_too_close_to_the_deadline_never_sends() {
+    let w = world();
+    let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 9_000).await;
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.messenger.sent().is_empty());
+    assert_eq!(w.state(&key).await.state, State::Expired);
+    assert_eq!(w.alerts.published()[0].kind, AlertKind::DeadlineMissed);
+}
+
+#[tokio::test]
+async fn a_configuration_error_pauses_the_page_alerts_once_and_a_probe_resumes_it() {
+    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let k1 = w.opt_in("L1", NOW).await;
+    let k2 = w.opt_in("L2", NOW).await;
+    let k3 = w.opt_in("L3", NOW).await;
+    w.messenger.then_fail(api_error(400, 190, Some(463)));
+    let r = handle_batch(&w.deps, job_event("m1", &k1)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&k1).await.state, State::Paused);
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert!(page.is_paused());
+    assert_eq!(
+        page.reason.as_ref().map(|e| (e.code, e.subcode)),
+        Some((190, Some(463)))
+    );
+    assert_eq!(page.probe_at, Some(NOW + 60_000));
+    assert_eq!(w.alerts.published().len(), 1);
+    assert_eq!(w.alerts.published()[0].kind, AlertKind::ConfigurationError);
+    // The first probe is already on its way (a delayed job).
+    let chain = w.retry.take_delayed();
+    assert_eq!(chain, vec![(SendJob::for_key(&k1), 60)]);
+
+    // While paused, jobs park their opt-ins without calling Graph, and nobody alerts again.
+    for (id, key) in [("m2", &k2), ("m3", &k3)] {
+        let r = handle_batch(&w.deps, job_event(id, key)).await;
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!(w.state(key).await.state, State::Paused);
+    }
+    assert!(w.messenger.sent().is_empty());
+    assert_eq!(w.alerts.published().len(), 1);
+
+    // The probe, still failing: the Page stays paused, no new alert, the next probe is queued.
+    w.clock.advance(60_000);
+    w.messenger.then_fail(api_error(400, 190, Some(463)));
+    let r = handle_batch(&w.deps, job_event("probe-1", &k1)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+    assert_eq!(w.alerts.published().len(), 1);
+    assert_eq!(w.retry.take_delayed(), vec![(SendJob::for_key(&k1), 60)]);
+    assert_eq!(w.state(&k1).await.attempts, 2);
+
+    // The operator fixed the token: the next probe is accepted, the Page resumes and the other
+    // paused opt-ins are queued again and sent.
+    w.clock.advance(60_000);
+    let r = handle_batch(&w.deps, job_event("probe-2", &k1)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&k1).await.state, State::Sent);
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert!(!page.is_paused());
+    assert_eq!(page.resumed_at, Some(NOW + 120_000));
+    let mut requeued: Vec<String> = w.queue.jobs().into_iter().map(|j| j.login_id).collect();
+    requeued.sort();
+    requeued.dedup();
+    assert_eq!(requeued, ["L2", "L3"]);
+    for (i, job) in w.queue.jobs().iter().enumerate() {
+        handle_batch(&w.deps, job_event(&format!("r{i}"), &job.key())).await;
+    }
+    for key in [&k1, &k2, &k3] {
+        assert_eq!(w.state(key).await.state, State::Sent);
+    }
+    assert_eq!(w.messenger.sent().len(), 3);
+    assert_eq!(w.alerts.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_restricted_page_is_paused_and_jobs_before_the_probe_time_do_not_call_graph() {
+    let w = world();
+    let k1 = w.opt_in("L1", NOW).await;
+    let k2 = w.opt_in("L2", NOW).await;
+    w.messenger.then_fail(api_error(400, 10, Some(1_893_063)));
+    handle_batch(&w.deps, job_event("m1", &k1)).await;
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert_eq!(page.cause, Some(shared::page::PauseCause::PageRestricted));
+    w.clock.advance(299_000);
+    handle_batch(&w.deps, job_event("m2", &k2)).await;
+    assert_eq!(w.state(&k2).await.state, State::Paused);
+    // At the probe time, a new job is the probe itself.
+    w.clock.advance(1_000);
+    handle_batch(&w.deps, job_event("m2-again", &k2)).await;
+    assert_eq!(w.state(&k2).await.state, State::Sent);
+    assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+    assert_eq!(w.queue.jobs().len(), 1, "k1 re-queued");
+}
+
+#[tokio::test]
+async fn the_same_opt_in_ten_times_in_two_concurrent_instances_is_sent_once() {
+    let a = world();
+    let key = a.opt_in("L1", NOW).await;
+    // A second instance over the same store.
+    let config = a.deps.config.clone();
+    let b = Deps {
+        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
+        config,
+        store: a.store.clone(),
+        pages: a.store.clone(),
+        queue: a.queue.clone(),
+        retry: a.retry.clone(),
+        scheduler: a.scheduler.clone(),
+        alerts: a.alerts.clone(),
+        messenger: a.messenger.clone(),
+        clock: a.clock.clone(),
+        metrics: a.deps.metrics.clone(),
+        logins: a.deps.logins.clone(),
+    };
+    let batch = |prefix: &str| {
+        let mut e = job_event(&format!("{prefix}0"), &key);
+        for i in 1..5 {
+            e.records
+                .extend(job_event(&format!("{prefix}{i}"), &key).records);
+        }
+        e
+    };
+    let (ra, rb) = tokio::join!(
+        handle_batch(&a.deps, batch("a")),
+        handle_batch(&b, batch("b"))
+    );
+    assert!(ra.batch_item_failures.is_empty() && rb.batch_item_failures.is_empty());
+    assert_eq!(a.messenger.sent().len(), 1);
+    assert_eq!(a.state(&key).await.attempts, 1);
+}
+
+#[test]
+fn the_queue_and_the_concurrency_match_the_template() {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(include_str!("../../../template.yaml")).unwrap();
+    let res = &template["Resources"];
+    let redrive = &res["SendQueue"]["Properties"]["RedrivePolicy"];
+    assert_eq!(
+        redrive["maxReceiveCount"].as_u64(),
+        Some(u64::from(sender::MAX_RECEIVE_COUNT))
+    );
+    let params = &template["Parameters"];
+    let rate = params["SendRatePerSecond"]["Default"].as_u64().unwrap();
+    let concurrency = params["SenderMaximumConcurrency"]["Default"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(rate, 300);
+    // MaximumConcurrency = ⌈rate / what one instance sustains⌉ (docs/sender.md).
+    assert_eq!(
+        concurrency,
+        rate.div_ceil(u64::from(sender::INSTANCE_SENDS_PER_SECOND))
+    );
+    let function = &res["SenderFunction"]["Properties"];
+    let env = &function["Environment"]["Variables"];
+    let is_ref = |v: &serde_yaml_ng::Value, name: &str| {
+        serde_yaml_ng::to_string(v).unwrap().trim() == format!("!Ref {name}")
+    };
+    assert!(is_ref(&env["SEND_RATE_PER_SECOND"], "SendRatePerSecond"));
+    assert!(is_ref(
+        &env["SENDER_MAX_CONCURRENCY"],
+        "SenderMaximumConcurrency"
+    ));
+    let scaling = &function["Events"]["SendQueueMessages"]["Properties"]["ScalingConfig"];
+    assert!(is_ref(
+        &scaling["MaximumConcurrency"],
+        "SenderMaximumConcurrency"
+    ));
+    let batch = function["Events"]["SendQueueMessages"]["Properties"]["BatchSize"]
+        .as_u64()
+        .unwrap();
+    let config = test_config(&[("SENDER_MAX_CONCURRENCY", "10")]);
+    assert_eq!(config.send.per_instance_rate(), 30);
+    assert!(
+        batch <= config.send.max_in_flight as u64,
+        "a batch goes out at once"
+    );
+}
+
+#[tokio::test]
+async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
+    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let key = w.opt_in("L1", NOW).await;
+    w.messenger.then_fail(api_error(400, 230, None));
+    handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert_eq!(w.state(&key).await.state, State::Paused);
+    // The probe job arrives 2 s early (clocks differ): it waits for the probe time, not dropped.
+    w.clock.advance(58_000);
+    let r = handle_batch(&w.deps, job_event("probe", &key)).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert_eq!(w.retry.visibility().last().map(|v| v.1), Some(3));
+    assert!(w.messenger.sent().is_empty());
+    w.clock.advance(3_000);
+    let r = handle_batch(&w.deps, job_event("probe", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&key).await.state, State::Sent);
+    assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
 }

@@ -63,6 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 client_token: secrets.client_token.clone(),
                 webhook_url: None,
                 optin_window_ms: window_seconds * 1000,
+                // SANDBOX_RATE_LIMIT_PER_SECOND, SANDBOX_LATENCY_MS.
+                ..sb::SandboxConfig::from_lookup(|k| std::env::var(k).ok())?
             };
             Some(sb::start(config, addr).await?)
         }
@@ -110,6 +112,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "LOGIN_EXTRA_SCOPES",
         "DERIVE_LOGIN_ID",
         "FIRST_NAME_FALLBACK",
+        "GRAPH_TIMEOUT_MS",
+        "SEND_LEASE_SECONDS",
+        "SEND_RATE_PER_SECOND",
+        "SENDER_MAX_IN_FLIGHT",
+        "RETRY_BASE_SECONDS",
+        "RETRY_MAX_SECONDS",
+        "PAUSE_PROBE_SECONDS",
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);

@@ -13,14 +13,19 @@
 //! - `POST /_sandbox/optin` — record an opt-in and deliver its signed webhook.
 //! - `GET /_sandbox/inbox` — messages received (JSON, or HTML for browsers).
 //! - `GET /_sandbox/healthz`, `POST /_sandbox/reset`, `GET|PUT /_sandbox/webhook_url`.
+//! - `POST|GET|DELETE /_sandbox/faults`, `GET|PUT /_sandbox/limits`, `GET /_sandbox/stats` — the
+//!   Send API's rate limit (rolling one-second window per Page, code 613 beyond it), added latency
+//!   and fault injection (see `faults`).
 //!
 //! Anything else answers 404 with a Graph-style error.
 
 mod admin;
 mod dialog;
 mod errors;
+mod faults;
 mod inbox;
 mod oauth;
+mod rate_limit;
 mod send_api;
 mod state;
 mod webhooks;
@@ -33,6 +38,7 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use faults::{FaultKind, FaultRule, Limits, TrafficStats};
 pub use inbox::InboxMessage;
 pub use oauth::DEFAULT_FIRST_NAME;
 pub use webhooks::optin_webhook_body;
@@ -61,7 +67,14 @@ pub struct SandboxConfig {
     pub webhook_url: Option<String>,
     /// How long after an opt-in the initial message may be sent.
     pub optin_window_ms: i64,
+    /// Send API calls per second and Page (rolling window; 613 beyond it). 0 turns it off.
+    pub rate_limit_per_second: u32,
+    /// Added to every Send API call.
+    pub latency_ms: u64,
 }
+
+/// Meta's Send API limit for text messages, per Page.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 300;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -73,6 +86,8 @@ impl Default for SandboxConfig {
             client_token: DEFAULT_CLIENT_TOKEN.to_owned(),
             webhook_url: None,
             optin_window_ms: DEFAULT_OPTIN_WINDOW_MS,
+            rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
+            latency_ms: 0,
         }
     }
 }
@@ -80,7 +95,8 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// Build a configuration from environment-like variables (`FB_APP_ID`, `FB_APP_SECRET`,
     /// `FB_PAGE_ID`, `FB_PAGE_ACCESS_TOKEN`, `FB_CLIENT_TOKEN`, `WEBHOOK_URL`,
-    /// `OPTIN_WINDOW_SECONDS`); unset or empty values keep the defaults.
+    /// `OPTIN_WINDOW_SECONDS`, `SANDBOX_RATE_LIMIT_PER_SECOND`, `SANDBOX_LATENCY_MS`); unset or
+    /// empty values keep the defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
         let mut config = Self::default();
@@ -108,6 +124,19 @@ impl SandboxConfig {
                 .checked_mul(1000)
                 .filter(|ms| *ms >= 0)
                 .ok_or_else(|| format!("OPTIN_WINDOW_SECONDS out of range: {seconds}"))?;
+        }
+        if let Some(v) = get("SANDBOX_RATE_LIMIT_PER_SECOND") {
+            config.rate_limit_per_second = v.trim().parse().map_err(|_| {
+                format!("SANDBOX_RATE_LIMIT_PER_SECOND must be a whole number, got {v:?}")
+            })?;
+        }
+        if let Some(v) = get("SANDBOX_LATENCY_MS") {
+            config.latency_ms = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|ms| *ms <= faults::MAX_DELAY_MS)
+                .ok_or_else(|| format!("SANDBOX_LATENCY_MS must be 0 to 300000, got {v:?}"))?;
         }
         Ok(config)
     }
@@ -169,7 +198,8 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(state.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<faults::Conn>();
+    let listener = faults::KillableListener(listener);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -190,7 +220,13 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .merge(send_api::routes())
+        .merge(
+            send_api::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                faults::send_api_gate,
+            )),
+        )
+        .merge(faults::routes())
         .merge(webhooks::routes())
         .merge(inbox::routes())
         .merge(admin::routes())

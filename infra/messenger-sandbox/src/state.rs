@@ -32,6 +32,10 @@ pub(crate) struct AppState {
     records: Mutex<Records>,
     /// One client for every webhook delivery.
     pub http: reqwest::Client,
+    /// The Send API's per-Page rate limit.
+    pub rate_limiter: crate::rate_limit::RateLimiter,
+    /// Added latency, fault rules and Send API counters.
+    pub faults: crate::faults::Faults,
 }
 
 impl AppState {
@@ -41,6 +45,8 @@ impl AppState {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self {
+            rate_limiter: crate::rate_limit::RateLimiter::new(config.rate_limit_per_second),
+            faults: crate::faults::Faults::new(config.latency_ms),
             webhook_url: RwLock::new(config.webhook_url.clone()),
             config,
             records: Mutex::new(Records::default()),
@@ -95,9 +101,11 @@ impl AppState {
             .collect()
     }
 
-    /// Forget every opt-in and message.
+    /// Forget every opt-in and message, fault rule, rate window and counter.
     pub fn reset(&self) {
         *self.records() = Records::default();
+        self.faults.clear();
+        self.rate_limiter.clear();
     }
 }
 

@@ -23,15 +23,15 @@ use aws_sdk_dynamodb::types::{
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
 
-const SERVICE: &str = "dynamodb";
+pub(super) const SERVICE: &str = "dynamodb";
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB opt-in store.
 #[derive(Debug, Clone)]
 pub struct DynamoOptInStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoOptInStore {
@@ -54,7 +54,12 @@ impl DynamoOptInStore {
     }
 
     /// Run one conditional update: `Done(new item)` or `Refused(current item)`.
-    async fn update(&self, key: &OptInKey, op: &str, expr: Expr) -> PortResult<Transitioned> {
+    pub(super) async fn update(
+        &self,
+        key: &OptInKey,
+        op: &str,
+        expr: Expr,
+    ) -> PortResult<Transitioned> {
         let result = self
             .client
             .update_item()
@@ -90,15 +95,15 @@ impl DynamoOptInStore {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn from_item(item: Item) -> PortResult<OptIn> {
+pub(super) fn from_item(item: Item) -> PortResult<OptIn> {
     dynamo::from_item(item)
         .map_err(|e| PortError::new(SERVICE, format!("stored item is not a valid opt-in: {e}")))
 }
@@ -131,35 +136,40 @@ pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
 /// An update with its condition and placeholders. Every attribute goes through a `#name`
 /// placeholder (several of ours, like `state`, are DynamoDB reserved words).
 #[derive(Default)]
-struct Expr {
-    update: String,
-    condition: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(super) struct Expr {
+    pub(super) update: String,
+    pub(super) condition: String,
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: HashMap<String, AttributeValue>,
 }
 
 impl Expr {
     /// The placeholder of attribute `attr`.
-    fn name(&mut self, attr: &str) -> String {
+    pub(super) fn name(&mut self, attr: &str) -> String {
         let p = format!("#{attr}");
         self.names.insert(p.clone(), attr.to_owned());
         p
     }
 
     /// The placeholder `:key` bound to `value`.
-    fn value(&mut self, key: &str, value: AttributeValue) -> String {
+    pub(super) fn value(&mut self, key: &str, value: AttributeValue) -> String {
         let p = format!(":{key}");
         self.values.insert(p.clone(), value);
         p
     }
 
-    fn state_value(&mut self, state: State) -> String {
+    pub(super) fn state_value(&mut self, state: State) -> String {
         self.value(&format!("st_{}", state.as_str()), s(state.as_str()))
     }
 
     /// The condition that the item is in one of `event`'s source states, with the extra rule for
     /// leaving `SENDING` (an expired lease, or the lease owner), as [`Event`] defines it.
-    fn source_condition(&mut self, event: Event, now: Millis, owner: Option<&str>) -> String {
+    pub(super) fn source_condition(
+        &mut self,
+        event: Event,
+        now: Millis,
+        owner: Option<&str>,
+    ) -> String {
         let state = self.name("state");
         let mut plain = Vec::new();
         let mut sending = None;
@@ -195,7 +205,12 @@ impl Expr {
     }
 
     /// `SET` clauses and `REMOVE`d attributes, assembled into the update expression.
-    fn set_update(&mut self, set: &[(&str, AttributeValue)], remove: &[&str], add: &str) {
+    pub(super) fn set_update(
+        &mut self,
+        set: &[(&str, AttributeValue)],
+        remove: &[&str],
+        add: &str,
+    ) {
         let mut clauses = Vec::new();
         let sets: Vec<String> = set
             .iter()
@@ -227,7 +242,7 @@ const LEASE_AND_DUE: [&str; 4] = [
     table::DUE_AT,
 ];
 
-fn last_error_value(error: &crate::domain::LastError) -> PortResult<AttributeValue> {
+pub(super) fn last_error_value(error: &crate::domain::LastError) -> PortResult<AttributeValue> {
     dynamo::to_attribute_value(error)
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode last_error: {e}")))
 }

@@ -71,7 +71,8 @@ fn transport_error(e: reqwest::Error) -> GraphError {
     let e = e.without_url();
     if e.is_timeout() {
         GraphError::Timeout
-    } else if e.is_connect() || e.is_request() {
+    } else if e.is_connect() || e.is_request() || e.is_body() {
+        // Refused, reset, or closed before (or while) the answer came: a connection error.
         GraphError::Connection
     } else {
         GraphError::BadResponse(e.to_string())

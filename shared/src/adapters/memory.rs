@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -25,9 +25,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// In-memory [`OptInStore`].
 #[derive(Default)]
 pub struct MemoryOptInStore {
-    items: Mutex<HashMap<OptInKey, OptIn>>,
+    pub(super) items: Mutex<HashMap<OptInKey, OptIn>>,
     /// The due index's sort key: when the sweep must next look at each unsent opt-in.
     attention: Mutex<HashMap<OptInKey, Millis>>,
+    /// Page state items (see `memory_send`).
+    pub(super) pages: Mutex<HashMap<String, crate::page::PageState>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
 }
@@ -58,7 +60,7 @@ impl MemoryOptInStore {
         }
     }
 
-    fn check(&self) -> PortResult<()> {
+    pub(super) fn check(&self) -> PortResult<()> {
         if self.fail.load(Ordering::SeqCst) {
             Err(PortError::new("memory-store", "injected failure"))
         } else {
@@ -67,7 +69,7 @@ impl MemoryOptInStore {
     }
 
     /// Apply `event` when `guard` holds for the current item; `mutate` sets the event's fields.
-    fn apply(
+    pub(super) fn apply(
         &self,
         key: &OptInKey,
         event: Event,

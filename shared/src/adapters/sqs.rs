@@ -6,12 +6,12 @@ use crate::ports::{PortError, PortResult, SendQueue};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
-const SERVICE: &str = "sqs";
+pub(super) const SERVICE: &str = "sqs";
 
 /// The SQS send queue.
 #[derive(Debug, Clone)]
 pub struct SqsSendQueue {
-    client: Client,
+    pub(super) client: Client,
     queue_url: String,
 }
 

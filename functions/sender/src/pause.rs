@@ -1,0 +1,277 @@
+//! The per-Page pause.
+//!
+//! When Graph says our token or permissions are wrong, or that the Page is restricted, every send
+//! for the Page would fail the same way. So the sender:
+//!
+//! 1. **pauses the Page**: a conditional write on the Page state item (ACTIVE → PAUSED); only the
+//!    sender whose write wins alerts, so a pause alerts once;
+//! 2. **stops claiming** for the Page: each batch reads the Page item once (a consistent read) and
+//!    parks the Page's opt-ins in PAUSED instead of sending (OPTED_IN | RETRYING → PAUSED,
+//!    conditional, like every transition);
+//! 3. **probes**: every `PAUSE_PROBE_SECONDS` one job wins the probe slot (a conditional write on
+//!    `probe_at`) and sends. A delayed job keeps one probe coming even when no new opt-in arrives;
+//! 4. **resumes** when a probe is accepted: the Page goes back to ACTIVE (conditional: one resumer)
+//!    and every paused opt-in still before its deadline is queued again. Paused opt-ins whose
+//!    deadline passes meanwhile are expired, with an alert, by deadline-alerts.
+//!
+//! Why a read and not a condition on the claim: a DynamoDB condition can only look at the item it
+//! writes. Putting the Page item into every claim would take a transaction, and concurrent
+//! transactions that touch the same item cancel each other (`TransactionConflict`): at 300 claims
+//! per second for one Page, every claim would contend on the one Page item. The pause is a brake,
+//! not a safety invariant (a send that races with it meets the same Graph error and is paused
+//! too), so one read per batch is enough; every invariant (one message, before the deadline,
+//! never after an opt-out) stays in the claim's own condition.
+
+use crate::Deps;
+use crate::{RecordOutcome, attempt, not_claimed, seconds_until, store_retry_seconds};
+use futures::StreamExt;
+use shared::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, SendJob, State, login_id_prefix};
+use shared::facebook::GraphError;
+use shared::page::{PageState, PauseCause};
+use shared::ports::Transitioned;
+use shared::ports::send::MAX_DELAY_SECONDS;
+use std::collections::HashSet;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Most paused opt-ins re-queued by one resume (the due index holds only unsent opt-ins).
+pub const REQUEUE_LIMIT: usize = 20_000;
+/// The due index is eventually consistent: a resume looks for paused opt-ins twice, this far apart,
+/// so that an opt-in parked just before the resume is not left behind.
+pub const RESUME_SECOND_PASS: Duration = Duration::from_millis(1_500);
+
+fn probe_interval_seconds(deps: &Deps) -> u32 {
+    u32::try_from(crate::backoff::ceil_seconds(
+        deps.config.send.probe_interval_ms,
+    ))
+    .unwrap_or(MAX_DELAY_SECONDS)
+    .clamp(1, MAX_DELAY_SECONDS)
+}
+
+/// Whether an opt-in can be the probe: it can be claimed and a send can still end before its deadline.
+fn probe_candidate(deps: &Deps, item: &OptIn, now: Millis) -> bool {
+    let claimable = match item.state {
+        State::OptedIn | State::Retrying | State::Paused => true,
+        State::Sending => item.lease_expired(now),
+        _ => false,
+    };
+    claimable && item.deadline_at - now > deps.send_margin_ms() + crate::backoff::LANDING_SLACK_MS
+}
+
+/// A job for an opt-in whose Page is paused: the probe if one is due, otherwise parked.
+pub(crate) async fn job_for_paused_page(
+    deps: &Deps,
+    key: &OptInKey,
+    page: &PageState,
+    message_id: &str,
+) -> RecordOutcome {
+    let now = deps.clock.now();
+    if page.probe_due(now) {
+        match deps.store.get_opt_in(key).await {
+            Ok(Some(item)) if probe_candidate(deps, &item, now) => {
+                let next = now + deps.config.send.probe_interval_ms;
+                match deps.pages.take_probe(&key.page_id, now, next).await {
+                    Ok(true) => return probe(deps, key, message_id).await,
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "could not take the probe slot"),
+                }
+            }
+            Ok(_) => hand_probe_to_another(deps, key, now).await,
+            Err(e) => warn!(error = %e, "could not read the opt-in"),
+        }
+    }
+    park(deps, key, page, message_id).await
+}
+
+/// This job's opt-in cannot be the probe (it ended, or its deadline is too close): queue a job
+/// for another paused opt-in of the Page, which will take the probe slot.
+async fn hand_probe_to_another(deps: &Deps, key: &OptInKey, now: Millis) {
+    let others = match deps.pages.paused_opt_ins(&key.page_id, 50).await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "could not list paused opt-ins");
+            return;
+        }
+    };
+    if let Some(other) = others
+        .iter()
+        .find(|o| o.key() != *key && probe_candidate(deps, o, now))
+        && let Err(e) = deps.queue.enqueue(&SendJob::for_key(&other.key())).await
+    {
+        warn!(error = %e, "could not queue a probe");
+    }
+}
+
+/// OPTED_IN | RETRYING → PAUSED: the opt-in waits for its Page.
+async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -> RecordOutcome {
+    let now = deps.clock.now();
+    match deps.pages.park_opt_in(key, now).await {
+        Ok(Transitioned::Done(_)) => {
+            info!(login_id_prefix = %login_id_prefix(&key.login_id), "Page paused; opt-in parked");
+            // A resume lists the paused opt-ins after flipping the Page to ACTIVE: if that
+            // happened just now, this one may have been missed. Look once more.
+            match deps.pages.get_page(&key.page_id).await {
+                Ok(Some(p)) if p.is_paused() => RecordOutcome::Done,
+                _ => RecordOutcome::RetryIn(1),
+            }
+        }
+        Ok(Transitioned::Refused(Some(item))) => match item.state {
+            // Already parked (the probe job, or a duplicate), or a sender crashed while sending:
+            // come back when the probe is due. A probe chain thus survives a job delivered a
+            // little early or a prober that crashed before queueing the next probe.
+            State::Paused | State::Sending
+                if !item.deadline_passed(now)
+                    && (item.state == State::Paused || item.lease_expired(now)) =>
+            {
+                let until = page.probe_at.unwrap_or(now);
+                RecordOutcome::RetryIn(seconds_until(until, now).min(MAX_DELAY_SECONDS))
+            }
+            _ => not_claimed(deps, &item, now, message_id).await,
+        },
+        Ok(Transitioned::Refused(None)) => RecordOutcome::Done,
+        Err(e) => {
+            error!(error = %e, "could not park the opt-in");
+            RecordOutcome::RetryIn(store_retry_seconds())
+        }
+    }
+}
+
+/// Send this job as the probe of its paused Page.
+async fn probe(deps: &Deps, key: &OptInKey, message_id: &str) -> RecordOutcome {
+    warn!(page_id = %key.page_id, "probing the paused Page with one send");
+    let outcome = attempt(deps, key, message_id, true).await;
+    let still_paused = match deps.pages.get_page(&key.page_id).await {
+        Ok(page) => page.is_some_and(|p| p.is_paused()),
+        Err(e) => {
+            warn!(error = %e, "could not read the Page state after the probe");
+            true
+        }
+    };
+    if still_paused {
+        schedule_probe(deps, key).await;
+    }
+    outcome
+}
+
+/// Keep one probe coming while the Page is paused, even if no new opt-in arrives.
+async fn schedule_probe(deps: &Deps, key: &OptInKey) {
+    if let Err(e) = deps
+        .retry
+        .enqueue_after(&SendJob::for_key(key), probe_interval_seconds(deps))
+        .await
+    {
+        // New jobs for the Page still probe when the slot is due.
+        warn!(error = %e, "could not schedule the next probe");
+    }
+}
+
+/// Graph refused a send because of our configuration or a Page restriction: pause the Page.
+pub(crate) async fn page_error(
+    deps: &Deps,
+    item: &OptIn,
+    cause: PauseCause,
+    graph_error: &GraphError,
+    probing: bool,
+) {
+    let now = deps.clock.now();
+    let error = graph_error.to_last_error();
+    let next_probe = now + deps.config.send.probe_interval_ms;
+    let newly = match deps
+        .pages
+        .pause_page(&item.page_id, cause, &error, now, next_probe)
+        .await
+    {
+        Ok(newly) => newly,
+        Err(e) => {
+            // Could not record the pause: alert anyway (twice is better than never).
+            error!(error = %e, "could not pause the Page");
+            true
+        }
+    };
+    if !newly {
+        return;
+    }
+    warn!(page_id = %item.page_id, ?cause, code = error.code, subcode = ?error.subcode, "Page paused");
+    let fix = match cause {
+        PauseCause::Configuration => {
+            "check the Page access token and app secret in the secret (then force a cold start), the pages_messaging permission and the app's review status"
+        }
+        PauseCause::PageRestricted => {
+            "Meta restricted the Page from sending; see the Page's Account Quality / Support Inbox"
+        }
+    };
+    let detail = format!(
+        "Sending for this Page is PAUSED: {graph_error}. New opt-ins wait in PAUSED; every {} s one send is tried as a probe, and the first that Graph accepts resumes the Page and re-queues every paused opt-in still before its deadline. To fix: {fix}.",
+        probe_interval_seconds(deps)
+    );
+    crate::actions_publish(
+        deps,
+        &Alert::about(item, AlertKind::ConfigurationError, detail),
+    )
+    .await;
+    if !probing {
+        schedule_probe(deps, &item.key()).await;
+    }
+}
+
+/// A probe was accepted: resume the Page and queue its paused opt-ins again.
+pub(crate) async fn probe_succeeded(deps: &Deps, page_id: &str) {
+    let now = deps.clock.now();
+    match deps.pages.resume_page(page_id, now).await {
+        Ok(true) => {
+            let mut queued = HashSet::new();
+            requeue_paused(deps, page_id, &mut queued).await;
+            tokio::time::sleep(RESUME_SECOND_PASS).await;
+            requeue_paused(deps, page_id, &mut queued).await;
+            warn!(
+                page_id,
+                requeued = queued.len(),
+                "Page resumed: a probe was accepted"
+            );
+        }
+        Ok(false) => {}
+        Err(e) => error!(error = %e, "could not resume the Page"),
+    }
+}
+
+/// Queue a job for every paused opt-in of the Page that can still be sent before its deadline. The
+/// job resumes the opt-in itself (PAUSED on an active Page → RETRYING → claim), so a failed write
+/// here never strands an opt-in. `queued` collects the opt-ins queued, and skips those already in
+/// it.
+pub async fn requeue_paused(deps: &Deps, page_id: &str, queued: &mut HashSet<OptInKey>) {
+    let now = deps.clock.now();
+    let paused = match deps.pages.paused_opt_ins(page_id, REQUEUE_LIMIT).await {
+        Ok(p) => p,
+        Err(e) => {
+            error!(error = %e, "could not list the paused opt-ins");
+            return;
+        }
+    };
+    let margin = deps.send_margin_ms() + crate::backoff::LANDING_SLACK_MS;
+    let todo: Vec<OptInKey> = paused
+        .into_iter()
+        .filter(|o| o.deadline_at - now > margin)
+        .map(|o| o.key())
+        .filter(|k| !queued.contains(k))
+        .collect();
+    // Futures collected first, then polled 16 at a time (a closure-built stream would not be
+    // provably `Send` for `tokio::spawn`).
+    let enqueues: Vec<_> = todo
+        .into_iter()
+        .map(|key| async move {
+            match deps.queue.enqueue(&SendJob::for_key(&key)).await {
+                Ok(()) => Some(key),
+                Err(e) => {
+                    warn!(error = %e, "could not re-queue a paused opt-in");
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut stream = futures::stream::iter(enqueues).buffer_unordered(16);
+    let mut done = Vec::new();
+    while let Some(result) = stream.next().await {
+        done.extend(result);
+    }
+    queued.extend(done);
+}

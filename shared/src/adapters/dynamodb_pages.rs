@@ -1,0 +1,244 @@
+//! [`PageStateStore`] on the DynamoDB table: the Page state item (`PAGE#{page_id}` / `STATE`, see
+//! [`crate::table`]) and the opt-in transitions of a Page pause. Every write is one conditional
+//! `UpdateItem`; the opt-in conditions come from [`Event::sources`] like every other transition.
+
+use super::dynamodb::{DynamoOptInStore, Expr, Item, SERVICE, from_item, last_error_value, n, s};
+use crate::aws::port_error;
+use crate::domain::{Event, LastError, Millis, OptIn, OptInKey, State};
+use crate::page::{PageState, PageStatus, PauseCause};
+use crate::ports::send::PageStateStore;
+use crate::ports::{PortError, PortResult, Transitioned};
+use crate::table;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+use std::collections::HashMap;
+
+fn page_key(page_id: &str) -> Item {
+    HashMap::from([
+        (table::PK.to_owned(), s(table::page_pk(page_id))),
+        (table::SK.to_owned(), s(table::PAGE_STATE_SK)),
+    ])
+}
+
+fn status_value(status: PageStatus) -> AttributeValue {
+    s(match status {
+        PageStatus::Active => "ACTIVE",
+        PageStatus::Paused => "PAUSED",
+    })
+}
+
+fn page_from_item(item: Item) -> PortResult<PageState> {
+    dynamo::from_item(item)
+        .map_err(|e| PortError::new(SERVICE, format!("stored item is not a Page state: {e}")))
+}
+
+impl DynamoOptInStore {
+    /// One conditional update of the Page item: `true` when the condition held.
+    async fn update_page(&self, page_id: &str, op: &str, expr: Expr) -> PortResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(page_key(page_id)))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl PageStateStore for DynamoOptInStore {
+    async fn get_page(&self, page_id: &str) -> PortResult<Option<PageState>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(page_key(page_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "GetItem page", &e))?;
+        out.item.map(page_from_item).transpose()
+    }
+
+    async fn pause_page(
+        &self,
+        page_id: &str,
+        cause: PauseCause,
+        reason: &LastError,
+        now: Millis,
+        probe_at: Millis,
+    ) -> PortResult<bool> {
+        let mut e = Expr::default();
+        let pk = e.name(table::PK);
+        let status = e.name("status");
+        let active = e.value("active", status_value(PageStatus::Active));
+        e.condition = format!("(attribute_not_exists({pk}) OR {status} = {active})");
+        let cause = dynamo::to_attribute_value(cause)
+            .map_err(|err| PortError::new(SERVICE, format!("cannot encode the cause: {err}")))?;
+        e.set_update(
+            &[
+                ("page_id", s(page_id)),
+                ("status", status_value(PageStatus::Paused)),
+                ("paused_at", n(now)),
+                ("cause", cause),
+                ("reason", last_error_value(reason)?),
+                ("probe_at", n(probe_at)),
+                ("probes", n(0)),
+                ("updated_at", n(now)),
+            ],
+            &[],
+            "",
+        );
+        self.update_page(page_id, "pause_page", e).await
+    }
+
+    async fn take_probe(
+        &self,
+        page_id: &str,
+        now: Millis,
+        next_probe_at: Millis,
+    ) -> PortResult<bool> {
+        let mut e = Expr::default();
+        let status = e.name("status");
+        let paused = e.value("paused", status_value(PageStatus::Paused));
+        let probe_at = e.name("probe_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{status} = {paused} AND {probe_at} <= {now_v}");
+        let probes = e.name("probes");
+        let one = e.value("one", n(1));
+        e.set_update(
+            &[("probe_at", n(next_probe_at)), ("updated_at", n(now))],
+            &[],
+            &format!("ADD {probes} {one}"),
+        );
+        self.update_page(page_id, "take_probe", e).await
+    }
+
+    async fn resume_page(&self, page_id: &str, now: Millis) -> PortResult<bool> {
+        let mut e = Expr::default();
+        let status = e.name("status");
+        let paused = e.value("paused", status_value(PageStatus::Paused));
+        e.condition = format!("{status} = {paused}");
+        e.set_update(
+            &[
+                ("status", status_value(PageStatus::Active)),
+                ("resumed_at", n(now)),
+                ("updated_at", n(now)),
+            ],
+            &["probe_at"],
+            "",
+        );
+        self.update_page(page_id, "resume_page", e).await
+    }
+
+    async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let event = Event::PagePaused;
+        let mut e = Expr::default();
+        e.condition = e.source_condition(event, now, None);
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("updated_at", n(now)),
+            ],
+            &[],
+            "",
+        );
+        self.update(key, "park_opt_in", e).await
+    }
+
+    async fn resume_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let event = Event::Resume;
+        let mut e = Expr::default();
+        let sources = e.source_condition(event, now, None);
+        let deadline = e.name("deadline_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{sources} AND {deadline} > {now_v}");
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("updated_at", n(now)),
+            ],
+            &[],
+            "",
+        );
+        self.update(key, "resume_opt_in", e).await
+    }
+
+    async fn paused_opt_ins(&self, page_id: &str, limit: usize) -> PortResult<Vec<OptIn>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in table::all_due_shards() {
+            shards.spawn(query_paused(
+                self.client.clone(),
+                self.table.clone(),
+                shard,
+                page_id.to_owned(),
+            ));
+        }
+        let mut found = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            found.extend(joined.map_err(|e| {
+                PortError::new(SERVICE, format!("due-index query task failed: {e}"))
+            })??);
+        }
+        found.sort_by(|a, b| (a.deadline_at, &a.login_id).cmp(&(b.deadline_at, &b.login_id)));
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+/// Every PAUSED opt-in of `page_id` in one due shard (the due index holds only unsent opt-ins, so
+/// this reads little more than what it returns).
+async fn query_paused(
+    client: aws_sdk_dynamodb::Client,
+    table_name: String,
+    shard: String,
+    page_id: String,
+) -> PortResult<Vec<OptIn>> {
+    let mut found = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(&table_name)
+            .index_name(table::DUE_INDEX)
+            .key_condition_expression("#shard = :shard")
+            .filter_expression("#state = :paused AND #page_id = :page")
+            .expression_attribute_names("#shard", table::DUE_SHARD)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#page_id", "page_id")
+            .expression_attribute_values(":shard", s(shard.as_str()))
+            .expression_attribute_values(":paused", s(State::Paused.as_str()))
+            .expression_attribute_values(":page", s(page_id.as_str()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "Query due-index (paused)", &e))?;
+        for item in out.items.unwrap_or_default() {
+            let opt_in = from_item(item)?;
+            if opt_in.state == State::Paused {
+                found.push(opt_in);
+            }
+        }
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    Ok(found)
+}

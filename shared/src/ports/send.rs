@@ -1,0 +1,63 @@
+//! The ports the sender needs beyond the opt-in store: backing off through the queue, and the
+//! per-Page pause. Real adapters: [`crate::adapters::sqs_retry`] and
+//! [`crate::adapters::dynamodb_pages`]; in-memory twins: [`crate::adapters::memory_send`].
+
+use crate::domain::{LastError, Millis, OptIn, OptInKey, SendJob};
+use crate::page::{PageState, PauseCause};
+use crate::ports::{PortResult, Transitioned};
+use async_trait::async_trait;
+
+/// SQS's longest visibility timeout (12 hours).
+pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// SQS's longest message delay (15 minutes).
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// Backing off a send job on the queue.
+#[async_trait]
+pub trait RetryQueue: Send + Sync {
+    /// Make the received message visible again `delay_seconds` from now (`ChangeMessageVisibility`;
+    /// at most [`MAX_VISIBILITY_SECONDS`]). The caller also reports it in `batchItemFailures`.
+    async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()>;
+
+    /// Enqueue a new job that becomes visible `delay_seconds` from now (at most
+    /// [`MAX_DELAY_SECONDS`]). A new message starts a new receive count.
+    async fn enqueue_after(&self, job: &SendJob, delay_seconds: u32) -> PortResult<()>;
+}
+
+/// The Page state item and the opt-in transitions of a Page pause. Every change is conditional.
+#[async_trait]
+pub trait PageStateStore: Send + Sync {
+    async fn get_page(&self, page_id: &str) -> PortResult<Option<PageState>>;
+
+    /// ACTIVE (or no item) → PAUSED, first probe at `probe_at`. `true` only for the call that made
+    /// the change: that caller alerts, so a pause alerts once however many senders hit the error.
+    async fn pause_page(
+        &self,
+        page_id: &str,
+        cause: PauseCause,
+        reason: &LastError,
+        now: Millis,
+        probe_at: Millis,
+    ) -> PortResult<bool>;
+
+    /// Take the probe slot: PAUSED with `probe_at <= now` → `probe_at = next_probe_at`. `true` for
+    /// the one sender that may send a probe now.
+    async fn take_probe(
+        &self,
+        page_id: &str,
+        now: Millis,
+        next_probe_at: Millis,
+    ) -> PortResult<bool>;
+
+    /// PAUSED → ACTIVE. `true` only for the call that made the change (it re-queues the opt-ins).
+    async fn resume_page(&self, page_id: &str, now: Millis) -> PortResult<bool>;
+
+    /// OPTED_IN | RETRYING → PAUSED: a job found its Page paused.
+    async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
+
+    /// PAUSED → RETRYING, only before the deadline.
+    async fn resume_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
+
+    /// The Page's PAUSED opt-ins, earliest deadline first, at most `limit`.
+    async fn paused_opt_ins(&self, page_id: &str, limit: usize) -> PortResult<Vec<OptIn>>;
+}
