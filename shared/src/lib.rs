@@ -9,4 +9,5 @@ pub mod config;
 pub mod domain;
 pub mod facebook;
 pub mod ports;
+pub mod signed_request;
 pub mod table;
