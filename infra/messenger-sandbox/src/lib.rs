@@ -15,6 +15,7 @@
 
 mod admin;
 mod errors;
+pub mod events;
 mod inbox;
 mod send_api;
 mod state;
@@ -186,6 +187,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(send_api::routes())
         .merge(webhooks::routes())
+        .merge(events::routes())
         .merge(inbox::routes())
         .merge(admin::routes())
         .fallback(errors::unknown_route)
