@@ -5,6 +5,7 @@
 //! | item          | pk                               | sk      |
 //! |---------------|----------------------------------|---------|
 //! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
+//! | PSID link     | `PSID#{page_id}#{psid}`          | `PSID`  |
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
@@ -24,6 +25,12 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 8;
 /// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.
 pub const RETENTION_AFTER_DEADLINE_MS: Millis = 180 * 24 * 3_600_000;
+
+pub const PSID_SK: &str = "PSID";
+
+pub fn psid_pk(page_id: &str, psid: &str) -> String {
+    format!("PSID#{page_id}#{psid}")
+}
 
 pub fn opt_in_pk(key: &OptInKey) -> String {
     format!("OPTIN#{}#{}", key.page_id, key.login_id)

@@ -3,11 +3,14 @@
 //! `handle` never fails and never panics: every error becomes a JSON `{"error":{"code","message"}}`
 //! answer with the right status, and the detail goes to the logs.
 
+mod conversation;
 mod webhook;
 
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
 use shared::config::{Config, Secrets};
-use shared::ports::{Alerts, Clock, DeadlineScheduler, OptInStore, SendQueue, SystemClock};
+use shared::ports::{
+    Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
+};
 use std::sync::Arc;
 
 /// Largest request body accepted (Meta's batches can exceed 300 KB; API Gateway's limit is 10 MB).
@@ -18,6 +21,7 @@ pub struct Deps {
     pub config: Config,
     pub secrets: Secrets,
     pub store: Arc<dyn OptInStore>,
+    pub conversations: Arc<dyn ConversationStore>,
     pub queue: Arc<dyn SendQueue>,
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
@@ -32,6 +36,7 @@ impl Deps {
         Self {
             config,
             secrets,
+            conversations: ports.store.clone(),
             store: ports.store,
             queue: ports.queue,
             scheduler: ports.scheduler,

@@ -119,20 +119,54 @@ pub async fn receive(deps: &Deps, request: &Request) -> Response<Body> {
     )
 }
 
-enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     New,
     Duplicate,
     Ignored,
 }
 
 async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome, PortError> {
-    let MessagingEvent::OptIn {
-        page_id,
-        login_id,
-        timestamp,
-    } = event
-    else {
-        return Ok(ItemOutcome::Ignored);
+    let (page_id, login_id, timestamp) = match event {
+        MessagingEvent::OptIn {
+            page_id,
+            login_id,
+            timestamp,
+        } => (page_id, login_id, timestamp),
+        MessagingEvent::Message {
+            page_id,
+            psid,
+            text,
+            timestamp,
+            linked_login_id,
+        } => {
+            return crate::conversation::on_message(
+                deps,
+                page_id,
+                psid,
+                text.as_deref(),
+                *timestamp,
+                linked_login_id.as_deref(),
+            )
+            .await;
+        }
+        MessagingEvent::NotificationStatus {
+            page_id,
+            psid,
+            login_id,
+            status,
+        } => {
+            return crate::conversation::on_notification_status(
+                deps,
+                page_id,
+                psid.as_deref(),
+                login_id.as_deref(),
+                status,
+            )
+            .await;
+        }
+        MessagingEvent::PolicyEnforcement { .. } | MessagingEvent::Other { .. } => {
+            return Ok(ItemOutcome::Ignored);
+        }
     };
     if *page_id != deps.config.fb_page_id {
         warn!(page_id = %page_id, "opt-in for a Page this deployment does not serve; ignored");

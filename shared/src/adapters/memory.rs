@@ -25,6 +25,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemoryOptInStore {
     items: Mutex<HashMap<OptInKey, OptIn>>,
+    psids: Mutex<HashMap<(String, String), OptInKey>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
 }
@@ -209,6 +210,30 @@ impl OptInStore for MemoryOptInStore {
         due.sort_by_key(|i| i.alert_at);
         due.truncate(limit);
         Ok(due)
+    }
+}
+
+/// In-memory PSID links, beside the opt-ins of a [`MemoryOptInStore`].
+#[async_trait]
+impl crate::ports::ConversationStore for MemoryOptInStore {
+    async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(key) else {
+            return Ok(false);
+        };
+        item.psid = Some(psid.to_owned());
+        item.last_user_message_at = Some(at);
+        item.updated_at = at;
+        lock(&self.psids).insert((key.page_id.clone(), psid.to_owned()), key.clone());
+        Ok(true)
+    }
+
+    async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>> {
+        self.check()?;
+        Ok(lock(&self.psids)
+            .get(&(page_id.to_owned(), psid.to_owned()))
+            .cloned())
     }
 }
 
