@@ -43,11 +43,11 @@ fn bad_request(message: impl Into<String>) -> Response {
     GraphError::sandbox(StatusCode::BAD_REQUEST, message).into_response()
 }
 
-fn parse<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))
 }
 
 /// Sign and post a messaging webhook with one item; answer what was sent and how the app answered.
@@ -92,7 +92,7 @@ struct MessageRequest {
 async fn message(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: MessageRequest = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let Some(login_id) = request.login_id.filter(|l| !l.is_empty()) else {
         return bad_request("login_id is required");
@@ -133,7 +133,7 @@ struct PolicyRequest {
 async fn policy(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: PolicyRequest = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let action = request.action.unwrap_or_default();
     if !matches!(action.as_str(), "block" | "unblock" | "warning") {
@@ -166,7 +166,7 @@ struct NotificationStatusRequest {
 async fn notification_status(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: NotificationStatusRequest = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let Some(login_id) = request.login_id.filter(|l| !l.is_empty()) else {
         return bad_request("login_id is required");
@@ -211,7 +211,7 @@ async fn send_signed_request(
 ) -> Response {
     let request: SignedRequestCall = match parse(body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let Some(asid) = request.asid.filter(|a| !a.is_empty()) else {
         return bad_request("asid is required");

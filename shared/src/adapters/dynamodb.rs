@@ -459,64 +459,6 @@ async fn query_due_shard(
     Ok(found)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn claim_condition_comes_from_the_state_machine() {
-        let mut e = Expr::default();
-        let c = e.source_condition(Event::Claim, 5, Some("me"));
-        assert_eq!(
-            c,
-            "(#state IN (:st_OPTED_IN, :st_RETRYING) OR (#state = :st_SENDING AND \
-             (attribute_not_exists(#lease_until) OR #lease_until <= :now)))"
-        );
-        assert_eq!(e.values[":now"], n(5));
-        assert_eq!(e.values[":st_SENDING"], s("SENDING"));
-    }
-
-    #[test]
-    fn finish_needs_the_owner_and_opt_out_any_non_terminal_state() {
-        let mut e = Expr::default();
-        let c = e.source_condition(Event::Accepted, 5, Some("me"));
-        assert_eq!(c, "(#state = :st_SENDING AND #lease_owner = :owner)");
-        assert_eq!(e.values[":owner"], s("me"));
-        let mut e = Expr::default();
-        let c = e.source_condition(Event::OptOut, 5, None);
-        assert_eq!(
-            c,
-            "(#state IN (:st_OPTED_IN, :st_SENDING, :st_RETRYING, :st_PAUSED))"
-        );
-    }
-
-    #[test]
-    fn items_carry_keys_ttl_and_a_due_shard_only_while_not_terminal() {
-        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 10_000, 0);
-        let item = to_item(&o).unwrap();
-        assert_eq!(item[table::PK], s("OPTIN#p#l"));
-        assert_eq!(item[table::SK], s(table::OPTIN_SK));
-        assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
-        assert_eq!(
-            item[table::EXPIRES_AT],
-            n(table::expires_at_seconds(11_000))
-        );
-        assert_eq!(from_item(item).unwrap(), o);
-        o.state = State::Sent;
-        assert!(!to_item(&o).unwrap().contains_key(table::DUE_SHARD));
-    }
-
-    #[test]
-    fn update_expressions_set_and_remove() {
-        let mut e = Expr::default();
-        e.set_update(&[("state", s("SENT"))], &LEASE, "ADD #attempts :one");
-        assert_eq!(
-            e.update,
-            "SET #state = :set_state REMOVE #lease_owner, #lease_until ADD #attempts :one"
-        );
-    }
-}
-
 #[async_trait]
 impl crate::ports::ConversationStore for DynamoOptInStore {
     async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool> {
@@ -577,5 +519,63 @@ impl crate::ports::ConversationStore for DynamoOptInStore {
             Some(AttributeValue::S(login_id)) => Some(OptInKey::new(page_id, login_id)),
             _ => None,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_condition_comes_from_the_state_machine() {
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::Claim, 5, Some("me"));
+        assert_eq!(
+            c,
+            "(#state IN (:st_OPTED_IN, :st_RETRYING) OR (#state = :st_SENDING AND \
+             (attribute_not_exists(#lease_until) OR #lease_until <= :now)))"
+        );
+        assert_eq!(e.values[":now"], n(5));
+        assert_eq!(e.values[":st_SENDING"], s("SENDING"));
+    }
+
+    #[test]
+    fn finish_needs_the_owner_and_opt_out_any_non_terminal_state() {
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::Accepted, 5, Some("me"));
+        assert_eq!(c, "(#state = :st_SENDING AND #lease_owner = :owner)");
+        assert_eq!(e.values[":owner"], s("me"));
+        let mut e = Expr::default();
+        let c = e.source_condition(Event::OptOut, 5, None);
+        assert_eq!(
+            c,
+            "(#state IN (:st_OPTED_IN, :st_SENDING, :st_RETRYING, :st_PAUSED))"
+        );
+    }
+
+    #[test]
+    fn items_carry_keys_ttl_and_a_due_shard_only_while_not_terminal() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 10_000, 0);
+        let item = to_item(&o).unwrap();
+        assert_eq!(item[table::PK], s("OPTIN#p#l"));
+        assert_eq!(item[table::SK], s(table::OPTIN_SK));
+        assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
+        assert_eq!(
+            item[table::EXPIRES_AT],
+            n(table::expires_at_seconds(11_000))
+        );
+        assert_eq!(from_item(item).unwrap(), o);
+        o.state = State::Sent;
+        assert!(!to_item(&o).unwrap().contains_key(table::DUE_SHARD));
+    }
+
+    #[test]
+    fn update_expressions_set_and_remove() {
+        let mut e = Expr::default();
+        e.set_update(&[("state", s("SENT"))], &LEASE, "ADD #attempts :one");
+        assert_eq!(
+            e.update,
+            "SET #state = :set_state REMOVE #lease_owner, #lease_until ADD #attempts :one"
+        );
     }
 }
