@@ -7,7 +7,8 @@ VENV   := .venv
 CARGO  ?= cargo
 export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 
-.PHONY: help venv run test fmt fmt-check clippy test-rust lint-template bench package deploy clean
+
+.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench report package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,7 +23,18 @@ venv: $(VENV)/.installed ## Python venv with pinned moto[server] and cfn-lint
 run: venv ## Start moto, the Messenger sandbox and the local stack on 127.0.0.1 (Ctrl-C stops all)
 	$(CARGO) run --locked -p local-runner --bin local-runner
 
-test: venv fmt-check clippy test-rust lint-template ## Everything CI checks
+browser: ## Debian's chromium for the headless smoke test (installed with apt-get when root; else the test is skipped)
+	@if [ -x /usr/bin/chromium ]; then \
+	  echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (apt-get)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: chromium could not be installed; the browser smoke test will be skipped"; \
+	else \
+	  echo "warning: /usr/bin/chromium is absent and apt-get needs root; the browser smoke test will be skipped"; \
+	fi
+
+test: venv browser fmt-check clippy test-rust lint-template ## Everything CI checks
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -41,6 +53,9 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 
 bench: venv ## Benchmarks (criterion and harnesses), printed as comparable figures
 	$(CARGO) bench --locked --workspace
+
+report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
+	$(CARGO) run --quiet --locked -p report -- $(ARGS)
 
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts

@@ -38,6 +38,8 @@ pub struct AwsPorts {
     pub queue: Arc<SqsSendQueue>,
     pub scheduler: Arc<EventBridgeDeadlineScheduler>,
     pub alerts: Arc<SnsAlerts>,
+    /// EMF lines on stdout (CloudWatch Logs extracts the metrics).
+    pub metrics: Arc<crate::metrics::EmfStdout>,
 }
 
 impl AwsPorts {
@@ -62,6 +64,7 @@ impl AwsPorts {
                 aws_sdk_sns::Client::new(sdk),
                 config.alert_topic_arn.clone(),
             )),
+            metrics: Arc::new(crate::metrics::EmfStdout),
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Config {
     pub graph_timeout_ms: u64,
     /// A message consisting of one of these (any case) opts the person out.
     pub stop_keywords: Vec<String>,
+    /// Facebook Login settings (return_to origins, scopes, login_id derivation, first-name fallback).
+    pub login: crate::login::LoginConfig,
 }
 
 pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
@@ -185,6 +187,11 @@ impl Config {
             }
         };
         let alert_lead_minutes = r.number("ALERT_LEAD_MINUTES", 120, 0, 24 * 60);
+        // Sub-minute leads for local runs and tests with a short OPTIN_WINDOW_SECONDS; when set it
+        // replaces ALERT_LEAD_MINUTES.
+        let alert_lead_seconds = r
+            .optional("ALERT_LEAD_SECONDS")
+            .map(|_| r.number("ALERT_LEAD_SECONDS", 0, 0, 86_400));
         let optin_window_seconds = r.number("OPTIN_WINDOW_SECONDS", 86_400, 10, 86_400);
         let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
         let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
@@ -199,6 +206,7 @@ impl Config {
                 .map(|k| (*k).to_owned())
                 .collect(),
         };
+        let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -222,11 +230,12 @@ impl Config {
             public_base_url,
             initial_message_text,
             messaging_type,
-            alert_lead_ms: alert_lead_minutes * 60_000,
+            alert_lead_ms: alert_lead_seconds.map_or(alert_lead_minutes * 60_000, |s| s * 1000),
             optin_window_ms: optin_window_seconds * 1000,
             send_lease_ms: send_lease_seconds * 1000,
             graph_timeout_ms: graph_timeout_ms as u64,
             stop_keywords,
+            login,
         })
     }
 }
@@ -288,6 +297,16 @@ impl Secrets {
             if v.expose().is_empty() {
                 problems.push(format!("the secret's {name} is empty"));
             }
+        }
+        if secrets
+            .api_key_hashes
+            .iter()
+            .any(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            problems.push(
+                "the secret's api_key_hashes must each be the 64-character hex SHA-256 of an API key"
+                    .to_owned(),
+            );
         }
         if problems.is_empty() {
             Ok(secrets)
@@ -378,6 +397,22 @@ mod tests {
         assert_eq!(c.graph_api_base_url, "http://127.0.0.1:9000");
         assert_eq!(c.optin_window_ms, 60_000);
         assert_eq!(c.messaging_type, MessagingType::Response);
+    }
+
+    #[test]
+    fn alert_lead_seconds_replaces_the_minutes_for_short_local_windows() {
+        let mut env = base();
+        env.insert("ALERT_LEAD_MINUTES", "5");
+        assert_eq!(load(&env).unwrap().alert_lead_ms, 300_000);
+        env.insert("ALERT_LEAD_SECONDS", "20");
+        assert_eq!(load(&env).unwrap().alert_lead_ms, 20_000);
+        env.insert("ALERT_LEAD_SECONDS", "-1");
+        assert!(
+            load(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("ALERT_LEAD_SECONDS must be")
+        );
     }
 
     #[test]

@@ -382,6 +382,9 @@ pub struct Alert {
     pub login_id_prefix: String,
     pub state: State,
     pub deadline_at: Millis,
+    /// The deadline for people: RFC 3339, UTC.
+    #[serde(default)]
+    pub deadline_utc: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     pub detail: String,
@@ -408,6 +411,7 @@ impl Alert {
             login_id_prefix: login_id_prefix(&opt_in.login_id),
             state: opt_in.state,
             deadline_at: opt_in.deadline_at,
+            deadline_utc: utc(opt_in.deadline_at),
             last_error: opt_in.last_error.clone(),
             detail: detail.into(),
         }
@@ -462,6 +466,13 @@ pub fn is_stop_request(text: &str, keywords: &[String]) -> bool {
         .to_lowercase();
     let normalized = normalized.split_whitespace().collect::<Vec<_>>().join(" ");
     !normalized.is_empty() && keywords.iter().any(|k| k.to_lowercase() == normalized)
+}
+
+/// An epoch-millisecond instant as RFC 3339 in UTC (`2026-11-24T16:43:06Z`); empty when out of range.
+pub fn utc(at: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 /// The first 8 characters of a login_id, for logs and alerts.
@@ -668,6 +679,7 @@ mod tests {
         let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);
         let a = Alert::about(&o, AlertKind::DeadlineAtRisk, "x");
         assert_eq!(a.login_id_prefix, "abcdef01");
+        assert_eq!(a.deadline_utc, "1970-01-01T00:00:00Z");
         assert!(
             !serde_json::to_string(&a)
                 .unwrap()

@@ -3,11 +3,15 @@
 
 pub mod actions;
 pub mod adapters;
+pub mod attention;
 pub mod aws;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod facebook;
+pub mod login;
+pub mod metrics;
 pub mod ports;
 pub mod signed_request;
+pub mod report;
 pub mod table;

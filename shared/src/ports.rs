@@ -106,8 +106,12 @@ pub trait OptInStore: Send + Sync {
     /// Set `alerted_at` once (the condition makes concurrent alerters agree on one winner).
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
 
-    /// Unsent opt-ins whose alert time is at or before `due_by`, from the sparse due index.
+    /// Unsent opt-ins the sweep must look at by `due_by` (their next attention time, see
+    /// [`crate::attention`], is at or before it), from the sparse due index, most overdue first.
     async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>>;
+
+    /// Set when the sweep must next look at this opt-in, only while it is not terminal.
+    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned>;
 }
 
 /// The queue that feeds the sender.

@@ -6,11 +6,22 @@
 //! |---------------|----------------------------------|---------|
 //! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
 //! | PSID link     | `PSID#{page_id}#{psid}`          | `PSID`  |
+//! | login         | `LOGIN#{page_id}#{asid}`         | `LOGIN` |
+//! | login link    | `LOGINID#{page_id}#{login_id}`   | `LOGINID` |
+//! | login state   | `LOGINSTATE#{sha256 hex of state}` | `LOGINSTATE` |
+//!
+//! Login items ([`crate::login`]): the LOGIN holds the serde fields of [`crate::login::Login`]; the
+//! link item (written in the same transaction, only when the expected login_id is known) holds
+//! `asid`, `first_name`, `last_login_at`, so an opt-in finds its person with one consistent read; a
+//! login state holds `return_to`, `created_at`, `expires_at_ms`. All three carry `expires_at`
+//! (TTL): [`LOGIN_RETENTION_MS`] after the last login for LOGIN and link, the state's own expiry
+//! for a state. No index is needed: every lookup is by key.
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
 //!   the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values so no partition runs hot;
-//! - `alert_at` (N): the sort key of [`DUE_INDEX`];
+//! - `due_at` (N): the sort key of [`DUE_INDEX`]: when the sweep must next look at the opt-in
+//!   ([`crate::attention`]); a sweep at `now` queries `due_at <= now` in every shard;
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
 
 use crate::domain::{Millis, OptInKey};
@@ -21,6 +32,7 @@ pub const OPTIN_SK: &str = "OPTIN";
 pub const DUE_INDEX: &str = "due-index";
 pub const DUE_SHARD: &str = "due_shard";
 pub const ALERT_AT: &str = "alert_at";
+pub const DUE_AT: &str = "due_at";
 pub const EXPIRES_AT: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 8;
 /// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.
@@ -30,6 +42,24 @@ pub const PSID_SK: &str = "PSID";
 
 pub fn psid_pk(page_id: &str, psid: &str) -> String {
     format!("PSID#{page_id}#{psid}")
+}
+
+pub const LOGIN_SK: &str = "LOGIN";
+pub const LOGIN_LINK_SK: &str = "LOGINID";
+pub const LOGIN_STATE_SK: &str = "LOGINSTATE";
+/// LOGIN and link items are kept this long after the person's last login.
+pub const LOGIN_RETENTION_MS: Millis = 181 * 24 * 3_600_000;
+
+pub fn login_pk(page_id: &str, asid: &str) -> String {
+    format!("LOGIN#{page_id}#{asid}")
+}
+
+pub fn login_link_pk(key: &OptInKey) -> String {
+    format!("LOGINID#{}#{}", key.page_id, key.login_id)
+}
+
+pub fn login_state_pk(state_hash: &str) -> String {
+    format!("LOGINSTATE#{state_hash}")
 }
 
 pub fn opt_in_pk(key: &OptInKey) -> String {
@@ -78,5 +108,8 @@ mod tests {
     fn keys_and_ttl() {
         assert_eq!(opt_in_pk(&OptInKey::new("1", "ab")), "OPTIN#1#ab");
         assert_eq!(expires_at_seconds(0), RETENTION_AFTER_DEADLINE_MS / 1000);
+        assert_eq!(login_pk("1", "42"), "LOGIN#1#42");
+        assert_eq!(login_link_pk(&OptInKey::new("1", "ab")), "LOGINID#1#ab");
+        assert_eq!(login_state_pk("ff"), "LOGINSTATE#ff");
     }
 }

@@ -1,5 +1,10 @@
 //! Shared helpers of the integration and end-to-end tests.
 
+pub mod browser;
+pub mod cdp;
+pub mod harness;
+pub mod population;
+
 pub use local_runner::moto;
 use local_runner::moto::MotoServer;
 use std::sync::Arc;

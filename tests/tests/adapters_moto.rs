@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const SECRET_JSON: &str = r#"{"app_secret":"app-s3cret","page_access_token":"page-tok","client_token":"client-tok","verify_token":"verify-tok","api_key_hashes":["abc123"]}"#;
+const SECRET_JSON: &str = r#"{"app_secret":"app-s3cret","page_access_token":"page-tok","client_token":"client-tok","verify_token":"verify-tok","api_key_hashes":["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]}"#;
 
 struct Stack {
     _moto: Arc<MotoServer>,
@@ -184,7 +184,7 @@ async fn the_real_template_provisions_the_layout_of_table_rs_and_twice_is_fine()
         gsi_keys,
         [
             (table::DUE_SHARD.into(), "HASH".into()),
-            (table::ALERT_AT.into(), "RANGE".into())
+            (table::DUE_AT.into(), "RANGE".into())
         ]
     );
     let ttl = ddb
@@ -272,7 +272,7 @@ Resources:
         - { AttributeName: pk, AttributeType: S }
         - { AttributeName: sk, AttributeType: S }
         - { AttributeName: due_shard, AttributeType: S }
-        - { AttributeName: alert_at, AttributeType: N }
+        - { AttributeName: due_at, AttributeType: N }
       KeySchema:
         - { AttributeName: pk, KeyType: HASH }
         - { AttributeName: sk, KeyType: RANGE }
@@ -280,7 +280,7 @@ Resources:
         - IndexName: due-index
           KeySchema:
             - { AttributeName: due_shard, KeyType: HASH }
-            - { AttributeName: alert_at, KeyType: RANGE }
+            - { AttributeName: due_at, KeyType: RANGE }
           Projection: { ProjectionType: ALL }
       TimeToLiveSpecification: { AttributeName: expires_at, Enabled: true }
   DeadlineScheduleGroup:
@@ -707,6 +707,56 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
     let ids: Vec<&str> = limited.iter().map(|o| o.login_id.as_str()).collect();
     assert_eq!(ids, ["due-02", "due-03", "due-04", "due-05"]);
     assert!(store.due_for_attention(10_000, 0).await.unwrap().is_empty());
+
+    // The due index is sorted by the next attention time: deferring moves an opt-in out of range.
+    let k3 = all[3].key();
+    assert_eq!(
+        s.raw_item(&k3).await[table::DUE_AT],
+        AttributeValue::N("130".into()),
+        "first attention: the alert time (before the 3-minute stuck check)"
+    );
+    let deferred = done(store.defer_attention(&k3, 5_000).await.unwrap());
+    assert_eq!(deferred.state, State::OptedIn);
+    assert_eq!(
+        s.raw_item(&k3).await[table::DUE_AT],
+        AttributeValue::N("5000".into())
+    );
+    let ids: Vec<String> = store
+        .due_for_attention(200, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.login_id)
+        .collect();
+    assert!(!ids.contains(&"due-03".to_owned()), "{ids:?}");
+    assert_eq!(ids.len(), 8);
+    let later = store.due_for_attention(5_000, 100).await.unwrap();
+    assert_eq!(
+        later.last().unwrap().login_id,
+        "due-03",
+        "most overdue first"
+    );
+    // Terminal opt-ins are never deferred back into the index.
+    let out = refused(store.defer_attention(&all[0].key(), 5_000).await.unwrap()).unwrap();
+    assert_eq!(out.state, State::OptedOut);
+    let raw = s.raw_item(&all[0].key()).await;
+    assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
+    assert_eq!(
+        refused(
+            store
+                .defer_attention(&OptInKey::new("1000", "nobody"), 1)
+                .await
+                .unwrap()
+        ),
+        None
+    );
+    // What the query read: one request per shard, only the due items.
+    let (due, cost) = store.due_for_attention_measured(200, 100).await.unwrap();
+    assert_eq!(due.len(), 8);
+    assert_eq!(cost.requests, table::DUE_SHARDS);
+    assert_eq!(cost.items_read, 8);
+    assert!(cost.bytes_read > 8 * 100, "{cost:?}");
+    assert!(cost.estimated_rcu >= f64::from(table::DUE_SHARDS) * 0.5);
 }
 
 // ------------------------------------------------------------------------------- SQS
@@ -906,7 +956,10 @@ async fn secrets_are_read_back_and_a_missing_secret_is_named() {
     assert_eq!(secrets.page_access_token.expose(), "page-tok");
     assert_eq!(secrets.client_token.expose(), "client-tok");
     assert_eq!(secrets.verify_token.expose(), "verify-tok");
-    assert_eq!(secrets.api_key_hashes, ["abc123"]);
+    assert_eq!(
+        secrets.api_key_hashes,
+        ["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]
+    );
 
     let missing = format!("{}-no-such-secret", s.stack_name);
     let e = load_secrets(&client, &missing)

@@ -1,22 +1,36 @@
 //! deadline-alerts: invoked by a per-opt-in one-time schedule (`deadline_check`) or by the
 //! recurring sweep (`sweep`). It re-reads the opt-in before acting, so late, duplicate or retried
 //! invocations are harmless.
+//!
+//! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
+//! come (see [`shared::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
+//! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
+//! time forward, so the next sweep reads only what needs it.
 
+use futures::StreamExt;
 use serde::Serialize;
 use shared::actions;
+use shared::attention::{is_stuck, next_attention};
 use shared::config::Config;
-use shared::domain::{AlertInput, Millis, OptIn, SendJob, State, login_id_prefix};
+use shared::domain::{AlertInput, Millis, OptIn, SendJob, login_id_prefix};
+use shared::metrics::Metrics;
 use shared::ports::{
-    Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock,
+    Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
 };
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::{error, info};
 
-/// An opt-in still `OPTED_IN` this long after it was recorded lost its send job (the DynamoDB
-/// write succeeded, the SQS send did not): the sweep enqueues it again.
-pub const STUCK_AFTER_MS: Millis = 3 * 60_000;
-/// Most opt-ins one sweep attends to (the next sweep continues).
+pub use shared::attention::STUCK_AFTER_MS;
+
+/// Most opt-ins one round of the sweep reads from the due index.
 pub const SWEEP_LIMIT: usize = 1000;
+/// Opt-ins attended to concurrently.
+pub const SWEEP_CONCURRENCY: usize = 16;
+/// A sweep keeps going while its rounds come back full, up to this many rounds and
+/// [`SWEEP_TIME_BUDGET`] (the function's timeout is 60 s); the next sweep continues.
+pub const SWEEP_MAX_ROUNDS: usize = 20;
+pub const SWEEP_TIME_BUDGET: Duration = Duration::from_secs(40);
 
 pub struct Deps {
     pub config: Config,
@@ -25,6 +39,7 @@ pub struct Deps {
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl Deps {
@@ -38,6 +53,7 @@ impl Deps {
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             clock: Arc::new(SystemClock),
+            metrics: ports.metrics,
         }
     }
 }
@@ -49,6 +65,18 @@ pub struct Summary {
     pub alerted: usize,
     pub expired: usize,
     pub requeued: usize,
+    /// Opt-ins whose next attention time the sweep moved forward.
+    pub deferred: usize,
+}
+
+impl Summary {
+    fn add(&mut self, visit: &Visit) {
+        self.checked += 1;
+        self.alerted += usize::from(visit.alerted);
+        self.expired += usize::from(visit.expired);
+        self.requeued += usize::from(visit.requeued);
+        self.deferred += usize::from(visit.deferred);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,76 +96,126 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
     match input {
         AlertInput::DeadlineCheck(check) => {
             if let Some(opt_in) = deps.store.get_opt_in(&check.key()).await? {
-                attend(deps, &opt_in, now, false, &mut summary).await;
+                let visit = attend(deps, &opt_in, now, false).await;
+                summary.add(&visit);
             }
         }
-        AlertInput::Sweep { .. } => {
-            // The index holds only unsent opt-ins (normally a handful: most are sent within
-            // seconds), so one range covering the whole window finds those due for an alert, past
-            // their deadline, or stuck without a send job.
-            let horizon = now.saturating_add(deps.config.optin_window_ms);
-            for opt_in in deps.store.due_for_attention(horizon, SWEEP_LIMIT).await? {
-                attend(deps, &opt_in, now, true, &mut summary).await;
-            }
-        }
+        AlertInput::Sweep { .. } => sweep(deps, now, &mut summary).await?,
     }
     info!(
         checked = summary.checked,
         alerted = summary.alerted,
         expired = summary.expired,
         requeued = summary.requeued,
+        deferred = summary.deferred,
         "deadline-alerts done"
     );
     Ok(summary)
 }
 
-async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool, summary: &mut Summary) {
-    summary.checked += 1;
+async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), AlertsError> {
+    let started = Instant::now();
+    for _ in 0..SWEEP_MAX_ROUNDS {
+        let due = deps.store.due_for_attention(now, SWEEP_LIMIT).await?;
+        let full = due.len() == SWEEP_LIMIT;
+        let visits: Vec<Visit> = futures::stream::iter(due)
+            .map(|opt_in| async move { visit_and_defer(deps, &opt_in, now).await })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        let progressed = visits.iter().any(|v| v.deferred || v.expired);
+        for visit in &visits {
+            summary.add(visit);
+        }
+        // A full round may have left more behind; go on while it moved things along.
+        if !full || !progressed || started.elapsed() >= SWEEP_TIME_BUDGET {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What attending to one opt-in did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Visit {
+    alerted: bool,
+    expired: bool,
+    requeued: bool,
+    deferred: bool,
+    /// Something could not be done: leave the opt-in due for the next sweep.
+    failed: bool,
+    /// When the sweep must look at it again (from [`next_attention`]).
+    next: Option<Millis>,
+}
+
+async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {
+    let mut visit = attend(deps, opt_in, now, true).await;
+    if let Some(next) = visit.next.filter(|next| *next > now && !visit.failed) {
+        match deps.store.defer_attention(&opt_in.key(), next).await {
+            Ok(Transitioned::Done(_)) => visit.deferred = true,
+            // Terminal meanwhile (sent, opted out): it has left the index.
+            Ok(Transitioned::Refused(_)) => {}
+            Err(e) => error!(error = %e, "could not move the next attention time"),
+        }
+    }
+    visit
+}
+
+async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Visit {
+    let mut visit = Visit::default();
     if opt_in.state.is_terminal() {
-        return;
+        return visit;
     }
     let key = opt_in.key();
+    let mut view = opt_in.clone();
     if opt_in.deadline_passed(now) {
-        let (store, scheduler, alerts) = (
+        // When this call did not expire it (expired by someone else, a sender still holds a live
+        // lease, or the write failed), `next_attention` keeps it due or looks again after the lease.
+        if let Some(expired) = actions::expire_opt_in(
             deps.store.as_ref(),
             deps.scheduler.as_ref(),
             deps.alerts.as_ref(),
-        );
-        if actions::expire_opt_in(store, scheduler, alerts, &key, now)
-            .await
-            .is_some()
+            deps.metrics.as_ref(),
+            &key,
+            now,
+        )
+        .await
         {
-            summary.expired += 1;
+            visit.expired = true;
+            view = expired;
         }
-        return;
+        visit.next = next_attention(&view, now);
+        return visit;
     }
+    // When the alert is refused (alerted by a concurrent invocation) or fails, the opt-in stays
+    // due and the next sweep reads the current alerted_at.
     if opt_in.alert_at <= now
         && opt_in.alerted_at.is_none()
         && actions::alert_at_risk_once(
             deps.store.as_ref(),
             deps.alerts.as_ref(),
+            deps.metrics.as_ref(),
             opt_in,
             now,
             "the initial message is still not sent and the deadline is near",
         )
         .await
     {
-        summary.alerted += 1;
+        visit.alerted = true;
+        view.alerted_at = Some(now);
     }
-    if sweeping {
-        requeue_if_stuck(deps, opt_in, now, summary).await;
-    }
-}
-
-async fn requeue_if_stuck(deps: &Deps, opt_in: &OptIn, now: Millis, summary: &mut Summary) {
-    if opt_in.state != State::OptedIn || now - opt_in.created_at < STUCK_AFTER_MS {
-        return;
-    }
-    match deps.queue.enqueue(&SendJob::for_key(&opt_in.key())).await {
-        Ok(()) => {
-            info!(login_id_prefix = %login_id_prefix(&opt_in.login_id), "stuck opt-in re-enqueued");
-            summary.requeued += 1;
+    if sweeping && is_stuck(opt_in, now) {
+        match deps.queue.enqueue(&SendJob::for_key(&key)).await {
+            Ok(()) => {
+                info!(login_id_prefix = %login_id_prefix(&opt_in.login_id), "stuck opt-in re-enqueued");
+                visit.requeued = true;
+            }
+            Err(e) => {
+                error!(error = %e, "could not re-enqueue a stuck opt-in");
+                visit.failed = true;
+            }
         }
-        Err(e) => error!(error = %e, "could not re-enqueue a stuck opt-in"),
     }
+    visit.next = next_attention(&view, now);
+    visit
 }

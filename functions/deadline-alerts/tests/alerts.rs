@@ -5,6 +5,7 @@ use shared::adapters::memory::{
     ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
 };
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, State};
+use shared::metrics::{MemoryMetrics, Metric};
 use shared::ports::{DeadlineScheduler, OptInStore};
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ struct World {
     scheduler: Arc<MemoryScheduler>,
     alerts: Arc<MemoryAlerts>,
     clock: Arc<ManualClock>,
+    metrics: Arc<MemoryMetrics>,
 }
 
 fn world() -> World {
@@ -26,6 +28,7 @@ fn world() -> World {
     let scheduler = Arc::new(MemoryScheduler::default());
     let alerts = Arc::new(MemoryAlerts::default());
     let clock = Arc::new(ManualClock::at(T0));
+    let metrics = Arc::new(MemoryMetrics::default());
     let deps = Deps {
         config: test_config(&[]),
         store: store.clone(),
@@ -33,6 +36,7 @@ fn world() -> World {
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         clock: clock.clone(),
+        metrics: metrics.clone(),
     };
     World {
         deps,
@@ -41,6 +45,7 @@ fn world() -> World {
         scheduler,
         alerts,
         clock,
+        metrics,
     }
 }
 
@@ -95,6 +100,9 @@ async fn deadline_check_alerts_once_for_an_unsent_opt_in() {
     assert_eq!(alerts[0].kind, AlertKind::DeadlineAtRisk);
     assert_eq!(alerts[0].page_id, PAGE);
     assert_eq!(alerts[0].deadline_at, o.deadline_at);
+    assert_eq!(alerts[0].login_id_prefix, "L1");
+    assert_eq!(alerts[0].state, State::OptedIn);
+    assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
 }
 
 #[tokio::test]
@@ -141,9 +149,11 @@ async fn sweep_expires_what_passed_its_deadline_and_alerts_missed() {
     assert!(w.scheduler.get(&o.key()).is_none(), "schedule deleted");
     let kinds: Vec<AlertKind> = w.alerts.published().iter().map(|a| a.kind).collect();
     assert_eq!(kinds, [AlertKind::DeadlineMissed]);
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
     // Idempotent.
     assert_eq!(handle(&w.deps, sweep()).await.unwrap().expired, 0);
     assert_eq!(w.alerts.published().len(), 1);
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
 }
 
 #[tokio::test]
@@ -167,4 +177,148 @@ async fn bad_input_is_an_error() {
     ] {
         assert!(handle(&w.deps, input).await.is_err());
     }
+}
+
+#[tokio::test]
+async fn the_sweep_reads_an_opt_in_only_when_something_is_due() {
+    let w = world();
+    let o = w.opt_in("L1").await;
+    let k = o.key();
+    // Claimed (RETRYING): the sweep looks once at 3 minutes, then not until the alert time.
+    w.store.claim_for_send(&k, "a", T0, T0 + 1).await.unwrap();
+    w.store
+        .finish_send(
+            &k,
+            "a",
+            &shared::ports::SendOutcome::Retry {
+                error: Default::default(),
+            },
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    w.clock.set(T0 + STUCK_AFTER_MS - 1);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().checked, 0);
+    w.clock.set(T0 + STUCK_AFTER_MS);
+    let first = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(
+        (first.checked, first.requeued, first.deferred),
+        (1, 0, 1),
+        "RETRYING is not stuck"
+    );
+    assert_eq!(w.store.due_at(&k), Some(o.alert_at));
+    w.clock.set(o.alert_at - 1);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().checked, 0);
+    // At the alert time: alerted once, then nothing until the deadline.
+    w.clock.set(o.alert_at);
+    let at_risk = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!((at_risk.alerted, at_risk.deferred), (1, 1));
+    assert_eq!(w.store.due_at(&k), Some(o.deadline_at));
+    w.clock.set(o.deadline_at - 1);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().checked, 0);
+    w.clock.set(o.deadline_at);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().expired, 1);
+    assert_eq!(w.store.due_at(&k), None, "terminal: out of the index");
+    let kinds: Vec<AlertKind> = w.alerts.published().iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [AlertKind::DeadlineAtRisk, AlertKind::DeadlineMissed]
+    );
+    assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
+}
+
+#[tokio::test]
+async fn a_stuck_opt_in_is_re_enqueued_again_while_it_stays_stuck() {
+    let w = world();
+    let o = w.opt_in("L1").await;
+    w.clock.set(T0 + STUCK_AFTER_MS);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued, 1);
+    // The same sweep time again (a retried invocation): not due any more.
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().checked, 0);
+    w.clock.set(T0 + 2 * STUCK_AFTER_MS);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued, 1);
+    assert_eq!(w.queue.jobs().len(), 2);
+    assert!(w.queue.jobs().iter().all(|j| j.login_id == o.login_id));
+}
+
+#[tokio::test]
+async fn a_failed_re_enqueue_stays_due() {
+    let w = world();
+    let o = w.opt_in("L1").await;
+    w.queue
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    w.clock.set(T0 + STUCK_AFTER_MS);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!((s.requeued, s.deferred), (0, 0));
+    assert_eq!(w.store.due_at(&o.key()), Some(T0 + STUCK_AFTER_MS));
+    w.queue
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued, 1);
+}
+
+/// 10,000 unsent opt-ins spread over 24 hours, in every non-terminal state, some already alerted:
+/// one sweep attends to exactly the due ones (alerts those past their alert time, expires those
+/// past their deadline, re-enqueues those stuck), and a second sweep at the same time reads nothing.
+#[tokio::test]
+async fn ten_thousand_unsent_opt_ins_the_sweep_attends_to_exactly_the_due_ones() {
+    let w = world();
+    let now = T0 + 30 * HOUR_MS;
+    let mut expected_alerts = 0;
+    let mut expected_expired = 0;
+    let mut expected_requeued = 0;
+    for i in 0..10_000i64 {
+        // Opted in between now − 30 h and now, one every 10.8 s.
+        let at = now - 30 * HOUR_MS + i * 10_800;
+        let mut o = OptIn::new(
+            OptInKey::new(PAGE, format!("login-{i:05}")),
+            Some(at),
+            at,
+            24 * HOUR_MS,
+            2 * HOUR_MS,
+        );
+        o.state = match i % 4 {
+            0 => State::OptedIn,
+            1 => State::Retrying,
+            2 => State::Paused,
+            _ => State::Sending,
+        };
+        o.lease_until = (o.state == State::Sending).then_some(at + 60_000);
+        if i % 3 == 0 && o.alert_at <= now {
+            o.alerted_at = Some(o.alert_at);
+        }
+        if o.deadline_passed(now) {
+            expected_expired += 1;
+        } else {
+            if o.alert_at <= now && o.alerted_at.is_none() {
+                expected_alerts += 1;
+            }
+            if o.state == State::OptedIn && now - o.created_at >= STUCK_AFTER_MS {
+                expected_requeued += 1;
+            }
+        }
+        w.store.insert(o);
+    }
+    w.clock.set(now);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(s.expired, expected_expired);
+    assert_eq!(s.alerted, expected_alerts);
+    assert_eq!(s.requeued, expected_requeued);
+    assert!(expected_expired > 0 && expected_alerts > 0 && expected_requeued > 0);
+    assert_eq!(
+        w.alerts.published().len(),
+        expected_expired + expected_alerts
+    );
+    assert_eq!(
+        w.metrics.sum(Metric::DeadlinesMissed) as usize,
+        expected_expired
+    );
+    assert_eq!(
+        w.metrics.sum(Metric::OptInsAtRisk) as usize,
+        expected_alerts
+    );
+    // Everything due was handled and moved on: the same sweep again reads nothing.
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap(), Summary::default());
 }

@@ -1,9 +1,14 @@
-//! The HTTP Lambda: the Messenger webhook (and, later, the login flow and the website-backend API).
+//! The HTTP Lambda: the Messenger webhook, Facebook Login's redirect flow (`login`), and the
+//! website-backend API (`api`, keys checked in `auth`), described by `docs/openapi.json`.
 //!
 //! `handle` never fails and never panics: every error becomes a JSON `{"error":{"code","message"}}`
 //! answer with the right status, and the detail goes to the logs.
 
 mod conversation;
+pub mod api;
+pub mod auth;
+pub mod login;
+pub mod verify;
 mod webhook;
 
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
@@ -11,6 +16,8 @@ use shared::config::{Config, Secrets};
 use shared::ports::{
     Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
 };
+use shared::login::{FacebookLogin, LoginStore};
+use shared::metrics::Metrics;
 use std::sync::Arc;
 
 /// Largest request body accepted (Meta's batches can exceed 300 KB; API Gateway's limit is 10 MB).
@@ -26,14 +33,24 @@ pub struct Deps {
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
+    pub logins: Arc<dyn LoginStore>,
+    pub facebook: Arc<dyn FacebookLogin>,
 }
 
 impl Deps {
     /// The production wiring: AWS adapters over one SDK config. Shared by the Lambda main and the
     /// local runner, so both run the same code.
-    pub fn from_aws(config: Config, secrets: Secrets, sdk: &shared::bootstrap::SdkConfig) -> Self {
+    pub fn from_aws(
+        config: Config,
+        secrets: Secrets,
+        sdk: &shared::bootstrap::SdkConfig,
+    ) -> Result<Self, shared::adapters::graph::GraphInitError> {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
-        Self {
+        let graph = shared::adapters::graph::GraphClient::new(&config, &secrets)?;
+        let logins =
+            shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
+        Ok(Self {
             config,
             secrets,
             conversations: ports.store.clone(),
@@ -42,7 +59,10 @@ impl Deps {
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             clock: Arc::new(SystemClock),
-        }
+            metrics: ports.metrics,
+            logins: Arc::new(logins),
+            facebook: Arc::new(graph),
+        })
     }
 }
 
@@ -84,11 +104,34 @@ pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         }
         ("/webhooks/messenger", Method::GET) => webhook::verify_subscription(deps, &request),
         ("/webhooks/messenger", Method::POST) => webhook::receive(deps, &request).await,
-        ("/healthz" | "/webhooks/messenger", _) => error_response(
+        ("/login/start", Method::GET) => login::start(deps, &request).await,
+        ("/login/callback", Method::GET) => login::callback(deps, &request).await,
+        ("/openapi.json", Method::GET) => openapi(),
+        (p, _) if p.starts_with("/v1/") => api::route(deps, &request, p).await,
+        (
+            "/healthz"
+            | "/webhooks/messenger"
+            | "/login/start"
+            | "/login/callback"
+            | "/openapi.json",
+            _,
+        ) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this route does not accept that method",
         ),
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
     }
+}
+
+/// The OpenAPI 3.1 document of this API (`docs/openapi.json`, compiled in).
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+fn openapi() -> Response<Body> {
+    let mut response = Response::new(Body::Text(OPENAPI_JSON.to_owned()));
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

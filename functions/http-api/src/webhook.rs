@@ -240,6 +240,7 @@ async fn alert_at_once(deps: &Deps, opt_in: &OptIn, now: i64) {
     shared::actions::alert_at_risk_once(
         deps.store.as_ref(),
         deps.alerts.as_ref(),
+        deps.metrics.as_ref(),
         opt_in,
         now,
         "the opt-in arrived after its alert time; the initial message is not yet sent",

@@ -37,6 +37,9 @@ fn world() -> World {
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
+        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
     };
     World {
         deps,

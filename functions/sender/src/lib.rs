@@ -7,6 +7,8 @@ use shared::actions;
 use shared::config::Config;
 use shared::domain::{Alert, AlertKind, OptIn, OptInKey, SendJob, State, login_id_prefix};
 use shared::facebook::{ErrorClass, GraphError};
+use shared::login::{LoginStore, needs_first_name, render_initial_message};
+use shared::metrics::{self, Metrics};
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, Messenger, OptInStore, SendOutcome, SystemClock, Transitioned,
 };
@@ -25,6 +27,9 @@ pub struct Deps {
     pub alerts: Arc<dyn Alerts>,
     pub messenger: Arc<dyn Messenger>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
+    /// The LOGIN linked to an opt-in gives the first name for `{first_name}`.
+    pub logins: Arc<dyn LoginStore>,
 }
 
 impl Deps {
@@ -36,13 +41,17 @@ impl Deps {
     ) -> Result<Self, shared::adapters::graph::GraphInitError> {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
         let messenger = shared::adapters::graph::GraphClient::new(&config, secrets)?;
+        let logins =
+            shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
         Ok(Self {
+            logins: Arc::new(logins),
             config,
             store: ports.store,
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             messenger: Arc::new(messenger),
             clock: Arc::new(SystemClock),
+            metrics: ports.metrics,
         })
     }
 }
@@ -116,10 +125,10 @@ pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
         }
     };
 
-    let text = &deps.config.initial_message_text;
+    let text = initial_message(deps, key).await;
     let result = deps
         .messenger
-        .send_initial_message(&key.page_id, &key.login_id, text)
+        .send_initial_message(&key.page_id, &key.login_id, &text)
         .await;
     let done_at = deps.clock.now();
     match result {
@@ -129,6 +138,7 @@ pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
             };
             match deps.store.finish_send(key, &owner, &outcome, done_at).await {
                 Ok(Transitioned::Done(item)) => {
+                    metrics::record_sent(deps.metrics.as_ref(), &item);
                     info!(
                         login_id_prefix = %login,
                         attempts = item.attempts,
@@ -152,6 +162,27 @@ pub async fn process_job(deps: &Deps, key: &OptInKey) -> RecordOutcome {
         }
         Err(graph_error) => failed(deps, &claimed, &owner, &graph_error, done_at).await,
     }
+}
+
+/// The configured text, with `{first_name}` filled from the LOGIN linked to the opt-in (one
+/// consistent read, only when the text uses it) or the fallback when none is linked yet.
+async fn initial_message(deps: &Deps, key: &OptInKey) -> String {
+    let template = &deps.config.initial_message_text;
+    if !needs_first_name(template) {
+        return template.clone();
+    }
+    let first_name = match deps.logins.link_for(key).await {
+        Ok(link) => link.and_then(|l| l.first_name),
+        Err(e) => {
+            warn!(login_id_prefix = %login_id_prefix(&key.login_id), error = %e, "could not read the linked login; using the fallback name");
+            None
+        }
+    };
+    render_initial_message(
+        template,
+        first_name.as_deref(),
+        &deps.config.login.first_name_fallback,
+    )
 }
 
 /// The claim was refused: decide from the item's current state.
@@ -182,6 +213,7 @@ async fn expire(deps: &Deps, key: &OptInKey, now: i64) {
         deps.store.as_ref(),
         deps.scheduler.as_ref(),
         deps.alerts.as_ref(),
+        deps.metrics.as_ref(),
         key,
         now,
     )
@@ -235,6 +267,9 @@ async fn failed(
     };
     match deps.store.finish_send(&key, owner, &outcome, now).await {
         Ok(Transitioned::Done(item)) => {
+            if item.state == State::Expired {
+                metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
+            }
             if item.state.is_terminal() {
                 cancel_schedule(deps, &key).await;
             }

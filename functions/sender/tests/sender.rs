@@ -7,6 +7,7 @@ use shared::adapters::memory::{
 };
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, SendJob, State};
 use shared::facebook::{GraphError, GraphErrorBody};
+use shared::metrics::{MemoryMetrics, Metric};
 use shared::ports::{DeadlineScheduler, OptInStore};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ struct World {
     alerts: Arc<MemoryAlerts>,
     messenger: Arc<MemoryMessenger>,
     clock: Arc<ManualClock>,
+    metrics: Arc<MemoryMetrics>,
 }
 
 fn world() -> World {
@@ -28,6 +30,7 @@ fn world() -> World {
     let alerts = Arc::new(MemoryAlerts::default());
     let messenger = Arc::new(MemoryMessenger::default());
     let clock = Arc::new(ManualClock::at(NOW));
+    let metrics = Arc::new(MemoryMetrics::default());
     let deps = Deps {
         config: test_config(&[("INITIAL_MESSAGE_TEXT", "Hello from the Page")]),
         store: store.clone(),
@@ -35,6 +38,8 @@ fn world() -> World {
         alerts: alerts.clone(),
         messenger: messenger.clone(),
         clock: clock.clone(),
+        metrics: metrics.clone(),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
     };
     World {
         deps,
@@ -43,6 +48,7 @@ fn world() -> World {
         alerts,
         messenger,
         clock,
+        metrics,
     }
 }
 
@@ -112,6 +118,9 @@ async fn sends_once_records_sent_and_deletes_the_schedule() {
     assert_eq!(item.sent_at, Some(NOW));
     assert_eq!(item.attempts, 1);
     assert!(w.scheduler.get(&key).is_none());
+    assert_eq!(w.metrics.sum(Metric::InitialMessagesSent), 1.0);
+    assert_eq!(w.metrics.values(Metric::OptInToSendSeconds), [5.0]);
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 0.0);
 }
 
 #[tokio::test]
@@ -138,6 +147,8 @@ async fn past_deadline_expires_without_sending_and_alerts() {
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].kind, AlertKind::DeadlineMissed);
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
+    assert_eq!(w.metrics.sum(Metric::InitialMessagesSent), 0.0);
 }
 
 #[tokio::test]
@@ -220,6 +231,8 @@ async fn permanent_failures_reach_their_terminal_state_and_are_acknowledged() {
         );
         assert_eq!(w.scheduler.get(&key).is_none(), state.is_terminal());
         assert!(w.messenger.sent().is_empty());
+        let missed = if state == State::Expired { 1.0 } else { 0.0 };
+        assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), missed, "{error:?}");
     }
 }
 

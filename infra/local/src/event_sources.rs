@@ -142,7 +142,7 @@ pub async fn run_scheduler(
         if *stop.borrow() {
             return;
         }
-        fire_due_schedules(&scheduler, &group, &deps).await;
+        fire_due_schedules(&scheduler, &group, &deps, deps.clock.now()).await;
         if tokio::time::Instant::now() >= next_sweep {
             next_sweep = tokio::time::Instant::now() + sweep_every;
             match deadline_alerts::handle(&deps, serde_json::json!({"kind": "sweep", "version": 1}))
@@ -155,11 +155,16 @@ pub async fn run_scheduler(
     }
 }
 
-async fn fire_due_schedules(
+/// Fire the one-time schedules of `group` whose `at()` time is at or before `now`, as Scheduler
+/// does: invoke deadline-alerts with the schedule's Input, then delete the schedule
+/// (`ActionAfterCompletion: DELETE`). Returns how many fired.
+pub async fn fire_due_schedules(
     scheduler: &aws_sdk_scheduler::Client,
     group: &str,
     deps: &deadline_alerts::Deps,
-) {
+    now: i64,
+) -> usize {
+    let mut fired = 0;
     let mut names = Vec::new();
     let mut pages = scheduler
         .list_schedules()
@@ -175,11 +180,10 @@ async fn fire_due_schedules(
             ),
             Err(e) => {
                 warn!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "list schedules failed");
-                return;
+                return fired;
             }
         }
     }
-    let now = chrono::Utc::now().timestamp_millis();
     for name in names {
         let schedule = match scheduler
             .get_schedule()
@@ -206,6 +210,7 @@ async fn fire_due_schedules(
             .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
             .unwrap_or(serde_json::Value::Null);
         info!(schedule = %name, "firing one-time schedule");
+        fired += 1;
         if let Err(e) = deadline_alerts::handle(deps, input).await {
             error!(error = %e, schedule = %name, "deadline-alerts failed");
         }
@@ -217,4 +222,5 @@ async fn fire_due_schedules(
             .send()
             .await;
     }
+    fired
 }

@@ -2,8 +2,11 @@
 //! Scheduler). Resources are created in the emulator from template.yaml's own definitions, and the
 //! handlers are built with the same `Deps::from_aws` the Lambda mains use: only the wiring differs.
 
+pub mod alert_inbox;
 pub mod api_gateway;
 pub mod event_sources;
+pub mod example_site;
+pub mod local_state;
 pub mod moto;
 pub mod provision;
 
@@ -63,6 +66,8 @@ pub struct LocalSettings {
     pub template_path: PathBuf,
     pub stack_name: String,
     pub http_addr: SocketAddr,
+    /// Where the example website listens (its origin is allowed as `return_to`).
+    pub site_addr: SocketAddr,
     /// How often the sweep runs; `None` uses the template's `SweepRate` default.
     pub sweep_every: Option<Duration>,
     /// How often due one-time schedules are looked for.
@@ -84,6 +89,7 @@ impl LocalSettings {
             template_path,
             stack_name: stack_name.into(),
             http_addr,
+            site_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             sweep_every: None,
             scheduler_tick: Duration::from_millis(500),
             sender_pollers: 2,
@@ -117,6 +123,8 @@ pub enum LocalError {
 pub struct LocalStack {
     pub api_base_url: String,
     pub http_addr: SocketAddr,
+    /// The example website (`GET /`), with its "Continue with Facebook" link.
+    pub site_base_url: String,
     pub provisioned: Provisioned,
     pub config: Config,
     stop: watch::Sender<bool>,
@@ -161,6 +169,19 @@ impl LocalStack {
             source,
         })?;
         let api_base_url = format!("http://{http_addr}");
+        let site_listener = tokio::net::TcpListener::bind(settings.site_addr)
+            .await
+            .map_err(|source| LocalError::Listen {
+                addr: settings.site_addr,
+                source,
+            })?;
+        let site_addr = site_listener
+            .local_addr()
+            .map_err(|source| LocalError::Listen {
+                addr: settings.site_addr,
+                source,
+            })?;
+        let site_base_url = format!("http://{site_addr}");
 
         let stack = &settings.stack_name;
         let derived: Vec<(String, String)> = vec![
@@ -190,6 +211,7 @@ impl LocalStack {
                 messenger_sandbox::DEFAULT_PAGE_ID.into(),
             ),
             ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
+            ("ALLOWED_RETURN_ORIGINS".into(), site_base_url.clone()),
         ];
         let overrides = settings.config_overrides.clone();
         let config = Config::from_lookup(|name| {
@@ -207,11 +229,10 @@ impl LocalStack {
         )
         .await?;
 
-        let http_deps = Arc::new(http_api::Deps::from_aws(
-            config.clone(),
-            secrets.clone(),
-            sdk,
-        ));
+        let http_deps = Arc::new(
+            http_api::Deps::from_aws(config.clone(), secrets.clone(), sdk)
+                .map_err(|e| LocalError::Graph(e.to_string()))?,
+        );
         let sender_deps = Arc::new(
             sender::Deps::from_aws(config.clone(), &secrets, sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
@@ -234,6 +255,24 @@ impl LocalStack {
                 .await
             {
                 tracing::error!(error = %e, "local API stopped");
+            }
+        }));
+
+        let site = example_site::router(example_site::render(
+            &site_base_url,
+            &api_base_url,
+            &format!("{}/_sandbox/inbox?format=html", config.graph_api_base_url),
+        ));
+        let mut site_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = site_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(site_listener, site)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "example site stopped");
             }
         }));
 
@@ -264,6 +303,7 @@ impl LocalStack {
         Ok(Self {
             api_base_url,
             http_addr,
+            site_base_url,
             provisioned,
             config,
             stop,

@@ -57,7 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 app_id: app_id.clone(),
                 app_secret: secrets.app_secret.clone(),
                 page_id: page_id.clone(),
-                page_access_token: secrets.page_access_token.clone(),
+                // SANDBOX_PAGE_ACCESS_TOKEN: a token other than the stack's makes every send fail
+                // (Graph error 190), to watch alerts and expiries (docs/alerts.md).
+                page_access_token: env_or("SANDBOX_PAGE_ACCESS_TOKEN", &secrets.page_access_token),
                 client_token: secrets.client_token.clone(),
                 webhook_url: None,
                 optin_window_ms: window_seconds * 1000,
@@ -76,6 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env_or("STACK_NAME", "local"),
         http_addr,
     );
+    settings.site_addr = env_or("LOCAL_SITE_ADDR", "127.0.0.1:8080").parse()?;
     settings.secrets = secrets;
     if let Some(seconds) = env("SWEEP_EVERY_SECONDS") {
         settings.sweep_every = Some(Duration::from_secs(seconds.parse()?));
@@ -87,14 +90,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(
             "FACEBOOK_WEB_BASE_URL",
             env_or("FACEBOOK_WEB_BASE_URL", &graph_url),
+        )
+        // Locally the initial message greets the person by the name given in the sandbox dialog.
+        .with(
+            "INITIAL_MESSAGE_TEXT",
+            env_or(
+                "INITIAL_MESSAGE_TEXT",
+                "Hi {first_name}! Thanks for connecting with us on Messenger. Reply here any time if you have a question.",
+            ),
         );
     for name in [
         "GRAPH_API_VERSION",
-        "INITIAL_MESSAGE_TEXT",
         "MESSAGING_TYPE",
         "ALERT_LEAD_MINUTES",
+        "ALERT_LEAD_SECONDS",
         "OPTIN_WINDOW_SECONDS",
         "PUBLIC_BASE_URL",
+        "ALLOWED_RETURN_ORIGINS",
+        "LOGIN_EXTRA_SCOPES",
+        "DERIVE_LOGIN_ID",
+        "FIRST_NAME_FALLBACK",
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);
@@ -107,7 +122,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!();
+    println!("  Example website         {}/", stack.site_base_url);
+    println!(
+        "  Login start             {}/login/start?return_to={}/",
+        stack.api_base_url, stack.site_base_url
+    );
     println!("  HTTP API (API Gateway)  {}", stack.api_base_url);
+    println!(
+        "  OpenAPI document        {}/openapi.json",
+        stack.api_base_url
+    );
     println!("  Messenger webhook       {webhook_url}");
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
@@ -126,10 +150,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.base_url
         );
     }
+    println!("  Alerts (SNS topic)      printed below as they are published");
+    println!("  Compliance report       make report   (or make report ARGS=\"--since 1h --json\")");
     println!();
     println!("  Ctrl-C stops everything.");
 
+    // Where `make report` finds the local table (removed on Ctrl-C).
+    let state_file = local_runner::local_state::write(&local_runner::local_state::LocalState {
+        aws_endpoint_url: aws_endpoint.clone(),
+        region: "us-east-1".into(),
+        table_name: stack.provisioned.table_name.clone(),
+        alert_topic_arn: stack.provisioned.alert_topic_arn.clone(),
+        api_base_url: stack.api_base_url.clone(),
+    });
+    if let Err(e) = &state_file {
+        eprintln!("  (could not write the local state file: {e})");
+    }
+    // Print every alert published on the topic, as an operator's e-mail would show it.
+    let inbox = local_runner::alert_inbox::AlertInbox::subscribe(
+        &sdk,
+        &stack.provisioned.alert_topic_arn,
+        &format!("{}-alert-inbox", env_or("STACK_NAME", "local")),
+    )
+    .await?;
+    let printer = tokio::spawn(async move {
+        loop {
+            match inbox.receive(Duration::from_secs(10)).await {
+                Ok(alerts) => {
+                    for alert in alerts {
+                        println!("{}", local_runner::alert_inbox::render(&alert));
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
     tokio::signal::ctrl_c().await?;
+    printer.abort();
+    if let Ok(path) = state_file {
+        let _ = std::fs::remove_file(path);
+    }
     stack.shutdown().await;
     if let Some(s) = sandbox {
         s.shutdown().await;

@@ -7,6 +7,9 @@
 //!
 //! Routes:
 //! - `POST /{version}/{page_id}/messages`, `POST /{version}/me/messages` — the Send API.
+//! - `GET|POST /{version}/dialog/oauth` — the login dialog ("Allow" / "Not now" / "Cancel").
+//! - `GET /{version}/oauth/access_token`, `/debug_token`, `/me`, `/me/permissions` — Facebook
+//!   Login's server-side calls; `POST /_sandbox/user_token` mints a user token directly.
 //! - `POST /_sandbox/optin` — record an opt-in and deliver its signed webhook.
 //! - `GET /_sandbox/inbox` — messages received (JSON, or HTML for browsers).
 //! - `GET /_sandbox/healthz`, `POST /_sandbox/reset`, `GET|PUT /_sandbox/webhook_url`.
@@ -14,9 +17,11 @@
 //! Anything else answers 404 with a Graph-style error.
 
 mod admin;
+mod dialog;
 mod errors;
 pub mod events;
 mod inbox;
+mod oauth;
 mod send_api;
 mod state;
 mod webhooks;
@@ -30,6 +35,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use inbox::InboxMessage;
+pub use oauth::DEFAULT_FIRST_NAME;
 pub use webhooks::optin_webhook_body;
 
 use state::AppState;
@@ -190,6 +196,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(events::routes())
         .merge(inbox::routes())
         .merge(admin::routes())
+        .merge(oauth::routes(state.clone()))
         .fallback(errors::unknown_route)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .with_state(state)

@@ -68,7 +68,7 @@ async fn send_message(
 }
 
 /// `v25.0` and the like.
-fn is_graph_version(version: &str) -> bool {
+pub(crate) fn is_graph_version(version: &str) -> bool {
     let Some(rest) = version.strip_prefix('v') else {
         return false;
     };

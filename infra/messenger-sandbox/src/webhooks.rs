@@ -158,7 +158,12 @@ async fn optin(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
 }
 
 /// Post one webhook; the HTTP status, or 0 when no answer came back.
-async fn post_webhook(client: &reqwest::Client, url: &str, body: &str, signature: &str) -> u16 {
+pub(crate) async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    signature: &str,
+) -> u16 {
     let result = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

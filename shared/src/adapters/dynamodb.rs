@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
 
@@ -101,8 +103,15 @@ fn from_item(item: Item) -> PortResult<OptIn> {
         .map_err(|e| PortError::new(SERVICE, format!("stored item is not a valid opt-in: {e}")))
 }
 
-/// The full item of an opt-in: its serde fields plus keys, due shard (while not terminal) and TTL.
+/// The full item of an opt-in: its serde fields plus keys, due shard and first attention time
+/// (while not terminal) and TTL.
 fn to_item(opt_in: &OptIn) -> PortResult<Item> {
+    item_with_due_at(opt_in, crate::attention::first_attention(opt_in))
+}
+
+/// The item of an opt-in whose next attention time is `due_at` (ignored when terminal): what the
+/// store writes, for tests and benchmarks that seed a table in bulk (BatchWriteItem).
+pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
     let mut item: Item = dynamo::to_item(opt_in)
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode the opt-in: {e}")))?;
     let key = opt_in.key();
@@ -114,6 +123,7 @@ fn to_item(opt_in: &OptIn) -> PortResult<Item> {
     );
     if !opt_in.state.is_terminal() {
         item.insert(table::DUE_SHARD.to_owned(), s(table::due_shard(&key)));
+        item.insert(table::DUE_AT.to_owned(), n(due_at));
     }
     Ok(item)
 }
@@ -210,7 +220,12 @@ impl Expr {
 }
 
 const LEASE: [&str; 2] = ["lease_owner", "lease_until"];
-const LEASE_AND_DUE: [&str; 3] = ["lease_owner", "lease_until", table::DUE_SHARD];
+const LEASE_AND_DUE: [&str; 4] = [
+    "lease_owner",
+    "lease_until",
+    table::DUE_SHARD,
+    table::DUE_AT,
+];
 
 fn last_error_value(error: &crate::domain::LastError) -> PortResult<AttributeValue> {
     dynamo::to_attribute_value(error)
@@ -392,8 +407,77 @@ impl OptInStore for DynamoOptInStore {
     }
 
     async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
+        let (due, cost) = self.due_for_attention_measured(due_by, limit).await?;
+        if due.is_empty() {
+            tracing::debug!(
+                requests = cost.requests,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried: nothing due"
+            );
+        } else {
+            tracing::info!(
+                found = due.len(),
+                requests = cost.requests,
+                items_read = cost.items_read,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried"
+            );
+        }
+        Ok(due)
+    }
+
+    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let state = e.name("state");
+        let open: Vec<String> = State::ALL
+            .into_iter()
+            .filter(|st| !st.is_terminal())
+            .map(|st| e.state_value(st))
+            .collect();
+        e.condition = format!("{state} IN ({})", open.join(", "));
+        e.set_update(&[(table::DUE_AT, n(until))], &[], "");
+        self.update(key, "defer_attention", e).await
+    }
+}
+
+/// What one sweep query over the due index read: the figures `make bench` prints and the sweep logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DueQueryCost {
+    /// Query requests sent: one per shard, more when a shard's page reaches 1 MB or the limit.
+    pub requests: u32,
+    /// Items DynamoDB read (`ScannedCount`), which is what a Query is billed for.
+    pub items_read: u64,
+    /// Approximate size of those items (DynamoDB's item-size rules).
+    pub bytes_read: u64,
+    /// Read capacity DynamoDB reported (`ReturnConsumedCapacity: TOTAL`). Moto reports a constant.
+    pub reported_rcu: f64,
+    /// Read capacity computed from the item sizes: per request, ceil(bytes / 4 KB) × 0.5
+    /// (index queries are eventually consistent).
+    pub estimated_rcu: f64,
+}
+
+impl DueQueryCost {
+    fn add(&mut self, other: &DueQueryCost) {
+        self.requests += other.requests;
+        self.items_read += other.items_read;
+        self.bytes_read += other.bytes_read;
+        self.reported_rcu += other.reported_rcu;
+        self.estimated_rcu += other.estimated_rcu;
+    }
+}
+
+impl DynamoOptInStore {
+    /// [`OptInStore::due_for_attention`] with what it cost: one Query per shard, run concurrently,
+    /// `due_shard = DUE#n AND due_at <= due_by`, most overdue first. No scan, no filter: every item
+    /// read is returned.
+    pub async fn due_for_attention_measured(
+        &self,
+        due_by: Millis,
+        limit: usize,
+    ) -> PortResult<(Vec<OptIn>, DueQueryCost)> {
+        let mut cost = DueQueryCost::default();
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), cost));
         }
         let mut shards = tokio::task::JoinSet::new();
         for shard in table::all_due_shards() {
@@ -403,60 +487,110 @@ impl OptInStore for DynamoOptInStore {
         }
         let mut due = Vec::new();
         while let Some(joined) = shards.join_next().await {
-            let items = joined.map_err(|e| {
+            let (items, shard_cost) = joined.map_err(|e| {
                 PortError::new(SERVICE, format!("due-index query task failed: {e}"))
             })??;
+            cost.add(&shard_cost);
             due.extend(items);
         }
-        due.sort_by(|a, b| {
-            (a.alert_at, &a.page_id, &a.login_id).cmp(&(b.alert_at, &b.page_id, &b.login_id))
+        due.sort_by(|(a_due, a), (b_due, b)| {
+            (a_due, &a.page_id, &a.login_id).cmp(&(b_due, &b.page_id, &b.login_id))
         });
         due.truncate(limit);
-        Ok(due)
+        Ok((due.into_iter().map(|(_, o)| o).collect(), cost))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 }
 
-/// Up to `limit` non-terminal opt-ins of one due shard with `alert_at <= due_by`, oldest first.
+/// Up to `limit` non-terminal opt-ins of one due shard with `due_at <= due_by`, most overdue first,
+/// each with its `due_at`.
 async fn query_due_shard(
     client: Client,
     table_name: String,
     shard: String,
     due_by: Millis,
     limit: usize,
-) -> PortResult<Vec<OptIn>> {
+) -> PortResult<(Vec<(Millis, OptIn)>, DueQueryCost)> {
     let mut found = Vec::new();
+    let mut cost = DueQueryCost::default();
     let mut start: Option<Item> = None;
     loop {
         let out = client
             .query()
             .table_name(&table_name)
             .index_name(table::DUE_INDEX)
-            .key_condition_expression("#shard = :shard AND #alert_at <= :due_by")
+            .key_condition_expression("#shard = :shard AND #due_at <= :due_by")
             .expression_attribute_names("#shard", table::DUE_SHARD)
-            .expression_attribute_names("#alert_at", table::ALERT_AT)
+            .expression_attribute_names("#due_at", table::DUE_AT)
             .expression_attribute_values(":shard", s(shard.as_str()))
             .expression_attribute_values(":due_by", n(due_by))
             .scan_index_forward(true)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .map_err(|e| port_error(SERVICE, "Query due-index", &e))?;
+        cost.requests += 1;
+        cost.items_read += u64::try_from(out.scanned_count).unwrap_or(0);
+        cost.reported_rcu += out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units)
+            .unwrap_or(0.0);
+        let mut page_bytes = 0;
         for item in out.items.unwrap_or_default() {
+            page_bytes += item_size(&item);
+            let due_at = match item.get(table::DUE_AT) {
+                Some(AttributeValue::N(v)) => v.parse().unwrap_or(due_by),
+                _ => due_by,
+            };
             let opt_in = from_item(item)?;
             // The index is sparse (due_shard is removed on every terminal write); this only guards
             // against items written otherwise.
             if !opt_in.state.is_terminal() {
-                found.push(opt_in);
+                found.push((due_at, opt_in));
             }
         }
+        cost.bytes_read += page_bytes;
+        cost.estimated_rcu += page_bytes.div_ceil(4096).max(1) as f64 * 0.5;
         match out.last_evaluated_key {
             Some(key) if found.len() < limit && !key.is_empty() => start = Some(key),
             _ => break,
         }
     }
-    found.truncate(limit);
-    Ok(found)
+    Ok((found, cost))
+}
+
+/// The size DynamoDB assigns an item: attribute names plus values (numbers ~1 byte per 2 digits
+/// plus 1; maps and lists 3 bytes plus 1 per element). Approximate, for cost estimates.
+pub fn item_size(item: &Item) -> u64 {
+    item.iter()
+        .map(|(name, value)| name.len() as u64 + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> u64 {
+    match value {
+        AttributeValue::S(v) => v.len() as u64,
+        AttributeValue::N(v) => (v.len() as u64).div_ceil(2) + 1,
+        AttributeValue::B(v) => v.as_ref().len() as u64,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(|x| x.len() as u64).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|x| (x.len() as u64).div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|x| x.as_ref().len() as u64).sum(),
+        AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<u64>(),
+        AttributeValue::M(v) => {
+            3 + v
+                .iter()
+                .map(|(k, x)| 1 + k.len() as u64 + value_size(x))
+                .sum::<u64>()
+        }
+        _ => 0,
+    }
 }
 
 #[async_trait]
@@ -560,13 +694,18 @@ mod tests {
         assert_eq!(item[table::PK], s("OPTIN#p#l"));
         assert_eq!(item[table::SK], s(table::OPTIN_SK));
         assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
+        // First looked at at its alert time (lead 0: the deadline, 10 s after the opt-in), which
+        // comes before the moment it would count as stuck (3 minutes).
+        assert_eq!(item[table::DUE_AT], n(11_000));
         assert_eq!(
             item[table::EXPIRES_AT],
             n(table::expires_at_seconds(11_000))
         );
         assert_eq!(from_item(item).unwrap(), o);
         o.state = State::Sent;
-        assert!(!to_item(&o).unwrap().contains_key(table::DUE_SHARD));
+        let terminal = to_item(&o).unwrap();
+        assert!(!terminal.contains_key(table::DUE_SHARD));
+        assert!(!terminal.contains_key(table::DUE_AT));
     }
 
     #[test]

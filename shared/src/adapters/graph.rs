@@ -6,6 +6,7 @@
 
 use crate::config::{Config, MessagingType, SecretString, Secrets};
 use crate::facebook::{GraphError, GraphErrorEnvelope, appsecret_proof};
+use crate::login::{FacebookLogin, PermissionRow, Profile, TokenInfo, UserToken};
 use crate::ports::{Messenger, SentMessage};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -18,6 +19,7 @@ pub struct GraphClient {
     app_secret: SecretString,
     page_access_token: SecretString,
     messaging_type: MessagingType,
+    app_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,7 @@ impl GraphClient {
             app_secret: secrets.app_secret.clone(),
             page_access_token: secrets.page_access_token.clone(),
             messaging_type: config.messaging_type,
+            app_id: config.fb_app_id.clone(),
         })
     }
 
@@ -124,5 +127,133 @@ impl Messenger for GraphClient {
         Ok(SentMessage {
             message_id: sent.message_id,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facebook Login: the dialog URL and the server-side calls (§2 of the reference notes)
+// ---------------------------------------------------------------------------------------------
+
+/// The login dialog URL: `{FACEBOOK_WEB_BASE_URL}/{version}/dialog/oauth` with `client_id`,
+/// `redirect_uri`, `response_type=code`, the scopes, `messenger_page_id`, `auth_type=rerequest`
+/// and `state`.
+pub fn login_dialog_url(
+    config: &Config,
+    redirect_uri: &str,
+    state: &str,
+) -> Result<String, GraphError> {
+    let mut url = reqwest::Url::parse(&format!(
+        "{}/{}/dialog/oauth",
+        config.facebook_web_base_url, config.graph_api_version
+    ))
+    .map_err(|e| GraphError::BadResponse(format!("bad dialog URL: {e}")))?;
+    url.query_pairs_mut()
+        .append_pair("client_id", &config.fb_app_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", &config.login.scope())
+        .append_pair("messenger_page_id", &config.fb_page_id)
+        .append_pair("auth_type", "rerequest")
+        .append_pair("state", state);
+    Ok(url.into())
+}
+
+#[derive(Deserialize)]
+struct AccessTokenResponse {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct DebugTokenResponse {
+    data: TokenInfo,
+}
+
+#[derive(Deserialize)]
+struct PermissionsResponse {
+    #[serde(default)]
+    data: Vec<PermissionRow>,
+}
+
+impl GraphClient {
+    /// A Graph URL without a token (the code exchange authenticates with the client secret).
+    fn bare_url(&self, path: &str) -> Result<reqwest::Url, GraphError> {
+        reqwest::Url::parse(&format!("{}/{}/{}", self.base_url, self.version, path))
+            .map_err(|e| GraphError::BadResponse(format!("bad Graph URL: {e}")))
+    }
+
+    /// GET `url` and decode a 2xx JSON answer; anything else is a [`GraphError`].
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: reqwest::Url,
+        what: &str,
+    ) -> Result<T, GraphError> {
+        let response = self.http.get(url).send().await.map_err(transport_error)?;
+        if !response.status().is_success() {
+            return Err(error_from(response).await);
+        }
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| GraphError::BadResponse(format!("unexpected {what} answer")))
+    }
+}
+
+#[async_trait]
+impl FacebookLogin for GraphClient {
+    async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<UserToken, GraphError> {
+        let mut url = self.bare_url("oauth/access_token")?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.app_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("client_secret", self.app_secret.expose())
+            .append_pair("code", code);
+        let answer: AccessTokenResponse = self.get_json(url, "access_token").await?;
+        Ok(UserToken::new(answer.access_token))
+    }
+
+    async fn debug_token(&self, token: &UserToken) -> Result<TokenInfo, GraphError> {
+        // Checked with the app access token, so a token of another app is seen as such.
+        let app_token = format!("{}|{}", self.app_id, self.app_secret.expose());
+        let mut url = self.url("debug_token", &app_token)?;
+        url.query_pairs_mut()
+            .append_pair("input_token", token.expose());
+        let answer: DebugTokenResponse = self.get_json(url, "debug_token").await?;
+        Ok(answer.data)
+    }
+
+    async fn me(&self, token: &UserToken) -> Result<Profile, GraphError> {
+        let mut url = self.url("me", token.expose())?;
+        url.query_pairs_mut().append_pair("fields", "id,first_name");
+        self.get_json(url, "/me").await
+    }
+
+    async fn permissions(&self, token: &UserToken) -> Result<Vec<PermissionRow>, GraphError> {
+        let url = self.url("me/permissions", token.expose())?;
+        let answer: PermissionsResponse = self.get_json(url, "/me/permissions").await?;
+        Ok(answer.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::test_config;
+
+    #[test]
+    fn dialog_url_carries_every_parameter() {
+        let config = test_config(&[
+            ("FACEBOOK_WEB_BASE_URL", "https://www.facebook.com/"),
+            ("LOGIN_EXTRA_SCOPES", "email"),
+        ]);
+        let url = login_dialog_url(&config, "https://api.example/login/callback", "S+/=").unwrap();
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        assert_eq!(parsed.path(), "/v25.0/dialog/oauth");
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["client_id"], "100000000000001");
+        assert_eq!(q["redirect_uri"], "https://api.example/login/callback");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["scope"], "public_profile,user_messenger_contact,email");
+        assert_eq!(q["messenger_page_id"], "200000000000002");
+        assert_eq!(q["auth_type"], "rerequest");
+        assert_eq!(q["state"], "S+/=");
     }
 }

@@ -2,6 +2,7 @@
 //! adapters (the conditions come from the same domain functions), but they are never the only test:
 //! the real adapters are exercised against moto in `tests/`.
 
+use crate::attention::first_attention;
 use crate::domain::{
     Alert, DeadlineCheck, Event, Millis, OptIn, OptInKey, SendJob, State, deadline_schedule_name,
     transition,
@@ -26,6 +27,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct MemoryOptInStore {
     items: Mutex<HashMap<OptInKey, OptIn>>,
     psids: Mutex<HashMap<(String, String), OptInKey>>,
+    /// The due index's sort key: when the sweep must next look at each unsent opt-in.
+    attention: Mutex<HashMap<OptInKey, Millis>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
 }
@@ -40,7 +43,20 @@ impl MemoryOptInStore {
     }
 
     pub fn insert(&self, opt_in: OptIn) {
+        lock(&self.attention).insert(opt_in.key(), first_attention(&opt_in));
         lock(&self.items).insert(opt_in.key(), opt_in);
+    }
+
+    /// When the sweep must next look at the opt-in (its `due_at`), while it is unsent.
+    pub fn due_at(&self, key: &OptInKey) -> Option<Millis> {
+        let open = lock(&self.items)
+            .get(key)
+            .is_some_and(|i| !i.state.is_terminal());
+        if open {
+            lock(&self.attention).get(key).copied()
+        } else {
+            None
+        }
     }
 
     fn check(&self) -> PortResult<()> {
@@ -90,6 +106,7 @@ impl OptInStore for MemoryOptInStore {
             Some(existing) => Ok(Created::AlreadyExists(Box::new(existing.clone()))),
             None => {
                 items.insert(opt_in.key(), opt_in.clone());
+                lock(&self.attention).insert(opt_in.key(), first_attention(opt_in));
                 Ok(Created::New)
             }
         }
@@ -202,14 +219,32 @@ impl OptInStore for MemoryOptInStore {
 
     async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
         self.check()?;
-        let mut due: Vec<OptIn> = lock(&self.items)
+        let attention = lock(&self.attention);
+        let mut due: Vec<(Millis, OptIn)> = lock(&self.items)
             .values()
-            .filter(|i| !i.state.is_terminal() && i.alert_at <= due_by)
-            .cloned()
+            .filter(|i| !i.state.is_terminal())
+            .filter_map(|i| {
+                let at = attention.get(&i.key()).copied()?;
+                (at <= due_by).then(|| (at, i.clone()))
+            })
             .collect();
-        due.sort_by_key(|i| i.alert_at);
+        due.sort_by(|(a_due, a), (b_due, b)| {
+            (a_due, &a.page_id, &a.login_id).cmp(&(b_due, &b.page_id, &b.login_id))
+        });
         due.truncate(limit);
-        Ok(due)
+        Ok(due.into_iter().map(|(_, o)| o).collect())
+    }
+
+    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned> {
+        self.check()?;
+        let items = lock(&self.items);
+        match items.get(key) {
+            Some(item) if !item.state.is_terminal() => {
+                lock(&self.attention).insert(key.clone(), until);
+                Ok(Transitioned::Done(Box::new(item.clone())))
+            }
+            other => Ok(Transitioned::Refused(other.cloned().map(Box::new))),
+        }
     }
 }
 

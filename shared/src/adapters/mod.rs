@@ -1,8 +1,10 @@
 //! Adapters: one per port and backing service, plus the in-memory twins.
 
 pub mod dynamodb;
+pub mod dynamodb_login;
 pub mod graph;
 pub mod memory;
+pub mod memory_login;
 pub mod scheduler;
 pub mod secrets;
 pub mod sns;

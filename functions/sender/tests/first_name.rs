@@ -1,0 +1,139 @@
+//! `{first_name}` in the initial message: filled from the LOGIN linked to the opt-in (whichever
+//! arrived first), or the fallback when none is linked.
+
+use sender::{Deps, process_job};
+use shared::adapters::memory::{
+    ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, test_config,
+};
+use shared::adapters::memory_login::MemoryLoginStore;
+use shared::domain::{HOUR_MS, OptIn, OptInKey};
+use shared::login::{Login, LoginSource, LoginStore, Permission};
+use shared::ports::OptInStore;
+use std::sync::Arc;
+
+const NOW: i64 = 1_795_536_000_000;
+const PAGE: &str = "200000000000002";
+
+struct World {
+    deps: Deps,
+    store: Arc<MemoryOptInStore>,
+    logins: Arc<MemoryLoginStore>,
+    messenger: Arc<MemoryMessenger>,
+}
+
+fn world(overrides: &[(&str, &str)]) -> World {
+    let store = Arc::new(MemoryOptInStore::new());
+    let logins = Arc::new(MemoryLoginStore::new());
+    let messenger = Arc::new(MemoryMessenger::default());
+    let deps = Deps {
+        config: test_config(overrides),
+        store: store.clone(),
+        scheduler: Arc::new(MemoryScheduler::default()),
+        alerts: Arc::new(MemoryAlerts::default()),
+        messenger: messenger.clone(),
+        clock: Arc::new(ManualClock::at(NOW)),
+        logins: logins.clone(),
+        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+    };
+    World {
+        deps,
+        store,
+        logins,
+        messenger,
+    }
+}
+
+impl World {
+    async fn opt_in(&self, login_id: &str) -> OptInKey {
+        let o = OptIn::new(
+            OptInKey::new(PAGE, login_id),
+            Some(NOW),
+            NOW,
+            24 * HOUR_MS,
+            0,
+        );
+        self.store.create_opt_in(&o).await.unwrap();
+        o.key()
+    }
+
+    async fn login(&self, asid: &str, login_id: &str, name: Option<&str>) {
+        self.logins
+            .record_login(&Login {
+                page_id: PAGE.into(),
+                asid: asid.into(),
+                first_name: name.map(str::to_owned),
+                permission: Permission::Granted,
+                expected_login_id: Some(login_id.into()),
+                login_at: NOW,
+                last_login_at: NOW,
+                source: LoginSource::Callback,
+            })
+            .await
+            .unwrap();
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.messenger
+            .sent()
+            .into_iter()
+            .map(|(_, _, t)| t)
+            .collect()
+    }
+}
+
+const TEMPLATE: &str = "Hi {first_name}, thanks for connecting!";
+
+#[tokio::test]
+async fn the_linked_first_name_is_used_whichever_arrived_first() {
+    let w = world(&[("INITIAL_MESSAGE_TEXT", TEMPLATE)]);
+    // Login first, then the opt-in.
+    w.login("1", "L1", Some("Ana")).await;
+    let k1 = w.opt_in("L1").await;
+    // Opt-in first, then the login (before the sender runs).
+    let k2 = w.opt_in("L2").await;
+    w.login("2", "L2", Some("Bo")).await;
+    process_job(&w.deps, &k1).await;
+    process_job(&w.deps, &k2).await;
+    assert_eq!(
+        w.texts(),
+        [
+            "Hi Ana, thanks for connecting!",
+            "Hi Bo, thanks for connecting!"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unknown_or_unreadable_names_use_the_fallback() {
+    let w = world(&[
+        ("INITIAL_MESSAGE_TEXT", TEMPLATE),
+        ("FIRST_NAME_FALLBACK", "friend"),
+    ]);
+    let unlinked = w.opt_in("L1").await;
+    w.login("2", "L2", None).await;
+    let nameless = w.opt_in("L2").await;
+    process_job(&w.deps, &unlinked).await;
+    process_job(&w.deps, &nameless).await;
+    w.login("3", "L3", Some("Cy")).await;
+    let broken = w.opt_in("L3").await;
+    w.logins
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    process_job(&w.deps, &broken).await;
+    assert_eq!(
+        w.texts(),
+        ["Hi friend, thanks for connecting!"; 3],
+        "a failing lookup must not stop the send"
+    );
+}
+
+#[tokio::test]
+async fn a_text_without_the_placeholder_does_not_read_the_login() {
+    let w = world(&[("INITIAL_MESSAGE_TEXT", "Hello!")]);
+    w.logins
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let k = w.opt_in("L1").await;
+    process_job(&w.deps, &k).await;
+    assert_eq!(w.texts(), ["Hello!"]);
+}

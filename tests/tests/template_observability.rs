@@ -1,0 +1,189 @@
+//! The alarms, dashboard and sweep of template.yaml: what cfn-lint cannot check — that they watch the
+//! metrics the code emits, notify the alert topic, and that the dashboard body is valid JSON.
+
+use serde_yaml_ng::Value;
+use shared::metrics::{Metric, NAMESPACE};
+
+fn template() -> Value {
+    let path = integration_tests::moto::workspace_root().join("template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `!Ref X` / `!Sub …` / `!GetAtt …` as (tag, value); plain values as ("", value).
+fn tagged(v: &Value) -> (String, &Value) {
+    match v {
+        Value::Tagged(t) => (t.tag.to_string(), &t.value),
+        other => (String::new(), other),
+    }
+}
+
+fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+#[test]
+fn every_alarm_notifies_the_alert_topic() {
+    let t = template();
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    let names: Vec<&str> = alarms.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "DeadlinesMissedAlarm",
+        "SendDeadLetterQueueAlarm",
+        "SchedulerDeadLetterQueueAlarm",
+        "SenderErrorsAlarm",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    for (name, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            let list = alarm["Properties"][actions].as_sequence().unwrap();
+            let (tag, target) = tagged(&list[0]);
+            assert_eq!(
+                (tag.as_str(), target.as_str()),
+                ("!Ref", Some("AlertTopic")),
+                "{name} {actions}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_deadline_alarm_watches_the_emitted_metric_without_dimensions() {
+    let t = template();
+    let a = &t["Resources"]["DeadlinesMissedAlarm"]["Properties"];
+    assert_eq!(a["Namespace"].as_str(), Some(NAMESPACE));
+    assert_eq!(
+        a["MetricName"].as_str(),
+        Some(Metric::DeadlinesMissed.name())
+    );
+    assert!(
+        a.get("Dimensions").is_none(),
+        "EMF metrics carry no dimension"
+    );
+    assert_eq!(a["Threshold"].as_i64(), Some(0));
+    assert_eq!(
+        a["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(a["Statistic"].as_str(), Some("Sum"));
+}
+
+#[test]
+fn the_dead_letter_alarms_watch_their_queues() {
+    let t = template();
+    for (alarm, queue) in [
+        ("SendDeadLetterQueueAlarm", "SendDeadLetterQueue.QueueName"),
+        (
+            "SchedulerDeadLetterQueueAlarm",
+            "SchedulerDeadLetterQueue.QueueName",
+        ),
+    ] {
+        let a = &t["Resources"][alarm]["Properties"];
+        assert_eq!(
+            a["MetricName"].as_str(),
+            Some("ApproximateNumberOfMessagesVisible")
+        );
+        let (tag, value) = tagged(&a["Dimensions"][0]["Value"]);
+        assert_eq!((tag.as_str(), value.as_str()), ("!GetAtt", Some(queue)));
+        assert_eq!(a["Threshold"].as_i64(), Some(0));
+    }
+}
+
+#[test]
+fn the_sender_alarm_is_an_error_rate() {
+    let t = template();
+    let a = &t["Resources"]["SenderErrorsAlarm"]["Properties"];
+    let metrics = a["Metrics"].as_sequence().unwrap();
+    let expression = metrics
+        .iter()
+        .find_map(|m| m["Expression"].as_str())
+        .unwrap();
+    assert!(
+        expression.contains("100 * errors / invocations"),
+        "{expression}"
+    );
+    let stats: Vec<&str> = metrics
+        .iter()
+        .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+        .collect();
+    assert_eq!(stats, ["Errors", "Invocations"]);
+    for m in metrics.iter().filter(|m| m.get("MetricStat").is_some()) {
+        let (tag, f) = tagged(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]);
+        assert_eq!((tag.as_str(), f.as_str()), ("!Ref", Some("SenderFunction")));
+    }
+}
+
+#[test]
+fn the_dashboard_is_valid_json_with_every_metric_and_alarm() {
+    let t = template();
+    let body = &t["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"];
+    let (tag, text) = tagged(body);
+    assert_eq!(tag, "!Sub");
+    let text = text.as_str().unwrap();
+    // What CloudFormation substitutes: ${Resource}, ${Resource.Attr}, ${AWS::Region}.
+    let mut substituted = String::new();
+    let mut rest = text;
+    let mut references = Vec::new();
+    while let Some(start) = rest.find("${") {
+        substituted.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        references.push(rest[start + 2..end].to_owned());
+        substituted.push('x');
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&substituted).unwrap();
+    let widgets = dashboard["widgets"].as_array().unwrap();
+    let metrics: Vec<String> = widgets
+        .iter()
+        .filter_map(|w| w["properties"]["metrics"].as_array())
+        .flatten()
+        .filter(|m| m[0] == NAMESPACE)
+        .map(|m| m[1].as_str().unwrap().to_owned())
+        .collect();
+    for metric in Metric::ALL {
+        assert!(metrics.contains(&metric.name().to_owned()), "{metric:?}");
+    }
+    let alarms: Vec<&Value> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let alarm_refs = references
+        .iter()
+        .filter(|r| r.ends_with("Alarm.Arn"))
+        .count();
+    assert_eq!(
+        alarm_refs,
+        alarms.len(),
+        "the alarm widget shows every alarm"
+    );
+    for r in &references {
+        let resource = r.split('.').next().unwrap();
+        assert!(
+            resource.starts_with("AWS::") || t["Resources"].get(resource).is_some(),
+            "${{{r}}} names no resource"
+        );
+    }
+}
+
+#[test]
+fn the_sweep_runs_on_a_rate_parameter_of_15_minutes() {
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["SweepRate"]["Default"].as_str(),
+        Some("rate(15 minutes)")
+    );
+    let sweep = &t["Resources"]["DeadlineAlertsFunction"]["Properties"]["Events"]["Sweep"];
+    assert_eq!(sweep["Type"].as_str(), Some("ScheduleV2"));
+    let (tag, rate) = tagged(&sweep["Properties"]["ScheduleExpression"]);
+    assert_eq!((tag.as_str(), rate.as_str()), ("!Ref", Some("SweepRate")));
+    let input: serde_json::Value =
+        serde_json::from_str(sweep["Properties"]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"kind": "sweep", "version": 1}));
+}
