@@ -181,6 +181,15 @@ async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome
         deps.config.alert_lead_ms,
     );
     let login = login_id_prefix(login_id);
+    // A person whose data was deleted: an opt-in from before the deletion (a redelivered
+    // webhook) must not come back; a new opt-in after it is a new consent.
+    let marker = shared::erasure::erasure_marker(deps.secrets.app_secret.expose(), &opt_in.key());
+    if let Some(erased_at) = deps.erasure.erased_at(&marker).await?
+        && opt_in.opted_in_at <= erased_at
+    {
+        info!(login_id_prefix = %login, "opt-in from before a data deletion; ignored");
+        return Ok(ItemOutcome::Ignored);
+    }
     let created = deps.store.create_opt_in(&opt_in).await.map_err(|e| {
         error!(login_id_prefix = %login, error = %e, "could not record the opt-in");
         e

@@ -33,6 +33,10 @@ fn world() -> World {
         secrets: test_secrets(),
         store: store.clone(),
         conversations: store.clone(),
+        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+            store.clone(),
+            Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),

@@ -42,6 +42,15 @@ impl MemoryOptInStore {
         lock(&self.items).values().cloned().collect()
     }
 
+    /// Remove an opt-in and its PSID links (data deletion); how many items existed.
+    pub fn remove(&self, key: &OptInKey) -> u32 {
+        let removed = lock(&self.items).remove(key);
+        let mut psids = lock(&self.psids);
+        let before = psids.len();
+        psids.retain(|_, k| k != key);
+        u32::from(removed.is_some()) + (before - psids.len()) as u32
+    }
+
     pub fn insert(&self, opt_in: OptIn) {
         lock(&self.attention).insert(opt_in.key(), first_attention(&opt_in));
         lock(&self.items).insert(opt_in.key(), opt_in);
@@ -269,6 +278,69 @@ impl crate::ports::ConversationStore for MemoryOptInStore {
         Ok(lock(&self.psids)
             .get(&(page_id.to_owned(), psid.to_owned()))
             .cloned())
+    }
+}
+
+/// In-memory [`crate::erasure::ErasureStore`] over the in-memory opt-in and login stores.
+pub struct MemoryErasure {
+    pub opt_ins: std::sync::Arc<MemoryOptInStore>,
+    pub logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
+    erased: Mutex<HashMap<String, Millis>>,
+    records: Mutex<HashMap<String, crate::erasure::DeletionRecord>>,
+}
+
+impl MemoryErasure {
+    pub fn new(
+        opt_ins: std::sync::Arc<MemoryOptInStore>,
+        logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
+    ) -> Self {
+        Self {
+            opt_ins,
+            logins,
+            erased: Mutex::default(),
+            records: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::erasure::ErasureStore for MemoryErasure {
+    async fn erase(&self, person: &crate::erasure::PersonItems, now: Millis) -> PortResult<u32> {
+        self.opt_ins.check()?;
+        if let Some(marker) = &person.marker {
+            lock(&self.erased).insert(marker.clone(), now);
+        }
+        let mut n =
+            self.logins
+                .remove_person(&person.page_id, &person.asid, person.opt_in.as_ref());
+        if let Some(key) = &person.opt_in {
+            n += self.opt_ins.remove(key);
+        }
+        Ok(n)
+    }
+
+    async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.erased).get(marker).copied())
+    }
+
+    async fn put_deletion_record(
+        &self,
+        record: &crate::erasure::DeletionRecord,
+    ) -> PortResult<crate::erasure::DeletionRecord> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.records)
+            .entry(record.confirmation_code.clone())
+            .or_insert_with(|| record.clone())
+            .clone())
+    }
+
+    async fn get_deletion_record(
+        &self,
+        code: &str,
+    ) -> PortResult<Option<crate::erasure::DeletionRecord>> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.records).get(code).cloned())
     }
 }
 

@@ -65,6 +65,10 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         secrets: secrets(),
         store: store.clone(),
         conversations: store.clone(),
+        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+            store.clone(),
+            logins.clone(),
+        )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         alerts: Arc::new(MemoryAlerts::default()),
