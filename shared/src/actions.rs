@@ -113,6 +113,46 @@ pub async fn opt_out_opt_in(
     Ok(result)
 }
 
+/// Opt a person out whether or not their opt-in exists yet: an existing opt-in moves to
+/// OPTED_OUT (conditionally); when none exists, an OPTED_OUT one is created in its place (with
+/// `placeholder_source`), so the webhook that arrives later finds it and nothing is sent. Returns
+/// the item as it now is (already terminal ones are left as they are).
+#[allow(clippy::too_many_arguments)]
+pub async fn opt_out_person(
+    store: &dyn OptInStore,
+    scheduler: &dyn DeadlineScheduler,
+    key: &OptInKey,
+    source: &str,
+    placeholder_source: &str,
+    now: Millis,
+    window_ms: Millis,
+    alert_lead_ms: Millis,
+) -> PortResult<OptIn> {
+    // At most two rounds: an opt-in created by a concurrent webhook is opted out in the second.
+    for _ in 0..2 {
+        match opt_out_opt_in(store, scheduler, key, source, now).await? {
+            Transitioned::Done(item) => return Ok(*item),
+            Transitioned::Refused(Some(item)) => return Ok(*item),
+            Transitioned::Refused(None) => {
+                let mut placeholder =
+                    OptIn::new(key.clone(), Some(now), now, window_ms, alert_lead_ms);
+                placeholder.state = crate::domain::State::OptedOut;
+                placeholder.opted_out_at = Some(now);
+                placeholder.opt_out_source = Some(placeholder_source.to_owned());
+                placeholder.terminal_at = Some(now);
+                match store.create_opt_in(&placeholder).await? {
+                    crate::ports::Created::New => return Ok(placeholder),
+                    crate::ports::Created::AlreadyExists(_) => continue,
+                }
+            }
+        }
+    }
+    Err(crate::ports::PortError::new(
+        "opt-out",
+        "the opt-out kept racing with the opt-in; retry",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,7 @@ pub struct AwsPorts {
     pub alerts: Arc<SnsAlerts>,
     /// EMF lines on stdout (CloudWatch Logs extracts the metrics).
     pub metrics: Arc<crate::metrics::EmfStdout>,
+    pub erasure: Arc<crate::adapters::dynamodb_erasure::DynamoErasureStore>,
 }
 
 impl AwsPorts {
@@ -65,6 +66,10 @@ impl AwsPorts {
                 config.alert_topic_arn.clone(),
             )),
             metrics: Arc::new(crate::metrics::EmfStdout),
+            erasure: Arc::new(crate::adapters::dynamodb_erasure::DynamoErasureStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Config {
     /// How long a sender owns a claimed opt-in before another may take it over.
     pub send_lease_ms: Millis,
     pub graph_timeout_ms: u64,
+    /// A message consisting of one of these (any case) opts the person out.
+    pub stop_keywords: Vec<String>,
     /// Facebook Login settings (return_to origins, scopes, login_id derivation, first-name fallback).
     pub login: crate::login::LoginConfig,
     /// The sender's throughput and retry settings.
@@ -195,6 +197,17 @@ impl Config {
         let optin_window_seconds = r.number("OPTIN_WINDOW_SECONDS", 86_400, 10, 86_400);
         let send_lease_seconds = r.number("SEND_LEASE_SECONDS", 60, 5, 900);
         let graph_timeout_ms = r.number("GRAPH_TIMEOUT_MS", 10_000, 100, 60_000);
+        let stop_keywords: Vec<String> = match r.optional("STOP_KEYWORDS") {
+            Some(list) => list
+                .split(',')
+                .map(|k| k.trim().to_lowercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            None => crate::domain::DEFAULT_STOP_KEYWORDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
+        };
         let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
         let send = crate::send_tuning::SendTuning::from_lookup(&r.lookup, &mut r.problems);
 
@@ -224,6 +237,7 @@ impl Config {
             optin_window_ms: optin_window_seconds * 1000,
             send_lease_ms: send_lease_seconds * 1000,
             graph_timeout_ms: graph_timeout_ms as u64,
+            stop_keywords,
             login,
             send,
         })
@@ -341,6 +355,14 @@ mod tests {
         assert_eq!(c.alert_lead_ms, 120 * 60_000);
         assert_eq!(c.optin_window_ms, 86_400_000);
         assert_eq!(c.public_base_url, None);
+        assert!(c.stop_keywords.contains(&"stop".to_string()));
+    }
+
+    #[test]
+    fn stop_keywords_are_configurable() {
+        let mut env = base();
+        env.insert("STOP_KEYWORDS", " Halt, ENOUGH ,,");
+        assert_eq!(load(&env).unwrap().stop_keywords, ["halt", "enough"]);
     }
 
     #[test]

@@ -242,6 +242,12 @@ pub struct OptIn {
     pub opt_out_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// The person's page-scoped id, once they wrote to the Page after the initial message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psid: Option<String>,
+    /// When the person last wrote to the Page: the standard 24-hour reply window runs from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_user_message_at: Option<Millis>,
     #[serde(default)]
     pub updated_at: Millis,
 }
@@ -280,6 +286,8 @@ impl OptIn {
             opted_out_at: None,
             opt_out_source: None,
             last_error: None,
+            psid: None,
+            last_user_message_at: None,
             updated_at: received_at,
         }
     }
@@ -399,9 +407,34 @@ pub enum AlertKind {
     ConfigurationError,
     /// Graph says the window is closed although our clock says it is open.
     WindowRejected,
+    /// Meta's `messaging_policy_enforcement` webhook (block, warning, unblock) for the Page.
+    PolicyEnforcement,
 }
 
 impl Alert {
+    /// An alert about the Page as a whole (no opt-in): `state` is PAUSED when sends are stopped.
+    pub fn for_page(
+        page_id: &str,
+        kind: AlertKind,
+        paused: bool,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            page_id: page_id.to_owned(),
+            login_id_prefix: String::new(),
+            state: if paused {
+                State::Paused
+            } else {
+                State::OptedIn
+            },
+            deadline_at: 0,
+            deadline_utc: String::new(),
+            last_error: None,
+            detail: detail.into(),
+        }
+    }
+
     pub fn about(opt_in: &OptIn, kind: AlertKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
@@ -421,9 +454,50 @@ impl Alert {
             AlertKind::DeadlineMissed => "Opt-in missed its 24-hour deadline",
             AlertKind::ConfigurationError => "Messenger configuration error",
             AlertKind::WindowRejected => "Messenger refused a send as outside the window",
+            AlertKind::PolicyEnforcement => "Messenger policy enforcement",
         };
         format!("{what} (Page {})", self.page_id)
     }
+}
+
+/// Words that, alone in a message, mean "stop messaging me" (compared case-insensitively, without
+/// surrounding punctuation). English, Spanish, Portuguese, French, German, Italian, Dutch.
+pub const DEFAULT_STOP_KEYWORDS: &[&str] = &[
+    "stop",
+    "unsubscribe",
+    "cancel",
+    "quit",
+    "end",
+    "opt out",
+    "optout",
+    "parar",
+    "para",
+    "baja",
+    "cancelar",
+    "detener",
+    "sair",
+    "arrêter",
+    "arreter",
+    "arrêt",
+    "stopp",
+    "abmelden",
+    "basta",
+    "annulla",
+    "disiscriviti",
+    "afmelden",
+];
+
+/// Whether `text` is an opt-out request: one of `keywords`, alone, in any case, with surrounding
+/// whitespace and punctuation ignored ("Stop!", " STOP. ").
+pub fn is_stop_request(text: &str, keywords: &[String]) -> bool {
+    let normalized: String = text
+        .trim()
+        .trim_matches(|c: char| {
+            c.is_ascii_punctuation() || c.is_whitespace() || c == '¡' || c == '¿'
+        })
+        .to_lowercase();
+    let normalized = normalized.split_whitespace().collect::<Vec<_>>().join(" ");
+    !normalized.is_empty() && keywords.iter().any(|k| k.to_lowercase() == normalized)
 }
 
 /// An epoch-millisecond instant as RFC 3339 in UTC (`2026-11-24T16:43:06Z`); empty when out of range.
@@ -600,6 +674,38 @@ mod tests {
         let sweep: AlertInput = serde_json::from_str(r#"{"kind":"sweep"}"#).unwrap();
         assert_eq!(sweep, AlertInput::Sweep { version: 1 });
         assert!(serde_json::from_str::<AlertInput>(r#"{"kind":"other"}"#).is_err());
+    }
+
+    #[test]
+    fn stop_requests_are_recognised_in_any_case_and_language_but_not_inside_sentences() {
+        let keywords: Vec<String> = DEFAULT_STOP_KEYWORDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for yes in [
+            "stop",
+            "STOP",
+            " Stop! ",
+            "Unsubscribe.",
+            "baja",
+            "Arrêter",
+            "ABMELDEN",
+            "opt  out",
+            "¡Basta!",
+        ] {
+            assert!(is_stop_request(yes, &keywords), "{yes}");
+        }
+        for no in [
+            "",
+            "!!!",
+            "please don't stop",
+            "stopwatch",
+            "hello",
+            "stop it now",
+        ] {
+            assert!(!is_stop_request(no, &keywords), "{no}");
+        }
+        assert!(is_stop_request("halt", &["HALT".to_string()]));
     }
 
     #[test]

@@ -104,7 +104,30 @@ pub enum MessagingEvent {
         login_id: String,
         timestamp: Option<i64>,
     },
-    /// Anything else (messages, deliveries, reads, …): not handled by the skeleton.
+    /// A person wrote to the Page (`sender.id` is their PSID). `linked_login_id` is the login_id
+    /// of the conversation's first message when Facebook says so (`prior_message`), which links the
+    /// PSID to the opt-in.
+    Message {
+        page_id: String,
+        psid: String,
+        text: Option<String>,
+        timestamp: Option<i64>,
+        linked_login_id: Option<String>,
+    },
+    /// `messaging_optins` with `notification_messages_status` (e.g. "STOP NOTIFICATIONS").
+    NotificationStatus {
+        page_id: String,
+        psid: Option<String>,
+        login_id: Option<String>,
+        status: String,
+    },
+    /// `messaging_policy_enforcement`: `block`, `unblock` or `warning` for the Page.
+    PolicyEnforcement {
+        page_id: String,
+        action: String,
+        reason: Option<String>,
+    },
+    /// Anything else (echoes, deliveries, reads, postbacks, …): acknowledged and ignored.
     Other { kind: &'static str },
 }
 
@@ -142,37 +165,87 @@ fn str_at<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
+fn non_empty(v: Option<&str>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 fn classify_item(entry: &WebhookEntry, item: &serde_json::Value) -> MessagingEvent {
+    // The Page is the recipient of a messaging event; fall back to the entry id.
+    let page_id = non_empty(str_at(item, &["recipient", "id"]).or(entry.id.as_deref()));
+    let timestamp = item
+        .get("timestamp")
+        .and_then(|t| t.as_i64())
+        .or(entry.time);
+    let Some(page_id) = page_id else {
+        return MessagingEvent::Other { kind: "no_page" };
+    };
     if let Some(optin) = item.get("optin") {
-        let login_id = optin.get("login_id").and_then(|v| v.as_str());
-        // The Page is the recipient of a messaging event; fall back to the entry id.
-        let page_id = str_at(item, &["recipient", "id"]).or(entry.id.as_deref());
-        if let (Some(login_id), Some(page_id)) = (login_id, page_id)
-            && !login_id.is_empty()
-            && !page_id.is_empty()
-        {
-            return MessagingEvent::OptIn {
-                page_id: page_id.to_owned(),
-                login_id: login_id.to_owned(),
-                timestamp: item
-                    .get("timestamp")
-                    .and_then(|t| t.as_i64())
-                    .or(entry.time),
+        if let Some(status) = non_empty(
+            optin
+                .get("notification_messages_status")
+                .and_then(|v| v.as_str()),
+        ) {
+            return MessagingEvent::NotificationStatus {
+                page_id,
+                psid: non_empty(str_at(item, &["sender", "id"])),
+                login_id: non_empty(optin.get("login_id").and_then(|v| v.as_str())),
+                status,
             };
         }
-        return MessagingEvent::Other { kind: "optin" };
+        return match non_empty(optin.get("login_id").and_then(|v| v.as_str())) {
+            Some(login_id) => MessagingEvent::OptIn {
+                page_id,
+                login_id,
+                timestamp,
+            },
+            None => MessagingEvent::Other { kind: "optin" },
+        };
     }
-    let kind = [
-        "message",
-        "postback",
-        "delivery",
-        "read",
-        "policy_enforcement",
-        "referral",
-    ]
-    .into_iter()
-    .find(|k| item.get(*k).is_some())
-    .unwrap_or("unknown");
+    if let Some(message) = item.get("message") {
+        if message.get("is_echo").and_then(|v| v.as_bool()) == Some(true) {
+            return MessagingEvent::Other { kind: "echo" };
+        }
+        let Some(psid) = non_empty(str_at(item, &["sender", "id"])) else {
+            return MessagingEvent::Other { kind: "message" };
+        };
+        // Shapes seen for the link to the first message: `prior_message.identifier` (Messenger's
+        // snake_case, documented for checkbox/user_ref threads) and the sample's
+        // `priorMessage.login_id`; both unverified for Login Connect (see docs/opt-outs.md).
+        let linked_login_id = non_empty(
+            str_at(item, &["prior_message", "identifier"])
+                .or_else(|| str_at(message, &["prior_message", "identifier"]))
+                .or_else(|| str_at(item, &["priorMessage", "login_id"])),
+        );
+        return MessagingEvent::Message {
+            page_id,
+            psid,
+            text: message
+                .get("text")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
+            timestamp,
+            linked_login_id,
+        };
+    }
+    if let Some(policy) = item.get("policy_enforcement") {
+        return match non_empty(policy.get("action").and_then(|a| a.as_str())) {
+            Some(action) => MessagingEvent::PolicyEnforcement {
+                page_id,
+                action,
+                reason: policy
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned),
+            },
+            None => MessagingEvent::Other {
+                kind: "policy_enforcement",
+            },
+        };
+    }
+    let kind = ["postback", "delivery", "read", "referral", "reaction"]
+        .into_iter()
+        .find(|k| item.get(*k).is_some())
+        .unwrap_or("unknown");
     MessagingEvent::Other { kind }
 }
 
@@ -410,7 +483,13 @@ mod tests {
                     login_id: "L1".into(),
                     timestamp: Some(10)
                 },
-                MessagingEvent::Other { kind: "message" },
+                MessagingEvent::Message {
+                    page_id: "P1".into(),
+                    psid: "S".into(),
+                    text: Some("hi".into()),
+                    timestamp: Some(11),
+                    linked_login_id: None,
+                },
                 MessagingEvent::OptIn {
                     page_id: "P2".into(),
                     login_id: "L2".into(),
@@ -439,6 +518,67 @@ mod tests {
             parse_webhook(br#"[1,2]"#),
             Err(WebhookParseError::NotEnvelope(_))
         ));
+    }
+
+    #[test]
+    fn messages_policy_and_notification_status_are_parsed() {
+        let body = br#"{"object":"page","entry":[{"id":"P","time":5,"messaging":[
+          {"sender":{"id":"PSID1"},"recipient":{"id":"P"},"timestamp":6,"message":{"mid":"m1","text":"STOP"},
+           "prior_message":{"source":"login_connect","identifier":"L1"}},
+          {"sender":{"id":"P"},"recipient":{"id":"PSID1"},"timestamp":7,"message":{"mid":"m2","is_echo":true,"text":"hi"}},
+          {"sender":{"id":"PSID2"},"recipient":{"id":"P"},"timestamp":8,"message":{"mid":"m3","attachments":[]},
+           "priorMessage":{"login_id":"L2"}},
+          {"recipient":{"id":"P"},"timestamp":9,"policy_enforcement":{"action":"block","reason":"spam"}},
+          {"recipient":{"id":"P"},"timestamp":10,"policy_enforcement":{"action":"unblock"}},
+          {"sender":{"id":"PSID3"},"recipient":{"id":"P"},"timestamp":11,
+           "optin":{"type":"notification_messages","notification_messages_status":"STOP NOTIFICATIONS"}},
+          {"sender":{"id":"PSID4"},"recipient":{"id":"P"},"delivery":{"mids":["m"]}}]}]}"#;
+        let (_, events) = parse_webhook(body).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                MessagingEvent::Message {
+                    page_id: "P".into(),
+                    psid: "PSID1".into(),
+                    text: Some("STOP".into()),
+                    timestamp: Some(6),
+                    linked_login_id: Some("L1".into()),
+                },
+                MessagingEvent::Other { kind: "echo" },
+                MessagingEvent::Message {
+                    page_id: "P".into(),
+                    psid: "PSID2".into(),
+                    text: None,
+                    timestamp: Some(8),
+                    linked_login_id: Some("L2".into()),
+                },
+                MessagingEvent::PolicyEnforcement {
+                    page_id: "P".into(),
+                    action: "block".into(),
+                    reason: Some("spam".into()),
+                },
+                MessagingEvent::PolicyEnforcement {
+                    page_id: "P".into(),
+                    action: "unblock".into(),
+                    reason: None,
+                },
+                MessagingEvent::NotificationStatus {
+                    page_id: "P".into(),
+                    psid: Some("PSID3".into()),
+                    login_id: None,
+                    status: "STOP NOTIFICATIONS".into(),
+                },
+                MessagingEvent::Other { kind: "delivery" },
+            ]
+        );
+    }
+
+    #[test]
+    fn standby_items_are_parsed_too() {
+        let body = br#"{"object":"page","entry":[{"id":"P","standby":[
+          {"sender":{"id":"PSID"},"recipient":{"id":"P"},"timestamp":1,"message":{"mid":"m","text":"hello"}}]}]}"#;
+        let (_, events) = parse_webhook(body).unwrap();
+        assert!(matches!(&events[..], [MessagingEvent::Message { psid, .. }] if psid == "PSID"));
     }
 
     fn err(code: i64, sub: Option<i64>, message: &str) -> GraphErrorBody {

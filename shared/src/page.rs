@@ -25,6 +25,9 @@ pub enum PauseCause {
     Configuration,
     /// Meta restricted the Page from sending messages (10/1893063).
     PageRestricted,
+    /// Meta blocked the Page (`messaging_policy_enforcement` `block`): no probe is sent (a probe is
+    /// a real message); the `unblock` webhook resumes the Page.
+    PolicyBlock,
 }
 
 impl PauseCause {

@@ -122,6 +122,16 @@ pub trait SendQueue: Send + Sync {
     async fn enqueue(&self, job: &SendJob) -> PortResult<()>;
 }
 
+/// What the person does on Messenger after the initial message.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Record on the opt-in that the person wrote from `psid` at `at` (only if the opt-in exists)
+    /// and remember which opt-in that PSID belongs to. Returns whether the opt-in exists.
+    async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool>;
+    /// The opt-in a PSID was linked to, if any.
+    async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>>;
+}
+
 /// One-time schedules that wake deadline-alerts for one opt-in.
 #[async_trait]
 pub trait DeadlineScheduler: Send + Sync {

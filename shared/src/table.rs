@@ -5,6 +5,9 @@
 //! | item          | pk                               | sk      |
 //! |---------------|----------------------------------|---------|
 //! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
+//! | PSID link     | `PSID#{page_id}#{psid}`          | `PSID`  |
+//! | erased opt-in | `ERASED#{keyed hash of the key}` | `ERASED` |
+//! | deletion      | `DELETION#{confirmation code}`   | `DELETION` |
 //! | login         | `LOGIN#{page_id}#{asid}`         | `LOGIN` |
 //! | login link    | `LOGINID#{page_id}#{login_id}`   | `LOGINID` |
 //! | login state   | `LOGINSTATE#{sha256 hex of state}` | `LOGINSTATE` |
@@ -40,6 +43,22 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 8;
 /// Evidence is kept this long after the deadline, then DynamoDB's TTL removes the item.
 pub const RETENTION_AFTER_DEADLINE_MS: Millis = 180 * 24 * 3_600_000;
+
+pub const PSID_SK: &str = "PSID";
+pub const ERASED_SK: &str = "ERASED";
+pub const DELETION_SK: &str = "DELETION";
+
+pub fn erased_pk(marker: &str) -> String {
+    format!("ERASED#{marker}")
+}
+
+pub fn deletion_pk(code: &str) -> String {
+    format!("DELETION#{code}")
+}
+
+pub fn psid_pk(page_id: &str, psid: &str) -> String {
+    format!("PSID#{page_id}#{psid}")
+}
 
 pub const LOGIN_SK: &str = "LOGIN";
 pub const LOGIN_LINK_SK: &str = "LOGINID";

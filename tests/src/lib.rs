@@ -18,3 +18,5 @@ pub fn shared_moto() -> Arc<MotoServer> {
         Err(e) => panic!("cannot start moto: {e}"),
     }
 }
+
+pub mod stack;

@@ -12,10 +12,9 @@ use crate::{Deps, error_response, json_response};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::domain::{Millis, OptIn, State, login_id_prefix};
+use shared::domain::{Millis, OptIn, login_id_prefix};
 use shared::login::{Login, Permission, UserToken, is_valid_asid};
-use shared::ports::{Created, Transitioned};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// Largest body the `/v1` routes accept.
 pub const MAX_API_BODY_BYTES: usize = 16 * 1024;
@@ -321,51 +320,26 @@ async fn opt_out(deps: &Deps, request: &Request, asid: &str) -> Response<Body> {
             "login_id derivation is off, so the opt-in of this person cannot be found",
         );
     };
-    let login_prefix = login_id_prefix(&key.login_id);
-    // At most two rounds: an opt-in created by a concurrent webhook is opted out in the second.
-    for _ in 0..2 {
-        let now = deps.clock.now();
-        match deps.store.opt_out(&key, OPT_OUT_API, now).await {
-            Ok(Transitioned::Done(item)) => {
-                info!(login_id_prefix = %login_prefix, "opted out through the API");
-                shared::actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
-                return json_response(StatusCode::OK, &user_view(&login, Some(&item)));
-            }
-            // Already terminal (opted out before, sent, expired, unreachable): nothing to change.
-            Ok(Transitioned::Refused(Some(item))) => {
-                return json_response(StatusCode::OK, &user_view(&login, Some(&item)));
-            }
-            Ok(Transitioned::Refused(None)) => {
-                let mut tombstone = OptIn::new(
-                    key.clone(),
-                    Some(now),
-                    now,
-                    deps.config.optin_window_ms,
-                    deps.config.alert_lead_ms,
-                );
-                tombstone.state = State::OptedOut;
-                tombstone.opted_out_at = Some(now);
-                tombstone.opt_out_source = Some(OPT_OUT_BEFORE_OPT_IN.to_owned());
-                tombstone.terminal_at = Some(now);
-                match deps.store.create_opt_in(&tombstone).await {
-                    Ok(Created::New) => {
-                        info!(login_id_prefix = %login_prefix, "opted out through the API before the opt-in");
-                        return json_response(StatusCode::OK, &user_view(&login, Some(&tombstone)));
-                    }
-                    // The webhook won the race: opt that one out.
-                    Ok(Created::AlreadyExists(_)) => continue,
-                    Err(e) => {
-                        error!(error = %e, "could not record the opt-out");
-                        return unavailable();
-                    }
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "could not record the opt-out");
-                return unavailable();
-            }
+    let now = deps.clock.now();
+    match shared::actions::opt_out_person(
+        deps.store.as_ref(),
+        deps.scheduler.as_ref(),
+        &key,
+        OPT_OUT_API,
+        OPT_OUT_BEFORE_OPT_IN,
+        now,
+        deps.config.optin_window_ms,
+        deps.config.alert_lead_ms,
+    )
+    .await
+    {
+        Ok(item) => {
+            info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %item.state, "opt-out through the API");
+            json_response(StatusCode::OK, &user_view(&login, Some(&item)))
+        }
+        Err(e) => {
+            error!(error = %e, "could not record the opt-out");
+            unavailable()
         }
     }
-    warn!(login_id_prefix = %login_prefix, "opt-out kept racing with the opt-in");
-    unavailable()
 }

@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod auth;
+mod conversation;
+pub mod facebook_callbacks;
 pub mod login;
 pub mod verify;
 mod webhook;
@@ -14,7 +16,9 @@ use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
 use shared::config::{Config, Secrets};
 use shared::login::{FacebookLogin, LoginStore};
 use shared::metrics::Metrics;
-use shared::ports::{Alerts, Clock, DeadlineScheduler, OptInStore, SendQueue, SystemClock};
+use shared::ports::{
+    Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
+};
 use std::sync::Arc;
 
 /// Largest request body accepted (Meta's batches can exceed 300 KB; API Gateway's limit is 10 MB).
@@ -25,6 +29,7 @@ pub struct Deps {
     pub config: Config,
     pub secrets: Secrets,
     pub store: Arc<dyn OptInStore>,
+    pub conversations: Arc<dyn ConversationStore>,
     pub queue: Arc<dyn SendQueue>,
     pub scheduler: Arc<dyn DeadlineScheduler>,
     pub alerts: Arc<dyn Alerts>,
@@ -32,6 +37,9 @@ pub struct Deps {
     pub metrics: Arc<dyn Metrics>,
     pub logins: Arc<dyn LoginStore>,
     pub facebook: Arc<dyn FacebookLogin>,
+    pub erasure: Arc<dyn shared::erasure::ErasureStore>,
+    /// The Page state item (policy enforcement pauses and resumes the Page).
+    pub pages: Arc<dyn shared::ports::send::PageStateStore>,
 }
 
 impl Deps {
@@ -49,6 +57,9 @@ impl Deps {
         Ok(Self {
             config,
             secrets,
+            conversations: ports.store.clone(),
+            pages: ports.store.clone(),
+            erasure: ports.erasure,
             store: ports.store,
             queue: ports.queue,
             scheduler: ports.scheduler,
@@ -102,13 +113,25 @@ pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         ("/login/start", Method::GET) => login::start(deps, &request).await,
         ("/login/callback", Method::GET) => login::callback(deps, &request).await,
         ("/openapi.json", Method::GET) => openapi(),
+        ("/facebook/deauthorize", Method::POST) => {
+            facebook_callbacks::deauthorize(deps, &request).await
+        }
+        ("/facebook/data-deletion", Method::POST) => {
+            facebook_callbacks::data_deletion(deps, &request).await
+        }
+        ("/facebook/data-deletion/status", Method::GET) => {
+            facebook_callbacks::deletion_status(deps, &request).await
+        }
         (p, _) if p.starts_with("/v1/") => api::route(deps, &request, p).await,
         (
             "/healthz"
             | "/webhooks/messenger"
             | "/login/start"
             | "/login/callback"
-            | "/openapi.json",
+            | "/openapi.json"
+            | "/facebook/deauthorize"
+            | "/facebook/data-deletion"
+            | "/facebook/data-deletion/status",
             _,
         ) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -119,20 +119,61 @@ pub async fn receive(deps: &Deps, request: &Request) -> Response<Body> {
     )
 }
 
-enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     New,
     Duplicate,
     Ignored,
 }
 
 async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome, PortError> {
-    let MessagingEvent::OptIn {
-        page_id,
-        login_id,
-        timestamp,
-    } = event
-    else {
-        return Ok(ItemOutcome::Ignored);
+    let (page_id, login_id, timestamp) = match event {
+        MessagingEvent::OptIn {
+            page_id,
+            login_id,
+            timestamp,
+        } => (page_id, login_id, timestamp),
+        MessagingEvent::Message {
+            page_id,
+            psid,
+            text,
+            timestamp,
+            linked_login_id,
+        } => {
+            return crate::conversation::on_message(
+                deps,
+                page_id,
+                psid,
+                text.as_deref(),
+                *timestamp,
+                linked_login_id.as_deref(),
+            )
+            .await;
+        }
+        MessagingEvent::NotificationStatus {
+            page_id,
+            psid,
+            login_id,
+            status,
+        } => {
+            return crate::conversation::on_notification_status(
+                deps,
+                page_id,
+                psid.as_deref(),
+                login_id.as_deref(),
+                status,
+            )
+            .await;
+        }
+        MessagingEvent::PolicyEnforcement {
+            page_id,
+            action,
+            reason,
+        } => {
+            return crate::conversation::on_policy(deps, page_id, action, reason.as_deref()).await;
+        }
+        MessagingEvent::Other { .. } => {
+            return Ok(ItemOutcome::Ignored);
+        }
     };
     if *page_id != deps.config.fb_page_id {
         warn!(page_id = %page_id, "opt-in for a Page this deployment does not serve; ignored");
@@ -147,6 +188,15 @@ async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome
         deps.config.alert_lead_ms,
     );
     let login = login_id_prefix(login_id);
+    // A person whose data was deleted: an opt-in from before the deletion (a redelivered
+    // webhook) must not come back; a new opt-in after it is a new consent.
+    let marker = shared::erasure::erasure_marker(deps.secrets.app_secret.expose(), &opt_in.key());
+    if let Some(erased_at) = deps.erasure.erased_at(&marker).await?
+        && opt_in.opted_in_at <= erased_at
+    {
+        info!(login_id_prefix = %login, "opt-in from before a data deletion; ignored");
+        return Ok(ItemOutcome::Ignored);
+    }
     let created = deps.store.create_opt_in(&opt_in).await.map_err(|e| {
         error!(login_id_prefix = %login, error = %e, "could not record the opt-in");
         e

@@ -32,6 +32,12 @@ fn world() -> World {
         config: test_config(&[]),
         secrets: test_secrets(),
         store: store.clone(),
+        conversations: store.clone(),
+        pages: store.clone(),
+        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+            store.clone(),
+            Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
@@ -320,4 +326,185 @@ async fn health_unknown_routes_methods_and_size_limit() {
     let response = handle(&w.deps, signed(&huge)).await;
     assert_eq!(response.status(), 413);
     assert!(w.store.all().is_empty());
+}
+
+fn message_body(psid: &str, text: &str, linked: Option<&str>, timestamp: i64) -> String {
+    let link = linked
+        .map(|l| format!(r#","prior_message":{{"source":"login_connect","identifier":"{l}"}}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{timestamp},"messaging":[{{"sender":{{"id":"{psid}"}},"recipient":{{"id":"{PAGE}"}},"timestamp":{timestamp},"message":{{"mid":"m","text":"{text}"}}{link}}}]}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_reply_links_the_psid_and_later_messages_find_the_opt_in_by_it() {
+    use shared::ports::ConversationStore;
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    let key = OptInKey::new(PAGE, "L1");
+    let r = handle(
+        &w.deps,
+        signed(&message_body("PSID1", "hello", Some("L1"), NOW - 10)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let item = w.store.all().pop().unwrap();
+    assert_eq!(item.psid.as_deref(), Some("PSID1"));
+    assert_eq!(item.last_user_message_at, Some(NOW - 10));
+    assert_eq!(
+        item.state,
+        State::OptedIn,
+        "a normal message changes nothing else"
+    );
+    assert_eq!(
+        w.store.opt_in_for_psid(PAGE, "PSID1").await.unwrap(),
+        Some(key)
+    );
+    // A later message without the link, by PSID alone.
+    handle(
+        &w.deps,
+        signed(&message_body("PSID1", "more", None, NOW - 5)),
+    )
+    .await;
+    assert_eq!(
+        w.store.all().pop().unwrap().last_user_message_at,
+        Some(NOW - 5)
+    );
+}
+
+#[tokio::test]
+async fn a_stop_message_opts_out_at_once_and_cancels_the_schedule() {
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    handle(
+        &w.deps,
+        signed(&message_body("PSID1", "hi", Some("L1"), NOW)),
+    )
+    .await;
+    let r = handle(
+        &w.deps,
+        signed(&message_body("PSID1", " STOP! ", None, NOW)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let item = w.store.all().pop().unwrap();
+    assert_eq!(item.state, State::OptedOut);
+    assert_eq!(item.opt_out_source.as_deref(), Some("stop_keyword"));
+    assert!(w.scheduler.get(&OptInKey::new(PAGE, "L1")).is_none());
+}
+
+#[tokio::test]
+async fn stop_notifications_status_opts_a_known_person_out() {
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    handle(
+        &w.deps,
+        signed(&message_body("PSID1", "hi", Some("L1"), NOW)),
+    )
+    .await;
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{NOW},"messaging":[{{"sender":{{"id":"PSID1"}},"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"type":"notification_messages","notification_messages_status":"STOP NOTIFICATIONS"}}}}]}}]}}"#
+    );
+    assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    let item = w.store.all().pop().unwrap();
+    assert_eq!(
+        (item.state, item.opt_out_source.as_deref()),
+        (State::OptedOut, Some("stop_notifications"))
+    );
+}
+
+#[tokio::test]
+async fn messages_from_strangers_and_echoes_change_nothing() {
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    let before = w.store.all();
+    assert_eq!(
+        handle(
+            &w.deps,
+            signed(&message_body("STRANGER", "stop", None, NOW))
+        )
+        .await
+        .status(),
+        200
+    );
+    let echo = format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","messaging":[{{"sender":{{"id":"{PAGE}"}},"recipient":{{"id":"PSID1"}},"timestamp":{NOW},"message":{{"mid":"m","is_echo":true,"text":"stop"}}}}]}}]}}"#
+    );
+    assert_eq!(handle(&w.deps, signed(&echo)).await.status(), 200);
+    // A link to an unknown opt-in is not created either.
+    handle(
+        &w.deps,
+        signed(&message_body("PSID9", "stop", Some("UNKNOWN"), NOW)),
+    )
+    .await;
+    assert_eq!(w.store.all(), before);
+}
+
+#[tokio::test]
+async fn a_store_failure_on_stop_asks_for_redelivery() {
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    w.store.fail.store(true, Ordering::SeqCst);
+    let r = handle(
+        &w.deps,
+        signed(&message_body("PSID1", "stop", Some("L1"), NOW)),
+    )
+    .await;
+    assert_eq!(r.status(), 503, "an opt-out must not be lost");
+}
+
+fn policy_body(action: &str) -> String {
+    format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{NOW},"messaging":[{{"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"policy_enforcement":{{"action":"{action}","reason":"spam"}}}}]}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn policy_block_pauses_the_page_once_and_unblock_requeues_what_is_still_sendable() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("block")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("block")))
+            .await
+            .status(),
+        200
+    );
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert_eq!(page.cause, Some(shared::page::PauseCause::PolicyBlock));
+    assert_eq!(page.probe_at, Some(i64::MAX), "no probe while blocked");
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1, "one alert per block");
+    assert_eq!(alerts[0].kind, shared::domain::AlertKind::PolicyEnforcement);
+    // A job while blocked parks the opt-in (the sender's own check); simulate the park here.
+    let key = OptInKey::new(PAGE, "L1");
+    assert!(w.store.park_opt_in(&key, NOW).await.unwrap().is_done());
+    let jobs_before = w.queue.jobs().len();
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("unblock")))
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        w.store
+            .get_page(PAGE)
+            .await
+            .unwrap()
+            .is_none_or(|p| p.probe_at.is_none())
+    );
+    let jobs = w.queue.jobs();
+    assert_eq!(jobs.len(), jobs_before + 1);
+    assert_eq!(jobs.last().unwrap().login_id, "L1");
+    assert_eq!(w.alerts.published().len(), 2);
+    // A warning only alerts.
+    handle(&w.deps, signed(&policy_body("warning"))).await;
+    assert_eq!(w.alerts.published().len(), 3);
 }

@@ -199,6 +199,8 @@ pub(crate) async fn page_error(
         PauseCause::PageRestricted => {
             "Meta restricted the Page from sending; see the Page's Account Quality / Support Inbox"
         }
+        // Set by the policy webhook, never by a send error.
+        PauseCause::PolicyBlock => "wait for Meta's unblock (see the Page's Support Inbox)",
     };
     let detail = format!(
         "Sending for this Page is PAUSED: {graph_error}. New opt-ins wait in PAUSED; every {} s one send is tried as a probe, and the first that Graph accepts resumes the Page and re-queues every paused opt-in still before its deadline. To fix: {fix}.",

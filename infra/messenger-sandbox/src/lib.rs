@@ -22,6 +22,7 @@
 mod admin;
 mod dialog;
 mod errors;
+pub mod events;
 mod faults;
 mod inbox;
 mod oauth;
@@ -228,6 +229,7 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .merge(faults::routes())
         .merge(webhooks::routes())
+        .merge(events::routes())
         .merge(inbox::routes())
         .merge(admin::routes())
         .merge(oauth::routes(state.clone()))

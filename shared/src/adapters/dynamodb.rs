@@ -608,6 +608,69 @@ fn value_size(value: &AttributeValue) -> u64 {
     }
 }
 
+#[async_trait]
+impl crate::ports::ConversationStore for DynamoOptInStore {
+    async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #psid = :psid, #last = :at, #updated = :at")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#psid", "psid")
+            .expression_attribute_names("#last", "last_user_message_at")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#pk", table::PK)
+            .expression_attribute_values(":psid", s(psid))
+            .expression_attribute_values(":at", n(at))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(err) => {
+                return match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                    _ => Err(port_error(SERVICE, "link_psid", &err)),
+                };
+            }
+        }
+        // The lookup from PSID to opt-in: later messages carry only the PSID.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(table::PK, s(table::psid_pk(&key.page_id, psid)))
+            .item(table::SK, s(table::PSID_SK))
+            .item("page_id", s(&key.page_id))
+            .item("login_id", s(&key.login_id))
+            .item(
+                table::EXPIRES_AT,
+                n((at + table::RETENTION_AFTER_DEADLINE_MS) / 1000),
+            )
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "link_psid", &e))?;
+        Ok(true)
+    }
+
+    async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::psid_pk(page_id, psid)))
+            .key(table::SK, s(table::PSID_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "opt_in_for_psid", &e))?;
+        Ok(out.item.and_then(|item| match item.get("login_id") {
+            Some(AttributeValue::S(login_id)) => Some(OptInKey::new(page_id, login_id)),
+            _ => None,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemoryOptInStore {
     pub(super) items: Mutex<HashMap<OptInKey, OptIn>>,
+    psids: Mutex<HashMap<(String, String), OptInKey>>,
     /// The due index's sort key: when the sweep must next look at each unsent opt-in.
     attention: Mutex<HashMap<OptInKey, Millis>>,
     /// Page state items (see `memory_send`).
@@ -41,6 +42,15 @@ impl MemoryOptInStore {
 
     pub fn all(&self) -> Vec<OptIn> {
         lock(&self.items).values().cloned().collect()
+    }
+
+    /// Remove an opt-in and its PSID links (data deletion); how many items existed.
+    pub fn remove(&self, key: &OptInKey) -> u32 {
+        let removed = lock(&self.items).remove(key);
+        let mut psids = lock(&self.psids);
+        let before = psids.len();
+        psids.retain(|_, k| k != key);
+        u32::from(removed.is_some()) + (before - psids.len()) as u32
     }
 
     pub fn insert(&self, opt_in: OptIn) {
@@ -246,6 +256,93 @@ impl OptInStore for MemoryOptInStore {
             }
             other => Ok(Transitioned::Refused(other.cloned().map(Box::new))),
         }
+    }
+}
+
+/// In-memory PSID links, beside the opt-ins of a [`MemoryOptInStore`].
+#[async_trait]
+impl crate::ports::ConversationStore for MemoryOptInStore {
+    async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(key) else {
+            return Ok(false);
+        };
+        item.psid = Some(psid.to_owned());
+        item.last_user_message_at = Some(at);
+        item.updated_at = at;
+        lock(&self.psids).insert((key.page_id.clone(), psid.to_owned()), key.clone());
+        Ok(true)
+    }
+
+    async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>> {
+        self.check()?;
+        Ok(lock(&self.psids)
+            .get(&(page_id.to_owned(), psid.to_owned()))
+            .cloned())
+    }
+}
+
+/// In-memory [`crate::erasure::ErasureStore`] over the in-memory opt-in and login stores.
+pub struct MemoryErasure {
+    pub opt_ins: std::sync::Arc<MemoryOptInStore>,
+    pub logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
+    erased: Mutex<HashMap<String, Millis>>,
+    records: Mutex<HashMap<String, crate::erasure::DeletionRecord>>,
+}
+
+impl MemoryErasure {
+    pub fn new(
+        opt_ins: std::sync::Arc<MemoryOptInStore>,
+        logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
+    ) -> Self {
+        Self {
+            opt_ins,
+            logins,
+            erased: Mutex::default(),
+            records: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::erasure::ErasureStore for MemoryErasure {
+    async fn erase(&self, person: &crate::erasure::PersonItems, now: Millis) -> PortResult<u32> {
+        self.opt_ins.check()?;
+        if let Some(marker) = &person.marker {
+            lock(&self.erased).insert(marker.clone(), now);
+        }
+        let mut n =
+            self.logins
+                .remove_person(&person.page_id, &person.asid, person.opt_in.as_ref());
+        if let Some(key) = &person.opt_in {
+            n += self.opt_ins.remove(key);
+        }
+        Ok(n)
+    }
+
+    async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.erased).get(marker).copied())
+    }
+
+    async fn put_deletion_record(
+        &self,
+        record: &crate::erasure::DeletionRecord,
+    ) -> PortResult<crate::erasure::DeletionRecord> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.records)
+            .entry(record.confirmation_code.clone())
+            .or_insert_with(|| record.clone())
+            .clone())
+    }
+
+    async fn get_deletion_record(
+        &self,
+        code: &str,
+    ) -> PortResult<Option<crate::erasure::DeletionRecord>> {
+        self.opt_ins.check()?;
+        Ok(lock(&self.records).get(code).cloned())
     }
 }
 

@@ -54,6 +54,20 @@ impl MemoryLoginStore {
         lock(&self.tables).states.values().cloned().collect()
     }
 
+    /// Remove the person's LOGIN and the link item of `opt_in` (data deletion); how many existed.
+    pub fn remove_person(&self, page_id: &str, asid: &str, opt_in: Option<&OptInKey>) -> u32 {
+        let mut t = lock(&self.tables);
+        let mut n = u32::from(
+            t.logins
+                .remove(&(page_id.to_owned(), asid.to_owned()))
+                .is_some(),
+        );
+        if let Some(key) = opt_in {
+            n += u32::from(t.links.remove(key).is_some());
+        }
+        n
+    }
+
     /// How many items of every kind are stored (tests assert "nothing written").
     pub fn item_count(&self) -> usize {
         let t = lock(&self.tables);

@@ -1,6 +1,7 @@
 //! Adapters: one per port and backing service, plus the in-memory twins.
 
 pub mod dynamodb;
+pub mod dynamodb_erasure;
 pub mod dynamodb_login;
 pub mod dynamodb_pages;
 pub mod graph;

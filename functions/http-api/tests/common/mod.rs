@@ -64,6 +64,12 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         config: test_config(&env),
         secrets: secrets(),
         store: store.clone(),
+        conversations: store.clone(),
+        pages: store.clone(),
+        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+            store.clone(),
+            logins.clone(),
+        )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         alerts: Arc::new(MemoryAlerts::default()),

@@ -1,0 +1,264 @@
+//! Meta's Deauthorize and Data Deletion callbacks (form field `signed_request`), and the deletion
+//! status page.
+//!
+//! Both stop every send for the person at once (the opt-out is the same conditional write the
+//! sender's claim checks). Deletion then erases every item holding their ids or name, keeping only
+//! non-identifying records, and answers `{"url", "confirmation_code"}` as Meta requires.
+
+use crate::{Deps, error_response, json_response};
+use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use shared::domain::{OptInKey, login_id_prefix};
+use shared::erasure::{DeletionRecord, PersonItems, deletion_code, erasure_marker};
+use shared::facebook::derive_login_id;
+use shared::signed_request::{SignedRequest, parse_signed_request, signed_request_from_form};
+use tracing::{error, info, warn};
+
+pub const OPT_OUT_DEAUTHORIZE: &str = "deauthorize";
+pub const OPT_OUT_DELETION: &str = "data_deletion";
+
+fn is_form(request: &Request) -> bool {
+    request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// Verify the request; the error answer otherwise (nothing is changed on any of them).
+fn verified(
+    deps: &Deps,
+    request: &Request,
+) -> Result<(SignedRequest, String), Box<Response<Body>>> {
+    if !is_form(request) {
+        return Err(Box::new(error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/x-www-form-urlencoded with a signed_request field",
+        )));
+    }
+    let Some(raw) = signed_request_from_form(request.body().as_ref()) else {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_signed_request",
+            "the signed_request field is missing",
+        )));
+    };
+    let now_seconds = deps.clock.now() / 1000;
+    match parse_signed_request(
+        deps.secrets.app_secret.expose().as_bytes(),
+        &raw,
+        now_seconds,
+    ) {
+        Ok(parsed) => Ok((parsed, raw)),
+        Err(e) => {
+            warn!(reason = %e, "signed_request refused");
+            Err(Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_signed_request",
+                &e.to_string(),
+            )))
+        }
+    }
+}
+
+/// The person's opt-in: from their LOGIN, else derived from the asid (the same formula).
+async fn opt_in_of(deps: &Deps, asid: &str) -> Result<Option<OptInKey>, shared::ports::PortError> {
+    let page_id = &deps.config.fb_page_id;
+    if let Some(login) = deps.logins.get_login(page_id, asid).await?
+        && let Some(key) = login.opt_in_key()
+    {
+        return Ok(Some(key));
+    }
+    if deps.config.login.derive_login_id && !deps.secrets.client_token.expose().is_empty() {
+        let login_id = derive_login_id(
+            deps.secrets.client_token.expose(),
+            asid,
+            &deps.config.fb_app_id,
+            page_id,
+        );
+        return Ok(Some(OptInKey::new(page_id, login_id)));
+    }
+    Ok(None)
+}
+
+async fn stop_sending(
+    deps: &Deps,
+    key: &OptInKey,
+    source: &str,
+) -> Result<(), shared::ports::PortError> {
+    let item = shared::actions::opt_out_person(
+        deps.store.as_ref(),
+        deps.scheduler.as_ref(),
+        key,
+        source,
+        source,
+        deps.clock.now(),
+        deps.config.optin_window_ms,
+        deps.config.alert_lead_ms,
+    )
+    .await?;
+    info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %item.state, source, "sending stopped");
+    Ok(())
+}
+
+fn unavailable() -> Response<Body> {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the request could not be completed; please retry",
+    )
+}
+
+/// `POST /facebook/deauthorize`: the person removed the app. Stop sending to them.
+pub async fn deauthorize(deps: &Deps, request: &Request) -> Response<Body> {
+    let (parsed, _) = match verified(deps, request) {
+        Ok(v) => v,
+        Err(response) => return *response,
+    };
+    let result = async {
+        if let Some(key) = opt_in_of(deps, &parsed.user_id).await? {
+            stop_sending(deps, &key, OPT_OUT_DEAUTHORIZE).await?;
+        }
+        Ok::<_, shared::ports::PortError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        Err(e) => {
+            error!(error = %e, "deauthorize failed");
+            unavailable()
+        }
+    }
+}
+
+fn status_url(deps: &Deps, request: &Request, code: &str) -> String {
+    let base = deps.config.public_base_url.clone().unwrap_or_else(|| {
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        format!("https://{host}")
+    });
+    format!("{base}/facebook/data-deletion/status?code={code}")
+}
+
+/// `POST /facebook/data-deletion`: stop sending, erase the person's data, answer the status URL.
+pub async fn data_deletion(deps: &Deps, request: &Request) -> Response<Body> {
+    let (parsed, raw) = match verified(deps, request) {
+        Ok(v) => v,
+        Err(response) => return *response,
+    };
+    let app_secret = deps.secrets.app_secret.expose();
+    let code = deletion_code(app_secret, &raw);
+    let requested_at = deps.clock.now();
+    let result = async {
+        let key = opt_in_of(deps, &parsed.user_id).await?;
+        if let Some(key) = &key {
+            // First stop every send (and cancel the schedule), then erase.
+            stop_sending(deps, key, OPT_OUT_DELETION).await?;
+        }
+        let person = PersonItems {
+            page_id: deps.config.fb_page_id.clone(),
+            asid: parsed.user_id.clone(),
+            marker: key.as_ref().map(|k| erasure_marker(app_secret, k)),
+            opt_in: key,
+        };
+        let erased = deps.erasure.erase(&person, requested_at).await?;
+        let record = DeletionRecord {
+            confirmation_code: code.clone(),
+            status: "completed".into(),
+            requested_at,
+            completed_at: deps.clock.now(),
+            items_erased: erased,
+        };
+        deps.erasure.put_deletion_record(&record).await
+    }
+    .await;
+    match result {
+        Ok(record) => {
+            info!(
+                items_erased = record.items_erased,
+                "data deletion completed"
+            );
+            json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "url": status_url(deps, request, &record.confirmation_code),
+                    "confirmation_code": record.confirmation_code,
+                }),
+            )
+        }
+        Err(e) => {
+            error!(error = %e, "data deletion failed");
+            unavailable()
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /facebook/data-deletion/status?code=…`: a small page for the person (JSON on request).
+pub async fn deletion_status(deps: &Deps, request: &Request) -> Response<Body> {
+    let code = request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("code"))
+        .unwrap_or("")
+        .to_owned();
+    if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_code",
+            "code must be the confirmation code",
+        );
+    }
+    let record = match deps.erasure.get_deletion_record(&code).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no deletion request has this code",
+            );
+        }
+        Err(e) => {
+            error!(error = %e, "deletion status read failed");
+            return unavailable();
+        }
+    };
+    let wants_json = request
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return json_response(
+            StatusCode::OK,
+            &serde_json::to_value(&record).unwrap_or_default(),
+        );
+    }
+    let when = shared::domain::utc(record.completed_at);
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data deletion status</title></head>\
+         <body><h1>Data deletion request</h1><p>Confirmation code: <code>{}</code></p>\
+         <p>Status: <strong>{}</strong> ({})</p><p>Every record of your login and Messenger opt-in \
+         held by this service has been deleted.</p></body></html>",
+        escape(&record.confirmation_code),
+        escape(&record.status),
+        escape(&when),
+    );
+    let mut response = Response::new(Body::Text(html));
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,267 @@
+//! Deauthorize and Data Deletion callbacks (signed_request), over in-memory twins.
+
+mod common;
+
+use common::*;
+use shared::domain::State;
+use shared::facebook::{derive_login_id, sign_webhook};
+use shared::ports::{ConversationStore, OptInStore};
+use shared::signed_request::sign_request;
+
+const NOW_S: i64 = NOW / 1000;
+
+fn signed(secret: &[u8], asid: &str, issued_at: i64) -> String {
+    sign_request(
+        secret,
+        &serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":issued_at,"user_id":asid,"expires":issued_at+3600}),
+    )
+}
+
+fn form(path: &str, signed_request: &str) -> Req {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("signed_request", signed_request)
+        .finish();
+    Req::post(path)
+        .h("content-type", "application/x-www-form-urlencoded")
+        .json(&body)
+}
+
+fn login_id_of(asid: &str) -> String {
+    derive_login_id(CLIENT_TOKEN, asid, APP, PAGE)
+}
+
+async fn log_in(w: &World, asid: &str, name: &str) {
+    let token = format!("tok-{asid}");
+    w.facebook.token_for(&token, user(asid, Some(name), true));
+    let body = serde_json::json!({"user_access_token": token}).to_string();
+    let r = send(w, Req::post("/v1/logins").key(KEY_OLD).json(&body)).await;
+    assert_eq!(r.status(), 201);
+}
+
+fn optin_webhook(login_id: &str, ts: i64) -> Req {
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{ts},"messaging":[{{"recipient":{{"id":"{PAGE}"}},"timestamp":{ts},"optin":{{"login_id":"{login_id}"}}}}]}}]}}"#
+    );
+    Req::post("/webhooks/messenger")
+        .h(
+            "x-hub-signature-256",
+            &sign_webhook(b"test-app-secret", body.as_bytes()),
+        )
+        .json(&body)
+}
+
+#[tokio::test]
+async fn deauthorize_opts_out_at_once() {
+    let w = world();
+    log_in(&w, "111", "Ana").await;
+    assert_eq!(
+        send(&w, optin_webhook(&login_id_of("111"), NOW))
+            .await
+            .status(),
+        200
+    );
+    let r = send(
+        &w,
+        form(
+            "/facebook/deauthorize",
+            &signed(b"test-app-secret", "111", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let key = shared::domain::OptInKey::new(PAGE, login_id_of("111"));
+    let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (item.state, item.opt_out_source.as_deref()),
+        (State::OptedOut, Some("deauthorize"))
+    );
+    assert!(w.scheduler.get(&key).is_none());
+    assert!(
+        !w.store
+            .claim_for_send(&key, "s", NOW, NOW + 1000)
+            .await
+            .unwrap()
+            .is_done()
+    );
+}
+
+#[tokio::test]
+async fn deauthorize_before_the_opt_in_blocks_it() {
+    let w = world();
+    // No LOGIN recorded: the opt-in is found by deriving the login_id from the asid.
+    let r = send(
+        &w,
+        form(
+            "/facebook/deauthorize",
+            &signed(b"test-app-secret", "222", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    send(&w, optin_webhook(&login_id_of("222"), NOW)).await;
+    let key = shared::domain::OptInKey::new(PAGE, login_id_of("222"));
+    assert_eq!(
+        w.store.get_opt_in(&key).await.unwrap().unwrap().state,
+        State::OptedOut
+    );
+    assert!(w.queue.jobs().is_empty(), "nothing to send");
+}
+
+#[tokio::test]
+async fn deletion_erases_everything_identifying_and_answers_the_status_url() {
+    let w = world();
+    log_in(&w, "333", "Hana").await;
+    let login_id = login_id_of("333");
+    send(&w, optin_webhook(&login_id, NOW)).await;
+    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    w.store.link_psid(&key, "PSID333", NOW).await.unwrap();
+
+    let sr = signed(b"test-app-secret", "333", NOW_S);
+    let r = send(&w, form("/facebook/data-deletion", &sr)).await;
+    assert_eq!(r.status(), 200);
+    let answer = json_of(&r);
+    let code = answer["confirmation_code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        answer["url"],
+        format!("{API}/facebook/data-deletion/status?code={code}")
+    );
+
+    assert!(w.store.all().is_empty(), "opt-in erased");
+    assert!(w.logins.logins().is_empty(), "LOGIN erased");
+    assert_eq!(
+        w.store.opt_in_for_psid(PAGE, "PSID333").await.unwrap(),
+        None,
+        "PSID link erased"
+    );
+    assert!(w.scheduler.get(&key).is_none());
+
+    // The same request again: same answer, harmless.
+    let again = json_of(&send(&w, form("/facebook/data-deletion", &sr)).await);
+    assert_eq!(again["confirmation_code"], code.as_str());
+
+    // A redelivered old opt-in webhook does not bring the opt-in back.
+    assert_eq!(
+        send(&w, optin_webhook(&login_id, NOW - 1000))
+            .await
+            .status(),
+        200
+    );
+    assert!(w.store.all().is_empty());
+    // A new opt-in after the deletion is a new consent.
+    w.clock.advance(5_000);
+    send(&w, optin_webhook(&login_id, NOW + 5_000)).await;
+    assert_eq!(w.store.all().len(), 1);
+
+    // The status page, HTML and JSON.
+    let page = send(
+        &w,
+        Req::get("/facebook/data-deletion/status").q("code", &code),
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
+    assert!(html.contains(&code) && html.contains("completed"));
+    let json = send(
+        &w,
+        Req::get("/facebook/data-deletion/status")
+            .q("code", &code)
+            .h("accept", "application/json"),
+    )
+    .await;
+    assert_eq!(json_of(&json)["status"], "completed");
+    assert!(json_of(&json)["items_erased"].as_u64().unwrap() >= 3);
+    let missing = send(
+        &w,
+        Req::get("/facebook/data-deletion/status").q("code", "abc123"),
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+    let bad = send(
+        &w,
+        Req::get("/facebook/data-deletion/status").q("code", "<script>"),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn bad_signed_requests_change_nothing() {
+    let w = world();
+    log_in(&w, "444", "Li").await;
+    send(&w, optin_webhook(&login_id_of("444"), NOW)).await;
+    let before = w.store.all();
+    let good = signed(b"test-app-secret", "444", NOW_S);
+    let cases: Vec<(Req, u16, &str)> = vec![
+        (
+            form(
+                "/facebook/data-deletion",
+                &signed(b"wrong-secret", "444", NOW_S),
+            ),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form(
+                "/facebook/deauthorize",
+                &signed(b"wrong-secret", "444", NOW_S),
+            ),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form(
+                "/facebook/data-deletion",
+                &sign_request(
+                    b"test-app-secret",
+                    &serde_json::json!({"algorithm":"HMAC-SHA1","issued_at":NOW_S,"user_id":"444"}),
+                ),
+            ),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form("/facebook/data-deletion", &good[..good.len() - 4]),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form("/facebook/data-deletion", "not base64!.x"),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form("/facebook/data-deletion", &"A".repeat(20_000)),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            form(
+                "/facebook/data-deletion",
+                &signed(b"test-app-secret", "444", NOW_S - 30 * 86_400),
+            ),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            Req::post("/facebook/data-deletion")
+                .h("content-type", "application/x-www-form-urlencoded")
+                .json("other=1"),
+            400,
+            "invalid_signed_request",
+        ),
+        (
+            Req::post("/facebook/data-deletion").json(&format!(r#"{{"signed_request":"{good}"}}"#)),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let r = send(&w, req).await;
+        assert_eq!(
+            (r.status().as_u16(), error_code(&r).as_str()),
+            (status, code)
+        );
+    }
+    assert_eq!(w.store.all(), before);
+    assert_eq!(w.logins.logins().len(), 1);
+}

@@ -1,0 +1,173 @@
+//! [`ErasureStore`] on DynamoDB: deletes by key (idempotent), markers and records with conditions.
+
+use crate::aws::port_error;
+use crate::domain::{Millis, OptInKey};
+use crate::erasure::{DeletionRecord, ErasureStore, PersonItems};
+use crate::ports::{PortError, PortResult};
+use crate::table;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+
+const SERVICE: &str = "dynamodb";
+
+#[derive(Debug, Clone)]
+pub struct DynamoErasureStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl DynamoErasureStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+        }
+    }
+
+    /// Delete one item; whether it existed.
+    async fn delete(&self, pk: String, sk: &str) -> PortResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(table::PK, s(pk))
+            .key(table::SK, s(sk))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "erase", &e))?;
+        Ok(out.attributes.is_some())
+    }
+
+    /// The opt-in's PSID, to find its lookup item.
+    async fn psid_of(&self, key: &OptInKey) -> PortResult<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::opt_in_pk(key)))
+            .key(table::SK, s(table::OPTIN_SK))
+            .projection_expression("psid")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "erase", &e))?;
+        Ok(out.item.and_then(|i| match i.get("psid") {
+            Some(AttributeValue::S(p)) => Some(p.clone()),
+            _ => None,
+        }))
+    }
+}
+
+#[async_trait]
+impl ErasureStore for DynamoErasureStore {
+    async fn erase(&self, person: &PersonItems, now: Millis) -> PortResult<u32> {
+        let mut deleted = 0;
+        if let Some(key) = &person.opt_in {
+            if let Some(marker) = &person.marker {
+                // The marker first: from now on an old webhook cannot recreate the opt-in.
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item(table::PK, s(table::erased_pk(marker)))
+                    .item(table::SK, s(table::ERASED_SK))
+                    .item("erased_at", AttributeValue::N(now.to_string()))
+                    .send()
+                    .await
+                    .map_err(|e| port_error(SERVICE, "erase", &e))?;
+            }
+            if let Some(psid) = self.psid_of(key).await? {
+                deleted += u32::from(
+                    self.delete(table::psid_pk(&key.page_id, &psid), table::PSID_SK)
+                        .await?,
+                );
+            }
+            deleted += u32::from(self.delete(table::opt_in_pk(key), table::OPTIN_SK).await?);
+            deleted += u32::from(
+                self.delete(table::login_link_pk(key), table::LOGIN_LINK_SK)
+                    .await?,
+            );
+        }
+        deleted += u32::from(
+            self.delete(
+                table::login_pk(&person.page_id, &person.asid),
+                table::LOGIN_SK,
+            )
+            .await?,
+        );
+        Ok(deleted)
+    }
+
+    async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::erased_pk(marker)))
+            .key(table::SK, s(table::ERASED_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "erased_at", &e))?;
+        Ok(out.item.and_then(|i| match i.get("erased_at") {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        }))
+    }
+
+    async fn put_deletion_record(&self, record: &DeletionRecord) -> PortResult<DeletionRecord> {
+        let mut item = dynamo::to_item(record)
+            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the record: {e}")))?;
+        item.insert(
+            table::PK.into(),
+            s(table::deletion_pk(&record.confirmation_code)),
+        );
+        item.insert(table::SK.into(), s(table::DELETION_SK));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", table::PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(record.clone()),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => self
+                    .get_deletion_record(&record.confirmation_code)
+                    .await?
+                    .ok_or_else(|| PortError::new(SERVICE, "deletion record vanished")),
+                _ => Err(port_error(SERVICE, "put_deletion_record", &err)),
+            },
+        }
+    }
+
+    async fn get_deletion_record(&self, code: &str) -> PortResult<Option<DeletionRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::deletion_pk(code)))
+            .key(table::SK, s(table::DELETION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "get_deletion_record", &e))?;
+        match out.item {
+            Some(item) => dynamo::from_item(item)
+                .map(Some)
+                .map_err(|e| PortError::new(SERVICE, format!("bad deletion record: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
