@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 CARGO  ?= cargo
 export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
-
+# CI builds from scratch: incremental caches only cost disk (gigabytes) and time there.
+export CARGO_INCREMENTAL ?= 0
 
 .PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench report package deploy clean
 
