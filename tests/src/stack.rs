@@ -112,6 +112,49 @@ impl TestStack {
         }
     }
 
+    /// How many items the table holds (tests assert "nothing written").
+    pub async fn item_count(&self) -> usize {
+        let out = aws_sdk_dynamodb::Client::new(&self.sdk)
+            .scan()
+            .table_name(&self.local.provisioned.table_name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan: {e}"));
+        out.items().len()
+    }
+
+    /// The opt-in's deadline schedule, if it exists.
+    pub async fn schedule(
+        &self,
+        login_id: &str,
+    ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+        let key = OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, login_id);
+        aws_sdk_scheduler::Client::new(&self.sdk)
+            .get_schedule()
+            .group_name(&self.local.provisioned.schedule_group)
+            .name(shared::domain::deadline_schedule_name(&key))
+            .send()
+            .await
+            .ok()
+    }
+
+    /// POST a webhook body to the local API, signed with `signature` when given.
+    pub async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::StatusCode {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/messenger", self.local.api_base_url))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(sig) = signature {
+            request = request.header("x-hub-signature-256", sig);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("webhook: {e}"))
+            .status()
+    }
+
     pub fn inbox_for(&self, login_id: &str) -> Vec<InboxMessage> {
         self.sandbox
             .inbox()

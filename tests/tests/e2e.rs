@@ -3,143 +3,12 @@
 //! late opt-ins.
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
-use integration_tests::shared_moto;
-use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
-use messenger_sandbox::{InboxMessage, RunningSandbox, SandboxConfig};
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{HOUR_MS, OptIn, OptInKey, State, deadline_schedule_name};
-use shared::ports::OptInStore;
-use std::path::PathBuf;
+use integration_tests::stack::{TestStack, start_stack};
+use shared::domain::{HOUR_MS, State};
 use std::time::{Duration, Instant};
 
-struct Stack {
-    _moto: std::sync::Arc<MotoServer>,
-    sdk: aws_config::SdkConfig,
-    sandbox: RunningSandbox,
-    local: LocalStack,
-    store: DynamoOptInStore,
-    http: reqwest::Client,
-}
-
-fn template() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
-}
-
-async fn stack() -> Stack {
-    let moto = shared_moto();
-    let sdk = moto.sdk_config().await;
-    let sandbox =
-        messenger_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("sandbox starts");
-    let settings = LocalSettings::new(
-        template(),
-        format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
-    let local = LocalStack::start(settings, &sdk)
-        .await
-        .expect("local stack starts");
-    sandbox.set_webhook_url(&format!("{}/webhooks/messenger", local.api_base_url));
-    let store = DynamoOptInStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        local.provisioned.table_name.clone(),
-    );
-    Stack {
-        _moto: moto,
-        sdk,
-        sandbox,
-        local,
-        store,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Stack {
-    async fn opt_in_via_sandbox(&self, body: serde_json::Value) -> serde_json::Value {
-        let response = self
-            .http
-            .post(format!("{}/_sandbox/optin", self.sandbox.base_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn item(&self, login_id: &str) -> Option<OptIn> {
-        let key = OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, login_id);
-        self.store.get_opt_in(&key).await.unwrap()
-    }
-
-    async fn wait_for_state(&self, login_id: &str, state: State) -> OptIn {
-        let started = Instant::now();
-        loop {
-            if let Some(item) = self.item(login_id).await
-                && item.state == state
-            {
-                return item;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{login_id} never reached {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn inbox_for(&self, login_id: &str) -> Vec<InboxMessage> {
-        self.sandbox
-            .inbox()
-            .into_iter()
-            .filter(|m| m.login_id == login_id)
-            .collect()
-    }
-
-    async fn item_count(&self) -> usize {
-        let out = aws_sdk_dynamodb::Client::new(&self.sdk)
-            .scan()
-            .table_name(&self.local.provisioned.table_name)
-            .send()
-            .await
-            .unwrap();
-        out.items().len()
-    }
-
-    async fn schedule(
-        &self,
-        login_id: &str,
-    ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
-        let name =
-            deadline_schedule_name(&OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, login_id));
-        aws_sdk_scheduler::Client::new(&self.sdk)
-            .get_schedule()
-            .group_name(&self.local.provisioned.schedule_group)
-            .name(name)
-            .send()
-            .await
-            .ok()
-    }
-
-    async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::StatusCode {
-        let mut request = self
-            .http
-            .post(format!("{}/webhooks/messenger", self.local.api_base_url))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(sig) = signature {
-            request = request.header("x-hub-signature-256", sig);
-        }
-        request.send().await.unwrap().status()
-    }
-
-    async fn stop(self) {
-        self.local.shutdown().await;
-        self.sandbox.shutdown().await;
-    }
+async fn stack() -> TestStack {
+    start_stack(|settings| settings).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,7 +17,9 @@ async fn signed_opt_in_becomes_one_delivered_message() {
     // Hold the sender so the opt-in and its schedule can be seen before the send.
     s.local.pause_sender(true);
     let started = Instant::now();
-    let optin = s.opt_in_via_sandbox(serde_json::json!({})).await;
+    let optin = s
+        .sandbox_post("/_sandbox/optin", serde_json::json!({}))
+        .await;
     assert_eq!(optin["webhook_statuses"], serde_json::json!([200]));
     let login_id = optin["login_id"].as_str().unwrap().to_owned();
     let opted_in_at = optin["opted_in_at_ms"].as_i64().unwrap();
@@ -204,7 +75,9 @@ async fn signed_opt_in_becomes_one_delivered_message() {
 
     // Unheld: the time a person waits.
     let started = Instant::now();
-    let optin = s.opt_in_via_sandbox(serde_json::json!({})).await;
+    let optin = s
+        .sandbox_post("/_sandbox/optin", serde_json::json!({}))
+        .await;
     let login_id = optin["login_id"].as_str().unwrap().to_owned();
     s.wait_for_state(&login_id, State::Sent).await;
     eprintln!("opt-in → inbox: {:?}", started.elapsed());
@@ -216,7 +89,7 @@ async fn signed_opt_in_becomes_one_delivered_message() {
 async fn the_same_webhook_three_times_sends_one_message() {
     let s = stack().await;
     let optin = s
-        .opt_in_via_sandbox(serde_json::json!({"deliveries": 3}))
+        .sandbox_post("/_sandbox/optin", serde_json::json!({"deliveries": 3}))
         .await;
     assert_eq!(
         optin["webhook_statuses"],
@@ -238,7 +111,7 @@ async fn the_same_webhook_three_times_sends_one_message() {
 async fn bad_signatures_and_malformed_bodies_write_nothing() {
     let s = stack().await;
     let optin = s
-        .opt_in_via_sandbox(serde_json::json!({"deliver": false}))
+        .sandbox_post("/_sandbox/optin", serde_json::json!({"deliver": false}))
         .await;
     let body = optin["body"].as_str().unwrap();
     let signature = optin["signature"].as_str().unwrap();
@@ -272,7 +145,7 @@ async fn an_opt_in_past_its_deadline_expires_and_nothing_is_sent() {
     let s = stack().await;
     let old = chrono::Utc::now().timestamp_millis() - 25 * HOUR_MS;
     let optin = s
-        .opt_in_via_sandbox(serde_json::json!({"timestamp_ms": old}))
+        .sandbox_post("/_sandbox/optin", serde_json::json!({"timestamp_ms": old}))
         .await;
     let login_id = optin["login_id"].as_str().unwrap().to_owned();
     let item = s.wait_for_state(&login_id, State::Expired).await;
