@@ -1,0 +1,306 @@
+//! Least privilege, checked on template.yaml: no IAM statement anywhere in the template (function
+//! policies, roles, queue/topic policies, the KMS key policy) grants `*` or `service:*` actions (or
+//! any wildcard action), `Resource: "*"`, `NotAction`/`NotResource` or `Principal: "*"`, except the
+//! allow-listed statements below, each with its reason. Functions use only the SAM policy
+//! templates named here (each scoped to one resource) and inline statements.
+
+use integration_tests::moto::workspace_root;
+use serde_yaml_ng::Value;
+
+/// Statements allowed to use a wildcard: (resource, Sid, what, why).
+const EXCEPTIONS: &[(&str, &str, &str, &str)] = &[
+    (
+        "AlertTopicKey",
+        "AccountAdministersKeyThroughIam",
+        "kms:*",
+        "AWS's default key policy statement: without it the account's IAM cannot administer the key \
+         (it would become unmanageable); IAM policies still decide who may use it",
+    ),
+    (
+        "AlertTopicKey",
+        "AccountAdministersKeyThroughIam",
+        "Resource *",
+        "in a key policy, Resource \"*\" means this key and nothing else",
+    ),
+    (
+        "AlertTopicKey",
+        "CloudWatchAlarmsPublishToTopic",
+        "kms:GenerateDataKey*",
+        "the actions AWS documents for CloudWatch alarms publishing to an encrypted SNS topic \
+         (GenerateDataKey and its variants), restricted to this account by aws:SourceAccount",
+    ),
+    (
+        "AlertTopicKey",
+        "CloudWatchAlarmsPublishToTopic",
+        "Resource *",
+        "in a key policy, Resource \"*\" means this key and nothing else",
+    ),
+];
+
+/// SAM policy templates a function may use: each is scoped to the one resource it names.
+const SAM_POLICY_TEMPLATES: &[&str] = &[
+    "DynamoDBCrudPolicy",
+    "SQSSendMessagePolicy",
+    "SQSPollerPolicy",
+    "AWSSecretsManagerGetSecretValuePolicy",
+    "SNSPublishMessagePolicy",
+];
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        // An intrinsic (!GetAtt, !Sub, !Ref): a specific resource, never a bare "*".
+        Value::Tagged(t) => strings(&t.value).into_iter().filter(|s| s == "*").collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn excepted(resource: &str, sid: &str, what: &str) -> bool {
+    EXCEPTIONS
+        .iter()
+        .any(|(r, s, w, why)| *r == resource && *s == sid && *w == what && !why.is_empty())
+}
+
+/// The violations of one statement.
+fn check_statement(resource: &str, statement: &Value, out: &mut Vec<String>) {
+    let sid = statement["Sid"].as_str().unwrap_or("<no Sid>");
+    for forbidden in ["NotAction", "NotResource", "NotPrincipal"] {
+        if !statement[forbidden].is_null() {
+            out.push(format!("{resource}/{sid}: uses {forbidden}"));
+        }
+    }
+    for action in strings(&statement["Action"]) {
+        if action.contains('*') && !excepted(resource, sid, &action) {
+            out.push(format!("{resource}/{sid}: wildcard action {action}"));
+        }
+    }
+    if strings(&statement["Resource"]).iter().any(|r| r == "*")
+        && !excepted(resource, sid, "Resource *")
+    {
+        out.push(format!("{resource}/{sid}: Resource \"*\""));
+    }
+    let principal = &statement["Principal"];
+    if principal.as_str() == Some("*") || strings(&principal["AWS"]).iter().any(|p| p == "*") {
+        out.push(format!("{resource}/{sid}: Principal \"*\""));
+    }
+}
+
+/// Every IAM statement under `v` (any mapping with `Effect` and an action), checked.
+fn walk(resource: &str, v: &Value, found: &mut usize, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            if m.contains_key("Effect") && (m.contains_key("Action") || m.contains_key("NotAction"))
+            {
+                *found += 1;
+                check_statement(resource, v, out);
+            }
+            for (_, child) in m {
+                walk(resource, child, found, out);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                walk(resource, item, found, out);
+            }
+        }
+        Value::Tagged(t) => walk(resource, &t.value, found, out),
+        _ => {}
+    }
+}
+
+/// The function's `Policies`: SAM templates from the list above or inline statements only.
+fn check_function_policies(resource: &str, properties: &Value, out: &mut Vec<String>) {
+    let policies = match &properties["Policies"] {
+        Value::Sequence(p) => p.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    };
+    for policy in &policies {
+        match policy {
+            Value::Mapping(m) => {
+                for (key, _) in m {
+                    let key = key.as_str().unwrap_or_default();
+                    if key != "Statement"
+                        && key != "Version"
+                        && !SAM_POLICY_TEMPLATES.contains(&key)
+                    {
+                        out.push(format!("{resource}: unreviewed policy template {key}"));
+                    }
+                }
+            }
+            // A managed policy by name or ARN (e.g. AdministratorAccess): not allowed.
+            other => out.push(format!("{resource}: managed policy {other:?}")),
+        }
+    }
+}
+
+/// (statements found, violations) of a whole template.
+fn check_template(template: &Value) -> (usize, Vec<String>) {
+    let mut found = 0;
+    let mut out = Vec::new();
+    let Some(resources) = template["Resources"].as_mapping() else {
+        return (0, vec!["no Resources".into()]);
+    };
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap_or_default();
+        walk(name, resource, &mut found, &mut out);
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if kind == "AWS::Serverless::Function" {
+            check_function_policies(name, &resource["Properties"], &mut out);
+        }
+        // Roles: inline policies only (their statements are walked above).
+        if !resource["Properties"]["ManagedPolicyArns"].is_null() {
+            out.push(format!("{name}: ManagedPolicyArns"));
+        }
+    }
+    (found, out)
+}
+
+fn parse(text: &str) -> Value {
+    match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => panic!("template: {e}"),
+    }
+}
+
+#[test]
+fn no_statement_grants_wildcards_beyond_the_explained_exceptions() {
+    let text = match std::fs::read_to_string(workspace_root().join("template.yaml")) {
+        Ok(t) => t,
+        Err(e) => panic!("template.yaml: {e}"),
+    };
+    let template = parse(&text);
+    let (found, violations) = check_template(&template);
+    assert!(violations.is_empty(), "{violations:#?}");
+    // The walk really saw the policies: the functions', the scheduler role's (trust + inline),
+    // the DLQ's queue policy and the key policy.
+    assert!(found >= 15, "only {found} statements found");
+    for resource in [
+        "HttpApiFunction",
+        "SenderFunction",
+        "DeadlineAlertsFunction",
+        "SchedulerExecutionRole",
+        "SchedulerDeadLetterQueuePolicy",
+        "AlertTopicKey",
+    ] {
+        let mut n = 0;
+        walk(
+            resource,
+            &template["Resources"][resource],
+            &mut n,
+            &mut Vec::new(),
+        );
+        assert!(n > 0, "no statement found in {resource}");
+    }
+    // Every exception is still needed (a stale allow-list entry hides nothing).
+    for (resource, sid, what, _) in EXCEPTIONS {
+        let statements = template_statements(&template["Resources"][*resource]);
+        let statement = statements
+            .iter()
+            .find(|s| s["Sid"].as_str() == Some(sid))
+            .unwrap_or_else(|| panic!("exception {resource}/{sid} names no statement"));
+        let used = if *what == "Resource *" {
+            strings(&statement["Resource"]).iter().any(|r| r == "*")
+        } else {
+            strings(&statement["Action"]).iter().any(|a| a == what)
+        };
+        assert!(
+            used,
+            "exception {resource}/{sid} {what} is no longer needed"
+        );
+    }
+}
+
+fn template_statements(v: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    fn collect(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Mapping(m) => {
+                if m.contains_key("Effect") {
+                    out.push(v.clone());
+                }
+                for (_, c) in m {
+                    collect(c, out);
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Tagged(t) => collect(&t.value, out),
+            _ => {}
+        }
+    }
+    collect(v, &mut out);
+    out
+}
+
+#[test]
+fn the_check_catches_each_kind_of_violation() {
+    let bad = parse(
+        r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - AdministratorAccess
+        - S3FullAccessPolicy:
+            BucketName: b
+        - Statement:
+            - Sid: Everything
+              Effect: Allow
+              Action: "*"
+              Resource: "*"
+            - Sid: AllOfDynamo
+              Effect: Allow
+              Action: [dynamodb:GetItem, "dynamodb:*"]
+              Resource: !GetAtt Table.Arn
+            - Sid: Inverted
+              Effect: Allow
+              NotAction: iam:*
+              Resource: arn:aws:s3:::b
+  Q:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      PolicyDocument:
+        Statement:
+          - Sid: Anyone
+            Effect: Allow
+            Principal: "*"
+            Action: sqs:SendMessage
+            Resource: arn:aws:sqs:us-east-1:1:q
+  R:
+    Type: AWS::IAM::Role
+    Properties:
+      ManagedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]
+  AlertTopicKey:
+    Type: AWS::KMS::Key
+    Properties:
+      KeyPolicy:
+        Statement:
+          - Sid: NotTheExceptedOne
+            Effect: Allow
+            Principal: {AWS: "*"}
+            Action: kms:*
+            Resource: "*"
+"#,
+    );
+    let (found, violations) = check_template(&bad);
+    assert_eq!(found, 5);
+    let text = violations.join("\n");
+    for expected in [
+        "Fn: managed policy",
+        "Fn: unreviewed policy template S3FullAccessPolicy",
+        "Fn/Everything: wildcard action *",
+        "Fn/Everything: Resource \"*\"",
+        "Fn/AllOfDynamo: wildcard action dynamodb:*",
+        "Fn/Inverted: uses NotAction",
+        "Q/Anyone: Principal \"*\"",
+        "R: ManagedPolicyArns",
+        "AlertTopicKey/NotTheExceptedOne: wildcard action kms:*",
+        "AlertTopicKey/NotTheExceptedOne: Resource \"*\"",
+        "AlertTopicKey/NotTheExceptedOne: Principal \"*\"",
+    ] {
+        assert!(text.contains(expected), "{expected} not reported:\n{text}");
+    }
+    assert_eq!(violations.len(), 11, "{text}");
+}
