@@ -1,0 +1,218 @@
+//! No secret and no personal data in the logs: every tracing event of an end-to-end run (opt-in,
+//! send, reply, login through the API, a refused webhook, data deletion) is captured, and none of
+//! the secrets, tokens, login_ids, PSIDs, asids or first names appears in it.
+//!
+//! The product's crates are captured at DEBUG (stricter than production's INFO), everything else at
+//! INFO. The Messenger sandbox (the fake Facebook, not the product) is left out. EMF metric lines
+//! are printed to stdout, not through tracing, and hold only counts and the Page id.
+
+use integration_tests::stack::start_stack;
+use lambda_runtime::tracing::subscriber as ts;
+use messenger_sandbox as sb;
+use shared::domain::State;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const API_KEY: &str = "log-check-site-key-6f1d";
+const ASID: &str = "27182818284590";
+const FIRST_NAME: &str = "Wilhelmina";
+
+/// Where the logs go: an in-memory buffer shared by every writer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        match self.0.lock() {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(p) => String::from_utf8_lossy(&p.into_inner()).into_owned(),
+        }
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut b) => b.extend_from_slice(buf),
+            Err(p) => p.into_inner().extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> ts::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn capture() -> Captured {
+    let captured = Captured::default();
+    let filter = ts::EnvFilter::new(
+        "info,shared=debug,http_api=debug,sender=debug,deadline_alerts=debug,\
+         local_runner=debug,integration_tests=debug,messenger_sandbox=off",
+    );
+    let subscriber = ts::fmt()
+        .with_env_filter(filter)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .with_target(true)
+        .finish();
+    if let Err(e) =
+        lambda_runtime::tracing::subscriber::util::SubscriberInitExt::try_init(subscriber)
+    {
+        panic!("a global subscriber is already set: {e}");
+    }
+    captured
+}
+
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    match v[name].as_str() {
+        Some(s) if !s.is_empty() => s,
+        _ => panic!("no {name} in {v}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_end_to_end_run_logs_no_secret_token_or_personal_data() {
+    let logs = capture();
+    let s = start_stack(|mut settings| {
+        settings.secrets.api_keys = vec![API_KEY.into()];
+        settings.with(
+            "INITIAL_MESSAGE_TEXT",
+            "Hi {first_name}! Thanks for connecting with us on Messenger.",
+        )
+    })
+    .await;
+
+    // 1. A person opts in through the sandbox; the initial message is sent; they reply (PSID).
+    let login_id = s.opt_in().await;
+    s.wait_for_state(&login_id, State::Sent).await;
+    let reply = s
+        .sandbox_post(
+            "/_sandbox/message",
+            serde_json::json!({"login_id": login_id, "text": "hello"}),
+        )
+        .await;
+    assert_eq!(reply["webhook_status"], 200);
+    let psid = field(&reply, "psid").to_owned();
+
+    // 2. Another person logs in with the JavaScript SDK; the site records the login via the API.
+    // (The sender is held until the login is recorded, so the message carries the first name.)
+    s.local.pause_sender(true);
+    let minted = s
+        .sandbox_post(
+            "/_sandbox/user_token",
+            serde_json::json!({"asid": ASID, "first_name": FIRST_NAME}),
+        )
+        .await;
+    let user_token = field(&minted, "access_token").to_owned();
+    let login_id_2 = field(&minted, "login_id").to_owned();
+    let recorded = match s
+        .http
+        .post(format!("{}/v1/logins", s.local.api_base_url))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"user_access_token": user_token}))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!("/v1/logins: {e}"),
+    };
+    assert_eq!(recorded.status(), 201);
+    s.local.pause_sender(false);
+    s.wait_for_state(&login_id_2, State::Sent).await;
+    let inbox = s.inbox_for(&login_id_2);
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].text.contains(FIRST_NAME), "{}", inbox[0].text);
+    let reply_2 = s
+        .sandbox_post(
+            "/_sandbox/message",
+            serde_json::json!({"login_id": login_id_2, "text": "Thanks"}),
+        )
+        .await;
+    let psid_2 = field(&reply_2, "psid").to_owned();
+    let user = match s
+        .http
+        .get(format!("{}/v1/users/{ASID}", s.local.api_base_url))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!("/v1/users: {e}"),
+    };
+    assert_eq!(user.status(), 200);
+
+    // 3. Refusals log their reasons: a mis-signed webhook, a bad API key, an invalid user token.
+    let body = r#"{"object":"page","entry":[]}"#;
+    assert_eq!(s.post_webhook(body, Some("sha256=00")).await.as_u16(), 401);
+    let refused = s
+        .http
+        .post(format!("{}/v1/logins", s.local.api_base_url))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"user_access_token": format!("{user_token}x")}))
+        .send()
+        .await;
+    assert!(refused.is_ok_and(|r| r.status() == 400));
+
+    // 4. The second person asks for their data to be deleted.
+    let deletion = s
+        .sandbox_post("/_sandbox/data-deletion", serde_json::json!({"asid": ASID}))
+        .await;
+    assert_eq!(deletion["status"], 200);
+
+    s.stop().await;
+    let text = logs.text();
+    if std::env::var_os("SHOW_CAPTURED_LOGS").is_some() {
+        eprintln!("{text}");
+    }
+
+    // The capture works and saw the run (so the absence checks below mean something).
+    for expected in [
+        "initial message sent",
+        "webhook processed",
+        "webhook refused: bad signature",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not logged:\n{text}");
+    }
+    assert!(
+        text.contains(&login_id[..8]) || text.contains(&login_id_2[..8]),
+        "the 8-character login_id prefix is expected in the logs:\n{text}"
+    );
+
+    let forbidden: Vec<(&str, String)> = vec![
+        ("app secret", sb::DEFAULT_APP_SECRET.into()),
+        ("page access token", sb::DEFAULT_PAGE_ACCESS_TOKEN.into()),
+        ("client token", sb::DEFAULT_CLIENT_TOKEN.into()),
+        ("verify token", sb::DEFAULT_VERIFY_TOKEN.into()),
+        ("API key", API_KEY.into()),
+        ("API key digest", http_api::auth::key_hash(API_KEY)),
+        ("user access token", user_token.clone()),
+        ("login_id", login_id.clone()),
+        ("login_id (API login)", login_id_2.clone()),
+        ("login_id prefix of 12", login_id[..12].to_owned()),
+        ("PSID", psid.clone()),
+        ("PSID (API login)", psid_2.clone()),
+        ("asid", ASID.into()),
+        ("first name", FIRST_NAME.into()),
+    ];
+    let leaks: Vec<String> = forbidden
+        .iter()
+        .filter(|(_, value)| text.contains(value.as_str()))
+        .map(|(what, value)| {
+            let line = text
+                .lines()
+                .find(|l| l.contains(value.as_str()))
+                .unwrap_or_default();
+            format!("{what} in: {line}")
+        })
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
