@@ -53,6 +53,7 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml
 
 bench: venv ## Benchmarks (criterion and harnesses), printed as comparable figures
+	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
 	$(CARGO) bench --locked --workspace
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
