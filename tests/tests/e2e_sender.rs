@@ -147,14 +147,19 @@ async fn a_page_paused_by_a_bad_token_resumes_by_itself_through_the_probe() {
     // sends the first opt-in, the Page resumes, and a later opt-in goes straight through.
     s.wait_for(&first, State::Sent, Duration::from_secs(30))
         .await;
-    assert!(
-        !s.store
-            .get_page(&first.page_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_paused()
-    );
+    // SENT is written before the prober flips the Page back to ACTIVE: wait for the flip.
+    let resumed_by = Instant::now() + Duration::from_secs(10);
+    while s
+        .store
+        .get_page(&first.page_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_paused()
+    {
+        assert!(Instant::now() < resumed_by, "the Page never resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let second = s.opt_in().await;
     s.wait_for(&second, State::Sent, Duration::from_secs(20))
         .await;
