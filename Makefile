@@ -9,7 +9,7 @@ export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 # CI builds from scratch: incremental caches only cost disk (gigabytes) and time there.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench report package deploy clean
+.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench soak report package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,13 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 bench: venv ## Benchmarks (criterion and harnesses), printed as comparable figures
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
 	$(CARGO) bench --locked --workspace
+
+SOAK_OPT_INS ?= 2000
+SOAK_RATE    ?= 10
+soak: venv ## Load with faults: SOAK_OPT_INS opt-ins (2000) at SOAK_RATE/s (10) through the local stack; prints the figures
+	set -o pipefail; SOAK_OPT_INS=$(SOAK_OPT_INS) SOAK_RATE=$(SOAK_RATE) \
+	  $(CARGO) test --locked -p integration-tests --test soak full_soak -- --ignored --nocapture 2>&1 \
+	  | grep -v '^{"'
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
 	$(CARGO) run --quiet --locked -p report -- $(ARGS)

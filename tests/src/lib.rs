@@ -3,11 +3,13 @@
 pub mod browser;
 pub mod cdp;
 pub mod harness;
+pub mod lambda_process;
 pub mod population;
 
 pub use local_runner::moto;
 
 pub mod sender_world;
+pub mod soak;
 use local_runner::moto::MotoServer;
 use std::sync::Arc;
 

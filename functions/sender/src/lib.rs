@@ -109,6 +109,22 @@ impl Deps {
     }
 }
 
+/// The Lambda process: load config, secret and clients once (cold start), then handle SQS
+/// batches until the runtime stops. `main.rs` is only this; the soak test runs it as its own
+/// process too, so that it can be killed mid-batch.
+pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let loaded = shared::bootstrap::load_from_env().await?;
+    let deps = Deps::from_aws(loaded.config, &loaded.secrets, &loaded.sdk)?;
+    let deps = &deps;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(handle_batch(deps, event.payload).await)
+        },
+    ))
+    .await
+}
+
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {

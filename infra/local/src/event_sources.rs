@@ -4,10 +4,10 @@
 //! - Scheduler: fire one-time schedules of the group when due (then delete them, as
 //!   `ActionAfterCompletion: DELETE` does), and the recurring sweep at its rate.
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::adapters::scheduler::parse_at_expression;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -68,58 +68,76 @@ pub async fn run_sqs_poller(
             }
             continue;
         }
-        let records: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: serde_json::Map<String, serde_json::Value> = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), serde_json::json!(v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                serde_json::json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": queue_arn,
-                    "awsRegion": "us-east-1",
-                })
-            })
-            .collect();
-        let event: SqsEvent =
-            match serde_json::from_value(serde_json::json!({ "Records": records })) {
-                Ok(e) => e,
-                Err(e) => {
-                    error!(error = %e, "could not build the SQS event");
-                    continue;
-                }
-            };
-        let response = sender::handle_batch(&deps, event).await;
-        let failed: HashSet<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        for m in &messages {
-            if failed.contains(m.message_id().unwrap_or("")) {
+        let event = match sqs_event(&messages, &queue_arn) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(error = %e, "could not build the SQS event");
                 continue;
             }
-            if let Some(handle) = m.receipt_handle()
-                && let Err(e) = sqs
-                    .delete_message()
-                    .queue_url(&queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-            {
-                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
-            }
+        };
+        let response = sender::handle_batch(&deps, event).await;
+        settle_batch(&sqs, &queue_url, &messages, &response).await;
+    }
+}
+
+/// The `SqsEvent` Lambda hands the function for `messages` received from the queue `queue_arn`.
+pub fn sqs_event(
+    messages: &[aws_sdk_sqs::types::Message],
+    queue_arn: &str,
+) -> Result<SqsEvent, serde_json::Error> {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, serde_json::Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), serde_json::json!(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+}
+
+/// After an invocation: delete what the batch response does not list as failed, as the event
+/// source mapping does (the failed ones come back when their visibility timeout ends).
+pub async fn settle_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    response: &SqsBatchResponse,
+) {
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    for m in messages {
+        if failed.contains(m.message_id().unwrap_or("")) {
+            continue;
+        }
+        if let Some(handle) = m.receipt_handle()
+            && let Err(e) = sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+        {
+            warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
         }
     }
 }
@@ -134,6 +152,7 @@ pub async fn run_scheduler(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next_sweep = tokio::time::Instant::now() + sweep_every;
+    let mut known = KnownSchedules::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -142,7 +161,9 @@ pub async fn run_scheduler(
         if *stop.borrow() {
             return;
         }
-        fire_due_schedules(&scheduler, &group, &deps, deps.clock.now()).await;
+        known
+            .fire_due(&scheduler, &group, &deps, deps.clock.now())
+            .await;
         if tokio::time::Instant::now() >= next_sweep {
             next_sweep = tokio::time::Instant::now() + sweep_every;
             match deadline_alerts::handle(&deps, serde_json::json!({"kind": "sweep", "version": 1}))
@@ -164,63 +185,99 @@ pub async fn fire_due_schedules(
     deps: &deadline_alerts::Deps,
     now: i64,
 ) -> usize {
-    let mut fired = 0;
-    let mut names = Vec::new();
-    let mut pages = scheduler
-        .list_schedules()
-        .group_name(group)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(out) => names.extend(
-                out.schedules()
-                    .iter()
-                    .filter_map(|s| s.name().map(str::to_owned)),
-            ),
-            Err(e) => {
-                warn!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "list schedules failed");
-                return fired;
+    KnownSchedules::default()
+        .fire_due(scheduler, group, deps, now)
+        .await
+}
+
+/// What the runner has read of each schedule (`ListSchedules` does not return the expression):
+/// read once per version, so that a tick costs one list, not one `GetSchedule` per schedule.
+#[derive(Default)]
+pub struct KnownSchedules {
+    /// name → (last modification, at() time in ms, Input).
+    read: HashMap<String, (Option<i64>, Option<i64>, serde_json::Value)>,
+}
+
+impl KnownSchedules {
+    pub async fn fire_due(
+        &mut self,
+        scheduler: &aws_sdk_scheduler::Client,
+        group: &str,
+        deps: &deadline_alerts::Deps,
+        now: i64,
+    ) -> usize {
+        let mut listed = Vec::new();
+        let mut pages = scheduler
+            .list_schedules()
+            .group_name(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(out) => listed.extend(out.schedules().iter().filter_map(|s| {
+                    let modified = s
+                        .last_modification_date()
+                        .or(s.creation_date())
+                        .map(|d| d.to_millis().unwrap_or_default());
+                    s.name().map(|n| (n.to_owned(), modified))
+                })),
+                Err(e) => {
+                    warn!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "list schedules failed");
+                    return 0;
+                }
             }
         }
-    }
-    for name in names {
-        let schedule = match scheduler
-            .get_schedule()
-            .group_name(group)
-            .name(&name)
-            .send()
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                debug!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "schedule vanished");
+        let names: HashSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+        self.read.retain(|name, _| names.contains(name.as_str()));
+        let mut fired = 0;
+        for (name, modified) in listed {
+            let fresh = self
+                .read
+                .get(&name)
+                .is_some_and(|(m, _, _)| modified.is_some() && *m == modified);
+            if !fresh {
+                let schedule = match scheduler
+                    .get_schedule()
+                    .group_name(group)
+                    .name(&name)
+                    .send()
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!(error = %aws_sdk_scheduler::error::DisplayErrorContext(&e), "schedule vanished");
+                        continue;
+                    }
+                };
+                let at = schedule.schedule_expression().and_then(parse_at_expression);
+                let input = schedule
+                    .target()
+                    .and_then(|t| t.input())
+                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                self.read.insert(name.clone(), (modified, at, input));
+            }
+            let Some((_, Some(at), input)) = self.read.get(&name) else {
+                continue;
+            };
+            if *at > now {
                 continue;
             }
-        };
-        let Some(at) = schedule.schedule_expression().and_then(parse_at_expression) else {
-            continue;
-        };
-        if at > now {
-            continue;
+            let input = input.clone();
+            info!(schedule = %name, "firing one-time schedule");
+            fired += 1;
+            if let Err(e) = deadline_alerts::handle(deps, input).await {
+                error!(error = %e, schedule = %name, "deadline-alerts failed");
+            }
+            // ActionAfterCompletion: DELETE.
+            let _ = scheduler
+                .delete_schedule()
+                .group_name(group)
+                .name(&name)
+                .send()
+                .await;
+            self.read.remove(&name);
         }
-        let input = schedule
-            .target()
-            .and_then(|t| t.input())
-            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
-            .unwrap_or(serde_json::Value::Null);
-        info!(schedule = %name, "firing one-time schedule");
-        fired += 1;
-        if let Err(e) = deadline_alerts::handle(deps, input).await {
-            error!(error = %e, schedule = %name, "deadline-alerts failed");
-        }
-        // ActionAfterCompletion: DELETE.
-        let _ = scheduler
-            .delete_schedule()
-            .group_name(group)
-            .name(&name)
-            .send()
-            .await;
+        fired
     }
-    fired
 }

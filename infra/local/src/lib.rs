@@ -127,6 +127,9 @@ pub struct LocalStack {
     pub site_base_url: String,
     pub provisioned: Provisioned,
     pub config: Config,
+    /// The functions' environment (what template.yaml's `Environment` resolves to here, with the
+    /// overrides applied): enough to run a function binary as its own process against this stack.
+    pub function_env: Vec<(String, String)>,
     stop: watch::Sender<bool>,
     sender_paused: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -238,6 +241,8 @@ impl LocalStack {
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
         );
         let alerts_deps = Arc::new(deadline_alerts::Deps::from_aws(config.clone(), sdk));
+        // Later entries win when set as environment variables: overrides last.
+        let function_env: Vec<(String, String)> = derived.into_iter().chain(overrides).collect();
 
         let (stop, stop_rx) = watch::channel(false);
         let (sender_paused, paused_rx) = watch::channel(false);
@@ -306,6 +311,7 @@ impl LocalStack {
             site_base_url,
             provisioned,
             config,
+            function_env,
             stop,
             sender_paused,
             tasks,

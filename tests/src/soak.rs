@@ -1,0 +1,738 @@
+//! Load with faults: N signed opt-in webhooks through the whole local stack (moto, the Messenger
+//! sandbox, the local runner) at a set rate while the sandbox fails sends, some webhooks arrive
+//! twice, some people say "stop" while their message is being sent, some opt-ins arrive with
+//! little time left, and one sender process is killed mid-batch. Then the invariants are checked
+//! from the sandbox's record and the table; `SoakReport` prints the figures.
+//!
+//! Time is compressed so that a run takes seconds: a 45 s opt-in window, a 5 s send lease, a 6 s
+//! queue visibility timeout (the killed process's batch comes back after it), 1.5 s Graph timeout.
+
+use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
+use crate::shared_moto;
+use crate::stack::{TestStack, start_stack};
+use messenger_sandbox::{FaultRule, InboxMessage};
+use shared::domain::{OptIn, OptInKey, SendJob, State};
+use shared::ports::OptInStore;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct SoakPlan {
+    pub opt_ins: usize,
+    /// Opt-in webhooks offered per second.
+    pub rate_per_second: f64,
+    /// Fractions of Send API calls answered with a transient error, a timeout (nothing delivered),
+    /// and an "unreachable" answer (551).
+    pub transient: f64,
+    pub timeout: f64,
+    pub unreachable: f64,
+    /// Fraction of opt-in webhooks Facebook delivers twice.
+    pub duplicate_webhooks: f64,
+    /// Fraction of people who write "stop" right after opting in (racing the sender).
+    pub opt_outs: f64,
+    /// Fraction of webhooks arriving late: only `late_seconds_left` before the deadline.
+    pub late: f64,
+    pub late_seconds_left: i64,
+    /// Kill one sender process (SIGKILL) while it holds claims of a batch.
+    pub kill_a_sender: bool,
+    /// The sender binary run as that process.
+    pub sender_binary: PathBuf,
+    pub window_seconds: i64,
+    /// Added Send API latency: real Graph takes ~100–300 ms, and it keeps the kill before the
+    /// killed batch's answers (a kill after Graph accepted is the documented duplicate window).
+    pub send_latency_ms: u64,
+}
+
+impl SoakPlan {
+    /// The mix: 20 % transient, 5 % timeouts, 2 % unreachable, 10 % duplicate webhooks.
+    pub fn new(opt_ins: usize, rate_per_second: f64, sender_binary: PathBuf) -> Self {
+        Self {
+            opt_ins,
+            rate_per_second,
+            transient: 0.20,
+            timeout: 0.05,
+            unreachable: 0.02,
+            duplicate_webhooks: 0.10,
+            opt_outs: 0.05,
+            late: 0.03,
+            late_seconds_left: 4,
+            kill_a_sender: true,
+            sender_binary,
+            window_seconds: 45,
+            send_latency_ms: 250,
+        }
+    }
+}
+
+/// Concurrent sender instances (Lambda scales out to the event source's MaximumConcurrency), plus
+/// the one run as its own process until it is killed.
+const SENDER_POLLERS: usize = 5;
+/// Graph timeout of the run (the sandbox's timeouts last longer: nothing is delivered).
+const GRAPH_TIMEOUT_MS: u64 = 1_500;
+/// Lease and queue visibility of the run: the killed batch comes back after this.
+const LEASE_SECONDS: i32 = 5;
+const VISIBILITY_SECONDS: i32 = 6;
+/// A send claimed just before an opt-out may still be in flight when the opt-out is recorded:
+/// pacing, the Send API latency and its answer. Nothing may land later than this after it.
+pub const IN_FLIGHT_ALLOWANCE_MS: i64 = 2_000;
+
+/// One opt-in the driver created.
+#[derive(Debug, Clone)]
+struct Driven {
+    login_id: String,
+    late: bool,
+    opt_out: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KillReport {
+    pub after: Duration,
+    pub batch_size: usize,
+    /// Records of the batch claimed (SENDING, leased to the process) when it was killed.
+    pub claimed: usize,
+    pub keys: Vec<OptInKey>,
+}
+
+/// Figures and findings of a run.
+#[derive(Debug, Default)]
+pub struct SoakReport {
+    pub opt_ins: usize,
+    pub offered_rate: f64,
+    pub load_seconds: f64,
+    pub settle_seconds: f64,
+    pub webhook_deliveries: usize,
+    pub duplicates: usize,
+    pub opt_outs_sent: usize,
+    pub late: usize,
+    pub states: BTreeMap<String, usize>,
+    pub messages: usize,
+    /// Opt-in → inbox, ms, for the opt-ins that arrived on time.
+    pub latencies_ms: Vec<i64>,
+    /// First message delivered → last.
+    pub delivery_seconds: f64,
+    pub send_requests: u64,
+    pub faults_injected: u64,
+    pub dlq_messages: usize,
+    pub kill: Option<KillReport>,
+    pub killed_batch_states: BTreeMap<String, usize>,
+    /// The latest a message landed after its opt-out was recorded (in-flight sends), ms.
+    pub max_landing_after_opt_out_ms: Option<i64>,
+    /// The smallest gap between a message and its deadline, ms.
+    pub min_margin_to_deadline_ms: Option<i64>,
+    pub violations: Vec<String>,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl SoakReport {
+    pub fn latency_percentiles(&self) -> (i64, i64, i64) {
+        let mut v = self.latencies_ms.clone();
+        v.sort_unstable();
+        (
+            percentile(&v, 50.0),
+            percentile(&v, 95.0),
+            percentile(&v, 99.0),
+        )
+    }
+}
+
+impl fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (p50, p95, p99) = self.latency_percentiles();
+        writeln!(
+            f,
+            "soak: {} opt-ins offered at {:.0}/s",
+            self.opt_ins, self.offered_rate
+        )?;
+        writeln!(
+            f,
+            "  load {:.1} s ({:.1} opt-ins/s achieved), settled after {:.1} s; {} webhook deliveries ({} duplicates), {} racing opt-outs, {} late",
+            self.load_seconds,
+            self.opt_ins as f64 / self.load_seconds.max(1e-9),
+            self.settle_seconds,
+            self.webhook_deliveries,
+            self.duplicates,
+            self.opt_outs_sent,
+            self.late
+        )?;
+        writeln!(
+            f,
+            "  Send API calls {} ({} faults injected); messages delivered {} in {:.1} s ({:.1} messages/s)",
+            self.send_requests,
+            self.faults_injected,
+            self.messages,
+            self.delivery_seconds,
+            self.messages as f64 / self.delivery_seconds.max(1e-9)
+        )?;
+        writeln!(f, "  terminal states: {:?}", self.states)?;
+        writeln!(
+            f,
+            "  opt-in → inbox (on-time opt-ins, {} messages): p50 {p50} ms, p95 {p95} ms, p99 {p99} ms",
+            self.latencies_ms.len()
+        )?;
+        if let Some(k) = &self.kill {
+            writeln!(
+                f,
+                "  sender process killed {:.1} s in, holding {} claims of a {}-record batch; that batch ended {:?}",
+                k.after.as_secs_f64(),
+                k.claimed,
+                k.batch_size,
+                self.killed_batch_states
+            )?;
+        }
+        writeln!(
+            f,
+            "  latest landing after an opt-out: {}; closest message to its deadline: {}; DLQ: {}",
+            self.max_landing_after_opt_out_ms
+                .map_or("none".into(), |m| format!("{m} ms")),
+            self.min_margin_to_deadline_ms
+                .map_or("none".into(), |m| format!("{m} ms before")),
+            self.dlq_messages
+        )?;
+        if self.violations.is_empty() {
+            write!(f, "  invariants: all held")
+        } else {
+            write!(
+                f,
+                "  invariants: {} VIOLATIONS:\n    {}",
+                self.violations.len(),
+                self.violations.join("\n    ")
+            )
+        }
+    }
+}
+
+/// Deterministic choice of roughly `fraction` of the indexes (spread evenly, per category salt).
+fn chosen(i: usize, fraction: f64, salt: u64) -> bool {
+    let x = (i as u64)
+        .wrapping_add(salt)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    ((x >> 11) as f64 / (1u64 << 53) as f64) < fraction
+}
+
+/// Run the plan on a fresh stack and check the invariants.
+pub async fn run(plan: SoakPlan) -> SoakReport {
+    let s = start_stack(|settings| {
+        let mut settings = settings
+            .with("OPTIN_WINDOW_SECONDS", plan.window_seconds.to_string())
+            .with("ALERT_LEAD_SECONDS", "15")
+            .with("SEND_LEASE_SECONDS", LEASE_SECONDS.to_string())
+            .with("GRAPH_TIMEOUT_MS", GRAPH_TIMEOUT_MS.to_string())
+            .with("RETRY_BASE_SECONDS", "1")
+            .with("RETRY_MAX_SECONDS", "8");
+        settings.sweep_every = Some(Duration::from_secs(5));
+        settings.scheduler_tick = Duration::from_secs(1);
+        settings.sender_pollers = SENDER_POLLERS;
+        settings
+    })
+    .await;
+    let sqs = aws_sdk_sqs::Client::new(&s.sdk);
+    let queue_url = s.local.provisioned.send_queue_url.clone();
+    if let Err(e) = sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            VISIBILITY_SECONDS.to_string(),
+        )
+        .send()
+        .await
+    {
+        panic!("cannot shorten the visibility timeout: {e}");
+    }
+    configure_sandbox(&s, &plan);
+
+    let mut report = SoakReport {
+        opt_ins: plan.opt_ins,
+        offered_rate: plan.rate_per_second,
+        ..SoakReport::default()
+    };
+    let started = Instant::now();
+    let killer = if plan.kill_a_sender {
+        Some(spawn_killer(&s, &plan, sqs.clone(), started).await)
+    } else {
+        None
+    };
+
+    let driven = drive(&s, &plan, &mut report).await;
+    report.load_seconds = started.elapsed().as_secs_f64();
+
+    if let Some(killer) = killer {
+        match tokio::time::timeout(Duration::from_secs(60), killer).await {
+            Ok(Ok(Some(kill))) => report.kill = Some(kill),
+            Ok(Ok(None)) => report
+                .violations
+                .push("the sender process was never killed mid-batch".into()),
+            _ => report
+                .violations
+                .push("the sender process killer did not finish".into()),
+        }
+    }
+
+    let items = settle(&s, &plan, &driven).await;
+    report.settle_seconds = started.elapsed().as_secs_f64();
+    // Quiet period: anything still queued would show up as an extra message now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    check(&s, &driven, &items, &mut report).await;
+    report.dlq_messages = check_dlq(&s, &items, &mut report.violations).await;
+    let stats = s.sandbox.stats();
+    report.send_requests = stats.send_requests;
+    report.faults_injected = stats.faults_injected;
+    s.stop().await;
+    report
+}
+
+fn configure_sandbox(s: &TestStack, plan: &SoakPlan) {
+    s.sandbox.set_limits(messenger_sandbox::Limits {
+        rate_limit_per_second: None,
+        latency_ms: Some(plan.send_latency_ms),
+    });
+    // Rules are tried in order and the first that applies answers: each fraction is conditional
+    // on the rules before it not applying, so the marginals are the plan's.
+    let mut left = 1.0;
+    let mut add = |fraction: f64, rule: FaultRule| {
+        if fraction <= 0.0 {
+            return;
+        }
+        let conditional = (fraction / left).min(1.0);
+        left -= fraction;
+        if let Err(e) = s.sandbox.add_fault(FaultRule {
+            count: None,
+            fraction: Some(conditional),
+            ..rule
+        }) {
+            panic!("fault rule refused: {e}");
+        }
+    };
+    // Transient: half "temporary send failure" (1200), half Graph's 500 "unexpected error" (2).
+    add(
+        plan.transient / 2.0,
+        FaultRule::error(1200, Some(2_018_024)),
+    );
+    add(plan.transient / 2.0, FaultRule::error(2, None));
+    add(
+        plan.timeout,
+        FaultRule {
+            kind: messenger_sandbox::FaultKind::Timeout,
+            delay_ms: Some(GRAPH_TIMEOUT_MS + 1_000),
+            deliver: Some(false),
+            ..FaultRule::default()
+        },
+    );
+    add(plan.unreachable, FaultRule::error(551, None));
+}
+
+/// Offer the opt-ins at the plan's rate; each is its own task (the sandbox posts the signed
+/// webhook, once or twice, and answers when the app did).
+async fn drive(s: &TestStack, plan: &SoakPlan, report: &mut SoakReport) -> Vec<Driven> {
+    let base = s.sandbox.base_url.clone();
+    let http = s.http.clone();
+    let gate = Arc::new(Semaphore::new(64));
+    let interval = Duration::from_secs_f64(1.0 / plan.rate_per_second.max(0.1));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(plan.opt_ins);
+    for i in 0..plan.opt_ins {
+        tokio::time::sleep_until(started + interval.mul_f64(i as f64)).await;
+        let late = chosen(i, plan.late, 1);
+        let duplicate = chosen(i, plan.duplicate_webhooks, 2);
+        let opt_out = !late && chosen(i, plan.opt_outs, 3);
+        let permit = gate.clone().acquire_owned().await;
+        let (http, base) = (http.clone(), base.clone());
+        let window_ms = plan.window_seconds * 1000;
+        let late_left_ms = plan.late_seconds_left * 1000;
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let mut request = serde_json::json!({"deliveries": if duplicate { 2 } else { 1 }});
+            if late {
+                request["timestamp_ms"] = serde_json::json!(
+                    chrono::Utc::now().timestamp_millis() - window_ms + late_left_ms
+                );
+            }
+            let answer = post(&http, &format!("{base}/_sandbox/optin"), request).await?;
+            let statuses = answer["webhook_statuses"].clone();
+            let expected = if duplicate {
+                serde_json::json!([200, 200])
+            } else {
+                serde_json::json!([200])
+            };
+            if statuses != expected {
+                return Err(format!("opt-in webhook answered {statuses}"));
+            }
+            let login_id = answer["login_id"].as_str().unwrap_or_default().to_owned();
+            if opt_out {
+                // Race the sender: a short, varying delay after the opt-in was recorded.
+                tokio::time::sleep(Duration::from_millis((i as u64 * 37) % 400)).await;
+                let answer = post(
+                    &http,
+                    &format!("{base}/_sandbox/message"),
+                    serde_json::json!({"login_id": login_id, "text": "STOP"}),
+                )
+                .await?;
+                if answer["webhook_status"] != serde_json::json!(200) {
+                    return Err(format!(
+                        "stop message webhook answered {}",
+                        answer["webhook_status"]
+                    ));
+                }
+            }
+            Ok::<_, String>((
+                Driven {
+                    login_id,
+                    late,
+                    opt_out,
+                },
+                if duplicate { 2 } else { 1 },
+            ))
+        }));
+    }
+    let mut driven = Vec::with_capacity(plan.opt_ins);
+    for task in tasks {
+        match task.await {
+            Ok(Ok((d, deliveries))) => {
+                report.webhook_deliveries += deliveries;
+                report.duplicates += deliveries - 1;
+                report.opt_outs_sent += usize::from(d.opt_out);
+                report.late += usize::from(d.late);
+                driven.push(d);
+            }
+            Ok(Err(e)) => report.violations.push(format!("driver: {e}")),
+            Err(e) => report.violations.push(format!("driver task: {e}")),
+        }
+    }
+    driven
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let response = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let json: serde_json::Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("{url}: {status} {json}"));
+    }
+    Ok(json)
+}
+
+/// Start the sender as its own process and kill it as soon as it holds claims of a batch of at
+/// least three records (before any of that batch's Graph answers can arrive).
+async fn spawn_killer(
+    s: &TestStack,
+    plan: &SoakPlan,
+    sqs: aws_sdk_sqs::Client,
+    started: Instant,
+) -> tokio::task::JoinHandle<Option<KillReport>> {
+    let moto = shared_moto();
+    let mut env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+    ];
+    env.extend(s.local.function_env.iter().cloned());
+    let (process, mut batches) = match SqsLambdaProcess::spawn(
+        &plan.sender_binary,
+        &env,
+        sqs,
+        &s.local.provisioned.send_queue_url,
+        &s.local.provisioned.send_queue_arn,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => panic!("cannot start the sender process: {e}"),
+    };
+    let store = s.store.clone();
+    tokio::spawn(async move {
+        let mut process = process;
+        while let Some(batch) = batches.recv().await {
+            if batch.bodies.len() < 3 {
+                continue;
+            }
+            if let Some(claimed) = wait_for_claims(&store, &batch).await {
+                process.kill();
+                return Some(KillReport {
+                    after: started.elapsed(),
+                    batch_size: batch.bodies.len(),
+                    claimed,
+                    keys: keys_of(&batch),
+                });
+            }
+        }
+        None
+    })
+}
+
+fn keys_of(batch: &HandedBatch) -> Vec<OptInKey> {
+    batch
+        .bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str::<SendJob>(b).ok())
+        .map(|j| OptInKey::new(&j.page_id, &j.login_id))
+        .collect()
+}
+
+/// Poll the batch's opt-ins until some are leased to this batch's records; how many.
+async fn wait_for_claims(
+    store: &shared::adapters::dynamodb::DynamoOptInStore,
+    batch: &HandedBatch,
+) -> Option<usize> {
+    let keys = keys_of(batch);
+    let owners: Vec<&str> = batch.message_ids.iter().map(String::as_str).collect();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let items = futures::future::join_all(keys.iter().map(|k| store.get_opt_in(k))).await;
+        let claimed = items
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|o| {
+                o.state == State::Sending
+                    && o.lease_owner
+                        .as_deref()
+                        .and_then(|l| l.split(':').next())
+                        .is_some_and(|m| owners.contains(&m))
+            })
+            .count();
+        if claimed > 0 {
+            return Some(claimed);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// Wait until every opt-in is terminal (or the last deadline plus two sweeps has passed).
+async fn settle(s: &TestStack, plan: &SoakPlan, driven: &[Driven]) -> HashMap<String, OptIn> {
+    let give_up = Instant::now() + Duration::from_secs(plan.window_seconds as u64 + 15);
+    let mut items: HashMap<String, OptIn> = HashMap::new();
+    let mut open: Vec<&Driven> = driven.iter().collect();
+    loop {
+        let fetched = futures::future::join_all(open.iter().map(|d| async {
+            let key = OptInKey::new(messenger_sandbox::DEFAULT_PAGE_ID, &d.login_id);
+            (d.login_id.clone(), s.store.get_opt_in(&key).await)
+        }))
+        .await;
+        for (login_id, item) in fetched {
+            if let Ok(Some(item)) = item {
+                items.insert(login_id, item);
+            }
+        }
+        open.retain(|d| {
+            items
+                .get(&d.login_id)
+                .is_none_or(|o| !o.state.is_terminal())
+        });
+        if open.is_empty() || Instant::now() > give_up {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn check(
+    s: &TestStack,
+    driven: &[Driven],
+    items: &HashMap<String, OptIn>,
+    report: &mut SoakReport,
+) {
+    let inbox = s.sandbox.inbox();
+    report.messages = inbox.len();
+    let mut by_login: HashMap<&str, Vec<&InboxMessage>> = HashMap::new();
+    for m in &inbox {
+        by_login.entry(m.login_id.as_str()).or_default().push(m);
+    }
+    let ours: HashSet<&str> = driven.iter().map(|d| d.login_id.as_str()).collect();
+    let v = &mut report.violations;
+    for login in by_login.keys() {
+        if !ours.contains(login) {
+            v.push(format!(
+                "a message for an opt-in the run never made ({login})"
+            ));
+        }
+    }
+    if let (Some(first), Some(last)) = (
+        inbox.iter().map(|m| m.received_at_ms).min(),
+        inbox.iter().map(|m| m.received_at_ms).max(),
+    ) {
+        report.delivery_seconds = (last - first) as f64 / 1000.0;
+    }
+    for d in driven {
+        let messages = by_login
+            .get(d.login_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let Some(item) = items.get(&d.login_id) else {
+            v.push(format!("opt-in {} was never recorded", short(&d.login_id)));
+            continue;
+        };
+        *report.states.entry(item.state.to_string()).or_default() += 1;
+        let who = short(&d.login_id);
+        if !item.state.is_terminal() {
+            v.push(format!(
+                "opt-in {who} ended in {} (not terminal)",
+                item.state
+            ));
+        }
+        for m in &messages {
+            let margin = item.deadline_at - m.received_at_ms;
+            report.min_margin_to_deadline_ms = Some(
+                report
+                    .min_margin_to_deadline_ms
+                    .map_or(margin, |x| x.min(margin)),
+            );
+            if margin <= 0 {
+                v.push(format!(
+                    "opt-in {who}: a message {} ms after its deadline",
+                    -margin
+                ));
+            }
+        }
+        match item.state {
+            State::Sent => {
+                if messages.len() != 1 {
+                    v.push(format!(
+                        "opt-in {who} is SENT with {} messages",
+                        messages.len()
+                    ));
+                } else if item.message_id.as_deref() != Some(messages[0].message_id.as_str()) {
+                    v.push(format!("opt-in {who}: SENT records another message id"));
+                }
+                if !d.late && messages.len() == 1 {
+                    report
+                        .latencies_ms
+                        .push(messages[0].received_at_ms - messages[0].opted_in_at_ms);
+                }
+            }
+            State::OptedOut => {
+                if messages.len() > 1 {
+                    v.push(format!(
+                        "opt-in {who} is OPTED_OUT with {} messages",
+                        messages.len()
+                    ));
+                }
+                if let (Some(m), Some(out_at)) = (messages.first(), item.opted_out_at) {
+                    // Claimed before the opt-out, delivered while it was recorded: allowed only
+                    // while in flight.
+                    let after = m.received_at_ms - out_at;
+                    report.max_landing_after_opt_out_ms = Some(
+                        report
+                            .max_landing_after_opt_out_ms
+                            .map_or(after, |x| x.max(after)),
+                    );
+                    if after > IN_FLIGHT_ALLOWANCE_MS {
+                        v.push(format!(
+                            "opt-in {who}: a message {after} ms after the opt-out was recorded"
+                        ));
+                    }
+                }
+                if !d.opt_out {
+                    v.push(format!("opt-in {who} OPTED_OUT but nobody opted out"));
+                }
+            }
+            State::Unreachable | State::Expired if !messages.is_empty() => {
+                v.push(format!(
+                    "opt-in {who} is {} with {} messages",
+                    item.state,
+                    messages.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(kill) = &report.kill {
+        for key in &kill.keys {
+            if let Some(item) = items.get(&key.login_id) {
+                *report
+                    .killed_batch_states
+                    .entry(item.state.to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    // The run must have exercised what it claims to.
+    let stats = s.sandbox.stats();
+    for (what, happened) in [
+        ("faults injected", stats.faults_injected > 0),
+        ("a SENT opt-in", report.states.contains_key("SENT")),
+        ("a racing opt-out", report.opt_outs_sent > 0),
+        ("a duplicate webhook", report.duplicates > 0),
+    ] {
+        if !happened {
+            report
+                .violations
+                .push(format!("the run never produced {what}"));
+        }
+    }
+}
+
+/// Everything in the send DLQ must concern an opt-in that is finished: nothing sendable stranded.
+async fn check_dlq(
+    s: &TestStack,
+    items: &HashMap<String, OptIn>,
+    violations: &mut Vec<String>,
+) -> usize {
+    let sqs = aws_sdk_sqs::Client::new(&s.sdk);
+    let dlq_url = s.local.provisioned.send_dlq_url.clone();
+    let mut seen = 0;
+    loop {
+        let out = match sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                violations.push(format!("cannot read the DLQ: {e}"));
+                return seen;
+            }
+        };
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return seen;
+        }
+        for m in messages {
+            seen += 1;
+            let job = m
+                .body()
+                .and_then(|b| serde_json::from_str::<SendJob>(b).ok());
+            match job.and_then(|j| items.get(&j.login_id)) {
+                Some(item) if item.state.is_terminal() => {}
+                Some(item) => violations.push(format!(
+                    "the DLQ holds a sendable opt-in ({}, {})",
+                    short(&item.login_id),
+                    item.state
+                )),
+                None => violations.push("the DLQ holds a job for no known opt-in".into()),
+            }
+        }
+    }
+}
+
+fn short(login_id: &str) -> String {
+    login_id.chars().take(8).collect()
+}
