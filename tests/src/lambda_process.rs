@@ -23,6 +23,7 @@ pub struct HandedBatch {
     pub message_ids: Vec<String>,
     /// The job bodies, as received.
     pub bodies: Vec<String>,
+    pub handed_at: std::time::Instant,
 }
 
 struct Queue {
@@ -175,6 +176,7 @@ async fn next(State(api): State<Api>) -> Result<(HeaderMap, String), StatusCode>
             .iter()
             .filter_map(|m| m.body().map(str::to_owned))
             .collect(),
+        handed_at: std::time::Instant::now(),
     });
     api.in_flight
         .lock()

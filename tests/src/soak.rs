@@ -4,8 +4,9 @@
 //! little time left, and one sender process is killed mid-batch. Then the invariants are checked
 //! from the sandbox's record and the table; `SoakReport` prints the figures.
 //!
-//! Time is compressed so that a run takes seconds: a 45 s opt-in window, a 5 s send lease, a 6 s
-//! queue visibility timeout (the killed process's batch comes back after it), 1.5 s Graph timeout.
+//! Time is compressed so that a run takes seconds: a 60 s opt-in window, a 10 s sender timeout
+//! under a 20 s send lease (as 30 s is under 60 s in production), a 20 s queue visibility timeout
+//! (the killed process's batch comes back after it), a 1.5 s Graph timeout.
 
 use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
@@ -63,20 +64,23 @@ impl SoakPlan {
             late_seconds_left: 4,
             kill_a_sender: true,
             sender_binary,
-            window_seconds: 45,
+            window_seconds: 60,
             send_latency_ms: 250,
         }
     }
 }
 
+/// The sender's invocation timeout, below the lease as in production (30 s < 60 s): a live
+/// sender never outlives its claim.
+const SENDER_TIMEOUT_SECONDS: u64 = 10;
 /// Concurrent sender instances (Lambda scales out to the event source's MaximumConcurrency), plus
 /// the one run as its own process until it is killed.
 const SENDER_POLLERS: usize = 5;
 /// Graph timeout of the run (the sandbox's timeouts last longer: nothing is delivered).
 const GRAPH_TIMEOUT_MS: u64 = 1_500;
 /// Lease and queue visibility of the run: the killed batch comes back after this.
-const LEASE_SECONDS: i32 = 5;
-const VISIBILITY_SECONDS: i32 = 6;
+const LEASE_SECONDS: i32 = 20;
+const VISIBILITY_SECONDS: i32 = 20;
 /// A send claimed just before an opt-out may still be in flight when the opt-out is recorded:
 /// pacing, the Send API latency and its answer. Nothing may land later than this after it.
 pub const IN_FLIGHT_ALLOWANCE_MS: i64 = 2_000;
@@ -236,6 +240,7 @@ pub async fn run(plan: SoakPlan) -> SoakReport {
         settings.sweep_every = Some(Duration::from_secs(5));
         settings.scheduler_tick = Duration::from_secs(1);
         settings.sender_pollers = SENDER_POLLERS;
+        settings.sender_timeout = Some(Duration::from_secs(SENDER_TIMEOUT_SECONDS));
         settings
     })
     .await;
@@ -457,7 +462,7 @@ async fn post(
 /// The sender run as its own process, and the task that kills it.
 struct Killer {
     task: tokio::task::JoinHandle<Option<KillReport>>,
-    armed: watch::Sender<bool>,
+    armed: watch::Sender<Option<Instant>>,
     finished: watch::Receiver<bool>,
 }
 
@@ -489,7 +494,7 @@ impl KillPhase {
                 }) {
                     panic!("hold rule refused: {e}");
                 }
-                let _ = killer.armed.send(true);
+                let _ = killer.armed.send(Some(Instant::now()));
                 KillPhase::Armed(Instant::now())
             }
             KillPhase::Armed(since)
@@ -534,7 +539,7 @@ async fn spawn_killer(
         Ok(p) => p,
         Err(e) => panic!("cannot start the sender process: {e}"),
     };
-    let (armed, armed_rx) = watch::channel(false);
+    let (armed, armed_rx) = watch::channel(None::<Instant>);
     let (finished_tx, finished) = watch::channel(false);
     let store = s.store.clone();
     let is_armed = armed_rx.clone();
@@ -542,7 +547,7 @@ async fn spawn_killer(
         let mut process = process;
         let give_up = async {
             let mut armed_rx = armed_rx;
-            let _ = armed_rx.wait_for(|a| *a).await;
+            let _ = armed_rx.wait_for(Option::is_some).await;
             tokio::time::sleep(Duration::from_secs(10)).await;
         };
         tokio::pin!(give_up);
@@ -552,8 +557,10 @@ async fn spawn_killer(
                 _ = &mut give_up => None,
             };
             let Some(batch) = batch else { break None };
-            // Before the arming the process is one more sender; after it, kill on claims.
-            if !*is_armed.borrow() || batch.bodies.len() < 2 {
+            // Before the arming the process is one more sender; a batch handed to it after the
+            // arming (its sends held by the sandbox) is the one killed.
+            let armed_at = *is_armed.borrow();
+            if armed_at.is_none_or(|at| batch.handed_at < at) || batch.bodies.len() < 2 {
                 continue;
             }
             if let Some(claimed) = wait_for_claims(&store, &batch).await {

@@ -266,6 +266,7 @@ async fn the_same_opt_in_enqueued_ten_times_and_two_senders_polling_at_once_send
             aws_sdk_sqs::Client::new(&sdk),
             p.send_queue_url.clone(),
             p.send_queue_arn.clone(),
+            Duration::from_secs(p.sender_timeout_s),
             Arc::new(instance()),
             paused_rx.clone(),
             stop_rx.clone(),

@@ -13,11 +13,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-/// Poll `queue_url` and drive the sender until `stop` turns true.
+/// Poll `queue_url` and drive the sender until `stop` turns true. An invocation that outlives
+/// `timeout` (the function's Timeout) is dropped mid-flight, as Lambda ends a timed-out
+/// invocation: its batch comes back after the visibility timeout.
 pub async fn run_sqs_poller(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     queue_arn: String,
+    timeout: Duration,
     deps: Arc<sender::Deps>,
     paused: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
@@ -75,8 +78,14 @@ pub async fn run_sqs_poller(
                 continue;
             }
         };
-        let response = sender::handle_batch(&deps, event).await;
-        settle_batch(&sqs, &queue_url, &messages, &response).await;
+        match tokio::time::timeout(timeout, sender::handle_batch(&deps, event)).await {
+            Ok(response) => settle_batch(&sqs, &queue_url, &messages, &response).await,
+            Err(_) => error!(
+                timeout_s = timeout.as_secs_f64(),
+                records = messages.len(),
+                "sender invocation timed out; its batch comes back after the visibility timeout"
+            ),
+        }
     }
 }
 

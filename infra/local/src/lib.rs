@@ -74,6 +74,8 @@ pub struct LocalSettings {
     pub scheduler_tick: Duration,
     /// Concurrent SQS pollers (Lambda's event source mapping runs several).
     pub sender_pollers: usize,
+    /// The sender's invocation timeout; `None`: `SenderFunction.Timeout` of the template.
+    pub sender_timeout: Option<Duration>,
     /// Configuration values, by environment variable name (FB_APP_ID, GRAPH_API_BASE_URL, …).
     pub config_overrides: Vec<(String, String)>,
     pub secrets: LocalSecrets,
@@ -93,6 +95,7 @@ impl LocalSettings {
             sweep_every: None,
             scheduler_tick: Duration::from_millis(500),
             sender_pollers: 2,
+            sender_timeout: None,
             config_overrides: Vec::new(),
             secrets: LocalSecrets::default(),
         }
@@ -287,6 +290,9 @@ impl LocalStack {
                 sqs.clone(),
                 provisioned.send_queue_url.clone(),
                 provisioned.send_queue_arn.clone(),
+                settings
+                    .sender_timeout
+                    .unwrap_or(Duration::from_secs(provisioned.sender_timeout_s)),
                 sender_deps.clone(),
                 paused_rx.clone(),
                 stop_rx.clone(),

@@ -42,6 +42,8 @@ pub struct Provisioned {
     pub sweep_rate: Option<String>,
     pub send_queue_visibility_timeout_s: i32,
     pub max_receive_count: i32,
+    /// `SenderFunction.Timeout`: the local SQS event source ends an invocation after it, as Lambda does.
+    pub sender_timeout_s: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,9 @@ pub enum ProvisionError {
 const OPT_IN_TABLE: &str = "OptInTable";
 const SEND_QUEUE: &str = "SendQueue";
 const SEND_DLQ: &str = "SendDeadLetterQueue";
+const SENDER_FUNCTION: &str = "SenderFunction";
+/// Lambda's default function timeout.
+const DEFAULT_FUNCTION_TIMEOUT_S: u64 = 3;
 const SCHEDULER_DLQ: &str = "SchedulerDeadLetterQueue";
 const SCHEDULE_GROUP: &str = "DeadlineScheduleGroup";
 const ALERT_TOPIC: &str = "AlertTopic";
@@ -901,6 +906,12 @@ impl Provisioner {
         let max_receive_count = max_receive_count
             .parse()
             .map_err(|_| invalid(SEND_QUEUE, "RedrivePolicy.maxReceiveCount is not a number"))?;
+        let sender_timeout_s = match self.string_property(SENDER_FUNCTION, "Timeout")? {
+            None => DEFAULT_FUNCTION_TIMEOUT_S,
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(SENDER_FUNCTION, format!("Timeout {v:?} is not a number")))?,
+        };
         Ok(Provisioned {
             table_name: self.created(OPT_IN_TABLE, TABLE)?.reference.clone(),
             send_queue_url: send_queue.reference.clone(),
@@ -916,6 +927,7 @@ impl Provisioner {
                 .and_then(scalar_string),
             send_queue_visibility_timeout_s: visibility,
             max_receive_count,
+            sender_timeout_s,
         })
     }
 }
