@@ -6,7 +6,7 @@
 //!
 //! Time is compressed so that a run takes seconds: a 60 s opt-in window, a 10 s sender timeout
 //! under a 20 s send lease (as 30 s is under 60 s in production), a 20 s queue visibility timeout
-//! (the killed process's batch comes back after it), a 1.5 s Graph timeout.
+//! (the killed process's batch comes back after it), a 4 s Graph timeout.
 
 use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
@@ -61,7 +61,7 @@ impl SoakPlan {
             duplicate_webhooks: 0.10,
             opt_outs: 0.05,
             late: 0.03,
-            late_seconds_left: 4,
+            late_seconds_left: 8,
             kill_a_sender: true,
             sender_binary,
             window_seconds: 60,
@@ -77,7 +77,7 @@ const SENDER_TIMEOUT_SECONDS: u64 = 10;
 /// the one run as its own process until it is killed.
 const SENDER_POLLERS: usize = 5;
 /// Graph timeout of the run (the sandbox's timeouts last longer: nothing is delivered).
-const GRAPH_TIMEOUT_MS: u64 = 1_500;
+const GRAPH_TIMEOUT_MS: u64 = 4_000;
 /// Lease and queue visibility of the run: the killed batch comes back after this.
 const LEASE_SECONDS: i32 = 20;
 const VISIBILITY_SECONDS: i32 = 20;
@@ -720,9 +720,18 @@ fn check_records(
         match item.state {
             State::Sent => {
                 if messages.len() != 1 {
+                    let at: Vec<i64> = messages
+                        .iter()
+                        .map(|m| m.received_at_ms - item.opted_in_at)
+                        .collect();
                     v.push(format!(
-                        "opt-in {who} is SENT with {} messages",
-                        messages.len()
+                        "opt-in {who} is SENT with {} messages (at {at:?} ms after the opt-in; \
+                         attempts {}, last error {:?})",
+                        messages.len(),
+                        item.attempts,
+                        item.last_error
+                            .as_ref()
+                            .map(|e| (e.code, e.subcode, e.message.clone()))
                     ));
                 } else if item.message_id.as_deref() != Some(messages[0].message_id.as_str()) {
                     v.push(format!("opt-in {who}: SENT records another message id"));
