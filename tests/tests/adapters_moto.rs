@@ -1031,3 +1031,39 @@ async fn aws_endpoint_url_from_the_environment_reaches_moto() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// DynamoDB applies a conditional write atomically, so of many concurrent claims of one opt-in
+/// exactly one wins. moto's threaded server does not guarantee that by itself: the tests' moto
+/// runs through infra/python/moto_server_serialized.py, and this test fails without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn of_concurrent_claims_of_one_opt_in_exactly_one_wins() {
+    let s = stack().await;
+    let store = Arc::new(s.store());
+    for round in 0..30 {
+        let opt_in = OptIn::new(
+            OptInKey::new("PAGE", format!("race-{round}")),
+            Some(1_000),
+            1_000,
+            86_400_000,
+            7_200_000,
+        );
+        store.create_opt_in(&opt_in).await.unwrap();
+        let claims = (0..8).map(|i| {
+            let store = store.clone();
+            let key = opt_in.key();
+            tokio::spawn(async move {
+                store
+                    .claim_for_send(&key, &format!("owner-{i}"), 2_000, 62_000)
+                    .await
+            })
+        });
+        let outcomes = futures::future::join_all(claims).await;
+        let won = outcomes
+            .into_iter()
+            .filter(|o| matches!(o, Ok(Ok(Transitioned::Done(_)))))
+            .count();
+        assert_eq!(won, 1, "round {round}: {won} concurrent claims won");
+        let item = store.get_opt_in(&opt_in.key()).await.unwrap().unwrap();
+        assert_eq!(item.attempts, 1, "round {round}");
+    }
+}

@@ -72,7 +72,22 @@ impl MotoServer {
         let log = std::env::temp_dir().join(format!("moto-{port}-{}.log", uuid::Uuid::new_v4()));
         let log_file = std::fs::File::create(&log)?;
         let stderr = log_file.try_clone()?;
-        let child = Command::new(&bin)
+        // The venv's Python runs moto_server through the launcher that gives moto DynamoDB's
+        // atomic conditional writes (infra/python/moto_server_serialized.py).
+        let python = bin.with_file_name("python3");
+        let launcher = workspace_root().join("infra/python/moto_server_serialized.py");
+        if !python.exists() || !launcher.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{} or {} is missing: run `make venv`",
+                    python.display(),
+                    launcher.display()
+                ),
+            ));
+        }
+        let child = Command::new(&python)
+            .arg(&launcher)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file)
