@@ -6,7 +6,7 @@
 //!
 //! Time is compressed so that a run takes seconds: a 60 s opt-in window, a 10 s sender timeout
 //! under a 20 s send lease (as 30 s is under 60 s in production), a 20 s queue visibility timeout
-//! (the killed process's batch comes back after it), a 4 s Graph timeout.
+//! (the killed process's batch comes back after it), a 3 s Graph timeout.
 
 use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
@@ -75,9 +75,9 @@ impl SoakPlan {
 const SENDER_TIMEOUT_SECONDS: u64 = 10;
 /// Concurrent sender instances (Lambda scales out to the event source's MaximumConcurrency), plus
 /// the one run as its own process until it is killed.
-const SENDER_POLLERS: usize = 5;
+const SENDER_POLLERS: usize = 10;
 /// Graph timeout of the run (the sandbox's timeouts last longer: nothing is delivered).
-const GRAPH_TIMEOUT_MS: u64 = 4_000;
+const GRAPH_TIMEOUT_MS: u64 = 3_000;
 /// Lease and queue visibility of the run: the killed batch comes back after this.
 const LEASE_SECONDS: i32 = 20;
 const VISIBILITY_SECONDS: i32 = 20;
