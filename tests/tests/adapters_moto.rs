@@ -132,6 +132,10 @@ async fn the_real_template_provisions_the_layout_of_table_rs_and_twice_is_fine()
     assert_eq!(p.sweep_rate.as_deref(), Some("rate(15 minutes)"));
     assert_eq!(p.max_receive_count, 5);
     assert!(p.send_queue_visibility_timeout_s >= 30);
+    // The local event source ends invocations at the template's timeout (30 s): below the send
+    // lease (SEND_LEASE_SECONDS, 60 s), so a live sender never outlives its claim.
+    assert_eq!(p.sender_timeout_s, 30);
+    assert!(p.send_queue_visibility_timeout_s as u64 >= p.sender_timeout_s);
     assert!(
         p.send_queue_arn
             .ends_with(&format!(":{}-SendQueue", s.stack_name))
@@ -320,6 +324,7 @@ async fn a_contract_fixture_template_provisions_with_resolved_intrinsics() {
     assert_eq!(second.unwrap(), p);
     assert_eq!(p.send_queue_visibility_timeout_s, 42);
     assert_eq!(p.max_receive_count, 4);
+    assert_eq!(p.sender_timeout_s, 3, "no SenderFunction: Lambda's default timeout");
     assert_eq!(p.sweep_rate.as_deref(), Some("rate(7 minutes)"));
     assert_eq!(p.schedule_group, format!("{stack_name}-deadlines"));
     assert_eq!(p.table_name, format!("{stack_name}-OptInTable"));

@@ -906,7 +906,13 @@ impl Provisioner {
         let max_receive_count = max_receive_count
             .parse()
             .map_err(|_| invalid(SEND_QUEUE, "RedrivePolicy.maxReceiveCount is not a number"))?;
-        let sender_timeout_s = match self.string_property(SENDER_FUNCTION, "Timeout")? {
+        let declared = self.template.resource(SENDER_FUNCTION).is_some();
+        let timeout = if declared {
+            self.string_property(SENDER_FUNCTION, "Timeout")?
+        } else {
+            None
+        };
+        let sender_timeout_s = match timeout {
             None => DEFAULT_FUNCTION_TIMEOUT_S,
             Some(v) => v
                 .parse()
