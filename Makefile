@@ -9,7 +9,7 @@ export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 # CI builds from scratch: incremental caches only cost disk (gigabytes) and time there.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench soak report package deploy clean
+.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench soak fuzz report package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,29 @@ soak: venv ## Load with faults: SOAK_OPT_INS opt-ins (2000) at SOAK_RATE/s (10) 
 	set -o pipefail; SOAK_OPT_INS=$(SOAK_OPT_INS) SOAK_RATE=$(SOAK_RATE) \
 	  $(CARGO) test --locked -p integration-tests --test soak full_soak -- --ignored --nocapture 2>&1 \
 	  | grep -v '^{"'
+
+# Fuzzing (not in `make test`: it needs the nightly toolchain and cargo-fuzz).
+FUZZ_RUNS      ?= 1000000
+FUZZ_TARGETS   ?= webhook_signature webhook_parse signed_request
+FUZZ_TOOLCHAIN ?= nightly
+
+fuzz: ## Fuzz the webhook signature check, webhook parser and signed_request (cargo-fuzz, nightly); FUZZ_RUNS=1000000
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked"; exit 1; }
+	@for t in $(FUZZ_TARGETS); do \
+	  corpus=$(CURDIR)/fuzz/corpus/$$t; seeds=$(CURDIR)/fuzz/seeds/$$t; dict=$(CURDIR)/fuzz/$$t.dict; \
+	  log=$(CURDIR)/fuzz/artifacts/$$t.log; \
+	  mkdir -p $$corpus $(CURDIR)/fuzz/artifacts; \
+	  echo "fuzz $$t: $(FUZZ_RUNS) runs (log: fuzz/artifacts/$$t.log)"; \
+	  if ! cargo +$(FUZZ_TOOLCHAIN) fuzz run --fuzz-dir $(CURDIR)/fuzz $$t $$corpus $$([ -d $$seeds ] && echo $$seeds) -- \
+	      -runs=$(FUZZ_RUNS) -print_final_stats=1 $$([ -f $$dict ] && echo -dict=$$dict) >$$log 2>&1; then \
+	    grep -E -m1 -A6 'panicked at|ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)' $$log || tail -n 40 $$log; \
+	    grep -E -A2 '^Reproduce with' $$log; echo "fuzz $$t: FAILED (the input is in fuzz/artifacts/$$t/)"; exit 1; \
+	  fi; \
+	  summary=$$(grep -E '^Done [0-9]+ runs in [0-9]+ second' $$log); \
+	  runs=$$(echo "$$summary" | awk '{print $$2}'); secs=$$(echo "$$summary" | awk '{print $$5}'); \
+	  echo "  $$summary; $$(awk -v r=$$runs -v s=$$secs 'BEGIN{if (s) printf "%d", r/s; else printf "n/a"}') exec/s;" \
+	    "corpus $$(ls $$corpus | wc -l) files; $$(grep -E 'DONE +cov' $$log | tail -n 1 | sed -E 's/^.*DONE[[:space:]]+(cov: [0-9]+ ft: [0-9]+ corp: [^ ]+).*/\1/')"; \
+	done
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
 	$(CARGO) run --quiet --locked -p report -- $(ARGS)
