@@ -9,7 +9,7 @@ export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 # CI builds from scratch: incremental caches only cost disk (gigabytes) and time there.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: help venv browser run test fmt fmt-check clippy test-rust lint-template bench soak fuzz report package deploy clean
+.PHONY: help venv bench-tools browser run test fmt fmt-check clippy test-rust lint-template bench size lambda-build soak fuzz report package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,6 +20,13 @@ $(VENV)/.installed: infra/python/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed ## Python venv with pinned moto[server] and cfn-lint
+
+# Benchmark-only tools, kept out of CI's `make test`: cargo-lambda and the zig it links with.
+$(VENV)/.bench-installed: $(VENV)/.installed infra/python/bench-requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/bench-requirements.txt
+	touch $@
+
+bench-tools: $(VENV)/.bench-installed ## cargo-lambda and zig (pinned) in .venv, for make size and make bench
 
 run: venv ## Start moto, the Messenger sandbox and the local stack on 127.0.0.1 (Ctrl-C stops all)
 	$(CARGO) run --locked -p local-runner --bin local-runner
@@ -52,7 +59,7 @@ test-rust: venv ## Unit, moto-backed integration and end-to-end tests
 lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml
 
-bench: venv ## Benchmarks (criterion and harnesses), printed as comparable figures
+bench: venv lambda-build ## Benchmarks (criterion and harnesses), printed as comparable figures
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
 	$(CARGO) bench --locked --workspace
 
@@ -85,6 +92,16 @@ fuzz: ## Fuzz the webhook signature check, webhook parser and signed_request (ca
 	  echo "  $$summary; $$(awk -v r=$$runs -v s=$$secs 'BEGIN{if (s) printf "%d", r/s; else printf "n/a"}') exec/s;" \
 	    "corpus $$(ls $$corpus | wc -l) files; $$(grep -E 'DONE +cov' $$log | tail -n 1 | sed -E 's/^.*DONE[[:space:]]+(cov: [0-9]+ ft: [0-9]+ corp: [^ ]+).*/\1/')"; \
 	done
+
+size: lambda-build ## The functions as cargo lambda builds them (x86_64) and their size against the 8 MB goal
+	$(CARGO) bench --locked -p integration-tests --bench binary_size
+
+# What `sam build` runs, for the host's x86_64 (the arm64 target is not installed here) into
+# target/lambda/<function>/bootstrap. Its default backend, cargo-zigbuild, finds zig as
+# `python3 -m ziglang`: the venv's python3 comes first on PATH.
+lambda-build: bench-tools
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --locked --release --x86-64 \
+	  --bin http-api --bin sender --bin deadline-alerts
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
 	$(CARGO) run --quiet --locked -p report -- $(ARGS)

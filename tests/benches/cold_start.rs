@@ -4,10 +4,12 @@
 //! Per function, over RUNS spawns: spawn → first `GET …/invocation/next` (init: config, SDK
 //! clients, the secret read from Secrets Manager), spawn → first response (init plus one valid
 //! event), and the peak RSS (`VmHWM` in `/proc/<pid>/status`, read just before the process is
-//! killed). Goals: init < 30 ms, RSS < 32 MB.
+//! killed). Goals: init < 30 ms, RSS < 32 MB. Beside the wall-clock init, the CPU time the process
+//! spent until its first `next` (its threads' `/proc/<pid>/task/*/schedstat`): on a machine shared
+//! with other work it moves far less than the wall clock, so it compares two builds better.
 //!
-//! The binaries are `target/release/{http-api,sender,deadline-alerts}`; `make bench` builds them
-//! first (`make package` does too). Measured on the machine running the bench (x86_64 locally),
+//! The binaries are `target/release/{http-api,sender,deadline-alerts}` (or those in
+//! `COLD_START_BIN_DIR`); `make bench` builds them first (`make package` does too). Measured on the machine running the bench (x86_64 locally),
 //! with moto on loopback, so the secret read is a loopback round trip, not a VPC-less AWS call.
 
 use axum::extract::{Path, State};
@@ -39,8 +41,13 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// `target/release`, from this bench's own path (`target/release/deps/cold_start-…`).
+/// `target/release`, from this bench's own path (`target/release/deps/cold_start-…`), or
+/// `COLD_START_BIN_DIR` when set: a directory holding the three binaries, e.g. a build kept aside to
+/// compare two release profiles on the same machine under the same load.
 fn release_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("COLD_START_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
     let exe = std::env::current_exe().ok()?;
     Some(exe.parent()?.parent()?.to_path_buf())
 }
@@ -119,10 +126,15 @@ async fn run() {
         "  {RUNS} spawns per function; moto at {}; AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
         moto.endpoint
     );
+    println!("  binaries: {}", dir.display());
     println!();
     println!(
-        "  {:<16} {:>22} {:>24} {:>20}",
-        "function", "init ms (median/max)", "response ms (median/max)", "peak RSS MB (med/max)"
+        "  {:<16} {:>22} {:>24} {:>20} {:>21}",
+        "function",
+        "init ms (median/max)",
+        "response ms (median/max)",
+        "peak RSS MB (med/max)",
+        "init CPU ms (med/max)"
     );
     for function in functions {
         let event = event_for(function);
@@ -141,8 +153,14 @@ async fn run() {
         let init: Vec<f64> = samples.iter().map(|s| s.init_ms).collect();
         let resp: Vec<f64> = samples.iter().map(|s| s.response_ms).collect();
         let rss: Vec<f64> = samples.iter().map(|s| s.rss_mb).collect();
+        let cpu: Vec<f64> = samples.iter().filter_map(|s| s.init_cpu_ms).collect();
+        let cpu = if cpu.is_empty() {
+            format!("{:>21}", "n/a")
+        } else {
+            format!("{:>11.1} / {:>7.1}", median(&cpu), max(&cpu))
+        };
         println!(
-            "  {function:<16} {:>10.1} / {:>9.1} {:>12.1} / {:>9.1} {:>10.1} / {:>7.1}",
+            "  {function:<16} {:>10.1} / {:>9.1} {:>12.1} / {:>9.1} {:>10.1} / {:>7.1} {cpu}",
             median(&init),
             max(&init),
             median(&resp),
@@ -220,6 +238,7 @@ fn event_for(function: &str) -> serde_json::Value {
 
 struct Sample {
     init_ms: f64,
+    init_cpu_ms: Option<f64>,
     response_ms: f64,
     rss_mb: f64,
 }
@@ -227,7 +246,9 @@ struct Sample {
 #[derive(Default)]
 struct Record {
     served: bool,
+    pid: Option<u32>,
     first_next: Option<Instant>,
+    init_cpu_ms: Option<f64>,
     response: Option<Instant>,
     error: Option<String>,
 }
@@ -243,7 +264,10 @@ const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 async fn next(State(api): State<Api>) -> Result<(HeaderMap, String), StatusCode> {
     let first = {
         let mut r = api.record.lock().unwrap_or_else(|p| p.into_inner());
-        r.first_next.get_or_insert_with(Instant::now);
+        if r.first_next.is_none() {
+            r.first_next = Some(Instant::now());
+            r.init_cpu_ms = r.pid.and_then(cpu_ms);
+        }
         !std::mem::replace(&mut r.served, true)
     };
     if !first {
@@ -291,6 +315,24 @@ async fn init_error(State(api): State<Api>, body: String) -> StatusCode {
     let mut r = api.record.lock().unwrap_or_else(|p| p.into_inner());
     r.error.get_or_insert(format!("init error: {body}"));
     StatusCode::ACCEPTED
+}
+
+/// CPU time `pid` has used so far, in ms: the sum of its live threads' run time (the first field
+/// of `/proc/<pid>/task/<tid>/schedstat`, in ns).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (ns > 0).then(|| ns as f64 / 1e6)
 }
 
 /// Peak resident set size of `pid`, in MB (`VmHWM`, kB in /proc).
@@ -346,6 +388,7 @@ async fn cold_start(
     let spawned = Instant::now();
     let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
     let pid = child.id();
+    api.record.lock().unwrap_or_else(|p| p.into_inner()).pid = Some(pid);
 
     let outcome = loop {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -372,8 +415,14 @@ async fn cold_start(
     let _ = child.wait();
     server.abort();
     let (first_next, response) = outcome?;
+    let init_cpu_ms = api
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .init_cpu_ms;
     Ok(Sample {
         init_ms: first_next.duration_since(spawned).as_secs_f64() * 1e3,
+        init_cpu_ms,
         response_ms: response.duration_since(spawned).as_secs_f64() * 1e3,
         rss_mb: rss.ok_or("no /proc status")?,
     })
