@@ -324,7 +324,10 @@ async fn a_contract_fixture_template_provisions_with_resolved_intrinsics() {
     assert_eq!(second.unwrap(), p);
     assert_eq!(p.send_queue_visibility_timeout_s, 42);
     assert_eq!(p.max_receive_count, 4);
-    assert_eq!(p.sender_timeout_s, 3, "no SenderFunction: Lambda's default timeout");
+    assert_eq!(
+        p.sender_timeout_s, 3,
+        "no SenderFunction: Lambda's default timeout"
+    );
     assert_eq!(p.sweep_rate.as_deref(), Some("rate(7 minutes)"));
     assert_eq!(p.schedule_group, format!("{stack_name}-deadlines"));
     assert_eq!(p.table_name, format!("{stack_name}-OptInTable"));
