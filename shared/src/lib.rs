@@ -18,3 +18,4 @@ pub mod report;
 pub mod send_tuning;
 pub mod signed_request;
 pub mod table;
+pub mod use_cases;

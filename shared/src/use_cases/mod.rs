@@ -1,0 +1,7 @@
+//! One place per promise: the use cases every entry point (webhook, website API, Facebook
+//! callbacks, sender, sweep) calls instead of writing its own copy. Each file owns one promise of
+//! docs/decisions.md "Promises and where they are enforced".
+
+pub mod deletion;
+pub mod opt_out;
+pub mod page;
