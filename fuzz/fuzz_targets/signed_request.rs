@@ -4,7 +4,8 @@
 //!   (`parse_signed_request`), never panic.
 //! - A request `sign_request` builds from fuzzed fields (user_id as string or number, issued_at,
 //!   expires, the algorithm's case, an extra field, the clock) verifies exactly when the fields are
-//!   acceptable, and gives them back.
+//!   acceptable (issued within the hour, not expired, a numeric user_id, no `code`/`oauth_token`),
+//!   and gives them back.
 //! - With one byte of it changed, or with another secret of the same length, it never verifies.
 //! - Arbitrary payload bytes signed with the right secret (so they pass the HMAC and reach the
 //!   JSON reading) never panic, and are accepted only with a valid algorithm, issued_at and user_id.
@@ -16,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use shared::facebook::hmac_sha256_hex;
+use shared::login::is_valid_asid;
 use shared::signed_request::{
     MAX_AGE_SECONDS, MAX_SIGNED_REQUEST_BYTES, MAX_SKEW_SECONDS, SignedRequest, SignedRequestError,
     parse_signed_request, sign_request, signed_request_from_form,
@@ -49,7 +51,11 @@ struct Fields {
 }
 
 fn check_accepted(r: &SignedRequest, now: i64) {
-    assert!(!r.user_id.is_empty());
+    assert!(is_valid_asid(&r.user_id), "user_id {:?} accepted", r.user_id);
+    assert!(
+        r.expires.is_none_or(|e| e >= now),
+        "expired request accepted"
+    );
     let age = i128::from(now) - i128::from(r.issued_at);
     assert!(
         (-i128::from(MAX_SKEW_SECONDS)..=i128::from(MAX_AGE_SECONDS)).contains(&age),
@@ -109,16 +115,28 @@ fn round_trip(f: &Fields) {
     let result = parse_signed_request(&f.secret, &request, now);
 
     let in_window = (-MAX_SKEW_SECONDS..=MAX_AGE_SECONDS).contains(&f.age);
+    let login_response = f
+        .extra
+        .as_ref()
+        .is_some_and(|(k, _)| k == "code" || k == "oauth_token");
     let expected = if request.len() > MAX_SIGNED_REQUEST_BYTES {
         Err(SignedRequestError::TooLarge)
+    } else if login_response {
+        Err(SignedRequestError::LoginResponse)
     } else if f.issued_at.is_none() || !in_window {
         Err(SignedRequestError::BadIssuedAt)
+    } else if f.expires.is_some_and(|e| e < now) {
+        Err(SignedRequestError::Expired)
     } else if let Some(user_id) = expected_user {
-        Ok(SignedRequest {
-            user_id,
-            issued_at,
-            expires: f.expires,
-        })
+        if is_valid_asid(&user_id) {
+            Ok(SignedRequest {
+                user_id,
+                issued_at,
+                expires: f.expires,
+            })
+        } else {
+            Err(SignedRequestError::BadUserId)
+        }
     } else {
         Err(SignedRequestError::MissingUserId)
     };
@@ -155,6 +173,10 @@ fn signed_raw_payload(raw: &[u8], now: i64) {
             check_accepted(&r, now);
             let json: Value = serde_json::from_slice(raw).expect("accepted payload is JSON");
             assert!(
+                json.get("code").is_none() && json.get("oauth_token").is_none(),
+                "a login response accepted"
+            );
+            assert!(
                 json.get("algorithm")
                     .and_then(Value::as_str)
                     .is_some_and(|a| a.eq_ignore_ascii_case("HMAC-SHA256"))
@@ -169,7 +191,13 @@ fn signed_raw_payload(raw: &[u8], now: i64) {
                     (TooLarge, true, _)
                         | (Malformed, false, true)
                         | (
-                            BadPayload | UnsupportedAlgorithm | BadIssuedAt | MissingUserId,
+                            BadPayload
+                                | UnsupportedAlgorithm
+                                | BadIssuedAt
+                                | Expired
+                                | MissingUserId
+                                | BadUserId
+                                | LoginResponse,
                             false,
                             false
                         )

@@ -10,6 +10,25 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use shared::facebook::{MessagingEvent, WebhookParseError, parse_webhook};
 
+/// A webhook timestamp read plainly: milliseconds as a number or a string of digits, seconds
+/// (×1000) below 10^12, anything else none.
+fn epoch_ms(v: &Value) -> Option<i64> {
+    let raw = match v {
+        Value::Number(n) => n.as_i64()?,
+        Value::String(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            s.trim().parse().ok()?
+        }
+        _ => return None,
+    };
+    if raw < 0 {
+        None
+    } else if raw < 1_000_000_000_000 {
+        raw.checked_mul(1000)
+    } else {
+        Some(raw)
+    }
+}
+
 const OTHER_KINDS: &[&str] = &[
     "no_page",
     "optin",
@@ -69,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
     let mut items = Vec::new();
     for entry in entries {
         let entry_id = field(entry, "id", 0).and_then(Value::as_str);
-        let entry_time = field(entry, "time", 1).and_then(Value::as_i64);
+        let entry_time = field(entry, "time", 1).and_then(epoch_ms);
         for (name, index) in [("messaging", 2), ("standby", 3)] {
             if let Some(list) = field(entry, name, index).and_then(Value::as_array) {
                 items.extend(list.iter().map(|item| (entry_id, entry_time, item)));
@@ -80,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
 
     for (event, (entry_id, entry_time, item)) in events.iter().zip(items) {
         let page = str_at(item, &["recipient", "id"]).or(entry_id);
-        let timestamp = item.get("timestamp").and_then(Value::as_i64).or(entry_time);
+        let timestamp = item.get("timestamp").and_then(epoch_ms).or(entry_time);
         let sender = str_at(item, &["sender", "id"]);
         match event {
             MessagingEvent::OptIn {

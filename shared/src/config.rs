@@ -61,13 +61,14 @@ pub struct Config {
     pub send: crate::send_tuning::SendTuning,
 }
 
-pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
+/// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v27.0";
 pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_FACEBOOK_WEB_BASE_URL: &str = "https://www.facebook.com";
 pub const DEFAULT_INITIAL_MESSAGE_TEXT: &str =
     "Thanks for connecting with us on Messenger! Reply here any time if you have a question.";
-/// The Send API's limit for `message.text`.
-pub const MAX_MESSAGE_TEXT_CHARS: usize = 2000;
+/// The Send API's limit for `message.text`: "less than 2000" characters, so 1999 at most.
+pub const MAX_MESSAGE_TEXT_CHARS: usize = 1999;
 
 struct Reader<F: Fn(&str) -> Option<String>> {
     lookup: F,
@@ -173,9 +174,12 @@ impl Config {
             .map(|u| r.url("PUBLIC_BASE_URL", u));
         let initial_message_text =
             r.with_default("INITIAL_MESSAGE_TEXT", DEFAULT_INITIAL_MESSAGE_TEXT);
-        if initial_message_text.chars().count() > MAX_MESSAGE_TEXT_CHARS {
+        // With {first_name}, the text as sent is checked below, once the fallback is known.
+        if !crate::login::needs_first_name(&initial_message_text)
+            && initial_message_text.chars().count() > MAX_MESSAGE_TEXT_CHARS
+        {
             r.problems.push(format!(
-                "INITIAL_MESSAGE_TEXT is longer than {MAX_MESSAGE_TEXT_CHARS} characters"
+                "INITIAL_MESSAGE_TEXT is longer than {MAX_MESSAGE_TEXT_CHARS} characters (Graph takes less than 2000)"
             ));
         }
         let messaging_type = match r.with_default("MESSAGING_TYPE", "UPDATE").as_str() {
@@ -209,6 +213,12 @@ impl Config {
                 .collect(),
         };
         let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
+        // What is sent when the name is unknown (or too long to fit) must fit too.
+        if let Some(problem) =
+            crate::login::rendered_length_problem(&initial_message_text, &login.first_name_fallback)
+        {
+            r.problems.push(problem);
+        }
         let send = crate::send_tuning::SendTuning::from_lookup(&r.lookup, &mut r.problems);
 
         if !r.problems.is_empty() {
@@ -349,7 +359,7 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let c = load(&base()).unwrap();
-        assert_eq!(c.graph_api_version, "v25.0");
+        assert_eq!(c.graph_api_version, "v27.0");
         assert_eq!(c.graph_api_base_url, "https://graph.facebook.com");
         assert_eq!(c.messaging_type, MessagingType::Update);
         assert_eq!(c.alert_lead_ms, 120 * 60_000);
@@ -430,6 +440,29 @@ mod tests {
                 .to_string()
                 .contains("INITIAL_MESSAGE_TEXT")
         );
+    }
+
+    /// Graph takes "less than 2000" characters: 2000 is refused, 1999 accepted; and the text as
+    /// rendered with the first-name fallback must fit too.
+    #[test]
+    fn message_text_must_be_less_than_2000_characters() {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut env = base();
+        env.insert("INITIAL_MESSAGE_TEXT", leak("x".repeat(2000)));
+        let e = load(&env).unwrap_err().to_string();
+        assert!(e.contains("INITIAL_MESSAGE_TEXT"), "{e}");
+        env.insert("INITIAL_MESSAGE_TEXT", leak("x".repeat(1999)));
+        assert!(load(&env).is_ok());
+        // 1990 + "{first_name}" is 2002 characters as configured but 1995 as sent ("there").
+        env.insert(
+            "INITIAL_MESSAGE_TEXT",
+            leak(format!("{}{{first_name}}", "x".repeat(1990))),
+        );
+        assert!(load(&env).is_ok());
+        // With a 20-character fallback it would be 2010 as sent: refused.
+        env.insert("FIRST_NAME_FALLBACK", leak("f".repeat(20)));
+        let e = load(&env).unwrap_err().to_string();
+        assert!(e.contains("FIRST_NAME_FALLBACK"), "{e}");
     }
 
     #[test]

@@ -87,12 +87,48 @@ pub struct WebhookEntry {
     /// The Page id.
     #[serde(default)]
     pub id: Option<String>,
+    /// The delivery time. Meta documents epoch milliseconds as a number; strings and seconds
+    /// have been seen too, so it is kept raw and read by [`WebhookEntry::time_ms`].
     #[serde(default)]
-    pub time: Option<i64>,
+    pub time: Option<serde_json::Value>,
     #[serde(default)]
     pub messaging: Vec<serde_json::Value>,
     #[serde(default)]
     pub standby: Vec<serde_json::Value>,
+}
+
+impl WebhookEntry {
+    /// `time` in epoch milliseconds (see [`epoch_ms`]).
+    pub fn time_ms(&self) -> Option<i64> {
+        self.time.as_ref().and_then(epoch_ms)
+    }
+}
+
+/// Timestamps below this are seconds, not milliseconds (10^12 ms is September 2001, and 10^12 s
+/// is 33,000 years away): Meta's payloads use milliseconds, but seconds have been seen.
+pub const SECONDS_BELOW: i64 = 1_000_000_000_000;
+
+/// A webhook timestamp (`timestamp`, `entry.time`) in epoch milliseconds: a JSON number or a
+/// string of digits; values below [`SECONDS_BELOW`] are seconds and are multiplied by 1000.
+/// Anything else (negative, fractional, text, out of range) is no timestamp at all, so the caller
+/// falls back to the entry's time or the time of receipt instead of refusing the batch.
+pub fn epoch_ms(value: &serde_json::Value) -> Option<i64> {
+    let raw = match value {
+        serde_json::Value::Number(n) => n.as_i64()?,
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<i64>().ok()?
+        }
+        _ => return None,
+    };
+    match raw {
+        ..0 => None,
+        0..SECONDS_BELOW => raw.checked_mul(1000),
+        _ => Some(raw),
+    }
 }
 
 /// One messaging item we act on.
@@ -174,8 +210,8 @@ fn classify_item(entry: &WebhookEntry, item: &serde_json::Value) -> MessagingEve
     let page_id = non_empty(str_at(item, &["recipient", "id"]).or(entry.id.as_deref()));
     let timestamp = item
         .get("timestamp")
-        .and_then(|t| t.as_i64())
-        .or(entry.time);
+        .and_then(epoch_ms)
+        .or_else(|| entry.time_ms());
     let Some(page_id) = page_id else {
         return MessagingEvent::Other { kind: "no_page" };
     };
@@ -305,6 +341,9 @@ pub enum ErrorClass {
     Configuration,
     /// The Page may not send for now: PAUSED for the Page, alert.
     PageRestricted,
+    /// Meta warned the Page that its messages may be considered bothersome or abusive
+    /// (`613`/`2018338`): not a rate limit. PAUSED for the Page, and the alert names the warning.
+    AbuseWarning,
     /// Not in the table: retried a bounded number of times, then alerted.
     Unknown,
 }
@@ -354,36 +393,58 @@ impl GraphError {
 }
 
 /// Whether a Graph error message says the messaging window is closed (Meta has used several
-/// subcodes for it; the text is the stable part).
+/// codes and subcodes for it; the text is the stable part).
 fn says_outside_window(message: &str) -> bool {
     message.contains("outside of allowed window")
 }
 
-/// The Graph error table (`shared/reference/messenger.md` §3.5 and §7.4) in one place: every
-/// (code, subcode) the reference lists, then the code families, then the HTTP status. The rows are
-/// tried in order; the first that matches decides.
+/// Whether a bare `100` names the *recipient* as unknown ("No matching user found", "Bad
+/// Parameter Error: Invalid FBID"): one bad recipient, not our configuration.
+fn says_unknown_recipient(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no matching user found") || m.contains("invalid fbid")
+}
+
+/// The Graph error table in one place: Messenger's "Common Error Codes" (updated 2026-06-25) and
+/// Graph's "Handling Errors", as summarised in `shared/reference/messenger.md` (corrections of
+/// 2026-11-30, §3.5, §7.4). The window text first (it applies to every code), then every (code,
+/// subcode) row, then the code families, then the HTTP status. The rows are tried in order; the
+/// first that matches decides. docs/sender.md has the same table for people.
 pub fn classify_graph_error(status: u16, body: &GraphErrorBody) -> ErrorClass {
     use ErrorClass::*;
+    if says_outside_window(&body.message) {
+        return Window;
+    }
     let sub = body.error_subcode;
     match (body.code, sub) {
         // The person cannot be reached: an opt-out in effect, never retried.
         (551, _) => Unreachable,
-        (200, Some(1_545_041)) => Unreachable,
+        // "This person isn't available right now" (Meta's Send page calls it "window closed"
+        // under some codes; the error table's reading wins).
+        (_, Some(1_545_041)) => Unreachable,
         (10, Some(2_018_108)) => Unreachable,
+        // "This user has currently stopped notification messages for this topic": an opt-out.
+        (10, Some(1_893_015)) => Unreachable,
         (100, Some(2_018_001)) => Unreachable,
-        // The window is closed (by subcode, or by Meta's wording under another subcode).
-        (10, Some(2_018_278 | 2_018_065)) => Window,
-        (10, _) if says_outside_window(&body.message) => Window,
-        // The Page is restricted from sending: pause the Page, probe later.
+        // A bare 100 naming the recipient: before the 100 rows below, which are ours to fix.
+        (100, _) if says_unknown_recipient(&body.message) => Unreachable,
+        // The window is closed (by subcode; the text was checked above).
+        (10, Some(2_018_278 | 2_018_065 | 2_534_022)) => Window,
+        // The Page is restricted from sending, or blocked for policy violations: pause the Page,
+        // probe later.
         (10, Some(1_893_063)) => PageRestricted,
+        (368, _) => PageRestricted,
+        // An abuse warning under the rate-limit code: not retried, the Page pauses.
+        (613, Some(2_018_338)) => AbuseWarning,
         // Our configuration: token, permissions, review status, appsecret_proof, bad request.
         (190, _) => Configuration,
         (200, Some(2_018_028 | 2_018_027 | 2_018_021)) => Configuration,
         (230, _) => Configuration,
         (100, _) if body.message.contains("appsecret_proof") => Configuration,
         (100, None) => Configuration,
-        // Transient: back off and try again while the deadline allows.
-        (1200, _) | (4, _) | (17, _) | (32, _) | (613, _) => Retry,
+        // Transient: back off and try again while the deadline allows (613/2534040 is the rate
+        // limit; 341 is the application limit).
+        (1200, _) | (4, _) | (17, _) | (32, _) | (341, _) | (613, _) => Retry,
         (80_000..=80_008, _) => Retry,
         // "Unexpected error, retry later" (also seen when a person blocked the business): retried
         // until the deadline, which bounds it.
@@ -468,10 +529,10 @@ mod tests {
     fn parses_every_entry_and_item() {
         let body = br#"{"object":"page","entry":[
           {"id":"P1","time":1,"messaging":[
-            {"recipient":{"id":"P1"},"timestamp":10,"optin":{"login_id":"L1"}},
-            {"sender":{"id":"S"},"recipient":{"id":"P1"},"timestamp":11,"message":{"mid":"m","text":"hi"}}]},
+            {"recipient":{"id":"P1"},"timestamp":1767225600010,"optin":{"login_id":"L1"}},
+            {"sender":{"id":"S"},"recipient":{"id":"P1"},"timestamp":1767225600011,"message":{"mid":"m","text":"hi"}}]},
           {"id":"P2","time":2,"messaging":[
-            {"timestamp":12,"optin":{"login_id":"L2"}},
+            {"timestamp":1767225600012,"optin":{"login_id":"L2"}},
             {"optin":{"ref":"no-login-id"}}]}]}"#;
         let (object, events) = parse_webhook(body).unwrap();
         assert_eq!(object, "page");
@@ -481,19 +542,19 @@ mod tests {
                 MessagingEvent::OptIn {
                     page_id: "P1".into(),
                     login_id: "L1".into(),
-                    timestamp: Some(10)
+                    timestamp: Some(1_767_225_600_010)
                 },
                 MessagingEvent::Message {
                     page_id: "P1".into(),
                     psid: "S".into(),
                     text: Some("hi".into()),
-                    timestamp: Some(11),
+                    timestamp: Some(1_767_225_600_011),
                     linked_login_id: None,
                 },
                 MessagingEvent::OptIn {
                     page_id: "P2".into(),
                     login_id: "L2".into(),
-                    timestamp: Some(12)
+                    timestamp: Some(1_767_225_600_012)
                 },
                 MessagingEvent::Other { kind: "optin" },
             ]
@@ -523,10 +584,10 @@ mod tests {
     #[test]
     fn messages_policy_and_notification_status_are_parsed() {
         let body = br#"{"object":"page","entry":[{"id":"P","time":5,"messaging":[
-          {"sender":{"id":"PSID1"},"recipient":{"id":"P"},"timestamp":6,"message":{"mid":"m1","text":"STOP"},
+          {"sender":{"id":"PSID1"},"recipient":{"id":"P"},"timestamp":1767225600006,"message":{"mid":"m1","text":"STOP"},
            "prior_message":{"source":"login_connect","identifier":"L1"}},
           {"sender":{"id":"P"},"recipient":{"id":"PSID1"},"timestamp":7,"message":{"mid":"m2","is_echo":true,"text":"hi"}},
-          {"sender":{"id":"PSID2"},"recipient":{"id":"P"},"timestamp":8,"message":{"mid":"m3","attachments":[]},
+          {"sender":{"id":"PSID2"},"recipient":{"id":"P"},"timestamp":1767225600008,"message":{"mid":"m3","attachments":[]},
            "priorMessage":{"login_id":"L2"}},
           {"recipient":{"id":"P"},"timestamp":9,"policy_enforcement":{"action":"block","reason":"spam"}},
           {"recipient":{"id":"P"},"timestamp":10,"policy_enforcement":{"action":"unblock"}},
@@ -541,7 +602,7 @@ mod tests {
                     page_id: "P".into(),
                     psid: "PSID1".into(),
                     text: Some("STOP".into()),
-                    timestamp: Some(6),
+                    timestamp: Some(1_767_225_600_006),
                     linked_login_id: Some("L1".into()),
                 },
                 MessagingEvent::Other { kind: "echo" },
@@ -549,7 +610,7 @@ mod tests {
                     page_id: "P".into(),
                     psid: "PSID2".into(),
                     text: None,
-                    timestamp: Some(8),
+                    timestamp: Some(1_767_225_600_008),
                     linked_login_id: Some("L2".into()),
                 },
                 MessagingEvent::PolicyEnforcement {
@@ -579,6 +640,64 @@ mod tests {
           {"sender":{"id":"PSID"},"recipient":{"id":"P"},"timestamp":1,"message":{"mid":"m","text":"hello"}}]}]}"#;
         let (_, events) = parse_webhook(body).unwrap();
         assert!(matches!(&events[..], [MessagingEvent::Message { psid, .. }] if psid == "PSID"));
+    }
+
+    #[test]
+    fn webhook_timestamps_as_numeric_strings_or_seconds_are_read_as_milliseconds() {
+        use serde_json::json;
+        // Milliseconds, as a number or a string of digits.
+        assert_eq!(epoch_ms(&json!(1_767_225_600_123_i64)), Some(1_767_225_600_123));
+        assert_eq!(epoch_ms(&json!("1767225600123")), Some(1_767_225_600_123));
+        // Below 10^12: seconds.
+        assert_eq!(epoch_ms(&json!(1_767_225_600)), Some(1_767_225_600_000));
+        assert_eq!(epoch_ms(&json!("1767225600")), Some(1_767_225_600_000));
+        assert_eq!(epoch_ms(&json!(999_999_999_999_i64)), Some(999_999_999_999_000));
+        assert_eq!(epoch_ms(&json!(SECONDS_BELOW)), Some(SECONDS_BELOW));
+        // Not a timestamp: the caller falls back (entry time, then the time of receipt).
+        for bad in [
+            json!(-1),
+            json!(1.5e12),
+            json!("-5"),
+            json!("12a"),
+            json!(""),
+            json!("99999999999999999999"),
+            json!(null),
+            json!(true),
+            json!([1]),
+        ] {
+            assert_eq!(epoch_ms(&bad), None, "{bad}");
+        }
+
+        // Through the parser: item timestamps and entry times, in every form.
+        let body = br#"{"object":"page","entry":[
+          {"id":"P","time":"1767225600","messaging":[
+            {"recipient":{"id":"P"},"timestamp":"1767225600500","optin":{"login_id":"L1"}},
+            {"recipient":{"id":"P"},"timestamp":1767225601,"optin":{"login_id":"L2"}},
+            {"recipient":{"id":"P"},"optin":{"login_id":"L3"}},
+            {"recipient":{"id":"P"},"timestamp":"soon","optin":{"login_id":"L4"}}]},
+          {"id":"Q","time":1767225602000,"messaging":[
+            {"recipient":{"id":"Q"},"optin":{"login_id":"L5"}}]},
+          {"id":"R","time":{"no":1},"messaging":[
+            {"recipient":{"id":"R"},"optin":{"login_id":"L6"}}]}]}"#;
+        let (_, events) = parse_webhook(body).expect("a string entry.time is no longer refused");
+        let stamps: Vec<Option<i64>> = events
+            .iter()
+            .map(|e| match e {
+                MessagingEvent::OptIn { timestamp, .. } => *timestamp,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            stamps,
+            [
+                Some(1_767_225_600_500),
+                Some(1_767_225_601_000),
+                Some(1_767_225_600_000),
+                Some(1_767_225_600_000),
+                Some(1_767_225_602_000),
+                None,
+            ]
+        );
     }
 
     fn err(code: i64, sub: Option<i64>, message: &str) -> GraphErrorBody {
@@ -821,6 +940,139 @@ mod tests {
         assert_eq!(GraphError::Http { status: 429 }.class(), Retry);
         assert_eq!(GraphError::Http { status: 404 }.class(), Unknown);
         assert_eq!(GraphError::BadResponse("x".into()).class(), Unknown);
+    }
+
+    /// Messenger's "Common Error Codes" (updated 2026-06-25) and Graph's "Handling Errors", row by
+    /// row: the rows that changed with that table, and the neighbours that must not.
+    #[test]
+    fn meta_error_table_of_2026_06_25_row_by_row() {
+        use ErrorClass::*;
+        const ABUSE: &str = "(#613) Warning! You are engaging in behavior that may be considered bothersome or abusive by the recipient. Please review our policies.";
+        let rows: &[(u16, i64, Option<i64>, &str, ErrorClass)] = &[
+            // The recipient is unknown: one bad recipient, never a Page pause.
+            (
+                400,
+                100,
+                None,
+                "(#100) No matching user found",
+                Unreachable,
+            ),
+            (
+                400,
+                100,
+                None,
+                "(#100) Bad Parameter Error: Invalid FBID",
+                Unreachable,
+            ),
+            (400, 100, Some(2_018_001), "No matching user found", Unreachable),
+            (400, 100, Some(2_018_001), "", Unreachable),
+            (
+                400,
+                100,
+                Some(2_018_034),
+                "(#100) Invalid FBID for recipient",
+                Unreachable,
+            ),
+            // …while a bare 100 that does not name the recipient stays ours to fix.
+            (400, 100, None, "(#100) Invalid parameter", Configuration),
+            (400, 100, None, "(#100) Param recipient must be an FBID", Configuration),
+            // 613: the abuse warning pauses; the rate limit is retried.
+            (400, 613, Some(2_018_338), ABUSE, AbuseWarning),
+            (400, 613, Some(2_018_338), "", AbuseWarning),
+            (
+                400,
+                613,
+                Some(2_534_040),
+                "(#613) Calls to this api have exceeded the rate limit.",
+                Retry,
+            ),
+            (400, 613, None, "", Retry),
+            // 368: temporarily blocked for policy violations: the Page pauses.
+            (
+                400,
+                368,
+                None,
+                "The action attempted has been deemed abusive or is otherwise disallowed",
+                PageRestricted,
+            ),
+            (400, 368, Some(1_390_008), "", PageRestricted),
+            // 341: application limit reached: retried later.
+            (400, 341, None, "(#341) Application limit reached", Retry),
+            // 10/1893015: the person stopped notification messages for this topic (an opt-out).
+            (
+                400,
+                10,
+                Some(1_893_015),
+                "(#10) This user has currently stopped notification messages for this topic",
+                Unreachable,
+            ),
+            // The window: both subcodes of the table, and the text under any code.
+            (
+                400,
+                10,
+                Some(2_534_022),
+                "(#10) This message is sent outside of allowed window.",
+                Window,
+            ),
+            (400, 10, Some(2_534_022), "", Window),
+            (400, 10, Some(2_018_278), "", Window),
+            (
+                400,
+                100,
+                None,
+                "(#100) This message is sent outside of allowed window.",
+                Window,
+            ),
+            (
+                400,
+                200,
+                Some(2_018_028),
+                "This message is sent outside of allowed window",
+                Window,
+            ),
+            (
+                400,
+                12_345,
+                None,
+                "Message sent outside of allowed window",
+                Window,
+            ),
+            // 1545041 under any code: the person is unavailable.
+            (
+                400,
+                200,
+                Some(1_545_041),
+                "(#200) This person isn't available right now.",
+                Unreachable,
+            ),
+            (
+                400,
+                10,
+                Some(1_545_041),
+                "Messaging window closed",
+                Unreachable,
+            ),
+            // Unchanged neighbours.
+            (
+                400,
+                10,
+                Some(1_893_063),
+                "(#10) This Page is temporarily restricted from sending messages.",
+                PageRestricted,
+            ),
+            (400, 10, Some(2_018_108), "", Unreachable),
+            (400, 10, None, "(#10) Permission denied", Configuration),
+            (400, 190, Some(463), "", Configuration),
+            (400, 1, Some(99), "", RetryBounded),
+            (400, 2, None, "", Retry),
+        ];
+        for (status, code, sub, msg, class) in rows {
+            assert_eq!(
+                classify_graph_error(*status, &err(*code, *sub, msg)),
+                *class,
+                "{code}/{sub:?} {msg}"
+            );
+        }
     }
 
     #[test]

@@ -483,6 +483,21 @@ pub fn render_initial_message(template: &str, first_name: Option<&str>, fallback
     template.replace(FIRST_NAME_PLACEHOLDER, fallback)
 }
 
+/// A configuration problem when `template` rendered with `fallback` would not fit Graph's limit.
+/// Checked at load, so the fallback is always a text Graph takes: a first name that would not fit
+/// falls back to it (a truncated name would be a wrong name).
+pub fn rendered_length_problem(template: &str, fallback: &str) -> Option<String> {
+    let max = crate::config::MAX_MESSAGE_TEXT_CHARS;
+    let chars = render_initial_message(template, None, fallback)
+        .chars()
+        .count();
+    (chars > max && needs_first_name(template)).then(|| {
+        format!(
+            "INITIAL_MESSAGE_TEXT with {FIRST_NAME_PLACEHOLDER} replaced by FIRST_NAME_FALLBACK is {chars} characters; Graph takes at most {max}"
+        )
+    })
+}
+
 /// Whether a message template needs the person's first name (saves a read when it does not).
 pub fn needs_first_name(template: &str) -> bool {
     template.contains(FIRST_NAME_PLACEHOLDER)
@@ -632,6 +647,19 @@ mod tests {
             render_initial_message(&near_limit, Some("Anastasia"), "you"),
             format!("{}you", "y".repeat(1995))
         );
+        // "Less than 2000": a name that makes exactly 2000 falls back; 1999 keeps it.
+        let at_limit = format!("{}{{first_name}}", "y".repeat(1996));
+        assert_eq!(
+            render_initial_message(&at_limit, Some("Anna"), "you"),
+            format!("{}you", "y".repeat(1996))
+        );
+        assert_eq!(
+            render_initial_message(&at_limit, Some("Ann"), "you"),
+            format!("{}Ann", "y".repeat(1996))
+        );
+        assert_eq!(rendered_length_problem(&at_limit, "you"), None);
+        assert!(rendered_length_problem(&at_limit, "four").is_some());
+        assert_eq!(rendered_length_problem("Plain", "x"), None);
         assert!(needs_first_name(t) && !needs_first_name("Plain"));
     }
 

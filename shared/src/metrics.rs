@@ -12,6 +12,7 @@
 //! | `OptInToSendSeconds` | Seconds | with it: sent_at − opted_in_at |
 //! | `OptInsAtRisk` | Count | an opt-in still unsent at its alert time was alerted (once) |
 //! | `DeadlinesMissed` | Count | an opt-in reached `EXPIRED` without a message |
+//! | `GraphApiVersionMismatch` | Count | Graph's `facebook-api-version` answer differs from `GRAPH_API_VERSION` |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -26,14 +27,16 @@ pub enum Metric {
     OptInToSendSeconds,
     OptInsAtRisk,
     DeadlinesMissed,
+    GraphApiVersionMismatch,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
         Metric::DeadlinesMissed,
+        Metric::GraphApiVersionMismatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Metric {
             Metric::OptInToSendSeconds => "OptInToSendSeconds",
             Metric::OptInsAtRisk => "OptInsAtRisk",
             Metric::DeadlinesMissed => "DeadlinesMissed",
+            Metric::GraphApiVersionMismatch => "GraphApiVersionMismatch",
         }
     }
 
@@ -98,6 +102,11 @@ pub fn record_deadline_missed(metrics: &dyn Metrics, page_id: &str) {
 /// An opt-in was alerted as at risk (once per opt-in).
 pub fn record_at_risk(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::OptInsAtRisk)]);
+}
+
+/// Graph answered a call with another API version than the one asked for.
+pub fn record_graph_version_mismatch(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::GraphApiVersionMismatch)]);
 }
 
 /// The EMF document of `samples` at `timestamp` (epoch ms), as one JSON object.
@@ -275,6 +284,8 @@ mod tests {
         record_sent(&m, &o);
         record_deadline_missed(&m, "p");
         record_at_risk(&m, "p");
+        record_graph_version_mismatch(&m, "p");
+        assert_eq!(m.sum(Metric::GraphApiVersionMismatch), 1.0);
         assert_eq!(m.sum(Metric::InitialMessagesSent), 1.0);
         assert_eq!(m.values(Metric::OptInToSendSeconds), [2.5]);
         assert_eq!(m.sum(Metric::DeadlinesMissed), 1.0);

@@ -25,6 +25,8 @@ pub enum PauseCause {
     Configuration,
     /// Meta restricted the Page from sending messages (10/1893063).
     PageRestricted,
+    /// Meta warned that the Page's messages may be considered bothersome or abusive (613/2018338).
+    AbuseWarning,
     /// Meta blocked the Page (`messaging_policy_enforcement` `block`): no probe is sent (a probe is
     /// a real message); the `unblock` webhook resumes the Page.
     PolicyBlock,
@@ -36,6 +38,7 @@ impl PauseCause {
         match class {
             ErrorClass::Configuration => Some(PauseCause::Configuration),
             ErrorClass::PageRestricted => Some(PauseCause::PageRestricted),
+            ErrorClass::AbuseWarning => Some(PauseCause::AbuseWarning),
             _ => None,
         }
     }
@@ -90,6 +93,10 @@ mod tests {
         assert_eq!(
             PauseCause::for_class(ErrorClass::PageRestricted),
             Some(PauseCause::PageRestricted)
+        );
+        assert_eq!(
+            PauseCause::for_class(ErrorClass::AbuseWarning),
+            Some(PauseCause::AbuseWarning)
         );
         for class in [
             ErrorClass::Retry,

@@ -4,6 +4,11 @@
 //!
 //! The signature is checked (in constant time) before the payload is even decoded, so unsigned
 //! input never reaches the JSON parser.
+//!
+//! A valid signature is not enough: the JavaScript SDK's `authResponse.signedRequest` is signed
+//! with the same app secret and carries `code` (or `oauth_token`), so any logged-in person could
+//! post their own as a "deletion request". Such payloads are refused, and so are expired ones, ones
+//! issued more than an hour ago and user ids that are not numeric (see docs/decisions.md).
 
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
@@ -20,8 +25,9 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 
 /// Longest `signed_request` accepted (real ones are a few hundred bytes).
 pub const MAX_SIGNED_REQUEST_BYTES: usize = 8 * 1024;
-/// `issued_at` may be at most this old…
-pub const MAX_AGE_SECONDS: i64 = 7 * 24 * 3600;
+/// `issued_at` may be at most this old (Meta calls the callbacks at once; an older request is a
+/// replay)…
+pub const MAX_AGE_SECONDS: i64 = 3600;
 /// …and at most this far in the future (clock skew).
 pub const MAX_SKEW_SECONDS: i64 = 300;
 
@@ -43,8 +49,16 @@ pub enum SignedRequestError {
     UnsupportedAlgorithm,
     #[error("signed_request's issued_at is missing, too old or in the future")]
     BadIssuedAt,
+    #[error("signed_request has expired")]
+    Expired,
     #[error("signed_request has no user_id")]
     MissingUserId,
+    #[error("signed_request's user_id is not a numeric Facebook id")]
+    BadUserId,
+    #[error(
+        "signed_request carries code or oauth_token: it is a login response (JavaScript SDK), not a callback from Meta"
+    )]
+    LoginResponse,
 }
 
 /// The verified payload.
@@ -63,6 +77,9 @@ struct Payload {
     expires: Option<i64>,
     user_id: Option<serde_json::Value>,
 }
+
+/// Fields of the JavaScript SDK's login response, never in Meta's callbacks.
+const LOGIN_RESPONSE_FIELDS: [&str; 2] = ["code", "oauth_token"];
 
 /// Verify and decode a `signed_request` at time `now_seconds`.
 pub fn parse_signed_request(
@@ -97,13 +114,22 @@ pub fn parse_signed_request(
     let json = BASE64URL
         .decode(payload)
         .map_err(|_| SignedRequestError::BadPayload)?;
-    let payload: Payload =
+    let json: serde_json::Value =
         serde_json::from_slice(&json).map_err(|_| SignedRequestError::BadPayload)?;
+    // Present at all (even `null`): the login response's shape.
+    let login_response = LOGIN_RESPONSE_FIELDS
+        .iter()
+        .any(|field| json.get(field).is_some());
+    let payload: Payload =
+        serde_json::from_value(json).map_err(|_| SignedRequestError::BadPayload)?;
     if !payload
         .algorithm
         .is_some_and(|a| a.eq_ignore_ascii_case("HMAC-SHA256"))
     {
         return Err(SignedRequestError::UnsupportedAlgorithm);
+    }
+    if login_response {
+        return Err(SignedRequestError::LoginResponse);
     }
     let issued_at = payload.issued_at.ok_or(SignedRequestError::BadIssuedAt)?;
     if issued_at > now_seconds.saturating_add(MAX_SKEW_SECONDS)
@@ -111,11 +137,18 @@ pub fn parse_signed_request(
     {
         return Err(SignedRequestError::BadIssuedAt);
     }
+    if payload.expires.is_some_and(|expires| expires < now_seconds) {
+        return Err(SignedRequestError::Expired);
+    }
     let user_id = match payload.user_id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),
         _ => return Err(SignedRequestError::MissingUserId),
     };
+    // An ASID is digits only; anything else would end up in keys and paths.
+    if !crate::login::is_valid_asid(&user_id) {
+        return Err(SignedRequestError::BadUserId);
+    }
     Ok(SignedRequest {
         user_id,
         issued_at,
@@ -268,6 +301,90 @@ mod tests {
                 "{input:.60}"
             );
         }
+    }
+
+    /// The probe's three requests (issue 10, "signed_request too lenient"), and their neighbours.
+    #[test]
+    fn signed_request_too_lenient_expired_old_non_numeric_and_sdk_shapes_are_refused() {
+        use SignedRequestError::*;
+        let now = 1_795_536_000;
+        let sign = |payload: serde_json::Value| sign_request(SECRET, &payload);
+        let cases: Vec<(&str, serde_json::Value, Result<&str, SignedRequestError>)> = vec![
+            (
+                "6 days old, expires in the past",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now - 6 * 86_400,
+                    "expires":now - 6 * 86_400 + 3600,"user_id":"218471"}),
+                Err(BadIssuedAt),
+            ),
+            (
+                "issued 61 minutes ago",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now - 3660,"user_id":"218471"}),
+                Err(BadIssuedAt),
+            ),
+            (
+                "issued 59 minutes ago",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now - 3540,"user_id":"218471"}),
+                Ok("218471"),
+            ),
+            (
+                "expired a second ago",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now - 60,
+                    "expires":now - 1,"user_id":"218471"}),
+                Err(Expired),
+            ),
+            (
+                "expires now",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now - 60,
+                    "expires":now,"user_id":"218471"}),
+                Ok("218471"),
+            ),
+            (
+                "path-like user_id",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now,"user_id":"../../x#y"}),
+                Err(BadUserId),
+            ),
+            (
+                "user_id with a space",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now,"user_id":"12 34"}),
+                Err(BadUserId),
+            ),
+            (
+                "negative user_id",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now,"user_id":-5}),
+                Err(BadUserId),
+            ),
+            (
+                "numeric user_id as a number",
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":now,"user_id":218_471}),
+                Ok("218471"),
+            ),
+            (
+                "the JavaScript SDK's shape (code)",
+                serde_json::json!({"algorithm":"HMAC-SHA256","code":"AQB-x","issued_at":now,"user_id":"218471"}),
+                Err(LoginResponse),
+            ),
+            (
+                "oauth_token",
+                serde_json::json!({"algorithm":"HMAC-SHA256","oauth_token":"EAAB","issued_at":now,"user_id":"218471"}),
+                Err(LoginResponse),
+            ),
+            (
+                "code: null is still the login shape",
+                serde_json::json!({"algorithm":"HMAC-SHA256","code":null,"issued_at":now,"user_id":"218471"}),
+                Err(LoginResponse),
+            ),
+        ];
+        for (name, payload, expected) in cases {
+            let got = parse_signed_request(SECRET, &sign(payload), now);
+            match expected {
+                Ok(user) => assert_eq!(got.map(|r| r.user_id).as_deref(), Ok(user), "{name}"),
+                Err(e) => assert_eq!(got, Err(e), "{name}"),
+            }
+        }
+        // The messages say what is wrong.
+        assert!(Expired.to_string().contains("expired"));
+        assert!(BadUserId.to_string().contains("numeric"));
+        assert!(LoginResponse.to_string().contains("code or oauth_token"));
     }
 
     #[test]

@@ -591,7 +591,7 @@ async fn failed(
             Some(AlertKind::WindowRejected),
         ),
         // The Page is paused below; it alerts once for the Page.
-        ErrorClass::Configuration | ErrorClass::PageRestricted => {
+        ErrorClass::Configuration | ErrorClass::PageRestricted | ErrorClass::AbuseWarning => {
             (SendOutcome::Paused { error }, None)
         }
         // Retried a bounded number of times: never dropped silently.

@@ -199,6 +199,9 @@ pub(crate) async fn page_error(
         PauseCause::PageRestricted => {
             "Meta restricted the Page from sending; see the Page's Account Quality / Support Inbox"
         }
+        PauseCause::AbuseWarning => {
+            "Meta warned (613/2018338) that the Page's messages may be considered bothersome or abusive; review the message text and volume and the Page's Support Inbox before the next probe"
+        }
         // Set by the policy webhook, never by a send error.
         PauseCause::PolicyBlock => "wait for Meta's unblock (see the Page's Support Inbox)",
     };

@@ -233,6 +233,18 @@ fn graph_defaults(code: i64, subcode: Option<i64>) -> (&'static str, &'static st
             400,
             false,
         ),
+        (10, Some(2_534_022)) => (
+            "(#10) This message is sent outside of allowed window.",
+            OAUTH,
+            400,
+            false,
+        ),
+        (10, Some(1_893_015)) => (
+            "(#10) This user has currently stopped notification messages for this topic",
+            OAUTH,
+            400,
+            false,
+        ),
         (10, Some(1_893_063)) => (
             "(#10) This Page is temporarily restricted from sending messages.",
             OAUTH,
@@ -277,6 +289,19 @@ fn graph_defaults(code: i64, subcode: Option<i64>) -> (&'static str, &'static st
         ),
         (551, _) => (
             "(#551) This person isn't available right now.",
+            OAUTH,
+            400,
+            false,
+        ),
+        (341, _) => ("(#341) Application limit reached", OAUTH, 400, true),
+        (368, _) => (
+            "The action attempted has been deemed abusive or is otherwise disallowed",
+            OAUTH,
+            400,
+            false,
+        ),
+        (613, Some(2_018_338)) => (
+            "(#613) Warning! You are engaging in behavior that may be considered bothersome or abusive by the recipient.",
             OAUTH,
             400,
             false,

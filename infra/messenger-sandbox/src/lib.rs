@@ -16,10 +16,13 @@
 //! - `POST|GET|DELETE /_sandbox/faults`, `GET|PUT /_sandbox/limits`, `GET /_sandbox/stats` — the
 //!   Send API's rate limit (rolling one-second window per Page, code 613 beyond it), added latency
 //!   and fault injection (see `faults`).
+//! - `GET|PUT|DELETE /_sandbox/api_version` — every `/{version}/…` answer carries Graph's
+//!   `facebook-api-version` header (the asked version); this switch makes it name another one.
 //!
 //! Anything else answers 404 with a Graph-style error.
 
 mod admin;
+mod api_version;
 mod dialog;
 mod errors;
 pub mod events;
@@ -39,6 +42,7 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use api_version::API_VERSION_HEADER;
 pub use faults::{FaultKind, FaultRule, Limits, TrafficStats};
 pub use inbox::InboxMessage;
 pub use oauth::DEFAULT_FIRST_NAME;
@@ -232,9 +236,15 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(events::routes())
         .merge(inbox::routes())
         .merge(admin::routes())
+        .merge(api_version::routes())
         .merge(oauth::routes(state.clone()))
         .fallback(errors::unknown_route)
         .method_not_allowed_fallback(errors::method_not_allowed)
+        // Outermost: the rate limiter's and the faults' answers carry the header too, as Graph's.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api_version::stamp,
+        ))
         .with_state(state)
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     pub rate_limiter: crate::rate_limit::RateLimiter,
     /// Added latency, fault rules and Send API counters.
     pub faults: crate::faults::Faults,
+    /// The version answers name instead of the asked one (`facebook-api-version`), if set.
+    pub api_version: crate::api_version::ServedVersion,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             config,
             records: Mutex::new(Records::default()),
             http,
+            api_version: Default::default(),
         })
     }
 
@@ -101,9 +104,10 @@ impl AppState {
             .collect()
     }
 
-    /// Forget every opt-in and message, fault rule, rate window and counter.
+    /// Forget every opt-in and message, fault rule, rate window, counter and version switch.
     pub fn reset(&self) {
         *self.records() = Records::default();
+        self.api_version.set(None);
         self.faults.clear();
         self.rate_limiter.clear();
     }

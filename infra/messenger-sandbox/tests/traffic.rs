@@ -300,3 +300,106 @@ async fn a_close_fault_drops_the_connection_without_an_answer() {
     assert_eq!(send_with(&http, &sb, &login).await.unwrap().0, 200);
     sb.shutdown().await;
 }
+
+/// Graph names the serving version in `facebook-api-version`: the asked one by default, another
+/// one with the switch (so the app's `GraphApiVersionMismatch` can be tested end to end).
+#[tokio::test]
+async fn every_graph_answer_names_its_version_and_the_switch_names_another() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let http = reqwest::Client::new();
+    let header = |r: &reqwest::Response| {
+        r.headers()
+            .get(messenger_sandbox::API_VERSION_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let login_id = optin(&sb).await;
+    let proof = shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
+    let send = |version: &'static str| {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/{version}/{DEFAULT_PAGE_ID}/messages", sb.base_url),
+            &[
+                ("access_token", DEFAULT_PAGE_ACCESS_TOKEN),
+                ("appsecret_proof", proof.as_str()),
+            ],
+        )
+        .unwrap();
+        http.post(url).json(&json!({
+            "recipient": {"login_id": login_id},
+            "messaging_type": "UPDATE",
+            "message": {"text": "hi"},
+        }))
+    };
+
+    // By default: the asked version, on successes and on errors alike.
+    let r = send("v27.0").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r).as_deref(), Some("v27.0"));
+    let r = http
+        .get(format!("{}/v25.0/me", sb.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert_eq!(header(&r).as_deref(), Some("v25.0"));
+    // Not on the sandbox's own routes.
+    let r = http
+        .get(format!("{}/_sandbox/healthz", sb.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r), None);
+
+    // The switch: every versioned answer names v26.0, fault answers included.
+    let r = http
+        .put(format!("{}/_sandbox/api_version", sb.base_url))
+        .json(&json!({"serve": "v26.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"serve": "v26.0"}));
+    let r = send("v27.0").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r).as_deref(), Some("v26.0"));
+    sb.add_fault(messenger_sandbox::FaultRule::error(1200, None))
+        .unwrap();
+    let r = send("v27.0").send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(header(&r).as_deref(), Some("v26.0"));
+
+    // A switch to something that is not a version is refused and changes nothing.
+    let r = http
+        .put(format!("{}/_sandbox/api_version", sb.base_url))
+        .json(&json!({"serve": "latest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        header(&send("v27.0").send().await.unwrap()).as_deref(),
+        Some("v26.0")
+    );
+
+    // Cleared (DELETE, or from Rust): the asked version again.
+    let r = http
+        .delete(format!("{}/_sandbox/api_version", sb.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"serve": null}));
+    assert_eq!(
+        header(&send("v27.0").send().await.unwrap()).as_deref(),
+        Some("v27.0")
+    );
+    sb.serve_api_version(Some("v24.0"));
+    assert_eq!(
+        header(&send("v27.0").send().await.unwrap()).as_deref(),
+        Some("v24.0")
+    );
+    sb.serve_api_version(None);
+    assert_eq!(
+        header(&send("v25.0").send().await.unwrap()).as_deref(),
+        Some("v25.0")
+    );
+    sb.shutdown().await;
+}

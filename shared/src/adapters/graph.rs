@@ -3,14 +3,26 @@
 //! One `reqwest::Client` is built at init (connection pool, TLS config, timeouts) and reused.
 //! Every call carries `appsecret_proof`. Tokens travel in the query string, as Meta documents, so
 //! every error is stripped of its URL before it can reach a log line.
+//!
+//! Graph names the version that served each call in the `facebook-api-version` header. When it is
+//! not the one asked for (Graph serves an expired version's calls with the oldest live one), the
+//! client counts `GraphApiVersionMismatch` so an alarm fires before the asked version's behaviour
+//! silently changes (docs/alerts.md).
 
 use crate::config::{Config, MessagingType, SecretString, Secrets};
 use crate::facebook::{GraphError, GraphErrorEnvelope, appsecret_proof};
 use crate::login::{FacebookLogin, PermissionRow, Profile, TokenInfo, UserToken};
+use crate::metrics::{EmfStdout, Metrics};
 use crate::ports::{Messenger, SentMessage};
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::warn;
+
+/// The response header in which Graph names the version that served the call.
+pub const API_VERSION_HEADER: &str = "facebook-api-version";
 
 pub struct GraphClient {
     http: reqwest::Client,
@@ -20,6 +32,11 @@ pub struct GraphClient {
     page_access_token: SecretString,
     messaging_type: MessagingType,
     app_id: String,
+    /// The Page the metrics are about (one deployment serves one Page).
+    page_id: String,
+    metrics: Arc<dyn Metrics>,
+    /// A version mismatch is logged once per client (it is counted every time).
+    mismatch_logged: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +68,41 @@ impl GraphClient {
             page_access_token: secrets.page_access_token.clone(),
             messaging_type: config.messaging_type,
             app_id: config.fb_app_id.clone(),
+            page_id: config.fb_page_id.clone(),
+            metrics: Arc::new(EmfStdout),
+            mismatch_logged: AtomicBool::new(false),
         })
+    }
+
+    /// Record metrics elsewhere than EMF on stdout (tests).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Compare the version Graph says served the call with the one asked for.
+    fn check_version(&self, response: &reqwest::Response) {
+        let Some(served) = response
+            .headers()
+            .get(API_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        let served = served.trim();
+        if served.is_empty() || served == self.version {
+            return;
+        }
+        crate::metrics::record_graph_version_mismatch(self.metrics.as_ref(), &self.page_id);
+        if !self.mismatch_logged.swap(true, Ordering::Relaxed) {
+            // Header values are Graph's, not a person's: safe to log (bounded).
+            let served: String = served.chars().take(16).collect();
+            warn!(
+                asked = %self.version,
+                served = %served,
+                "Graph served another API version than the one asked for: update GRAPH_API_VERSION"
+            );
+        }
     }
 
     fn url(&self, path: &str, access_token: &str) -> Result<reqwest::Url, GraphError> {
@@ -119,6 +170,7 @@ impl Messenger for GraphClient {
             .send()
             .await
             .map_err(transport_error)?;
+        self.check_version(&response);
         if !response.status().is_success() {
             return Err(error_from(response).await);
         }
@@ -189,6 +241,7 @@ impl GraphClient {
         what: &str,
     ) -> Result<T, GraphError> {
         let response = self.http.get(url).send().await.map_err(transport_error)?;
+        self.check_version(&response);
         if !response.status().is_success() {
             return Err(error_from(response).await);
         }
@@ -247,7 +300,7 @@ mod tests {
         ]);
         let url = login_dialog_url(&config, "https://api.example/login/callback", "S+/=").unwrap();
         let parsed = reqwest::Url::parse(&url).unwrap();
-        assert_eq!(parsed.path(), "/v25.0/dialog/oauth");
+        assert_eq!(parsed.path(), "/v27.0/dialog/oauth");
         let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
         assert_eq!(q["client_id"], "100000000000001");
         assert_eq!(q["redirect_uri"], "https://api.example/login/callback");
