@@ -1,13 +1,15 @@
 //! The sender against the Messenger sandbox over real HTTP, one test per class of the Graph error
 //! table: the terminal state, the item's evidence (attempts, last_error code/subcode/fbtrace_id),
 //! the batch response, and that retried or paused records are sent once the fault clears. The
-//! opt-in store is DynamoDB in moto; the clock is manual.
+//! opt-in store is DynamoDB in moto; the clock is manual. The rows follow Messenger's "Common Error
+//! Codes" (updated 2026-06-25) as docs/sender.md lists them.
 
 use integration_tests::sender_world::{SenderWorld, sandbox_secrets, secrets_with};
 use messenger_sandbox::{FaultKind, FaultRule};
 use shared::domain::{AlertKind, HOUR_MS, OptInKey, SendJob, State};
 use shared::page::PauseCause;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
     r.batch_item_failures
@@ -23,6 +25,14 @@ fn error(code: i64, subcode: Option<i64>, trace: &str) -> FaultRule {
     }
 }
 
+/// An error with Graph's own wording (the text decides some rows).
+fn error_saying(code: i64, subcode: Option<i64>, trace: &str, message: &str) -> FaultRule {
+    FaultRule {
+        message: Some(message.to_owned()),
+        ..error(code, subcode, trace)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_back_off_inside_the_deadline_and_are_sent_once_the_fault_clears() {
     let w = SenderWorld::with_moto(&[("GRAPH_TIMEOUT_MS", "400")]).await;
@@ -35,6 +45,12 @@ async fn transient_errors_back_off_inside_the_deadline_and_are_sent_once_the_fau
             (1200, Some(2_018_024), Some("T1200")),
         ),
         ("613", error(613, None, "T613"), (613, None, Some("T613"))),
+        (
+            "613/2534040",
+            error(613, Some(2_534_040), "T613b"),
+            (613, Some(2_534_040), Some("T613b")),
+        ),
+        ("341", error(341, None, "T341"), (341, None, Some("T341"))),
         (
             "4",
             error(4, Some(2_018_022), "T4"),
@@ -141,6 +157,43 @@ async fn unreachable_people_end_the_opt_in_and_are_never_retried() {
         ),
         // Real: a login_id the sandbox (Facebook) does not know.
         ("2018001", None, 100, Some(2_018_001)),
+        // A bare 100 naming the recipient (Meta's table of 2026-06-25).
+        (
+            "100 no matching user",
+            Some(error_saying(
+                100,
+                None,
+                "T100a",
+                "(#100) No matching user found",
+            )),
+            100,
+            None,
+        ),
+        (
+            "100 invalid FBID",
+            Some(error_saying(
+                100,
+                None,
+                "T100b",
+                "(#100) Bad Parameter Error: Invalid FBID",
+            )),
+            100,
+            None,
+        ),
+        // The person stopped notification messages for this topic.
+        (
+            "10/1893015",
+            Some(error(10, Some(1_893_015), "T1893015")),
+            10,
+            Some(1_893_015),
+        ),
+        // "This person isn't available right now" under another code.
+        (
+            "10/1545041",
+            Some(error(10, Some(1_545_041), "T1545041")),
+            10,
+            Some(1_545_041),
+        ),
     ];
     for (name, fault, code, subcode) in cases {
         let key = match fault {
@@ -173,8 +226,45 @@ async fn unreachable_people_end_the_opt_in_and_are_never_retried() {
             "{name}: not retried"
         );
         assert!(w.inbox_for(&key).is_empty());
+        assert!(
+            w.pages.get_page(&key.page_id).await.unwrap().is_none(),
+            "{name}: one person's error never pauses the Page"
+        );
     }
     assert!(w.alerts.published().is_empty());
+    w.stop().await;
+}
+
+/// Issue 10: a bare `100` "No matching user found" paused the Page, and the resume re-queued the
+/// same bad opt-in: a pause/resume loop until its deadline while every other opt-in waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_100_no_matching_user_is_unreachable_and_never_pauses_the_page() {
+    let w = SenderWorld::in_memory(&[]).await;
+    let bad = w.opt_in().await;
+    let good = w.opt_in().await;
+    w.fault(error_saying(
+        100,
+        None,
+        "TNM",
+        "(#100) No matching user found",
+    ));
+    assert!(failures(&w.run("bad", &bad, 1).await).is_empty());
+    let item = w.item(&bad).await;
+    assert_eq!((item.state, item.attempts), (State::Unreachable, 1));
+    assert!(
+        w.pages.get_page(&bad.page_id).await.unwrap().is_none(),
+        "the Page is not paused"
+    );
+    assert!(w.retry.take_delayed().is_empty(), "no probe scheduled");
+    assert!(w.alerts.published().is_empty(), "no configuration alert");
+    // The next person is sent at once, not parked behind a pause.
+    assert!(failures(&w.run("good", &good, 1).await).is_empty());
+    assert_eq!(w.item(&good).await.state, State::Sent);
+    assert_eq!(w.inbox_for(&good).len(), 1);
+    // And the bad opt-in is never tried again.
+    let calls = w.sandbox.stats().send_requests;
+    assert!(failures(&w.run("bad-again", &bad, 2).await).is_empty());
+    assert_eq!(w.sandbox.stats().send_requests, calls);
     w.stop().await;
 }
 
@@ -192,18 +282,36 @@ async fn window_errors_expire_the_opt_in_and_alert() {
     w.fault(error(10, Some(2_018_065), "TW2"));
     assert!(failures(&w.run("w2", &k2, 1).await).is_empty());
     assert!(failures(&w.run("w3", &k3, 1).await).is_empty());
-    for (key, subcode) in [(&k1, 2_018_278), (&k2, 2_018_065), (&k3, 2_018_278)] {
+    // Meta's table of 2026-06-25: 10/2534022, and the window text under any code.
+    let k4 = w.opt_in().await;
+    w.fault(error(10, Some(2_534_022), "TW4"));
+    assert!(failures(&w.run("w4", &k4, 1).await).is_empty());
+    let k5 = w.opt_in().await;
+    w.fault(error_saying(
+        100,
+        None,
+        "TW5",
+        "(#100) This message is sent outside of allowed window.",
+    ));
+    assert!(failures(&w.run("w5", &k5, 1).await).is_empty());
+    for (key, code, subcode) in [
+        (&k1, 10, Some(2_018_278)),
+        (&k2, 10, Some(2_018_065)),
+        (&k3, 10, Some(2_018_278)),
+        (&k4, 10, Some(2_534_022)),
+        (&k5, 100, None),
+    ] {
         let item = w.item(key).await;
         assert_eq!((item.state, item.attempts), (State::Expired, 1));
         let last = item.last_error.unwrap();
-        assert_eq!((last.code, last.subcode), (10, Some(subcode)));
+        assert_eq!((last.code, last.subcode), (code, subcode));
         assert!(
             item.terminal_at.unwrap() < item.deadline_at,
             "Graph said so before our deadline"
         );
     }
     let alerts = w.alerts.published();
-    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts.len(), 5);
     assert!(alerts.iter().all(|a| a.kind == AlertKind::WindowRejected));
     assert_eq!(w.sandbox.inbox().len(), 0);
     w.stop().await;
@@ -262,6 +370,21 @@ async fn configuration_errors_pause_the_page_alert_once_and_resume_when_fixed() 
             Some(1_893_063),
             PauseCause::PageRestricted,
         ),
+        // Meta's table of 2026-06-25: the abuse warning (not a rate limit) and 368.
+        (
+            "abuse warning",
+            Breakage::Fault(error(613, Some(2_018_338), "TC5")),
+            613,
+            Some(2_018_338),
+            PauseCause::AbuseWarning,
+        ),
+        (
+            "policy violation",
+            Breakage::Fault(error(368, None, "TC6")),
+            368,
+            None,
+            PauseCause::PageRestricted,
+        ),
     ];
     for (name, breakage, code, subcode, cause) in cases {
         let mut w = SenderWorld::with_moto(&[("PAUSE_PROBE_SECONDS", "30")]).await;
@@ -296,6 +419,13 @@ async fn configuration_errors_pause_the_page_alert_once_and_resume_when_fixed() 
         let alerts = w.alerts.published();
         assert_eq!(alerts.len(), 1, "{name}");
         assert_eq!(alerts[0].kind, AlertKind::ConfigurationError);
+        if cause == PauseCause::AbuseWarning {
+            assert!(
+                alerts[0].detail.contains("2018338") && alerts[0].detail.contains("abusive"),
+                "the alert names the warning: {}",
+                alerts[0].detail
+            );
+        }
 
         // The Page is paused: the next job parks its opt-in without calling Graph or alerting.
         let calls = w.sandbox.stats().send_requests;
@@ -481,5 +611,48 @@ async fn each_record_of_a_batch_gets_its_own_outcome() {
         assert_eq!(states[id], State::Sent, "{id}");
     }
     assert_eq!(w.sandbox.inbox().len(), 4);
+    w.stop().await;
+}
+
+/// Graph names the version that served a call in `facebook-api-version`; when it is not
+/// GRAPH_API_VERSION the client counts `GraphApiVersionMismatch` (alarmed in template.yaml), and
+/// the send itself goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_answering_another_api_version_is_counted() {
+    use shared::metrics::{MemoryMetrics, Metric};
+    let mut w = SenderWorld::in_memory(&[]).await;
+    assert_eq!(w.deps.config.graph_api_version, "v27.0", "the default");
+    let metrics = Arc::new(MemoryMetrics::default());
+    let client = shared::adapters::graph::GraphClient::new(
+        &w.deps.config,
+        &integration_tests::sender_world::sandbox_secrets(),
+    )
+    .unwrap()
+    .with_metrics(metrics.clone());
+    w.deps.messenger = Arc::new(client);
+
+    // The asked version answers: nothing counted.
+    let k1 = w.opt_in().await;
+    assert!(failures(&w.run("v1", &k1, 1).await).is_empty());
+    assert_eq!(w.item(&k1).await.state, State::Sent);
+    assert_eq!(metrics.sum(Metric::GraphApiVersionMismatch), 0.0);
+
+    // Graph serves another version (the asked one expired): counted, and still sent.
+    w.sandbox.serve_api_version(Some("v26.0"));
+    let k2 = w.opt_in().await;
+    assert!(failures(&w.run("v2", &k2, 1).await).is_empty());
+    assert_eq!(w.item(&k2).await.state, State::Sent);
+    assert_eq!(metrics.sum(Metric::GraphApiVersionMismatch), 1.0);
+    // Error answers carry the header too.
+    let k3 = w.opt_in().await;
+    w.fault(error(1200, None, "TV"));
+    assert_eq!(failures(&w.run("v3", &k3, 1).await), ["v3"]);
+    assert_eq!(metrics.sum(Metric::GraphApiVersionMismatch), 2.0);
+    assert!(
+        metrics
+            .recorded()
+            .iter()
+            .all(|(page, _)| page == messenger_sandbox::DEFAULT_PAGE_ID)
+    );
     w.stop().await;
 }

@@ -192,10 +192,10 @@ mod tests {
 
     #[test]
     fn body_has_facebooks_shape_and_order() {
-        let body = optin_webhook_body("P", "L", 7);
+        let body = optin_webhook_body("P", "L", 1_767_225_600_007);
         assert_eq!(
             body,
-            r#"{"object":"page","entry":[{"id":"P","time":7,"messaging":[{"recipient":{"id":"P"},"timestamp":7,"optin":{"login_id":"L"}}]}]}"#
+            r#"{"object":"page","entry":[{"id":"P","time":1767225600007,"messaging":[{"recipient":{"id":"P"},"timestamp":1767225600007,"optin":{"login_id":"L"}}]}]}"#
         );
         let (object, events) = shared::facebook::parse_webhook(body.as_bytes()).unwrap();
         assert_eq!(object, "page");
@@ -204,7 +204,7 @@ mod tests {
             vec![shared::facebook::MessagingEvent::OptIn {
                 page_id: "P".into(),
                 login_id: "L".into(),
-                timestamp: Some(7),
+                timestamp: Some(1_767_225_600_007),
             }]
         );
     }
