@@ -265,3 +265,73 @@ async fn bad_signed_requests_change_nothing() {
     assert_eq!(w.store.all(), before);
     assert_eq!(w.logins.logins().len(), 1);
 }
+
+/// Issue 10, "signed_request too lenient": the probe's requests — six days old with `expires` in
+/// the past, a `user_id` of `../../x#y`, the JavaScript SDK's shape carrying `code` — were all
+/// accepted. Each is now a 4xx JSON error on both callbacks, and nothing is written.
+#[tokio::test]
+async fn signed_request_too_lenient_requests_are_refused_and_change_nothing() {
+    let w = world();
+    log_in(&w, "555", "Mo").await;
+    send(&w, optin_webhook(&login_id_of("555"), NOW)).await;
+    let before = w.store.all();
+    let sign = |payload: serde_json::Value| sign_request(b"test-app-secret", &payload);
+    let six_days_ago = NOW_S - 6 * 86_400;
+    let cases = [
+        (
+            "six days old, expired",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":six_days_ago,"expires":six_days_ago + 3600,"user_id":"555"}),
+            ),
+        ),
+        (
+            "issued two hours ago",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":NOW_S - 7200,"user_id":"555"}),
+            ),
+        ),
+        (
+            "expired a minute ago",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":NOW_S - 120,"expires":NOW_S - 60,"user_id":"555"}),
+            ),
+        ),
+        (
+            "path-like user_id",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","issued_at":NOW_S,"user_id":"../../x#y"}),
+            ),
+        ),
+        (
+            "the JavaScript SDK's signedRequest",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","code":"AQDx-login-code","issued_at":NOW_S,"user_id":"555"}),
+            ),
+        ),
+        (
+            "oauth_token",
+            sign(
+                serde_json::json!({"algorithm":"HMAC-SHA256","oauth_token":"EAAB","issued_at":NOW_S,"user_id":"555"}),
+            ),
+        ),
+    ];
+    for (name, sr) in &cases {
+        for path in ["/facebook/data-deletion", "/facebook/deauthorize"] {
+            let r = send(&w, form(path, sr)).await;
+            assert_eq!(r.status(), 400, "{name} {path}");
+            assert_eq!(error_code(&r), "invalid_signed_request", "{name} {path}");
+        }
+    }
+    assert_eq!(w.store.all(), before, "nothing written");
+    assert_eq!(w.logins.logins().len(), 1);
+    // The same person's genuine request still works.
+    let r = send(
+        &w,
+        form(
+            "/facebook/deauthorize",
+            &signed(b"test-app-secret", "555", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}

@@ -17,7 +17,7 @@ async fn start_redirects_to_the_dialog_with_a_bound_single_use_state() {
     assert_eq!(r.status(), 302);
     let location = header(&r, "location").unwrap();
     assert!(
-        location.starts_with("https://www.facebook.com/v25.0/dialog/oauth?"),
+        location.starts_with("https://www.facebook.com/v27.0/dialog/oauth?"),
         "{location}"
     );
     let q = query_of(location);
