@@ -114,7 +114,50 @@ fn signed_request_rows(path: &'static str) -> Vec<Row> {
         &serde_json::json!({"algorithm": "HMAC-SHA256", "issued_at": now}),
     ));
     let valid = form(&signed_request(sb::DEFAULT_APP_SECRET, &payload));
+    // Issue 10, "signed_request too lenient": correctly signed, yet not a callback to honour.
+    let six_days_ago = now - 6 * 86_400;
+    let stale = form(&signed_request(
+        sb::DEFAULT_APP_SECRET,
+        &serde_json::json!({"algorithm": "HMAC-SHA256", "issued_at": six_days_ago,
+            "expires": six_days_ago + 3600, "user_id": "31415926535"}),
+    ));
+    let path_user = form(&signed_request(
+        sb::DEFAULT_APP_SECRET,
+        &serde_json::json!({"algorithm": "HMAC-SHA256", "issued_at": now, "user_id": "../../x#y"}),
+    ));
+    let sdk_shape = form(&signed_request(
+        sb::DEFAULT_APP_SECRET,
+        &serde_json::json!({"algorithm": "HMAC-SHA256", "code": "AQDx", "issued_at": now,
+            "user_id": "31415926535"}),
+    ));
     vec![
+        row(
+            "signed_request six days old and expired",
+            "POST",
+            path,
+            vec![form_ct()],
+            stale,
+            400,
+            "invalid_signed_request",
+        ),
+        row(
+            "signed_request with a path-like user_id",
+            "POST",
+            path,
+            vec![form_ct()],
+            path_user,
+            400,
+            "invalid_signed_request",
+        ),
+        row(
+            "signed_request of the JavaScript SDK (code)",
+            "POST",
+            path,
+            vec![form_ct()],
+            sdk_shape,
+            400,
+            "invalid_signed_request",
+        ),
         row(
             "signed_request as JSON",
             "POST",
