@@ -51,7 +51,11 @@ struct Fields {
 }
 
 fn check_accepted(r: &SignedRequest, now: i64) {
-    assert!(is_valid_asid(&r.user_id), "user_id {:?} accepted", r.user_id);
+    assert!(
+        is_valid_asid(&r.user_id),
+        "user_id {:?} accepted",
+        r.user_id
+    );
     assert!(
         r.expires.is_none_or(|e| e >= now),
         "expired request accepted"

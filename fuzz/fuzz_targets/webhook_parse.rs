@@ -15,7 +15,9 @@ use shared::facebook::{MessagingEvent, WebhookParseError, parse_webhook};
 fn epoch_ms(v: &Value) -> Option<i64> {
     let raw = match v {
         Value::Number(n) => n.as_i64()?,
-        Value::String(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+        Value::String(s)
+            if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
             s.trim().parse().ok()?
         }
         _ => return None,

@@ -646,12 +646,18 @@ mod tests {
     fn webhook_timestamps_as_numeric_strings_or_seconds_are_read_as_milliseconds() {
         use serde_json::json;
         // Milliseconds, as a number or a string of digits.
-        assert_eq!(epoch_ms(&json!(1_767_225_600_123_i64)), Some(1_767_225_600_123));
+        assert_eq!(
+            epoch_ms(&json!(1_767_225_600_123_i64)),
+            Some(1_767_225_600_123)
+        );
         assert_eq!(epoch_ms(&json!("1767225600123")), Some(1_767_225_600_123));
         // Below 10^12: seconds.
         assert_eq!(epoch_ms(&json!(1_767_225_600)), Some(1_767_225_600_000));
         assert_eq!(epoch_ms(&json!("1767225600")), Some(1_767_225_600_000));
-        assert_eq!(epoch_ms(&json!(999_999_999_999_i64)), Some(999_999_999_999_000));
+        assert_eq!(
+            epoch_ms(&json!(999_999_999_999_i64)),
+            Some(999_999_999_999_000)
+        );
         assert_eq!(epoch_ms(&json!(SECONDS_BELOW)), Some(SECONDS_BELOW));
         // Not a timestamp: the caller falls back (entry time, then the time of receipt).
         for bad in [
@@ -950,13 +956,7 @@ mod tests {
         const ABUSE: &str = "(#613) Warning! You are engaging in behavior that may be considered bothersome or abusive by the recipient. Please review our policies.";
         let rows: &[(u16, i64, Option<i64>, &str, ErrorClass)] = &[
             // The recipient is unknown: one bad recipient, never a Page pause.
-            (
-                400,
-                100,
-                None,
-                "(#100) No matching user found",
-                Unreachable,
-            ),
+            (400, 100, None, "(#100) No matching user found", Unreachable),
             (
                 400,
                 100,
@@ -964,7 +964,13 @@ mod tests {
                 "(#100) Bad Parameter Error: Invalid FBID",
                 Unreachable,
             ),
-            (400, 100, Some(2_018_001), "No matching user found", Unreachable),
+            (
+                400,
+                100,
+                Some(2_018_001),
+                "No matching user found",
+                Unreachable,
+            ),
             (400, 100, Some(2_018_001), "", Unreachable),
             (
                 400,
@@ -975,7 +981,13 @@ mod tests {
             ),
             // …while a bare 100 that does not name the recipient stays ours to fix.
             (400, 100, None, "(#100) Invalid parameter", Configuration),
-            (400, 100, None, "(#100) Param recipient must be an FBID", Configuration),
+            (
+                400,
+                100,
+                None,
+                "(#100) Param recipient must be an FBID",
+                Configuration,
+            ),
             // 613: the abuse warning pauses; the rate limit is retried.
             (400, 613, Some(2_018_338), ABUSE, AbuseWarning),
             (400, 613, Some(2_018_338), "", AbuseWarning),

@@ -51,7 +51,11 @@ struct Switch {
 }
 
 /// Stamp the header on every answer to a `/{version}/…` path.
-pub(crate) async fn stamp(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn stamp(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let asked = request
         .uri()
         .path()
