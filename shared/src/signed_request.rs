@@ -8,7 +8,7 @@
 //! A valid signature is not enough: the JavaScript SDK's `authResponse.signedRequest` is signed
 //! with the same app secret and carries `code` (or `oauth_token`), so any logged-in person could
 //! post their own as a "deletion request". Such payloads are refused, and so are expired ones, ones
-//! issued more than an hour ago and user ids that are not numeric (see docs/decisions.md).
+//! issued more than an hour ago and user ids that are not numeric.
 
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
