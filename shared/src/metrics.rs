@@ -12,6 +12,7 @@
 //! | `OptInToSendSeconds` | Seconds | with it: sent_at − opted_in_at |
 //! | `OptInsAtRisk` | Count | an opt-in still unsent at its alert time was alerted (once) |
 //! | `DeadlinesMissed` | Count | an opt-in reached `EXPIRED` without a message |
+//! | `SentAfterOptOut` | Count | Graph accepted a message after the opt-out was recorded (in flight) |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -26,14 +27,16 @@ pub enum Metric {
     OptInToSendSeconds,
     OptInsAtRisk,
     DeadlinesMissed,
+    SentAfterOptOut,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
         Metric::DeadlinesMissed,
+        Metric::SentAfterOptOut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Metric {
             Metric::OptInToSendSeconds => "OptInToSendSeconds",
             Metric::OptInsAtRisk => "OptInsAtRisk",
             Metric::DeadlinesMissed => "DeadlinesMissed",
+            Metric::SentAfterOptOut => "SentAfterOptOut",
         }
     }
 
@@ -93,6 +97,11 @@ pub fn record_sent(metrics: &dyn Metrics, opt_in: &OptIn) {
 /// An opt-in reached `EXPIRED` without a message.
 pub fn record_deadline_missed(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::DeadlinesMissed)]);
+}
+
+/// Graph accepted an initial message after the person's opt-out was recorded (a send in flight).
+pub fn record_sent_after_opt_out(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::SentAfterOptOut)]);
 }
 
 /// An opt-in was alerted as at risk (once per opt-in).
@@ -275,6 +284,8 @@ mod tests {
         record_sent(&m, &o);
         record_deadline_missed(&m, "p");
         record_at_risk(&m, "p");
+        record_sent_after_opt_out(&m, "p");
+        assert_eq!(m.sum(Metric::SentAfterOptOut), 1.0);
         assert_eq!(m.sum(Metric::InitialMessagesSent), 1.0);
         assert_eq!(m.values(Metric::OptInToSendSeconds), [2.5]);
         assert_eq!(m.sum(Metric::DeadlinesMissed), 1.0);
