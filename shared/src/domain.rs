@@ -736,6 +736,37 @@ mod tests {
     }
 
     #[test]
+    fn an_opt_in_stored_before_the_in_flight_flag_reads_as_not_sent_after_opt_out() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10, 0);
+        let json = serde_json::to_value(&o).unwrap();
+        assert!(json.get("sent_after_opt_out").is_none(), "absent while false");
+        let old: OptIn = serde_json::from_value(json).unwrap();
+        assert!(!old.sent_after_opt_out);
+        o.sent_after_opt_out = true;
+        let back: OptIn = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
+        assert!(back.sent_after_opt_out);
+    }
+
+    #[test]
+    fn a_gave_up_alert_says_when_it_gave_up_and_is_not_a_missed_deadline() {
+        let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 60_000, 0);
+        let a = Alert::gave_up(&o, 30_000, "gave up");
+        assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline);
+        assert_eq!(
+            (a.gave_up_at, a.gave_up_utc.as_str()),
+            (Some(30_000), "1970-01-01T00:00:30Z")
+        );
+        assert_eq!(a.deadline_utc, "1970-01-01T00:01:00Z");
+        assert!(!a.subject().contains("missed"), "{}", a.subject());
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["kind"], "gave_up_before_deadline");
+        assert_eq!(json["gave_up_utc"], "1970-01-01T00:00:30Z");
+        // Other alerts do not carry the fields.
+        let other = serde_json::to_value(Alert::about(&o, AlertKind::DeadlineMissed, "x")).unwrap();
+        assert!(other.get("gave_up_at").is_none() && other.get("gave_up_utc").is_none());
+    }
+
+    #[test]
     fn alerts_carry_only_a_login_id_prefix() {
         let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);
         let a = Alert::about(&o, AlertKind::DeadlineAtRisk, "x");
