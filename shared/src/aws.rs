@@ -33,12 +33,14 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// The loader [`load_sdk_config`] uses: the environment's settings, with [`timeout_config`].
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config())
+}
+
 /// Load the SDK configuration from the environment, with [`timeout_config`].
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+    sdk_config_loader().load().await
 }
 
 use crate::ports::PortError;
@@ -77,8 +79,7 @@ mod tests {
     async fn every_client_built_from_the_loaded_config_has_operation_and_attempt_timeouts() {
         // What `load_sdk_config` builds, with a region and credentials given so that nothing
         // is looked up on the network.
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(timeout_config())
+        let sdk = sdk_config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "testing", "testing", None, None, "test",
