@@ -102,7 +102,9 @@ mod tests {
         };
         assert_eq!(of(sdk.timeout_config()), expected);
         assert_eq!(
-            of(aws_sdk_dynamodb::Client::new(&sdk).config().timeout_config()),
+            of(aws_sdk_dynamodb::Client::new(&sdk)
+                .config()
+                .timeout_config()),
             expected
         );
         assert_eq!(
@@ -114,7 +116,9 @@ mod tests {
             expected
         );
         assert_eq!(
-            of(aws_sdk_scheduler::Client::new(&sdk).config().timeout_config()),
+            of(aws_sdk_scheduler::Client::new(&sdk)
+                .config()
+                .timeout_config()),
             expected
         );
         assert_eq!(

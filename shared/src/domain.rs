@@ -739,7 +739,10 @@ mod tests {
     fn an_opt_in_stored_before_the_in_flight_flag_reads_as_not_sent_after_opt_out() {
         let mut o = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10, 0);
         let json = serde_json::to_value(&o).unwrap();
-        assert!(json.get("sent_after_opt_out").is_none(), "absent while false");
+        assert!(
+            json.get("sent_after_opt_out").is_none(),
+            "absent while false"
+        );
         let old: OptIn = serde_json::from_value(json).unwrap();
         assert!(!old.sent_after_opt_out);
         o.sent_after_opt_out = true;
@@ -749,7 +752,13 @@ mod tests {
 
     #[test]
     fn a_gave_up_alert_says_when_it_gave_up_and_is_not_a_missed_deadline() {
-        let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 60_000, 0);
+        let o = OptIn::new(
+            OptInKey::new("p", "abcdef0123456789"),
+            Some(0),
+            0,
+            60_000,
+            0,
+        );
         let a = Alert::gave_up(&o, 30_000, "gave up");
         assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline);
         assert_eq!(

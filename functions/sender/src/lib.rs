@@ -522,7 +522,9 @@ async fn refused_after_send(
                 );
                 return;
             }
-            Err(e) => warn!(login_id_prefix = %login, error = %e, retry, "recording the send after the opt-out failed"),
+            Err(e) => {
+                warn!(login_id_prefix = %login, error = %e, retry, "recording the send after the opt-out failed")
+            }
         }
     }
     error!(

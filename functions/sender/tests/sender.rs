@@ -982,8 +982,7 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
     // 20 s left, the Graph timeout (margin) is 10 s: one attempt, then no retry can land.
     let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 20_000).await;
     for _ in 0..10 {
-        w.messenger
-            .then_fail(api_error(500, 1200, Some(2_018_024)));
+        w.messenger.then_fail(api_error(500, 1200, Some(2_018_024)));
     }
     let mut rounds = 0;
     loop {

@@ -388,9 +388,8 @@ impl OptInStore for DynamoOptInStore {
         let attempts = e.name("attempts");
         let ours = e.value("attempt", n(attempt));
         let recorded = e.name("message_id");
-        e.condition = format!(
-            "{state} = {out} AND {attempts} = {ours} AND attribute_not_exists({recorded})"
-        );
+        e.condition =
+            format!("{state} = {out} AND {attempts} = {ours} AND attribute_not_exists({recorded})");
         e.set_update(
             &[
                 ("message_id", s(message_id)),
