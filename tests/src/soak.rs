@@ -203,7 +203,7 @@ impl fmt::Display for SoakReport {
         }
         writeln!(
             f,
-            "  in-flight sends at an opt-out: {} (each recorded), the latest landing {} after it (allowance {IN_FLIGHT_ALLOWANCE_MS} ms); closest message to its deadline: {}; DLQ: {}",
+            "  in-flight sends at an opt-out: {} (each must be recorded on its opt-in), the latest landing {} after it (allowance {IN_FLIGHT_ALLOWANCE_MS} ms); closest message to its deadline: {}; DLQ: {}",
             self.sent_after_opt_out,
             self.max_landing_after_opt_out_ms
                 .map_or("none".into(), |m| format!("{m} ms")),
