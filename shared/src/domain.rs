@@ -232,6 +232,10 @@ pub struct OptIn {
     pub message_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<Millis>,
+    /// Graph accepted the initial message after the opt-out was recorded (a send already in flight
+    /// when the person opted out): `message_id` and `sent_at` then say what landed, never hidden.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_after_opt_out: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +285,7 @@ impl OptIn {
             lease_until: None,
             message_id: None,
             sent_at: None,
+            sent_after_opt_out: false,
             terminal_at: None,
             alerted_at: None,
             opted_out_at: None,
@@ -393,6 +398,11 @@ pub struct Alert {
     pub deadline_utc: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// When the sender gave up ([`AlertKind::GaveUpBeforeDeadline`]), and the same in RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gave_up_utc: String,
     pub detail: String,
 }
 
@@ -403,6 +413,9 @@ pub enum AlertKind {
     DeadlineAtRisk,
     /// The deadline passed without a message.
     DeadlineMissed,
+    /// The deadline has not passed yet, but no attempt can land before it any more: the sender
+    /// gave up (the opt-in is EXPIRED; no `deadline_missed` follows for it).
+    GaveUpBeforeDeadline,
     /// Graph refused the send because of our configuration.
     ConfigurationError,
     /// Graph says the window is closed although our clock says it is open.
@@ -431,6 +444,8 @@ impl Alert {
             deadline_at: 0,
             deadline_utc: String::new(),
             last_error: None,
+            gave_up_at: None,
+            gave_up_utc: String::new(),
             detail: detail.into(),
         }
     }
@@ -444,7 +459,18 @@ impl Alert {
             deadline_at: opt_in.deadline_at,
             deadline_utc: utc(opt_in.deadline_at),
             last_error: opt_in.last_error.clone(),
+            gave_up_at: None,
+            gave_up_utc: String::new(),
             detail: detail.into(),
+        }
+    }
+
+    /// The sender gave up on `opt_in` at `at`, before its deadline: no attempt could land in time.
+    pub fn gave_up(opt_in: &OptIn, at: Millis, detail: impl Into<String>) -> Self {
+        Self {
+            gave_up_at: Some(at),
+            gave_up_utc: utc(at),
+            ..Self::about(opt_in, AlertKind::GaveUpBeforeDeadline, detail)
         }
     }
 
@@ -452,6 +478,7 @@ impl Alert {
         let what = match self.kind {
             AlertKind::DeadlineAtRisk => "Opt-in close to its 24-hour deadline",
             AlertKind::DeadlineMissed => "Opt-in missed its 24-hour deadline",
+            AlertKind::GaveUpBeforeDeadline => "Opt-in given up before its 24-hour deadline",
             AlertKind::ConfigurationError => "Messenger configuration error",
             AlertKind::WindowRejected => "Messenger refused a send as outside the window",
             AlertKind::PolicyEnforcement => "Messenger policy enforcement",
@@ -706,6 +733,46 @@ mod tests {
             assert!(!is_stop_request(no, &keywords), "{no}");
         }
         assert!(is_stop_request("halt", &["HALT".to_string()]));
+    }
+
+    #[test]
+    fn an_opt_in_stored_before_the_in_flight_flag_reads_as_not_sent_after_opt_out() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10, 0);
+        let json = serde_json::to_value(&o).unwrap();
+        assert!(
+            json.get("sent_after_opt_out").is_none(),
+            "absent while false"
+        );
+        let old: OptIn = serde_json::from_value(json).unwrap();
+        assert!(!old.sent_after_opt_out);
+        o.sent_after_opt_out = true;
+        let back: OptIn = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
+        assert!(back.sent_after_opt_out);
+    }
+
+    #[test]
+    fn a_gave_up_alert_says_when_it_gave_up_and_is_not_a_missed_deadline() {
+        let o = OptIn::new(
+            OptInKey::new("p", "abcdef0123456789"),
+            Some(0),
+            0,
+            60_000,
+            0,
+        );
+        let a = Alert::gave_up(&o, 30_000, "gave up");
+        assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline);
+        assert_eq!(
+            (a.gave_up_at, a.gave_up_utc.as_str()),
+            (Some(30_000), "1970-01-01T00:00:30Z")
+        );
+        assert_eq!(a.deadline_utc, "1970-01-01T00:01:00Z");
+        assert!(!a.subject().contains("missed"), "{}", a.subject());
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["kind"], "gave_up_before_deadline");
+        assert_eq!(json["gave_up_utc"], "1970-01-01T00:00:30Z");
+        // Other alerts do not carry the fields.
+        let other = serde_json::to_value(Alert::about(&o, AlertKind::DeadlineMissed, "x")).unwrap();
+        assert!(other.get("gave_up_at").is_none() && other.get("gave_up_utc").is_none());
     }
 
     #[test]

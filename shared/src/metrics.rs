@@ -13,6 +13,7 @@
 //! | `OptInsAtRisk` | Count | an opt-in still unsent at its alert time was alerted (once) |
 //! | `DeadlinesMissed` | Count | an opt-in reached `EXPIRED` without a message |
 //! | `GraphApiVersionMismatch` | Count | Graph's `facebook-api-version` answer differs from `GRAPH_API_VERSION` |
+//! | `SentAfterOptOut` | Count | Graph accepted a message after the opt-out was recorded (in flight) |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -28,15 +29,17 @@ pub enum Metric {
     OptInsAtRisk,
     DeadlinesMissed,
     GraphApiVersionMismatch,
+    SentAfterOptOut,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
         Metric::DeadlinesMissed,
         Metric::GraphApiVersionMismatch,
+        Metric::SentAfterOptOut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Metric {
             Metric::OptInsAtRisk => "OptInsAtRisk",
             Metric::DeadlinesMissed => "DeadlinesMissed",
             Metric::GraphApiVersionMismatch => "GraphApiVersionMismatch",
+            Metric::SentAfterOptOut => "SentAfterOptOut",
         }
     }
 
@@ -97,6 +101,11 @@ pub fn record_sent(metrics: &dyn Metrics, opt_in: &OptIn) {
 /// An opt-in reached `EXPIRED` without a message.
 pub fn record_deadline_missed(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::DeadlinesMissed)]);
+}
+
+/// Graph accepted an initial message after the person's opt-out was recorded (a send in flight).
+pub fn record_sent_after_opt_out(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::SentAfterOptOut)]);
 }
 
 /// An opt-in was alerted as at risk (once per opt-in).
@@ -286,6 +295,8 @@ mod tests {
         record_at_risk(&m, "p");
         record_graph_version_mismatch(&m, "p");
         assert_eq!(m.sum(Metric::GraphApiVersionMismatch), 1.0);
+        record_sent_after_opt_out(&m, "p");
+        assert_eq!(m.sum(Metric::SentAfterOptOut), 1.0);
         assert_eq!(m.sum(Metric::InitialMessagesSent), 1.0);
         assert_eq!(m.values(Metric::OptInToSendSeconds), [2.5]);
         assert_eq!(m.sum(Metric::DeadlinesMissed), 1.0);

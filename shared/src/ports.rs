@@ -99,6 +99,20 @@ pub trait OptInStore: Send + Sync {
         now: Millis,
     ) -> PortResult<Transitioned>;
 
+    /// Graph accepted a message whose `SENT` write was refused because the opt-in was opted out
+    /// meanwhile (a send in flight): record `message_id`, `sent_at` and `sent_after_opt_out` on the
+    /// OPTED_OUT item, so the send is evidence, never hidden. Not a state change. Conditional:
+    /// `OPTED_OUT`, no message recorded yet, and `attempts` still equal to `attempt`, the count
+    /// the sender's claim set (the opt-out removes the lease owner; an unchanged count proves no
+    /// later claim, so the item was opted out while SENDING under this claim).
+    async fn record_send_after_opt_out(
+        &self,
+        key: &OptInKey,
+        attempt: u32,
+        message_id: &str,
+        sent_at: Millis,
+    ) -> PortResult<Transitioned>;
+
     /// OPTED_IN | RETRYING | PAUSED | SENDING-with-expired-lease → EXPIRED, only at or after the deadline.
     async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
 

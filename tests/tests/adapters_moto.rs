@@ -597,6 +597,83 @@ async fn nothing_is_claimed_at_or_after_the_deadline_and_expiry_waits_for_it() {
     assert_eq!((e2.state, e2.lease_owner), (State::Expired, None));
 }
 
+/// The twin: `memory::tests::a_send_in_flight_at_the_opt_out_is_recorded_once_by_its_claim`.
+#[tokio::test]
+async fn a_send_in_flight_at_the_opt_out_is_recorded_once_by_its_claim() {
+    let s = stack().await;
+    let store = s.store();
+    let o = opt_in("inflight-1", 1_000, 900);
+    let k = o.key();
+    store.create_opt_in(&o).await.unwrap();
+    let not_out = refused(
+        store
+            .record_send_after_opt_out(&k, 0, "m", 1)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((not_out.state, not_out.message_id), (State::OptedIn, None));
+    store.claim_for_send(&k, "a", 1, 50).await.unwrap();
+    assert_eq!(
+        refused(
+            store
+                .record_send_after_opt_out(&k, 1, "m", 2)
+                .await
+                .unwrap()
+        )
+        .unwrap()
+        .state,
+        State::Sending,
+        "still SENDING: the SENT write is the sender's"
+    );
+    done(store.opt_out(&k, "api", 2).await.unwrap());
+    let later_claim = refused(
+        store
+            .record_send_after_opt_out(&k, 2, "m", 3)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(later_claim.message_id, None, "not the last claim");
+    let out = done(
+        store
+            .record_send_after_opt_out(&k, 1, "m", 3)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (
+            out.state,
+            out.message_id.as_deref(),
+            out.sent_at,
+            out.sent_after_opt_out
+        ),
+        (State::OptedOut, Some("m"), Some(3), true)
+    );
+    assert_eq!((out.opted_out_at, out.terminal_at), (Some(2), Some(2)));
+    let raw = s.raw_item(&k).await;
+    assert_eq!(
+        raw.get("sent_after_opt_out"),
+        Some(&AttributeValue::Bool(true))
+    );
+    assert!(!raw.contains_key(table::DUE_SHARD), "still terminal");
+    let again = refused(
+        store
+            .record_send_after_opt_out(&k, 1, "m2", 4)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again.message_id.as_deref(), Some("m"), "recorded once");
+    assert_eq!(
+        store
+            .record_send_after_opt_out(&OptInKey::new("PAGE", "nobody"), 1, "m", 5)
+            .await
+            .unwrap(),
+        Transitioned::Refused(None)
+    );
+}
+
 #[tokio::test]
 async fn opt_out_beats_a_later_claim_and_a_late_sent() {
     let s = stack().await;
@@ -1001,6 +1078,18 @@ async fn child_load_sdk_config_from_env() {
     };
     let sdk = shared::aws::load_sdk_config().await;
     assert_eq!(sdk.endpoint_url(), Some(expected.as_str()));
+    // The production loader bounds every call (shared/src/aws.rs).
+    let timeouts = aws_sdk_dynamodb::Client::new(&sdk)
+        .config()
+        .timeout_config()
+        .map(|t| (t.operation_timeout(), t.operation_attempt_timeout()));
+    assert_eq!(
+        timeouts,
+        Some((
+            Some(shared::aws::OPERATION_TIMEOUT),
+            Some(shared::aws::ATTEMPT_TIMEOUT)
+        ))
+    );
     let tables = aws_sdk_dynamodb::Client::new(&sdk)
         .list_tables()
         .send()

@@ -3,6 +3,11 @@
 //!
 //! - **One gate.** The claim is a conditional write with a lease; only the lease owner writes the
 //!   outcome, so duplicate jobs, redeliveries and concurrent senders send at most once.
+//! - **A short SENDING window.** Everything slow (rendering the text, pacing) happens *before* the
+//!   claim, and the deadline and lease margins are checked *after* it, so an opt-out can meet a
+//!   send in flight only between the claim and Graph's answer (at most `GRAPH_TIMEOUT_MS`). A
+//!   message Graph accepts after the opt-out is recorded on the item (`sent_after_opt_out`), logged
+//!   and counted (`SentAfterOptOut`), never hidden.
 //! - **Every Graph answer has a class** ([`shared::facebook::classify_graph_error`]): transient
 //!   failures back off inside the deadline ([`backoff`]) through `ChangeMessageVisibility`; a job
 //!   that can no longer make the deadline ends EXPIRED with an alert; "unreachable" ends the
@@ -27,7 +32,7 @@ use shared::facebook::{ErrorClass, GraphError};
 use shared::login::{LoginStore, needs_first_name, render_initial_message};
 use shared::metrics::{self, Metrics};
 use shared::page::{PageState, PauseCause};
-use shared::ports::send::{MAX_DELAY_SECONDS, PageStateStore, RetryQueue};
+use shared::ports::send::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, PageStateStore, RetryQueue};
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, Messenger, OptInStore, SendOutcome, SendQueue, SystemClock,
     Transitioned,
@@ -265,7 +270,10 @@ async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&SendJob>, secon
         }
     }
     if let Some(handle) = record.receipt_handle.as_deref()
-        && let Err(e) = deps.retry.retry_after(handle, seconds).await
+        && let Err(e) = deps
+            .retry
+            .retry_after(handle, seconds.min(MAX_VISIBILITY_SECONDS))
+            .await
     {
         // The record still comes back, after the queue's visibility timeout.
         warn!(error = %e, "could not change the message visibility");
@@ -290,9 +298,14 @@ async fn actions_publish(deps: &Deps, alert: &Alert) {
     actions::publish(deps.alerts.as_ref(), alert).await;
 }
 
-/// Whole seconds from `now` until just after `until`.
+/// Whole seconds from `now` until just after `until`, at most SQS's longest visibility timeout
+/// ([`MAX_VISIBILITY_SECONDS`], 12 h): a time too far away (a Page parked until Meta unblocks it,
+/// `i64::MAX`) waits the longest the queue allows, never a short loop.
 fn seconds_until(until: Millis, now: Millis) -> u32 {
-    u32::try_from(backoff::ceil_seconds(until - now) + 1).unwrap_or(1)
+    let seconds = backoff::ceil_seconds(until.saturating_sub(now)).saturating_add(1);
+    u32::try_from(seconds)
+        .unwrap_or(MAX_VISIBILITY_SECONDS)
+        .min(MAX_VISIBILITY_SECONDS)
 }
 
 /// A short backoff for store failures, so a DynamoDB hiccup does not wait a whole visibility
@@ -301,8 +314,12 @@ fn store_retry_seconds() -> u32 {
     2 + rand::random_range(0..4)
 }
 
-/// Claim, send, record. The claim is the only gate: whatever the number of jobs or senders, one
-/// conditional write lets exactly one through. `probing`: this send is the probe of a paused Page.
+/// Render, pace, claim, check the margins, send, record. The claim is the only gate: whatever the
+/// number of jobs or senders, one conditional write lets exactly one through. It comes after
+/// everything slow (the LOGIN read for `{first_name}`, the pacer), so the item is SENDING only
+/// from the claim to Graph's answer; the margins are checked after it, against the lease and the
+/// deadline as they are when the request starts. `probing`: this send is the probe of a paused
+/// Page.
 pub(crate) async fn attempt(
     deps: &Deps,
     key: &OptInKey,
@@ -312,6 +329,8 @@ pub(crate) async fn attempt(
     let login = login_id_prefix(&key.login_id);
     // The lease owner names the message, so a redelivery recognises its own earlier attempt.
     let owner = format!("{message_id}:{}", uuid::Uuid::new_v4().simple());
+    let text = initial_message(deps, key).await;
+    let waited = deps.pacer.acquire(&key.page_id).await;
     let mut resumed = false;
     let claimed = loop {
         let now = deps.clock.now();
@@ -346,11 +365,9 @@ pub(crate) async fn attempt(
         }
     };
 
+    // Nothing slow between here and the request: a send that starts now ends (answer or
+    // timeout) within `margin`.
     let margin = deps.send_margin_ms();
-    if claimed.deadline_at - deps.clock.now() <= margin {
-        return out_of_time(deps, &claimed, &owner, None).await;
-    }
-    let waited = deps.pacer.acquire(&key.page_id).await;
     let now = deps.clock.now();
     if claimed.deadline_at - now <= margin {
         return out_of_time(deps, &claimed, &owner, None).await;
@@ -359,10 +376,10 @@ pub(crate) async fn attempt(
         .lease_until
         .is_some_and(|until| until - now <= margin)
     {
-        // Pacing ate the lease: sending now could outlive it. Hand the opt-in back.
-        warn!(login_id_prefix = %login, waited_ms = waited.as_millis() as u64, "lease too short after pacing");
+        // The claim itself was slow: sending now could outlive the lease. Hand the opt-in back.
+        warn!(login_id_prefix = %login, waited_ms = waited.as_millis() as u64, "lease too short to send");
         let error = LastError {
-            message: "lease too short after pacing".into(),
+            message: "lease too short to send".into(),
             ..LastError::default()
         };
         return match deps
@@ -378,7 +395,6 @@ pub(crate) async fn attempt(
         };
     }
 
-    let text = initial_message(deps, key).await;
     let result = deps
         .messenger
         .send_initial_message(&key.page_id, &key.login_id, &text)
@@ -402,7 +418,9 @@ pub(crate) async fn attempt(
 async fn record_sent(deps: &Deps, claimed: &OptIn, owner: &str, message_id: String, now: Millis) {
     let key = claimed.key();
     let login = login_id_prefix(&key.login_id);
-    let outcome = SendOutcome::Sent { message_id };
+    let outcome = SendOutcome::Sent {
+        message_id: message_id.clone(),
+    };
     let started = std::time::Instant::now();
     for retry in 0..3u32 {
         if retry > 0 {
@@ -421,12 +439,17 @@ async fn record_sent(deps: &Deps, claimed: &OptIn, owner: &str, message_id: Stri
                 actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
                 return;
             }
+            Ok(Transitioned::Refused(Some(current)))
+                if current.state == State::Sent
+                    && current.message_id.as_deref() == Some(message_id.as_str()) =>
+            {
+                // An earlier try of this write succeeded but its answer was lost.
+                metrics::record_sent(deps.metrics.as_ref(), &current);
+                actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
+                return;
+            }
             Ok(Transitioned::Refused(current)) => {
-                warn!(
-                    login_id_prefix = %login,
-                    state = %current.map_or("missing".into(), |c| c.state.to_string()),
-                    "message accepted by Graph but the opt-in changed meanwhile (opt-out while sending); left as is"
-                );
+                refused_after_send(deps, claimed, current.map(|c| *c), &message_id, now).await;
                 return;
             }
             Err(e) => warn!(login_id_prefix = %login, error = %e, retry, "SENT write failed"),
@@ -435,6 +458,78 @@ async fn record_sent(deps: &Deps, claimed: &OptIn, owner: &str, message_id: Stri
     error!(
         login_id_prefix = %login,
         "message accepted by Graph but SENT could not be written; the lease protects against a resend until it expires"
+    );
+}
+
+/// Graph accepted the message but the `SENT` write was refused: the opt-in changed while the
+/// request was in flight. An opt-out (OPTED_OUT, or the item erased by a data deletion) is
+/// recorded on the item with the message id, logged and counted: the person received a message
+/// after opting out, and the operators and the evidence must say so.
+async fn refused_after_send(
+    deps: &Deps,
+    claimed: &OptIn,
+    current: Option<OptIn>,
+    message_id: &str,
+    sent_at: Millis,
+) {
+    let key = claimed.key();
+    let login = login_id_prefix(&key.login_id);
+    let state = current.as_ref().map(|c| c.state);
+    if !matches!(state, None | Some(State::OptedOut)) {
+        // Not an opt-out: the lease ran out and another sender or the sweep moved on.
+        warn!(
+            login_id_prefix = %login,
+            state = %state.map_or("missing".into(), |s| s.to_string()),
+            "message accepted by Graph but the opt-in changed meanwhile; left as is"
+        );
+        return;
+    }
+    metrics::record_sent_after_opt_out(deps.metrics.as_ref(), &key.page_id);
+    if state.is_none() {
+        // Erased by a data deletion while in flight: nothing to record it on, and recording it
+        // would bring the person's identifiers back.
+        warn!(
+            login_id_prefix = %login,
+            "message accepted by Graph after the opt-in was erased (data deletion while sending)"
+        );
+        return;
+    }
+    warn!(
+        login_id_prefix = %login,
+        "message accepted by Graph after the opt-out was recorded (in flight); recording it on the opt-in"
+    );
+    for retry in 0..3u32 {
+        if retry > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(4u32.pow(retry - 1)))).await;
+        }
+        match deps
+            .store
+            .record_send_after_opt_out(&key, claimed.attempts, message_id, sent_at)
+            .await
+        {
+            Ok(Transitioned::Done(_)) => return,
+            // An earlier try succeeded but its answer was lost.
+            Ok(Transitioned::Refused(Some(item)))
+                if item.sent_after_opt_out && item.message_id.as_deref() == Some(message_id) =>
+            {
+                return;
+            }
+            Ok(Transitioned::Refused(item)) => {
+                error!(
+                    login_id_prefix = %login,
+                    state = %item.map_or("missing".into(), |i| i.state.to_string()),
+                    "could not record the message sent after the opt-out: the opt-in changed again"
+                );
+                return;
+            }
+            Err(e) => {
+                warn!(login_id_prefix = %login, error = %e, retry, "recording the send after the opt-out failed")
+            }
+        }
+    }
+    error!(
+        login_id_prefix = %login,
+        "message accepted by Graph after the opt-out, but it could not be recorded on the opt-in"
     );
 }
 
@@ -506,7 +601,11 @@ async fn expire(deps: &Deps, key: &OptInKey, now: Millis) {
 }
 
 /// No attempt can land before the deadline any more: EXPIRED now, with an alert, rather than
-/// waiting for the deadline.
+/// waiting for the deadline. The alert says what happened: the sender gave up at this moment,
+/// this long before the deadline, after this many attempts, with this last Graph error
+/// ([`AlertKind::GaveUpBeforeDeadline`]; `deadline_missed` only if the deadline has passed).
+/// `error`: the failure of the attempt just made; `None` when no attempt was made (too little
+/// time left), and the item keeps the last Graph error of its earlier attempts, if any.
 async fn out_of_time(
     deps: &Deps,
     claimed: &OptIn,
@@ -515,10 +614,16 @@ async fn out_of_time(
 ) -> RecordOutcome {
     let key = claimed.key();
     let now = deps.clock.now();
-    let error = error.unwrap_or_else(|| LastError {
-        message: "too close to the deadline to send".into(),
-        ..LastError::default()
-    });
+    let reason = match &error {
+        Some(_) => "its last attempt failed and no retry can land before the deadline",
+        None => "too little time was left for one more attempt (one may take GRAPH_TIMEOUT_MS)",
+    };
+    let error = error
+        .or_else(|| claimed.last_error.clone())
+        .unwrap_or_else(|| LastError {
+            message: "too close to the deadline to send".into(),
+            ..LastError::default()
+        });
     warn!(
         login_id_prefix = %login_id_prefix(&key.login_id),
         ms_left = claimed.deadline_at - now,
@@ -533,16 +638,33 @@ async fn out_of_time(
         Ok(Transitioned::Done(item)) => {
             metrics::record_deadline_missed(deps.metrics.as_ref(), &key.page_id);
             actions::cancel_schedule(deps.scheduler.as_ref(), &key).await;
-            let detail = format!(
-                "gave up {} s before the deadline after {} attempt(s): no further attempt could land before it",
-                (item.deadline_at - now) / 1000,
-                item.attempts
-            );
-            actions::publish(
-                deps.alerts.as_ref(),
-                &Alert::about(&item, AlertKind::DeadlineMissed, detail),
-            )
-            .await;
+            let last = item.last_error.as_ref().map_or(String::new(), |e| {
+                let code = match e.subcode {
+                    Some(sub) => format!("{}/{sub}", e.code),
+                    None => e.code.to_string(),
+                };
+                format!("; last error {code}: {}", e.message)
+            });
+            let alert = if item.deadline_passed(now) {
+                Alert::about(
+                    &item,
+                    AlertKind::DeadlineMissed,
+                    format!(
+                        "the deadline passed during the last attempt ({} attempt(s)){last}",
+                        item.attempts
+                    ),
+                )
+            } else {
+                let detail = format!(
+                    "the sender gave up at {}, {} s before the deadline ({}), after {} attempt(s): {reason}. The opt-in is EXPIRED; nothing will be sent to this person{last}",
+                    shared::domain::utc(now),
+                    (item.deadline_at - now) / 1000,
+                    shared::domain::utc(item.deadline_at),
+                    item.attempts
+                );
+                Alert::gave_up(&item, now, detail)
+            };
+            actions::publish(deps.alerts.as_ref(), &alert).await;
             RecordOutcome::Done
         }
         Ok(Transitioned::Refused(_)) => RecordOutcome::Done,

@@ -42,8 +42,9 @@ fn world_with(overrides: &[(&str, &str)]) -> World {
     let messenger = Arc::new(MemoryMessenger::default());
     let clock = Arc::new(ManualClock::at(NOW));
     let metrics = Arc::new(MemoryMetrics::default());
-    let mut settings = vec![("INITIAL_MESSAGE_TEXT", "Hello from the Page")];
-    settings.extend_from_slice(overrides);
+    // The first setting of a name wins: overrides first.
+    let mut settings = overrides.to_vec();
+    settings.push(("INITIAL_MESSAGE_TEXT", "Hello from the Page"));
     let config = test_config(&settings);
     let deps = Deps {
         pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
@@ -436,7 +437,8 @@ async fn a_job_that_cannot_make_the_deadline_expires_with_an_alert_instead_of_wa
     assert!(w.messenger.sent().is_empty());
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, AlertKind::DeadlineMissed);
+    // Issue 10: the deadline has not passed yet, so the alert says the sender gave up.
+    assert_eq!(alerts[0].kind, AlertKind::GaveUpBeforeDeadline);
     assert!(w.scheduler.get(&key).is_none());
 }
 
@@ -448,7 +450,10 @@ async fn a_claim_too_close_to_the_deadline_never_sends() {
     assert!(r.batch_item_failures.is_empty());
     assert!(w.messenger.sent().is_empty());
     assert_eq!(w.state(&key).await.state, State::Expired);
-    assert_eq!(w.alerts.published()[0].kind, AlertKind::DeadlineMissed);
+    assert_eq!(
+        w.alerts.published()[0].kind,
+        AlertKind::GaveUpBeforeDeadline
+    );
 }
 
 #[tokio::test]
@@ -638,4 +643,379 @@ async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.state(&key).await.state, State::Sent);
     assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+}
+
+// ------------------------------------------------------------------------------------------------
+// The SENDING window, the margins, in-flight sends at an opt-out (issue 10)
+// ------------------------------------------------------------------------------------------------
+
+use shared::adapters::memory_login::MemoryLoginStore;
+use shared::login::{LoginLink, LoginRecorded, LoginState, LoginStore, StateConsumed};
+use shared::ports::{Clock, Messenger, PortResult, SentMessage};
+use std::sync::Mutex;
+
+/// What the Send API saw at the moment of a send.
+#[derive(Debug, Clone)]
+struct AtSend {
+    now: i64,
+    item: OptIn,
+}
+
+/// A Messenger that looks at the opt-in when the request starts, and can record an opt-out just
+/// before Graph accepts (the person opts out while the message is in flight).
+struct Spy {
+    inner: Arc<MemoryMessenger>,
+    store: Arc<MemoryOptInStore>,
+    clock: Arc<dyn Clock>,
+    opt_out_while_sending: bool,
+    erase_while_sending: bool,
+    seen: Mutex<Vec<AtSend>>,
+}
+
+impl Spy {
+    fn new(w: &World) -> Self {
+        Self {
+            inner: w.messenger.clone(),
+            store: w.store.clone(),
+            clock: w.deps.clock.clone(),
+            opt_out_while_sending: false,
+            erase_while_sending: false,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn seen(&self) -> Vec<AtSend> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Messenger for Spy {
+    async fn send_initial_message(
+        &self,
+        page_id: &str,
+        login_id: &str,
+        text: &str,
+    ) -> Result<SentMessage, GraphError> {
+        let key = OptInKey::new(page_id, login_id);
+        let item = self.store.get_opt_in(&key).await.unwrap().unwrap();
+        self.seen.lock().unwrap().push(AtSend {
+            now: self.clock.now(),
+            item,
+        });
+        if self.opt_out_while_sending {
+            let out = self.store.opt_out(&key, "api", self.clock.now()).await;
+            assert!(out.unwrap().is_done(), "the opt-out meets a SENDING item");
+        }
+        if self.erase_while_sending {
+            self.store.remove(&key);
+        }
+        self.inner
+            .send_initial_message(page_id, login_id, text)
+            .await
+    }
+}
+
+/// A LOGIN store whose read for `{first_name}` is slow (it moves the clock), and which records
+/// the opt-in's state at the read.
+struct SlowLogins {
+    inner: MemoryLoginStore,
+    store: Arc<MemoryOptInStore>,
+    clock: Arc<ManualClock>,
+    read_takes_ms: i64,
+    states_at_read: Mutex<Vec<State>>,
+}
+
+impl SlowLogins {
+    fn new(w: &World, read_takes_ms: i64) -> Self {
+        Self {
+            inner: MemoryLoginStore::new(),
+            store: w.store.clone(),
+            clock: w.clock.clone(),
+            read_takes_ms,
+            states_at_read: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginStore for SlowLogins {
+    async fn record_login(&self, login: &shared::login::Login) -> PortResult<LoginRecorded> {
+        self.inner.record_login(login).await
+    }
+
+    async fn get_login(
+        &self,
+        page_id: &str,
+        asid: &str,
+    ) -> PortResult<Option<shared::login::Login>> {
+        self.inner.get_login(page_id, asid).await
+    }
+
+    async fn link_for(&self, key: &OptInKey) -> PortResult<Option<LoginLink>> {
+        let state = self.store.get_opt_in(key).await?.map(|o| o.state);
+        self.states_at_read.lock().unwrap().extend(state);
+        self.clock.advance(self.read_takes_ms);
+        Ok(Some(LoginLink {
+            asid: "asid".into(),
+            first_name: Some("Ana".into()),
+            last_login_at: NOW,
+        }))
+    }
+
+    async fn put_state(&self, state: &LoginState) -> PortResult<()> {
+        self.inner.put_state(state).await
+    }
+
+    async fn consume_state(&self, state_hash: &str, now: i64) -> PortResult<StateConsumed> {
+        self.inner.consume_state(state_hash, now).await
+    }
+}
+
+const FIRST_NAME_TEXT: (&str, &str) = ("INITIAL_MESSAGE_TEXT", "Hello {first_name}");
+
+#[tokio::test]
+async fn an_opt_out_during_an_in_flight_send_is_recorded_with_its_message_id() {
+    let mut w = world();
+    let key = w.opt_in("L1", NOW - 5_000).await;
+    let mut spy = Spy::new(&w);
+    spy.opt_out_while_sending = true;
+    w.deps.messenger = Arc::new(spy);
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.messenger.sent().len(), 1, "Graph accepted the message");
+    let item = w.state(&key).await;
+    assert_eq!(item.state, State::OptedOut, "the opt-out stands");
+    assert_eq!(
+        (
+            item.message_id.as_deref(),
+            item.sent_at,
+            item.sent_after_opt_out
+        ),
+        (Some("m_memory_0"), Some(NOW), true),
+        "the message that landed is recorded, not hidden"
+    );
+    assert_eq!(item.opted_out_at, Some(NOW));
+    assert_eq!(w.metrics.sum(Metric::SentAfterOptOut), 1.0);
+    assert_eq!(w.metrics.sum(Metric::InitialMessagesSent), 0.0);
+    // A redelivery of the job sends nothing more.
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.messenger.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn an_erasure_during_an_in_flight_send_is_counted_and_nothing_is_recreated() {
+    let mut w = world();
+    let key = w.opt_in("L1", NOW).await;
+    let mut spy = Spy::new(&w);
+    spy.erase_while_sending = true;
+    w.deps.messenger = Arc::new(spy);
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.messenger.sent().len(), 1);
+    assert!(w.store.get_opt_in(&key).await.unwrap().is_none());
+    assert_eq!(w.metrics.sum(Metric::SentAfterOptOut), 1.0);
+}
+
+#[tokio::test]
+async fn the_opt_in_is_claimed_only_after_the_text_is_rendered() {
+    let mut w = world_with(&[FIRST_NAME_TEXT]);
+    let key = w.opt_in("L1", NOW).await;
+    let logins = Arc::new(SlowLogins::new(&w, 0));
+    w.deps.logins = logins.clone();
+    handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert_eq!(
+        *logins.states_at_read.lock().unwrap(),
+        [State::OptedIn],
+        "not SENDING during the LOGIN read"
+    );
+    assert_eq!(w.messenger.sent()[0].2, "Hello Ana");
+    assert_eq!(w.state(&key).await.state, State::Sent);
+}
+
+#[tokio::test]
+async fn a_slow_first_name_read_never_eats_the_lease_margin() {
+    // The lease is 60 s, the margin one Graph timeout (10 s); the LOGIN read takes 55 s.
+    let mut w = world_with(&[FIRST_NAME_TEXT]);
+    let key = w.opt_in("L1", NOW).await;
+    w.deps.logins = Arc::new(SlowLogins::new(&w, 55_000));
+    let spy = Arc::new(Spy::new(&w));
+    w.deps.messenger = spy.clone();
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    let margin = w.deps.send_margin_ms();
+    for at in spy.seen() {
+        let lease_left = at.item.lease_until.unwrap() - at.now;
+        assert!(
+            lease_left > margin,
+            "a send started with {lease_left} ms of lease left (margin {margin} ms)"
+        );
+    }
+    assert_eq!(spy.seen().len(), 1);
+    assert_eq!(w.state(&key).await.state, State::Sent);
+}
+
+#[tokio::test]
+async fn a_slow_first_name_read_never_sends_inside_the_deadline_margin() {
+    // 30 s before the deadline; the LOGIN read takes 25 s: only 5 s would be left, less than one
+    // Graph timeout (10 s).
+    let mut w = world_with(&[FIRST_NAME_TEXT]);
+    let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 30_000).await;
+    w.deps.logins = Arc::new(SlowLogins::new(&w, 25_000));
+    let spy = Arc::new(Spy::new(&w));
+    w.deps.messenger = spy.clone();
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    let margin = w.deps.send_margin_ms();
+    for at in spy.seen() {
+        let left = at.item.deadline_at - at.now;
+        assert!(
+            left > margin,
+            "a send started {left} ms before the deadline (margin {margin} ms)"
+        );
+    }
+    assert!(w.messenger.sent().is_empty());
+    assert_eq!(w.state(&key).await.state, State::Expired);
+    assert_eq!(
+        w.alerts.published()[0].kind,
+        AlertKind::GaveUpBeforeDeadline
+    );
+}
+
+/// Epoch milliseconds that follow tokio's (paused) clock, so that pacing moves it.
+struct TokioClock {
+    base: i64,
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> i64 {
+        self.base + self.start.elapsed().as_millis() as i64
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_claim_is_taken_after_pacing_so_the_whole_lease_is_left_at_the_send() {
+    // One send per second for the Page: a job right after another call waits about a second.
+    let mut w = world_with(&[("SEND_RATE_PER_SECOND", "1")]);
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock {
+        base: NOW,
+        start: tokio::time::Instant::now(),
+    });
+    w.deps.clock = clock.clone();
+    let key = w.opt_in("L1", NOW).await;
+    let spy = Arc::new(Spy::new(&w));
+    w.deps.messenger = spy.clone();
+    w.deps.pacer.acquire(PAGE).await;
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    let seen = spy.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].now - NOW >= 1_000, "the job was paced");
+    assert_eq!(
+        seen[0].item.lease_until.unwrap() - seen[0].now,
+        w.deps.config.send_lease_ms,
+        "claimed after pacing: no lease spent waiting"
+    );
+    assert_eq!(w.state(&key).await.state, State::Sent);
+}
+
+#[tokio::test]
+async fn a_parked_job_whose_probe_time_is_i64_max_waits_the_longest_delay_never_one_second() {
+    let w = world();
+    let key = w.opt_in("L1", NOW).await;
+    let reason = shared::domain::LastError {
+        code: 190,
+        ..Default::default()
+    };
+    w.store
+        .pause_page(
+            PAGE,
+            shared::page::PauseCause::Configuration,
+            &reason,
+            NOW,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty(), "parked");
+    assert_eq!(w.state(&key).await.state, State::Paused);
+    // A duplicate job for the parked opt-in comes back when the probe is due: as late as SQS
+    // allows, not every second.
+    let r = handle_batch(&w.deps, job_event("m2", &key)).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert_eq!(
+        w.retry.visibility(),
+        vec![(
+            "MessageReceiptHandle".to_owned(),
+            shared::ports::send::MAX_DELAY_SECONDS
+        )]
+    );
+    assert!(w.messenger.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivery_of_a_lease_that_never_ends_waits_the_longest_visibility_never_one_second() {
+    let w = world();
+    let key = w.opt_in("L1", NOW).await;
+    // An earlier receive of m1 holds a lease that ends at i64::MAX.
+    w.store
+        .claim_for_send(&key, "m1:crashed", NOW, i64::MAX)
+        .await
+        .unwrap();
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    assert_eq!(
+        w.retry.visibility(),
+        vec![(
+            "MessageReceiptHandle".to_owned(),
+            shared::ports::send::MAX_VISIBILITY_SECONDS
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
+    let w = world();
+    // 20 s left, the Graph timeout (margin) is 10 s: one attempt, then no retry can land.
+    let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 20_000).await;
+    for _ in 0..10 {
+        w.messenger.then_fail(api_error(500, 1200, Some(2_018_024)));
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 5);
+        let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+        if r.batch_item_failures.is_empty() {
+            break;
+        }
+        let (_, seconds) = w.retry.visibility().last().cloned().unwrap();
+        w.clock.advance(i64::from(seconds) * 1000);
+    }
+    let item = w.state(&key).await;
+    assert_eq!(item.state, State::Expired);
+    let gave_up_at = item.terminal_at.unwrap();
+    assert!(gave_up_at < item.deadline_at, "the deadline has not passed");
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline, "not 'missed'");
+    assert_eq!(a.gave_up_at, Some(gave_up_at));
+    assert_eq!(a.gave_up_utc, shared::domain::utc(gave_up_at));
+    assert_eq!(a.deadline_at, item.deadline_at);
+    assert_eq!(
+        a.last_error.as_ref().map(|e| (e.code, e.subcode)),
+        Some((1200, Some(2_018_024)))
+    );
+    assert!(a.detail.contains(&a.gave_up_utc), "{}", a.detail);
+    assert!(a.detail.contains(&a.deadline_utc), "{}", a.detail);
+    assert!(a.detail.contains("1200/2018024"), "{}", a.detail);
+    assert!(!a.detail.contains("L1") && !a.subject().contains("missed"));
+    let json = serde_json::to_value(a).unwrap();
+    assert_eq!(json["kind"], "gave_up_before_deadline");
+    // Counted as a missed deadline (it will be missed: the opt-in is EXPIRED).
+    assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
 }

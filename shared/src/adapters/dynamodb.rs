@@ -375,6 +375,34 @@ impl OptInStore for DynamoOptInStore {
         self.update(key, "finish_send", e).await
     }
 
+    async fn record_send_after_opt_out(
+        &self,
+        key: &OptInKey,
+        attempt: u32,
+        message_id: &str,
+        sent_at: Millis,
+    ) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let state = e.name("state");
+        let out = e.state_value(State::OptedOut);
+        let attempts = e.name("attempts");
+        let ours = e.value("attempt", n(attempt));
+        let recorded = e.name("message_id");
+        e.condition =
+            format!("{state} = {out} AND {attempts} = {ours} AND attribute_not_exists({recorded})");
+        e.set_update(
+            &[
+                ("message_id", s(message_id)),
+                ("sent_at", n(sent_at)),
+                ("sent_after_opt_out", AttributeValue::Bool(true)),
+                ("updated_at", n(sent_at)),
+            ],
+            &[],
+            "",
+        );
+        self.update(key, "record_send_after_opt_out", e).await
+    }
+
     async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
         let event = Event::DeadlinePassed;
         let mut e = Expr::default();

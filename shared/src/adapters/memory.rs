@@ -188,6 +188,29 @@ impl OptInStore for MemoryOptInStore {
         )
     }
 
+    async fn record_send_after_opt_out(
+        &self,
+        key: &OptInKey,
+        attempt: u32,
+        message_id: &str,
+        sent_at: Millis,
+    ) -> PortResult<Transitioned> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(key) else {
+            return Ok(Transitioned::Refused(None));
+        };
+        if item.state == State::OptedOut && item.attempts == attempt && item.message_id.is_none() {
+            item.message_id = Some(message_id.to_owned());
+            item.sent_at = Some(sent_at);
+            item.sent_after_opt_out = true;
+            item.updated_at = sent_at;
+            Ok(Transitioned::Done(Box::new(item.clone())))
+        } else {
+            Ok(Transitioned::Refused(Some(Box::new(item.clone()))))
+        }
+    }
+
     async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
         self.apply(
             key,
@@ -620,6 +643,63 @@ mod tests {
             error: LastError::default(),
         };
         assert!(!s.finish_send(&k, "a", &retry, 4).await.unwrap().is_done());
+    }
+
+    #[tokio::test]
+    async fn a_send_in_flight_at_the_opt_out_is_recorded_once_by_its_claim() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        let k = o.key();
+        s.create_opt_in(&o).await.unwrap();
+        assert!(
+            !s.record_send_after_opt_out(&k, 0, "m", 1)
+                .await
+                .unwrap()
+                .is_done(),
+            "not opted out"
+        );
+        assert!(s.claim_for_send(&k, "a", 1, 50).await.unwrap().is_done());
+        assert!(
+            !s.record_send_after_opt_out(&k, 1, "m", 2)
+                .await
+                .unwrap()
+                .is_done(),
+            "still SENDING: the SENT write is the sender's"
+        );
+        assert!(s.opt_out(&k, "api", 2).await.unwrap().is_done());
+        assert!(
+            !s.record_send_after_opt_out(&k, 2, "m", 3)
+                .await
+                .unwrap()
+                .is_done(),
+            "not the last claim"
+        );
+        let Transitioned::Done(out) = s.record_send_after_opt_out(&k, 1, "m", 3).await.unwrap()
+        else {
+            panic!("the in-flight send must be recorded");
+        };
+        assert_eq!(
+            (
+                out.state,
+                out.message_id.as_deref(),
+                out.sent_at,
+                out.sent_after_opt_out
+            ),
+            (State::OptedOut, Some("m"), Some(3), true)
+        );
+        assert_eq!((out.opted_out_at, out.terminal_at), (Some(2), Some(2)));
+        let Transitioned::Refused(Some(again)) =
+            s.record_send_after_opt_out(&k, 1, "m2", 4).await.unwrap()
+        else {
+            panic!("recorded once");
+        };
+        assert_eq!(again.message_id.as_deref(), Some("m"));
+        assert_eq!(
+            s.record_send_after_opt_out(&OptInKey::new("p", "nobody"), 1, "m", 5)
+                .await
+                .unwrap(),
+            Transitioned::Refused(None)
+        );
     }
 
     #[tokio::test]
