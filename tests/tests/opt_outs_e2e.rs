@@ -30,6 +30,39 @@ async fn a_stop_message_before_the_send_means_no_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_before_the_opt_in_is_not_lost() {
+    let s = start_stack(|settings| settings).await;
+    // Facebook holds the opt-in webhook back; the person's STOP (linked to it) arrives first.
+    let held = s
+        .sandbox_post("/_sandbox/optin", serde_json::json!({"deliver": false}))
+        .await;
+    let login_id = held["login_id"].as_str().unwrap().to_owned();
+    let stop = s
+        .sandbox_post(
+            "/_sandbox/message",
+            serde_json::json!({"login_id": login_id, "text": "STOP"}),
+        )
+        .await;
+    assert_eq!(stop["webhook_status"], 200);
+    let status = s
+        .post_webhook(
+            held["body"].as_str().unwrap(),
+            held["signature"].as_str(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(s.inbox_for(&login_id).is_empty(), "nothing sent");
+    let item = s.item(&login_id).await.unwrap();
+    assert_eq!(item.state, State::OptedOut);
+    assert_eq!(
+        item.opt_out_source.as_deref(),
+        Some("stop_keyword_before_opt_in")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_after_the_initial_message_links_the_psid() {
     let s = start_stack(|settings| settings).await;
     let login_id = s.opt_in().await;
