@@ -140,7 +140,10 @@ async fn a_psid_link_is_never_written_for_an_erased_opt_in() {
         }],
     };
     let erased = erasure.erase(&person, 3_000).await.unwrap();
-    assert_eq!(erased, 2, "the opt-in and its PSID link (found from the deleted item)");
+    assert_eq!(
+        erased, 2,
+        "the opt-in and its PSID link (found from the deleted item)"
+    );
     assert!(!exists(&client, &table_name, psid_pk.clone(), table::PSID_SK).await);
     assert_eq!(erasure.erased_at("m9").await.unwrap(), Some(3_000));
 
@@ -218,7 +221,13 @@ async fn an_opt_out_records_the_state_it_found() {
     };
     assert_eq!(out.opted_out_from, Some(State::OptedIn));
     // Refused once terminal: the recorded state stays.
-    assert!(!store.opt_out(&sending, "api", 4_000).await.unwrap().is_done());
+    assert!(
+        !store
+            .opt_out(&sending, "api", 4_000)
+            .await
+            .unwrap()
+            .is_done()
+    );
     assert_eq!(
         store
             .get_opt_in(&sending)

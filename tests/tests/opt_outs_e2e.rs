@@ -45,10 +45,7 @@ async fn stop_before_the_opt_in_is_not_lost() {
         .await;
     assert_eq!(stop["webhook_status"], 200);
     let status = s
-        .post_webhook(
-            held["body"].as_str().unwrap(),
-            held["signature"].as_str(),
-        )
+        .post_webhook(held["body"].as_str().unwrap(), held["signature"].as_str())
         .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_secs(2)).await;

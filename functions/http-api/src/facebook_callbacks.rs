@@ -11,8 +11,8 @@ use crate::{Deps, error_response, json_response};
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
 use shared::erasure::deletion_code;
 use shared::facebook::derive_login_id;
-use shared::use_cases::deletion::{self, DERIVATION_OFF, Derivation, NO_CLIENT_TOKEN, Person};
 use shared::signed_request::{SignedRequest, parse_signed_request, signed_request_from_form};
+use shared::use_cases::deletion::{DERIVATION_OFF, Deletions, Derivation, NO_CLIENT_TOKEN, Person};
 use tracing::{error, info, warn};
 
 pub const OPT_OUT_DEAUTHORIZE: &str = "deauthorize";
@@ -90,6 +90,16 @@ fn person<'a>(deps: &'a Deps, asid: &'a str) -> Person<'a> {
     }
 }
 
+/// Deauthorize and deletion over this function's ports.
+fn deletions(deps: &Deps) -> Deletions<'_> {
+    Deletions {
+        opt_outs: crate::conversation::opt_outs(deps),
+        logins: deps.logins.as_ref(),
+        erasure: deps.erasure.as_ref(),
+        app_secret: deps.secrets.app_secret.expose(),
+    }
+}
+
 fn unavailable() -> Response<Body> {
     error_response(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -104,14 +114,13 @@ pub async fn deauthorize(deps: &Deps, request: &Request) -> Response<Body> {
         Ok(v) => v,
         Err(response) => return *response,
     };
-    let result = deletion::deauthorize(
-        &crate::conversation::opt_outs(deps),
-        deps.logins.as_ref(),
-        &person(deps, &parsed.user_id),
-        OPT_OUT_DEAUTHORIZE,
-        deps.clock.now(),
-    )
-    .await;
+    let result = deletions(deps)
+        .deauthorize(
+            &person(deps, &parsed.user_id),
+            OPT_OUT_DEAUTHORIZE,
+            deps.clock.now(),
+        )
+        .await;
     match result {
         Ok(_) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
         Err(e) => {
@@ -141,17 +150,14 @@ pub async fn data_deletion(deps: &Deps, request: &Request) -> Response<Body> {
     };
     let app_secret = deps.secrets.app_secret.expose();
     let code = deletion_code(app_secret, &raw);
-    let result = deletion::delete_person(
-        &crate::conversation::opt_outs(deps),
-        deps.logins.as_ref(),
-        deps.erasure.as_ref(),
-        app_secret,
-        &person(deps, &parsed.user_id),
-        OPT_OUT_DELETION,
-        &code,
-        deps.clock.now(),
-    )
-    .await;
+    let result = deletions(deps)
+        .delete_person(
+            &person(deps, &parsed.user_id),
+            OPT_OUT_DELETION,
+            &code,
+            deps.clock.now(),
+        )
+        .await;
     match result {
         Ok(record) => {
             info!(

@@ -303,7 +303,10 @@ async fn opt_out_during_an_in_flight_send_says_in_flight() {
         assert_eq!(r.status(), 200);
         let v = json_of(&r);
         assert_eq!(v["state"], "OPTED_OUT");
-        assert_eq!(v["in_flight"], true, "the caller is told a send was under way");
+        assert_eq!(
+            v["in_flight"], true,
+            "the caller is told a send was under way"
+        );
     }
     let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
     assert_eq!(item.opted_out_from, Some(State::Sending));

@@ -277,7 +277,11 @@ async fn status_of(w: &World, code: &str) -> (serde_json::Value, String) {
         )
         .await,
     );
-    let page = send(w, Req::get("/facebook/data-deletion/status").q("code", code)).await;
+    let page = send(
+        w,
+        Req::get("/facebook/data-deletion/status").q("code", code),
+    )
+    .await;
     let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
     (json, html)
 }
@@ -301,7 +305,10 @@ async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let code = json_of(&r)["confirmation_code"].as_str().unwrap().to_owned();
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(w.logins.logins().is_empty(), "the LOGIN is erased");
     let (json, html) = status_of(&w, &code).await;
     assert_eq!(json["status"], "partial", "{json}");
@@ -330,7 +337,10 @@ async fn deletion_with_an_empty_client_token_is_partial_too() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let code = json_of(&r)["confirmation_code"].as_str().unwrap().to_owned();
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (json, _) = status_of(&w, &code).await;
     assert_eq!(json["status"], "partial");
     assert!(
@@ -359,7 +369,10 @@ async fn deletion_finds_the_opt_in_through_the_login_recorded_login_id() {
         ),
     )
     .await;
-    let code = json_of(&r)["confirmation_code"].as_str().unwrap().to_owned();
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(w.store.all().is_empty(), "opt-in erased");
     assert!(w.store.psid_links().is_empty(), "PSID link erased");
     let (json, html) = status_of(&w, &code).await;

@@ -601,7 +601,10 @@ async fn stop_notifications_before_the_opt_in_is_not_lost() {
     let w = world();
     let r = handle(
         &w.deps,
-        signed(&batch(&[stop_notifications_item(Some("PSID2"), Some("L2"))])),
+        signed(&batch(&[stop_notifications_item(
+            Some("PSID2"),
+            Some("L2"),
+        )])),
     )
     .await;
     assert_eq!(r.status(), 200);
@@ -640,11 +643,7 @@ async fn an_unlinked_stop_is_kept_counted_alerted_and_applied_when_the_psid_is_l
     let w = world();
     handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
     // A stop from a PSID nothing is linked to yet (no login_id on the message).
-    let r = handle(
-        &w.deps,
-        signed(&message_body("PSID7", "stop", None, NOW)),
-    )
-    .await;
+    let r = handle(&w.deps, signed(&message_body("PSID7", "stop", None, NOW))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         w.store.all().pop().unwrap().state,

@@ -415,7 +415,9 @@ impl OptInStore for DynamoOptInStore {
         // list: every right-hand side reads the item as it was before this update.
         let from = e.name("opted_out_from");
         let state = e.name("state");
-        e.update = e.update.replacen("SET ", &format!("SET {from} = {state}, "), 1);
+        e.update = e
+            .update
+            .replacen("SET ", &format!("SET {from} = {state}, "), 1);
         self.update(key, "opt_out", e).await
     }
 

@@ -41,7 +41,10 @@ pub struct Person<'a> {
 
 /// Every opt-in key the product links to the person, without duplicates: the LOGIN's recorded
 /// login_id, then the derived one.
-pub async fn opt_in_keys(logins: &dyn LoginStore, person: &Person<'_>) -> PortResult<Vec<OptInKey>> {
+pub async fn opt_in_keys(
+    logins: &dyn LoginStore,
+    person: &Person<'_>,
+) -> PortResult<Vec<OptInKey>> {
     let mut keys = Vec::new();
     if let Some(login) = logins.get_login(person.page_id, person.asid).await?
         && let Some(key) = login.opt_in_key()
@@ -70,81 +73,89 @@ fn unlinked_reason(person: &Person<'_>) -> String {
     )
 }
 
-/// Deauthorize: stop every send to the person, on every opt-in the product links to them (an
-/// opt-in not there yet gets an OPTED_OUT placeholder). Returns what each opt-out did; empty when
-/// no link is known (logged: the operator learns the derivation is off).
-pub async fn deauthorize(
-    opt_outs: &OptOuts<'_>,
-    logins: &dyn LoginStore,
-    person: &Person<'_>,
-    source: &str,
-    now: Millis,
-) -> PortResult<Vec<OptOut>> {
-    let keys = opt_in_keys(logins, person).await?;
-    if keys.is_empty() {
-        warn!(
-            reason = ?person.derivation,
-            "deauthorize: the person's opt-in cannot be found (no login_id known); nothing stopped"
-        );
-    }
-    let mut done = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let out = opt_outs.opt_out_person(key, source, now).await?;
-        info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %out.item.state, source, "sending stopped");
-        done.push(out);
-    }
-    Ok(done)
+/// The ports deauthorize and deletion need.
+#[derive(Clone, Copy)]
+pub struct Deletions<'a> {
+    pub opt_outs: OptOuts<'a>,
+    pub logins: &'a dyn LoginStore,
+    pub erasure: &'a dyn ErasureStore,
+    /// Keys the erasure markers.
+    pub app_secret: &'a str,
 }
 
-/// Data deletion: stop every send (the conditional opt-out the claim checks), then erase the
-/// LOGIN and every linked opt-in with its PSID link, pending stop and login link, leaving an
-/// erasure marker; record the status (`completed`, or `partial` with why) under `code`.
-pub async fn delete_person(
-    opt_outs: &OptOuts<'_>,
-    logins: &dyn LoginStore,
-    erasure: &dyn ErasureStore,
-    app_secret: &str,
-    person: &Person<'_>,
-    source: &str,
-    code: &str,
-    now: Millis,
-) -> PortResult<DeletionRecord> {
-    let keys = opt_in_keys(logins, person).await?;
-    for key in &keys {
-        // No placeholder: the erasure marker is what keeps a redelivered opt-in out.
-        opt_outs.opt_out_opt_in(key, source, now).await?;
-    }
-    let items = PersonItems {
-        page_id: person.page_id.to_owned(),
-        asid: person.asid.to_owned(),
-        opt_ins: keys
-            .iter()
-            .map(|key| KnownOptIn {
-                key: key.clone(),
-                marker: erasure_marker(app_secret, key),
-            })
-            .collect(),
-    };
-    let erased = erasure.erase(&items, now).await?;
-    let partial_reason = keys.is_empty().then(|| unlinked_reason(person));
-    if partial_reason.is_some() {
-        warn!(
-            reason = ?person.derivation,
-            "data deletion partial: the person's opt-in cannot be found (no login_id known)"
-        );
-    }
-    let record = DeletionRecord {
-        confirmation_code: code.to_owned(),
-        status: if partial_reason.is_some() {
-            STATUS_PARTIAL
-        } else {
-            STATUS_COMPLETED
+impl Deletions<'_> {
+    /// Deauthorize: stop every send to the person, on every opt-in the product links to them (an
+    /// opt-in not there yet gets an OPTED_OUT placeholder). Returns what each opt-out did; empty
+    /// when no link is known (logged: the operator learns the derivation is off).
+    pub async fn deauthorize(
+        &self,
+        person: &Person<'_>,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Vec<OptOut>> {
+        let keys = opt_in_keys(self.logins, person).await?;
+        if keys.is_empty() {
+            warn!(
+                reason = ?person.derivation,
+                "deauthorize: the person's opt-in cannot be found (no login_id known); nothing stopped"
+            );
         }
-        .to_owned(),
-        requested_at: now,
-        completed_at: now,
-        items_erased: erased,
-        partial_reason,
-    };
-    erasure.put_deletion_record(&record).await
+        let mut done = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let out = self.opt_outs.opt_out_person(key, source, now).await?;
+            info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %out.item.state, source, "sending stopped");
+            done.push(out);
+        }
+        Ok(done)
+    }
+
+    /// Data deletion: stop every send (the conditional opt-out the claim checks), then erase the
+    /// LOGIN and every linked opt-in with its PSID link, pending stop and login link, leaving an
+    /// erasure marker; record the status (`completed`, or `partial` with why) under `code`.
+    pub async fn delete_person(
+        &self,
+        person: &Person<'_>,
+        source: &str,
+        code: &str,
+        now: Millis,
+    ) -> PortResult<DeletionRecord> {
+        let keys = opt_in_keys(self.logins, person).await?;
+        for key in &keys {
+            // No placeholder: the erasure marker is what keeps a redelivered opt-in out.
+            self.opt_outs.opt_out_opt_in(key, source, now).await?;
+        }
+        let items = PersonItems {
+            page_id: person.page_id.to_owned(),
+            asid: person.asid.to_owned(),
+            opt_ins: keys
+                .iter()
+                .map(|key| KnownOptIn {
+                    key: key.clone(),
+                    marker: erasure_marker(self.app_secret, key),
+                })
+                .collect(),
+        };
+        let erased = self.erasure.erase(&items, now).await?;
+        let partial_reason = keys.is_empty().then(|| unlinked_reason(person));
+        if partial_reason.is_some() {
+            warn!(
+                reason = ?person.derivation,
+                "data deletion partial: the person's opt-in cannot be found (no login_id known)"
+            );
+        }
+        let record = DeletionRecord {
+            confirmation_code: code.to_owned(),
+            status: if partial_reason.is_some() {
+                STATUS_PARTIAL
+            } else {
+                STATUS_COMPLETED
+            }
+            .to_owned(),
+            requested_at: now,
+            completed_at: now,
+            items_erased: erased,
+            partial_reason,
+        };
+        self.erasure.put_deletion_record(&record).await
+    }
 }

@@ -83,7 +83,7 @@ pub struct StopRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopOutcome {
     /// The opt-in (or its placeholder) is OPTED_OUT, or was already terminal.
-    OptedOut(OptOut),
+    OptedOut(Box<OptOut>),
     /// No opt-in is known for the PSID: the stop is kept (pending) until the PSID is linked.
     /// `new` is false for a repeat of a stop already kept.
     Pending { new: bool },
@@ -99,7 +99,7 @@ pub enum Linked {
     /// Linked.
     Linked,
     /// Linked, and a stop kept earlier for this PSID was applied.
-    Stopped(OptOut),
+    Stopped(Box<OptOut>),
 }
 
 /// The ports and settings an opt-out needs.
@@ -163,8 +163,13 @@ impl OptOuts<'_> {
                     });
                 }
                 Transitioned::Refused(None) => {
-                    let mut placeholder =
-                        OptIn::new(key.clone(), Some(now), now, self.window_ms, self.alert_lead_ms);
+                    let mut placeholder = OptIn::new(
+                        key.clone(),
+                        Some(now),
+                        now,
+                        self.window_ms,
+                        self.alert_lead_ms,
+                    );
                     placeholder.state = State::OptedOut;
                     placeholder.opted_out_at = Some(now);
                     placeholder.opt_out_source = Some(placeholder_source(source));
@@ -192,7 +197,11 @@ impl OptOuts<'_> {
     /// A stop word or `STOP NOTIFICATIONS`. With a login_id, the placeholder path (it holds
     /// whether the opt-in came first or not); with only a PSID, the opt-in it is linked to; with
     /// neither known, the stop is kept as pending, counted and alerted. Never dropped.
-    pub async fn stop_request(&self, stop: StopRequest<'_>, now: Millis) -> PortResult<StopOutcome> {
+    pub async fn stop_request(
+        &self,
+        stop: StopRequest<'_>,
+        now: Millis,
+    ) -> PortResult<StopOutcome> {
         if let Some(login_id) = stop.login_id {
             let key = OptInKey::new(stop.page_id, login_id);
             let out = self.opt_out_person(&key, stop.source, now).await?;
@@ -200,7 +209,7 @@ impl OptOuts<'_> {
                 // Later messages carry only the PSID: link it (to the placeholder if need be).
                 self.link(&key, psid, at, now).await?;
             }
-            return Ok(StopOutcome::OptedOut(out));
+            return Ok(StopOutcome::OptedOut(Box::new(out)));
         }
         let Some(psid) = stop.psid else {
             warn!(
@@ -210,19 +219,23 @@ impl OptOuts<'_> {
             self.report_unmatched(stop.page_id, stop.source, now).await;
             return Ok(StopOutcome::Unmatched);
         };
-        if let Some(key) = self.conversations.opt_in_for_psid(stop.page_id, psid).await? {
+        if let Some(key) = self
+            .conversations
+            .opt_in_for_psid(stop.page_id, psid)
+            .await?
+        {
             match self.opt_out_opt_in(&key, stop.source, now).await? {
                 Transitioned::Done(item) => {
-                    return Ok(StopOutcome::OptedOut(OptOut {
+                    return Ok(StopOutcome::OptedOut(Box::new(OptOut {
                         item: *item,
                         outcome: OptOutOutcome::Recorded,
-                    }));
+                    })));
                 }
                 Transitioned::Refused(Some(item)) => {
-                    return Ok(StopOutcome::OptedOut(OptOut {
+                    return Ok(StopOutcome::OptedOut(Box::new(OptOut {
                         item: *item,
                         outcome: OptOutOutcome::AlreadyTerminal,
-                    }));
+                    })));
                 }
                 // A link whose opt-in is gone: keep the stop like any unlinked one.
                 Transitioned::Refused(None) => {}
@@ -237,10 +250,13 @@ impl OptOuts<'_> {
         let new = self.conversations.keep_pending_stop(&pending).await?;
         // A link written at the same time checked for pending stops before this one was kept:
         // look again now that it is stored, so one of the two sides applies it.
-        if let Some(key) = self.conversations.opt_in_for_psid(stop.page_id, psid).await?
+        if let Some(key) = self
+            .conversations
+            .opt_in_for_psid(stop.page_id, psid)
+            .await?
             && let Some(out) = self.apply_pending_stop(&key, psid, now).await?
         {
-            return Ok(StopOutcome::OptedOut(out));
+            return Ok(StopOutcome::OptedOut(Box::new(out)));
         }
         if new {
             warn!(
@@ -264,7 +280,7 @@ impl OptOuts<'_> {
             return Ok(Linked::Unknown);
         }
         Ok(match self.apply_pending_stop(key, psid, now).await? {
-            Some(out) => Linked::Stopped(out),
+            Some(out) => Linked::Stopped(Box::new(out)),
             None => Linked::Linked,
         })
     }
