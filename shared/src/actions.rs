@@ -1,8 +1,9 @@
-//! Small use cases shared by several functions, written once against the ports.
+//! Small use cases shared by several functions, written once against the ports. Opt-outs live in
+//! [`crate::use_cases::opt_out`].
 
 use crate::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, login_id_prefix};
 use crate::metrics::{self, Metrics};
-use crate::ports::{Alerts, DeadlineScheduler, OptInStore, PortResult, Transitioned};
+use crate::ports::{Alerts, DeadlineScheduler, OptInStore, Transitioned};
 use tracing::{error, warn};
 
 /// Mark the opt-in EXPIRED if its deadline has passed. The write is conditional, so when the
@@ -91,73 +92,11 @@ pub async fn alert_at_risk_once(
     }
 }
 
-/// The person opted out (website API, deauthorize, data deletion, stop keyword, Page blocked): any
-/// non-terminal state → OPTED_OUT with a conditional write, then the deadline schedule is deleted.
-/// Returns what the store did; an opt-in already terminal (sent, expired, …) is left as it is.
-pub async fn opt_out_opt_in(
-    store: &dyn OptInStore,
-    scheduler: &dyn DeadlineScheduler,
-    key: &OptInKey,
-    source: &str,
-    now: Millis,
-) -> PortResult<Transitioned> {
-    let result = store.opt_out(key, source, now).await?;
-    if let Transitioned::Done(_) = &result {
-        tracing::info!(
-            login_id_prefix = %login_id_prefix(&key.login_id),
-            source,
-            "opt-in OPTED_OUT"
-        );
-        cancel_schedule(scheduler, key).await;
-    }
-    Ok(result)
-}
-
-/// Opt a person out whether or not their opt-in exists yet: an existing opt-in moves to
-/// OPTED_OUT (conditionally); when none exists, an OPTED_OUT one is created in its place (with
-/// `placeholder_source`), so the webhook that arrives later finds it and nothing is sent. Returns
-/// the item as it now is (already terminal ones are left as they are).
-#[allow(clippy::too_many_arguments)]
-pub async fn opt_out_person(
-    store: &dyn OptInStore,
-    scheduler: &dyn DeadlineScheduler,
-    key: &OptInKey,
-    source: &str,
-    placeholder_source: &str,
-    now: Millis,
-    window_ms: Millis,
-    alert_lead_ms: Millis,
-) -> PortResult<OptIn> {
-    // At most two rounds: an opt-in created by a concurrent webhook is opted out in the second.
-    for _ in 0..2 {
-        match opt_out_opt_in(store, scheduler, key, source, now).await? {
-            Transitioned::Done(item) => return Ok(*item),
-            Transitioned::Refused(Some(item)) => return Ok(*item),
-            Transitioned::Refused(None) => {
-                let mut placeholder =
-                    OptIn::new(key.clone(), Some(now), now, window_ms, alert_lead_ms);
-                placeholder.state = crate::domain::State::OptedOut;
-                placeholder.opted_out_at = Some(now);
-                placeholder.opt_out_source = Some(placeholder_source.to_owned());
-                placeholder.terminal_at = Some(now);
-                match store.create_opt_in(&placeholder).await? {
-                    crate::ports::Created::New => return Ok(placeholder),
-                    crate::ports::Created::AlreadyExists(_) => continue,
-                }
-            }
-        }
-    }
-    Err(crate::ports::PortError::new(
-        "opt-out",
-        "the opt-out kept racing with the opt-in; retry",
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryAlerts, MemoryOptInStore, MemoryScheduler};
-    use crate::domain::{DeadlineCheck, State};
+    use crate::domain::DeadlineCheck;
     use crate::metrics::{MemoryMetrics, Metric};
 
     async fn recorded(store: &MemoryOptInStore, scheduler: &MemoryScheduler) -> OptIn {
@@ -168,34 +107,6 @@ mod tests {
             .await
             .unwrap();
         o
-    }
-
-    #[tokio::test]
-    async fn opting_out_deletes_the_deadline_schedule() {
-        let (store, scheduler) = (MemoryOptInStore::new(), MemoryScheduler::default());
-        let o = recorded(&store, &scheduler).await;
-        let done = opt_out_opt_in(&store, &scheduler, &o.key(), "api", 2_000)
-            .await
-            .unwrap();
-        assert!(done.is_done());
-        assert!(scheduler.get(&o.key()).is_none());
-        let again = opt_out_opt_in(&store, &scheduler, &o.key(), "api", 3_000)
-            .await
-            .unwrap();
-        assert!(!again.is_done(), "already terminal");
-    }
-
-    #[tokio::test]
-    async fn a_terminal_opt_in_is_not_opted_out_and_keeps_its_evidence() {
-        let (store, scheduler) = (MemoryOptInStore::new(), MemoryScheduler::default());
-        let o = recorded(&store, &scheduler).await;
-        store.expire(&o.key(), o.deadline_at).await.unwrap();
-        let refused = opt_out_opt_in(&store, &scheduler, &o.key(), "api", o.deadline_at + 1)
-            .await
-            .unwrap();
-        assert!(!refused.is_done());
-        let now = store.get_opt_in(&o.key()).await.unwrap().unwrap();
-        assert_eq!((now.state, now.opt_out_source), (State::Expired, None));
     }
 
     #[tokio::test]

@@ -244,6 +244,10 @@ pub struct OptIn {
     pub opted_out_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_source: Option<String>,
+    /// The state the opt-out found (written by the same conditional write): `SENDING` means a
+    /// send was in flight when the person opted out, so the message may still land (promise 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opted_out_from: Option<State>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     /// The person's page-scoped id, once they wrote to the Page after the initial message.
@@ -290,6 +294,7 @@ impl OptIn {
             alerted_at: None,
             opted_out_at: None,
             opt_out_source: None,
+            opted_out_from: None,
             last_error: None,
             psid: None,
             last_user_message_at: None,
@@ -422,6 +427,9 @@ pub enum AlertKind {
     WindowRejected,
     /// Meta's `messaging_policy_enforcement` webhook (block, warning, unblock) for the Page.
     PolicyEnforcement,
+    /// A stop request from a PSID no opt-in is linked to yet: kept, and applied when the PSID is
+    /// linked, but an opt-in that arrives without that link is not covered by it.
+    UnmatchedStop,
 }
 
 impl Alert {
@@ -482,6 +490,7 @@ impl Alert {
             AlertKind::ConfigurationError => "Messenger configuration error",
             AlertKind::WindowRejected => "Messenger refused a send as outside the window",
             AlertKind::PolicyEnforcement => "Messenger policy enforcement",
+            AlertKind::UnmatchedStop => "Stop request from a person not yet linked to an opt-in",
         };
         format!("{what} (Page {})", self.page_id)
     }

@@ -14,6 +14,7 @@
 //! | `DeadlinesMissed` | Count | an opt-in reached `EXPIRED` without a message |
 //! | `GraphApiVersionMismatch` | Count | Graph's `facebook-api-version` answer differs from `GRAPH_API_VERSION` |
 //! | `SentAfterOptOut` | Count | Graph accepted a message after the opt-out was recorded (in flight) |
+//! | `UnmatchedStops` | Count | a stop request came from a PSID no opt-in is linked to (kept, alerted) |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -30,16 +31,18 @@ pub enum Metric {
     DeadlinesMissed,
     GraphApiVersionMismatch,
     SentAfterOptOut,
+    UnmatchedStops,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 7] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
         Metric::DeadlinesMissed,
         Metric::GraphApiVersionMismatch,
         Metric::SentAfterOptOut,
+        Metric::UnmatchedStops,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Metric {
             Metric::DeadlinesMissed => "DeadlinesMissed",
             Metric::GraphApiVersionMismatch => "GraphApiVersionMismatch",
             Metric::SentAfterOptOut => "SentAfterOptOut",
+            Metric::UnmatchedStops => "UnmatchedStops",
         }
     }
 
@@ -116,6 +120,11 @@ pub fn record_at_risk(metrics: &dyn Metrics, page_id: &str) {
 /// Graph answered a call with another API version than the one asked for.
 pub fn record_graph_version_mismatch(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::GraphApiVersionMismatch)]);
+}
+
+/// A stop request came from a PSID no opt-in is linked to: kept as a pending stop and alerted.
+pub fn record_unmatched_stop(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::UnmatchedStops)]);
 }
 
 /// The EMF document of `samples` at `timestamp` (epoch ms), as one JSON object.

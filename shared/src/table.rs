@@ -6,6 +6,7 @@
 //! |---------------|----------------------------------|---------|
 //! | opt-in        | `OPTIN#{page_id}#{login_id}`     | `OPTIN` |
 //! | PSID link     | `PSID#{page_id}#{psid}`          | `PSID`  |
+//! | pending stop  | `STOP#{page_id}#{psid}`          | `STOP`  |
 //! | erased opt-in | `ERASED#{keyed hash of the key}` | `ERASED` |
 //! | deletion      | `DELETION#{confirmation code}`   | `DELETION` |
 //! | login         | `LOGIN#{page_id}#{asid}`         | `LOGIN` |
@@ -19,6 +20,13 @@
 //! (TTL): [`LOGIN_RETENTION_MS`] after the last login for LOGIN and link, the state's own expiry
 //! for a state. No index is needed: every lookup is by key.
 //! | Page state    | `PAGE#{page_id}`                 | `STATE` |
+//!
+//! A PSID link holds `page_id`, `login_id`, `expires_at`; it is written only in the transaction
+//! that updates its opt-in under `attribute_exists` (so nothing re-links an erased opt-in). A
+//! pending stop ([`crate::ports::PendingStop`]) is a stop request from a PSID no opt-in is linked
+//! to yet: `page_id`, `psid`, `source`, `received_at`, `expires_at` ([`PENDING_STOP_RETENTION_MS`]);
+//! put with `attribute_not_exists` (the first one is kept), applied and deleted when the PSID is
+//! linked.
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::OptIn`] (timestamps in epoch ms), plus:
 //! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
@@ -58,6 +66,15 @@ pub fn deletion_pk(code: &str) -> String {
 
 pub fn psid_pk(page_id: &str, psid: &str) -> String {
     format!("PSID#{page_id}#{psid}")
+}
+
+pub const PENDING_STOP_SK: &str = "STOP";
+/// A pending stop is kept this long: long after any opt-in it could concern has passed its
+/// deadline (24 h, plus Meta's 36 h redelivery), short enough not to hoard PSIDs.
+pub const PENDING_STOP_RETENTION_MS: Millis = 7 * 24 * 3_600_000;
+
+pub fn pending_stop_pk(page_id: &str, psid: &str) -> String {
+    format!("STOP#{page_id}#{psid}")
 }
 
 pub const LOGIN_SK: &str = "LOGIN";
@@ -135,5 +152,6 @@ mod tests {
         assert_eq!(login_pk("1", "42"), "LOGIN#1#42");
         assert_eq!(login_link_pk(&OptInKey::new("1", "ab")), "LOGINID#1#ab");
         assert_eq!(login_state_pk("ff"), "LOGINSTATE#ff");
+        assert_eq!(pending_stop_pk("1", "9"), "STOP#1#9");
     }
 }

@@ -30,6 +30,36 @@ async fn a_stop_message_before_the_send_means_no_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_before_the_opt_in_is_not_lost() {
+    let s = start_stack(|settings| settings).await;
+    // Facebook holds the opt-in webhook back; the person's STOP (linked to it) arrives first.
+    let held = s
+        .sandbox_post("/_sandbox/optin", serde_json::json!({"deliver": false}))
+        .await;
+    let login_id = held["login_id"].as_str().unwrap().to_owned();
+    let stop = s
+        .sandbox_post(
+            "/_sandbox/message",
+            serde_json::json!({"login_id": login_id, "text": "STOP"}),
+        )
+        .await;
+    assert_eq!(stop["webhook_status"], 200);
+    let status = s
+        .post_webhook(held["body"].as_str().unwrap(), held["signature"].as_str())
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(s.inbox_for(&login_id).is_empty(), "nothing sent");
+    let item = s.item(&login_id).await.unwrap();
+    assert_eq!(item.state, State::OptedOut);
+    assert_eq!(
+        item.opt_out_source.as_deref(),
+        Some("stop_keyword_before_opt_in")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_after_the_initial_message_links_the_psid() {
     let s = start_stack(|settings| settings).await;
     let login_id = s.opt_in().await;
@@ -216,5 +246,46 @@ async fn a_policy_block_stops_sends_until_the_unblock() {
     assert_eq!(unblocked["webhook_status"], 200);
     s.wait_for_state(&login_id, State::Sent).await;
     assert_eq!(s.inbox_for(&login_id).len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
+    // Derivation off: the asid in Meta's deletion request cannot be linked to the opt-in.
+    let s = start_stack(|settings| settings.with("DERIVE_LOGIN_ID", "false")).await;
+    let asid = "16180339887";
+    let login_id = shared::facebook::derive_login_id(
+        messenger_sandbox::DEFAULT_CLIENT_TOKEN,
+        asid,
+        messenger_sandbox::DEFAULT_APP_ID,
+        messenger_sandbox::DEFAULT_PAGE_ID,
+    );
+    s.sandbox_post("/_sandbox/optin", serde_json::json!({"login_id": login_id}))
+        .await;
+    s.wait_for_state(&login_id, State::Sent).await;
+    let deletion = s
+        .sandbox_post("/_sandbox/data-deletion", serde_json::json!({"asid": asid}))
+        .await;
+    assert_eq!(deletion["status"], 200);
+    let url = deletion["answer"]["url"].as_str().unwrap().to_owned();
+    let status: serde_json::Value = s
+        .http
+        .get(&url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "partial", "{status}");
+    assert!(
+        status["partial_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("DERIVE_LOGIN_ID=false")
+    );
+    let page = s.http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Every record"), "{page}");
     s.stop().await;
 }

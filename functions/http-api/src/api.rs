@@ -20,7 +20,8 @@ use tracing::{error, info};
 pub const MAX_API_BODY_BYTES: usize = 16 * 1024;
 /// Longest user access token accepted.
 const MAX_TOKEN_LEN: usize = 4096;
-/// `opt_out_source` of an opt-out that arrived (through this API) before the opt-in itself.
+/// `opt_out_source` of an opt-out that arrived (through this API) before the opt-in itself
+/// ([`shared::use_cases::opt_out::placeholder_source`] of [`OPT_OUT_API`]).
 pub const OPT_OUT_BEFORE_OPT_IN: &str = "api_before_opt_in";
 /// `opt_out_source` of an opt-out through this API.
 pub const OPT_OUT_API: &str = "api";
@@ -268,7 +269,7 @@ fn time(ms: Option<Millis>) -> serde_json::Value {
 /// The JSON view of a person (no tokens, no login_id).
 pub fn user_view(login: &Login, opt_in: Option<&OptIn>) -> serde_json::Value {
     // An opt-out recorded before any opt-in holds no opt-in evidence.
-    let real = opt_in.filter(|o| o.opt_out_source.as_deref() != Some(OPT_OUT_BEFORE_OPT_IN));
+    let real = opt_in.filter(|o| !shared::use_cases::opt_out::is_placeholder(o));
     serde_json::json!({
         "asid": login.asid,
         "state": user_state(login, opt_in),
@@ -280,6 +281,8 @@ pub fn user_view(login: &Login, opt_in: Option<&OptIn>) -> serde_json::Value {
         "sent_at": time(opt_in.and_then(|o| o.sent_at)),
         "terminal_at": time(opt_in.and_then(|o| o.terminal_at)),
         "opted_out_at": time(opt_in.and_then(|o| o.opted_out_at)),
+        // The opt-out found a send in flight: the initial message may still land (see sent_at).
+        "in_flight": opt_in.is_some_and(shared::use_cases::opt_out::in_flight),
     })
 }
 
@@ -302,7 +305,8 @@ struct OptOutRequest {}
 /// `POST /v1/users/{asid}/opt-out`: idempotent. Effective before any later send: the opt-in moves
 /// to OPTED_OUT with the same conditional write the sender's claim checks, and when no opt-in
 /// exists yet an OPTED_OUT one is created in its place, so the webhook that arrives later finds it
-/// and nothing is sent.
+/// and nothing is sent. `in_flight: true` when a send was already under way (the opt-in was
+/// SENDING): that message may still land, and the caller is told so instead of a clean 200.
 async fn opt_out(deps: &Deps, request: &Request, asid: &str) -> Response<Body> {
     if !request.body().is_empty()
         && let Err(e) = json_body::<OptOutRequest>(request)
@@ -321,21 +325,18 @@ async fn opt_out(deps: &Deps, request: &Request, asid: &str) -> Response<Body> {
         );
     };
     let now = deps.clock.now();
-    match shared::actions::opt_out_person(
-        deps.store.as_ref(),
-        deps.scheduler.as_ref(),
-        &key,
-        OPT_OUT_API,
-        OPT_OUT_BEFORE_OPT_IN,
-        now,
-        deps.config.optin_window_ms,
-        deps.config.alert_lead_ms,
-    )
-    .await
+    match crate::conversation::opt_outs(deps)
+        .opt_out_person(&key, OPT_OUT_API, now)
+        .await
     {
-        Ok(item) => {
-            info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %item.state, "opt-out through the API");
-            json_response(StatusCode::OK, &user_view(&login, Some(&item)))
+        Ok(out) => {
+            info!(
+                login_id_prefix = %login_id_prefix(&key.login_id),
+                state = %out.item.state,
+                in_flight = out.in_flight(),
+                "opt-out through the API"
+            );
+            json_response(StatusCode::OK, &user_view(&login, Some(&out.item)))
         }
         Err(e) => {
             error!(error = %e, "could not record the opt-out");

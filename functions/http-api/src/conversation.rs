@@ -1,26 +1,38 @@
 //! What the person does on Messenger after the opt-in: their messages link their PSID to the
 //! opt-in (the standard 24-hour reply window then runs from their last message), and a stop
-//! keyword or a "STOP NOTIFICATIONS" status opts them out at once.
+//! keyword or a "STOP NOTIFICATIONS" status opts them out at once, through the one opt-out use
+//! case ([`shared::use_cases::opt_out`]): before the opt-in exists too (a placeholder), and from a
+//! PSID not linked yet (kept as a pending stop, counted and alerted).
 
 use crate::Deps;
 use crate::webhook::ItemOutcome;
 use shared::domain::{OptInKey, is_stop_request, login_id_prefix};
-use shared::ports::{PortError, Transitioned};
+use shared::ports::PortError;
+use shared::use_cases::opt_out::{Linked, OptOuts, StopOutcome, StopRequest};
 use tracing::{info, warn};
 
-/// The opt-in a message belongs to: the login_id Facebook links it to, else the PSID's earlier link.
-async fn opt_in_of(
-    deps: &Deps,
-    page_id: &str,
-    psid: Option<&str>,
-    linked_login_id: Option<&str>,
-) -> Result<Option<OptInKey>, PortError> {
-    if let Some(login_id) = linked_login_id {
-        return Ok(Some(OptInKey::new(page_id, login_id)));
+/// `opt_out_source` of a stop word.
+pub const OPT_OUT_STOP_KEYWORD: &str = "stop_keyword";
+/// `opt_out_source` of a `STOP NOTIFICATIONS` status.
+pub const OPT_OUT_STOP_NOTIFICATIONS: &str = "stop_notifications";
+
+/// The opt-out use case over this function's ports.
+pub(crate) fn opt_outs(deps: &Deps) -> OptOuts<'_> {
+    OptOuts {
+        store: deps.store.as_ref(),
+        conversations: deps.conversations.as_ref(),
+        scheduler: deps.scheduler.as_ref(),
+        alerts: deps.alerts.as_ref(),
+        metrics: deps.metrics.as_ref(),
+        window_ms: deps.config.optin_window_ms,
+        alert_lead_ms: deps.config.alert_lead_ms,
     }
-    match psid {
-        Some(psid) => deps.conversations.opt_in_for_psid(page_id, psid).await,
-        None => Ok(None),
+}
+
+fn stop_outcome(outcome: StopOutcome) -> ItemOutcome {
+    match outcome {
+        StopOutcome::OptedOut(_) => ItemOutcome::OptedOut,
+        StopOutcome::Pending { .. } | StopOutcome::Unmatched => ItemOutcome::StopKept,
     }
 }
 
@@ -35,21 +47,37 @@ pub(crate) async fn on_message(
     if page_id != deps.config.fb_page_id {
         return Ok(ItemOutcome::Ignored);
     }
-    let Some(key) = opt_in_of(deps, page_id, Some(psid), linked_login_id).await? else {
-        // Someone who did not come through Login Connect: not ours to track.
-        return Ok(ItemOutcome::Ignored);
-    };
     let now = deps.clock.now();
     let at = timestamp.filter(|t| *t > 0).map_or(now, |t| t.min(now));
-    let known = deps.conversations.link_psid(&key, psid, at).await?;
-    if !known {
-        return Ok(ItemOutcome::Ignored);
-    }
-    info!(login_id_prefix = %login_id_prefix(&key.login_id), "person wrote to the Page; PSID linked");
+    let opt_outs = opt_outs(deps);
     if text.is_some_and(|t| is_stop_request(t, &deps.config.stop_keywords)) {
-        opt_out(deps, &key, "stop_keyword").await?;
+        // Whatever arrived first: the placeholder path with a login_id, the PSID link without,
+        // else kept as pending. A failure is returned so Facebook redelivers.
+        let stop = StopRequest {
+            page_id,
+            psid: Some(psid),
+            login_id: linked_login_id,
+            source: OPT_OUT_STOP_KEYWORD,
+            wrote_at: Some(at),
+        };
+        return Ok(stop_outcome(opt_outs.stop_request(stop, now).await?));
     }
-    Ok(ItemOutcome::Ignored)
+    let key = match linked_login_id {
+        Some(login_id) => OptInKey::new(page_id, login_id),
+        None => match deps.conversations.opt_in_for_psid(page_id, psid).await? {
+            Some(key) => key,
+            // Someone who did not come through Login Connect: not ours to track.
+            None => return Ok(ItemOutcome::Ignored),
+        },
+    };
+    match opt_outs.link(&key, psid, at, now).await? {
+        Linked::Unknown => Ok(ItemOutcome::Ignored),
+        Linked::Linked => {
+            info!(login_id_prefix = %login_id_prefix(&key.login_id), "person wrote to the Page; PSID linked");
+            Ok(ItemOutcome::Ignored)
+        }
+        Linked::Stopped(_) => Ok(ItemOutcome::OptedOut),
+    }
 }
 
 pub(crate) async fn on_notification_status(
@@ -59,32 +87,26 @@ pub(crate) async fn on_notification_status(
     login_id: Option<&str>,
     status: &str,
 ) -> Result<ItemOutcome, PortError> {
-    if page_id != deps.config.fb_page_id || !status.eq_ignore_ascii_case("STOP NOTIFICATIONS") {
+    if page_id != deps.config.fb_page_id {
         return Ok(ItemOutcome::Ignored);
     }
-    if let Some(key) = opt_in_of(deps, page_id, psid, login_id).await? {
-        opt_out(deps, &key, "stop_notifications").await?;
+    if !status.eq_ignore_ascii_case("STOP NOTIFICATIONS") {
+        info!(status, "notification status other than a stop; ignored");
+        return Ok(ItemOutcome::Ignored);
     }
-    Ok(ItemOutcome::Ignored)
-}
-
-/// Opt out (conditional: any non-terminal state) and cancel the deadline schedule. A failure is
-/// returned so the webhook answers 503 and Facebook redelivers: an opt-out must not be lost.
-pub(crate) async fn opt_out(deps: &Deps, key: &OptInKey, source: &str) -> Result<(), PortError> {
-    let now = deps.clock.now();
-    match deps.store.opt_out(key, source, now).await? {
-        Transitioned::Done(_) => {
-            info!(login_id_prefix = %login_id_prefix(&key.login_id), source, "opted out");
-            shared::actions::cancel_schedule(deps.scheduler.as_ref(), key).await;
-        }
-        Transitioned::Refused(current) => warn!(
-            login_id_prefix = %login_id_prefix(&key.login_id),
-            source,
-            state = %current.map_or("missing".into(), |c| c.state.to_string()),
-            "opt-out for an opt-in that is already terminal"
-        ),
+    let stop = StopRequest {
+        page_id,
+        psid,
+        login_id,
+        source: OPT_OUT_STOP_NOTIFICATIONS,
+        // A status is not a message: it does not link the PSID or open a reply window.
+        wrote_at: None,
+    };
+    let outcome = opt_outs(deps).stop_request(stop, deps.clock.now()).await?;
+    if let StopOutcome::Unmatched = outcome {
+        warn!("STOP NOTIFICATIONS without a login_id or PSID");
     }
-    Ok(())
+    Ok(stop_outcome(outcome))
 }
 
 /// `messaging_policy_enforcement`: `block` stops every send for the Page at once (the Page is

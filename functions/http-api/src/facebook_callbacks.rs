@@ -3,14 +3,16 @@
 //!
 //! Both stop every send for the person at once (the opt-out is the same conditional write the
 //! sender's claim checks). Deletion then erases every item holding their ids or name, keeping only
-//! non-identifying records, and answers `{"url", "confirmation_code"}` as Meta requires.
+//! non-identifying records, and answers `{"url", "confirmation_code"}` as Meta requires. The
+//! opt-in is found by every link the product has ([`shared::use_cases::deletion`]); when none is
+//! known the status says `partial`, with why.
 
 use crate::{Deps, error_response, json_response};
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
-use shared::domain::{OptInKey, login_id_prefix};
-use shared::erasure::{DeletionRecord, PersonItems, deletion_code, erasure_marker};
+use shared::erasure::deletion_code;
 use shared::facebook::derive_login_id;
 use shared::signed_request::{SignedRequest, parse_signed_request, signed_request_from_form};
+use shared::use_cases::deletion::{DERIVATION_OFF, Deletions, Derivation, NO_CLIENT_TOKEN, Person};
 use tracing::{error, info, warn};
 
 pub const OPT_OUT_DEAUTHORIZE: &str = "deauthorize";
@@ -64,44 +66,38 @@ fn verified(
     }
 }
 
-/// The person's opt-in: from their LOGIN, else derived from the asid (the same formula).
-async fn opt_in_of(deps: &Deps, asid: &str) -> Result<Option<OptInKey>, shared::ports::PortError> {
+/// The person as the callbacks know them: the asid, and the login_id derived from it when
+/// derivation is on (the LOGIN's recorded login_id is looked up by the use case).
+fn person<'a>(deps: &'a Deps, asid: &'a str) -> Person<'a> {
     let page_id = &deps.config.fb_page_id;
-    if let Some(login) = deps.logins.get_login(page_id, asid).await?
-        && let Some(key) = login.opt_in_key()
-    {
-        return Ok(Some(key));
-    }
-    if deps.config.login.derive_login_id && !deps.secrets.client_token.expose().is_empty() {
-        let login_id = derive_login_id(
-            deps.secrets.client_token.expose(),
+    let client_token = deps.secrets.client_token.expose();
+    let derivation = if !deps.config.login.derive_login_id {
+        Derivation::Unavailable(DERIVATION_OFF)
+    } else if client_token.is_empty() {
+        Derivation::Unavailable(NO_CLIENT_TOKEN)
+    } else {
+        Derivation::Derived(derive_login_id(
+            client_token,
             asid,
             &deps.config.fb_app_id,
             page_id,
-        );
-        return Ok(Some(OptInKey::new(page_id, login_id)));
+        ))
+    };
+    Person {
+        page_id,
+        asid,
+        derivation,
     }
-    Ok(None)
 }
 
-async fn stop_sending(
-    deps: &Deps,
-    key: &OptInKey,
-    source: &str,
-) -> Result<(), shared::ports::PortError> {
-    let item = shared::actions::opt_out_person(
-        deps.store.as_ref(),
-        deps.scheduler.as_ref(),
-        key,
-        source,
-        source,
-        deps.clock.now(),
-        deps.config.optin_window_ms,
-        deps.config.alert_lead_ms,
-    )
-    .await?;
-    info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %item.state, source, "sending stopped");
-    Ok(())
+/// Deauthorize and deletion over this function's ports.
+fn deletions(deps: &Deps) -> Deletions<'_> {
+    Deletions {
+        opt_outs: crate::conversation::opt_outs(deps),
+        logins: deps.logins.as_ref(),
+        erasure: deps.erasure.as_ref(),
+        app_secret: deps.secrets.app_secret.expose(),
+    }
 }
 
 fn unavailable() -> Response<Body> {
@@ -118,15 +114,15 @@ pub async fn deauthorize(deps: &Deps, request: &Request) -> Response<Body> {
         Ok(v) => v,
         Err(response) => return *response,
     };
-    let result = async {
-        if let Some(key) = opt_in_of(deps, &parsed.user_id).await? {
-            stop_sending(deps, &key, OPT_OUT_DEAUTHORIZE).await?;
-        }
-        Ok::<_, shared::ports::PortError>(())
-    }
-    .await;
+    let result = deletions(deps)
+        .deauthorize(
+            &person(deps, &parsed.user_id),
+            OPT_OUT_DEAUTHORIZE,
+            deps.clock.now(),
+        )
+        .await;
     match result {
-        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        Ok(_) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
         Err(e) => {
             error!(error = %e, "deauthorize failed");
             unavailable()
@@ -154,35 +150,20 @@ pub async fn data_deletion(deps: &Deps, request: &Request) -> Response<Body> {
     };
     let app_secret = deps.secrets.app_secret.expose();
     let code = deletion_code(app_secret, &raw);
-    let requested_at = deps.clock.now();
-    let result = async {
-        let key = opt_in_of(deps, &parsed.user_id).await?;
-        if let Some(key) = &key {
-            // First stop every send (and cancel the schedule), then erase.
-            stop_sending(deps, key, OPT_OUT_DELETION).await?;
-        }
-        let person = PersonItems {
-            page_id: deps.config.fb_page_id.clone(),
-            asid: parsed.user_id.clone(),
-            marker: key.as_ref().map(|k| erasure_marker(app_secret, k)),
-            opt_in: key,
-        };
-        let erased = deps.erasure.erase(&person, requested_at).await?;
-        let record = DeletionRecord {
-            confirmation_code: code.clone(),
-            status: "completed".into(),
-            requested_at,
-            completed_at: deps.clock.now(),
-            items_erased: erased,
-        };
-        deps.erasure.put_deletion_record(&record).await
-    }
-    .await;
+    let result = deletions(deps)
+        .delete_person(
+            &person(deps, &parsed.user_id),
+            OPT_OUT_DELETION,
+            &code,
+            deps.clock.now(),
+        )
+        .await;
     match result {
         Ok(record) => {
             info!(
                 items_erased = record.items_erased,
-                "data deletion completed"
+                status = %record.status,
+                "data deletion done"
             );
             json_response(
                 StatusCode::OK,
@@ -246,11 +227,17 @@ pub async fn deletion_status(deps: &Deps, request: &Request) -> Response<Body> {
         );
     }
     let when = shared::domain::utc(record.completed_at);
+    // Say only what is true: a partial deletion says what was not found, and why.
+    let what = match &record.partial_reason {
+        Some(reason) => escape(reason),
+        None => "Every record of your login and Messenger opt-in held by this service has been \
+                 deleted."
+            .to_owned(),
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data deletion status</title></head>\
          <body><h1>Data deletion request</h1><p>Confirmation code: <code>{}</code></p>\
-         <p>Status: <strong>{}</strong> ({})</p><p>Every record of your login and Messenger opt-in \
-         held by this service has been deleted.</p></body></html>",
+         <p>Status: <strong>{}</strong> ({})</p><p>{what}</p></body></html>",
         escape(&record.confirmation_code),
         escape(&record.status),
         escape(&when),

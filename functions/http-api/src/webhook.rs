@@ -46,6 +46,10 @@ pub fn verify_subscription(deps: &Deps, request: &Request) -> Response<Body> {
 struct Tally {
     opt_ins_new: usize,
     opt_ins_duplicate: usize,
+    /// Stop words and `STOP NOTIFICATIONS` that opted someone out (or found them already out).
+    opt_outs: usize,
+    /// Stops from a PSID not linked to any opt-in: kept as pending, counted, alerted.
+    stops_kept: usize,
     ignored: usize,
     /// The opt-in could not be recorded: Facebook must redeliver.
     store_failures: usize,
@@ -93,6 +97,8 @@ pub async fn receive(deps: &Deps, request: &Request) -> Response<Body> {
         match outcome {
             Ok(ItemOutcome::New) => tally.opt_ins_new += 1,
             Ok(ItemOutcome::Duplicate) => tally.opt_ins_duplicate += 1,
+            Ok(ItemOutcome::OptedOut) => tally.opt_outs += 1,
+            Ok(ItemOutcome::StopKept) => tally.stops_kept += 1,
             Ok(ItemOutcome::Ignored) => tally.ignored += 1,
             Err(_) => tally.store_failures += 1,
         }
@@ -100,6 +106,8 @@ pub async fn receive(deps: &Deps, request: &Request) -> Response<Body> {
     info!(
         new = tally.opt_ins_new,
         duplicate = tally.opt_ins_duplicate,
+        opt_outs = tally.opt_outs,
+        stops_kept = tally.stops_kept,
         ignored = tally.ignored,
         failed = tally.store_failures,
         "webhook processed"
@@ -115,13 +123,21 @@ pub async fn receive(deps: &Deps, request: &Request) -> Response<Body> {
     }
     json_response(
         StatusCode::OK,
-        &serde_json::json!({"received": tally.opt_ins_new + tally.opt_ins_duplicate + tally.ignored}),
+        &serde_json::json!({"received": tally.opt_ins_new
+            + tally.opt_ins_duplicate
+            + tally.opt_outs
+            + tally.stops_kept
+            + tally.ignored}),
     )
 }
 
 pub(crate) enum ItemOutcome {
     New,
     Duplicate,
+    /// A stop opted the person out (or found them already out).
+    OptedOut,
+    /// A stop from an unlinked PSID, kept as pending.
+    StopKept,
     Ignored,
 }
 

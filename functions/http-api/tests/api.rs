@@ -285,6 +285,41 @@ async fn opt_out_is_idempotent_and_stops_a_queued_opt_in() {
 }
 
 #[tokio::test]
+async fn opt_out_during_an_in_flight_send_says_in_flight() {
+    let w = world();
+    login(&w, "650", "Fa").await;
+    let key = OptInKey::new(PAGE, expected_login_id("650"));
+    send(&w, optin_webhook(&key.login_id, NOW)).await;
+    // A sender has claimed it and is talking to Graph.
+    assert!(
+        w.store
+            .claim_for_send(&key, "sender", NOW + 1, NOW + 30_000)
+            .await
+            .unwrap()
+            .is_done()
+    );
+    for _ in 0..2 {
+        let r = send(&w, Req::post("/v1/users/650/opt-out").key(KEY_OLD)).await;
+        assert_eq!(r.status(), 200);
+        let v = json_of(&r);
+        assert_eq!(v["state"], "OPTED_OUT");
+        assert_eq!(
+            v["in_flight"], true,
+            "the caller is told a send was under way"
+        );
+    }
+    let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(item.opted_out_from, Some(State::Sending));
+    let v = json_of(&send(&w, Req::get("/v1/users/650").key(KEY_OLD)).await);
+    assert_eq!(v["in_flight"], true);
+    // A queued (not yet claimed) opt-in: not in flight.
+    login(&w, "651", "Ge").await;
+    send(&w, optin_webhook(&expected_login_id("651"), NOW)).await;
+    let r = send(&w, Req::post("/v1/users/651/opt-out").key(KEY_OLD)).await;
+    assert_eq!(json_of(&r)["in_flight"], false);
+}
+
+#[tokio::test]
 async fn opt_out_before_the_opt_in_arrives_wins() {
     let w = world();
     login(&w, "700", "Cy").await;

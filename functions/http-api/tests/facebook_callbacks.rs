@@ -335,3 +335,149 @@ async fn signed_request_too_lenient_requests_are_refused_and_change_nothing() {
     .await;
     assert_eq!(r.status(), 200);
 }
+
+/// The status as JSON and as the page the person sees.
+async fn status_of(w: &World, code: &str) -> (serde_json::Value, String) {
+    let json = json_of(
+        &send(
+            w,
+            Req::get("/facebook/data-deletion/status")
+                .q("code", code)
+                .h("accept", "application/json"),
+        )
+        .await,
+    );
+    let page = send(
+        w,
+        Req::get("/facebook/data-deletion/status").q("code", code),
+    )
+    .await;
+    let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
+    (json, html)
+}
+
+#[tokio::test]
+async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
+    let w = world_with(&[("DERIVE_LOGIN_ID", "false")]);
+    log_in(&w, "555", "Ines").await;
+    // Meta's opt-in carries a login_id this deployment cannot link to the asid.
+    let login_id = login_id_of("555");
+    send(&w, optin_webhook(&login_id, NOW)).await;
+    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    w.store.link_psid(&key, "PSID555", NOW).await.unwrap();
+
+    let r = send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "555", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.logins.logins().is_empty(), "the LOGIN is erased");
+    let (json, html) = status_of(&w, &code).await;
+    assert_eq!(json["status"], "partial", "{json}");
+    let reason = json["partial_reason"].as_str().unwrap();
+    assert!(reason.contains("DERIVE_LOGIN_ID=false"), "{reason}");
+    assert!(html.contains("partial") && html.contains("DERIVE_LOGIN_ID=false"));
+    assert!(
+        !html.contains("Every record"),
+        "the page must not claim a full erasure: {html}"
+    );
+}
+
+#[tokio::test]
+async fn deletion_with_an_empty_client_token_is_partial_too() {
+    let mut w = world();
+    w.deps.secrets = shared::config::Secrets::from_json(
+        r#"{"app_secret":"test-app-secret","page_access_token":"p","client_token":"","verify_token":"v"}"#,
+    )
+    .unwrap();
+    let r = send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "556", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (json, _) = status_of(&w, &code).await;
+    assert_eq!(json["status"], "partial");
+    assert!(
+        json["partial_reason"]
+            .as_str()
+            .unwrap()
+            .contains("client token")
+    );
+}
+
+#[tokio::test]
+async fn deletion_finds_the_opt_in_through_the_login_recorded_login_id() {
+    let mut w = world();
+    log_in(&w, "557", "Jo").await;
+    let login_id = login_id_of("557");
+    send(&w, optin_webhook(&login_id, NOW)).await;
+    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    w.store.link_psid(&key, "PSID557", NOW).await.unwrap();
+    // Derivation is turned off after the login: the LOGIN still names the opt-in.
+    w.deps.config.login.derive_login_id = false;
+    let r = send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "557", NOW_S),
+        ),
+    )
+    .await;
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.store.all().is_empty(), "opt-in erased");
+    assert!(w.store.psid_links().is_empty(), "PSID link erased");
+    let (json, html) = status_of(&w, &code).await;
+    assert_eq!(json["status"], "completed");
+    assert!(json.get("partial_reason").is_none());
+    assert!(html.contains("Every record"));
+}
+
+#[tokio::test]
+async fn deletion_erases_a_pending_stop_of_the_persons_psid() {
+    let w = world();
+    log_in(&w, "558", "Ky").await;
+    let login_id = login_id_of("558");
+    send(&w, optin_webhook(&login_id, NOW)).await;
+    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    w.store.link_psid(&key, "PSID558", NOW).await.unwrap();
+    w.store
+        .keep_pending_stop(&shared::ports::PendingStop {
+            page_id: PAGE.into(),
+            psid: "PSID558".into(),
+            source: "stop_keyword".into(),
+            received_at: NOW,
+        })
+        .await
+        .unwrap();
+    send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "558", NOW_S),
+        ),
+    )
+    .await;
+    assert!(w.store.pending_stops().is_empty());
+    // And the PSID cannot be linked again to the erased opt-in.
+    assert!(!w.store.link_psid(&key, "PSID558", NOW + 1).await.unwrap());
+    assert!(w.store.psid_links().is_empty());
+}

@@ -21,6 +21,7 @@ struct World {
     queue: Arc<MemorySendQueue>,
     scheduler: Arc<MemoryScheduler>,
     alerts: Arc<MemoryAlerts>,
+    metrics: Arc<shared::metrics::MemoryMetrics>,
 }
 
 fn world() -> World {
@@ -28,6 +29,7 @@ fn world() -> World {
     let queue = Arc::new(MemorySendQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let alerts = Arc::new(MemoryAlerts::default());
+    let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
     let deps = Deps {
         config: test_config(&[]),
         secrets: test_secrets(),
@@ -42,7 +44,7 @@ fn world() -> World {
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
-        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+        metrics: metrics.clone(),
         logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
         facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
     };
@@ -52,6 +54,7 @@ fn world() -> World {
         queue,
         scheduler,
         alerts,
+        metrics,
     }
 }
 
@@ -432,13 +435,15 @@ async fn messages_from_strangers_and_echoes_change_nothing() {
         r#"{{"object":"page","entry":[{{"id":"{PAGE}","messaging":[{{"sender":{{"id":"{PAGE}"}},"recipient":{{"id":"PSID1"}},"timestamp":{NOW},"message":{{"mid":"m","is_echo":true,"text":"stop"}}}}]}}]}}"#
     );
     assert_eq!(handle(&w.deps, signed(&echo)).await.status(), 200);
-    // A link to an unknown opt-in is not created either.
+    // A link to an unknown opt-in is not created either (a plain message; a stop with a
+    // login_id is an opt-out, see stop_before_the_opt_in_is_not_lost).
     handle(
         &w.deps,
-        signed(&message_body("PSID9", "stop", Some("UNKNOWN"), NOW)),
+        signed(&message_body("PSID9", "hello", Some("UNKNOWN"), NOW)),
     )
     .await;
     assert_eq!(w.store.all(), before);
+    assert!(w.store.psid_links().is_empty());
 }
 
 #[tokio::test]
@@ -507,4 +512,182 @@ async fn policy_block_pauses_the_page_once_and_unblock_requeues_what_is_still_se
     // A warning only alerts.
     handle(&w.deps, signed(&policy_body("warning"))).await;
     assert_eq!(w.alerts.published().len(), 3);
+}
+
+fn stop_notifications_item(psid: Option<&str>, login_id: Option<&str>) -> String {
+    let sender = psid
+        .map(|p| format!(r#""sender":{{"id":"{p}"}},"#))
+        .unwrap_or_default();
+    let login = login_id
+        .map(|l| format!(r#","login_id":"{l}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{{sender}"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"type":"notification_messages","notification_messages_status":"STOP NOTIFICATIONS"{login}}}}}"#
+    )
+}
+
+fn message_item(psid: &str, text: &str, linked: Option<&str>) -> String {
+    let link = linked
+        .map(|l| format!(r#","prior_message":{{"source":"login_connect","identifier":"{l}"}}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"sender":{{"id":"{psid}"}},"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"message":{{"mid":"m","text":"{text}"}}{link}}}"#
+    )
+}
+
+fn optin_item(login_id: &str) -> String {
+    format!(
+        r#"{{"recipient":{{"id":"{PAGE}"}},"timestamp":{NOW},"optin":{{"login_id":"{login_id}"}}}}"#
+    )
+}
+
+fn batch(items: &[String]) -> String {
+    format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{NOW},"messaging":[{}]}}]}}"#,
+        items.join(",")
+    )
+}
+
+/// Nothing can be sent for `login_id`: OPTED_OUT, and a sender's claim is refused.
+async fn assert_silenced(w: &World, login_id: &str, source: &str) {
+    use shared::ports::OptInStore;
+    let key = OptInKey::new(PAGE, login_id);
+    let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(item.state, State::OptedOut, "{login_id}");
+    assert!(
+        item.opt_out_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with(source)),
+        "{login_id}: {:?}",
+        item.opt_out_source
+    );
+    assert!(
+        !w.store
+            .claim_for_send(&key, "sender", NOW + 1, NOW + 60_000)
+            .await
+            .unwrap()
+            .is_done(),
+        "{login_id}: claimable after an opt-out"
+    );
+}
+
+#[tokio::test]
+async fn stop_before_the_opt_in_is_not_lost() {
+    let w = world();
+    // The stop word arrives first (Facebook's deliveries are not ordered), linked to L1.
+    let r = handle(
+        &w.deps,
+        signed(&message_body("PSID1", "STOP", Some("L1"), NOW)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body_json(&r)["received"], 1);
+    // Then the opt-in webhook: it finds the opt-out; nothing is queued or scheduled.
+    let r = handle(&w.deps, signed(&optin_body(&["L1"], NOW - 1_000))).await;
+    assert_eq!(r.status(), 200);
+    assert!(w.queue.jobs().is_empty(), "nothing to send");
+    assert!(w.scheduler.get(&OptInKey::new(PAGE, "L1")).is_none());
+    assert_silenced(&w, "L1", "stop_keyword").await;
+    // Later messages by PSID alone find it (the PSID is linked to the placeholder).
+    use shared::ports::ConversationStore;
+    assert_eq!(
+        w.store.opt_in_for_psid(PAGE, "PSID1").await.unwrap(),
+        Some(OptInKey::new(PAGE, "L1"))
+    );
+}
+
+#[tokio::test]
+async fn stop_notifications_before_the_opt_in_is_not_lost() {
+    let w = world();
+    let r = handle(
+        &w.deps,
+        signed(&batch(&[stop_notifications_item(
+            Some("PSID2"),
+            Some("L2"),
+        )])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    handle(&w.deps, signed(&optin_body(&["L2"], NOW))).await;
+    assert!(w.queue.jobs().is_empty(), "nothing to send");
+    assert_silenced(&w, "L2", "stop_notifications").await;
+}
+
+#[tokio::test]
+async fn stop_before_the_opt_in_in_the_same_batch_is_not_lost() {
+    let w = world();
+    // One delivery; its items run concurrently. Both orders, both kinds of stop.
+    let body = batch(&[
+        message_item("PSID1", "stop", Some("L1")),
+        optin_item("L1"),
+        optin_item("L2"),
+        message_item("PSID2", "Unsubscribe!", Some("L2")),
+        stop_notifications_item(Some("PSID3"), Some("L3")),
+        optin_item("L3"),
+    ]);
+    let r = handle(&w.deps, signed(&body)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body_json(&r)["received"], 6);
+    assert_silenced(&w, "L1", "stop_keyword").await;
+    assert_silenced(&w, "L2", "stop_keyword").await;
+    assert_silenced(&w, "L3", "stop_notifications").await;
+    // The same delivery again (Facebook redelivers): still nothing sendable.
+    assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    for l in ["L1", "L2", "L3"] {
+        assert_silenced(&w, l, "stop").await;
+    }
+}
+
+#[tokio::test]
+async fn an_unlinked_stop_is_kept_counted_alerted_and_applied_when_the_psid_is_linked() {
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    // A stop from a PSID nothing is linked to yet (no login_id on the message).
+    let r = handle(&w.deps, signed(&message_body("PSID7", "stop", None, NOW))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        w.store.all().pop().unwrap().state,
+        State::OptedIn,
+        "not known yet"
+    );
+    assert_eq!(w.store.pending_stops().len(), 1, "kept, not dropped");
+    assert_eq!(
+        w.metrics.sum(shared::metrics::Metric::UnmatchedStops),
+        1.0,
+        "counted"
+    );
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1, "operators alerted");
+    assert_eq!(alerts[0].kind, shared::domain::AlertKind::UnmatchedStop);
+    // The person writes again, now linked to the opt-in: the kept stop applies.
+    let r = handle(
+        &w.deps,
+        signed(&message_body("PSID7", "hello?", Some("L1"), NOW)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_silenced(&w, "L1", "stop_keyword").await;
+    assert!(w.store.pending_stops().is_empty(), "applied once");
+    assert_eq!(w.alerts.published().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unlinked_stop_notifications_is_kept_too() {
+    let w = world();
+    let r = handle(
+        &w.deps,
+        signed(&batch(&[stop_notifications_item(Some("PSID8"), None)])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.store.pending_stops().len(), 1);
+    assert_eq!(w.metrics.sum(shared::metrics::Metric::UnmatchedStops), 1.0);
+    // A store failure while keeping it asks Facebook to redeliver.
+    w.store.fail.store(true, Ordering::SeqCst);
+    let r = handle(
+        &w.deps,
+        signed(&batch(&[stop_notifications_item(Some("PSID9"), None)])),
+    )
+    .await;
+    assert_eq!(r.status(), 503, "a stop must not be lost");
 }

@@ -16,9 +16,11 @@ use crate::table;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -437,6 +439,13 @@ impl OptInStore for DynamoOptInStore {
             &LEASE_AND_DUE,
             "",
         );
+        // Record the state the opt-out found (SENDING: a send was in flight). First in the SET
+        // list: every right-hand side reads the item as it was before this update.
+        let from = e.name("opted_out_from");
+        let state = e.name("state");
+        e.update = e
+            .update
+            .replacen("SET ", &format!("SET {from} = {state}, "), 1);
         self.update(key, "opt_out", e).await
     }
 
@@ -639,9 +648,9 @@ fn value_size(value: &AttributeValue) -> u64 {
 #[async_trait]
 impl crate::ports::ConversationStore for DynamoOptInStore {
     async fn link_psid(&self, key: &OptInKey, psid: &str, at: Millis) -> PortResult<bool> {
-        let updated = self
-            .client
-            .update_item()
+        // One transaction: the opt-in's update requires it to exist, and the PSID link (the lookup
+        // later messages use) is written only with it, so a link never outlives an erased opt-in.
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
             .update_expression("SET #psid = :psid, #last = :at, #updated = :at")
@@ -652,20 +661,9 @@ impl crate::ports::ConversationStore for DynamoOptInStore {
             .expression_attribute_names("#pk", table::PK)
             .expression_attribute_values(":psid", s(psid))
             .expression_attribute_values(":at", n(at))
-            .send()
-            .await;
-        match updated {
-            Ok(_) => {}
-            Err(err) => {
-                return match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                    _ => Err(port_error(SERVICE, "link_psid", &err)),
-                };
-            }
-        }
-        // The lookup from PSID to opt-in: later messages carry only the PSID.
-        self.client
-            .put_item()
+            .build()
+            .map_err(|e| PortError::new(SERVICE, format!("link_psid: {e}")))?;
+        let link = Put::builder()
             .table_name(&self.table)
             .item(table::PK, s(table::psid_pk(&key.page_id, psid)))
             .item(table::SK, s(table::PSID_SK))
@@ -675,10 +673,94 @@ impl crate::ports::ConversationStore for DynamoOptInStore {
                 table::EXPIRES_AT,
                 n((at + table::RETENTION_AFTER_DEADLINE_MS) / 1000),
             )
+            .build()
+            .map_err(|e| PortError::new(SERVICE, format!("link_psid: {e}")))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(link).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(port_error(SERVICE, "link_psid", &err)),
+            },
+        }
+    }
+
+    async fn keep_pending_stop(&self, stop: &crate::ports::PendingStop) -> PortResult<bool> {
+        let mut item: Item = dynamo::to_item(stop)
+            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the stop: {e}")))?;
+        item.insert(
+            table::PK.to_owned(),
+            s(table::pending_stop_pk(&stop.page_id, &stop.psid)),
+        );
+        item.insert(table::SK.to_owned(), s(table::PENDING_STOP_SK));
+        item.insert(
+            table::EXPIRES_AT.to_owned(),
+            n((stop.received_at + table::PENDING_STOP_RETENTION_MS) / 1000),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", table::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(port_error(SERVICE, "keep_pending_stop", &err)),
+            },
+        }
+    }
+
+    async fn pending_stop(
+        &self,
+        page_id: &str,
+        psid: &str,
+    ) -> PortResult<Option<crate::ports::PendingStop>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::pending_stop_pk(page_id, psid)))
+            .key(table::SK, s(table::PENDING_STOP_SK))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_error(SERVICE, "link_psid", &e))?;
-        Ok(true)
+            .map_err(|e| port_error(SERVICE, "pending_stop", &e))?;
+        out.item
+            .map(|item| {
+                dynamo::from_item(item)
+                    .map_err(|e| PortError::new(SERVICE, format!("bad pending stop: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn clear_pending_stop(&self, page_id: &str, psid: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(table::PK, s(table::pending_stop_pk(page_id, psid)))
+            .key(table::SK, s(table::PENDING_STOP_SK))
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "clear_pending_stop", &e))?;
+        Ok(())
     }
 
     async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>> {

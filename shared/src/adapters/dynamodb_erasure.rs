@@ -1,8 +1,9 @@
-//! [`ErasureStore`] on DynamoDB: deletes by key (idempotent), markers and records with conditions.
+//! [`ErasureStore`] on DynamoDB: deletes by key (idempotent; the PSID link and pending stop are
+//! found from the deleted opt-in itself), markers and records with conditions.
 
 use crate::aws::port_error;
-use crate::domain::{Millis, OptInKey};
-use crate::erasure::{DeletionRecord, ErasureStore, PersonItems};
+use crate::domain::Millis;
+use crate::erasure::{DeletionRecord, ErasureStore, KnownOptIn, PersonItems};
 use crate::ports::{PortError, PortResult};
 use crate::table;
 use async_trait::async_trait;
@@ -31,8 +32,12 @@ impl DynamoErasureStore {
         }
     }
 
-    /// Delete one item; whether it existed.
-    async fn delete(&self, pk: String, sk: &str) -> PortResult<bool> {
+    /// Delete one item; the item as it was (None when it did not exist).
+    async fn delete(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> PortResult<Option<std::collections::HashMap<String, AttributeValue>>> {
         let out = self
             .client
             .delete_item()
@@ -43,26 +48,45 @@ impl DynamoErasureStore {
             .send()
             .await
             .map_err(|e| port_error(SERVICE, "erase", &e))?;
-        Ok(out.attributes.is_some())
+        Ok(out.attributes)
     }
 
-    /// The opt-in's PSID, to find its lookup item.
-    async fn psid_of(&self, key: &OptInKey) -> PortResult<Option<String>> {
-        let out = self
-            .client
-            .get_item()
+    async fn deleted(&self, pk: String, sk: &str) -> PortResult<u32> {
+        Ok(u32::from(self.delete(pk, sk).await?.is_some()))
+    }
+
+    /// Erase one opt-in and everything keyed by it; how many items existed.
+    async fn erase_opt_in(&self, known: &KnownOptIn, now: Millis) -> PortResult<u32> {
+        let key = &known.key;
+        // The marker first: from now on an old webhook cannot recreate the opt-in.
+        self.client
+            .put_item()
             .table_name(&self.table)
-            .key(table::PK, s(table::opt_in_pk(key)))
-            .key(table::SK, s(table::OPTIN_SK))
-            .projection_expression("psid")
-            .consistent_read(true)
+            .item(table::PK, s(table::erased_pk(&known.marker)))
+            .item(table::SK, s(table::ERASED_SK))
+            .item("erased_at", AttributeValue::N(now.to_string()))
             .send()
             .await
             .map_err(|e| port_error(SERVICE, "erase", &e))?;
-        Ok(out.item.and_then(|i| match i.get("psid") {
-            Some(AttributeValue::S(p)) => Some(p.clone()),
-            _ => None,
-        }))
+        // The PSID comes from the deleted item itself: once it is gone, no PSID link can be
+        // written for it (link_psid requires the opt-in in the same transaction).
+        let old = self.delete(table::opt_in_pk(key), table::OPTIN_SK).await?;
+        let mut deleted = u32::from(old.is_some());
+        if let Some(AttributeValue::S(psid)) = old.as_ref().and_then(|i| i.get("psid")) {
+            deleted += self
+                .deleted(table::psid_pk(&key.page_id, psid), table::PSID_SK)
+                .await?;
+            deleted += self
+                .deleted(
+                    table::pending_stop_pk(&key.page_id, psid),
+                    table::PENDING_STOP_SK,
+                )
+                .await?;
+        }
+        deleted += self
+            .deleted(table::login_link_pk(key), table::LOGIN_LINK_SK)
+            .await?;
+        Ok(deleted)
     }
 }
 
@@ -70,38 +94,15 @@ impl DynamoErasureStore {
 impl ErasureStore for DynamoErasureStore {
     async fn erase(&self, person: &PersonItems, now: Millis) -> PortResult<u32> {
         let mut deleted = 0;
-        if let Some(key) = &person.opt_in {
-            if let Some(marker) = &person.marker {
-                // The marker first: from now on an old webhook cannot recreate the opt-in.
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item(table::PK, s(table::erased_pk(marker)))
-                    .item(table::SK, s(table::ERASED_SK))
-                    .item("erased_at", AttributeValue::N(now.to_string()))
-                    .send()
-                    .await
-                    .map_err(|e| port_error(SERVICE, "erase", &e))?;
-            }
-            if let Some(psid) = self.psid_of(key).await? {
-                deleted += u32::from(
-                    self.delete(table::psid_pk(&key.page_id, &psid), table::PSID_SK)
-                        .await?,
-                );
-            }
-            deleted += u32::from(self.delete(table::opt_in_pk(key), table::OPTIN_SK).await?);
-            deleted += u32::from(
-                self.delete(table::login_link_pk(key), table::LOGIN_LINK_SK)
-                    .await?,
-            );
+        for known in &person.opt_ins {
+            deleted += self.erase_opt_in(known, now).await?;
         }
-        deleted += u32::from(
-            self.delete(
+        deleted += self
+            .deleted(
                 table::login_pk(&person.page_id, &person.asid),
                 table::LOGIN_SK,
             )
-            .await?,
-        );
+            .await?;
         Ok(deleted)
     }
 

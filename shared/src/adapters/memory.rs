@@ -27,6 +27,8 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct MemoryOptInStore {
     pub(super) items: Mutex<HashMap<OptInKey, OptIn>>,
     psids: Mutex<HashMap<(String, String), OptInKey>>,
+    /// Stops from PSIDs not linked yet, by (page_id, psid).
+    pending_stops: Mutex<HashMap<(String, String), crate::ports::PendingStop>>,
     /// The due index's sort key: when the sweep must next look at each unsent opt-in.
     attention: Mutex<HashMap<OptInKey, Millis>>,
     /// Page state items (see `memory_send`).
@@ -44,13 +46,35 @@ impl MemoryOptInStore {
         lock(&self.items).values().cloned().collect()
     }
 
-    /// Remove an opt-in and its PSID links (data deletion); how many items existed.
+    /// Remove an opt-in, its PSID links and its PSID's pending stop (data deletion); how many
+    /// items existed.
     pub fn remove(&self, key: &OptInKey) -> u32 {
         let removed = lock(&self.items).remove(key);
+        let mut n = 0;
+        if let Some(psid) = removed.as_ref().and_then(|o| o.psid.clone()) {
+            n += u32::from(
+                lock(&self.pending_stops)
+                    .remove(&(key.page_id.clone(), psid))
+                    .is_some(),
+            );
+        }
         let mut psids = lock(&self.psids);
         let before = psids.len();
         psids.retain(|_, k| k != key);
-        u32::from(removed.is_some()) + (before - psids.len()) as u32
+        n + u32::from(removed.is_some()) + (before - psids.len()) as u32
+    }
+
+    /// Every pending stop (tests).
+    pub fn pending_stops(&self) -> Vec<crate::ports::PendingStop> {
+        lock(&self.pending_stops).values().cloned().collect()
+    }
+
+    /// Every PSID link as (page_id, psid, opt-in) (tests).
+    pub fn psid_links(&self) -> Vec<(String, String, OptInKey)> {
+        lock(&self.psids)
+            .iter()
+            .map(|((p, s), k)| (p.clone(), s.clone(), k.clone()))
+            .collect()
     }
 
     pub fn insert(&self, opt_in: OptIn) {
@@ -224,11 +248,17 @@ impl OptInStore for MemoryOptInStore {
     }
 
     async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
+        // The state the opt-out found, recorded as the DynamoDB update's `SET from = state` does.
+        let found = std::cell::Cell::new(None);
         self.apply(
             key,
             Event::OptOut,
-            |_| true,
             |i| {
+                found.set(Some(i.state));
+                true
+            },
+            |i| {
+                i.opted_out_from = found.get();
                 i.opted_out_at = Some(now);
                 i.opt_out_source = Some(source.to_owned());
                 i.updated_at = now;
@@ -304,6 +334,34 @@ impl crate::ports::ConversationStore for MemoryOptInStore {
             .get(&(page_id.to_owned(), psid.to_owned()))
             .cloned())
     }
+
+    async fn keep_pending_stop(&self, stop: &crate::ports::PendingStop) -> PortResult<bool> {
+        self.check()?;
+        let mut stops = lock(&self.pending_stops);
+        let id = (stop.page_id.clone(), stop.psid.clone());
+        if stops.contains_key(&id) {
+            return Ok(false);
+        }
+        stops.insert(id, stop.clone());
+        Ok(true)
+    }
+
+    async fn pending_stop(
+        &self,
+        page_id: &str,
+        psid: &str,
+    ) -> PortResult<Option<crate::ports::PendingStop>> {
+        self.check()?;
+        Ok(lock(&self.pending_stops)
+            .get(&(page_id.to_owned(), psid.to_owned()))
+            .cloned())
+    }
+
+    async fn clear_pending_stop(&self, page_id: &str, psid: &str) -> PortResult<()> {
+        self.check()?;
+        lock(&self.pending_stops).remove(&(page_id.to_owned(), psid.to_owned()));
+        Ok(())
+    }
 }
 
 /// In-memory [`crate::erasure::ErasureStore`] over the in-memory opt-in and login stores.
@@ -332,14 +390,15 @@ impl MemoryErasure {
 impl crate::erasure::ErasureStore for MemoryErasure {
     async fn erase(&self, person: &crate::erasure::PersonItems, now: Millis) -> PortResult<u32> {
         self.opt_ins.check()?;
-        if let Some(marker) = &person.marker {
-            lock(&self.erased).insert(marker.clone(), now);
-        }
-        let mut n =
-            self.logins
-                .remove_person(&person.page_id, &person.asid, person.opt_in.as_ref());
-        if let Some(key) = &person.opt_in {
-            n += self.opt_ins.remove(key);
+        let mut n = self
+            .logins
+            .remove_person(&person.page_id, &person.asid, None);
+        for known in &person.opt_ins {
+            lock(&self.erased).insert(known.marker.clone(), now);
+            n += self.opt_ins.remove(&known.key);
+            n += self
+                .logins
+                .remove_person(&person.page_id, &person.asid, Some(&known.key));
         }
         Ok(n)
     }

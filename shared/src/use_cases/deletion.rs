@@ -1,2 +1,161 @@
 //! Promise 4: deletion erases everything that identifies the person, or says truthfully that it
 //! could not.
+//!
+//! Meta's deauthorize and data deletion callbacks carry only the app-scoped user id (asid). The
+//! opt-in is keyed by login_id, so it is found through every link the product has: the login_id
+//! the person's LOGIN recorded (its link item names the same key) and the login_id derived from the
+//! asid (when derivation is on). The PSID link and any pending stop are reached from the opt-in
+//! itself. When no link is known, the opt-in cannot be found: the LOGIN is still erased, and the
+//! deletion record says `partial`, with why, instead of claiming every record is gone.
+
+use crate::domain::{Millis, OptInKey, login_id_prefix};
+use crate::erasure::{
+    DeletionRecord, ErasureStore, KnownOptIn, PersonItems, STATUS_COMPLETED, STATUS_PARTIAL,
+    erasure_marker,
+};
+use crate::login::LoginStore;
+use crate::ports::PortResult;
+use crate::use_cases::opt_out::{OptOut, OptOuts};
+use tracing::{info, warn};
+
+/// The login_id derived from the person's asid, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Derivation {
+    Derived(String),
+    /// Derivation is off or impossible; the reason, in words for the person and the operator.
+    Unavailable(&'static str),
+}
+
+/// Why there is no derived login_id when `DERIVE_LOGIN_ID=false`.
+pub const DERIVATION_OFF: &str = "login_id derivation is turned off (DERIVE_LOGIN_ID=false)";
+/// Why there is no derived login_id when the client token is empty.
+pub const NO_CLIENT_TOKEN: &str = "the app's client token is not configured";
+
+/// The person: their asid on this Page, and the derived login_id (or why there is none).
+#[derive(Debug, Clone)]
+pub struct Person<'a> {
+    pub page_id: &'a str,
+    pub asid: &'a str,
+    pub derivation: Derivation,
+}
+
+/// Every opt-in key the product links to the person, without duplicates: the LOGIN's recorded
+/// login_id, then the derived one.
+pub async fn opt_in_keys(
+    logins: &dyn LoginStore,
+    person: &Person<'_>,
+) -> PortResult<Vec<OptInKey>> {
+    let mut keys = Vec::new();
+    if let Some(login) = logins.get_login(person.page_id, person.asid).await?
+        && let Some(key) = login.opt_in_key()
+    {
+        keys.push(key);
+    }
+    if let Derivation::Derived(login_id) = &person.derivation {
+        let key = OptInKey::new(person.page_id, login_id);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// Why no opt-in could be found for the person (they have no link).
+fn unlinked_reason(person: &Person<'_>) -> String {
+    let why = match &person.derivation {
+        Derivation::Unavailable(why) => why,
+        Derivation::Derived(_) => "no login_id is known",
+    };
+    format!(
+        "Your login record was deleted, but your Messenger opt-in, if you gave one, could not be \
+         found: {why}, and no login of yours recorded the identifier it is stored under. Such a \
+         record holds no name and is deleted automatically within 180 days of its deadline."
+    )
+}
+
+/// The ports deauthorize and deletion need.
+#[derive(Clone, Copy)]
+pub struct Deletions<'a> {
+    pub opt_outs: OptOuts<'a>,
+    pub logins: &'a dyn LoginStore,
+    pub erasure: &'a dyn ErasureStore,
+    /// Keys the erasure markers.
+    pub app_secret: &'a str,
+}
+
+impl Deletions<'_> {
+    /// Deauthorize: stop every send to the person, on every opt-in the product links to them (an
+    /// opt-in not there yet gets an OPTED_OUT placeholder). Returns what each opt-out did; empty
+    /// when no link is known (logged: the operator learns the derivation is off).
+    pub async fn deauthorize(
+        &self,
+        person: &Person<'_>,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Vec<OptOut>> {
+        let keys = opt_in_keys(self.logins, person).await?;
+        if keys.is_empty() {
+            warn!(
+                reason = ?person.derivation,
+                "deauthorize: the person's opt-in cannot be found (no login_id known); nothing stopped"
+            );
+        }
+        let mut done = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let out = self.opt_outs.opt_out_person(key, source, now).await?;
+            info!(login_id_prefix = %login_id_prefix(&key.login_id), state = %out.item.state, source, "sending stopped");
+            done.push(out);
+        }
+        Ok(done)
+    }
+
+    /// Data deletion: stop every send (the conditional opt-out the claim checks), then erase the
+    /// LOGIN and every linked opt-in with its PSID link, pending stop and login link, leaving an
+    /// erasure marker; record the status (`completed`, or `partial` with why) under `code`.
+    pub async fn delete_person(
+        &self,
+        person: &Person<'_>,
+        source: &str,
+        code: &str,
+        now: Millis,
+    ) -> PortResult<DeletionRecord> {
+        let keys = opt_in_keys(self.logins, person).await?;
+        for key in &keys {
+            // No placeholder: the erasure marker is what keeps a redelivered opt-in out.
+            self.opt_outs.opt_out_opt_in(key, source, now).await?;
+        }
+        let items = PersonItems {
+            page_id: person.page_id.to_owned(),
+            asid: person.asid.to_owned(),
+            opt_ins: keys
+                .iter()
+                .map(|key| KnownOptIn {
+                    key: key.clone(),
+                    marker: erasure_marker(self.app_secret, key),
+                })
+                .collect(),
+        };
+        let erased = self.erasure.erase(&items, now).await?;
+        let partial_reason = keys.is_empty().then(|| unlinked_reason(person));
+        if partial_reason.is_some() {
+            warn!(
+                reason = ?person.derivation,
+                "data deletion partial: the person's opt-in cannot be found (no login_id known)"
+            );
+        }
+        let record = DeletionRecord {
+            confirmation_code: code.to_owned(),
+            status: if partial_reason.is_some() {
+                STATUS_PARTIAL
+            } else {
+                STATUS_COMPLETED
+            }
+            .to_owned(),
+            requested_at: now,
+            completed_at: now,
+            items_erased: erased,
+            partial_reason,
+        };
+        self.erasure.put_deletion_record(&record).await
+    }
+}
