@@ -222,6 +222,14 @@ pub struct OptIn {
     pub alert_at: Millis,
     /// When the webhook was received and the item written.
     pub created_at: Millis,
+    /// Which consent of this (Page, login_id) the item holds: 0 for the first, +1 for each new
+    /// consent recorded after an opt-out ([`is_new_consent`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// The earlier generations, oldest first, as they ended (evidence kept on the item, so a data
+    /// deletion that erases the item erases them too). Their own `previous_generations` is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_generations: Vec<OptIn>,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +284,8 @@ impl OptIn {
             deadline_at,
             alert_at: deadline_at.saturating_sub(alert_lead_ms).max(opted_in_at),
             created_at: received_at,
+            generation: 0,
+            previous_generations: Vec::new(),
             attempts: 0,
             lease_owner: None,
             lease_until: None,
@@ -296,6 +306,21 @@ impl OptIn {
         OptInKey::new(&self.page_id, &self.login_id)
     }
 
+    /// This new opt-in as the next generation after `previous` (a new consent, see
+    /// [`is_new_consent`]): its own times and 24-hour window, the previous one kept as evidence,
+    /// and the person's PSID link carried over (it belongs to the person, not to one consent).
+    pub fn renewing(mut self, previous: &OptIn) -> Self {
+        let mut history = previous.previous_generations.clone();
+        let mut ended = previous.clone();
+        ended.previous_generations = Vec::new();
+        history.push(ended);
+        self.generation = previous.generation.saturating_add(1);
+        self.previous_generations = history;
+        self.psid = previous.psid.clone();
+        self.last_user_message_at = previous.last_user_message_at;
+        self
+    }
+
     pub fn deadline_passed(&self, now: Millis) -> bool {
         now >= self.deadline_at
     }
@@ -313,6 +338,29 @@ impl OptIn {
         };
         state_ok && !self.deadline_passed(now)
     }
+}
+
+/// How long Meta may redeliver a webhook (it retries failed deliveries for up to 36 hours). An
+/// opt-in webhook dated within this horizon after a recorded opt-out may be a redelivery of the
+/// consent that was withdrawn.
+pub const REDELIVERY_HORIZON_MS: Millis = 36 * HOUR_MS;
+
+/// Whether an opt-in webhook dated `event_at` is a new consent that replaces `current`: only an
+/// opted-out opt-in (or an opt-out placeholder) is replaced, and only by an event later than the
+/// opt-out by more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it.
+/// A webhook without its own event time (`None`) is never a new consent.
+pub fn is_new_consent(current: &OptIn, event_at: Option<Millis>) -> bool {
+    let Some(event_at) = event_at else {
+        return false;
+    };
+    current.state == State::OptedOut
+        && current
+            .opted_out_at
+            .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The message an SQS send job carries. Versioned so old jobs stay readable after a deploy.
@@ -409,6 +457,9 @@ pub enum AlertKind {
     WindowRejected,
     /// Meta's `messaging_policy_enforcement` webhook (block, warning, unblock) for the Page.
     PolicyEnforcement,
+    /// A person granted `user_messenger_contact` at login but no opt-in with the expected
+    /// login_id arrived in time: the login_id derivation may be wrong for this app.
+    LoginWithoutOptIn,
 }
 
 impl Alert {
@@ -428,6 +479,25 @@ impl Alert {
             } else {
                 State::OptedIn
             },
+            deadline_at: 0,
+            deadline_utc: String::new(),
+            last_error: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// A granted login whose expected opt-in (`expected_login_id`) never arrived. Carries the
+    /// login_id prefix only (never the asid or the name).
+    pub fn login_without_opt_in(
+        page_id: &str,
+        expected_login_id: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: AlertKind::LoginWithoutOptIn,
+            page_id: page_id.to_owned(),
+            login_id_prefix: login_id_prefix(expected_login_id),
+            state: State::OptedIn,
             deadline_at: 0,
             deadline_utc: String::new(),
             last_error: None,
@@ -455,6 +525,7 @@ impl Alert {
             AlertKind::ConfigurationError => "Messenger configuration error",
             AlertKind::WindowRejected => "Messenger refused a send as outside the window",
             AlertKind::PolicyEnforcement => "Messenger policy enforcement",
+            AlertKind::LoginWithoutOptIn => "A granted login received no matching opt-in",
         };
         format!("{what} (Page {})", self.page_id)
     }

@@ -12,6 +12,7 @@
 //! | `OptInToSendSeconds` | Seconds | with it: sent_at − opted_in_at |
 //! | `OptInsAtRisk` | Count | an opt-in still unsent at its alert time was alerted (once) |
 //! | `DeadlinesMissed` | Count | an opt-in reached `EXPIRED` without a message |
+//! | `LoginsWithoutOptIn` | Count | a granted login got no matching opt-in in time (alerted once) |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -26,14 +27,16 @@ pub enum Metric {
     OptInToSendSeconds,
     OptInsAtRisk,
     DeadlinesMissed,
+    LoginsWithoutOptIn,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
         Metric::DeadlinesMissed,
+        Metric::LoginsWithoutOptIn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Metric {
             Metric::OptInToSendSeconds => "OptInToSendSeconds",
             Metric::OptInsAtRisk => "OptInsAtRisk",
             Metric::DeadlinesMissed => "DeadlinesMissed",
+            Metric::LoginsWithoutOptIn => "LoginsWithoutOptIn",
         }
     }
 
@@ -98,6 +102,11 @@ pub fn record_deadline_missed(metrics: &dyn Metrics, page_id: &str) {
 /// An opt-in was alerted as at risk (once per opt-in).
 pub fn record_at_risk(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::OptInsAtRisk)]);
+}
+
+/// A granted login got no matching opt-in in time (alerted once per LOGIN).
+pub fn record_login_without_opt_in(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::LoginsWithoutOptIn)]);
 }
 
 /// The EMF document of `samples` at `timestamp` (epoch ms), as one JSON object.

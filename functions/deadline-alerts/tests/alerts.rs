@@ -4,6 +4,7 @@ use deadline_alerts::{Deps, STUCK_AFTER_MS, Summary, handle};
 use shared::adapters::memory::{
     ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
 };
+use shared::adapters::memory_login::MemoryLoginStore;
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, State};
 use shared::metrics::{MemoryMetrics, Metric};
 use shared::ports::{DeadlineScheduler, OptInStore};
@@ -20,6 +21,7 @@ struct World {
     alerts: Arc<MemoryAlerts>,
     clock: Arc<ManualClock>,
     metrics: Arc<MemoryMetrics>,
+    logins: Arc<MemoryLoginStore>,
 }
 
 fn world() -> World {
@@ -29,6 +31,7 @@ fn world() -> World {
     let alerts = Arc::new(MemoryAlerts::default());
     let clock = Arc::new(ManualClock::at(T0));
     let metrics = Arc::new(MemoryMetrics::default());
+    let logins = Arc::new(MemoryLoginStore::new());
     let deps = Deps {
         config: test_config(&[]),
         store: store.clone(),
@@ -37,6 +40,7 @@ fn world() -> World {
         alerts: alerts.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        logins: logins.clone(),
     };
     World {
         deps,
@@ -46,6 +50,7 @@ fn world() -> World {
         alerts,
         clock,
         metrics,
+        logins,
     }
 }
 

@@ -11,14 +11,18 @@
 
 use crate::aws::port_error;
 use crate::domain::{Event, Millis, OptIn, OptInKey, State};
-use crate::ports::{Created, OptInStore, PortError, PortResult, SendOutcome, Transitioned};
+use crate::ports::{
+    ConsentGuard, Created, OptInStore, PortError, PortResult, Recorded, SendOutcome, Transitioned,
+};
 use crate::table;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -247,6 +251,83 @@ pub(super) fn last_error_value(error: &crate::domain::LastError) -> PortResult<A
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode last_error: {e}")))
 }
 
+/// Rounds [`OptInStore::record_opt_in`] tries before giving up (the webhook then answers 503 and
+/// Facebook redelivers).
+const RECORD_ROUNDS: usize = 3;
+
+/// The transaction item that refuses an opt-in dated at or before the person's erasure:
+/// `attribute_not_exists(pk) OR erased_at < :opted_in_at` on the erasure marker.
+fn erasure_check(
+    table_name: &str,
+    marker: &str,
+    opted_in_at: Millis,
+) -> PortResult<TransactWriteItem> {
+    let check = ConditionCheck::builder()
+        .table_name(table_name)
+        .key(table::PK, s(table::erased_pk(marker)))
+        .key(table::SK, s(table::ERASED_SK))
+        .condition_expression("attribute_not_exists(#pk) OR #erased_at < :opted_in_at")
+        .expression_attribute_names("#pk", table::PK)
+        .expression_attribute_names("#erased_at", "erased_at")
+        .expression_attribute_values(":opted_in_at", n(opted_in_at))
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the erasure check: {e}")))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// The first generation: `attribute_not_exists(pk)`.
+fn first_generation_put(table_name: &str, opt_in: &OptIn) -> PortResult<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(opt_in)?))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", table::PK)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the opt-in put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The next generation, replacing `previous` only while it is still that opted-out generation and
+/// the opt-out is older than the redelivery horizon before `event_at` (the rule of
+/// [`crate::domain::is_new_consent`], enforced by the database), and unchanged since it was read
+/// (`updated_at`), so nothing written meanwhile (a PSID link) is lost.
+fn renewal_put(
+    table_name: &str,
+    renewed: &OptIn,
+    previous: &OptIn,
+    event_at: Option<Millis>,
+) -> PortResult<TransactWriteItem> {
+    let event_at = event_at.ok_or_else(|| PortError::new(SERVICE, "renewal without event time"))?;
+    let cutoff = event_at.saturating_sub(crate::domain::REDELIVERY_HORIZON_MS);
+    let generation = if previous.generation == 0 {
+        "attribute_not_exists(#generation)"
+    } else {
+        "#generation = :generation"
+    };
+    let mut put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(renewed)?))
+        .condition_expression(format!(
+            "#state = :opted_out AND #opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
+        ))
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#opted_out_at", "opted_out_at")
+        .expression_attribute_names("#generation", "generation")
+        .expression_attribute_names("#updated_at", "updated_at")
+        .expression_attribute_values(":opted_out", s(State::OptedOut.as_str()))
+        .expression_attribute_values(":cutoff", n(cutoff))
+        .expression_attribute_values(":updated_at", n(previous.updated_at))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    if previous.generation != 0 {
+        put = put.expression_attribute_values(":generation", n(previous.generation));
+    }
+    let put = put
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the renewal put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 fn finish_event(outcome: &SendOutcome) -> Event {
     match outcome {
         SendOutcome::Sent { .. } => Event::Accepted,
@@ -285,6 +366,70 @@ impl OptInStore for DynamoOptInStore {
                 _ => Err(port_error(SERVICE, "PutItem", &err)),
             },
         }
+    }
+
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        // What the previous round found stored (None: nothing, so try to create). A refused
+        // renewal or a transaction conflict is decided again from the item as it then is.
+        let mut stored: Option<OptIn> = None;
+        for _ in 0..RECORD_ROUNDS {
+            let (write, renewed) = match &stored {
+                None => (first_generation_put(&self.table, opt_in)?, None),
+                Some(current) => {
+                    if opt_in.state != State::OptedIn
+                        || !crate::domain::is_new_consent(current, guard.event_at)
+                    {
+                        return Ok(Recorded::AlreadyExists(Box::new(current.clone())));
+                    }
+                    let renewed = opt_in.clone().renewing(current);
+                    let put = renewal_put(&self.table, &renewed, current, guard.event_at)?;
+                    (put, Some(renewed))
+                }
+            };
+            let check = erasure_check(&self.table, &guard.erasure_marker, opt_in.opted_in_at)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(check)
+                .transact_items(write)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    return Ok(match renewed {
+                        None => Recorded::New,
+                        Some(renewed) => Recorded::Renewed(Box::new(renewed)),
+                    });
+                }
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            else {
+                return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if code(0) == "ConditionalCheckFailed" {
+                return Ok(Recorded::Erased);
+            }
+            match code(1) {
+                "ConditionalCheckFailed" => {
+                    stored = match reasons.get(1).and_then(|r| r.item()) {
+                        Some(item) if !item.is_empty() => Some(from_item(item.clone())?),
+                        _ => self.get_opt_in(&opt_in.key()).await?,
+                    };
+                }
+                // A concurrent write to the same items (a duplicate delivery in the same batch):
+                // decide again from what is stored now.
+                "TransactionConflict" => stored = self.get_opt_in(&opt_in.key()).await?,
+                _ => return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err)),
+            }
+        }
+        Err(PortError::new(
+            SERVICE,
+            "recording the opt-in kept racing with other writes; retry",
+        ))
     }
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {

@@ -9,8 +9,8 @@ use crate::domain::{
 };
 use crate::facebook::GraphError;
 use crate::ports::{
-    Alerts, Clock, Created, DeadlineScheduler, Messenger, OptInStore, PortError, PortResult,
-    SendOutcome, SendQueue, SentMessage, Transitioned,
+    Alerts, Clock, ConsentGuard, Created, DeadlineScheduler, Messenger, OptInStore, PortError,
+    PortResult, Recorded, SendOutcome, SendQueue, SentMessage, Transitioned,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -33,6 +33,9 @@ pub struct MemoryOptInStore {
     pub(super) pages: Mutex<HashMap<String, crate::page::PageState>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
+    /// Erasure markers → erased_at (written by [`MemoryErasure`]; checked by `record_opt_in` under
+    /// the items lock, as DynamoDB checks them in the same transaction).
+    pub(super) erased: Mutex<HashMap<String, Millis>>,
 }
 
 impl MemoryOptInStore {
@@ -121,6 +124,35 @@ impl OptInStore for MemoryOptInStore {
                 Ok(Created::New)
             }
         }
+    }
+
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let erased = lock(&self.erased)
+            .get(&guard.erasure_marker)
+            .is_some_and(|erased_at| opt_in.opted_in_at <= *erased_at);
+        if erased {
+            return Ok(Recorded::Erased);
+        }
+        let key = opt_in.key();
+        let renewed = match items.get(&key) {
+            None => None,
+            Some(current)
+                if opt_in.state == State::OptedIn
+                    && crate::domain::is_new_consent(current, guard.event_at) =>
+            {
+                Some(opt_in.clone().renewing(current))
+            }
+            Some(current) => return Ok(Recorded::AlreadyExists(Box::new(current.clone()))),
+        };
+        let stored = renewed.clone().unwrap_or_else(|| opt_in.clone());
+        lock(&self.attention).insert(key.clone(), first_attention(&stored));
+        items.insert(key, stored);
+        Ok(match renewed {
+            None => Recorded::New,
+            Some(renewed) => Recorded::Renewed(Box::new(renewed)),
+        })
     }
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
@@ -287,7 +319,6 @@ impl crate::ports::ConversationStore for MemoryOptInStore {
 pub struct MemoryErasure {
     pub opt_ins: std::sync::Arc<MemoryOptInStore>,
     pub logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
-    erased: Mutex<HashMap<String, Millis>>,
     records: Mutex<HashMap<String, crate::erasure::DeletionRecord>>,
 }
 
@@ -299,7 +330,6 @@ impl MemoryErasure {
         Self {
             opt_ins,
             logins,
-            erased: Mutex::default(),
             records: Mutex::default(),
         }
     }
@@ -310,7 +340,7 @@ impl crate::erasure::ErasureStore for MemoryErasure {
     async fn erase(&self, person: &crate::erasure::PersonItems, now: Millis) -> PortResult<u32> {
         self.opt_ins.check()?;
         if let Some(marker) = &person.marker {
-            lock(&self.erased).insert(marker.clone(), now);
+            lock(&self.opt_ins.erased).insert(marker.clone(), now);
         }
         let mut n =
             self.logins
@@ -323,7 +353,7 @@ impl crate::erasure::ErasureStore for MemoryErasure {
 
     async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
         self.opt_ins.check()?;
-        Ok(lock(&self.erased).get(marker).copied())
+        Ok(lock(&self.opt_ins.erased).get(marker).copied())
     }
 
     async fn put_deletion_record(

@@ -23,6 +23,10 @@ struct Tables {
     logins: HashMap<(String, String), Login>,
     links: HashMap<OptInKey, LoginLink>,
     states: HashMap<String, LoginState>,
+    /// LOGINs waiting for their opt-in → since when (the sparse due-index entry of DynamoDB).
+    waiting: HashMap<(String, String), Millis>,
+    /// LOGINs already alerted as without opt-in (`orphan_alerted_at`).
+    alerted: HashMap<(String, String), Millis>,
 }
 
 /// In-memory [`LoginStore`].
@@ -57,11 +61,10 @@ impl MemoryLoginStore {
     /// Remove the person's LOGIN and the link item of `opt_in` (data deletion); how many existed.
     pub fn remove_person(&self, page_id: &str, asid: &str, opt_in: Option<&OptInKey>) -> u32 {
         let mut t = lock(&self.tables);
-        let mut n = u32::from(
-            t.logins
-                .remove(&(page_id.to_owned(), asid.to_owned()))
-                .is_some(),
-        );
+        let id = (page_id.to_owned(), asid.to_owned());
+        t.waiting.remove(&id);
+        t.alerted.remove(&id);
+        let mut n = u32::from(t.logins.remove(&id).is_some());
         if let Some(key) = opt_in {
             n += u32::from(t.links.remove(key).is_some());
         }
@@ -115,6 +118,11 @@ impl LoginStore for MemoryLoginStore {
                 },
             );
         }
+        if login.awaits_opt_in() {
+            t.waiting.entry(id.clone()).or_insert(now);
+        } else if login.permission == crate::login::Permission::Declined {
+            t.waiting.remove(&id);
+        }
         t.logins.insert(id, merged.clone());
         Ok(LoginRecorded::Done(Box::new(merged)))
     }
@@ -140,6 +148,51 @@ impl LoginStore for MemoryLoginStore {
         }
         t.states.insert(state.state_hash.clone(), state.clone());
         Ok(())
+    }
+
+    async fn waiting_for_opt_in(&self, granted_by: Millis, limit: usize) -> PortResult<Vec<Login>> {
+        self.check()?;
+        let t = lock(&self.tables);
+        let mut due: Vec<(Millis, &(String, String))> = t
+            .waiting
+            .iter()
+            .filter(|(_, since)| **since <= granted_by)
+            .map(|(id, since)| (*since, id))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, id)| t.logins.get(id).cloned())
+            .take(limit)
+            .collect())
+    }
+
+    async fn stop_waiting_for_opt_in(
+        &self,
+        page_id: &str,
+        asid: &str,
+        alerted_at: Option<Millis>,
+    ) -> PortResult<bool> {
+        self.check()?;
+        let mut t = lock(&self.tables);
+        let id = (page_id.to_owned(), asid.to_owned());
+        match alerted_at {
+            Some(at) => {
+                if !t.waiting.contains_key(&id) || t.alerted.contains_key(&id) {
+                    return Ok(false);
+                }
+                t.waiting.remove(&id);
+                t.alerted.insert(id, at);
+                Ok(true)
+            }
+            None => {
+                if !t.logins.contains_key(&id) {
+                    return Ok(false);
+                }
+                t.waiting.remove(&id);
+                Ok(true)
+            }
+        }
     }
 
     async fn consume_state(&self, state_hash: &str, now: Millis) -> PortResult<StateConsumed> {
