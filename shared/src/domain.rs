@@ -779,6 +779,76 @@ mod tests {
         assert!(is_stop_request("halt", &["HALT".to_string()]));
     }
 
+    fn opted_out_at(at: Millis) -> OptIn {
+        let mut o = OptIn::new(
+            OptInKey::new("p", "l"),
+            Some(at - HOUR_MS),
+            at,
+            DEFAULT_OPTIN_WINDOW_MS,
+            0,
+        );
+        o.state = State::OptedOut;
+        o.opted_out_at = Some(at);
+        o.terminal_at = Some(at);
+        o
+    }
+
+    #[test]
+    fn a_new_consent_is_an_opt_in_dated_beyond_the_redelivery_horizon_after_an_opt_out() {
+        let out = opted_out_at(1_000_000);
+        let horizon = out.opted_out_at.unwrap() + REDELIVERY_HORIZON_MS;
+        assert!(is_new_consent(&out, Some(horizon + 1)));
+        assert!(
+            !is_new_consent(&out, Some(horizon)),
+            "at the horizon it may be a redelivery"
+        );
+        assert!(
+            !is_new_consent(&out, Some(1_000_000 - HOUR_MS)),
+            "the withdrawn consent itself"
+        );
+        assert!(!is_new_consent(&out, None), "no event time, no new consent");
+        for state in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+            let mut other = out.clone();
+            other.state = state;
+            assert!(!is_new_consent(&other, Some(horizon + 1)), "{state}");
+        }
+        let mut no_time = out;
+        no_time.opted_out_at = None;
+        assert!(!is_new_consent(&no_time, Some(horizon + 1)));
+    }
+
+    #[test]
+    fn a_renewed_opt_in_has_its_own_window_and_keeps_the_previous_generations() {
+        let mut first = opted_out_at(1_000_000);
+        first.psid = Some("psid".into());
+        let at = 1_000_000 + REDELIVERY_HORIZON_MS + 5;
+        let second =
+            OptIn::new(first.key(), Some(at), at, DEFAULT_OPTIN_WINDOW_MS, 0).renewing(&first);
+        assert_eq!((second.generation, second.state), (1, State::OptedIn));
+        assert_eq!(second.deadline_at, at + DEFAULT_OPTIN_WINDOW_MS);
+        assert_eq!(second.previous_generations, vec![first.clone()]);
+        assert_eq!(second.psid.as_deref(), Some("psid"));
+        let mut ended = second.clone();
+        ended.state = State::OptedOut;
+        ended.opted_out_at = Some(at + 10);
+        let later = at + 10 + REDELIVERY_HORIZON_MS + 1;
+        let third = OptIn::new(first.key(), Some(later), later, DEFAULT_OPTIN_WINDOW_MS, 0)
+            .renewing(&ended);
+        assert_eq!(third.generation, 2);
+        assert_eq!(third.previous_generations.len(), 2);
+        assert!(
+            third.previous_generations[1]
+                .previous_generations
+                .is_empty(),
+            "no nesting"
+        );
+        let json = serde_json::to_string(&third).unwrap();
+        assert_eq!(serde_json::from_str::<OptIn>(&json).unwrap(), third);
+        // A first generation serialises as before (no generation fields).
+        let plain = serde_json::to_value(OptIn::new(first.key(), Some(1), 1, 10, 0)).unwrap();
+        assert!(plain.get("generation").is_none() && plain.get("previous_generations").is_none());
+    }
+
     #[test]
     fn alerts_carry_only_a_login_id_prefix() {
         let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);

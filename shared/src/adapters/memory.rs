@@ -566,6 +566,91 @@ mod tests {
         OptIn::new(OptInKey::new("p", "l"), Some(0), 0, deadline, 0)
     }
 
+    fn guard(marker: &str, event_at: Option<Millis>) -> ConsentGuard {
+        ConsentGuard {
+            erasure_marker: marker.into(),
+            event_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_opt_in_dated_before_an_erasure_is_refused_and_one_after_it_is_new() {
+        let s = std::sync::Arc::new(MemoryOptInStore::new());
+        let o = opt_in(1000);
+        lock(&s.erased).insert("m".into(), 0);
+        assert_eq!(
+            s.record_opt_in(&o, &guard("m", Some(0))).await.unwrap(),
+            Recorded::Erased
+        );
+        assert!(s.all().is_empty());
+        let mut later = o.clone();
+        later.opted_in_at = 1;
+        assert_eq!(
+            s.record_opt_in(&later, &guard("m", Some(1))).await.unwrap(),
+            Recorded::New
+        );
+        assert_eq!(
+            s.record_opt_in(&o, &guard("other", Some(0))).await.unwrap(),
+            Recorded::AlreadyExists(Box::new(later))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_consent_after_an_opt_out_is_recorded_as_a_new_generation() {
+        let s = MemoryOptInStore::new();
+        let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
+        s.record_opt_in(&first, &guard("m", Some(0))).await.unwrap();
+        s.opt_out(&first.key(), "api", 10).await.unwrap();
+        // A redelivery of the withdrawn consent, even one received later, changes nothing.
+        let at = 10 + crate::domain::REDELIVERY_HORIZON_MS;
+        let redelivered = OptIn::new(first.key(), Some(0), at + 5, 1000, 0);
+        assert!(matches!(
+            s.record_opt_in(&redelivered, &guard("m", Some(0))).await.unwrap(),
+            Recorded::AlreadyExists(ref o) if o.state == State::OptedOut
+        ));
+        let within = OptIn::new(first.key(), Some(at), at, 1000, 0);
+        assert!(matches!(
+            s.record_opt_in(&within, &guard("m", Some(at)))
+                .await
+                .unwrap(),
+            Recorded::AlreadyExists(_)
+        ));
+        let again = OptIn::new(first.key(), Some(at + 1), at + 1, 1000, 0);
+        let Recorded::Renewed(renewed) = s
+            .record_opt_in(&again, &guard("m", Some(at + 1)))
+            .await
+            .unwrap()
+        else {
+            panic!("a consent beyond the horizon is new");
+        };
+        assert_eq!((renewed.generation, renewed.state), (1, State::OptedIn));
+        assert_eq!(
+            renewed.previous_generations[0].opt_out_source.as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            s.get_opt_in(&first.key()).await.unwrap().as_ref(),
+            Some(&*renewed)
+        );
+        assert_eq!(
+            s.due_at(&first.key()),
+            Some(renewed.deadline_at),
+            "due for the sweep"
+        );
+        // The same new consent redelivered: a duplicate of the new generation.
+        assert!(matches!(
+            s.record_opt_in(&again, &guard("m", Some(at + 1))).await.unwrap(),
+            Recorded::AlreadyExists(ref o) if o.generation == 1
+        ));
+        // The new generation is sendable once, in its own window.
+        assert!(
+            s.claim_for_send(&first.key(), "job", at + 2, at + 100)
+                .await
+                .unwrap()
+                .is_done()
+        );
+    }
+
     #[tokio::test]
     async fn create_is_idempotent() {
         let s = MemoryOptInStore::new();

@@ -385,6 +385,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn granted_logins_wait_for_their_opt_in_until_settled_or_alerted_once() {
+        let s = MemoryLoginStore::new();
+        s.record_login(&login("1", 10, None)).await.unwrap();
+        let mut declined = login("2", 10, None);
+        declined.permission = Permission::Declined;
+        s.record_login(&declined).await.unwrap();
+        let mut unknown = login("3", 10, None);
+        unknown.expected_login_id = None;
+        s.record_login(&unknown).await.unwrap();
+        assert!(s.waiting_for_opt_in(9, 10).await.unwrap().is_empty());
+        let waiting = s.waiting_for_opt_in(10, 10).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|l| l.asid.as_str()).collect::<Vec<_>>(),
+            ["1"]
+        );
+        // A later login keeps the first grant time.
+        s.record_login(&login("1", 20, None)).await.unwrap();
+        assert_eq!(s.waiting_for_opt_in(10, 10).await.unwrap().len(), 1);
+        assert!(s.stop_waiting_for_opt_in("p", "1", Some(30)).await.unwrap());
+        assert!(
+            !s.stop_waiting_for_opt_in("p", "1", Some(31)).await.unwrap(),
+            "once"
+        );
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
+        // Logging in again waits again, but an alerted LOGIN is never alerted twice.
+        s.record_login(&login("1", 40, None)).await.unwrap();
+        assert_eq!(s.waiting_for_opt_in(40, 10).await.unwrap().len(), 1);
+        assert!(!s.stop_waiting_for_opt_in("p", "1", Some(50)).await.unwrap());
+        assert!(s.stop_waiting_for_opt_in("p", "1", None).await.unwrap());
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
+        // A decline stops the wait.
+        s.record_login(&login("4", 10, None)).await.unwrap();
+        let mut revoked = login("4", 11, None);
+        revoked.permission = Permission::Declined;
+        s.record_login(&revoked).await.unwrap();
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn states_are_single_use_and_expire() {
         let s = MemoryLoginStore::new();
         let st = LoginState {
