@@ -36,6 +36,9 @@ pub struct MemoryOptInStore {
     /// Erasure markers → erased_at (written by [`MemoryErasure`]; checked by `record_opt_in` under
     /// the items lock, as DynamoDB checks them in the same transaction).
     pub(super) erased: Mutex<HashMap<String, Millis>>,
+    /// Runs once, at the start of the next opt-in creation (tests interleave a concurrent write).
+    #[allow(clippy::type_complexity)]
+    pub before_next_create: Mutex<Option<Box<dyn FnOnce(&MemoryOptInStore) + Send>>>,
 }
 
 impl MemoryOptInStore {
@@ -54,6 +57,19 @@ impl MemoryOptInStore {
         let before = psids.len();
         psids.retain(|_, k| k != key);
         u32::from(removed.is_some()) + (before - psids.len()) as u32
+    }
+
+    /// Record that the opt-in behind `marker` was erased at `at` (what a data deletion writes
+    /// first).
+    pub fn mark_erased(&self, marker: &str, at: Millis) {
+        lock(&self.erased).insert(marker.to_owned(), at);
+    }
+
+    fn run_before_create(&self) {
+        let hook = lock(&self.before_next_create).take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
     }
 
     pub fn insert(&self, opt_in: OptIn) {
@@ -114,6 +130,7 @@ fn end(item: &mut OptIn, now: Millis) {
 #[async_trait]
 impl OptInStore for MemoryOptInStore {
     async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
+        self.run_before_create();
         self.check()?;
         let mut items = lock(&self.items);
         match items.get(&opt_in.key()) {
@@ -127,6 +144,7 @@ impl OptInStore for MemoryOptInStore {
     }
 
     async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        self.run_before_create();
         self.check()?;
         let mut items = lock(&self.items);
         let erased = lock(&self.erased)
