@@ -329,7 +329,6 @@ impl LoginStore for DynamoLoginStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(table::login_pk(page_id, asid), table::LOGIN_SK)))
-            .expression_attribute_names("#pk", table::PK)
             .expression_attribute_names("#shard", table::DUE_SHARD)
             .expression_attribute_names("#due_at", table::DUE_AT);
         let request = match alerted_at {
@@ -340,7 +339,8 @@ impl LoginStore for DynamoLoginStore {
                 .expression_attribute_values(":at", n(at)),
             None => request
                 .update_expression("REMOVE #shard, #due_at")
-                .condition_expression("attribute_exists(#pk)"),
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", table::PK),
         };
         match request.send().await {
             Ok(_) => Ok(true),
