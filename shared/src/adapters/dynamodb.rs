@@ -1,6 +1,8 @@
 //! [`OptInStore`] on DynamoDB.
 //!
-//! Every state change is one conditional `UpdateItem`/`PutItem`; the conditions are derived from
+//! Every state change is one conditional `UpdateItem`/`PutItem`, or, for recording an opt-in
+//! webhook, one `TransactWriteItems` that also checks the person's erasure marker (and, for a new
+//! consent after an opt-out, replaces the opted-out generation conditionally); the conditions are derived from
 //! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain`]
 //! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
 //! [`crate::table`]. Semantics match [`crate::adapters::memory::MemoryOptInStore`] exactly.
@@ -866,6 +868,57 @@ mod tests {
         let terminal = to_item(&o).unwrap();
         assert!(!terminal.contains_key(table::DUE_SHARD));
         assert!(!terminal.contains_key(table::DUE_AT));
+    }
+
+    #[test]
+    fn a_renewal_is_conditional_on_the_opt_out_being_older_than_the_redelivery_horizon() {
+        let mut out = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10_000, 0);
+        out.state = State::OptedOut;
+        out.opted_out_at = Some(5);
+        out.updated_at = 5;
+        let at = 5 + crate::domain::REDELIVERY_HORIZON_MS + 1;
+        let renewed = OptIn::new(out.key(), Some(at), at, 10_000, 0).renewing(&out);
+        let item = renewal_put("t", &renewed, &out, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert_eq!(
+            put.condition_expression(),
+            Some(
+                "#state = :opted_out AND #opted_out_at < :cutoff AND \
+                 attribute_not_exists(#generation) AND #updated_at = :updated_at"
+            )
+        );
+        let values = put.expression_attribute_values().unwrap();
+        assert_eq!(
+            values[":cutoff"],
+            n(at - crate::domain::REDELIVERY_HORIZON_MS)
+        );
+        assert_eq!(values[":opted_out"], s("OPTED_OUT"));
+        assert_eq!(put.item()["generation"], n(1));
+        // A later generation must still be the one that was read.
+        let mut second = renewed.clone();
+        second.state = State::OptedOut;
+        let item = renewal_put("t", &renewed, &second, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert!(
+            put.condition_expression()
+                .unwrap()
+                .contains("#generation = :generation")
+        );
+        assert_eq!(
+            put.expression_attribute_values().unwrap()[":generation"],
+            n(1)
+        );
+        assert!(
+            renewal_put("t", &renewed, &out, None).is_err(),
+            "no event time, no renewal"
+        );
+        let check = erasure_check("t", "m", 7).unwrap();
+        let check = check.condition_check().unwrap();
+        assert_eq!(
+            check.condition_expression(),
+            "attribute_not_exists(#pk) OR #erased_at < :opted_in_at"
+        );
+        assert_eq!(check.key()[table::PK], s("ERASED#m"));
     }
 
     #[test]
