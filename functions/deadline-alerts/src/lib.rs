@@ -5,7 +5,9 @@
 //! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
 //! come (see [`shared::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
-//! time forward, so the next sweep reads only what needs it.
+//! time forward, so the next sweep reads only what needs it. It then alerts once about each granted
+//! login whose expected opt-in never arrived (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`): the sign that the
+//! login_id derivation does not match the app.
 
 use futures::StreamExt;
 use serde::Serialize;
