@@ -59,6 +59,9 @@ pub struct Config {
     pub login: crate::login::LoginConfig,
     /// The sender's throughput and retry settings.
     pub send: crate::send_tuning::SendTuning,
+    /// A granted LOGIN with no matching opt-in after this long is alerted once
+    /// (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`, default 60).
+    pub orphan_login_alert_after_ms: Millis,
 }
 
 /// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
@@ -212,6 +215,7 @@ impl Config {
                 .map(|k| (*k).to_owned())
                 .collect(),
         };
+        let orphan_login_minutes = r.number("ORPHAN_LOGIN_ALERT_AFTER_MINUTES", 60, 1, 7 * 24 * 60);
         let login = crate::login::LoginConfig::read(&r.lookup, &mut r.problems);
         // What is sent when the name is unknown (or too long to fit) must fit too.
         if let Some(problem) =
@@ -250,6 +254,7 @@ impl Config {
             stop_keywords,
             login,
             send,
+            orphan_login_alert_after_ms: orphan_login_minutes * 60_000,
         })
     }
 }

@@ -222,6 +222,14 @@ pub struct OptIn {
     pub alert_at: Millis,
     /// When the webhook was received and the item written.
     pub created_at: Millis,
+    /// Which consent of this (Page, login_id) the item holds: 0 for the first, +1 for each new
+    /// consent recorded after an opt-out ([`is_new_consent`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// The earlier generations, oldest first, as they ended (evidence kept on the item, so a data
+    /// deletion that erases the item erases them too). Their own `previous_generations` is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_generations: Vec<OptIn>,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +292,8 @@ impl OptIn {
             deadline_at,
             alert_at: deadline_at.saturating_sub(alert_lead_ms).max(opted_in_at),
             created_at: received_at,
+            generation: 0,
+            previous_generations: Vec::new(),
             attempts: 0,
             lease_owner: None,
             lease_until: None,
@@ -306,6 +316,21 @@ impl OptIn {
         OptInKey::new(&self.page_id, &self.login_id)
     }
 
+    /// This new opt-in as the next generation after `previous` (a new consent, see
+    /// [`is_new_consent`]): its own times and 24-hour window, the previous one kept as evidence,
+    /// and the person's PSID link carried over (it belongs to the person, not to one consent).
+    pub fn renewing(mut self, previous: &OptIn) -> Self {
+        let mut history = previous.previous_generations.clone();
+        let mut ended = previous.clone();
+        ended.previous_generations = Vec::new();
+        history.push(ended);
+        self.generation = previous.generation.saturating_add(1);
+        self.previous_generations = history;
+        self.psid = previous.psid.clone();
+        self.last_user_message_at = previous.last_user_message_at;
+        self
+    }
+
     pub fn deadline_passed(&self, now: Millis) -> bool {
         now >= self.deadline_at
     }
@@ -323,6 +348,29 @@ impl OptIn {
         };
         state_ok && !self.deadline_passed(now)
     }
+}
+
+/// How long Meta may redeliver a webhook (it retries failed deliveries for up to 36 hours). An
+/// opt-in webhook dated within this horizon after a recorded opt-out may be a redelivery of the
+/// consent that was withdrawn.
+pub const REDELIVERY_HORIZON_MS: Millis = 36 * HOUR_MS;
+
+/// Whether an opt-in webhook dated `event_at` is a new consent that replaces `current`: only an
+/// opted-out opt-in (or an opt-out placeholder) is replaced, and only by an event later than the
+/// opt-out by more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it.
+/// A webhook without its own event time (`None`) is never a new consent.
+pub fn is_new_consent(current: &OptIn, event_at: Option<Millis>) -> bool {
+    let Some(event_at) = event_at else {
+        return false;
+    };
+    current.state == State::OptedOut
+        && current
+            .opted_out_at
+            .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The message an SQS send job carries. Versioned so old jobs stay readable after a deploy.
@@ -430,6 +478,9 @@ pub enum AlertKind {
     /// A stop request from a PSID no opt-in is linked to yet: kept, and applied when the PSID is
     /// linked, but an opt-in that arrives without that link is not covered by it.
     UnmatchedStop,
+    /// A person granted `user_messenger_contact` at login but no opt-in with the expected
+    /// login_id arrived in time: the login_id derivation may be wrong for this app.
+    LoginWithoutOptIn,
 }
 
 impl Alert {
@@ -449,6 +500,27 @@ impl Alert {
             } else {
                 State::OptedIn
             },
+            deadline_at: 0,
+            deadline_utc: String::new(),
+            last_error: None,
+            gave_up_at: None,
+            gave_up_utc: String::new(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A granted login whose expected opt-in (`expected_login_id`) never arrived. Carries the
+    /// login_id prefix only (never the asid or the name).
+    pub fn login_without_opt_in(
+        page_id: &str,
+        expected_login_id: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: AlertKind::LoginWithoutOptIn,
+            page_id: page_id.to_owned(),
+            login_id_prefix: login_id_prefix(expected_login_id),
+            state: State::OptedIn,
             deadline_at: 0,
             deadline_utc: String::new(),
             last_error: None,
@@ -491,6 +563,7 @@ impl Alert {
             AlertKind::WindowRejected => "Messenger refused a send as outside the window",
             AlertKind::PolicyEnforcement => "Messenger policy enforcement",
             AlertKind::UnmatchedStop => "Stop request from a person not yet linked to an opt-in",
+            AlertKind::LoginWithoutOptIn => "A granted login received no matching opt-in",
         };
         format!("{what} (Page {})", self.page_id)
     }
@@ -742,6 +815,76 @@ mod tests {
             assert!(!is_stop_request(no, &keywords), "{no}");
         }
         assert!(is_stop_request("halt", &["HALT".to_string()]));
+    }
+
+    fn opted_out_at(at: Millis) -> OptIn {
+        let mut o = OptIn::new(
+            OptInKey::new("p", "l"),
+            Some(at - HOUR_MS),
+            at,
+            DEFAULT_OPTIN_WINDOW_MS,
+            0,
+        );
+        o.state = State::OptedOut;
+        o.opted_out_at = Some(at);
+        o.terminal_at = Some(at);
+        o
+    }
+
+    #[test]
+    fn a_new_consent_is_an_opt_in_dated_beyond_the_redelivery_horizon_after_an_opt_out() {
+        let out = opted_out_at(1_000_000);
+        let horizon = out.opted_out_at.unwrap() + REDELIVERY_HORIZON_MS;
+        assert!(is_new_consent(&out, Some(horizon + 1)));
+        assert!(
+            !is_new_consent(&out, Some(horizon)),
+            "at the horizon it may be a redelivery"
+        );
+        assert!(
+            !is_new_consent(&out, Some(1_000_000 - HOUR_MS)),
+            "the withdrawn consent itself"
+        );
+        assert!(!is_new_consent(&out, None), "no event time, no new consent");
+        for state in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+            let mut other = out.clone();
+            other.state = state;
+            assert!(!is_new_consent(&other, Some(horizon + 1)), "{state}");
+        }
+        let mut no_time = out;
+        no_time.opted_out_at = None;
+        assert!(!is_new_consent(&no_time, Some(horizon + 1)));
+    }
+
+    #[test]
+    fn a_renewed_opt_in_has_its_own_window_and_keeps_the_previous_generations() {
+        let mut first = opted_out_at(1_000_000);
+        first.psid = Some("psid".into());
+        let at = 1_000_000 + REDELIVERY_HORIZON_MS + 5;
+        let second =
+            OptIn::new(first.key(), Some(at), at, DEFAULT_OPTIN_WINDOW_MS, 0).renewing(&first);
+        assert_eq!((second.generation, second.state), (1, State::OptedIn));
+        assert_eq!(second.deadline_at, at + DEFAULT_OPTIN_WINDOW_MS);
+        assert_eq!(second.previous_generations, vec![first.clone()]);
+        assert_eq!(second.psid.as_deref(), Some("psid"));
+        let mut ended = second.clone();
+        ended.state = State::OptedOut;
+        ended.opted_out_at = Some(at + 10);
+        let later = at + 10 + REDELIVERY_HORIZON_MS + 1;
+        let third = OptIn::new(first.key(), Some(later), later, DEFAULT_OPTIN_WINDOW_MS, 0)
+            .renewing(&ended);
+        assert_eq!(third.generation, 2);
+        assert_eq!(third.previous_generations.len(), 2);
+        assert!(
+            third.previous_generations[1]
+                .previous_generations
+                .is_empty(),
+            "no nesting"
+        );
+        let json = serde_json::to_string(&third).unwrap();
+        assert_eq!(serde_json::from_str::<OptIn>(&json).unwrap(), third);
+        // A first generation serialises as before (no generation fields).
+        let plain = serde_json::to_value(OptIn::new(first.key(), Some(1), 1, 10, 0)).unwrap();
+        assert!(plain.get("generation").is_none() && plain.get("previous_generations").is_none());
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub struct Login {
 }
 
 impl Login {
+    /// Whether an opt-in webhook should follow this login: the person granted
+    /// `user_messenger_contact` and the login_id the webhook will carry is known. The deadline
+    /// sweep alerts when none arrives in time (the derivation may be wrong for the app).
+    pub fn awaits_opt_in(&self) -> bool {
+        self.permission == Permission::Granted && self.expected_login_id.is_some()
+    }
+
     /// The opt-in this LOGIN links to, when its login_id is known.
     pub fn opt_in_key(&self) -> Option<OptInKey> {
         self.expected_login_id
@@ -157,6 +164,20 @@ pub trait LoginStore: Send + Sync {
 
     /// Delete the state if it exists and has not expired at `now`, in one conditional write.
     async fn consume_state(&self, state_hash: &str, now: Millis) -> PortResult<StateConsumed>;
+
+    /// Granted LOGINs with an expected login_id, still waiting for their opt-in since at or before
+    /// `granted_by`, longest waiting first (a sparse index: settled LOGINs are not read).
+    async fn waiting_for_opt_in(&self, granted_by: Millis, limit: usize) -> PortResult<Vec<Login>>;
+
+    /// Stop waiting for a LOGIN's opt-in. With `alerted_at`, record the alert: conditional on the
+    /// LOGIN still waiting and never alerted, so one caller wins and a person is alerted about once.
+    /// Without it, just settle it (its opt-in exists). Returns whether the write was made.
+    async fn stop_waiting_for_opt_in(
+        &self,
+        page_id: &str,
+        asid: &str,
+        alerted_at: Option<Millis>,
+    ) -> PortResult<bool>;
 }
 
 // ---------------------------------------------------------------------------------------------

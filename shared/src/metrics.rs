@@ -15,6 +15,7 @@
 //! | `GraphApiVersionMismatch` | Count | Graph's `facebook-api-version` answer differs from `GRAPH_API_VERSION` |
 //! | `SentAfterOptOut` | Count | Graph accepted a message after the opt-out was recorded (in flight) |
 //! | `UnmatchedStops` | Count | a stop request came from a PSID no opt-in is linked to (kept, alerted) |
+//! | `LoginsWithoutOptIn` | Count | a granted login got no matching opt-in in time (alerted once) |
 
 use crate::domain::{Millis, OptIn};
 use std::io::Write;
@@ -32,10 +33,11 @@ pub enum Metric {
     GraphApiVersionMismatch,
     SentAfterOptOut,
     UnmatchedStops,
+    LoginsWithoutOptIn,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
@@ -43,6 +45,7 @@ impl Metric {
         Metric::GraphApiVersionMismatch,
         Metric::SentAfterOptOut,
         Metric::UnmatchedStops,
+        Metric::LoginsWithoutOptIn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Metric {
             Metric::GraphApiVersionMismatch => "GraphApiVersionMismatch",
             Metric::SentAfterOptOut => "SentAfterOptOut",
             Metric::UnmatchedStops => "UnmatchedStops",
+            Metric::LoginsWithoutOptIn => "LoginsWithoutOptIn",
         }
     }
 
@@ -125,6 +129,11 @@ pub fn record_graph_version_mismatch(metrics: &dyn Metrics, page_id: &str) {
 /// A stop request came from a PSID no opt-in is linked to: kept as a pending stop and alerted.
 pub fn record_unmatched_stop(metrics: &dyn Metrics, page_id: &str) {
     metrics.record(page_id, &[Sample::count(Metric::UnmatchedStops)]);
+}
+
+/// A granted login got no matching opt-in in time (alerted once per LOGIN).
+pub fn record_login_without_opt_in(metrics: &dyn Metrics, page_id: &str) {
+    metrics.record(page_id, &[Sample::count(Metric::LoginsWithoutOptIn)]);
 }
 
 /// The EMF document of `samples` at `timestamp` (epoch ms), as one JSON object.

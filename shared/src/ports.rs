@@ -35,6 +35,32 @@ pub enum Created {
     AlreadyExists(Box<OptIn>),
 }
 
+/// What recording an opt-in webhook must check, besides "no opt-in exists for the key".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentGuard {
+    /// The person's erasure marker ([`crate::erasure::erasure_marker`]): the opt-in is refused
+    /// when the marker says the person's data was erased at or after the opt-in's time.
+    pub erasure_marker: String,
+    /// The webhook's own event time, when it carried one: only then can it be a new consent
+    /// after an opt-out ([`crate::domain::is_new_consent`]).
+    pub event_at: Option<Millis>,
+}
+
+/// What recording an opt-in webhook did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// No opt-in existed: the first generation is stored.
+    New,
+    /// An opted-out one existed and this webhook is a new consent: the next generation is stored
+    /// (the item as it now is, with the previous generation kept as evidence).
+    Renewed(Box<OptIn>),
+    /// One exists and this webhook does not replace it (a redelivery, or within the redelivery
+    /// horizon of an opt-out); the stored copy, unchanged.
+    AlreadyExists(Box<OptIn>),
+    /// The person's data was erased at or after this opt-in's time: nothing is written.
+    Erased,
+}
+
 /// The outcome of a conditional state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transitioned {
@@ -77,6 +103,13 @@ impl SendOutcome {
 pub trait OptInStore: Send + Sync {
     /// Store a new opt-in unless one exists for the same key.
     async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created>;
+
+    /// Record an opt-in webhook in one transaction that also checks the person's erasure marker
+    /// (`guard`), so a webhook racing a data deletion can never recreate the person's data. When an
+    /// opted-out opt-in exists and the webhook is a new consent
+    /// ([`crate::domain::is_new_consent`]), the next generation replaces it, conditional on the
+    /// stored item still being that opted-out generation.
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded>;
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>>;
 

@@ -35,6 +35,20 @@
 //!   ([`crate::attention`]); a sweep at `now` queries `due_at <= now` in every shard;
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.
 //!
+//! Opt-in generations: the item keeps one key per (Page, login_id) for life. A new consent after
+//! an opt-out ([`crate::domain::is_new_consent`]) replaces the item with the next `generation` (N,
+//! absent for the first), and the earlier generations travel on it in `previous_generations` (L of
+//! M, oldest first): the evidence stays with the person's item, so a deletion erases it too.
+//!
+//! LOGIN items waiting for their opt-in share the sparse [`DUE_INDEX`] under their own partition
+//! values ([`login_wait_shard`], `LOGINWAIT#0..7`, never queried by the opt-in sweep): a LOGIN with
+//! permission granted and an expected login_id carries `due_shard` and `due_at` (N: when the
+//! permission was first granted since the last check). The sweep queries
+//! `due_at <= now − ORPHAN_LOGIN_ALERT_AFTER_MINUTES` in each of those shards, and removes both
+//! attributes once the LOGIN is settled: its opt-in exists, or it was alerted (then
+//! [`ORPHAN_ALERTED_AT`] records when, so a later login of the same person is not alerted again).
+//! A declined login removes them too. No new index: the due index already has the right shape.
+//!
 //! Page state attributes are the serde names of [`crate::page::PageState`]; the item has no
 //! `due_shard` (it is not in the due index) and no TTL (it lives as long as the Page).
 
@@ -121,6 +135,23 @@ pub fn all_due_shards() -> impl Iterator<Item = String> {
     (0..DUE_SHARDS).map(|n| format!("DUE#{n}"))
 }
 
+/// When the orphan-login sweep alerted about a LOGIN (N, epoch ms).
+pub const ORPHAN_ALERTED_AT: &str = "orphan_alerted_at";
+
+/// The due-index partition of a LOGIN waiting for its opt-in: stable, spread by the asid.
+pub fn login_wait_shard(asid: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in asid.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("LOGINWAIT#{}", h % DUE_SHARDS)
+}
+
+pub fn all_login_wait_shards() -> impl Iterator<Item = String> {
+    (0..DUE_SHARDS).map(|n| format!("LOGINWAIT#{n}"))
+}
+
 pub fn expires_at_seconds(deadline_at: Millis) -> i64 {
     (deadline_at + RETENTION_AFTER_DEADLINE_MS) / 1000
 }
@@ -153,5 +184,14 @@ mod tests {
         assert_eq!(login_link_pk(&OptInKey::new("1", "ab")), "LOGINID#1#ab");
         assert_eq!(login_state_pk("ff"), "LOGINSTATE#ff");
         assert_eq!(pending_stop_pk("1", "9"), "STOP#1#9");
+    }
+
+    #[test]
+    fn login_wait_shards_never_meet_the_opt_in_shards() {
+        for i in 0..50 {
+            let shard = login_wait_shard(&format!("asid-{i}"));
+            assert!(all_login_wait_shards().any(|s| s == shard));
+            assert!(!all_due_shards().any(|s| s == shard));
+        }
     }
 }

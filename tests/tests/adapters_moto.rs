@@ -406,6 +406,185 @@ async fn create_is_conditional_and_a_duplicate_returns_the_stored_copy() {
     assert_eq!(raw["state"], AttributeValue::S("OPTED_IN".into()));
 }
 
+fn consent(marker: &str, event_at: Millis) -> shared::ports::ConsentGuard {
+    shared::ports::ConsentGuard {
+        erasure_marker: marker.into(),
+        event_at: Some(event_at),
+    }
+}
+
+#[tokio::test]
+async fn an_opt_in_racing_a_deletion_is_refused_by_the_erasure_marker_in_the_same_transaction() {
+    use shared::ports::Recorded;
+    let s = stack().await;
+    let store = s.store();
+    // What a deletion writes first: the marker, erased at 1000.
+    aws_sdk_dynamodb::Client::new(&s.sdk)
+        .put_item()
+        .table_name(&s.p.table_name)
+        .item(table::PK, AttributeValue::S(table::erased_pk("marker-1")))
+        .item(table::SK, AttributeValue::S(table::ERASED_SK.into()))
+        .item("erased_at", AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    let before = OptIn::new(
+        OptInKey::new("1000", "erased-1"),
+        Some(1000),
+        1000,
+        60_000,
+        0,
+    );
+    assert_eq!(
+        store
+            .record_opt_in(&before, &consent("marker-1", 1000))
+            .await
+            .unwrap(),
+        Recorded::Erased
+    );
+    assert_eq!(store.get_opt_in(&before.key()).await.unwrap(), None);
+    // A consent given after the deletion is new; another person's marker does not matter.
+    let after = OptIn::new(before.key(), Some(1001), 1001, 60_000, 0);
+    assert_eq!(
+        store
+            .record_opt_in(&after, &consent("marker-1", 1001))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.get_opt_in(&after.key()).await.unwrap(),
+        Some(after.clone())
+    );
+    // A duplicate: the stored copy.
+    assert_eq!(
+        store
+            .record_opt_in(&after, &consent("marker-1", 1001))
+            .await
+            .unwrap(),
+        Recorded::AlreadyExists(Box::new(after))
+    );
+}
+
+#[tokio::test]
+async fn a_new_consent_after_an_opt_out_is_a_new_generation_written_conditionally() {
+    use shared::domain::REDELIVERY_HORIZON_MS;
+    use shared::ports::Recorded;
+    let s = stack().await;
+    let store = s.store();
+    let first = OptIn::new(OptInKey::new("1000", "again-1"), Some(0), 0, 60_000, 0);
+    let key = first.key();
+    assert_eq!(
+        store.record_opt_in(&first, &consent("m", 0)).await.unwrap(),
+        Recorded::New
+    );
+    done(store.opt_out(&key, "api", 10).await.unwrap());
+    // The withdrawn consent redelivered, and a consent within the horizon: unchanged.
+    let horizon = 10 + REDELIVERY_HORIZON_MS;
+    for event_at in [0, horizon] {
+        let o = OptIn::new(key.clone(), Some(event_at), horizon + 100, 60_000, 0);
+        match store
+            .record_opt_in(&o, &consent("m", event_at))
+            .await
+            .unwrap()
+        {
+            Recorded::AlreadyExists(stored) => assert_eq!(stored.state, State::OptedOut),
+            other => panic!("event at {event_at}: {other:?}"),
+        }
+    }
+    // Beyond it: the next generation, concurrently delivered three times, is written once.
+    let again = OptIn::new(key.clone(), Some(horizon + 1), horizon + 1, 60_000, 0);
+    let guard = consent("m", horizon + 1);
+    let outcomes =
+        futures::future::join_all((0..3).map(|_| store.record_opt_in(&again, &guard))).await;
+    let renewed: Vec<OptIn> = outcomes
+        .into_iter()
+        .filter_map(|o| match o.unwrap() {
+            Recorded::Renewed(r) => Some(*r),
+            Recorded::AlreadyExists(stored) => {
+                assert_eq!(stored.generation, 1);
+                None
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(renewed.len(), 1, "one new generation");
+    let stored = store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(stored, renewed[0]);
+    assert_eq!((stored.state, stored.generation), (State::OptedIn, 1));
+    assert_eq!(stored.deadline_at, horizon + 1 + 60_000);
+    assert_eq!(stored.previous_generations.len(), 1);
+    assert_eq!(
+        stored.previous_generations[0].opt_out_source.as_deref(),
+        Some("api")
+    );
+    let raw = s.raw_item(&key).await;
+    assert_eq!(raw["generation"], AttributeValue::N("1".into()));
+    assert_eq!(
+        raw[table::DUE_SHARD],
+        AttributeValue::S(table::due_shard(&key))
+    );
+    // The new generation is claimable and sent once in its own window.
+    done(
+        store
+            .claim_for_send(&key, "a", horizon + 2, horizon + 500)
+            .await
+            .unwrap(),
+    );
+    let sent_at = horizon + 3;
+    let now = done(
+        store
+            .finish_send(&key, "a", &sent("m-2"), sent_at)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((now.state, now.generation), (State::Sent, 1));
+    // A SENT generation is never replaced, however late the next webhook.
+    let later = OptIn::new(
+        key.clone(),
+        Some(sent_at + 10 * REDELIVERY_HORIZON_MS),
+        sent_at + 10 * REDELIVERY_HORIZON_MS,
+        60_000,
+        0,
+    );
+    assert!(matches!(
+        store
+            .record_opt_in(&later, &consent("m", later.opted_in_at))
+            .await
+            .unwrap(),
+        Recorded::AlreadyExists(_)
+    ));
+}
+
+#[tokio::test]
+async fn an_opt_out_placeholder_gives_way_to_a_consent_beyond_the_horizon() {
+    use shared::domain::REDELIVERY_HORIZON_MS;
+    use shared::ports::Recorded;
+    let s = stack().await;
+    let store = s.store();
+    let mut placeholder = OptIn::new(
+        OptInKey::new("1000", "placeholder-1"),
+        Some(50),
+        50,
+        60_000,
+        0,
+    );
+    placeholder.state = State::OptedOut;
+    placeholder.opted_out_at = Some(50);
+    placeholder.terminal_at = Some(50);
+    assert_eq!(
+        store.create_opt_in(&placeholder).await.unwrap(),
+        Created::New
+    );
+    let at = 50 + REDELIVERY_HORIZON_MS + 1;
+    let o = OptIn::new(placeholder.key(), Some(at), at, 60_000, 0);
+    let Recorded::Renewed(renewed) = store.record_opt_in(&o, &consent("m", at)).await.unwrap()
+    else {
+        panic!("a consent beyond the horizon replaces the placeholder");
+    };
+    assert_eq!(renewed.previous_generations, vec![placeholder]);
+}
+
 #[tokio::test]
 async fn claim_and_finish_follow_the_lease_and_owner_rules() {
     let s = stack().await;

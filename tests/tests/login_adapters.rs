@@ -322,3 +322,135 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn granted_logins_wait_in_the_due_index_apart_from_the_opt_ins_until_settled() {
+    use shared::ports::OptInStore;
+    let s = stack().await;
+    let logins = s.logins();
+    logins
+        .record_login(&login("1", 10, Some("Ana"), Some("lid-1")))
+        .await
+        .unwrap();
+    let mut declined = login("2", 10, None, Some("lid-2"));
+    declined.permission = Permission::Declined;
+    logins.record_login(&declined).await.unwrap();
+    logins
+        .record_login(&login("3", 10, None, None))
+        .await
+        .unwrap();
+    logins
+        .record_login(&login("4", 30, None, Some("lid-4")))
+        .await
+        .unwrap();
+
+    assert!(logins.waiting_for_opt_in(9, 10).await.unwrap().is_empty());
+    let waiting = logins.waiting_for_opt_in(10, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|l| l.asid.as_str()).collect::<Vec<_>>(),
+        ["1"]
+    );
+    assert_eq!(waiting[0].first_name.as_deref(), Some("Ana"));
+    // A later login keeps the first grant time.
+    logins
+        .record_login(&login("1", 20, None, Some("lid-1")))
+        .await
+        .unwrap();
+    assert_eq!(logins.waiting_for_opt_in(10, 10).await.unwrap().len(), 1);
+    assert_eq!(logins.waiting_for_opt_in(100, 10).await.unwrap().len(), 2);
+    // The opt-in sweep shares the index but never reads the waiting LOGINs.
+    let opt_ins = shared::adapters::dynamodb::DynamoOptInStore::new(
+        aws_sdk_dynamodb::Client::new(&s.sdk),
+        s.p.table_name.clone(),
+    );
+    assert!(
+        opt_ins
+            .due_for_attention(i64::MAX, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Alerted once, by a conditional mark.
+    assert!(
+        logins
+            .stop_waiting_for_opt_in("200", "1", Some(70))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !logins
+            .stop_waiting_for_opt_in("200", "1", Some(71))
+            .await
+            .unwrap()
+    );
+    let raw = s
+        .raw(table::login_pk("200", "1"), table::LOGIN_SK)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw[table::ORPHAN_ALERTED_AT],
+        AttributeValue::N("70".into())
+    );
+    assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
+    // A later login waits again, but is never alerted twice; settling clears it.
+    logins
+        .record_login(&login("1", 80, None, Some("lid-1")))
+        .await
+        .unwrap();
+    assert!(
+        !logins
+            .stop_waiting_for_opt_in("200", "1", Some(90))
+            .await
+            .unwrap()
+    );
+    assert!(
+        logins
+            .stop_waiting_for_opt_in("200", "1", None)
+            .await
+            .unwrap()
+    );
+    // Its opt-in arrived: settled without alert. Unknown LOGINs are not created by settling.
+    assert!(
+        logins
+            .stop_waiting_for_opt_in("200", "4", None)
+            .await
+            .unwrap()
+    );
+    let before = s.count().await;
+    assert!(
+        !logins
+            .stop_waiting_for_opt_in("200", "nobody", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !logins
+            .stop_waiting_for_opt_in("200", "nobody", Some(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.count().await, before);
+    assert!(
+        logins
+            .waiting_for_opt_in(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A decline after a grant stops the wait.
+    logins
+        .record_login(&login("5", 100, None, Some("lid-5")))
+        .await
+        .unwrap();
+    let mut revoked = login("5", 101, None, Some("lid-5"));
+    revoked.permission = Permission::Declined;
+    logins.record_login(&revoked).await.unwrap();
+    assert!(
+        logins
+            .waiting_for_opt_in(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -5,14 +5,17 @@
 //! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
 //! come (see [`shared::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
-//! time forward, so the next sweep reads only what needs it.
+//! time forward, so the next sweep reads only what needs it. It then alerts once about each granted
+//! login whose expected opt-in never arrived (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`): the sign that the
+//! login_id derivation does not match the app.
 
 use futures::StreamExt;
 use serde::Serialize;
 use shared::actions;
 use shared::attention::{is_stuck, next_attention};
 use shared::config::Config;
-use shared::domain::{AlertInput, Millis, OptIn, SendJob, login_id_prefix};
+use shared::domain::{Alert, AlertInput, Millis, OptIn, SendJob, login_id_prefix};
+use shared::login::LoginStore;
 use shared::metrics::Metrics;
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
@@ -40,6 +43,8 @@ pub struct Deps {
     pub alerts: Arc<dyn Alerts>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn Metrics>,
+    /// LOGIN items: the sweep alerts about granted logins whose opt-in never arrived.
+    pub logins: Arc<dyn LoginStore>,
 }
 
 impl Deps {
@@ -47,13 +52,19 @@ impl Deps {
     pub fn from_aws(config: Config, sdk: &shared::bootstrap::SdkConfig) -> Self {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
         Self {
-            config,
             store: ports.store,
             queue: ports.queue,
             scheduler: ports.scheduler,
             alerts: ports.alerts,
             clock: Arc::new(SystemClock),
             metrics: ports.metrics,
+            logins: Arc::new(
+                shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(
+                    sdk,
+                    config.table_name.clone(),
+                ),
+            ),
+            config,
         }
     }
 }
@@ -67,6 +78,8 @@ pub struct Summary {
     pub requeued: usize,
     /// Opt-ins whose next attention time the sweep moved forward.
     pub deferred: usize,
+    /// Granted logins alerted because no matching opt-in arrived in time.
+    pub logins_without_opt_in: usize,
 }
 
 impl Summary {
@@ -95,12 +108,22 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
     let mut summary = Summary::default();
     match input {
         AlertInput::DeadlineCheck(check) => {
-            if let Some(opt_in) = deps.store.get_opt_in(&check.key()).await? {
+            // A check whose deadline is not the opt-in's belongs to an earlier generation (the
+            // person opted out, then consented anew): the new generation has its own schedule.
+            if let Some(opt_in) = deps
+                .store
+                .get_opt_in(&check.key())
+                .await?
+                .filter(|o| o.deadline_at == check.deadline_at)
+            {
                 let visit = attend(deps, &opt_in, now, false).await;
                 summary.add(&visit);
             }
         }
-        AlertInput::Sweep { .. } => sweep(deps, now, &mut summary).await?,
+        AlertInput::Sweep { .. } => {
+            sweep(deps, now, &mut summary).await?;
+            summary.logins_without_opt_in = alert_logins_without_opt_in(deps, now).await;
+        }
     }
     info!(
         checked = summary.checked,
@@ -108,6 +131,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         expired = summary.expired,
         requeued = summary.requeued,
         deferred = summary.deferred,
+        logins_without_opt_in = summary.logins_without_opt_in,
         "deadline-alerts done"
     );
     Ok(summary)
@@ -218,4 +242,88 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
     }
     visit.next = next_attention(&view, now);
     visit
+}
+
+/// Most waiting LOGINs one sweep looks at (the rest wait for the next sweep).
+pub const ORPHAN_LOGIN_LIMIT: usize = 200;
+
+/// Alert once about each granted LOGIN whose expected opt-in has not arrived
+/// `ORPHAN_LOGIN_ALERT_AFTER_MINUTES` after the grant: that is how an operator learns that the
+/// login_id derivation is wrong for their app (every opt-in would then carry another login_id).
+/// LOGINs whose opt-in exists are settled without an alert. Failures are logged and the LOGIN
+/// stays waiting for the next sweep. Returns how many were alerted.
+async fn alert_logins_without_opt_in(deps: &Deps, now: Millis) -> usize {
+    let granted_by = now.saturating_sub(deps.config.orphan_login_alert_after_ms);
+    let waiting = match deps
+        .logins
+        .waiting_for_opt_in(granted_by, ORPHAN_LOGIN_LIMIT)
+        .await
+    {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            error!(error = %e, "could not list the logins waiting for their opt-in");
+            return 0;
+        }
+    };
+    let alerted: Vec<bool> = futures::stream::iter(waiting)
+        .map(|login| async move { settle_waiting_login(deps, &login, now).await })
+        .buffer_unordered(SWEEP_CONCURRENCY)
+        .collect()
+        .await;
+    alerted.into_iter().filter(|a| *a).count()
+}
+
+/// One waiting LOGIN: settle it when its opt-in exists, else alert (once, by a conditional mark).
+async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Millis) -> bool {
+    let (page_id, asid) = (login.page_id.as_str(), login.asid.as_str());
+    let opt_in_exists = match login.opt_in_key() {
+        Some(key) => match deps.store.get_opt_in(&key).await {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                error!(error = %e, "could not look up the opt-in of a waiting login");
+                return false;
+            }
+        },
+        None => false,
+    };
+    let settle = |alerted_at| {
+        deps.logins
+            .stop_waiting_for_opt_in(page_id, asid, alerted_at)
+    };
+    if opt_in_exists || login.expected_login_id.is_none() {
+        if let Err(e) = settle(None).await {
+            error!(error = %e, "could not settle a waiting login");
+        }
+        return false;
+    }
+    match settle(Some(now)).await {
+        Ok(true) => {}
+        // Alerted before (a later login of the same person) or by a concurrent sweep.
+        Ok(false) => {
+            if let Err(e) = settle(None).await {
+                error!(error = %e, "could not settle a waiting login");
+            }
+            return false;
+        }
+        Err(e) => {
+            error!(error = %e, "could not mark a waiting login as alerted");
+            return false;
+        }
+    }
+    let expected = login.expected_login_id.as_deref().unwrap_or_default();
+    let minutes = deps.config.orphan_login_alert_after_ms / 60_000;
+    let alert = Alert::login_without_opt_in(
+        page_id,
+        expected,
+        format!(
+            "a person granted user_messenger_contact at login ({}), but no opt-in webhook with the \
+             expected login_id arrived within {minutes} minutes; if this repeats, the login_id \
+             derivation (DERIVE_LOGIN_ID, the client token) does not match this app",
+            shared::domain::utc(login.last_login_at)
+        ),
+    );
+    info!(login_id_prefix = %login_id_prefix(expected), "granted login without opt-in alerted");
+    actions::publish(deps.alerts.as_ref(), &alert).await;
+    shared::metrics::record_login_without_opt_in(deps.metrics.as_ref(), page_id);
+    true
 }

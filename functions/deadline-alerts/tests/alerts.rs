@@ -4,6 +4,7 @@ use deadline_alerts::{Deps, STUCK_AFTER_MS, Summary, handle};
 use shared::adapters::memory::{
     ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
 };
+use shared::adapters::memory_login::MemoryLoginStore;
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, State};
 use shared::metrics::{MemoryMetrics, Metric};
 use shared::ports::{DeadlineScheduler, OptInStore};
@@ -20,6 +21,7 @@ struct World {
     alerts: Arc<MemoryAlerts>,
     clock: Arc<ManualClock>,
     metrics: Arc<MemoryMetrics>,
+    logins: Arc<MemoryLoginStore>,
 }
 
 fn world() -> World {
@@ -29,6 +31,7 @@ fn world() -> World {
     let alerts = Arc::new(MemoryAlerts::default());
     let clock = Arc::new(ManualClock::at(T0));
     let metrics = Arc::new(MemoryMetrics::default());
+    let logins = Arc::new(MemoryLoginStore::new());
     let deps = Deps {
         config: test_config(&[]),
         store: store.clone(),
@@ -37,6 +40,7 @@ fn world() -> World {
         alerts: alerts.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        logins: logins.clone(),
     };
     World {
         deps,
@@ -46,6 +50,7 @@ fn world() -> World {
         alerts,
         clock,
         metrics,
+        logins,
     }
 }
 
@@ -321,4 +326,116 @@ async fn ten_thousand_unsent_opt_ins_the_sweep_attends_to_exactly_the_due_ones()
     );
     // Everything due was handled and moved on: the same sweep again reads nothing.
     assert_eq!(handle(&w.deps, sweep()).await.unwrap(), Summary::default());
+}
+
+fn granted_login(asid: &str, expected_login_id: Option<&str>, at: i64) -> shared::login::Login {
+    serde_json::from_value(serde_json::json!({
+        "page_id": PAGE,
+        "asid": asid,
+        "first_name": "Ana",
+        "permission": "granted",
+        "expected_login_id": expected_login_id,
+        "login_at": at,
+        "last_login_at": at,
+        "source": "callback",
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_granted_login_whose_opt_in_never_arrives_is_alerted_once() {
+    use shared::login::LoginStore;
+    let w = world();
+    let after = w.deps.config.orphan_login_alert_after_ms;
+    assert_eq!(after, 60 * 60_000, "default: 60 minutes");
+    // Its opt-in never comes (the login_id derivation does not match the app).
+    w.logins
+        .record_login(&granted_login("111", Some("wrong-login-id-111"), T0))
+        .await
+        .unwrap();
+    // Its opt-in arrived: nothing to say.
+    w.logins
+        .record_login(&granted_login("222", Some("L2"), T0))
+        .await
+        .unwrap();
+    w.opt_in("L2").await;
+    // No expected login_id (derivation off): nothing can be matched, nothing is alerted.
+    w.logins
+        .record_login(&granted_login("333", None, T0))
+        .await
+        .unwrap();
+
+    w.clock.set(T0 + after - 1);
+    assert_eq!(
+        handle(&w.deps, sweep())
+            .await
+            .unwrap()
+            .logins_without_opt_in,
+        0
+    );
+    assert!(w.alerts.published().is_empty(), "not yet");
+
+    w.clock.set(T0 + after);
+    let summary = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(summary.logins_without_opt_in, 1);
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::LoginWithoutOptIn);
+    assert_eq!(alerts[0].login_id_prefix, "wrong-lo");
+    let json = serde_json::to_string(&alerts[0]).unwrap();
+    assert!(
+        !json.contains("111") && !json.contains("Ana"),
+        "no asid, no name: {json}"
+    );
+    assert_eq!(w.metrics.sum(Metric::LoginsWithoutOptIn), 1.0);
+
+    // Once per LOGIN: later sweeps, and a later login of the same person, stay silent.
+    handle(&w.deps, sweep()).await.unwrap();
+    w.logins
+        .record_login(&granted_login(
+            "111",
+            Some("wrong-login-id-111"),
+            T0 + after + 1,
+        ))
+        .await
+        .unwrap();
+    w.clock.set(T0 + 3 * after);
+    handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(w.alerts.published().len(), 1);
+    assert!(
+        w.logins
+            .waiting_for_opt_in(T0 + 10 * after, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every LOGIN settled"
+    );
+}
+
+#[tokio::test]
+async fn an_earlier_generations_deadline_check_does_not_act_on_the_new_one() {
+    let w = world();
+    let first = w.opt_in("L1").await;
+    let old_check = World::check_input(&first);
+    w.store.opt_out(&first.key(), "api", T0 + 1).await.unwrap();
+    // The person consents again two days later: a new generation with its own deadline.
+    let again = T0 + 48 * HOUR_MS;
+    let renewed = OptIn::new(first.key(), Some(again), again, 24 * HOUR_MS, 2 * HOUR_MS);
+    let guard = shared::ports::ConsentGuard {
+        erasure_marker: "m".into(),
+        event_at: Some(again),
+    };
+    let recorded = w.store.record_opt_in(&renewed, &guard).await.unwrap();
+    assert!(matches!(recorded, shared::ports::Recorded::Renewed(_)));
+    // The old schedule is delivered late (a retry), at the new generation's alert time.
+    w.clock.set(renewed.alert_at);
+    assert_eq!(
+        handle(&w.deps, old_check).await.unwrap(),
+        Summary::default()
+    );
+    assert!(w.alerts.published().is_empty());
+    // The new generation's own check alerts about it.
+    let current = w.store.get_opt_in(&first.key()).await.unwrap().unwrap();
+    let summary = handle(&w.deps, World::check_input(&current)).await.unwrap();
+    assert_eq!(summary.alerted, 1);
 }

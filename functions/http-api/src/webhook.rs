@@ -4,7 +4,7 @@ use crate::{Deps, error_response, json_response};
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
 use shared::domain::{DeadlineCheck, OptIn, OptInKey, SendJob, login_id_prefix};
 use shared::facebook::{MessagingEvent, SIGNATURE_HEADER, parse_webhook, verify_webhook_signature};
-use shared::ports::{Created, PortError};
+use shared::ports::{ConsentGuard, PortError, Recorded};
 use subtle::ConstantTimeEq;
 use tracing::{error, info, warn};
 
@@ -204,25 +204,44 @@ async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome
         deps.config.alert_lead_ms,
     );
     let login = login_id_prefix(login_id);
-    // A person whose data was deleted: an opt-in from before the deletion (a redelivered
-    // webhook) must not come back; a new opt-in after it is a new consent.
-    let marker = shared::erasure::erasure_marker(deps.secrets.app_secret.expose(), &opt_in.key());
-    if let Some(erased_at) = deps.erasure.erased_at(&marker).await?
-        && opt_in.opted_in_at <= erased_at
-    {
-        info!(login_id_prefix = %login, "opt-in from before a data deletion; ignored");
-        return Ok(ItemOutcome::Ignored);
-    }
-    let created = deps.store.create_opt_in(&opt_in).await.map_err(|e| {
-        error!(login_id_prefix = %login, error = %e, "could not record the opt-in");
-        e
-    })?;
-    let (opt_in, outcome) = match created {
-        Created::New => {
+    // One transaction checks the person's erasure marker with the write: an opt-in from before a
+    // data deletion (a redelivered webhook, or one racing the deletion) never comes back; one
+    // after it is a new consent. An opted-out opt-in is replaced only by a new consent dated
+    // beyond Meta's redelivery horizon (`shared::domain::is_new_consent`).
+    let guard = ConsentGuard {
+        erasure_marker: shared::erasure::erasure_marker(
+            deps.secrets.app_secret.expose(),
+            &opt_in.key(),
+        ),
+        event_at: timestamp.filter(|t| *t > 0).map(|_| opt_in.opted_in_at),
+    };
+    let recorded = deps
+        .store
+        .record_opt_in(&opt_in, &guard)
+        .await
+        .map_err(|e| {
+            error!(login_id_prefix = %login, error = %e, "could not record the opt-in");
+            e
+        })?;
+    let (opt_in, outcome) = match recorded {
+        Recorded::New => {
             info!(login_id_prefix = %login, deadline_at = opt_in.deadline_at, "opt-in recorded");
             (opt_in, ItemOutcome::New)
         }
-        Created::AlreadyExists(existing) => {
+        Recorded::Renewed(renewed) => {
+            info!(
+                login_id_prefix = %login,
+                generation = renewed.generation,
+                deadline_at = renewed.deadline_at,
+                "new consent after an opt-out recorded"
+            );
+            (*renewed, ItemOutcome::New)
+        }
+        Recorded::Erased => {
+            info!(login_id_prefix = %login, "opt-in from before a data deletion; ignored");
+            return Ok(ItemOutcome::Ignored);
+        }
+        Recorded::AlreadyExists(existing) => {
             info!(login_id_prefix = %login, state = %existing.state, "duplicate opt-in delivery");
             // Only an opt-in no sender has touched yet needs the follow-up steps again (the
             // first delivery may have failed after the write); later states are past them.

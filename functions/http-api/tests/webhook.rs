@@ -260,6 +260,74 @@ async fn late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
 }
 
 #[tokio::test]
+async fn an_opt_in_webhook_racing_a_deletion_never_recreates_the_person() {
+    let w = world();
+    let key = OptInKey::new(PAGE, "L1");
+    let marker = shared::erasure::erasure_marker("test-app-secret", &key);
+    // The deletion writes its marker while the webhook is being handled, after any read the
+    // webhook could have made of it and before the opt-in is written.
+    *w.store.before_next_create.lock().unwrap() = Some(Box::new(move |store| {
+        store.mark_erased(&marker, NOW);
+    }));
+    let response = handle(&w.deps, signed(&optin_body(&["L1"], NOW - 1_000))).await;
+    assert_eq!(response.status(), 200);
+    assert!(w.store.all().is_empty(), "the person's opt-in came back");
+    assert!(w.queue.jobs().is_empty());
+    assert!(w.scheduler.get(&key).is_none());
+}
+
+#[tokio::test]
+async fn a_new_consent_after_an_opt_out_is_honoured() {
+    use shared::domain::REDELIVERY_HORIZON_MS;
+    use shared::ports::OptInStore;
+    let mut w = world();
+    let clock = Arc::new(ManualClock::at(NOW));
+    w.deps.clock = clock.clone();
+    let key = OptInKey::new(PAGE, "L1");
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW - 1_000))).await;
+    w.store.opt_out(&key, "api", NOW).await.unwrap();
+    w.deps.scheduler.cancel_deadline_check(&key).await.unwrap();
+    let jobs_before = w.queue.jobs().len();
+
+    // Within Meta's redelivery horizon an opt-in may be the withdrawn consent again: ignored.
+    let within = NOW + REDELIVERY_HORIZON_MS;
+    clock.set(within + 1_000);
+    handle(&w.deps, signed(&optin_body(&["L1"], within))).await;
+    // A redelivery of the original webhook, however late, never revives the opt-in.
+    clock.set(NOW + 2 * REDELIVERY_HORIZON_MS);
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW - 1_000))).await;
+    let still = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!((still.state, still.generation), (State::OptedOut, 0));
+    assert_eq!(w.queue.jobs().len(), jobs_before, "nothing to send");
+
+    // A consent given after the horizon is new: its own generation, window, job and schedule.
+    let again = NOW + 2 * REDELIVERY_HORIZON_MS;
+    clock.set(again + 1_000);
+    handle(&w.deps, signed(&optin_body(&["L1"], again))).await;
+    let renewed = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!((renewed.state, renewed.generation), (State::OptedIn, 1));
+    assert_eq!(
+        (renewed.opted_in_at, renewed.deadline_at),
+        (again, again + 24 * HOUR_MS)
+    );
+    let evidence = &renewed.previous_generations[0];
+    assert_eq!(
+        (evidence.state, evidence.opted_out_at, evidence.opted_in_at),
+        (State::OptedOut, Some(NOW), NOW - 1_000)
+    );
+    assert_eq!(w.queue.jobs().len(), jobs_before + 1);
+    let (check, _) = w
+        .scheduler
+        .get(&key)
+        .expect("the new generation is scheduled");
+    assert_eq!(check.deadline_at, renewed.deadline_at);
+    // Its own redelivery is a duplicate of the new generation.
+    handle(&w.deps, signed(&optin_body(&["L1"], again))).await;
+    let same = w.store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(same.generation, 1);
+}
+
+#[tokio::test]
 async fn store_failure_asks_for_redelivery() {
     let w = world();
     w.store.fail.store(true, Ordering::SeqCst);

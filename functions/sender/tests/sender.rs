@@ -770,6 +770,25 @@ impl LoginStore for SlowLogins {
     async fn consume_state(&self, state_hash: &str, now: i64) -> PortResult<StateConsumed> {
         self.inner.consume_state(state_hash, now).await
     }
+
+    async fn waiting_for_opt_in(
+        &self,
+        granted_by: i64,
+        limit: usize,
+    ) -> PortResult<Vec<shared::login::Login>> {
+        self.inner.waiting_for_opt_in(granted_by, limit).await
+    }
+
+    async fn stop_waiting_for_opt_in(
+        &self,
+        page_id: &str,
+        asid: &str,
+        alerted_at: Option<i64>,
+    ) -> PortResult<bool> {
+        self.inner
+            .stop_waiting_for_opt_in(page_id, asid, alerted_at)
+            .await
+    }
 }
 
 const FIRST_NAME_TEXT: (&str, &str) = ("INITIAL_MESSAGE_TEXT", "Hello {first_name}");

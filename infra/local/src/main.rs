@@ -106,6 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "MESSAGING_TYPE",
         "ALERT_LEAD_MINUTES",
         "ALERT_LEAD_SECONDS",
+        "ORPHAN_LOGIN_ALERT_AFTER_MINUTES",
         "OPTIN_WINDOW_SECONDS",
         "PUBLIC_BASE_URL",
         "ALLOWED_RETURN_ORIGINS",

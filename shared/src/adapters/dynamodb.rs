@@ -1,6 +1,8 @@
 //! [`OptInStore`] on DynamoDB.
 //!
-//! Every state change is one conditional `UpdateItem`/`PutItem`; the conditions are derived from
+//! Every state change is one conditional `UpdateItem`/`PutItem`, or, for recording an opt-in
+//! webhook, one `TransactWriteItems` that also checks the person's erasure marker (and, for a new
+//! consent after an opt-out, replaces the opted-out generation conditionally); the conditions are derived from
 //! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain`]
 //! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
 //! [`crate::table`]. Semantics match [`crate::adapters::memory::MemoryOptInStore`] exactly.
@@ -11,7 +13,9 @@
 
 use crate::aws::port_error;
 use crate::domain::{Event, Millis, OptIn, OptInKey, State};
-use crate::ports::{Created, OptInStore, PortError, PortResult, SendOutcome, Transitioned};
+use crate::ports::{
+    ConsentGuard, Created, OptInStore, PortError, PortResult, Recorded, SendOutcome, Transitioned,
+};
 use crate::table;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -19,8 +23,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
@@ -249,6 +253,83 @@ pub(super) fn last_error_value(error: &crate::domain::LastError) -> PortResult<A
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode last_error: {e}")))
 }
 
+/// Rounds [`OptInStore::record_opt_in`] tries before giving up (the webhook then answers 503 and
+/// Facebook redelivers).
+const RECORD_ROUNDS: usize = 3;
+
+/// The transaction item that refuses an opt-in dated at or before the person's erasure:
+/// `attribute_not_exists(pk) OR erased_at < :opted_in_at` on the erasure marker.
+fn erasure_check(
+    table_name: &str,
+    marker: &str,
+    opted_in_at: Millis,
+) -> PortResult<TransactWriteItem> {
+    let check = ConditionCheck::builder()
+        .table_name(table_name)
+        .key(table::PK, s(table::erased_pk(marker)))
+        .key(table::SK, s(table::ERASED_SK))
+        .condition_expression("attribute_not_exists(#pk) OR #erased_at < :opted_in_at")
+        .expression_attribute_names("#pk", table::PK)
+        .expression_attribute_names("#erased_at", "erased_at")
+        .expression_attribute_values(":opted_in_at", n(opted_in_at))
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the erasure check: {e}")))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// The first generation: `attribute_not_exists(pk)`.
+fn first_generation_put(table_name: &str, opt_in: &OptIn) -> PortResult<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(opt_in)?))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", table::PK)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the opt-in put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The next generation, replacing `previous` only while it is still that opted-out generation and
+/// the opt-out is older than the redelivery horizon before `event_at` (the rule of
+/// [`crate::domain::is_new_consent`], enforced by the database), and unchanged since it was read
+/// (`updated_at`), so nothing written meanwhile (a PSID link) is lost.
+fn renewal_put(
+    table_name: &str,
+    renewed: &OptIn,
+    previous: &OptIn,
+    event_at: Option<Millis>,
+) -> PortResult<TransactWriteItem> {
+    let event_at = event_at.ok_or_else(|| PortError::new(SERVICE, "renewal without event time"))?;
+    let cutoff = event_at.saturating_sub(crate::domain::REDELIVERY_HORIZON_MS);
+    let generation = if previous.generation == 0 {
+        "attribute_not_exists(#generation)"
+    } else {
+        "#generation = :generation"
+    };
+    let mut put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(renewed)?))
+        .condition_expression(format!(
+            "#state = :opted_out AND #opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
+        ))
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#opted_out_at", "opted_out_at")
+        .expression_attribute_names("#generation", "generation")
+        .expression_attribute_names("#updated_at", "updated_at")
+        .expression_attribute_values(":opted_out", s(State::OptedOut.as_str()))
+        .expression_attribute_values(":cutoff", n(cutoff))
+        .expression_attribute_values(":updated_at", n(previous.updated_at))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    if previous.generation != 0 {
+        put = put.expression_attribute_values(":generation", n(previous.generation));
+    }
+    let put = put
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the renewal put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 fn finish_event(outcome: &SendOutcome) -> Event {
     match outcome {
         SendOutcome::Sent { .. } => Event::Accepted,
@@ -287,6 +368,70 @@ impl OptInStore for DynamoOptInStore {
                 _ => Err(port_error(SERVICE, "PutItem", &err)),
             },
         }
+    }
+
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        // What the previous round found stored (None: nothing, so try to create). A refused
+        // renewal or a transaction conflict is decided again from the item as it then is.
+        let mut stored: Option<OptIn> = None;
+        for _ in 0..RECORD_ROUNDS {
+            let (write, renewed) = match &stored {
+                None => (first_generation_put(&self.table, opt_in)?, None),
+                Some(current) => {
+                    if opt_in.state != State::OptedIn
+                        || !crate::domain::is_new_consent(current, guard.event_at)
+                    {
+                        return Ok(Recorded::AlreadyExists(Box::new(current.clone())));
+                    }
+                    let renewed = opt_in.clone().renewing(current);
+                    let put = renewal_put(&self.table, &renewed, current, guard.event_at)?;
+                    (put, Some(renewed))
+                }
+            };
+            let check = erasure_check(&self.table, &guard.erasure_marker, opt_in.opted_in_at)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(check)
+                .transact_items(write)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    return Ok(match renewed {
+                        None => Recorded::New,
+                        Some(renewed) => Recorded::Renewed(Box::new(renewed)),
+                    });
+                }
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            else {
+                return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if code(0) == "ConditionalCheckFailed" {
+                return Ok(Recorded::Erased);
+            }
+            match code(1) {
+                "ConditionalCheckFailed" => {
+                    stored = match reasons.get(1).and_then(|r| r.item()) {
+                        Some(item) if !item.is_empty() => Some(from_item(item.clone())?),
+                        _ => self.get_opt_in(&opt_in.key()).await?,
+                    };
+                }
+                // A concurrent write to the same items (a duplicate delivery in the same batch):
+                // decide again from what is stored now.
+                "TransactionConflict" => stored = self.get_opt_in(&opt_in.key()).await?,
+                _ => return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err)),
+            }
+        }
+        Err(PortError::new(
+            SERVICE,
+            "recording the opt-in kept racing with other writes; retry",
+        ))
     }
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
@@ -831,6 +976,57 @@ mod tests {
         let terminal = to_item(&o).unwrap();
         assert!(!terminal.contains_key(table::DUE_SHARD));
         assert!(!terminal.contains_key(table::DUE_AT));
+    }
+
+    #[test]
+    fn a_renewal_is_conditional_on_the_opt_out_being_older_than_the_redelivery_horizon() {
+        let mut out = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10_000, 0);
+        out.state = State::OptedOut;
+        out.opted_out_at = Some(5);
+        out.updated_at = 5;
+        let at = 5 + crate::domain::REDELIVERY_HORIZON_MS + 1;
+        let renewed = OptIn::new(out.key(), Some(at), at, 10_000, 0).renewing(&out);
+        let item = renewal_put("t", &renewed, &out, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert_eq!(
+            put.condition_expression(),
+            Some(
+                "#state = :opted_out AND #opted_out_at < :cutoff AND \
+                 attribute_not_exists(#generation) AND #updated_at = :updated_at"
+            )
+        );
+        let values = put.expression_attribute_values().unwrap();
+        assert_eq!(
+            values[":cutoff"],
+            n(at - crate::domain::REDELIVERY_HORIZON_MS)
+        );
+        assert_eq!(values[":opted_out"], s("OPTED_OUT"));
+        assert_eq!(put.item()["generation"], n(1));
+        // A later generation must still be the one that was read.
+        let mut second = renewed.clone();
+        second.state = State::OptedOut;
+        let item = renewal_put("t", &renewed, &second, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert!(
+            put.condition_expression()
+                .unwrap()
+                .contains("#generation = :generation")
+        );
+        assert_eq!(
+            put.expression_attribute_values().unwrap()[":generation"],
+            n(1)
+        );
+        assert!(
+            renewal_put("t", &renewed, &out, None).is_err(),
+            "no event time, no renewal"
+        );
+        let check = erasure_check("t", "m", 7).unwrap();
+        let check = check.condition_check().unwrap();
+        assert_eq!(
+            check.condition_expression(),
+            "attribute_not_exists(#pk) OR #erased_at < :opted_in_at"
+        );
+        assert_eq!(check.key()[table::PK], s("ERASED#m"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -56,12 +57,14 @@ fn login_expires_at(last_login_at: Millis) -> i64 {
     (last_login_at + table::LOGIN_RETENTION_MS) / 1000
 }
 
-/// One conditional `Update` of a transaction: `SET` the given attributes, `login_at` only if absent,
-/// unless a newer login is stored.
+/// One conditional `Update` of a transaction: `SET` the given attributes (`login_at` and `due_at`
+/// only if absent: the first login, the first grant still waiting for its opt-in), `REMOVE`
+/// `remove`, unless a newer login is stored.
 fn login_update(
     item_key: Item,
     table_name: &str,
     set: &[(&str, AttributeValue)],
+    remove: &[&str],
     now: Millis,
 ) -> PortResult<Update> {
     let mut names = HashMap::from([
@@ -73,16 +76,27 @@ fn login_update(
     for (attr, value) in set {
         names.insert(format!("#{attr}"), (*attr).to_owned());
         values.insert(format!(":{attr}"), value.clone());
-        if *attr == "login_at" {
-            clauses.push("#login_at = if_not_exists(#login_at, :login_at)".to_owned());
+        if *attr == "login_at" || *attr == table::DUE_AT {
+            clauses.push(format!("#{attr} = if_not_exists(#{attr}, :{attr})"));
         } else {
             clauses.push(format!("#{attr} = :{attr}"));
         }
     }
+    let mut update = format!("SET {}", clauses.join(", "));
+    if !remove.is_empty() {
+        let names_removed: Vec<String> = remove
+            .iter()
+            .map(|attr| {
+                names.insert(format!("#{attr}"), (*attr).to_owned());
+                format!("#{attr}")
+            })
+            .collect();
+        update.push_str(&format!(" REMOVE {}", names_removed.join(", ")));
+    }
     Update::builder()
         .table_name(table_name)
         .set_key(Some(item_key))
-        .update_expression(format!("SET {}", clauses.join(", ")))
+        .update_expression(update)
         .condition_expression("attribute_not_exists(#pk) OR #last_login_at <= :now")
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
@@ -143,6 +157,15 @@ impl LoginStore for DynamoLoginStore {
         if let Some(login_id) = &login.expected_login_id {
             set.push(("expected_login_id", s(login_id.as_str())));
         }
+        // A granted login with a known login_id waits for its opt-in (sparse due-index entry);
+        // a declined one does not.
+        let mut remove: Vec<&str> = Vec::new();
+        if login.awaits_opt_in() {
+            set.push((table::DUE_SHARD, s(table::login_wait_shard(&login.asid))));
+            set.push((table::DUE_AT, n(now)));
+        } else if login.permission == crate::login::Permission::Declined {
+            remove.extend([table::DUE_SHARD, table::DUE_AT]);
+        }
         let mut items = vec![
             TransactWriteItem::builder()
                 .update(login_update(
@@ -152,6 +175,7 @@ impl LoginStore for DynamoLoginStore {
                     ),
                     &self.table,
                     &set,
+                    &remove,
                     now,
                 )?)
                 .build(),
@@ -170,6 +194,7 @@ impl LoginStore for DynamoLoginStore {
                         key(table::login_link_pk(&opt_in), table::LOGIN_LINK_SK),
                         &self.table,
                         &link,
+                        &[],
                         now,
                     )?)
                     .build(),
@@ -254,6 +279,78 @@ impl LoginStore for DynamoLoginStore {
         }
     }
 
+    async fn waiting_for_opt_in(&self, granted_by: Millis, limit: usize) -> PortResult<Vec<Login>> {
+        let mut found: Vec<(Millis, Login)> = Vec::new();
+        for shard in table::all_login_wait_shards() {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(table::DUE_INDEX)
+                    .key_condition_expression("#shard = :shard AND #due_at <= :granted_by")
+                    .expression_attribute_names("#shard", table::DUE_SHARD)
+                    .expression_attribute_names("#due_at", table::DUE_AT)
+                    .expression_attribute_values(":shard", s(shard.as_str()))
+                    .expression_attribute_values(":granted_by", n(granted_by))
+                    .scan_index_forward(true)
+                    .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| port_error(SERVICE, "Query waiting logins", &e))?;
+                for item in out.items.unwrap_or_default() {
+                    let due_at = match item.get(table::DUE_AT) {
+                        Some(AttributeValue::N(v)) => v.parse().unwrap_or(granted_by),
+                        _ => granted_by,
+                    };
+                    found.push((due_at, decode(item, "LOGIN")?));
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() && found.len() < limit => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        found.sort_by(|(a, la), (b, lb)| (a, &la.asid).cmp(&(b, &lb.asid)));
+        found.truncate(limit);
+        Ok(found.into_iter().map(|(_, l)| l).collect())
+    }
+
+    async fn stop_waiting_for_opt_in(
+        &self,
+        page_id: &str,
+        asid: &str,
+        alerted_at: Option<Millis>,
+    ) -> PortResult<bool> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(table::login_pk(page_id, asid), table::LOGIN_SK)))
+            .expression_attribute_names("#shard", table::DUE_SHARD)
+            .expression_attribute_names("#due_at", table::DUE_AT);
+        let request = match alerted_at {
+            Some(at) => request
+                .update_expression("SET #alerted = :at REMOVE #shard, #due_at")
+                .condition_expression("attribute_exists(#shard) AND attribute_not_exists(#alerted)")
+                .expression_attribute_names("#alerted", table::ORPHAN_ALERTED_AT)
+                .expression_attribute_values(":at", n(at)),
+            None => request
+                .update_expression("REMOVE #shard, #due_at")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", table::PK),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(port_error(SERVICE, "UpdateItem waiting login", &err)),
+            },
+        }
+    }
+
     async fn consume_state(&self, state_hash: &str, now: Millis) -> PortResult<StateConsumed> {
         let item_key = key(table::login_state_pk(state_hash), table::LOGIN_STATE_SK);
         let result = self
@@ -307,6 +404,7 @@ mod tests {
             key("LOGIN#p#1".into(), table::LOGIN_SK),
             "t",
             &[("asid", s("1")), ("login_at", n(5))],
+            &[],
             5,
         )
         .unwrap();

@@ -9,8 +9,8 @@ use crate::domain::{
 };
 use crate::facebook::GraphError;
 use crate::ports::{
-    Alerts, Clock, Created, DeadlineScheduler, Messenger, OptInStore, PortError, PortResult,
-    SendOutcome, SendQueue, SentMessage, Transitioned,
+    Alerts, Clock, ConsentGuard, Created, DeadlineScheduler, Messenger, OptInStore, PortError,
+    PortResult, Recorded, SendOutcome, SendQueue, SentMessage, Transitioned,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,6 +35,12 @@ pub struct MemoryOptInStore {
     pub(super) pages: Mutex<HashMap<String, crate::page::PageState>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
+    /// Erasure markers → erased_at (written by [`MemoryErasure`]; checked by `record_opt_in` under
+    /// the items lock, as DynamoDB checks them in the same transaction).
+    pub(super) erased: Mutex<HashMap<String, Millis>>,
+    /// Runs once, at the start of the next opt-in creation (tests interleave a concurrent write).
+    #[allow(clippy::type_complexity)]
+    pub before_next_create: Mutex<Option<Box<dyn FnOnce(&MemoryOptInStore) + Send>>>,
 }
 
 impl MemoryOptInStore {
@@ -75,6 +81,19 @@ impl MemoryOptInStore {
             .iter()
             .map(|((p, s), k)| (p.clone(), s.clone(), k.clone()))
             .collect()
+    }
+
+    /// Record that the opt-in behind `marker` was erased at `at` (what a data deletion writes
+    /// first).
+    pub fn mark_erased(&self, marker: &str, at: Millis) {
+        lock(&self.erased).insert(marker.to_owned(), at);
+    }
+
+    fn run_before_create(&self) {
+        let hook = lock(&self.before_next_create).take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
     }
 
     pub fn insert(&self, opt_in: OptIn) {
@@ -135,6 +154,7 @@ fn end(item: &mut OptIn, now: Millis) {
 #[async_trait]
 impl OptInStore for MemoryOptInStore {
     async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
+        self.run_before_create();
         self.check()?;
         let mut items = lock(&self.items);
         match items.get(&opt_in.key()) {
@@ -145,6 +165,36 @@ impl OptInStore for MemoryOptInStore {
                 Ok(Created::New)
             }
         }
+    }
+
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        self.run_before_create();
+        self.check()?;
+        let mut items = lock(&self.items);
+        let erased = lock(&self.erased)
+            .get(&guard.erasure_marker)
+            .is_some_and(|erased_at| opt_in.opted_in_at <= *erased_at);
+        if erased {
+            return Ok(Recorded::Erased);
+        }
+        let key = opt_in.key();
+        let renewed = match items.get(&key) {
+            None => None,
+            Some(current)
+                if opt_in.state == State::OptedIn
+                    && crate::domain::is_new_consent(current, guard.event_at) =>
+            {
+                Some(opt_in.clone().renewing(current))
+            }
+            Some(current) => return Ok(Recorded::AlreadyExists(Box::new(current.clone()))),
+        };
+        let stored = renewed.clone().unwrap_or_else(|| opt_in.clone());
+        lock(&self.attention).insert(key.clone(), first_attention(&stored));
+        items.insert(key, stored);
+        Ok(match renewed {
+            None => Recorded::New,
+            Some(renewed) => Recorded::Renewed(Box::new(renewed)),
+        })
     }
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
@@ -368,7 +418,6 @@ impl crate::ports::ConversationStore for MemoryOptInStore {
 pub struct MemoryErasure {
     pub opt_ins: std::sync::Arc<MemoryOptInStore>,
     pub logins: std::sync::Arc<crate::adapters::memory_login::MemoryLoginStore>,
-    erased: Mutex<HashMap<String, Millis>>,
     records: Mutex<HashMap<String, crate::erasure::DeletionRecord>>,
 }
 
@@ -380,7 +429,6 @@ impl MemoryErasure {
         Self {
             opt_ins,
             logins,
-            erased: Mutex::default(),
             records: Mutex::default(),
         }
     }
@@ -394,7 +442,7 @@ impl crate::erasure::ErasureStore for MemoryErasure {
             .logins
             .remove_person(&person.page_id, &person.asid, None);
         for known in &person.opt_ins {
-            lock(&self.erased).insert(known.marker.clone(), now);
+            lock(&self.opt_ins.erased).insert(known.marker.clone(), now);
             n += self.opt_ins.remove(&known.key);
             n += self
                 .logins
@@ -405,7 +453,7 @@ impl crate::erasure::ErasureStore for MemoryErasure {
 
     async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
         self.opt_ins.check()?;
-        Ok(lock(&self.erased).get(marker).copied())
+        Ok(lock(&self.opt_ins.erased).get(marker).copied())
     }
 
     async fn put_deletion_record(
@@ -616,6 +664,91 @@ mod tests {
 
     fn opt_in(deadline: Millis) -> OptIn {
         OptIn::new(OptInKey::new("p", "l"), Some(0), 0, deadline, 0)
+    }
+
+    fn guard(marker: &str, event_at: Option<Millis>) -> ConsentGuard {
+        ConsentGuard {
+            erasure_marker: marker.into(),
+            event_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_opt_in_dated_before_an_erasure_is_refused_and_one_after_it_is_new() {
+        let s = std::sync::Arc::new(MemoryOptInStore::new());
+        let o = opt_in(1000);
+        lock(&s.erased).insert("m".into(), 0);
+        assert_eq!(
+            s.record_opt_in(&o, &guard("m", Some(0))).await.unwrap(),
+            Recorded::Erased
+        );
+        assert!(s.all().is_empty());
+        let mut later = o.clone();
+        later.opted_in_at = 1;
+        assert_eq!(
+            s.record_opt_in(&later, &guard("m", Some(1))).await.unwrap(),
+            Recorded::New
+        );
+        assert_eq!(
+            s.record_opt_in(&o, &guard("other", Some(0))).await.unwrap(),
+            Recorded::AlreadyExists(Box::new(later))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_consent_after_an_opt_out_is_recorded_as_a_new_generation() {
+        let s = MemoryOptInStore::new();
+        let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
+        s.record_opt_in(&first, &guard("m", Some(0))).await.unwrap();
+        s.opt_out(&first.key(), "api", 10).await.unwrap();
+        // A redelivery of the withdrawn consent, even one received later, changes nothing.
+        let at = 10 + crate::domain::REDELIVERY_HORIZON_MS;
+        let redelivered = OptIn::new(first.key(), Some(0), at + 5, 1000, 0);
+        assert!(matches!(
+            s.record_opt_in(&redelivered, &guard("m", Some(0))).await.unwrap(),
+            Recorded::AlreadyExists(ref o) if o.state == State::OptedOut
+        ));
+        let within = OptIn::new(first.key(), Some(at), at, 1000, 0);
+        assert!(matches!(
+            s.record_opt_in(&within, &guard("m", Some(at)))
+                .await
+                .unwrap(),
+            Recorded::AlreadyExists(_)
+        ));
+        let again = OptIn::new(first.key(), Some(at + 1), at + 1, 1000, 0);
+        let Recorded::Renewed(renewed) = s
+            .record_opt_in(&again, &guard("m", Some(at + 1)))
+            .await
+            .unwrap()
+        else {
+            panic!("a consent beyond the horizon is new");
+        };
+        assert_eq!((renewed.generation, renewed.state), (1, State::OptedIn));
+        assert_eq!(
+            renewed.previous_generations[0].opt_out_source.as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            s.get_opt_in(&first.key()).await.unwrap().as_ref(),
+            Some(&*renewed)
+        );
+        assert_eq!(
+            s.due_at(&first.key()),
+            Some(renewed.deadline_at),
+            "due for the sweep"
+        );
+        // The same new consent redelivered: a duplicate of the new generation.
+        assert!(matches!(
+            s.record_opt_in(&again, &guard("m", Some(at + 1))).await.unwrap(),
+            Recorded::AlreadyExists(ref o) if o.generation == 1
+        ));
+        // The new generation is sendable once, in its own window.
+        assert!(
+            s.claim_for_send(&first.key(), "job", at + 2, at + 100)
+                .await
+                .unwrap()
+                .is_done()
+        );
     }
 
     #[tokio::test]

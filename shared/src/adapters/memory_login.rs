@@ -23,6 +23,10 @@ struct Tables {
     logins: HashMap<(String, String), Login>,
     links: HashMap<OptInKey, LoginLink>,
     states: HashMap<String, LoginState>,
+    /// LOGINs waiting for their opt-in → since when (the sparse due-index entry of DynamoDB).
+    waiting: HashMap<(String, String), Millis>,
+    /// LOGINs already alerted as without opt-in (`orphan_alerted_at`).
+    alerted: HashMap<(String, String), Millis>,
 }
 
 /// In-memory [`LoginStore`].
@@ -57,11 +61,10 @@ impl MemoryLoginStore {
     /// Remove the person's LOGIN and the link item of `opt_in` (data deletion); how many existed.
     pub fn remove_person(&self, page_id: &str, asid: &str, opt_in: Option<&OptInKey>) -> u32 {
         let mut t = lock(&self.tables);
-        let mut n = u32::from(
-            t.logins
-                .remove(&(page_id.to_owned(), asid.to_owned()))
-                .is_some(),
-        );
+        let id = (page_id.to_owned(), asid.to_owned());
+        t.waiting.remove(&id);
+        t.alerted.remove(&id);
+        let mut n = u32::from(t.logins.remove(&id).is_some());
         if let Some(key) = opt_in {
             n += u32::from(t.links.remove(key).is_some());
         }
@@ -115,6 +118,11 @@ impl LoginStore for MemoryLoginStore {
                 },
             );
         }
+        if login.awaits_opt_in() {
+            t.waiting.entry(id.clone()).or_insert(now);
+        } else if login.permission == crate::login::Permission::Declined {
+            t.waiting.remove(&id);
+        }
         t.logins.insert(id, merged.clone());
         Ok(LoginRecorded::Done(Box::new(merged)))
     }
@@ -140,6 +148,51 @@ impl LoginStore for MemoryLoginStore {
         }
         t.states.insert(state.state_hash.clone(), state.clone());
         Ok(())
+    }
+
+    async fn waiting_for_opt_in(&self, granted_by: Millis, limit: usize) -> PortResult<Vec<Login>> {
+        self.check()?;
+        let t = lock(&self.tables);
+        let mut due: Vec<(Millis, &(String, String))> = t
+            .waiting
+            .iter()
+            .filter(|(_, since)| **since <= granted_by)
+            .map(|(id, since)| (*since, id))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, id)| t.logins.get(id).cloned())
+            .take(limit)
+            .collect())
+    }
+
+    async fn stop_waiting_for_opt_in(
+        &self,
+        page_id: &str,
+        asid: &str,
+        alerted_at: Option<Millis>,
+    ) -> PortResult<bool> {
+        self.check()?;
+        let mut t = lock(&self.tables);
+        let id = (page_id.to_owned(), asid.to_owned());
+        match alerted_at {
+            Some(at) => {
+                if !t.waiting.contains_key(&id) || t.alerted.contains_key(&id) {
+                    return Ok(false);
+                }
+                t.waiting.remove(&id);
+                t.alerted.insert(id, at);
+                Ok(true)
+            }
+            None => {
+                if !t.logins.contains_key(&id) {
+                    return Ok(false);
+                }
+                t.waiting.remove(&id);
+                Ok(true)
+            }
+        }
     }
 
     async fn consume_state(&self, state_hash: &str, now: Millis) -> PortResult<StateConsumed> {
@@ -329,6 +382,45 @@ mod tests {
             (link.asid.as_str(), link.first_name.as_deref()),
             ("1", Some("Ana"))
         );
+    }
+
+    #[tokio::test]
+    async fn granted_logins_wait_for_their_opt_in_until_settled_or_alerted_once() {
+        let s = MemoryLoginStore::new();
+        s.record_login(&login("1", 10, None)).await.unwrap();
+        let mut declined = login("2", 10, None);
+        declined.permission = Permission::Declined;
+        s.record_login(&declined).await.unwrap();
+        let mut unknown = login("3", 10, None);
+        unknown.expected_login_id = None;
+        s.record_login(&unknown).await.unwrap();
+        assert!(s.waiting_for_opt_in(9, 10).await.unwrap().is_empty());
+        let waiting = s.waiting_for_opt_in(10, 10).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|l| l.asid.as_str()).collect::<Vec<_>>(),
+            ["1"]
+        );
+        // A later login keeps the first grant time.
+        s.record_login(&login("1", 20, None)).await.unwrap();
+        assert_eq!(s.waiting_for_opt_in(10, 10).await.unwrap().len(), 1);
+        assert!(s.stop_waiting_for_opt_in("p", "1", Some(30)).await.unwrap());
+        assert!(
+            !s.stop_waiting_for_opt_in("p", "1", Some(31)).await.unwrap(),
+            "once"
+        );
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
+        // Logging in again waits again, but an alerted LOGIN is never alerted twice.
+        s.record_login(&login("1", 40, None)).await.unwrap();
+        assert_eq!(s.waiting_for_opt_in(40, 10).await.unwrap().len(), 1);
+        assert!(!s.stop_waiting_for_opt_in("p", "1", Some(50)).await.unwrap());
+        assert!(s.stop_waiting_for_opt_in("p", "1", None).await.unwrap());
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
+        // A decline stops the wait.
+        s.record_login(&login("4", 10, None)).await.unwrap();
+        let mut revoked = login("4", 11, None);
+        revoked.permission = Permission::Declined;
+        s.record_login(&revoked).await.unwrap();
+        assert!(s.waiting_for_opt_in(100, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
