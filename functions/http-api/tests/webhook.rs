@@ -30,7 +30,7 @@ fn world() -> World {
     let alerts = Arc::new(MemoryAlerts::default());
     let deps = Deps {
         config: test_config(&[]),
-        secrets: test_secrets(),
+        secrets: test_secrets().into(),
         store: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),

@@ -79,11 +79,11 @@ impl Deps {
     /// The production wiring, shared by the Lambda main and the local runner.
     pub fn from_aws(
         config: Config,
-        secrets: &shared::config::Secrets,
+        secrets: impl Into<shared::config::SenderSecrets>,
         sdk: &shared::bootstrap::SdkConfig,
     ) -> Result<Self, shared::adapters::graph::GraphInitError> {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
-        let messenger = shared::adapters::graph::GraphClient::new(&config, secrets)?;
+        let messenger = shared::adapters::graph::GraphClient::for_page(&config, &secrets.into())?;
         let logins =
             shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
         Ok(Self {
@@ -114,7 +114,8 @@ impl Deps {
 /// process too, so that it can be killed mid-batch.
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let loaded = shared::bootstrap::load_from_env().await?;
+    // Only the fields the sender uses (the Page token and the app secret) are parsed.
+    let loaded = shared::bootstrap::load_from_env::<shared::config::SenderSecrets>().await?;
     let deps = Deps::from_aws(loaded.config, &loaded.secrets, &loaded.sdk)?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
