@@ -100,6 +100,44 @@ pub async fn load_secret_view<T: SecretView>(
     T::from_json(&json).map_err(|e| named(secret_id, e))
 }
 
+/// A secret held in memory that tests edit (and count the reads of): the twin of
+/// [`SecretsManagerSource`].
+pub struct MemorySecretSource {
+    json: std::sync::Mutex<Result<String, ConfigError>>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl MemorySecretSource {
+    pub fn new(json: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            json: std::sync::Mutex::new(Ok(json.into())),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+    /// What the next reads return.
+    pub fn set(&self, json: impl Into<String>) {
+        *self.json.lock().unwrap_or_else(|p| p.into_inner()) = Ok(json.into());
+    }
+    /// Make the next reads fail (e.g. access denied).
+    pub fn fail(&self, problem: impl Into<String>) {
+        *self.json.lock().unwrap_or_else(|p| p.into_inner()) = Err(ConfigError {
+            problems: vec![problem.into()],
+        });
+    }
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl SecretSource for MemorySecretSource {
+    async fn fetch(&self) -> Result<String, ConfigError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.json.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// After a failed re-read, how long the last good value is used before trying again (so a
 /// Secrets Manager outage costs one call per instance every few seconds, not one per request).
 const RETRY_AFTER_FAILURE_MS: Millis = 10_000;
@@ -173,36 +211,6 @@ mod tests {
     use super::*;
     use crate::adapters::memory::ManualClock;
     use crate::config::HttpApiSecrets;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A secret an operator edits, counting the reads.
-    struct FakeSource {
-        json: Mutex<Result<String, ConfigError>>,
-        reads: AtomicUsize,
-    }
-
-    impl FakeSource {
-        fn new(json: &str) -> Arc<Self> {
-            Arc::new(Self {
-                json: Mutex::new(Ok(json.to_owned())),
-                reads: AtomicUsize::new(0),
-            })
-        }
-        fn set(&self, value: Result<&str, &str>) {
-            *self.json.lock().unwrap() = value.map(str::to_owned).map_err(|e| ConfigError {
-                problems: vec![e.to_owned()],
-            });
-        }
-    }
-
-    #[async_trait]
-    impl SecretSource for FakeSource {
-        async fn fetch(&self) -> Result<String, ConfigError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.json.lock().unwrap().clone()
-        }
-    }
 
     fn with_keys(keys: &[&str]) -> String {
         let hashes: Vec<String> = keys.iter().map(|k| format!("{k:0>64}")).collect();
@@ -214,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoked_api_key_is_dropped_once_the_ttl_has_passed() {
-        let source = FakeSource::new(&with_keys(&["a1", "b2"]));
+        let source = MemorySecretSource::new(&with_keys(&["a1", "b2"]));
         let clock = Arc::new(ManualClock::at(1_000_000));
         let secret =
             RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
@@ -224,17 +232,17 @@ mod tests {
         assert_eq!(first.api_key_hashes.len(), 2);
 
         // The operator revokes b2: within the TTL the cached value is used, without a read.
-        source.set(Ok(&with_keys(&["a1"])));
+        source.set(with_keys(&["a1"]));
         clock.advance(TTL - 1);
         assert_eq!(secret.current().await.1.api_key_hashes.len(), 2);
-        assert_eq!(source.reads.load(Ordering::SeqCst), 1);
+        assert_eq!(source.reads(), 1);
 
         // At the TTL it is read again and the new value (a new generation) is used.
         clock.advance(1);
         let (next_generation, now) = secret.current().await;
         assert_eq!(now.api_key_hashes.len(), 1);
         assert_ne!(next_generation, generation);
-        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+        assert_eq!(source.reads(), 2);
 
         // An unchanged re-read keeps the generation.
         clock.advance(TTL);
@@ -243,32 +251,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_malformed_reread_keeps_the_last_good_value() {
-        let source = FakeSource::new(&with_keys(&["a1"]));
+        let source = MemorySecretSource::new(&with_keys(&["a1"]));
         let clock = Arc::new(ManualClock::at(0));
         let secret =
             RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
                 .await
                 .unwrap();
-        source.set(Ok("{not json"));
+        source.set("{not json");
         clock.advance(TTL);
         let (generation, value) = secret.current().await;
         assert_eq!((generation, value.api_key_hashes.len()), (0, 1));
         // Tried again soon, not at every request and not only after a whole TTL.
-        source.set(Err("access denied"));
+        source.fail("access denied");
         clock.advance(RETRY_AFTER_FAILURE_MS - 1);
         secret.current().await;
-        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+        assert_eq!(source.reads(), 2);
         clock.advance(1);
         assert_eq!(secret.current().await.1.api_key_hashes.len(), 1);
-        assert_eq!(source.reads.load(Ordering::SeqCst), 3);
-        source.set(Ok(&with_keys(&["c3", "d4"])));
+        assert_eq!(source.reads(), 3);
+        source.set(with_keys(&["c3", "d4"]));
         clock.advance(RETRY_AFTER_FAILURE_MS);
         assert_eq!(secret.current().await.1.api_key_hashes.len(), 2);
     }
 
     #[tokio::test]
     async fn the_cold_start_read_fails_fast() {
-        let source = FakeSource::new("{}");
+        let source = MemorySecretSource::new("{}");
         let clock = Arc::new(ManualClock::at(0));
         let e = RefreshingSecret::<HttpApiSecrets>::load(source, clock, TTL)
             .await
