@@ -52,7 +52,18 @@ pub fn check_log_levels(lookup: impl Fn(&str) -> Option<String>) -> Result<(), C
     let is_level = |word: &str| {
         matches!(
             word.trim().to_ascii_lowercase().as_str(),
-            "trace" | "debug" | "info" | "warn" | "error" | "off" | "0" | "1" | "2" | "3" | "4" | "5"
+            "trace"
+                | "debug"
+                | "info"
+                | "warn"
+                | "error"
+                | "off"
+                | "0"
+                | "1"
+                | "2"
+                | "3"
+                | "4"
+                | "5"
         )
     };
     // A directive's target applies to ours when one is a prefix of the other (EnvFilter matches
@@ -86,7 +97,10 @@ pub fn check_log_levels(lookup: impl Fn(&str) -> Option<String>) -> Result<(), C
             _ => (directive, "trace"),
         };
         let target = spec.split('[').next().unwrap_or("").trim();
-        if is_trace(level) && reaches_raw_events(target) && !problems.iter().any(|p| p.contains(directive)) {
+        if is_trace(level)
+            && reaches_raw_events(target)
+            && !problems.iter().any(|p| p.contains(directive))
+        {
             problems.push(format!(
                 "RUST_LOG directive {directive:?} enables TRACE for the Lambda runtime, which logs every raw event (webhook bodies, signed requests, API keys); use DEBUG at most"
             ));
@@ -176,7 +190,10 @@ mod tests {
             (None, Some("trace")),
             (None, Some("info,lambda_runtime=trace")),
             (None, Some("lambda_runtime::layers=TRACE")),
-            (None, Some("lambda_runtime::layers::api_response::more=trace")),
+            (
+                None,
+                Some("lambda_runtime::layers::api_response::more=trace"),
+            ),
             (None, Some("lambda_http=trace")),
             (Some("INFO"), Some("lambda_runtime")),
             (Some("INFO"), Some("lambda_runtime[invoke]=trace")),
@@ -194,8 +211,14 @@ mod tests {
             (None, None),
             (Some("INFO"), None),
             (Some("DEBUG"), Some("debug")),
-            (Some("WARN"), Some("shared=trace,http_api=trace,sender=trace")),
-            (None, Some("info,lambda_runtime=debug,aws_smithy_runtime=trace")),
+            (
+                Some("WARN"),
+                Some("shared=trace,http_api=trace,sender=trace"),
+            ),
+            (
+                None,
+                Some("info,lambda_runtime=debug,aws_smithy_runtime=trace"),
+            ),
             (Some(""), Some("error")),
         ] {
             assert_eq!(check(level, rust_log), Ok(()), "{level:?} {rust_log:?}");

@@ -603,7 +603,8 @@ mod tests {
         // A secret whose Page token is broken (wrong type) and whose verify token is missing:
         // the http-api needs neither of the first and refuses the second; the sender is the
         // opposite; neither view keeps a field it does not use.
-        let for_http = r#"{"app_secret":"a","page_access_token":42,"verify_token":"v","api_key_hashes":[]}"#;
+        let for_http =
+            r#"{"app_secret":"a","page_access_token":42,"verify_token":"v","api_key_hashes":[]}"#;
         let http = HttpApiSecrets::from_json(for_http).unwrap();
         assert_eq!(http.app_secret.expose(), "a");
         assert!(!format!("{http:?}").contains("page_access_token"));
@@ -612,16 +613,20 @@ mod tests {
         let for_sender = r#"{"app_secret":"a","page_access_token":"p","api_key_hashes":["zz"]}"#;
         let sender = SenderSecrets::from_json(for_sender).unwrap();
         assert_eq!(sender.page_access_token.expose(), "p");
-        let e = HttpApiSecrets::from_json(for_sender).unwrap_err().to_string();
+        let e = HttpApiSecrets::from_json(for_sender)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a field is missing"), "{e}");
 
         let e = SenderSecrets::from_json(r#"{"app_secret":"a","page_access_token":""}"#)
             .unwrap_err()
             .to_string();
         assert!(e.contains("page_access_token is empty"), "{e}");
-        let e = HttpApiSecrets::from_json(r#"{"app_secret":"a","verify_token":"v","api_key_hashes":["zz"]}"#)
-            .unwrap_err()
-            .to_string();
+        let e = HttpApiSecrets::from_json(
+            r#"{"app_secret":"a","verify_token":"v","api_key_hashes":["zz"]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("api_key_hashes"), "{e}");
     }
 
@@ -633,7 +638,11 @@ mod tests {
         .unwrap();
         let http = HttpApiSecrets::from(&s);
         assert_eq!(
-            (http.app_secret.expose(), http.client_token.expose(), http.verify_token.expose()),
+            (
+                http.app_secret.expose(),
+                http.client_token.expose(),
+                http.verify_token.expose()
+            ),
             ("a", "c", "v")
         );
         let sender = SenderSecrets::from(&s);
@@ -649,7 +658,11 @@ mod tests {
             load(&env).unwrap().facebook_path_segment.as_deref(),
             Some("0123456789abcdef0123456789abcdef")
         );
-        for bad in ["short", "has/a/slash-0123456789abcdef", "spaces are not ok 0123456789"] {
+        for bad in [
+            "short",
+            "has/a/slash-0123456789abcdef",
+            "spaces are not ok 0123456789",
+        ] {
             env.insert("FACEBOOK_PATH_SEGMENT", bad);
             let e = load(&env).unwrap_err().to_string();
             assert!(e.contains("FACEBOOK_PATH_SEGMENT must be"), "{e}");
@@ -664,6 +677,11 @@ mod tests {
         env.insert("SECRET_TTL_SECONDS", "60");
         assert_eq!(load(&env).unwrap().secret_ttl_ms, 60_000);
         env.insert("SECRET_TTL_SECONDS", "7200");
-        assert!(load(&env).unwrap_err().to_string().contains("SECRET_TTL_SECONDS"));
+        assert!(
+            load(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("SECRET_TTL_SECONDS")
+        );
     }
 }

@@ -550,7 +550,9 @@ fn each_function_is_granted_exactly_the_actions_its_adapters_call() {
             problems.push(format!("{function} lacks {missing}, which its code calls"));
         }
         for extra in granted.difference(&needed) {
-            problems.push(format!("{function} is granted {extra}, which its code never calls"));
+            problems.push(format!(
+                "{function} is granted {extra}, which its code never calls"
+            ));
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
@@ -569,9 +571,8 @@ fn only_the_functions_that_use_the_secret_can_read_it() {
         "deadline-alerts uses no secret: a malformed secret edit must not stop alerting"
     );
     // And its code does not read one (the main loads settings only).
-    let main = std::fs::read_to_string(
-        workspace_root().join("functions/deadline-alerts/src/main.rs"),
-    )
-    .unwrap();
+    let main =
+        std::fs::read_to_string(workspace_root().join("functions/deadline-alerts/src/main.rs"))
+            .unwrap();
     assert!(main.contains("load_settings()") && !main.contains("load_from_env"));
 }

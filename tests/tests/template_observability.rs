@@ -219,8 +219,7 @@ fn api_throttling_and_refusals_alarm_from_the_access_log() {
             (tag.as_str(), group.as_str()),
             ("!Ref", Some("ApiAccessLogGroup"))
         );
-        let (_, destination) =
-            tagged(&api["AccessLogSettings"]["DestinationArn"]);
+        let (_, destination) = tagged(&api["AccessLogSettings"]["DestinationArn"]);
         assert_eq!(destination.as_str(), Some("ApiAccessLogGroup.Arn"));
         assert!(
             f["FilterPattern"].as_str().unwrap().contains(pattern_part),
@@ -278,13 +277,17 @@ fn every_route_is_throttled_to_its_own_traffic() {
             );
             continue;
         }
-        let s = settings
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("{key} has no RouteSettings entry: it would get the Facebook limit"));
+        let s = settings.get(key.as_str()).unwrap_or_else(|| {
+            panic!("{key} has no RouteSettings entry: it would get the Facebook limit")
+        });
         assert!(s.get("ThrottlingRateLimit").is_some(), "{key}");
         assert!(s.get("ThrottlingBurstLimit").is_some(), "{key}");
     }
-    for path in ["/webhooks/messenger", "/facebook/deauthorize", "/facebook/data-deletion"] {
+    for path in [
+        "/webhooks/messenger",
+        "/facebook/deauthorize",
+        "/facebook/data-deletion",
+    ] {
         assert!(
             events.iter().any(|(_, e)| {
                 tagged(&e["Properties"]["Path"]).1.as_str()
@@ -294,7 +297,11 @@ fn every_route_is_throttled_to_its_own_traffic() {
         );
     }
     // The outputs print the URLs to paste into the App Dashboard.
-    for output in ["FacebookWebhookUrl", "FacebookDeauthorizeUrl", "FacebookDataDeletionUrl"] {
+    for output in [
+        "FacebookWebhookUrl",
+        "FacebookDeauthorizeUrl",
+        "FacebookDataDeletionUrl",
+    ] {
         let text = format!("{:?}", t["Outputs"][output]["Value"]);
         assert!(text.contains("${FacebookPathSegment}"), "{output}: {text}");
     }

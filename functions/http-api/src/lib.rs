@@ -129,7 +129,10 @@ impl LiveDeps {
         config: Config,
         sdk: &shared::bootstrap::SdkConfig,
     ) -> Result<Self, StartError> {
-        let source = Arc::new(SecretsManagerSource::from_sdk(sdk, config.secret_id.clone()));
+        let source = Arc::new(SecretsManagerSource::from_sdk(
+            sdk,
+            config.secret_id.clone(),
+        ));
         let secret =
             RefreshingSecret::load(source, Arc::new(SystemClock), config.secret_ttl_ms).await?;
         let sdk = sdk.clone();

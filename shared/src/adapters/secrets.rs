@@ -132,8 +132,7 @@ impl MemorySecretSource {
 #[async_trait]
 impl SecretSource for MemorySecretSource {
     async fn fetch(&self) -> Result<String, ConfigError> {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.json.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -187,7 +186,12 @@ impl<T: SecretView + PartialEq> RefreshingSecret<T> {
         let mut current = self.current.lock().await;
         let now = self.clock.now();
         if now >= current.next_read_at {
-            match self.source.fetch().await.and_then(|json| T::from_json(&json)) {
+            match self
+                .source
+                .fetch()
+                .await
+                .and_then(|json| T::from_json(&json))
+            {
                 Ok(value) => {
                     if value != *current.value {
                         tracing::info!("the secret changed: using the new value");
@@ -198,7 +202,8 @@ impl<T: SecretView + PartialEq> RefreshingSecret<T> {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "re-reading the secret failed: keeping the last good value");
-                    current.next_read_at = now.saturating_add(self.ttl_ms.min(RETRY_AFTER_FAILURE_MS));
+                    current.next_read_at =
+                        now.saturating_add(self.ttl_ms.min(RETRY_AFTER_FAILURE_MS));
                 }
             }
         }
@@ -224,10 +229,9 @@ mod tests {
     async fn a_revoked_api_key_is_dropped_once_the_ttl_has_passed() {
         let source = MemorySecretSource::new(&with_keys(&["a1", "b2"]));
         let clock = Arc::new(ManualClock::at(1_000_000));
-        let secret =
-            RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
-                .await
-                .unwrap();
+        let secret = RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
+            .await
+            .unwrap();
         let (generation, first) = secret.current().await;
         assert_eq!(first.api_key_hashes.len(), 2);
 
@@ -253,10 +257,9 @@ mod tests {
     async fn a_failed_or_malformed_reread_keeps_the_last_good_value() {
         let source = MemorySecretSource::new(&with_keys(&["a1"]));
         let clock = Arc::new(ManualClock::at(0));
-        let secret =
-            RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
-                .await
-                .unwrap();
+        let secret = RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
+            .await
+            .unwrap();
         source.set("{not json");
         clock.advance(TTL);
         let (generation, value) = secret.current().await;
