@@ -227,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoked_api_key_is_dropped_once_the_ttl_has_passed() {
-        let source = MemorySecretSource::new(&with_keys(&["a1", "b2"]));
+        let source = MemorySecretSource::new(with_keys(&["a1", "b2"]));
         let clock = Arc::new(ManualClock::at(1_000_000));
         let secret = RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
             .await
@@ -255,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_malformed_reread_keeps_the_last_good_value() {
-        let source = MemorySecretSource::new(&with_keys(&["a1"]));
+        let source = MemorySecretSource::new(with_keys(&["a1"]));
         let clock = Arc::new(ManualClock::at(0));
         let secret = RefreshingSecret::<HttpApiSecrets>::load(source.clone(), clock.clone(), TTL)
             .await
