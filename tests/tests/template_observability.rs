@@ -210,7 +210,7 @@ fn api_throttling_and_refusals_alarm_from_the_access_log() {
             "FacebookRouteRejectedAlarm",
             "FacebookRouteRejectedMetricFilter",
             "FacebookRouteRejected",
-            "*/webhooks/messenger",
+            "POST /${FacebookPathSegment}/*",
         ),
     ] {
         let f = &t["Resources"][filter]["Properties"];
@@ -221,10 +221,11 @@ fn api_throttling_and_refusals_alarm_from_the_access_log() {
         );
         let (_, destination) = tagged(&api["AccessLogSettings"]["DestinationArn"]);
         assert_eq!(destination.as_str(), Some("ApiAccessLogGroup.Arn"));
-        assert!(
-            f["FilterPattern"].as_str().unwrap().contains(pattern_part),
-            "{filter}"
-        );
+        let (_, pattern) = tagged(&f["FilterPattern"]);
+        let pattern = pattern.as_str().unwrap();
+        assert!(pattern.contains(pattern_part), "{filter}: {pattern}");
+        // CloudWatch documents trailing wildcards only.
+        assert!(!pattern.contains("\"*"), "{filter}: a leading wildcard");
         let transformation = &f["MetricTransformations"][0];
         let a = &t["Resources"][alarm]["Properties"];
         assert_eq!(a["Namespace"], transformation["MetricNamespace"], "{alarm}");
