@@ -32,6 +32,29 @@ pub async fn load_from_env<S: SecretView>() -> Result<Loaded<S>, ConfigError> {
     })
 }
 
+/// The sender's secrets: the app secret from `SECRET_ID` and the Page token from
+/// `PAGE_TOKEN_SECRET_ID` (a secret only the sender's role can read), or both from `SECRET_ID`
+/// when no Page-token secret is configured (the local stack).
+pub async fn load_sender_secrets(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::config::SenderSecrets, ConfigError> {
+    use crate::adapters::secrets::load_secret_view;
+    use crate::config::{AppSecretOnly, PageTokenSecret, SenderSecrets};
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    match &config.page_token_secret_id {
+        None => load_secret_view::<SenderSecrets>(&client, &config.secret_id).await,
+        Some(page_token_secret_id) => {
+            let app: AppSecretOnly = load_secret_view(&client, &config.secret_id).await?;
+            let page: PageTokenSecret = load_secret_view(&client, page_token_secret_id).await?;
+            Ok(SenderSecrets {
+                app_secret: app.app_secret,
+                page_access_token: page.page_access_token,
+            })
+        }
+    }
+}
+
 /// The targets whose TRACE level logs whole invocation events: `lambda_runtime`'s
 /// `layers::api_response` logs the raw JSON of every event ("raw JSON event received from
 /// Lambda"), i.e. webhook bodies, signed requests and API keys in headers. `lambda_http` is

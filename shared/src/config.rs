@@ -41,6 +41,9 @@ pub struct Config {
     pub scheduler_dlq_arn: Option<String>,
     pub alert_topic_arn: String,
     pub secret_id: String,
+    /// The secret holding only the Page token (`{"page_access_token": …}`), readable by the
+    /// sender alone. `None`: the token is read from `secret_id` (the local stack's one secret).
+    pub page_token_secret_id: Option<String>,
     pub fb_app_id: String,
     pub fb_page_id: String,
     pub graph_api_version: String,
@@ -154,6 +157,7 @@ impl Config {
         let scheduler_dlq_arn = r.optional("SCHEDULER_DLQ_ARN");
         let alert_topic_arn = r.required("ALERT_TOPIC_ARN");
         let secret_id = r.required("SECRET_ID");
+        let page_token_secret_id = r.optional("PAGE_TOKEN_SECRET_ID");
         let fb_app_id = r.required("FB_APP_ID");
         let fb_page_id = r.required("FB_PAGE_ID");
         for (name, value) in [("FB_APP_ID", &fb_app_id), ("FB_PAGE_ID", &fb_page_id)] {
@@ -253,6 +257,7 @@ impl Config {
             scheduler_dlq_arn,
             alert_topic_arn,
             secret_id,
+            page_token_secret_id,
             fb_app_id,
             fb_page_id,
             graph_api_version,
@@ -455,6 +460,40 @@ impl SecretView for SenderSecrets {
     }
 }
 
+/// The app secret alone: the sender's part of the main secret when the Page token lives in its own
+/// secret (`PAGE_TOKEN_SECRET_ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppSecretOnly {
+    pub app_secret: SecretString,
+}
+
+impl SecretView for AppSecretOnly {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: AppSecretOnly = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(&[("app_secret", &secrets.app_secret)], &mut problems);
+        done(secrets, problems)
+    }
+}
+
+/// The Page token secret (`{"page_access_token": …}`), readable by the sender only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PageTokenSecret {
+    pub page_access_token: SecretString,
+}
+
+impl SecretView for PageTokenSecret {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: PageTokenSecret = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(
+            &[("page_access_token", &secrets.page_access_token)],
+            &mut problems,
+        );
+        done(secrets, problems)
+    }
+}
+
 impl From<&Secrets> for SenderSecrets {
     fn from(s: &Secrets) -> Self {
         Self {
@@ -628,6 +667,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("api_key_hashes"), "{e}");
+    }
+
+    #[test]
+    fn the_page_token_secret_and_the_app_secret_parse_apart() {
+        let page = PageTokenSecret::from_json(r#"{"page_access_token":"p"}"#).unwrap();
+        assert_eq!(page.page_access_token.expose(), "p");
+        let e = PageTokenSecret::from_json(r#"{"page_access_token":""}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page_access_token is empty"), "{e}");
+        // The main secret without a Page token is enough for the sender's app secret.
+        let app = AppSecretOnly::from_json(r#"{"app_secret":"a","verify_token":"v"}"#).unwrap();
+        assert_eq!(app.app_secret.expose(), "a");
     }
 
     #[test]

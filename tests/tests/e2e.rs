@@ -166,6 +166,8 @@ async fn facebook_routes_work_under_the_path_segment_and_not_without_it() {
         s.local.facebook_base_url(),
         format!("{}/{SEGMENT}", s.local.api_base_url)
     );
+    // As in AWS, the sender reads the Page token from its own secret (provisioned from the template).
+    assert!(s.local.config.page_token_secret_id.is_some());
     // Meta (the sandbox) delivers to the segment URL: the opt-in is recorded and sent.
     let login_id = s.opt_in().await;
     s.wait_for_state(&login_id, State::Sent).await;

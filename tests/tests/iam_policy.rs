@@ -576,3 +576,49 @@ fn only_the_functions_that_use_the_secret_can_read_it() {
             .unwrap();
     assert!(main.contains("load_settings()") && !main.contains("load_from_env"));
 }
+
+/// `!Ref X` targets anywhere under `v`.
+fn refs(v: &Value) -> Vec<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => {
+            t.value.as_str().map(str::to_owned).into_iter().collect()
+        }
+        Value::Tagged(t) => refs(&t.value),
+        Value::Sequence(items) => items.iter().flat_map(refs).collect(),
+        Value::Mapping(m) => m.iter().flat_map(|(_, v)| refs(v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn only_the_sender_can_read_the_page_token() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let template = parse(&text);
+    let resources = template["Resources"].as_mapping().unwrap();
+    assert!(
+        template["Resources"]["PageTokenSecret"]["Type"].as_str()
+            == Some("AWS::SecretsManager::Secret"),
+        "the Page token has its own secret"
+    );
+    let mut readers = Vec::new();
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap_or_default();
+        for statement in template_statements(resource) {
+            if refs(&statement["Resource"])
+                .iter()
+                .any(|r| r == "PageTokenSecret")
+            {
+                readers.push(name.to_owned());
+            }
+        }
+        // Nor may a function be pointed at it unless it is the sender.
+        let env = &resource["Properties"]["Environment"];
+        if refs(env).iter().any(|r| r == "PageTokenSecret") {
+            assert_eq!(
+                name, "SenderFunction",
+                "{name} is given the Page token secret"
+            );
+        }
+    }
+    assert_eq!(readers, ["SenderFunction"]);
+}

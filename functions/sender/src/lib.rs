@@ -114,9 +114,10 @@ impl Deps {
 /// process too, so that it can be killed mid-batch.
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    // Only the fields the sender uses (the Page token and the app secret) are parsed.
-    let loaded = shared::bootstrap::load_from_env::<shared::config::SenderSecrets>().await?;
-    let deps = Deps::from_aws(loaded.config, &loaded.secrets, &loaded.sdk)?;
+    // Only the fields the sender uses: the app secret, and the Page token from its own secret.
+    let (config, sdk) = shared::bootstrap::load_settings().await?;
+    let secrets = shared::bootstrap::load_sender_secrets(&config, &sdk).await?;
+    let deps = Deps::from_aws(config, &secrets, &sdk)?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {

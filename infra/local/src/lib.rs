@@ -219,6 +219,16 @@ impl LocalStack {
             ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
             ("ALLOWED_RETURN_ORIGINS".into(), site_base_url.clone()),
         ];
+        // The sender reads its Page token from its own secret, as in AWS.
+        let derived: Vec<(String, String)> = derived
+            .into_iter()
+            .chain(
+                provisioned
+                    .page_token_secret_id
+                    .clone()
+                    .map(|id| ("PAGE_TOKEN_SECRET_ID".to_owned(), id)),
+            )
+            .collect();
         let overrides = settings.config_overrides.clone();
         let config = Config::from_lookup(|name| {
             overrides
@@ -238,12 +248,7 @@ impl LocalStack {
                     http_api::StartError::Graph(e) => LocalError::Graph(e.to_string()),
                 })?,
         );
-        let sender_secrets: shared::config::SenderSecrets =
-            shared::adapters::secrets::load_secret_view(
-                &aws_sdk_secretsmanager::Client::new(sdk),
-                &config.secret_id,
-            )
-            .await?;
+        let sender_secrets = shared::bootstrap::load_sender_secrets(&config, sdk).await?;
         let sender_deps = Arc::new(
             sender::Deps::from_aws(config.clone(), &sender_secrets, sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
