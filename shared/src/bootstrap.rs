@@ -1,26 +1,144 @@
 //! Cold-start loading shared by every Lambda main and the local runner: the typed config, the AWS
-//! SDK config, and the secret. Each step fails with a message naming what is wrong.
+//! SDK config, and the function's view of the secret (none for deadline-alerts). Each step fails
+//! with a message naming what is wrong. Also the log-level guard every main runs first.
 
-use crate::config::{Config, ConfigError, Secrets};
+use crate::config::{Config, ConfigError, SecretView, Secrets};
 
 /// Everything a function needs before it builds its adapters.
-pub struct Loaded {
+pub struct Loaded<S = Secrets> {
     pub config: Config,
     pub sdk: aws_config::SdkConfig,
-    pub secrets: Secrets,
+    pub secrets: S,
 }
 
-/// Load config from the environment, then the SDK config, then the secret named by `SECRET_ID`.
-pub async fn load_from_env() -> Result<Loaded, ConfigError> {
+/// Config from the environment and the SDK config: no secret (deadline-alerts uses none, so a
+/// malformed secret edit cannot stop alerting).
+pub async fn load_settings() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
     let config = Config::from_env()?;
     let sdk = crate::aws::load_sdk_config().await;
+    Ok((config, sdk))
+}
+
+/// Config from the environment, the SDK config, then the view `S` of the secret named by
+/// `SECRET_ID` (only the fields that function uses are parsed).
+pub async fn load_from_env<S: SecretView>() -> Result<Loaded<S>, ConfigError> {
+    let (config, sdk) = load_settings().await?;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secrets = crate::adapters::secrets::load_secrets(&client, &config.secret_id).await?;
+    let secrets = crate::adapters::secrets::load_secret_view(&client, &config.secret_id).await?;
     Ok(Loaded {
         config,
         sdk,
         secrets,
     })
+}
+
+/// The sender's secrets: the app secret from `SECRET_ID` and the Page token from
+/// `PAGE_TOKEN_SECRET_ID` (a secret only the sender's role can read), or both from `SECRET_ID`
+/// when no Page-token secret is configured (the local stack).
+pub async fn load_sender_secrets(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::config::SenderSecrets, ConfigError> {
+    use crate::adapters::secrets::load_secret_view;
+    use crate::config::{AppSecretOnly, PageTokenSecret, SenderSecrets};
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    match &config.page_token_secret_id {
+        None => load_secret_view::<SenderSecrets>(&client, &config.secret_id).await,
+        Some(page_token_secret_id) => {
+            let app: AppSecretOnly = load_secret_view(&client, &config.secret_id).await?;
+            let page: PageTokenSecret = load_secret_view(&client, page_token_secret_id).await?;
+            Ok(SenderSecrets {
+                app_secret: app.app_secret,
+                page_access_token: page.page_access_token,
+            })
+        }
+    }
+}
+
+/// The targets whose TRACE level logs whole invocation events: `lambda_runtime`'s
+/// `layers::api_response` logs the raw JSON of every event ("raw JSON event received from
+/// Lambda"), i.e. webhook bodies, signed requests and API keys in headers. `lambda_http` is
+/// listed too: it sits on the same runtime.
+pub const RAW_EVENT_TARGETS: &[&str] = &["lambda_runtime::layers::api_response", "lambda_http"];
+
+/// Refuse to start when the log configuration would enable TRACE for a target that logs raw
+/// events. Mirrors how `lambda_runtime::tracing::init_default_subscriber` reads the environment:
+/// the level is `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` as a whole, and `RUST_LOG`'s directives
+/// (`target=level`, a bare `level`, or a bare `target`, which means TRACE) apply on top. The rule
+/// is deliberately conservative: any directive that could reach TRACE for those targets refuses,
+/// even if a more specific one would lower it again (DEBUG is the most an operator needs).
+pub fn check_log_levels(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let is_trace = |level: &str| {
+        let level = level.trim();
+        level.eq_ignore_ascii_case("trace") || level == "5"
+    };
+    let is_level = |word: &str| {
+        matches!(
+            word.trim().to_ascii_lowercase().as_str(),
+            "trace"
+                | "debug"
+                | "info"
+                | "warn"
+                | "error"
+                | "off"
+                | "0"
+                | "1"
+                | "2"
+                | "3"
+                | "4"
+                | "5"
+        )
+    };
+    // A directive's target applies to ours when one is a prefix of the other (EnvFilter matches
+    // by prefix; a broader target such as `lambda_runtime` covers the layer).
+    let reaches_raw_events = |target: &str| {
+        target.is_empty()
+            || RAW_EVENT_TARGETS
+                .iter()
+                .any(|t| t.starts_with(target) || target.starts_with(t))
+    };
+    let mut problems = Vec::new();
+    let lambda_level = lookup("AWS_LAMBDA_LOG_LEVEL").filter(|v| !v.trim().is_empty());
+    let rust_log = lookup("RUST_LOG").unwrap_or_default();
+    let base = lambda_level.clone().unwrap_or_else(|| rust_log.clone());
+    if is_trace(&base) {
+        let name = if lambda_level.is_some() {
+            "AWS_LAMBDA_LOG_LEVEL"
+        } else {
+            "RUST_LOG"
+        };
+        problems.push(format!(
+            "{name} is TRACE: the Lambda runtime would log every raw event (webhook bodies, signed requests, API keys); use DEBUG at most"
+        ));
+    }
+    for directive in rust_log.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        // `target[span{field=value}]=level`: the level follows the last `=` outside braces.
+        let (spec, level) = match directive.rsplit_once('=') {
+            Some((spec, level)) if is_level(level) => (spec, level.trim()),
+            _ if is_level(directive) => ("", directive),
+            // A bare target (or something EnvFilter would read as one) means TRACE.
+            _ => (directive, "trace"),
+        };
+        let target = spec.split('[').next().unwrap_or("").trim();
+        if is_trace(level)
+            && reaches_raw_events(target)
+            && !problems.iter().any(|p| p.contains(directive))
+        {
+            problems.push(format!(
+                "RUST_LOG directive {directive:?} enables TRACE for the Lambda runtime, which logs every raw event (webhook bodies, signed requests, API keys); use DEBUG at most"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// [`check_log_levels`] on the process environment: every Lambda main calls it first.
+pub fn check_log_levels_from_env() -> Result<(), ConfigError> {
+    check_log_levels(|k| std::env::var(k).ok())
 }
 
 pub use aws_config::SdkConfig;
@@ -70,6 +188,63 @@ impl AwsPorts {
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(aws_lambda_log_level: Option<&str>, rust_log: Option<&str>) -> Result<(), String> {
+        check_log_levels(|k| match k {
+            "AWS_LAMBDA_LOG_LEVEL" => aws_lambda_log_level.map(str::to_owned),
+            "RUST_LOG" => rust_log.map(str::to_owned),
+            _ => None,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn trace_for_the_runtime_refuses_to_start() {
+        for (level, rust_log) in [
+            (Some("TRACE"), None),
+            (Some("trace"), Some("info")),
+            (None, Some("trace")),
+            (None, Some("info,lambda_runtime=trace")),
+            (None, Some("lambda_runtime::layers=TRACE")),
+            (
+                None,
+                Some("lambda_runtime::layers::api_response::more=trace"),
+            ),
+            (None, Some("lambda_http=trace")),
+            (Some("INFO"), Some("lambda_runtime")),
+            (Some("INFO"), Some("lambda_runtime[invoke]=trace")),
+            (None, Some("warn,=trace")),
+            (None, Some("lambda=5")),
+        ] {
+            let e = check(level, rust_log).expect_err(&format!("{level:?} {rust_log:?}"));
+            assert!(e.contains("raw event"), "{e}");
+        }
+    }
+
+    #[test]
+    fn other_levels_and_other_targets_start() {
+        for (level, rust_log) in [
+            (None, None),
+            (Some("INFO"), None),
+            (Some("DEBUG"), Some("debug")),
+            (
+                Some("WARN"),
+                Some("shared=trace,http_api=trace,sender=trace"),
+            ),
+            (
+                None,
+                Some("info,lambda_runtime=debug,aws_smithy_runtime=trace"),
+            ),
+            (Some(""), Some("error")),
+        ] {
+            assert_eq!(check(level, rust_log), Ok(()), "{level:?} {rust_log:?}");
         }
     }
 }

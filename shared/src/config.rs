@@ -1,7 +1,8 @@
 //! One typed configuration, loaded once at cold start. Loading reports *every* missing or malformed
 //! variable at once, by name, so an operator fixes the template in one go.
 //!
-//! Secrets are not here: they live in one Secrets Manager secret (see [`Secrets`]), named by `SECRET_ID`.
+//! Secrets are not here: they live in one Secrets Manager secret (see [`Secrets`]), named by `SECRET_ID`;
+//! each function parses only its own view of it ([`SecretView`]: [`HttpApiSecrets`], [`SenderSecrets`]).
 
 use crate::domain::Millis;
 use serde::Deserialize;
@@ -40,6 +41,9 @@ pub struct Config {
     pub scheduler_dlq_arn: Option<String>,
     pub alert_topic_arn: String,
     pub secret_id: String,
+    /// The secret holding only the Page token (`{"page_access_token": …}`), readable by the
+    /// sender alone. `None`: the token is read from `secret_id` (the local stack's one secret).
+    pub page_token_secret_id: Option<String>,
     pub fb_app_id: String,
     pub fb_page_id: String,
     pub graph_api_version: String,
@@ -62,6 +66,13 @@ pub struct Config {
     /// A granted LOGIN with no matching opt-in after this long is alerted once
     /// (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`, default 60).
     pub orphan_login_alert_after_ms: Millis,
+    /// The unguessable first path segment of the routes only Facebook calls (webhook,
+    /// deauthorize, data deletion): `/{segment}/webhooks/messenger`. `None` keeps the bare paths
+    /// (the local stack's default). See docs/decisions.md, "Facebook-facing routes".
+    pub facebook_path_segment: Option<String>,
+    /// How long the http-api trusts its copy of the secret before reading it again, so a revoked
+    /// API key stops working within this time instead of at the next cold start.
+    pub secret_ttl_ms: Millis,
 }
 
 /// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
@@ -70,6 +81,11 @@ pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_FACEBOOK_WEB_BASE_URL: &str = "https://www.facebook.com";
 pub const DEFAULT_INITIAL_MESSAGE_TEXT: &str =
     "Thanks for connecting with us on Messenger! Reply here any time if you have a question.";
+/// Shortest accepted `FACEBOOK_PATH_SEGMENT`: 22 characters of `[A-Za-z0-9_-]` carry more than 128
+/// random bits (`openssl rand -hex 16` gives 32).
+pub const MIN_FACEBOOK_PATH_SEGMENT_CHARS: usize = 22;
+/// Default `SECRET_TTL_SECONDS`.
+pub const DEFAULT_SECRET_TTL_SECONDS: i64 = 300;
 /// The Send API's limit for `message.text`: "less than 2000" characters, so 1999 at most.
 pub const MAX_MESSAGE_TEXT_CHARS: usize = 1999;
 
@@ -145,6 +161,7 @@ impl Config {
         let scheduler_dlq_arn = r.optional("SCHEDULER_DLQ_ARN");
         let alert_topic_arn = r.required("ALERT_TOPIC_ARN");
         let secret_id = r.required("SECRET_ID");
+        let page_token_secret_id = r.optional("PAGE_TOKEN_SECRET_ID");
         let fb_app_id = r.required("FB_APP_ID");
         let fb_page_id = r.required("FB_PAGE_ID");
         for (name, value) in [("FB_APP_ID", &fb_app_id), ("FB_PAGE_ID", &fb_page_id)] {
@@ -224,6 +241,21 @@ impl Config {
             r.problems.push(problem);
         }
         let send = crate::send_tuning::SendTuning::from_lookup(&r.lookup, &mut r.problems);
+        let facebook_path_segment = r.optional("FACEBOOK_PATH_SEGMENT");
+        if let Some(segment) = &facebook_path_segment
+            && (segment.len() < MIN_FACEBOOK_PATH_SEGMENT_CHARS
+                || segment.len() > 128
+                || !segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            // The value is a credential of sorts: name the rule, not the value.
+            r.problems.push(format!(
+                "FACEBOOK_PATH_SEGMENT must be {MIN_FACEBOOK_PATH_SEGMENT_CHARS} to 128 characters of A-Z, a-z, 0-9, - and _ (e.g. `openssl rand -hex 16`)"
+            ));
+        }
+        let secret_ttl_seconds =
+            r.number("SECRET_TTL_SECONDS", DEFAULT_SECRET_TTL_SECONDS, 0, 3600);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -239,6 +271,7 @@ impl Config {
             scheduler_dlq_arn,
             alert_topic_arn,
             secret_id,
+            page_token_secret_id,
             fb_app_id,
             fb_page_id,
             graph_api_version,
@@ -255,6 +288,8 @@ impl Config {
             login,
             send,
             orphan_login_alert_after_ms: orphan_login_minutes * 60_000,
+            facebook_path_segment,
+            secret_ttl_ms: secret_ttl_seconds * 1000,
         })
     }
 }
@@ -279,7 +314,62 @@ impl fmt::Debug for SecretString {
     }
 }
 
-/// The contents of the product's Secrets Manager secret (a JSON object).
+/// A typed view of the product's secret (a JSON object). Each function parses only the fields it
+/// uses (least privilege in code: the http-api never holds the Page token, deadline-alerts reads no
+/// secret at all), so a field one function does not use can neither leak from it nor, when
+/// malformed, stop it.
+pub trait SecretView: Sized + Send + Sync + 'static {
+    /// Parse the secret's JSON, naming missing or empty fields without echoing any value.
+    fn from_json(json: &str) -> Result<Self, ConfigError>;
+}
+
+/// serde into `T`, with a message that names the problem's place, never a value.
+fn parse_secret_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ConfigError> {
+    serde_json::from_str(json).map_err(|e| ConfigError {
+        // serde's message names the field, never the value, for missing fields; we keep only
+        // its position and category anyway.
+        problems: vec![format!(
+            "the secret is not the expected JSON object (line {}, column {}: {})",
+            e.line(),
+            e.column(),
+            match e.classify() {
+                serde_json::error::Category::Data => "a field is missing or has the wrong type",
+                _ => "not valid JSON",
+            }
+        )],
+    })
+}
+
+fn require_non_empty(fields: &[(&str, &SecretString)], problems: &mut Vec<String>) {
+    for (name, v) in fields {
+        if v.expose().is_empty() {
+            problems.push(format!("the secret's {name} is empty"));
+        }
+    }
+}
+
+fn check_api_key_hashes(hashes: &[String], problems: &mut Vec<String>) {
+    if hashes
+        .iter()
+        .any(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        problems.push(
+            "the secret's api_key_hashes must each be the 64-character hex SHA-256 of an API key"
+                .to_owned(),
+        );
+    }
+}
+
+fn done<T>(value: T, problems: Vec<String>) -> Result<T, ConfigError> {
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// The whole secret document, every field: what an operator writes and the local stack seeds.
+/// Functions use the narrower views ([`HttpApiSecrets`], [`SenderSecrets`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Secrets {
     pub app_secret: SecretString,
@@ -295,43 +385,142 @@ pub struct Secrets {
 impl Secrets {
     /// Parse the secret's JSON, naming the missing fields without echoing any value.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let secrets: Secrets = serde_json::from_str(json).map_err(|e| ConfigError {
-            // serde's message names the field, never the value, for missing fields.
-            problems: vec![format!(
-                "the secret is not the expected JSON object (line {}, column {}: {})",
-                e.line(),
-                e.column(),
-                match e.classify() {
-                    serde_json::error::Category::Data => "a field is missing or has the wrong type",
-                    _ => "not valid JSON",
-                }
-            )],
-        })?;
+        let secrets: Secrets = parse_secret_json(json)?;
         let mut problems = Vec::new();
-        for (name, v) in [
-            ("app_secret", &secrets.app_secret),
-            ("page_access_token", &secrets.page_access_token),
-            ("verify_token", &secrets.verify_token),
-        ] {
-            if v.expose().is_empty() {
-                problems.push(format!("the secret's {name} is empty"));
-            }
+        require_non_empty(
+            &[
+                ("app_secret", &secrets.app_secret),
+                ("page_access_token", &secrets.page_access_token),
+                ("verify_token", &secrets.verify_token),
+            ],
+            &mut problems,
+        );
+        check_api_key_hashes(&secrets.api_key_hashes, &mut problems);
+        done(secrets, problems)
+    }
+}
+
+impl SecretView for Secrets {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        Secrets::from_json(json)
+    }
+}
+
+/// What the http-api uses: webhook signatures, cookies and signed_request (`app_secret`), the
+/// login_id derivation (`client_token`), the webhook handshake (`verify_token`) and the website
+/// API keys. Not the Page token: the http-api never sends a message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpApiSecrets {
+    pub app_secret: SecretString,
+    #[serde(default)]
+    pub client_token: SecretString,
+    pub verify_token: SecretString,
+    /// SHA-256 hex digests of the API keys website backends use (several, for rotation).
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+}
+
+impl SecretView for HttpApiSecrets {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: HttpApiSecrets = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(
+            &[
+                ("app_secret", &secrets.app_secret),
+                ("verify_token", &secrets.verify_token),
+            ],
+            &mut problems,
+        );
+        check_api_key_hashes(&secrets.api_key_hashes, &mut problems);
+        done(secrets, problems)
+    }
+}
+
+impl From<&Secrets> for HttpApiSecrets {
+    fn from(s: &Secrets) -> Self {
+        Self {
+            app_secret: s.app_secret.clone(),
+            client_token: s.client_token.clone(),
+            verify_token: s.verify_token.clone(),
+            api_key_hashes: s.api_key_hashes.clone(),
         }
-        if secrets
-            .api_key_hashes
-            .iter()
-            .any(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            problems.push(
-                "the secret's api_key_hashes must each be the 64-character hex SHA-256 of an API key"
-                    .to_owned(),
-            );
+    }
+}
+
+impl From<Secrets> for HttpApiSecrets {
+    fn from(s: Secrets) -> Self {
+        Self::from(&s)
+    }
+}
+
+/// What the sender uses: the Page token and the app secret (`appsecret_proof` on every Graph call).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SenderSecrets {
+    pub app_secret: SecretString,
+    pub page_access_token: SecretString,
+}
+
+impl SecretView for SenderSecrets {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: SenderSecrets = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(
+            &[
+                ("app_secret", &secrets.app_secret),
+                ("page_access_token", &secrets.page_access_token),
+            ],
+            &mut problems,
+        );
+        done(secrets, problems)
+    }
+}
+
+/// The app secret alone: the sender's part of the main secret when the Page token lives in its own
+/// secret (`PAGE_TOKEN_SECRET_ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppSecretOnly {
+    pub app_secret: SecretString,
+}
+
+impl SecretView for AppSecretOnly {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: AppSecretOnly = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(&[("app_secret", &secrets.app_secret)], &mut problems);
+        done(secrets, problems)
+    }
+}
+
+/// The Page token secret (`{"page_access_token": …}`), readable by the sender only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PageTokenSecret {
+    pub page_access_token: SecretString,
+}
+
+impl SecretView for PageTokenSecret {
+    fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let secrets: PageTokenSecret = parse_secret_json(json)?;
+        let mut problems = Vec::new();
+        require_non_empty(
+            &[("page_access_token", &secrets.page_access_token)],
+            &mut problems,
+        );
+        done(secrets, problems)
+    }
+}
+
+impl From<&Secrets> for SenderSecrets {
+    fn from(s: &Secrets) -> Self {
+        Self {
+            app_secret: s.app_secret.clone(),
+            page_access_token: s.page_access_token.clone(),
         }
-        if problems.is_empty() {
-            Ok(secrets)
-        } else {
-            Err(ConfigError { problems })
-        }
+    }
+}
+
+impl From<&SenderSecrets> for SenderSecrets {
+    fn from(s: &SenderSecrets) -> Self {
+        s.clone()
     }
 }
 
@@ -484,5 +673,105 @@ mod tests {
             Secrets::from_json(r#"{"app_secret":"","page_access_token":"p","verify_token":"v"}"#)
                 .unwrap_err();
         assert!(e.to_string().contains("app_secret is empty"));
+    }
+
+    #[test]
+    fn each_function_parses_only_the_fields_it_uses() {
+        // A secret whose Page token is broken (wrong type) and whose verify token is missing:
+        // the http-api needs neither of the first and refuses the second; the sender is the
+        // opposite; neither view keeps a field it does not use.
+        let for_http =
+            r#"{"app_secret":"a","page_access_token":42,"verify_token":"v","api_key_hashes":[]}"#;
+        let http = HttpApiSecrets::from_json(for_http).unwrap();
+        assert_eq!(http.app_secret.expose(), "a");
+        assert!(!format!("{http:?}").contains("page_access_token"));
+        assert!(Secrets::from_json(for_http).is_err());
+
+        let for_sender = r#"{"app_secret":"a","page_access_token":"p","api_key_hashes":["zz"]}"#;
+        let sender = SenderSecrets::from_json(for_sender).unwrap();
+        assert_eq!(sender.page_access_token.expose(), "p");
+        let e = HttpApiSecrets::from_json(for_sender)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a field is missing"), "{e}");
+
+        let e = SenderSecrets::from_json(r#"{"app_secret":"a","page_access_token":""}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page_access_token is empty"), "{e}");
+        let e = HttpApiSecrets::from_json(
+            r#"{"app_secret":"a","verify_token":"v","api_key_hashes":["zz"]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("api_key_hashes"), "{e}");
+    }
+
+    #[test]
+    fn the_page_token_secret_and_the_app_secret_parse_apart() {
+        let page = PageTokenSecret::from_json(r#"{"page_access_token":"p"}"#).unwrap();
+        assert_eq!(page.page_access_token.expose(), "p");
+        let e = PageTokenSecret::from_json(r#"{"page_access_token":""}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page_access_token is empty"), "{e}");
+        // The main secret without a Page token is enough for the sender's app secret.
+        let app = AppSecretOnly::from_json(r#"{"app_secret":"a","verify_token":"v"}"#).unwrap();
+        assert_eq!(app.app_secret.expose(), "a");
+    }
+
+    #[test]
+    fn the_views_of_a_whole_secret_agree_with_it() {
+        let s = Secrets::from_json(
+            r#"{"app_secret":"a","page_access_token":"p","client_token":"c","verify_token":"v"}"#,
+        )
+        .unwrap();
+        let http = HttpApiSecrets::from(&s);
+        assert_eq!(
+            (
+                http.app_secret.expose(),
+                http.client_token.expose(),
+                http.verify_token.expose()
+            ),
+            ("a", "c", "v")
+        );
+        let sender = SenderSecrets::from(&s);
+        assert_eq!(sender.page_access_token.expose(), "p");
+    }
+
+    #[test]
+    fn the_facebook_path_segment_must_be_unguessable() {
+        let mut env = base();
+        assert_eq!(load(&env).unwrap().facebook_path_segment, None);
+        env.insert("FACEBOOK_PATH_SEGMENT", "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            load(&env).unwrap().facebook_path_segment.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        for bad in [
+            "short",
+            "has/a/slash-0123456789abcdef",
+            "spaces are not ok 0123456789",
+        ] {
+            env.insert("FACEBOOK_PATH_SEGMENT", bad);
+            let e = load(&env).unwrap_err().to_string();
+            assert!(e.contains("FACEBOOK_PATH_SEGMENT must be"), "{e}");
+            assert!(!e.contains(bad), "the value is not echoed: {e}");
+        }
+    }
+
+    #[test]
+    fn the_secret_ttl_defaults_to_five_minutes_and_is_configurable() {
+        let mut env = base();
+        assert_eq!(load(&env).unwrap().secret_ttl_ms, 300_000);
+        env.insert("SECRET_TTL_SECONDS", "60");
+        assert_eq!(load(&env).unwrap().secret_ttl_ms, 60_000);
+        env.insert("SECRET_TTL_SECONDS", "7200");
+        assert!(
+            load(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("SECRET_TTL_SECONDS")
+        );
     }
 }

@@ -23,7 +23,7 @@ const GOAL_US: f64 = 1_000.0;
 fn deps(store: Arc<MemoryOptInStore>) -> Deps {
     Deps {
         config: test_config(&[]),
-        secrets: test_secrets(),
+        secrets: test_secrets().into(),
         store: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),

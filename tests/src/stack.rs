@@ -46,7 +46,8 @@ pub async fn start_stack(configure: impl FnOnce(LocalSettings) -> LocalSettings)
         Ok(l) => l,
         Err(e) => panic!("local stack does not start: {e}"),
     };
-    sandbox.set_webhook_url(&format!("{}/webhooks/messenger", local.api_base_url));
+    // The URL an operator pastes into the App Dashboard (under FACEBOOK_PATH_SEGMENT when set).
+    sandbox.set_webhook_url(&format!("{}/webhooks/messenger", local.facebook_base_url()));
     let store = DynamoOptInStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         local.provisioned.table_name.clone(),

@@ -155,3 +155,44 @@ async fn an_opt_in_past_its_deadline_expires_and_nothing_is_sent() {
     assert!(s.schedule(&login_id).await.is_none());
     s.stop().await;
 }
+
+/// Issue 10, "Throttling is a shared bucket anyone can empty": with FACEBOOK_PATH_SEGMENT set, the
+/// Facebook routes work through the local API Gateway under the segment only; the bare paths are 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn facebook_routes_work_under_the_path_segment_and_not_without_it() {
+    const SEGMENT: &str = "3f0c9a7d1e2b4c5d6e7f8091a2b3c4d5";
+    let s = start_stack(|settings| settings.with("FACEBOOK_PATH_SEGMENT", SEGMENT)).await;
+    assert_eq!(
+        s.local.facebook_base_url(),
+        format!("{}/{SEGMENT}", s.local.api_base_url)
+    );
+    // As in AWS, the sender reads the Page token from its own secret (provisioned from the template).
+    assert!(s.local.config.page_token_secret_id.is_some());
+    // Meta (the sandbox) delivers to the segment URL: the opt-in is recorded and sent.
+    let login_id = s.opt_in().await;
+    s.wait_for_state(&login_id, State::Sent).await;
+    assert_eq!(s.inbox_for(&login_id).len(), 1);
+    // A stranger on the bare path reaches nothing.
+    assert_eq!(s.post_webhook("{}", None).await, 404);
+    for path in ["/facebook/deauthorize", "/facebook/data-deletion"] {
+        let status = s
+            .http
+            .post(format!("{}{path}", s.local.api_base_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("signed_request=x.y")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path}");
+    }
+    // The sandbox's deauthorize callback follows the webhook URL's prefix and is answered.
+    let answer = s
+        .sandbox_post(
+            "/_sandbox/deauthorize",
+            serde_json::json!({"asid": "1234567890"}),
+        )
+        .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    s.stop().await;
+}

@@ -304,3 +304,321 @@ Resources:
     }
     assert_eq!(violations.len(), 11, "{text}");
 }
+
+// ------------------------------------------------------------------ per-function action sets
+
+/// The adapter files each function's `Deps` wires (`Deps::from_aws` in the function crate, the
+/// ports of `shared::bootstrap::AwsPorts` it keeps, and the Secrets Manager read of its main).
+const WIRING: &[(&str, &str, &[&str])] = &[
+    (
+        "HttpApiFunction",
+        "functions/http-api/src",
+        &[
+            "dynamodb.rs",
+            "dynamodb_pages.rs",
+            "dynamodb_login.rs",
+            "dynamodb_erasure.rs",
+            "sqs.rs",
+            "scheduler.rs",
+            "sns.rs",
+            "secrets.rs",
+        ],
+    ),
+    (
+        "SenderFunction",
+        "functions/sender/src",
+        &[
+            "dynamodb.rs",
+            "dynamodb_pages.rs",
+            "dynamodb_login.rs",
+            "sqs.rs",
+            "sqs_retry.rs",
+            "scheduler.rs",
+            "sns.rs",
+            "secrets.rs",
+        ],
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "functions/deadline-alerts/src",
+        &[
+            "dynamodb.rs",
+            "dynamodb_pages.rs",
+            "sqs.rs",
+            "scheduler.rs",
+            "sns.rs",
+        ],
+    ),
+];
+
+/// Actions an adapter the function wires can issue but the function never asks for: (function,
+/// action, the port methods that would need it, why). The methods must not appear in the
+/// function crate's source, so a new call fails this test until the template grants the action.
+const NOT_CALLED: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "HttpApiFunction",
+        "sqs:ChangeMessageVisibility",
+        &["change_visibility"],
+        "only the sender extends a received message's lease",
+    ),
+    (
+        "SenderFunction",
+        "dynamodb:PutItem",
+        &["create_opt_in", "link_psid", "put_state", "record_login"],
+        "opt-ins, PSID links and logins are created by the http-api",
+    ),
+    (
+        "SenderFunction",
+        "dynamodb:DeleteItem",
+        &["consume_state", "erase"],
+        "login state and erasure belong to the http-api",
+    ),
+    (
+        "SenderFunction",
+        "dynamodb:ConditionCheckItem",
+        &["record_login"],
+        "the sender runs no transaction",
+    ),
+    (
+        "SenderFunction",
+        "scheduler:CreateSchedule",
+        &["schedule_deadline_check"],
+        "the webhook schedules the deadline check; the sender only cancels it",
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "dynamodb:PutItem",
+        &["create_opt_in", "link_psid"],
+        "the sweep updates existing opt-ins only",
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "sqs:ChangeMessageVisibility",
+        &["change_visibility"],
+        "only the sender extends a received message's lease",
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "scheduler:CreateSchedule",
+        &["schedule_deadline_check"],
+        "the webhook schedules the deadline check; the sweep only cancels",
+    ),
+];
+
+/// The IAM actions an SDK call needs (TransactWriteItems is authorised per item).
+fn actions_of_call(call: &str) -> &'static [&'static str] {
+    match call {
+        "get_item" => &["dynamodb:GetItem"],
+        "put_item" => &["dynamodb:PutItem"],
+        "update_item" => &["dynamodb:UpdateItem"],
+        "delete_item" => &["dynamodb:DeleteItem"],
+        "query" => &["dynamodb:Query"],
+        "scan" => &["dynamodb:Scan"],
+        "batch_write_item" => &["dynamodb:BatchWriteItem"],
+        "batch_get_item" => &["dynamodb:BatchGetItem"],
+        "transact_get_items" => &["dynamodb:GetItem"],
+        "transact_write_items" => &[
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        ],
+        "send_message" => &["sqs:SendMessage"],
+        "send_message_batch" => &["sqs:SendMessage"],
+        "change_message_visibility" => &["sqs:ChangeMessageVisibility"],
+        "delete_message" => &["sqs:DeleteMessage"],
+        "create_schedule" => &["scheduler:CreateSchedule"],
+        "delete_schedule" => &["scheduler:DeleteSchedule"],
+        "get_schedule" => &["scheduler:GetSchedule"],
+        "update_schedule" => &["scheduler:UpdateSchedule"],
+        "publish" => &["sns:Publish"],
+        "get_secret_value" => &["secretsmanager:GetSecretValue"],
+        _ => &[],
+    }
+}
+
+/// Every `.op()` SDK call in an adapter file, as IAM actions.
+fn adapter_actions(file: &str) -> std::collections::BTreeSet<String> {
+    let path = workspace_root().join("shared/src/adapters").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut out = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("()") {
+        let before = &text[..i];
+        let Some(dot) = before.rfind('.') else {
+            continue;
+        };
+        let name = &before[dot + 1..];
+        if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            out.extend(actions_of_call(name).iter().map(|a| (*a).to_owned()));
+        }
+    }
+    out
+}
+
+/// The actions a SAM policy template grants (the ones this project may use).
+fn sam_template_actions(name: &str) -> &'static [&'static str] {
+    match name {
+        "DynamoDBCrudPolicy" => &[
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:ConditionCheckItem",
+        ],
+        "SQSSendMessagePolicy" => &["sqs:SendMessage*"],
+        "SQSPollerPolicy" => &[
+            "sqs:ChangeMessageVisibility",
+            "sqs:ChangeMessageVisibilityBatch",
+            "sqs:DeleteMessage",
+            "sqs:DeleteMessageBatch",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        ],
+        "AWSSecretsManagerGetSecretValuePolicy" => &["secretsmanager:GetSecretValue"],
+        "SNSPublishMessagePolicy" => &["sns:Publish"],
+        _ => &[],
+    }
+}
+
+/// The data-plane actions a function's policies grant (kms and iam:PassRole aside).
+fn granted_actions(function: &Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let policies = function["Properties"]["Policies"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    for policy in &policies {
+        if let Value::Mapping(m) = policy {
+            for (key, _) in m {
+                let key = key.as_str().unwrap_or_default();
+                out.extend(sam_template_actions(key).iter().map(|a| (*a).to_owned()));
+            }
+        }
+        for statement in template_statements(policy) {
+            out.extend(strings(&statement["Action"]));
+        }
+    }
+    out.retain(|a| {
+        ["dynamodb:", "sqs:", "scheduler:", "sns:", "secretsmanager:"]
+            .iter()
+            .any(|p| a.starts_with(p))
+    });
+    out
+}
+
+fn source_of(dir: &str) -> String {
+    let mut text = String::new();
+    let root = workspace_root().join(dir);
+    for entry in std::fs::read_dir(&root).unwrap_or_else(|e| panic!("{root:?}: {e}")) {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    text
+}
+
+#[test]
+fn each_function_is_granted_exactly_the_actions_its_adapters_call() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let template = parse(&text);
+    let mut problems = Vec::new();
+    for (function, crate_dir, adapters) in WIRING {
+        let mut needed: std::collections::BTreeSet<String> =
+            adapters.iter().flat_map(|f| adapter_actions(f)).collect();
+        let source = source_of(crate_dir);
+        for (f, action, methods, why) in NOT_CALLED {
+            if f != function {
+                continue;
+            }
+            assert!(!why.is_empty());
+            for method in *methods {
+                if source.contains(&format!("{method}(")) {
+                    problems.push(format!(
+                        "{function} calls {method}: it needs {action} after all"
+                    ));
+                }
+            }
+            needed.remove(*action);
+        }
+        let granted = granted_actions(&template["Resources"][*function]);
+        for missing in needed.difference(&granted) {
+            problems.push(format!("{function} lacks {missing}, which its code calls"));
+        }
+        for extra in granted.difference(&needed) {
+            problems.push(format!(
+                "{function} is granted {extra}, which its code never calls"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn only_the_functions_that_use_the_secret_can_read_it() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let template = parse(&text);
+    let reads = |f: &str| {
+        granted_actions(&template["Resources"][f]).contains("secretsmanager:GetSecretValue")
+    };
+    assert!(reads("HttpApiFunction") && reads("SenderFunction"));
+    assert!(
+        !reads("DeadlineAlertsFunction"),
+        "deadline-alerts uses no secret: a malformed secret edit must not stop alerting"
+    );
+    // And its code does not read one (the main loads settings only).
+    let main =
+        std::fs::read_to_string(workspace_root().join("functions/deadline-alerts/src/main.rs"))
+            .unwrap();
+    assert!(main.contains("load_settings()") && !main.contains("load_from_env"));
+}
+
+/// `!Ref X` targets anywhere under `v`.
+fn refs(v: &Value) -> Vec<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => {
+            t.value.as_str().map(str::to_owned).into_iter().collect()
+        }
+        Value::Tagged(t) => refs(&t.value),
+        Value::Sequence(items) => items.iter().flat_map(refs).collect(),
+        Value::Mapping(m) => m.iter().flat_map(|(_, v)| refs(v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn only_the_sender_can_read_the_page_token() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let template = parse(&text);
+    let resources = template["Resources"].as_mapping().unwrap();
+    assert!(
+        template["Resources"]["PageTokenSecret"]["Type"].as_str()
+            == Some("AWS::SecretsManager::Secret"),
+        "the Page token has its own secret"
+    );
+    let mut readers = Vec::new();
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap_or_default();
+        for statement in template_statements(resource) {
+            if refs(&statement["Resource"])
+                .iter()
+                .any(|r| r == "PageTokenSecret")
+            {
+                readers.push(name.to_owned());
+            }
+        }
+        // Nor may a function be pointed at it unless it is the sender.
+        let env = &resource["Properties"]["Environment"];
+        if refs(env).iter().any(|r| r == "PageTokenSecret") {
+            assert_eq!(
+                name, "SenderFunction",
+                "{name} is given the Page token secret"
+            );
+        }
+    }
+    assert_eq!(readers, ["SenderFunction"]);
+}

@@ -187,3 +187,123 @@ fn the_sweep_runs_on_a_rate_parameter_of_15_minutes() {
         serde_json::from_str(sweep["Properties"]["Input"].as_str().unwrap()).unwrap();
     assert_eq!(input, serde_json::json!({"kind": "sweep", "version": 1}));
 }
+
+#[test]
+fn api_throttling_and_refusals_alarm_from_the_access_log() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    let format = api["AccessLogSettings"]["Format"].as_str().unwrap();
+    let line: serde_json::Value = serde_json::from_str(format).expect("the access log is JSON");
+    assert_eq!(line["status"], "$context.status");
+    assert_eq!(line["routeKey"], "$context.routeKey");
+    for private in ["$context.identity.sourceIp", "$context.path", "querystring"] {
+        assert!(!format.contains(private), "no {private} in the access log");
+    }
+    for (alarm, filter, metric, pattern_part) in [
+        (
+            "ApiThrottledAlarm",
+            "ApiThrottledMetricFilter",
+            "Throttled",
+            r#"$.status = "429""#,
+        ),
+        (
+            "FacebookRouteRejectedAlarm",
+            "FacebookRouteRejectedMetricFilter",
+            "FacebookRouteRejected",
+            "POST /${FacebookPathSegment}/*",
+        ),
+    ] {
+        let f = &t["Resources"][filter]["Properties"];
+        let (tag, group) = tagged(&f["LogGroupName"]);
+        assert_eq!(
+            (tag.as_str(), group.as_str()),
+            ("!Ref", Some("ApiAccessLogGroup"))
+        );
+        let (_, destination) = tagged(&api["AccessLogSettings"]["DestinationArn"]);
+        assert_eq!(destination.as_str(), Some("ApiAccessLogGroup.Arn"));
+        let (_, pattern) = tagged(&f["FilterPattern"]);
+        let pattern = pattern.as_str().unwrap();
+        assert!(pattern.contains(pattern_part), "{filter}: {pattern}");
+        // CloudWatch documents trailing wildcards only.
+        assert!(!pattern.contains("\"*"), "{filter}: a leading wildcard");
+        let transformation = &f["MetricTransformations"][0];
+        let a = &t["Resources"][alarm]["Properties"];
+        assert_eq!(a["Namespace"], transformation["MetricNamespace"], "{alarm}");
+        assert_eq!(a["MetricName"].as_str(), Some(metric));
+        assert_eq!(transformation["MetricName"].as_str(), Some(metric));
+        assert_eq!(a["Threshold"].as_i64(), Some(0), "{alarm}: any one alarms");
+        assert_ne!(
+            a["Namespace"].as_str(),
+            Some(NAMESPACE),
+            "the code's EMF namespace holds only the metrics it emits"
+        );
+    }
+    let a = &t["Resources"]["Api4xxAlarm"]["Properties"];
+    assert_eq!(
+        (a["Namespace"].as_str(), a["MetricName"].as_str()),
+        (Some("AWS/ApiGateway"), Some("4xx"))
+    );
+    let (tag, api_id) = tagged(&a["Dimensions"][0]["Value"]);
+    assert_eq!((tag.as_str(), api_id.as_str()), ("!Ref", Some("HttpApi")));
+}
+
+#[test]
+fn every_route_is_throttled_to_its_own_traffic() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    // The stage default is the Facebook routes' limit (their keys carry the path segment).
+    let (_, rate) = tagged(&default["ThrottlingRateLimit"]);
+    assert_eq!(rate.as_str(), Some("FacebookRateLimit"));
+    let params = &t["Parameters"];
+    assert!(params["FacebookRateLimit"]["Default"].as_i64().unwrap() >= 1000);
+    assert!(
+        params["FacebookPathSegment"].get("Default").is_none(),
+        "no guessable default segment"
+    );
+    // Every other route of the function has its own, smaller, entry.
+    let settings = api["RouteSettings"].as_mapping().unwrap();
+    let events = t["Resources"]["HttpApiFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .unwrap();
+    for (name, event) in events {
+        let p = &event["Properties"];
+        let (tag, path) = tagged(&p["Path"]);
+        let path = path.as_str().unwrap();
+        let key = format!("{} {path}", p["Method"].as_str().unwrap());
+        if tag == "!Sub" {
+            assert!(
+                path.starts_with("/${FacebookPathSegment}/"),
+                "{name:?}: a Facebook route lives under the segment"
+            );
+            continue;
+        }
+        let s = settings.get(key.as_str()).unwrap_or_else(|| {
+            panic!("{key} has no RouteSettings entry: it would get the Facebook limit")
+        });
+        assert!(s.get("ThrottlingRateLimit").is_some(), "{key}");
+        assert!(s.get("ThrottlingBurstLimit").is_some(), "{key}");
+    }
+    for path in [
+        "/webhooks/messenger",
+        "/facebook/deauthorize",
+        "/facebook/data-deletion",
+    ] {
+        assert!(
+            events.iter().any(|(_, e)| {
+                tagged(&e["Properties"]["Path"]).1.as_str()
+                    == Some(format!("/${{FacebookPathSegment}}{path}").as_str())
+            }),
+            "{path} is not under the segment"
+        );
+    }
+    // The outputs print the URLs to paste into the App Dashboard.
+    for output in [
+        "FacebookWebhookUrl",
+        "FacebookDeauthorizeUrl",
+        "FacebookDataDeletionUrl",
+    ] {
+        let text = format!("{:?}", t["Outputs"][output]["Value"]);
+        assert!(text.contains("${FacebookPathSegment}"), "{output}: {text}");
+    }
+}

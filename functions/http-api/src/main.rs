@@ -1,15 +1,17 @@
-//! Lambda entry point: load config, secret and clients once, then serve requests.
+//! Lambda entry point: refuse TRACE logging of raw events, load config and clients once, then
+//! serve requests; the secret is re-read on its TTL (`SECRET_TTL_SECONDS`, `LiveDeps`).
 
 use lambda_http::{Error, Request, run, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    shared::bootstrap::check_log_levels_from_env()?;
     tracing::init_default_subscriber();
-    let loaded = shared::bootstrap::load_from_env().await?;
-    let deps = http_api::Deps::from_aws(loaded.config, loaded.secrets, &loaded.sdk)?;
+    let (config, sdk) = shared::bootstrap::load_settings().await?;
+    let deps = http_api::LiveDeps::from_aws(config, &sdk).await?;
     let deps = &deps;
     run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(http_api::handle(deps, request).await)
+        Ok::<_, Error>(deps.handle(request).await)
     }))
     .await
 }

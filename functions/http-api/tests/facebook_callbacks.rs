@@ -397,7 +397,8 @@ async fn deletion_with_an_empty_client_token_is_partial_too() {
     w.deps.secrets = shared::config::Secrets::from_json(
         r#"{"app_secret":"test-app-secret","page_access_token":"p","client_token":"","verify_token":"v"}"#,
     )
-    .unwrap();
+    .unwrap()
+    .into();
     let r = send(
         &w,
         form(

@@ -32,7 +32,7 @@ fn world() -> World {
     let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
     let deps = Deps {
         config: test_config(&[]),
-        secrets: test_secrets(),
+        secrets: test_secrets().into(),
         store: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),

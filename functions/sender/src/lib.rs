@@ -84,11 +84,11 @@ impl Deps {
     /// The production wiring, shared by the Lambda main and the local runner.
     pub fn from_aws(
         config: Config,
-        secrets: &shared::config::Secrets,
+        secrets: impl Into<shared::config::SenderSecrets>,
         sdk: &shared::bootstrap::SdkConfig,
     ) -> Result<Self, shared::adapters::graph::GraphInitError> {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
-        let messenger = shared::adapters::graph::GraphClient::new(&config, secrets)?;
+        let messenger = shared::adapters::graph::GraphClient::for_page(&config, &secrets.into())?;
         let logins =
             shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
         Ok(Self {
@@ -119,8 +119,10 @@ impl Deps {
 /// process too, so that it can be killed mid-batch.
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let loaded = shared::bootstrap::load_from_env().await?;
-    let deps = Deps::from_aws(loaded.config, &loaded.secrets, &loaded.sdk)?;
+    // Only the fields the sender uses: the app secret, and the Page token from its own secret.
+    let (config, sdk) = shared::bootstrap::load_settings().await?;
+    let secrets = shared::bootstrap::load_sender_secrets(&config, &sdk).await?;
+    let deps = Deps::from_aws(config, &secrets, &sdk)?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {

@@ -1,6 +1,6 @@
 //! API Gateway HTTP API (payload format 2.0) on 127.0.0.1: every request becomes the same event
 //! JSON API Gateway would send, is parsed by lambda_http exactly as in Lambda, and is handed to the
-//! http-api handler.
+//! http-api handler (with the secret re-read on its TTL, as in Lambda).
 
 use axum::body::{Body as AxumBody, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// API Gateway's own payload limit.
 const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
-pub fn router(deps: Arc<http_api::Deps>) -> axum::Router {
+pub fn router(deps: Arc<http_api::LiveDeps>) -> axum::Router {
     axum::Router::new()
         .fallback(forward)
         .layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY))
@@ -132,7 +132,7 @@ fn uuid_like() -> String {
 }
 
 async fn forward(
-    State(deps): State<Arc<http_api::Deps>>,
+    State(deps): State<Arc<http_api::LiveDeps>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: AxumRequest<AxumBody>,
 ) -> Response {
@@ -162,7 +162,7 @@ async fn forward(
             return (StatusCode::BAD_REQUEST, "bad request").into_response();
         }
     };
-    let response = http_api::handle(&deps, request).await;
+    let response = deps.handle(request).await;
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Vec::new(),

@@ -219,6 +219,16 @@ impl LocalStack {
             ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
             ("ALLOWED_RETURN_ORIGINS".into(), site_base_url.clone()),
         ];
+        // The sender reads its Page token from its own secret, as in AWS.
+        let derived: Vec<(String, String)> = derived
+            .into_iter()
+            .chain(
+                provisioned
+                    .page_token_secret_id
+                    .clone()
+                    .map(|id| ("PAGE_TOKEN_SECRET_ID".to_owned(), id)),
+            )
+            .collect();
         let overrides = settings.config_overrides.clone();
         let config = Config::from_lookup(|name| {
             overrides
@@ -228,19 +238,19 @@ impl LocalStack {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         })?;
-        // The same path as a Lambda cold start: the secret is read back from Secrets Manager.
-        let secrets = shared::adapters::secrets::load_secrets(
-            &aws_sdk_secretsmanager::Client::new(sdk),
-            &config.secret_id,
-        )
-        .await?;
-
+        // The same path as a Lambda cold start: each function reads its own view of the secret
+        // back from Secrets Manager (the http-api re-reads it on its TTL, as in Lambda).
         let http_deps = Arc::new(
-            http_api::Deps::from_aws(config.clone(), secrets.clone(), sdk)
-                .map_err(|e| LocalError::Graph(e.to_string()))?,
+            http_api::LiveDeps::from_aws(config.clone(), sdk)
+                .await
+                .map_err(|e| match e {
+                    http_api::StartError::Config(e) => LocalError::Config(e),
+                    http_api::StartError::Graph(e) => LocalError::Graph(e.to_string()),
+                })?,
         );
+        let sender_secrets = shared::bootstrap::load_sender_secrets(&config, sdk).await?;
         let sender_deps = Arc::new(
-            sender::Deps::from_aws(config.clone(), &secrets, sdk)
+            sender::Deps::from_aws(config.clone(), &sender_secrets, sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
         );
         let alerts_deps = Arc::new(deadline_alerts::Deps::from_aws(config.clone(), sdk));
@@ -322,6 +332,15 @@ impl LocalStack {
             sender_paused,
             tasks,
         })
+    }
+
+    /// Where the routes only Facebook calls live: the API's base URL, plus `/{segment}` when
+    /// `FACEBOOK_PATH_SEGMENT` is configured (as the deployed stack's `FacebookWebhookUrl` output).
+    pub fn facebook_base_url(&self) -> String {
+        match &self.config.facebook_path_segment {
+            Some(segment) => format!("{}/{segment}", self.api_base_url),
+            None => self.api_base_url.clone(),
+        }
     }
 
     /// Hold the SQS event source mapping (messages stay on the queue), as disabling the trigger

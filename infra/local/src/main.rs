@@ -120,13 +120,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "RETRY_BASE_SECONDS",
         "RETRY_MAX_SECONDS",
         "PAUSE_PROBE_SECONDS",
+        "FACEBOOK_PATH_SEGMENT",
+        "SECRET_TTL_SECONDS",
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);
         }
     }
     let stack = LocalStack::start(settings, &sdk).await?;
-    let webhook_url = format!("{}/webhooks/messenger", stack.api_base_url);
+    let webhook_url = format!("{}/webhooks/messenger", stack.facebook_base_url());
     if let Some(s) = &sandbox {
         s.set_webhook_url(&webhook_url);
     }

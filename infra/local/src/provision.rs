@@ -38,6 +38,9 @@ pub struct Provisioned {
     pub schedule_group: String,
     pub alert_topic_arn: String,
     pub secret_id: String,
+    /// The sender-only Page token secret (`PageTokenSecret`), when the template has one. Every
+    /// secret is seeded with the same JSON, so it holds the `page_access_token` too.
+    pub page_token_secret_id: Option<String>,
     /// The default of the `SweepRate` parameter, if the template has one.
     pub sweep_rate: Option<String>,
     pub send_queue_visibility_timeout_s: i32,
@@ -76,6 +79,7 @@ const SCHEDULER_DLQ: &str = "SchedulerDeadLetterQueue";
 const SCHEDULE_GROUP: &str = "DeadlineScheduleGroup";
 const ALERT_TOPIC: &str = "AlertTopic";
 const APP_SECRET: &str = "AppSecret";
+const PAGE_TOKEN_SECRET: &str = "PageTokenSecret";
 
 const TABLE: &str = "AWS::DynamoDB::Table";
 const QUEUE: &str = "AWS::SQS::Queue";
@@ -927,6 +931,13 @@ impl Provisioner {
             schedule_group: self.created(SCHEDULE_GROUP, GROUP)?.reference.clone(),
             alert_topic_arn: self.created(ALERT_TOPIC, TOPIC)?.reference.clone(),
             secret_id: self.created(APP_SECRET, SECRET)?.reference.clone(),
+            page_token_secret_id: self
+                .template
+                .resource(PAGE_TOKEN_SECRET)
+                .is_some()
+                .then(|| self.created(PAGE_TOKEN_SECRET, SECRET))
+                .transpose()?
+                .map(|c| c.reference.clone()),
             sweep_rate: self
                 .template
                 .parameter_default("SweepRate")

@@ -216,12 +216,15 @@ async fn send_signed_request(
     let Some(asid) = request.asid.filter(|a| !a.is_empty()) else {
         return bad_request("asid is required");
     };
-    // The app's callbacks live on the same host as its webhook.
-    let Some(origin) = state
-        .webhook_url()
-        .and_then(|u| reqwest::Url::parse(&u).ok())
-        .map(|u| u.origin().ascii_serialization())
-    else {
+    // The app's callbacks live beside its webhook: on the same host and, when the webhook URL
+    // ends in `/webhooks/messenger`, under the same prefix (the app's secret path segment).
+    let Some(origin) = state.webhook_url().and_then(|u| {
+        let parsed = reqwest::Url::parse(&u).ok()?;
+        Some(match parsed.path().strip_suffix("/webhooks/messenger") {
+            Some(prefix) => format!("{}{prefix}", parsed.origin().ascii_serialization()),
+            None => parsed.origin().ascii_serialization(),
+        })
+    }) else {
         return GraphError::sandbox(StatusCode::CONFLICT, "no webhook URL is configured")
             .into_response();
     };

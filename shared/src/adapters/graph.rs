@@ -50,6 +50,35 @@ struct SendResponse {
 
 impl GraphClient {
     pub fn new(config: &Config, secrets: &Secrets) -> Result<Self, GraphInitError> {
+        Self::with_tokens(
+            config,
+            secrets.app_secret.clone(),
+            secrets.page_access_token.clone(),
+        )
+    }
+
+    /// The Facebook Login client of the http-api: it holds no Page token (it never sends).
+    pub fn for_login(config: &Config, app_secret: SecretString) -> Result<Self, GraphInitError> {
+        Self::with_tokens(config, app_secret, SecretString::default())
+    }
+
+    /// The sender's client: the Page token and the app secret only.
+    pub fn for_page(
+        config: &Config,
+        secrets: &crate::config::SenderSecrets,
+    ) -> Result<Self, GraphInitError> {
+        Self::with_tokens(
+            config,
+            secrets.app_secret.clone(),
+            secrets.page_access_token.clone(),
+        )
+    }
+
+    fn with_tokens(
+        config: &Config,
+        app_secret: SecretString,
+        page_access_token: SecretString,
+    ) -> Result<Self, GraphInitError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.graph_timeout_ms.min(3_000)))
             .timeout(Duration::from_millis(config.graph_timeout_ms))
@@ -64,8 +93,8 @@ impl GraphClient {
             http,
             base_url: config.graph_api_base_url.clone(),
             version: config.graph_api_version.clone(),
-            app_secret: secrets.app_secret.clone(),
-            page_access_token: secrets.page_access_token.clone(),
+            app_secret,
+            page_access_token,
             messaging_type: config.messaging_type,
             app_id: config.fb_app_id.clone(),
             page_id: config.fb_page_id.clone(),

@@ -62,7 +62,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
     let clock = Arc::new(ManualClock::at(NOW));
     let deps = Deps {
         config: test_config(&env),
-        secrets: secrets(),
+        secrets: secrets().into(),
         store: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
