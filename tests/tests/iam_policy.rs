@@ -388,8 +388,20 @@ const NOT_CALLED: &[(&str, &str, &[&str], &str)] = &[
     (
         "DeadlineAlertsFunction",
         "dynamodb:PutItem",
-        &["create_opt_in", "link_psid"],
-        "the sweep updates existing opt-ins only",
+        &["create_opt_in", "link_psid", "put_state", "record_login"],
+        "the sweep updates existing opt-ins and LOGINs only",
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "dynamodb:DeleteItem",
+        &["consume_state", "erase"],
+        "login state and erasure belong to the http-api; the sweep only reads LOGINs and marks them",
+    ),
+    (
+        "DeadlineAlertsFunction",
+        "dynamodb:ConditionCheckItem",
+        &["record_login", "record_opt_in"],
+        "the sweep runs no transaction",
     ),
     (
         "DeadlineAlertsFunction",
