@@ -6,6 +6,11 @@
 //! come (see [`shared::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
 //! time forward, so the next sweep reads only what needs it.
+//!
+//! The sweep also queues again the PAUSED opt-ins that the Page's last resume (an accepted probe
+//! or Meta's unblock) left behind — its re-queue failed, or the process stopped after setting the
+//! Page ACTIVE — through [`shared::use_cases::page`]: each at most once per sweep, and only for one
+//! opt-in window after the resume (nothing parked before it can still be sent later).
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -14,9 +19,12 @@ use shared::attention::{is_stuck, next_attention};
 use shared::config::Config;
 use shared::domain::{AlertInput, Millis, OptIn, SendJob, login_id_prefix};
 use shared::metrics::Metrics;
+use shared::ports::send::PageStateStore;
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
 };
+use shared::use_cases::page::{PagePorts, requeue_margin_ms};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info};
@@ -40,6 +48,8 @@ pub struct Deps {
     pub alerts: Arc<dyn Alerts>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn Metrics>,
+    /// The Page state item: the sweep queues what a resume left behind.
+    pub pages: Arc<dyn PageStateStore>,
 }
 
 impl Deps {
@@ -48,6 +58,7 @@ impl Deps {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
         Self {
             config,
+            pages: ports.store.clone(),
             store: ports.store,
             queue: ports.queue,
             scheduler: ports.scheduler,
@@ -67,6 +78,8 @@ pub struct Summary {
     pub requeued: usize,
     /// Opt-ins whose next attention time the sweep moved forward.
     pub deferred: usize,
+    /// PAUSED opt-ins a Page resume left behind, queued again.
+    pub requeued_paused: usize,
 }
 
 impl Summary {
@@ -108,12 +121,14 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         expired = summary.expired,
         requeued = summary.requeued,
         deferred = summary.deferred,
+        requeued_paused = summary.requeued_paused,
         "deadline-alerts done"
     );
     Ok(summary)
 }
 
 async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), AlertsError> {
+    summary.requeued_paused = requeue_left_behind(deps).await;
     let started = Instant::now();
     for _ in 0..SWEEP_MAX_ROUNDS {
         let due = deps.store.due_for_attention(now, SWEEP_LIMIT).await?;
@@ -133,6 +148,32 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
         }
     }
     Ok(())
+}
+
+/// Queue the PAUSED opt-ins the served Page's last resume left behind (once per sweep each).
+/// Failures are logged: those opt-ins stay PAUSED and the next sweep tries again.
+async fn requeue_left_behind(deps: &Deps) -> usize {
+    let ports = PagePorts {
+        pages: deps.pages.as_ref(),
+        queue: deps.queue.as_ref(),
+        alerts: deps.alerts.as_ref(),
+        clock: deps.clock.as_ref(),
+        margin_ms: requeue_margin_ms(&deps.config),
+    };
+    let mut queued = HashSet::new();
+    match ports
+        .requeue_for_sweep(
+            &deps.config.fb_page_id,
+            deps.config.optin_window_ms,
+            &mut queued,
+        )
+        .await
+    {
+        Ok(n) if n > 0 => info!(requeued = n, "paused opt-ins left behind by a resume queued again"),
+        Ok(_) => {}
+        Err(e) => error!(error = %e, "could not queue the paused opt-ins left behind by a resume"),
+    }
+    queued.len()
 }
 
 /// What attending to one opt-in did.

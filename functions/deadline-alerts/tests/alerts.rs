@@ -37,6 +37,7 @@ fn world() -> World {
         alerts: alerts.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        pages: store.clone(),
     };
     World {
         deps,
