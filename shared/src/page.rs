@@ -188,10 +188,7 @@ impl PageGuard {
         let blocked = page.is_some_and(PageState::is_blocked);
         self.paused.is_none_or(|want| want == paused)
             && self.blocked.is_none_or(|want| want == blocked)
-            && (!self.probe_due
-                || page
-                    .and_then(|p| p.probe_at)
-                    .is_some_and(|at| at <= now))
+            && (!self.probe_due || page.and_then(|p| p.probe_at).is_some_and(|at| at <= now))
     }
 }
 
@@ -340,5 +337,203 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["status"], "ACTIVE");
         assert_eq!(json["cause"], "configuration");
+    }
+
+    fn paused(cause: PauseCause, probe_at: Option<Millis>) -> PageState {
+        PageState {
+            page_id: "1".into(),
+            status: PageStatus::Paused,
+            paused_at: Some(0),
+            cause: Some(cause),
+            reason: None,
+            probe_at,
+            probes: 0,
+            resumed_at: None,
+            updated_at: 0,
+        }
+    }
+
+    /// Every kind of Page item a store can hold, with a name for failure messages.
+    fn page_grid() -> Vec<(&'static str, Option<PageState>)> {
+        let mut lifted = paused(PauseCause::PolicyBlock, None);
+        lifted.status = PageStatus::Active;
+        lifted.resumed_at = Some(5);
+        let mut resumed = paused(PauseCause::Configuration, None);
+        resumed.status = PageStatus::Active;
+        resumed.resumed_at = Some(5);
+        vec![
+            ("no item", None),
+            ("active after a configuration pause", Some(resumed)),
+            ("active after a lifted block", Some(lifted)),
+            (
+                "configuration pause, probe due",
+                Some(paused(PauseCause::Configuration, Some(100))),
+            ),
+            (
+                "configuration pause, probe not due",
+                Some(paused(PauseCause::Configuration, Some(101))),
+            ),
+            (
+                "restriction, probe due",
+                Some(paused(PauseCause::PageRestricted, Some(0))),
+            ),
+            ("blocked", Some(paused(PauseCause::PolicyBlock, None))),
+            (
+                "blocked, as stored before (probe_at = MAX)",
+                Some(paused(PauseCause::PolicyBlock, Some(Millis::MAX))),
+            ),
+            (
+                "blocked with a probe time come",
+                Some(paused(PauseCause::PolicyBlock, Some(0))),
+            ),
+        ]
+    }
+
+    /// The table the adapters must agree with: which event each kind of item allows at `now = 100`.
+    fn expected(event: PageEvent, name: &str) -> bool {
+        let active = name == "no item" || name.starts_with("active");
+        let blocked = name.starts_with("blocked");
+        match event {
+            PageEvent::Pause => active,
+            PageEvent::Block => !blocked,
+            PageEvent::Unblock => blocked,
+            PageEvent::TakeProbe => !active && !blocked && name.ends_with("probe due"),
+            PageEvent::ProbeAccepted => !active && !blocked,
+        }
+    }
+
+    #[test]
+    fn each_page_event_is_allowed_exactly_where_the_table_says() {
+        for event in PageEvent::ALL {
+            for (name, page) in page_grid() {
+                assert_eq!(
+                    event.guard().holds(page.as_ref(), 100),
+                    expected(event, name),
+                    "{event:?} on {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn block_during_a_configuration_pause_is_recorded_and_stops_probes() {
+        let reason = LastError {
+            message: "policy enforcement block: spam".into(),
+            ..LastError::default()
+        };
+        let config = paused(PauseCause::Configuration, Some(100));
+        let blocked = PageChange::Block {
+            reason: reason.clone(),
+        }
+        .apply("1", Some(&config), 50)
+        .expect("a block is recorded during a configuration pause");
+        assert!(blocked.is_blocked());
+        assert_eq!(blocked.cause, Some(PauseCause::PolicyBlock));
+        assert_eq!(blocked.reason, Some(reason.clone()));
+        assert_eq!((blocked.probe_at, blocked.paused_at), (None, Some(50)));
+        // The probe time passes: no probe is due, none can be taken, none resumes the Page.
+        assert!(!blocked.probe_due(Millis::MAX));
+        let later = 1_000_000;
+        assert_eq!(
+            PageChange::TakeProbe {
+                next_probe_at: later + 1
+            }
+            .apply("1", Some(&blocked), later),
+            None
+        );
+        assert_eq!(
+            PageChange::ProbeAccepted.apply("1", Some(&blocked), later),
+            None
+        );
+        // A send error of ours does not overwrite the block, nor does a repeated block re-alert.
+        let again = PageChange::pause(PauseCause::Configuration, &reason, later);
+        assert_eq!(again.apply("1", Some(&blocked), later), None);
+        assert_eq!(
+            PageChange::pause(PauseCause::PolicyBlock, &reason, 0).apply(
+                "1",
+                Some(&blocked),
+                later
+            ),
+            None
+        );
+        // Only the unblock lifts it.
+        let lifted = PageChange::Unblock
+            .apply("1", Some(&blocked), later)
+            .expect("unblock lifts a block");
+        assert!(!lifted.is_paused());
+        assert_eq!((lifted.resumed_at, lifted.probe_at), (Some(later), None));
+    }
+
+    #[test]
+    fn unblock_clears_only_a_block() {
+        let config = paused(PauseCause::Configuration, Some(100));
+        assert_eq!(PageChange::Unblock.apply("1", Some(&config), 200), None);
+        assert_eq!(PageChange::Unblock.apply("1", None, 200), None);
+        // A block on a Page never paused creates its item.
+        let blocked = PageChange::Block {
+            reason: LastError::default(),
+        }
+        .apply("1", None, 7)
+        .unwrap();
+        assert_eq!(
+            (blocked.page_id.as_str(), blocked.status, blocked.updated_at),
+            ("1", PageStatus::Paused, 7)
+        );
+    }
+
+    #[test]
+    fn a_probe_slot_is_taken_and_a_probe_resumes_a_page_paused_by_us() {
+        let config = paused(PauseCause::Configuration, Some(100));
+        let taken = PageChange::TakeProbe { next_probe_at: 400 }
+            .apply("1", Some(&config), 100)
+            .unwrap();
+        assert_eq!((taken.probe_at, taken.probes), (Some(400), 1));
+        let resumed = PageChange::ProbeAccepted
+            .apply("1", Some(&taken), 150)
+            .unwrap();
+        assert_eq!(
+            (resumed.status, resumed.resumed_at, resumed.probe_at),
+            (PageStatus::Active, Some(150), None)
+        );
+        let paused_again =
+            PageChange::pause(PauseCause::PageRestricted, &LastError::default(), 900)
+                .apply("1", Some(&resumed), 200)
+                .unwrap();
+        assert_eq!(
+            (
+                paused_again.probe_at,
+                paused_again.probes,
+                paused_again.resumed_at
+            ),
+            (Some(900), 0, Some(150))
+        );
+    }
+
+    #[test]
+    fn left_behind_means_parked_before_the_last_resume_of_an_active_page() {
+        use crate::domain::{HOUR_MS, OptInKey};
+        let mut page = paused(PauseCause::PolicyBlock, None);
+        let mut o = OptIn::new(OptInKey::new("1", "l"), Some(0), 0, 24 * HOUR_MS, 0);
+        o.state = State::Paused;
+        o.updated_at = 10;
+        assert!(!page.left_behind(&o), "still blocked");
+        page.status = PageStatus::Active;
+        page.resumed_at = Some(10);
+        assert!(page.left_behind(&o));
+        o.updated_at = 11;
+        assert!(
+            !page.left_behind(&o),
+            "paused after the resume (bounded retries exhausted): waits for the next resume"
+        );
+        o.updated_at = 10;
+        o.state = State::Retrying;
+        assert!(!page.left_behind(&o));
+        o.state = State::Paused;
+        o.page_id = "2".into();
+        assert!(!page.left_behind(&o));
+        assert!(page.may_have_left_behind(10 + 24 * HOUR_MS - 1, 24 * HOUR_MS));
+        assert!(!page.may_have_left_behind(10 + 24 * HOUR_MS, 24 * HOUR_MS));
+        page.resumed_at = None;
+        assert!(!page.may_have_left_behind(0, 24 * HOUR_MS));
     }
 }

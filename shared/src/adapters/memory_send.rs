@@ -196,4 +196,52 @@ mod tests {
             "SENDING is not parked"
         );
     }
+
+    #[tokio::test]
+    async fn meta_block_on_an_already_paused_page_is_recorded_and_stops_probes() {
+        let s = MemoryOptInStore::new();
+        let reason = LastError {
+            code: 190,
+            ..LastError::default()
+        };
+        assert!(
+            s.pause_page("p", PauseCause::Configuration, &reason, 5, 100)
+                .await
+                .unwrap()
+        );
+        let block = LastError {
+            message: "policy enforcement block: spam".into(),
+            ..LastError::default()
+        };
+        assert!(
+            s.block_page("p", &block, 6).await.unwrap(),
+            "a block during a configuration pause is recorded"
+        );
+        assert!(!s.block_page("p", &block, 7).await.unwrap(), "once");
+        let page = s.get_page("p").await.unwrap().unwrap();
+        assert!(page.is_blocked());
+        assert_eq!(page.probe_at, None);
+        // The configuration pause's probe time passes: no probe, no resume.
+        assert!(!s.take_probe("p", 1_000, 2_000).await.unwrap());
+        assert!(!s.resume_page("p", 1_000).await.unwrap());
+        assert!(
+            !s.pause_page("p", PauseCause::Configuration, &reason, 1_000, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(s.get_page("p").await.unwrap().unwrap().is_blocked());
+        // Unblock lifts only a block.
+        assert!(s.unblock_page("p", 1_001).await.unwrap());
+        assert!(!s.unblock_page("p", 1_002).await.unwrap());
+        assert!(
+            s.pause_page("p", PauseCause::Configuration, &reason, 1_003, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.unblock_page("p", 1_004).await.unwrap(),
+            "an unblock does not lift a pause of ours"
+        );
+        assert!(s.get_page("p").await.unwrap().unwrap().is_paused());
+    }
 }

@@ -34,8 +34,12 @@ pub trait PageStateStore: Send + Sync {
 
     /// Apply `change` at `now` when its event's guard holds for the stored item (a missing item is
     /// an active Page). One conditional write.
-    async fn change_page(&self, page_id: &str, change: &PageChange, now: Millis)
-    -> PortResult<bool>;
+    async fn change_page(
+        &self,
+        page_id: &str,
+        change: &PageChange,
+        now: Millis,
+    ) -> PortResult<bool>;
 
     /// ACTIVE (or no item) → PAUSED for `cause`, first probe at `probe_at`. A
     /// [`PauseCause::PolicyBlock`] is a [`Self::block_page`].

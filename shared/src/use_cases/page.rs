@@ -282,7 +282,10 @@ impl PagePorts<'_> {
             }
         }
         if failed > 0 {
-            error!(page_id, failed, total, "paused opt-ins could not be queued again");
+            error!(
+                page_id,
+                failed, total, "paused opt-ins could not be queued again"
+            );
             return Err(PageError::Requeue { failed, total });
         }
         Ok(())
@@ -308,5 +311,274 @@ impl PagePorts<'_> {
             &Alert::for_page(page_id, AlertKind::PolicyEnforcement, paused, detail),
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{ManualClock, MemoryAlerts, MemoryOptInStore};
+    use crate::domain::{HOUR_MS, OptIn};
+    use crate::ports::OptInStore;
+    use async_trait::async_trait;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const NOW: Millis = 1_795_536_000_000;
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    const PAGE: &str = "p";
+
+    /// A queue that fails some logins a number of times (or always), and measures concurrency.
+    #[derive(Default)]
+    struct FlakyQueue {
+        jobs: Mutex<Vec<SendJob>>,
+        failures: Mutex<HashMap<String, u32>>,
+        down: AtomicBool,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    impl FlakyQueue {
+        fn logins(&self) -> Vec<String> {
+            let mut l: Vec<String> = lock(&self.jobs)
+                .iter()
+                .map(|j| j.login_id.clone())
+                .collect();
+            l.sort();
+            l
+        }
+    }
+
+    #[async_trait]
+    impl SendQueue for FlakyQueue {
+        async fn enqueue(&self, job: &SendJob) -> PortResult<()> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let fail = self.down.load(Ordering::SeqCst)
+                || match lock(&self.failures).get_mut(&job.login_id) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+            if fail {
+                return Err(PortError::new("flaky-queue", "injected failure"));
+            }
+            lock(&self.jobs).push(job.clone());
+            Ok(())
+        }
+    }
+
+    struct World {
+        store: MemoryOptInStore,
+        queue: FlakyQueue,
+        alerts: MemoryAlerts,
+        clock: ManualClock,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                store: MemoryOptInStore::new(),
+                queue: FlakyQueue::default(),
+                alerts: MemoryAlerts::default(),
+                clock: ManualClock::at(NOW),
+            }
+        }
+
+        fn ports(&self) -> PagePorts<'_> {
+            PagePorts {
+                pages: &self.store,
+                queue: &self.queue,
+                alerts: &self.alerts,
+                clock: &self.clock,
+                margin_ms: 11_000,
+            }
+        }
+
+        /// An opt-in of the Page, parked (PAUSED) now.
+        async fn parked(&self, login: &str) -> OptIn {
+            let o = OptIn::new(OptInKey::new(PAGE, login), Some(NOW), NOW, 24 * HOUR_MS, 0);
+            self.store.create_opt_in(&o).await.unwrap();
+            let now = self.clock.now();
+            assert!(
+                self.store
+                    .park_opt_in(&o.key(), now)
+                    .await
+                    .unwrap()
+                    .is_done()
+            );
+            o
+        }
+
+        fn config_error() -> LastError {
+            LastError {
+                code: 190,
+                ..LastError::default()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unblock_requeues_concurrently_retries_each_and_reports_what_it_could_not_queue() {
+        let w = World::new();
+        for i in 0..40 {
+            w.parked(&format!("l{i:02}")).await;
+        }
+        lock(&w.queue.failures).insert("l03".into(), ENQUEUE_ATTEMPTS - 1);
+        lock(&w.queue.failures).insert("l07".into(), u32::MAX);
+        assert!(w.ports().block(PAGE, "spam").await.unwrap());
+        let result = w.ports().unblock(PAGE).await;
+        assert!(
+            matches!(result, Err(PageError::Requeue { failed: 1, .. })),
+            "{result:?}"
+        );
+        let queued = w.queue.logins();
+        assert_eq!(queued.len(), 39, "one failure does not stop the rest");
+        assert!(queued.contains(&"l03".to_owned()), "retried until queued");
+        assert!(!queued.contains(&"l07".to_owned()));
+        let max = w.queue.max_in_flight.load(Ordering::SeqCst);
+        assert!(
+            (2..=REQUEUE_CONCURRENCY).contains(&max),
+            "concurrent and bounded: {max}"
+        );
+        assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+        let alerts = w.alerts.published();
+        assert_eq!(alerts.len(), 2, "block and unblock");
+        assert!(alerts[1].detail.contains("1 could not be queued yet"));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_unblock_on_an_active_page_still_requeues_paused_opt_ins() {
+        let w = World::new();
+        w.ports().block(PAGE, "spam").await.unwrap();
+        for login in ["a", "b", "c"] {
+            w.parked(login).await;
+        }
+        // The first delivery sets the Page ACTIVE, then cannot queue anything: 503.
+        w.queue.down.store(true, Ordering::SeqCst);
+        w.clock.advance(1_000);
+        assert!(w.ports().unblock(PAGE).await.is_err());
+        assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+        // Meta redelivers: the Page is already ACTIVE, and the opt-ins are queued all the same.
+        w.queue.down.store(false, Ordering::SeqCst);
+        w.clock.advance(1_000);
+        assert_eq!(
+            w.ports().unblock(PAGE).await.unwrap(),
+            Unblocked::AlreadyActive { queued: 3 }
+        );
+        assert_eq!(w.queue.logins(), ["a", "b", "c"]);
+        assert_eq!(w.alerts.published().len(), 2, "no second unblock alert");
+    }
+
+    #[tokio::test]
+    async fn a_probe_never_resumes_a_blocked_page() {
+        let w = World::new();
+        w.ports()
+            .pause(
+                PAGE,
+                PauseCause::Configuration,
+                &World::config_error(),
+                NOW + 60_000,
+            )
+            .await
+            .unwrap();
+        w.parked("a").await;
+        assert!(w.ports().block(PAGE, "spam").await.unwrap());
+        w.clock.advance(120_000);
+        assert_eq!(w.ports().probe_accepted(PAGE).await.unwrap(), None);
+        assert!(w.store.get_page(PAGE).await.unwrap().unwrap().is_blocked());
+        assert!(w.queue.logins().is_empty());
+        // The unblock resumes it and queues the parked opt-in.
+        assert_eq!(
+            w.ports().unblock(PAGE).await.unwrap(),
+            Unblocked::Lifted { queued: 1 }
+        );
+        assert_eq!(w.queue.logins(), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn unblock_leaves_a_pause_of_ours_to_its_probe() {
+        let w = World::new();
+        w.ports()
+            .pause(
+                PAGE,
+                PauseCause::Configuration,
+                &World::config_error(),
+                NOW + 60_000,
+            )
+            .await
+            .unwrap();
+        w.parked("a").await;
+        assert_eq!(
+            w.ports().unblock(PAGE).await.unwrap(),
+            Unblocked::PausedByUs(Some(PauseCause::Configuration))
+        );
+        assert!(w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+        assert!(w.queue.logins().is_empty());
+        assert_eq!(
+            w.ports().unblock("never-paused").await.unwrap(),
+            Unblocked::AlreadyActive { queued: 0 }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sweep_requeues_what_a_resume_left_behind_and_nothing_paused_after_it() {
+        let w = World::new();
+        w.ports()
+            .pause(PAGE, PauseCause::Configuration, &World::config_error(), NOW)
+            .await
+            .unwrap();
+        w.parked("left").await;
+        let close = OptIn::new(OptInKey::new(PAGE, "close"), Some(NOW), NOW, 20_000, 0);
+        w.store.create_opt_in(&close).await.unwrap();
+        w.store.park_opt_in(&close.key(), NOW).await.unwrap();
+        // The probe is accepted but the process stops before queueing (simulated: queue down).
+        w.queue.down.store(true, Ordering::SeqCst);
+        w.clock.advance(10_000);
+        assert!(w.ports().probe_accepted(PAGE).await.is_err());
+        w.queue.down.store(false, Ordering::SeqCst);
+        // Paused after the resume (bounded retries exhausted): waits for the next resume.
+        w.clock.advance(1_000);
+        w.parked("after").await;
+        let window = 24 * HOUR_MS;
+        let mut once = HashSet::new();
+        assert_eq!(
+            w.ports()
+                .requeue_for_sweep(PAGE, window, &mut once)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            w.queue.logins(),
+            ["left"],
+            "not 'after', not 'close' (too near its deadline)"
+        );
+        // Within one sweep, once.
+        assert_eq!(
+            w.ports()
+                .requeue_for_sweep(PAGE, window, &mut once)
+                .await
+                .unwrap(),
+            0
+        );
+        // One opt-in window after the resume, nothing is looked for any more.
+        w.clock.advance(window);
+        assert_eq!(
+            w.ports()
+                .requeue_for_sweep(PAGE, window, &mut HashSet::new())
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(w.queue.logins(), ["left"]);
     }
 }
