@@ -169,7 +169,10 @@ async fn requeue_left_behind(deps: &Deps) -> usize {
         )
         .await
     {
-        Ok(n) if n > 0 => info!(requeued = n, "paused opt-ins left behind by a resume queued again"),
+        Ok(n) if n > 0 => info!(
+            requeued = n,
+            "paused opt-ins left behind by a resume queued again"
+        ),
         Ok(_) => {}
         Err(e) => error!(error = %e, "could not queue the paused opt-ins left behind by a resume"),
     }

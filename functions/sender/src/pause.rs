@@ -128,9 +128,7 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -
         Ok(Transitioned::Refused(Some(item))) => match item.state {
             // Blocked by Meta: no probe will come, and Meta's unblock re-queues every parked
             // opt-in. Acknowledge, so the job does not come back until then.
-            State::Paused if page.is_blocked() && !item.deadline_passed(now) => {
-                RecordOutcome::Done
-            }
+            State::Paused if page.is_blocked() && !item.deadline_passed(now) => RecordOutcome::Done,
             // A sender crashed while sending for a blocked Page: the opt-in is not PAUSED, so the
             // unblock would not find it. Look again at SQS's longest delay (bounded by the
             // deadline, when the sweep expires it).
