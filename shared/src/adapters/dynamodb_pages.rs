@@ -40,13 +40,17 @@ fn cause_value(cause: PauseCause) -> PortResult<AttributeValue> {
 /// absent. Every comparison that may meet a missing attribute is paired with
 /// `attribute_not_exists`, so nothing depends on how a missing attribute compares.
 fn guard_condition(e: &mut Expr, guard: PageGuard, now: Millis) -> PortResult<String> {
-    let pk = e.name(table::PK);
-    let status = e.name("status");
-    let paused = e.value("paused", status_value(PageStatus::Paused));
+    // Placeholders are declared only when used: DynamoDB refuses unused ones.
     let mut parts = Vec::new();
     match guard.paused {
-        Some(true) => parts.push(format!("{status} = {paused}")),
+        Some(true) => {
+            let status = e.name("status");
+            let paused = e.value("paused", status_value(PageStatus::Paused));
+            parts.push(format!("{status} = {paused}"));
+        }
         Some(false) => {
+            let pk = e.name(table::PK);
+            let status = e.name("status");
             let active = e.value("active", status_value(PageStatus::Active));
             parts.push(format!(
                 "(attribute_not_exists({pk}) OR {status} = {active})"
@@ -55,6 +59,8 @@ fn guard_condition(e: &mut Expr, guard: PageGuard, now: Millis) -> PortResult<St
         None => {}
     }
     if let Some(blocked) = guard.blocked {
+        let status = e.name("status");
+        let paused = e.value("paused", status_value(PageStatus::Paused));
         let cause = e.name("cause");
         let block = e.value("block", cause_value(PauseCause::PolicyBlock)?);
         parts.push(if blocked {
@@ -72,6 +78,7 @@ fn guard_condition(e: &mut Expr, guard: PageGuard, now: Millis) -> PortResult<St
     }
     if parts.is_empty() {
         // No requirement: any item, or none.
+        let pk = e.name(table::PK);
         parts.push(format!(
             "(attribute_not_exists({pk}) OR attribute_exists({pk}))"
         ));
