@@ -1343,3 +1343,187 @@ async fn of_concurrent_claims_of_one_opt_in_exactly_one_wins() {
         assert_eq!(item.attempts, 1, "round {round}");
     }
 }
+
+// ------------------------------------------------------------------------------- Page state item
+
+/// The Page state item: every change agrees with `shared::page` (the twin's own rules), and
+/// Meta's block holds against every change of ours.
+mod page_state {
+    use super::*;
+
+    use shared::page::{PageChange, PageState, PageStatus, PauseCause};
+    use shared::ports::send::PageStateStore;
+
+    fn page(status: PageStatus, cause: Option<PauseCause>, probe_at: Option<Millis>) -> PageState {
+        PageState {
+            page_id: String::new(),
+            status,
+            paused_at: Some(1),
+            cause,
+            reason: None,
+            probe_at,
+            probes: 2,
+            resumed_at: (status == PageStatus::Active).then_some(5),
+            updated_at: 1,
+        }
+    }
+
+    /// Every kind of Page item the table can hold (those written before this model included).
+    fn page_grid() -> Vec<(&'static str, Option<PageState>)> {
+        use PageStatus::{Active, Paused};
+        use PauseCause::{Configuration, PageRestricted, PolicyBlock};
+        vec![
+            ("no item", None),
+            ("active", Some(page(Active, Some(Configuration), None))),
+            (
+                "active after a block",
+                Some(page(Active, Some(PolicyBlock), None)),
+            ),
+            (
+                "paused, probe due",
+                Some(page(Paused, Some(Configuration), Some(100))),
+            ),
+            (
+                "paused, probe later",
+                Some(page(Paused, Some(Configuration), Some(101))),
+            ),
+            (
+                "restricted, probe due",
+                Some(page(Paused, Some(PageRestricted), Some(0))),
+            ),
+            ("blocked", Some(page(Paused, Some(PolicyBlock), None))),
+            (
+                "blocked, old shape",
+                Some(page(Paused, Some(PolicyBlock), Some(Millis::MAX))),
+            ),
+            (
+                "blocked, probe_at past",
+                Some(page(Paused, Some(PolicyBlock), Some(0))),
+            ),
+        ]
+    }
+
+    fn json_to_attribute(v: &serde_json::Value) -> AttributeValue {
+        match v {
+            serde_json::Value::String(s) => AttributeValue::S(s.clone()),
+            serde_json::Value::Number(n) => AttributeValue::N(n.to_string()),
+            serde_json::Value::Bool(b) => AttributeValue::Bool(*b),
+            serde_json::Value::Object(m) => AttributeValue::M(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+                    .collect(),
+            ),
+            other => panic!("not used in a Page item: {other}"),
+        }
+    }
+
+    impl Stack {
+        /// Write a Page item as stored, bypassing the adapter.
+        async fn put_page(&self, page: &PageState) {
+            let serde_json::Value::Object(fields) = serde_json::to_value(page).unwrap() else {
+                panic!("a Page state is an object");
+            };
+            let mut item: HashMap<String, AttributeValue> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+                .collect();
+            item.insert(
+                table::PK.into(),
+                AttributeValue::S(table::page_pk(&page.page_id)),
+            );
+            item.insert(
+                table::SK.into(),
+                AttributeValue::S(table::PAGE_STATE_SK.into()),
+            );
+            aws_sdk_dynamodb::Client::new(&self.sdk)
+                .put_item()
+                .table_name(&self.p.table_name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn every_page_change_on_dynamodb_follows_the_page_model() {
+        let st = stack().await;
+        let s = st.store();
+        let reason = error(190);
+        let changes = [
+            PageChange::pause(PauseCause::Configuration, &reason, 500),
+            PageChange::Block {
+                reason: reason.clone(),
+            },
+            PageChange::Unblock,
+            PageChange::TakeProbe { next_probe_at: 500 },
+            PageChange::ProbeAccepted,
+        ];
+        let now = 100;
+        let mut n = 0;
+        for change in &changes {
+            for (name, before) in page_grid() {
+                n += 1;
+                let page_id = format!("grid{n}");
+                let before = before.map(|mut p| {
+                    p.page_id = page_id.clone();
+                    p
+                });
+                if let Some(p) = &before {
+                    st.put_page(p).await;
+                }
+                let expected = change.apply(&page_id, before.as_ref(), now);
+                let done = s.change_page(&page_id, change, now).await.unwrap();
+                assert_eq!(done, expected.is_some(), "{:?} on {name}", change.event());
+                assert_eq!(
+                    s.get_page(&page_id).await.unwrap(),
+                    expected.or(before),
+                    "{:?} on {name}: the stored item",
+                    change.event()
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn meta_block_on_an_already_paused_page_is_recorded_on_dynamodb() {
+        let st = stack().await;
+        let s = st.store();
+        assert!(
+            s.pause_page("42", PauseCause::Configuration, &error(190), 5, 100)
+                .await
+                .unwrap()
+        );
+        let block = LastError {
+            message: "policy enforcement block: spam".into(),
+            ..LastError::default()
+        };
+        assert!(
+            s.block_page("42", &block, 6).await.unwrap(),
+            "a block during a configuration pause is recorded"
+        );
+        assert!(!s.block_page("42", &block, 7).await.unwrap(), "once");
+        let page = s.get_page("42").await.unwrap().unwrap();
+        assert_eq!(page.cause, Some(PauseCause::PolicyBlock));
+        assert_eq!(page.probe_at, None);
+        // The configuration pause's probe time passes: no probe slot, no resume, no pause over it.
+        assert!(!s.take_probe("42", 1_000, 2_000).await.unwrap());
+        assert!(!s.resume_page("42", 1_000).await.unwrap());
+        assert!(
+            !s.pause_page("42", PauseCause::Configuration, &error(190), 1_000, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(s.get_page("42").await.unwrap().unwrap().is_blocked());
+        // Only an unblock lifts it, and an unblock lifts nothing else.
+        assert!(s.unblock_page("42", 1_001).await.unwrap());
+        assert!(!s.unblock_page("42", 1_002).await.unwrap());
+        assert!(
+            s.pause_page("42", PauseCause::Configuration, &error(190), 1_003, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(!s.unblock_page("42", 1_004).await.unwrap());
+        assert!(s.get_page("42").await.unwrap().unwrap().is_paused());
+    }
+}

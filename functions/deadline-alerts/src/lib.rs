@@ -8,6 +8,11 @@
 //! time forward, so the next sweep reads only what needs it. It then alerts once about each granted
 //! login whose expected opt-in never arrived (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`): the sign that the
 //! login_id derivation does not match the app.
+//!
+//! The sweep also queues again the PAUSED opt-ins that the Page's last resume (an accepted probe
+//! or Meta's unblock) left behind — its re-queue failed, or the process stopped after setting the
+//! Page ACTIVE — through [`shared::use_cases::page`]: each at most once per sweep, and only for one
+//! opt-in window after the resume (nothing parked before it can still be sent later).
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -17,9 +22,12 @@ use shared::config::Config;
 use shared::domain::{Alert, AlertInput, Millis, OptIn, SendJob, login_id_prefix};
 use shared::login::LoginStore;
 use shared::metrics::Metrics;
+use shared::ports::send::PageStateStore;
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
 };
+use shared::use_cases::page::{PagePorts, requeue_margin_ms};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info};
@@ -45,6 +53,8 @@ pub struct Deps {
     pub metrics: Arc<dyn Metrics>,
     /// LOGIN items: the sweep alerts about granted logins whose opt-in never arrived.
     pub logins: Arc<dyn LoginStore>,
+    /// The Page state item: the sweep queues what a resume left behind.
+    pub pages: Arc<dyn PageStateStore>,
 }
 
 impl Deps {
@@ -52,6 +62,7 @@ impl Deps {
     pub fn from_aws(config: Config, sdk: &shared::bootstrap::SdkConfig) -> Self {
         let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
         Self {
+            pages: ports.store.clone(),
             store: ports.store,
             queue: ports.queue,
             scheduler: ports.scheduler,
@@ -80,6 +91,8 @@ pub struct Summary {
     pub deferred: usize,
     /// Granted logins alerted because no matching opt-in arrived in time.
     pub logins_without_opt_in: usize,
+    /// PAUSED opt-ins a Page resume left behind, queued again.
+    pub requeued_paused: usize,
 }
 
 impl Summary {
@@ -132,12 +145,14 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         requeued = summary.requeued,
         deferred = summary.deferred,
         logins_without_opt_in = summary.logins_without_opt_in,
+        requeued_paused = summary.requeued_paused,
         "deadline-alerts done"
     );
     Ok(summary)
 }
 
 async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), AlertsError> {
+    summary.requeued_paused = requeue_left_behind(deps).await;
     let started = Instant::now();
     for _ in 0..SWEEP_MAX_ROUNDS {
         let due = deps.store.due_for_attention(now, SWEEP_LIMIT).await?;
@@ -157,6 +172,35 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
         }
     }
     Ok(())
+}
+
+/// Queue the PAUSED opt-ins the served Page's last resume left behind (once per sweep each).
+/// Failures are logged: those opt-ins stay PAUSED and the next sweep tries again.
+async fn requeue_left_behind(deps: &Deps) -> usize {
+    let ports = PagePorts {
+        pages: deps.pages.as_ref(),
+        queue: deps.queue.as_ref(),
+        alerts: deps.alerts.as_ref(),
+        clock: deps.clock.as_ref(),
+        margin_ms: requeue_margin_ms(&deps.config),
+    };
+    let mut queued = HashSet::new();
+    match ports
+        .requeue_for_sweep(
+            &deps.config.fb_page_id,
+            deps.config.optin_window_ms,
+            &mut queued,
+        )
+        .await
+    {
+        Ok(n) if n > 0 => info!(
+            requeued = n,
+            "paused opt-ins left behind by a resume queued again"
+        ),
+        Ok(_) => {}
+        Err(e) => error!(error = %e, "could not queue the paused opt-ins left behind by a resume"),
+    }
+    queued.len()
 }
 
 /// What attending to one opt-in did.

@@ -41,6 +41,7 @@ fn world() -> World {
         clock: clock.clone(),
         metrics: metrics.clone(),
         logins: logins.clone(),
+        pages: store.clone(),
     };
     World {
         deps,
@@ -438,4 +439,76 @@ async fn an_earlier_generations_deadline_check_does_not_act_on_the_new_one() {
     let current = w.store.get_opt_in(&first.key()).await.unwrap().unwrap();
     let summary = handle(&w.deps, World::check_input(&current)).await.unwrap();
     assert_eq!(summary.alerted, 1);
+}
+
+#[tokio::test]
+async fn the_sweep_requeues_paused_opt_ins_whose_page_is_active_again() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    let left = w.opt_in("L1").await;
+    let later = w.opt_in("L2").await;
+    let error = shared::domain::LastError {
+        code: 190,
+        ..Default::default()
+    };
+    w.store
+        .pause_page(
+            PAGE,
+            shared::page::PauseCause::Configuration,
+            &error,
+            T0,
+            T0 + 60_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .park_opt_in(&left.key(), T0 + 1)
+            .await
+            .unwrap()
+            .is_done()
+    );
+    // A probe resumed the Page, and its re-queue was lost (the process stopped after the write).
+    assert!(w.store.resume_page(PAGE, T0 + 2).await.unwrap());
+    // Paused after the resume: bounded retries exhausted; it waits for the next resume.
+    assert!(
+        w.store
+            .park_opt_in(&later.key(), T0 + 3)
+            .await
+            .unwrap()
+            .is_done()
+    );
+
+    w.clock.set(T0 + 10_000);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(s.requeued_paused, 1);
+    let jobs: Vec<String> = w.queue.jobs().into_iter().map(|j| j.login_id).collect();
+    assert_eq!(jobs, ["L1"]);
+    // At most once per sweep: the next sweep queues it again only if it is still PAUSED.
+    w.clock.set(T0 + 20_000);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued_paused, 1);
+    assert_eq!(w.queue.jobs().len(), 2);
+    // One opt-in window after the resume, nothing parked before it can still be sent.
+    w.clock.set(T0 + 2 + w.deps.config.optin_window_ms);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued_paused, 0);
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_a_blocked_page_alone() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    let o = w.opt_in("L1").await;
+    let block = shared::domain::LastError::default();
+    assert!(w.store.block_page(PAGE, &block, T0).await.unwrap());
+    assert!(
+        w.store
+            .park_opt_in(&o.key(), T0 + 1)
+            .await
+            .unwrap()
+            .is_done()
+    );
+    w.clock.set(T0 + STUCK_AFTER_MS + 1);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!((s.requeued, s.requeued_paused), (0, 0));
+    assert!(w.queue.jobs().is_empty());
 }

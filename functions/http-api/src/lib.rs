@@ -14,6 +14,7 @@ pub mod auth;
 mod conversation;
 pub mod facebook_callbacks;
 pub mod login;
+mod policy;
 pub mod verify;
 mod webhook;
 

@@ -185,7 +185,7 @@ async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome
             action,
             reason,
         } => {
-            return crate::conversation::on_policy(deps, page_id, action, reason.as_deref()).await;
+            return crate::policy::on_policy(deps, page_id, action, reason.as_deref()).await;
         }
         MessagingEvent::Other { .. } => {
             return Ok(ItemOutcome::Ignored);

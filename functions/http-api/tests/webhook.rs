@@ -552,7 +552,8 @@ async fn policy_block_pauses_the_page_once_and_unblock_requeues_what_is_still_se
     );
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
     assert_eq!(page.cause, Some(shared::page::PauseCause::PolicyBlock));
-    assert_eq!(page.probe_at, Some(i64::MAX), "no probe while blocked");
+    assert_eq!(page.probe_at, None, "no probe while blocked");
+    assert!(!page.probe_due(i64::MAX), "no probe while blocked");
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1, "one alert per block");
     assert_eq!(alerts[0].kind, shared::domain::AlertKind::PolicyEnforcement);
@@ -758,4 +759,113 @@ async fn an_unlinked_stop_notifications_is_kept_too() {
     )
     .await;
     assert_eq!(r.status(), 503, "a stop must not be lost");
+}
+
+fn config_error() -> shared::domain::LastError {
+    shared::domain::LastError {
+        code: 190,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn meta_block_on_a_page_paused_for_configuration_is_recorded_and_alerted() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    w.store
+        .pause_page(
+            PAGE,
+            shared::page::PauseCause::Configuration,
+            &config_error(),
+            NOW,
+            NOW + 60_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("block")))
+            .await
+            .status(),
+        200
+    );
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert_eq!(page.cause, Some(shared::page::PauseCause::PolicyBlock));
+    assert!(page.is_blocked());
+    assert!(
+        !page.probe_due(NOW + 3_600_000),
+        "the configuration pause's probe no longer comes"
+    );
+    let alerts = w.alerts.published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, shared::domain::AlertKind::PolicyEnforcement);
+}
+
+#[tokio::test]
+async fn unblock_does_not_lift_a_pause_of_ours() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    w.store
+        .pause_page(
+            PAGE,
+            shared::page::PauseCause::Configuration,
+            &config_error(),
+            NOW,
+            NOW + 60_000,
+        )
+        .await
+        .unwrap();
+    handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
+    let key = OptInKey::new(PAGE, "L1");
+    assert!(w.store.park_opt_in(&key, NOW).await.unwrap().is_done());
+    let jobs_before = w.queue.jobs().len();
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("unblock")))
+            .await
+            .status(),
+        200
+    );
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert!(page.is_paused(), "still paused for our configuration error");
+    assert_eq!(page.cause, Some(shared::page::PauseCause::Configuration));
+    assert_eq!(
+        w.queue.jobs().len(),
+        jobs_before,
+        "nothing queued while paused"
+    );
+}
+
+#[tokio::test]
+async fn unblock_redelivered_after_a_queue_failure_still_requeues_the_paused_opt_ins() {
+    use shared::ports::send::PageStateStore;
+    let w = world();
+    handle(&w.deps, signed(&optin_body(&["L1", "L2"], NOW))).await;
+    handle(&w.deps, signed(&policy_body("block"))).await;
+    for login in ["L1", "L2"] {
+        let key = OptInKey::new(PAGE, login);
+        assert!(w.store.park_opt_in(&key, NOW).await.unwrap().is_done());
+    }
+    let jobs_before = w.queue.jobs().len();
+    // The queue fails: the Page is ACTIVE already, but Meta must redeliver.
+    w.queue.fail.store(true, Ordering::SeqCst);
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("unblock")))
+            .await
+            .status(),
+        503
+    );
+    assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+    // Meta redelivers the unblock: the opt-ins are queued although the Page is already ACTIVE.
+    w.queue.fail.store(false, Ordering::SeqCst);
+    assert_eq!(
+        handle(&w.deps, signed(&policy_body("unblock")))
+            .await
+            .status(),
+        200
+    );
+    let mut queued: Vec<String> = w.queue.jobs()[jobs_before..]
+        .iter()
+        .map(|j| j.login_id.clone())
+        .collect();
+    queued.sort();
+    assert_eq!(queued, ["L1", "L2"]);
 }

@@ -1,4 +1,4 @@
-//! The per-Page pause.
+//! The per-Page pause, as the sender sees it.
 //!
 //! When Graph says our token or permissions are wrong, or that the Page is restricted, every send
 //! for the Page would fail the same way. So the sender:
@@ -11,8 +11,14 @@
 //! 3. **probes**: every `PAUSE_PROBE_SECONDS` one job wins the probe slot (a conditional write on
 //!    `probe_at`) and sends. A delayed job keeps one probe coming even when no new opt-in arrives;
 //! 4. **resumes** when a probe is accepted: the Page goes back to ACTIVE (conditional: one resumer)
-//!    and every paused opt-in still before its deadline is queued again. Paused opt-ins whose
+//!    and every paused opt-in still before its deadline is queued again
+//!    ([`shared::use_cases::page`], the same use case as Meta's unblock). Paused opt-ins whose
 //!    deadline passes meanwhile are expired, with an alert, by deadline-alerts.
+//!
+//! A Page **blocked by Meta** (`messaging_policy_enforcement`) is different: no probe is taken (a
+//! probe is a real message), a probe never resumes it, and a job for it parks its opt-in and is
+//! acknowledged; Meta's unblock re-queues it. So a blocked Page costs one receive per job, not a
+//! loop.
 //!
 //! Why a read and not a condition on the claim: a DynamoDB condition can only look at the item it
 //! writes. Putting the Page item into every claim would take a transaction, and concurrent
@@ -24,21 +30,24 @@
 
 use crate::Deps;
 use crate::{RecordOutcome, attempt, not_claimed, seconds_until, store_retry_seconds};
-use futures::StreamExt;
 use shared::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, SendJob, State, login_id_prefix};
 use shared::facebook::GraphError;
 use shared::page::{PageState, PauseCause};
 use shared::ports::Transitioned;
 use shared::ports::send::MAX_DELAY_SECONDS;
-use std::collections::HashSet;
-use std::time::Duration;
+use shared::use_cases::page::{PagePorts, requeue_margin_ms};
 use tracing::{error, info, warn};
 
-/// Most paused opt-ins re-queued by one resume (the due index holds only unsent opt-ins).
-pub const REQUEUE_LIMIT: usize = 20_000;
-/// The due index is eventually consistent: a resume looks for paused opt-ins twice, this far apart,
-/// so that an opt-in parked just before the resume is not left behind.
-pub const RESUME_SECOND_PASS: Duration = Duration::from_millis(1_500);
+/// The Page use cases over the sender's ports.
+fn page_ports(deps: &Deps) -> PagePorts<'_> {
+    PagePorts {
+        pages: deps.pages.as_ref(),
+        queue: deps.queue.as_ref(),
+        alerts: deps.alerts.as_ref(),
+        clock: deps.clock.as_ref(),
+        margin_ms: requeue_margin_ms(&deps.config),
+    }
+}
 
 fn probe_interval_seconds(deps: &Deps) -> u32 {
     u32::try_from(crate::backoff::ceil_seconds(
@@ -58,7 +67,8 @@ fn probe_candidate(deps: &Deps, item: &OptIn, now: Millis) -> bool {
     claimable && item.deadline_at - now > deps.send_margin_ms() + crate::backoff::LANDING_SLACK_MS
 }
 
-/// A job for an opt-in whose Page is paused: the probe if one is due, otherwise parked.
+/// A job for an opt-in whose Page is paused: the probe if one is due, otherwise parked. A probe is
+/// never due on a Page Meta blocked ([`PageState::probe_due`]).
 pub(crate) async fn job_for_paused_page(
     deps: &Deps,
     key: &OptInKey,
@@ -116,6 +126,17 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -
             }
         }
         Ok(Transitioned::Refused(Some(item))) => match item.state {
+            // Blocked by Meta: no probe will come, and Meta's unblock re-queues every parked
+            // opt-in. Acknowledge, so the job does not come back until then.
+            State::Paused if page.is_blocked() && !item.deadline_passed(now) => RecordOutcome::Done,
+            // A sender crashed while sending for a blocked Page: the opt-in is not PAUSED, so the
+            // unblock would not find it. Look again at SQS's longest delay (bounded by the
+            // deadline, when the sweep expires it).
+            State::Sending
+                if page.is_blocked() && !item.deadline_passed(now) && item.lease_expired(now) =>
+            {
+                RecordOutcome::RetryIn(MAX_DELAY_SECONDS)
+            }
             // Already parked (the probe job, or a duplicate), or a sender crashed while sending:
             // come back when the probe is due. A probe chain thus survives a job delivered a
             // little early or a prober that crashed before queueing the next probe.
@@ -140,8 +161,9 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -
 async fn probe(deps: &Deps, key: &OptInKey, message_id: &str) -> RecordOutcome {
     warn!(page_id = %key.page_id, "probing the paused Page with one send");
     let outcome = attempt(deps, key, message_id, true).await;
+    // Blocked meanwhile: no further probe (the unblock re-queues).
     let still_paused = match deps.pages.get_page(&key.page_id).await {
-        Ok(page) => page.is_some_and(|p| p.is_paused()),
+        Ok(page) => page.is_some_and(|p| p.is_paused() && !p.is_blocked()),
         Err(e) => {
             warn!(error = %e, "could not read the Page state after the probe");
             true
@@ -176,9 +198,8 @@ pub(crate) async fn page_error(
     let now = deps.clock.now();
     let error = graph_error.to_last_error();
     let next_probe = now + deps.config.send.probe_interval_ms;
-    let newly = match deps
-        .pages
-        .pause_page(&item.page_id, cause, &error, now, next_probe)
+    let newly = match page_ports(deps)
+        .pause(&item.page_id, cause, &error, next_probe)
         .await
     {
         Ok(newly) => newly,
@@ -219,64 +240,10 @@ pub(crate) async fn page_error(
     }
 }
 
-/// A probe was accepted: resume the Page and queue its paused opt-ins again.
+/// A probe was accepted: resume the Page (never one Meta blocked) and queue its paused opt-ins
+/// again. What could not be queued stays PAUSED; the sweep queues it.
 pub(crate) async fn probe_succeeded(deps: &Deps, page_id: &str) {
-    let now = deps.clock.now();
-    match deps.pages.resume_page(page_id, now).await {
-        Ok(true) => {
-            let mut queued = HashSet::new();
-            requeue_paused(deps, page_id, &mut queued).await;
-            tokio::time::sleep(RESUME_SECOND_PASS).await;
-            requeue_paused(deps, page_id, &mut queued).await;
-            warn!(
-                page_id,
-                requeued = queued.len(),
-                "Page resumed: a probe was accepted"
-            );
-        }
-        Ok(false) => {}
-        Err(e) => error!(error = %e, "could not resume the Page"),
+    if let Err(e) = page_ports(deps).probe_accepted(page_id).await {
+        error!(error = %e, "Page resume incomplete; the sweep re-queues what is left");
     }
-}
-
-/// Queue a job for every paused opt-in of the Page that can still be sent before its deadline. The
-/// job resumes the opt-in itself (PAUSED on an active Page → RETRYING → claim), so a failed write
-/// here never strands an opt-in. `queued` collects the opt-ins queued, and skips those already in
-/// it.
-pub async fn requeue_paused(deps: &Deps, page_id: &str, queued: &mut HashSet<OptInKey>) {
-    let now = deps.clock.now();
-    let paused = match deps.pages.paused_opt_ins(page_id, REQUEUE_LIMIT).await {
-        Ok(p) => p,
-        Err(e) => {
-            error!(error = %e, "could not list the paused opt-ins");
-            return;
-        }
-    };
-    let margin = deps.send_margin_ms() + crate::backoff::LANDING_SLACK_MS;
-    let todo: Vec<OptInKey> = paused
-        .into_iter()
-        .filter(|o| o.deadline_at - now > margin)
-        .map(|o| o.key())
-        .filter(|k| !queued.contains(k))
-        .collect();
-    // Futures collected first, then polled 16 at a time (a closure-built stream would not be
-    // provably `Send` for `tokio::spawn`).
-    let enqueues: Vec<_> = todo
-        .into_iter()
-        .map(|key| async move {
-            match deps.queue.enqueue(&SendJob::for_key(&key)).await {
-                Ok(()) => Some(key),
-                Err(e) => {
-                    warn!(error = %e, "could not re-queue a paused opt-in");
-                    None
-                }
-            }
-        })
-        .collect();
-    let mut stream = futures::stream::iter(enqueues).buffer_unordered(16);
-    let mut done = Vec::new();
-    while let Some(result) = stream.next().await {
-        done.extend(result);
-    }
-    queued.extend(done);
 }

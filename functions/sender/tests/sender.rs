@@ -1038,3 +1038,91 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
     // Counted as a missed deadline (it will be missed: the opt-in is EXPIRED).
     assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
 }
+/// Meta's `block`, as the policy webhook records it (the shared use case it calls).
+async fn meta_blocks(w: &World) {
+    page_ports(w).block(PAGE, "spam").await.unwrap();
+}
+
+/// Meta's `unblock`, as the policy webhook handles it.
+async fn meta_unblocks(w: &World) {
+    page_ports(w).unblock(PAGE).await.unwrap();
+}
+
+fn page_ports(w: &World) -> shared::use_cases::page::PagePorts<'_> {
+    shared::use_cases::page::PagePorts {
+        pages: w.deps.pages.as_ref(),
+        queue: w.deps.queue.as_ref(),
+        alerts: w.deps.alerts.as_ref(),
+        clock: w.deps.clock.as_ref(),
+        margin_ms: shared::use_cases::page::requeue_margin_ms(&w.deps.config),
+    }
+}
+
+#[tokio::test]
+async fn meta_block_on_a_page_paused_for_configuration_stops_the_probe_until_unblock() {
+    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let k1 = w.opt_in("L1", NOW).await;
+    let k2 = w.opt_in("L2", NOW).await;
+    w.messenger.then_fail(api_error(400, 190, Some(463)));
+    handle_batch(&w.deps, job_event("m1", &k1)).await;
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert_eq!(page.cause, Some(shared::page::PauseCause::Configuration));
+    assert_eq!(w.retry.take_delayed(), vec![(SendJob::for_key(&k1), 60)]);
+
+    // Meta blocks the Page during the configuration pause.
+    meta_blocks(&w).await;
+    // The probe time passes: the probe job and a new job arrive. Nothing is sent, both are
+    // acknowledged, and no further probe is scheduled.
+    w.clock.advance(120_000);
+    for (id, key) in [("probe", &k1), ("m2", &k2), ("m2-duplicate", &k2)] {
+        let r = handle_batch(&w.deps, job_event(id, key)).await;
+        assert!(r.batch_item_failures.is_empty(), "{id} acknowledged");
+    }
+    assert!(
+        w.messenger.sent().is_empty(),
+        "no message to a blocked Page"
+    );
+    assert!(w.retry.visibility().is_empty());
+    assert!(w.retry.take_delayed().is_empty(), "no probe while blocked");
+    let page = w.store.get_page(PAGE).await.unwrap().unwrap();
+    assert!(page.is_blocked(), "still blocked: {page:?}");
+    for key in [&k1, &k2] {
+        assert_eq!(w.state(key).await.state, State::Paused);
+    }
+
+    // Meta unblocks: the paused opt-ins are queued again and sent.
+    meta_unblocks(&w).await;
+    let mut queued: Vec<String> = w.queue.jobs().into_iter().map(|j| j.login_id).collect();
+    queued.sort();
+    assert_eq!(queued, ["L1", "L2"]);
+    for (i, job) in w.queue.jobs().iter().enumerate() {
+        let r = handle_batch(&w.deps, job_event(&format!("r{i}"), &job.key())).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    for key in [&k1, &k2] {
+        assert_eq!(w.state(key).await.state, State::Sent);
+    }
+    assert_eq!(w.messenger.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_job_for_a_blocked_page_is_acknowledged_not_received_every_second() {
+    let w = world();
+    let key = w.opt_in("L1", NOW).await;
+    meta_blocks(&w).await;
+    let r = handle_batch(&w.deps, job_event("m1", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.state(&key).await.state, State::Paused);
+    // A duplicate job for the parked opt-in, on its first receives and after the hand-over.
+    for receives in [1, sender::HANDOVER_FROM_RECEIVE] {
+        let r = handle_batch(&w.deps, event_with_receives("dup", &key, receives)).await;
+        assert!(r.batch_item_failures.is_empty(), "receive {receives}");
+    }
+    assert!(
+        w.retry.visibility().is_empty(),
+        "{:?}",
+        w.retry.visibility()
+    );
+    assert!(w.retry.delayed().is_empty(), "{:?}", w.retry.delayed());
+    assert!(w.messenger.sent().is_empty());
+}

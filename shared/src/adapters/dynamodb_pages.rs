@@ -1,11 +1,12 @@
 //! [`PageStateStore`] on the DynamoDB table: the Page state item (`PAGE#{page_id}` / `STATE`, see
 //! [`crate::table`]) and the opt-in transitions of a Page pause. Every write is one conditional
-//! `UpdateItem`; the opt-in conditions come from [`Event::sources`] like every other transition.
+//! `UpdateItem`: a Page change's condition is its [`PageEvent`]'s guard ([`guard_condition`]), the
+//! opt-in conditions come from [`Event::sources`] like every other transition.
 
 use super::dynamodb::{DynamoOptInStore, Expr, Item, SERVICE, from_item, last_error_value, n, s};
 use crate::aws::port_error;
-use crate::domain::{Event, LastError, Millis, OptIn, OptInKey, State};
-use crate::page::{PageState, PageStatus, PauseCause};
+use crate::domain::{Event, Millis, OptIn, OptInKey, State};
+use crate::page::{PageChange, PageEvent, PageGuard, PageState, PageStatus, PauseCause};
 use crate::ports::send::PageStateStore;
 use crate::ports::{PortError, PortResult, Transitioned};
 use crate::table;
@@ -27,6 +28,62 @@ fn status_value(status: PageStatus) -> AttributeValue {
         PageStatus::Active => "ACTIVE",
         PageStatus::Paused => "PAUSED",
     })
+}
+
+fn cause_value(cause: PauseCause) -> PortResult<AttributeValue> {
+    dynamo::to_attribute_value(cause)
+        .map_err(|err| PortError::new(SERVICE, format!("cannot encode the cause: {err}")))
+}
+
+/// The condition expression of a [`PageGuard`]: the same rule [`PageGuard::holds`] evaluates in
+/// the twin. A missing item is an active Page; `probe_at <= :now` is false when `probe_at` is
+/// absent. Every comparison that may meet a missing attribute is paired with
+/// `attribute_not_exists`, so nothing depends on how a missing attribute compares.
+fn guard_condition(e: &mut Expr, guard: PageGuard, now: Millis) -> PortResult<String> {
+    // Placeholders are declared only when used: DynamoDB refuses unused ones.
+    let mut parts = Vec::new();
+    match guard.paused {
+        Some(true) => {
+            let status = e.name("status");
+            let paused = e.value("paused", status_value(PageStatus::Paused));
+            parts.push(format!("{status} = {paused}"));
+        }
+        Some(false) => {
+            let pk = e.name(table::PK);
+            let status = e.name("status");
+            let active = e.value("active", status_value(PageStatus::Active));
+            parts.push(format!(
+                "(attribute_not_exists({pk}) OR {status} = {active})"
+            ));
+        }
+        None => {}
+    }
+    if let Some(blocked) = guard.blocked {
+        let status = e.name("status");
+        let paused = e.value("paused", status_value(PageStatus::Paused));
+        let cause = e.name("cause");
+        let block = e.value("block", cause_value(PauseCause::PolicyBlock)?);
+        parts.push(if blocked {
+            format!("({status} = {paused} AND {cause} = {block})")
+        } else {
+            format!(
+                "(attribute_not_exists({status}) OR {status} <> {paused} OR attribute_not_exists({cause}) OR {cause} <> {block})"
+            )
+        });
+    }
+    if guard.probe_due {
+        let probe_at = e.name("probe_at");
+        let now_v = e.value("now", n(now));
+        parts.push(format!("{probe_at} <= {now_v}"));
+    }
+    if parts.is_empty() {
+        // No requirement: any item, or none.
+        let pk = e.name(table::PK);
+        parts.push(format!(
+            "(attribute_not_exists({pk}) OR attribute_exists({pk}))"
+        ));
+    }
+    Ok(parts.join(" AND "))
 }
 
 fn page_from_item(item: Item) -> PortResult<PageState> {
@@ -73,75 +130,73 @@ impl PageStateStore for DynamoOptInStore {
         out.item.map(page_from_item).transpose()
     }
 
-    async fn pause_page(
+    async fn change_page(
         &self,
         page_id: &str,
-        cause: PauseCause,
-        reason: &LastError,
+        change: &PageChange,
         now: Millis,
-        probe_at: Millis,
     ) -> PortResult<bool> {
         let mut e = Expr::default();
-        let pk = e.name(table::PK);
-        let status = e.name("status");
-        let active = e.value("active", status_value(PageStatus::Active));
-        e.condition = format!("(attribute_not_exists({pk}) OR {status} = {active})");
-        let cause = dynamo::to_attribute_value(cause)
-            .map_err(|err| PortError::new(SERVICE, format!("cannot encode the cause: {err}")))?;
-        e.set_update(
-            &[
-                ("page_id", s(page_id)),
-                ("status", status_value(PageStatus::Paused)),
-                ("paused_at", n(now)),
-                ("cause", cause),
-                ("reason", last_error_value(reason)?),
-                ("probe_at", n(probe_at)),
-                ("probes", n(0)),
-                ("updated_at", n(now)),
-            ],
-            &[],
-            "",
-        );
-        self.update_page(page_id, "pause_page", e).await
-    }
-
-    async fn take_probe(
-        &self,
-        page_id: &str,
-        now: Millis,
-        next_probe_at: Millis,
-    ) -> PortResult<bool> {
-        let mut e = Expr::default();
-        let status = e.name("status");
-        let paused = e.value("paused", status_value(PageStatus::Paused));
-        let probe_at = e.name("probe_at");
-        let now_v = e.value("now", n(now));
-        e.condition = format!("{status} = {paused} AND {probe_at} <= {now_v}");
-        let probes = e.name("probes");
-        let one = e.value("one", n(1));
-        e.set_update(
-            &[("probe_at", n(next_probe_at)), ("updated_at", n(now))],
-            &[],
-            &format!("ADD {probes} {one}"),
-        );
-        self.update_page(page_id, "take_probe", e).await
-    }
-
-    async fn resume_page(&self, page_id: &str, now: Millis) -> PortResult<bool> {
-        let mut e = Expr::default();
-        let status = e.name("status");
-        let paused = e.value("paused", status_value(PageStatus::Paused));
-        e.condition = format!("{status} = {paused}");
-        e.set_update(
-            &[
-                ("status", status_value(PageStatus::Active)),
-                ("resumed_at", n(now)),
-                ("updated_at", n(now)),
-            ],
-            &["probe_at"],
-            "",
-        );
-        self.update_page(page_id, "resume_page", e).await
+        e.condition = guard_condition(&mut e, change.event().guard(), now)?;
+        match change {
+            PageChange::Pause {
+                cause,
+                reason,
+                probe_at,
+            } => e.set_update(
+                &[
+                    ("page_id", s(page_id)),
+                    ("status", status_value(PageStatus::Paused)),
+                    ("paused_at", n(now)),
+                    ("cause", cause_value(*cause)?),
+                    ("reason", last_error_value(reason)?),
+                    ("probe_at", n(*probe_at)),
+                    ("probes", n(0)),
+                    ("updated_at", n(now)),
+                ],
+                &[],
+                "",
+            ),
+            PageChange::Block { reason } => e.set_update(
+                &[
+                    ("page_id", s(page_id)),
+                    ("status", status_value(PageStatus::Paused)),
+                    ("paused_at", n(now)),
+                    ("cause", cause_value(PauseCause::PolicyBlock)?),
+                    ("reason", last_error_value(reason)?),
+                    ("probes", n(0)),
+                    ("updated_at", n(now)),
+                ],
+                &["probe_at"],
+                "",
+            ),
+            PageChange::TakeProbe { next_probe_at } => {
+                let probes = e.name("probes");
+                let one = e.value("one", n(1));
+                e.set_update(
+                    &[("probe_at", n(*next_probe_at)), ("updated_at", n(now))],
+                    &[],
+                    &format!("ADD {probes} {one}"),
+                );
+            }
+            PageChange::Unblock | PageChange::ProbeAccepted => e.set_update(
+                &[
+                    ("status", status_value(PageStatus::Active)),
+                    ("resumed_at", n(now)),
+                    ("updated_at", n(now)),
+                ],
+                &["probe_at"],
+                "",
+            ),
+        }
+        let op = match change.event() {
+            PageEvent::Pause => "pause_page",
+            PageEvent::Block => "block_page",
+            PageEvent::Unblock => "unblock_page",
+            PageEvent::TakeProbe => "take_probe",
+            PageEvent::ProbeAccepted => "resume_page",
+        };
+        self.update_page(page_id, op, e).await
     }
 
     async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {

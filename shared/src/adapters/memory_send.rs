@@ -1,9 +1,10 @@
 //! In-memory twins of the sender's ports ([`RetryQueue`], [`PageStateStore`]), with the same rules
-//! as the real adapters (tested against moto in `tests/`).
+//! as the real adapters (tested against moto in `tests/`): a Page change is
+//! [`PageChange::apply`], whose guard the DynamoDB adapter turns into its condition.
 
 use super::memory::{MemoryOptInStore, lock};
-use crate::domain::{Event, LastError, Millis, OptIn, OptInKey, SendJob, State};
-use crate::page::{PageState, PageStatus, PauseCause};
+use crate::domain::{Event, Millis, OptIn, OptInKey, SendJob, State};
+use crate::page::{PageChange, PageState};
 use crate::ports::send::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, PageStateStore, RetryQueue};
 use crate::ports::{PortError, PortResult, Transitioned};
 use async_trait::async_trait;
@@ -75,68 +76,20 @@ impl PageStateStore for MemoryOptInStore {
         Ok(lock(&self.pages).get(page_id).cloned())
     }
 
-    async fn pause_page(
+    async fn change_page(
         &self,
         page_id: &str,
-        cause: PauseCause,
-        reason: &LastError,
+        change: &PageChange,
         now: Millis,
-        probe_at: Millis,
     ) -> PortResult<bool> {
         self.check()?;
         let mut pages = lock(&self.pages);
-        if pages.get(page_id).is_some_and(PageState::is_paused) {
-            return Ok(false);
-        }
-        let previous = pages.remove(page_id);
-        pages.insert(
-            page_id.to_owned(),
-            PageState {
-                page_id: page_id.to_owned(),
-                status: PageStatus::Paused,
-                paused_at: Some(now),
-                cause: Some(cause),
-                reason: Some(reason.clone()),
-                probe_at: Some(probe_at),
-                probes: 0,
-                resumed_at: previous.and_then(|p| p.resumed_at),
-                updated_at: now,
-            },
-        );
-        Ok(true)
-    }
-
-    async fn take_probe(
-        &self,
-        page_id: &str,
-        now: Millis,
-        next_probe_at: Millis,
-    ) -> PortResult<bool> {
-        self.check()?;
-        let mut pages = lock(&self.pages);
-        match pages.get_mut(page_id) {
-            Some(p) if p.is_paused() && p.probe_at.is_some_and(|at| at <= now) => {
-                p.probe_at = Some(next_probe_at);
-                p.probes += 1;
-                p.updated_at = now;
+        match change.apply(page_id, pages.get(page_id), now) {
+            Some(page) => {
+                pages.insert(page_id.to_owned(), page);
                 Ok(true)
             }
-            _ => Ok(false),
-        }
-    }
-
-    async fn resume_page(&self, page_id: &str, now: Millis) -> PortResult<bool> {
-        self.check()?;
-        let mut pages = lock(&self.pages);
-        match pages.get_mut(page_id) {
-            Some(p) if p.is_paused() => {
-                p.status = PageStatus::Active;
-                p.resumed_at = Some(now);
-                p.probe_at = None;
-                p.updated_at = now;
-                Ok(true)
-            }
-            _ => Ok(false),
+            None => Ok(false),
         }
     }
 
@@ -169,6 +122,8 @@ impl PageStateStore for MemoryOptInStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::LastError;
+    use crate::page::PauseCause;
     use crate::ports::OptInStore;
 
     fn opt_in(login: &str, deadline: Millis) -> OptIn {
@@ -240,5 +195,53 @@ mod tests {
             !s.park_opt_in(&k, 999).await.unwrap().is_done(),
             "SENDING is not parked"
         );
+    }
+
+    #[tokio::test]
+    async fn meta_block_on_an_already_paused_page_is_recorded_and_stops_probes() {
+        let s = MemoryOptInStore::new();
+        let reason = LastError {
+            code: 190,
+            ..LastError::default()
+        };
+        assert!(
+            s.pause_page("p", PauseCause::Configuration, &reason, 5, 100)
+                .await
+                .unwrap()
+        );
+        let block = LastError {
+            message: "policy enforcement block: spam".into(),
+            ..LastError::default()
+        };
+        assert!(
+            s.block_page("p", &block, 6).await.unwrap(),
+            "a block during a configuration pause is recorded"
+        );
+        assert!(!s.block_page("p", &block, 7).await.unwrap(), "once");
+        let page = s.get_page("p").await.unwrap().unwrap();
+        assert!(page.is_blocked());
+        assert_eq!(page.probe_at, None);
+        // The configuration pause's probe time passes: no probe, no resume.
+        assert!(!s.take_probe("p", 1_000, 2_000).await.unwrap());
+        assert!(!s.resume_page("p", 1_000).await.unwrap());
+        assert!(
+            !s.pause_page("p", PauseCause::Configuration, &reason, 1_000, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(s.get_page("p").await.unwrap().unwrap().is_blocked());
+        // Unblock lifts only a block.
+        assert!(s.unblock_page("p", 1_001).await.unwrap());
+        assert!(!s.unblock_page("p", 1_002).await.unwrap());
+        assert!(
+            s.pause_page("p", PauseCause::Configuration, &reason, 1_003, 2_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.unblock_page("p", 1_004).await.unwrap(),
+            "an unblock does not lift a pause of ours"
+        );
+        assert!(s.get_page("p").await.unwrap().unwrap().is_paused());
     }
 }
