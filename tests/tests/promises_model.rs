@@ -170,8 +170,10 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
         .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
     runtime.block_on(async {
         let mut model = Model::new(case.people, case.derive_login_id);
+        let mut notes = Vec::with_capacity(case.steps.len());
         for (n, step) in case.steps.iter().enumerate() {
             model.apply(step).await;
+            notes.push(model.note.clone());
             if let Err((name, message)) = check_all(&model).await {
                 let promise = CHECKS
                     .iter()
@@ -183,8 +185,8 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
                     case.people,
                     case.derive_login_id
                 );
-                for (i, s) in case.steps[..=n].iter().enumerate() {
-                    trace.push_str(&format!("  {:>2}. {s:?}\n", i + 1));
+                for (i, (s, note)) in case.steps[..=n].iter().zip(&notes).enumerate() {
+                    trace.push_str(&format!("  {:>2}. {s:?}\n        -> {note}\n", i + 1));
                 }
                 return Err(TestCaseError::fail(trace));
             }

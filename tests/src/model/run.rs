@@ -171,10 +171,13 @@ pub const DRAIN_LIMIT: usize = 300;
 pub struct Model {
     pub world: World,
     pub seen: Observed,
+    /// What the last step did, seen from outside (for the trace).
+    pub note: String,
 }
 
 /// What an opt-out did, seen from outside.
 struct OptOutResult {
+    status: u16,
     acknowledged: bool,
     /// Whether the product had what it needed to find the person's opt-in.
     findable: bool,
@@ -187,6 +190,7 @@ impl Model {
         Self {
             world: World::new(people, derive_login_id),
             seen: Observed::default(),
+            note: String::new(),
         }
     }
 
@@ -194,10 +198,14 @@ impl Model {
         // Steps are at least a second apart, so "before" and "after" a step are distinct times.
         self.advance(1_000);
         self.seen.after_sweep = false;
+        self.note.clear();
+        let calls_before = self.world.messenger.calls().len();
+        let deliveries_before: usize = self.world.deliveries.values().map(Vec::len).sum();
         match step {
             Step::Login { p } => {
                 let request = self.world.login_request(*p);
-                self.world.http(request).await;
+                let (status, _) = self.world.http(request).await;
+                self.note = format!("HTTP {status}");
             }
             Step::OptIn { p, age_min } => {
                 let ts = self.world.now() - Millis::from(*age_min) * 60_000;
@@ -245,6 +253,7 @@ impl Model {
             }
             Step::OptOut { p, via } => {
                 let result = opt_out(&self.world, *p, *via).await;
+                self.note = result.describe();
                 self.record_opt_out(*p, *via, result);
             }
             Step::Block | Step::Unblock => {
@@ -266,8 +275,10 @@ impl Model {
             }
             Step::RepeatWebhook { pick } => {
                 if !self.seen.webhooks.is_empty() {
-                    let past = self.seen.webhooks[pick % self.seen.webhooks.len()].clone();
+                    let n = pick % self.seen.webhooks.len();
+                    let past = self.seen.webhooks[n].clone();
                     self.webhook(past).await;
+                    self.note = format!("webhook {} again: {}", n + 1, self.note);
                 }
             }
             Step::Graph(answer) => self.world.graph(*answer),
@@ -306,6 +317,52 @@ impl Model {
             }
         }
         self.world.absorb_jobs();
+        let calls = self.world.messenger.calls();
+        let deliveries: usize = self.world.deliveries.values().map(Vec::len).sum();
+        if deliveries > deliveries_before {
+            let answers: Vec<String> = calls[calls_before..]
+                .iter()
+                .map(|c| format!("{:?}", c.answer))
+                .collect();
+            let sep = if self.note.is_empty() { "" } else { "; " };
+            self.note = format!(
+                "{}{sep}{} job deliver{}, Graph calls: [{}]",
+                self.note,
+                deliveries - deliveries_before,
+                if deliveries - deliveries_before == 1 { "y" } else { "ies" },
+                answers.join(", ")
+            );
+        }
+        let states: Vec<String> = self
+            .world
+            .people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let state = self
+                    .world
+                    .store
+                    .all()
+                    .into_iter()
+                    .find(|o| o.key() == p.key())
+                    .map_or("-".into(), |o| o.state.to_string());
+                format!("p{i}={state}")
+            })
+            .collect();
+        let page = shared::ports::send::PageStateStore::get_page(self.world.store.as_ref(), PAGE)
+            .await
+            .ok()
+            .flatten()
+            .map_or("ACTIVE".into(), |p| {
+                format!("{:?}{}", p.status, p.cause.map_or(String::new(), |c| format!("/{c:?}")))
+            });
+        let sep = if self.note.is_empty() { "" } else { " | " };
+        self.note = format!(
+            "{}{sep}{} page={page} queued={}",
+            self.note,
+            states.join(" "),
+            self.world.queue.len()
+        );
     }
 
     fn advance(&self, by: Millis) {
@@ -374,9 +431,11 @@ impl Model {
         let result = result.lock().unwrap_or_else(|p| p.into_inner()).take();
         let block_tick = *block_tick.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some(via), Some(r)) = (via, result) {
+            self.note = format!("during the call: {}", r.describe());
             self.record_opt_out(person, via, r);
         }
         if let Some(tick) = block_tick {
+            self.note = "during the call: block acknowledged".into();
             self.block_acknowledged(tick);
         }
     }
@@ -424,6 +483,7 @@ impl Model {
             unlinked_known.push((*p, known));
         }
         let (status, _) = w.http(past.request.clone()).await;
+        self.note = format!("HTTP {status}");
         let ok = (200..300).contains(&status);
         let tick = w.ticks.next();
         let now = w.now();
@@ -469,6 +529,15 @@ impl Model {
     }
 }
 
+impl OptOutResult {
+    fn describe(&self) -> String {
+        match &self.deletion_status {
+            Some(s) => format!("HTTP {}, deletion status {s:?}", self.status),
+            None => format!("HTTP {}", self.status),
+        }
+    }
+}
+
 /// Opt person `p` out through `via`, as the outside world would; what the product answered.
 async fn opt_out(w: &World, p: usize, via: Via) -> OptOutResult {
     let derive = w.derive_login_id;
@@ -498,6 +567,7 @@ async fn opt_out(w: &World, p: usize, via: Via) -> OptOutResult {
         _ => None,
     };
     OptOutResult {
+        status,
         acknowledged,
         findable,
         deletion_status,
