@@ -23,8 +23,13 @@ use std::time::Instant;
 const CHECKS: &[(&str, &str, &str)] = &[
     (
         "p1",
-        "1. no send after a recorded opt-out; an in-flight send is recorded",
-        "STOP before the opt-in is lost; opt-out during an in-flight send not recorded; deletion partial (derivation off)",
+        "1./2. no send after a recorded opt-out, whatever arrived first",
+        "STOP before the opt-in is lost (also inside one delivery); deletion/deauthorize find nothing with DERIVE_LOGIN_ID=false",
+    ),
+    (
+        "p1_in_flight",
+        "1. a send in flight when the opt-out is recorded is recorded, never hidden",
+        "opt-out during an in-flight send: no message_id, no sent_after_opt_out",
     ),
     (
         "p2_once",
@@ -70,7 +75,8 @@ fn enabled(name: &str) -> bool {
 
 async fn check_all(model: &Model) -> Result<(), (String, String)> {
     let verdicts: Vec<(&str, Verdict)> = vec![
-        ("p1", checks::p1_nothing_sent_after_an_opt_out(model).await),
+        ("p1", checks::p1_nothing_sent_after_an_opt_out(model)),
+        ("p1_in_flight", checks::p1_an_in_flight_send_is_recorded(model).await),
         ("p2_once", checks::p2_at_most_one_message_per_opt_in(model)),
         ("p2_deadline", checks::p2_nothing_at_or_after_the_deadline(model)),
         ("p3", checks::p3_a_blocked_page_stays_silent(model)),

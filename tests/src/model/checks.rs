@@ -31,39 +31,59 @@ fn who(model: &Model, call: &GraphCall) -> String {
     person_of(model, &call.login_id).map_or("someone unknown".into(), |p| format!("person {p}"))
 }
 
-/// Promise 1: no Graph acceptance after a recorded opt-out; one already in flight is recorded
-/// on the opt-in (its message id, or `sent_after_opt_out`), never hidden.
-pub async fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
-    let calls = model.world.messenger.calls();
-    for call in calls.iter().filter(|c| c.answer.delivers()) {
+/// Promise 1: no Graph acceptance after a recorded opt-out (whatever arrived first).
+pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
+    for call in model.world.messenger.calls().iter().filter(|c| c.answer.delivers()) {
         let Some(p) = person_of(model, &call.login_id) else {
             continue;
         };
-        for ack in model.seen.opt_outs.iter().filter(|a| a.p == p) {
-            if ack.tick < call.started_tick {
-                return Err(format!(
-                    "person {p} opted out via {:?} (acknowledged), and later a message reached them (Graph accepted at {})",
-                    ack.via,
-                    shared::domain::utc(call.at)
-                ));
-            }
-            if ack.tick > call.started_tick && ack.tick < call.answered_tick {
-                let key = model.world.people[p].key();
-                let item = model.world.store.get_opt_in(&key).await.ok().flatten();
-                let deleted = model.seen.deletions.iter().any(|d| d.p == p);
-                let recorded = item.as_ref().is_some_and(|i| {
-                    i.message_id == call.message_id
-                        || serde_json::to_value(i).is_ok_and(|v| v["sent_after_opt_out"] == true)
-                });
-                if !recorded && !(item.is_none() && deleted) {
-                    return Err(format!(
-                        "person {p} opted out via {:?} while their message was in flight; Graph accepted it but the opt-in does not record it (state {}, message_id {})",
-                        ack.via,
-                        item.as_ref().map_or("missing".into(), |i| i.state.to_string()),
-                        if item.as_ref().is_some_and(|i| i.message_id.is_some()) { "set" } else { "absent" },
-                    ));
-                }
-            }
+        if let Some(ack) = model
+            .seen
+            .opt_outs
+            .iter()
+            .find(|a| a.p == p && a.tick < call.started_tick)
+        {
+            return Err(format!(
+                "person {p} opted out via {:?} (acknowledged), and later a message reached them (Graph accepted at {})",
+                ack.via,
+                shared::domain::utc(call.at)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Promise 1: a send already in flight when the opt-out is recorded is recorded on the opt-in
+/// (its message id, or `sent_after_opt_out`), never hidden.
+pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {
+    for call in model.world.messenger.calls().iter().filter(|c| c.answer.delivers()) {
+        let Some(p) = person_of(model, &call.login_id) else {
+            continue;
+        };
+        let in_flight = model
+            .seen
+            .opt_outs
+            .iter()
+            .find(|a| a.p == p && a.tick > call.started_tick && a.tick < call.answered_tick);
+        let Some(ack) = in_flight else { continue };
+        let key = model.world.people[p].key();
+        let item = model.world.store.get_opt_in(&key).await.ok().flatten();
+        let deleted = model.seen.deletions.iter().any(|d| d.p == p);
+        let recorded = item.as_ref().is_some_and(|i| {
+            i.message_id == call.message_id
+                || serde_json::to_value(i).is_ok_and(|v| v["sent_after_opt_out"] == true)
+        });
+        if !recorded && !(item.is_none() && deleted) {
+            return Err(format!(
+                "person {p} opted out via {:?} while their message was in flight; Graph accepted it but the opt-in does not record it (state {}, message id {})",
+                ack.via,
+                item.as_ref().map_or("missing".into(), |i| i.state.to_string()),
+                if item.as_ref().is_some_and(|i| i.message_id.is_some()) {
+                    "another"
+                } else {
+                    "absent"
+                },
+            ));
         }
     }
     Ok(())
