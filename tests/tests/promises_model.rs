@@ -76,13 +76,25 @@ fn enabled(name: &str) -> bool {
 async fn check_all(model: &Model) -> Result<(), (String, String)> {
     let verdicts: Vec<(&str, Verdict)> = vec![
         ("p1", checks::p1_nothing_sent_after_an_opt_out(model)),
-        ("p1_in_flight", checks::p1_an_in_flight_send_is_recorded(model).await),
+        (
+            "p1_in_flight",
+            checks::p1_an_in_flight_send_is_recorded(model).await,
+        ),
         ("p2_once", checks::p2_at_most_one_message_per_opt_in(model)),
-        ("p2_deadline", checks::p2_nothing_at_or_after_the_deadline(model)),
+        (
+            "p2_deadline",
+            checks::p2_nothing_at_or_after_the_deadline(model),
+        ),
         ("p3", checks::p3_a_blocked_page_stays_silent(model)),
-        ("p4", checks::p4_deletion_erases_or_says_partial(model).await),
+        (
+            "p4",
+            checks::p4_deletion_erases_or_says_partial(model).await,
+        ),
         ("p5", checks::p5_nothing_loops(model)),
-        ("p6", checks::p6_one_recipient_never_pauses_the_page(model).await),
+        (
+            "p6",
+            checks::p6_one_recipient_never_pauses_the_page(model).await,
+        ),
         (
             "requeue",
             checks::paused_opt_ins_are_requeued_when_the_page_is_active(model).await,
@@ -252,4 +264,171 @@ fn the_promises_hold_under_any_interleaving() {
         ),
         Err(TestError::Abort(reason)) => panic!("aborted: {reason} (seed {seed_hex})"),
     }
+}
+
+// ---- The defects of issue 10 as fixed scenarios: the shrunk traces the model found on main ----
+// Each runs the same checks as the property (all of them), so each fails on today's main and
+// passes once its fix (and the fixes of the checks it also touches) is merged.
+
+fn holds(derive_login_id: bool, steps: Vec<Step>) {
+    let case = Case {
+        people: 1,
+        derive_login_id,
+        steps,
+    };
+    if let Err(e) = run_case(&case) {
+        panic!("\n{e}");
+    }
+}
+
+#[test]
+fn stop_before_the_opt_in_is_not_lost() {
+    holds(
+        true,
+        vec![
+            Step::OptOut {
+                p: 0,
+                via: Via::StopLinked,
+            },
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Drain { minutes: 1 },
+        ],
+    );
+}
+
+#[test]
+fn stop_in_the_same_delivery_as_the_opt_in_is_not_lost() {
+    holds(
+        true,
+        vec![
+            Step::OptInAndStop {
+                p: 0,
+                stop_first: true,
+            },
+            Step::Drain { minutes: 1 },
+        ],
+    );
+}
+
+#[test]
+fn opt_out_during_an_in_flight_send_is_recorded() {
+    holds(
+        true,
+        vec![
+            Step::Login { p: 0 },
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::DeliverDuring {
+                pick: 0,
+                via: Some(Via::Api),
+            },
+        ],
+    );
+}
+
+#[test]
+fn block_on_an_already_paused_page_keeps_it_silent() {
+    holds(
+        true,
+        vec![
+            Step::Graph(Answer::Token190),
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Drain { minutes: 1 },
+            Step::Block,
+            Step::Graph(Answer::Accept),
+            Step::Drain { minutes: 10 },
+        ],
+    );
+}
+
+#[test]
+fn a_parked_job_does_not_loop() {
+    holds(
+        true,
+        vec![
+            Step::Block,
+            Step::OptIn { p: 0, age_min: 0 },
+            // Facebook delivers the opt-in twice: two jobs, both for a blocked Page.
+            Step::RepeatWebhook { pick: 1 },
+            Step::Drain { minutes: 2 },
+        ],
+    );
+}
+
+#[test]
+fn unblock_requeues_even_after_a_queue_error() {
+    holds(
+        true,
+        vec![
+            Step::Block,
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Deliver {
+                pick: 0,
+                two: false,
+            },
+            Step::QueueOutage(true),
+            Step::Unblock,
+            Step::QueueOutage(false),
+            // Meta redelivers the unblock the handler answered 503.
+            Step::RepeatWebhook { pick: 2 },
+            Step::Sweep,
+        ],
+    );
+}
+
+#[test]
+fn deletion_without_login_id_derivation_says_partial() {
+    holds(
+        false,
+        vec![
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Hello { p: 0, linked: true },
+            Step::OptOut {
+                p: 0,
+                via: Via::Deletion,
+            },
+        ],
+    );
+}
+
+#[test]
+fn no_matching_user_never_pauses_the_page() {
+    holds(
+        true,
+        vec![
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Graph(Answer::NoMatchingUser),
+            Step::Drain { minutes: 1 },
+        ],
+    );
+}
+
+#[test]
+fn invalid_fbid_never_pauses_the_page() {
+    holds(
+        true,
+        vec![
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Graph(Answer::InvalidFbid),
+            Step::Drain { minutes: 1 },
+        ],
+    );
+}
+
+#[test]
+fn a_crash_after_graph_accepted_resends_at_most_once() {
+    // The documented crash window (docs/sender.md): allowed one resend, never a loop.
+    holds(
+        true,
+        vec![
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Graph(Answer::CrashAfterAccept),
+            Step::Deliver {
+                pick: 0,
+                two: false,
+            },
+            Step::Graph(Answer::Accept),
+            Step::Drain { minutes: 30 },
+            Step::Sweep,
+        ],
+    );
 }

@@ -7,8 +7,8 @@ use super::run::Model;
 use super::world::PAGE;
 use shared::domain::{Millis, OptInKey, State};
 use shared::login::LoginStore;
-use shared::ports::{ConversationStore, OptInStore};
 use shared::ports::send::PageStateStore;
+use shared::ports::{ConversationStore, OptInStore};
 
 /// Deliveries of one opt-in's jobs allowed in any hour: probes come every 5 minutes and backoffs
 /// grow, so a legitimate hour holds a few dozen at most; a job looping every second holds 3,600.
@@ -33,7 +33,13 @@ fn who(model: &Model, call: &GraphCall) -> String {
 
 /// Promise 1: no Graph acceptance after a recorded opt-out (whatever arrived first).
 pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
-    for call in model.world.messenger.calls().iter().filter(|c| c.answer.delivers()) {
+    for call in model
+        .world
+        .messenger
+        .calls()
+        .iter()
+        .filter(|c| c.answer.delivers())
+    {
         let Some(p) = person_of(model, &call.login_id) else {
             continue;
         };
@@ -56,7 +62,13 @@ pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
 /// Promise 1: a send already in flight when the opt-out is recorded is recorded on the opt-in
 /// (its message id, or `sent_after_opt_out`), never hidden.
 pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {
-    for call in model.world.messenger.calls().iter().filter(|c| c.answer.delivers()) {
+    for call in model
+        .world
+        .messenger
+        .calls()
+        .iter()
+        .filter(|c| c.answer.delivers())
+    {
         let Some(p) = person_of(model, &call.login_id) else {
             continue;
         };
@@ -73,11 +85,13 @@ pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {
             i.message_id == call.message_id
                 || serde_json::to_value(i).is_ok_and(|v| v["sent_after_opt_out"] == true)
         });
-        if !recorded && !(item.is_none() && deleted) {
+        let erased = item.is_none() && deleted;
+        if !(recorded || erased) {
             return Err(format!(
                 "person {p} opted out via {:?} while their message was in flight; Graph accepted it but the opt-in does not record it (state {}, message id {})",
                 ack.via,
-                item.as_ref().map_or("missing".into(), |i| i.state.to_string()),
+                item.as_ref()
+                    .map_or("missing".into(), |i| i.state.to_string()),
                 if item.as_ref().is_some_and(|i| i.message_id.is_some()) {
                     "another"
                 } else {
@@ -137,9 +151,8 @@ pub fn p2_nothing_at_or_after_the_deadline(model: &Model) -> Verdict {
             .seen
             .deadlines
             .iter()
-            .filter(|(tick, k, _)| *k == key && *tick < call.started_tick)
-            .map(|(_, _, d)| *d)
-            .last();
+            .rfind(|(tick, k, _)| *k == key && *tick < call.started_tick)
+            .map(|(_, _, d)| *d);
         if let Some(deadline) = deadline
             && call.at >= deadline
         {
@@ -287,10 +300,11 @@ pub async fn p6_one_recipient_never_pauses_the_page(model: &Model) -> Verdict {
 /// Liveness after a sweep: an opt-in PAUSED while its Page is active, with time left, has a job
 /// on its way (the unblock or the resume queued it, or the sweep did).
 pub async fn paused_opt_ins_are_requeued_when_the_page_is_active(model: &Model) -> Verdict {
-    if !model.seen.after_sweep {
+    let w = &model.world;
+    // The sweep can only re-queue through a working queue.
+    if !model.seen.after_sweep || w.send_queue.fail.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(());
     }
-    let w = &model.world;
     let active = w
         .store
         .get_page(PAGE)
@@ -317,4 +331,3 @@ pub async fn paused_opt_ins_are_requeued_when_the_page_is_active(model: &Model) 
     }
     Ok(())
 }
-

@@ -77,8 +77,14 @@ impl Answer {
                 Some(2_018_278),
                 "(#10) This message is sent outside of allowed window.",
             ),
-            Answer::Unreachable => api(551, Some(1_545_041), "(#551) This person isn't available right now."),
-            Answer::Accept | Answer::CrashAfterAccept => GraphError::BadResponse("unreachable".into()),
+            Answer::Unreachable => api(
+                551,
+                Some(1_545_041),
+                "(#551) This person isn't available right now.",
+            ),
+            Answer::Accept | Answer::CrashAfterAccept => {
+                GraphError::BadResponse("unreachable".into())
+            }
         }
     }
 }

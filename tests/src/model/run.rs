@@ -4,10 +4,10 @@
 
 use super::messenger::Answer;
 use super::world::{self, HttpRequest, PAGE, T0, World};
-use std::sync::{Arc, Mutex};
 use shared::domain::{HOUR_MS, Millis, OptInKey};
 use shared::ports::{ConversationStore, OptInStore};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 /// How a person opts out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,34 +30,62 @@ pub enum Via {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Step {
     /// The person logs in on the website (`POST /v1/logins`, permission granted).
-    Login { p: usize },
+    Login {
+        p: usize,
+    },
     /// Facebook delivers the person's opt-in webhook; its event time is `age_min` minutes ago.
-    OptIn { p: usize, age_min: u32 },
+    OptIn {
+        p: usize,
+        age_min: u32,
+    },
     /// One delivery with the opt-in and a linked "STOP" (items of one batch run concurrently).
-    OptInAndStop { p: usize, stop_first: bool },
+    OptInAndStop {
+        p: usize,
+        stop_first: bool,
+    },
     /// The person writes "hello" (links their PSID when `linked`).
-    Hello { p: usize, linked: bool },
-    OptOut { p: usize, via: Via },
+    Hello {
+        p: usize,
+        linked: bool,
+    },
+    OptOut {
+        p: usize,
+        via: Via,
+    },
     /// `messaging_policy_enforcement` block / unblock for the Page.
     Block,
     Unblock,
     /// Facebook delivers a past webhook again (duplicate, late, or after a 5xx).
-    RepeatWebhook { pick: usize },
+    RepeatWebhook {
+        pick: usize,
+    },
     /// Graph answers every next send with this class.
     Graph(Answer),
     /// The send queue refuses writes (or works again).
     QueueOutage(bool),
     /// SQS delivers one visible job (two in one batch with `two`).
-    Deliver { pick: usize, two: bool },
+    Deliver {
+        pick: usize,
+        two: bool,
+    },
     /// SQS delivers one visible job; while its Send API call is in flight, the job's person opts
     /// out (`Some(via)`) or Meta blocks the Page (`None`).
-    DeliverDuring { pick: usize, via: Option<Via> },
+    DeliverDuring {
+        pick: usize,
+        via: Option<Via>,
+    },
     /// SQS delivers an already handled message again (at-least-once).
-    Redeliver { pick: usize },
+    Redeliver {
+        pick: usize,
+    },
     /// The clock moves.
-    Advance { secs: u32 },
+    Advance {
+        secs: u32,
+    },
     /// The clock runs `minutes` while SQS delivers every job as it becomes visible.
-    Drain { minutes: u32 },
+    Drain {
+        minutes: u32,
+    },
     /// The recurring sweep of deadline-alerts.
     Sweep,
     /// The per-opt-in deadline schedules that are due fire.
@@ -98,7 +126,11 @@ impl fmt::Debug for Step {
             Step::Deliver { pick, two } => write!(
                 f,
                 "SQS delivers visible job #{pick}{}",
-                if *two { " with the next one in one batch" } else { "" }
+                if *two {
+                    " with the next one in one batch"
+                } else {
+                    ""
+                }
             ),
             Step::DeliverDuring { pick, via } => match via {
                 Some(via) => write!(
@@ -113,7 +145,10 @@ impl fmt::Debug for Step {
             Step::Redeliver { pick } => write!(f, "SQS redelivers past message #{pick}"),
             Step::Advance { secs } => write!(f, "clock +{secs} s"),
             Step::Drain { minutes } => {
-                write!(f, "clock runs {minutes} min, SQS delivers every job as it comes due")
+                write!(
+                    f,
+                    "clock runs {minutes} min, SQS delivers every job as it comes due"
+                )
             }
             Step::Sweep => write!(f, "deadline-alerts sweep"),
             Step::FireSchedules => write!(f, "due deadline schedules fire"),
@@ -291,17 +326,13 @@ impl Model {
                     if *two && visible.len() > 1 {
                         picks.push(visible[(pick + 1) % visible.len()]);
                     }
-                    self.world
-                        .deliver(&picks, None)
-                        .await;
+                    self.world.deliver(&picks, None).await;
                 }
             }
             Step::DeliverDuring { pick, via } => self.deliver_during(*pick, *via).await,
             Step::Redeliver { pick } => {
                 if let Some(i) = self.world.redelivery(*pick) {
-                    self.world
-                        .deliver(&[i], None)
-                        .await;
+                    self.world.deliver(&[i], None).await;
                 }
             }
             Step::Advance { secs } => self.advance(Millis::from(*secs) * 1000),
@@ -329,7 +360,11 @@ impl Model {
                 "{}{sep}{} job deliver{}, Graph calls: [{}]",
                 self.note,
                 deliveries - deliveries_before,
-                if deliveries - deliveries_before == 1 { "y" } else { "ies" },
+                if deliveries - deliveries_before == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
                 answers.join(", ")
             );
         }
@@ -354,7 +389,11 @@ impl Model {
             .ok()
             .flatten()
             .map_or("ACTIVE".into(), |p| {
-                format!("{:?}{}", p.status, p.cause.map_or(String::new(), |c| format!("/{c:?}")))
+                format!(
+                    "{:?}{}",
+                    p.status,
+                    p.cause.map_or(String::new(), |c| format!("/{c:?}"))
+                )
             });
         let sep = if self.note.is_empty() { "" } else { " | " };
         self.note = format!(
@@ -385,9 +424,7 @@ impl Model {
             if at > self.world.now() {
                 self.world.clock.set(at);
             }
-            self.world
-                .deliver(&[i], None)
-                .await;
+            self.world.deliver(&[i], None).await;
         }
         if self.world.now() < until {
             self.world.clock.set(until);
@@ -460,7 +497,11 @@ impl Model {
         }
         let partial = r.deletion_status.as_deref() == Some("partial");
         if r.findable || (via == Via::Deletion && !partial) {
-            self.seen.opt_outs.push(OptOutAck { p, via, tick: r.tick });
+            self.seen.opt_outs.push(OptOutAck {
+                p,
+                via,
+                tick: r.tick,
+            });
         }
     }
 

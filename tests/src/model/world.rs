@@ -142,7 +142,10 @@ impl World {
                     "DERIVE_LOGIN_ID",
                     if derive_login_id { "true" } else { "false" },
                 ),
-                ("INITIAL_MESSAGE_TEXT", "Hi {first_name}, thanks for opting in."),
+                (
+                    "INITIAL_MESSAGE_TEXT",
+                    "Hi {first_name}, thanks for opting in.",
+                ),
                 ("GRAPH_TIMEOUT_MS", "10000"),
                 ("SEND_LEASE_SECONDS", "60"),
                 ("PAUSE_PROBE_SECONDS", "300"),
@@ -316,12 +319,10 @@ impl World {
                 messenger_granted: true,
             },
         );
-        HttpRequest::post("/v1/logins")
-            .api_key()
-            .body(
-                "application/json",
-                serde_json::json!({ "user_access_token": token }).to_string(),
-            )
+        HttpRequest::post("/v1/logins").api_key().body(
+            "application/json",
+            serde_json::json!({ "user_access_token": token }).to_string(),
+        )
     }
 
     pub fn api_opt_out_request(&self, p: usize) -> HttpRequest {
@@ -383,10 +384,9 @@ impl World {
                 .collect()
         };
         for (name, check) in &due {
-            let input = serde_json::to_value(shared::domain::AlertInput::DeadlineCheck(
-                check.clone(),
-            ))
-            .unwrap_or_default();
+            let input =
+                serde_json::to_value(shared::domain::AlertInput::DeadlineCheck(check.clone()))
+                    .unwrap_or_default();
             let _ = deadline_alerts::handle(&self.deadlines, input).await;
             self.scheduler
                 .schedules
@@ -659,7 +659,8 @@ impl HttpRequest {
     }
 
     pub fn body(mut self, content_type: &str, body: String) -> Self {
-        self.headers.push(("content-type".into(), content_type.into()));
+        self.headers
+            .push(("content-type".into(), content_type.into()));
         self.body = Some(body);
         self
     }
