@@ -370,6 +370,8 @@ fn unblock_requeues_even_after_a_queue_error() {
             Step::QueueOutage(false),
             // Meta redelivers the unblock the handler answered 503.
             Step::RepeatWebhook { pick: 2 },
+            // Past the stuck-job time: the sweep looks at the opt-in.
+            Step::Advance { secs: 240 },
             Step::Sweep,
         ],
     );

@@ -43,11 +43,24 @@ pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
         let Some(p) = person_of(model, &call.login_id) else {
             continue;
         };
+        let key = model.world.people[p].key();
+        // A deletion ends the opt-in; an opt-in created after it is a new consent.
+        let renewed = |since: u64| {
+            model.seen.deletions.iter().any(|d| {
+                d.p == p
+                    && d.tick >= since
+                    && model
+                        .seen
+                        .deadlines
+                        .iter()
+                        .any(|(t, k, _)| *k == key && *t > d.tick && *t < call.started_tick)
+            })
+        };
         if let Some(ack) = model
             .seen
             .opt_outs
             .iter()
-            .find(|a| a.p == p && a.tick < call.started_tick)
+            .find(|a| a.p == p && a.tick < call.started_tick && !renewed(a.tick))
         {
             return Err(format!(
                 "person {p} opted out via {:?} (acknowledged), and later a message reached them (Graph accepted at {})",
@@ -297,8 +310,9 @@ pub async fn p6_one_recipient_never_pauses_the_page(model: &Model) -> Verdict {
     Ok(())
 }
 
-/// Liveness after a sweep: an opt-in PAUSED while its Page is active, with time left, has a job
-/// on its way (the unblock or the resume queued it, or the sweep did).
+/// Liveness after a sweep: an opt-in the sweep looked at (due in its attention index) that is
+/// PAUSED while its Page is active, with time left, has a job on its way (the unblock or the
+/// resume queued it, or the sweep did).
 pub async fn paused_opt_ins_are_requeued_when_the_page_is_active(model: &Model) -> Verdict {
     let w = &model.world;
     // The sweep can only re-queue through a working queue.
@@ -319,6 +333,7 @@ pub async fn paused_opt_ins_are_requeued_when_the_page_is_active(model: &Model) 
     let margin: Millis = 60_000;
     for item in w.store.all() {
         if item.state == State::Paused
+            && model.seen.swept.contains(&item.key())
             && item.deadline_at - now > margin
             && !w.queue.iter().any(|q| q.key == item.key())
         {

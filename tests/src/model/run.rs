@@ -195,6 +195,8 @@ pub struct Observed {
     pub webhooks: Vec<PastWebhook>,
     /// Whether the last step was a sweep (the liveness check runs then).
     pub after_sweep: bool,
+    /// The opt-ins that sweep had to look at (due in the attention index when it ran).
+    pub swept: Vec<OptInKey>,
 }
 
 /// The last time the model's clock may reach: beyond Meta's 36 h redelivery horizon a new
@@ -338,6 +340,14 @@ impl Model {
             Step::Advance { secs } => self.advance(Millis::from(*secs) * 1000),
             Step::Drain { minutes } => self.drain(Millis::from(*minutes) * 60_000).await,
             Step::Sweep => {
+                let now = self.world.now();
+                self.seen.swept = self
+                    .world
+                    .people
+                    .iter()
+                    .map(|p| p.key())
+                    .filter(|k| self.world.store.due_at(k).is_some_and(|due| due <= now))
+                    .collect();
                 self.world.sweep().await;
                 self.world.absorb_jobs();
                 self.seen.after_sweep = true;

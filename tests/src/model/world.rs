@@ -28,7 +28,7 @@ pub const APP: &str = "100000000000001";
 pub const APP_SECRET: &str = "model-app-secret";
 pub const CLIENT_TOKEN: &str = "model-client-token";
 pub const API_KEY: &str = "model-api-key";
-/// 2026-11-24T00:00:00Z.
+/// 2026-11-24T16:00:00Z.
 pub const T0: Millis = 1_795_536_000_000;
 /// The send queue's visibility timeout and `maxReceiveCount` (template.yaml).
 pub const VISIBILITY_MS: Millis = 180_000;
