@@ -4,6 +4,7 @@ pub mod browser;
 pub mod cdp;
 pub mod harness;
 pub mod lambda_process;
+pub mod model;
 pub mod population;
 
 pub use local_runner::moto;
