@@ -166,7 +166,7 @@ impl World {
         let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
         let http = http_api::Deps {
             config: config(),
-            secrets: secrets(),
+            secrets: secrets().into(),
             store: store.clone(),
             conversations: store.clone(),
             pages: store.clone(),
@@ -197,6 +197,8 @@ impl World {
         let deadlines = deadline_alerts::Deps {
             config: config(),
             store: store.clone(),
+            pages: store.clone(),
+            logins: logins.clone(),
             queue: send_queue.clone(),
             scheduler: scheduler.clone(),
             alerts: alerts.clone(),
