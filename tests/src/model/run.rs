@@ -565,14 +565,15 @@ impl Model {
                     });
                 }
             }
-            match past.policy {
-                Some("block") => self.block_acknowledged(tick),
-                Some("unblock") => {
-                    for b in self.seen.blocks.iter_mut().filter(|b| b.1.is_none()) {
-                        b.1 = Some(tick);
-                    }
-                }
-                _ => {}
+            if past.policy == Some("block") {
+                self.block_acknowledged(tick);
+            }
+        }
+        // Meta's block ends when Meta sends the unblock, whatever we answered: a 503 (some
+        // paused opt-ins could not be queued again) asks for a redelivery, it does not undo it.
+        if past.policy == Some("unblock") {
+            for b in self.seen.blocks.iter_mut().filter(|b| b.1.is_none()) {
+                b.1 = Some(tick);
             }
         }
         self.seen.webhooks.push(past);
