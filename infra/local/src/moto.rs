@@ -3,7 +3,7 @@
 //! Tests use unique resource names (e.g. a uuid stack name), so they can share one server
 //! ([`MotoServer::shared`]) or each start their own ([`MotoServer::start`]).
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -148,9 +148,11 @@ impl MotoServer {
     }
 }
 
-/// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials.
+/// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials,
+/// and the production clients' timeouts (`shared::aws::timeout_config`), so the local stack runs
+/// the same SDK configuration as Lambda.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    shared::aws::sdk_config_loader()
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "moto",

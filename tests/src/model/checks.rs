@@ -95,11 +95,9 @@ pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {
         let item = model.world.store.get_opt_in(&key).await.ok().flatten();
         // A deletion during or after the call erases the evidence with the rest, by design
         // (a later stop may then leave an opt-out placeholder, which carries no send).
-        let deleted = model
-            .seen
-            .deletions
-            .iter()
-            .any(|d| d.p == p && d.tick > call.started_tick && d.status.as_deref() != Some("partial"));
+        let deleted = model.seen.deletions.iter().any(|d| {
+            d.p == p && d.tick > call.started_tick && d.status.as_deref() != Some("partial")
+        });
         let recorded = item.as_ref().is_some_and(|i| {
             i.message_id == call.message_id
                 || i.sent_after_opt_out
