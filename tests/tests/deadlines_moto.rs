@@ -160,7 +160,8 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
         0
     );
     // Too close to the deadline for another attempt to land: the sender gives up at once
-    // (EXPIRED, "missed" alert, metric) rather than waiting for the deadline.
+    // (EXPIRED, a "gave up before the deadline" alert — the deadline has not passed yet, issue 10 —
+    // and the missed-deadline metric) rather than waiting for the deadline.
     w.clock.set(item.deadline_at - 1);
     assert_eq!(run_job(&w, &key).await, sender::RecordOutcome::Done);
     let expired = w.item(login).await;
@@ -168,7 +169,7 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
         (expired.state, expired.terminal_at),
         (State::Expired, Some(item.deadline_at - 1))
     );
-    assert_eq!(kinds(&w).await, [AlertKind::DeadlineMissed]);
+    assert_eq!(kinds(&w).await, [AlertKind::GaveUpBeforeDeadline]);
     assert_eq!(w.metrics.sum(Metric::DeadlinesMissed), 1.0);
     assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
     assert_eq!(w.metrics.sum(Metric::InitialMessagesSent), 0.0);
