@@ -31,8 +31,16 @@ fn login_id_of(asid: &str) -> String {
 }
 
 async fn log_in(w: &World, asid: &str, name: &str) {
+    log_in_with(w, asid, name, true).await;
+}
+
+async fn log_in_declined(w: &World, asid: &str) {
+    log_in_with(w, asid, "Di", false).await;
+}
+
+async fn log_in_with(w: &World, asid: &str, name: &str, granted: bool) {
     let token = format!("tok-{asid}");
-    w.facebook.token_for(&token, user(asid, Some(name), true));
+    w.facebook.token_for(&token, user(asid, Some(name), granted));
     let body = serde_json::json!({"user_access_token": token}).to_string();
     let r = send(w, Req::post("/v1/logins").key(KEY_OLD).json(&body)).await;
     assert_eq!(r.status(), 201);
@@ -481,4 +489,59 @@ async fn deletion_erases_a_pending_stop_of_the_persons_psid() {
     // And the PSID cannot be linked again to the erased opt-in.
     assert!(!w.store.link_psid(&key, "PSID558", NOW + 1).await.unwrap());
     assert!(w.store.psid_links().is_empty());
+}
+
+/// Issue 10, promise 4: with derivation on but a login_id that does not match the app, the real
+/// opt-in is stored under another key and survives; a granted LOGIN with no opt-in under the key
+/// the product knows must not be reported as a full erasure.
+#[tokio::test]
+async fn deletion_of_a_granted_login_without_a_known_opt_in_says_partial() {
+    let w = world();
+    log_in(&w, "559", "Lu").await;
+    // Meta delivered the opt-in under another login_id than the one derived for this person.
+    send(&w, optin_webhook("a-login-id-the-formula-did-not-give", NOW)).await;
+    let r = send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "559", NOW_S),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.logins.logins().is_empty(), "the LOGIN is erased");
+    let (json, html) = status_of(&w, &code).await;
+    assert_eq!(json["status"], "partial", "{json}");
+    assert!(
+        json["partial_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no opt-in was found")
+    );
+    assert!(!html.contains("Every record"), "{html}");
+}
+
+/// A declined login expects no opt-in: deleting it is complete.
+#[tokio::test]
+async fn deletion_of_a_declined_login_without_opt_in_is_completed() {
+    let w = world();
+    log_in_declined(&w, "560").await;
+    let r = send(
+        &w,
+        form(
+            "/facebook/data-deletion",
+            &signed(b"test-app-secret", "560", NOW_S),
+        ),
+    )
+    .await;
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (json, _) = status_of(&w, &code).await;
+    assert_eq!(json["status"], "completed", "{json}");
 }

@@ -13,8 +13,8 @@ use crate::erasure::{
     DeletionRecord, ErasureStore, KnownOptIn, PersonItems, STATUS_COMPLETED, STATUS_PARTIAL,
     erasure_marker,
 };
-use crate::login::LoginStore;
-use crate::ports::PortResult;
+use crate::login::{LoginStore, Permission};
+use crate::ports::{PortResult, Transitioned};
 use crate::use_cases::opt_out::{OptOut, OptOuts};
 use tracing::{info, warn};
 
@@ -73,6 +73,23 @@ fn unlinked_reason(person: &Person<'_>) -> String {
     )
 }
 
+/// Why the deletion cannot confirm the opt-in is gone: the person granted the permission, so an
+/// opt-in is expected, but none exists under the login_id the product knows. Either it has not
+/// arrived yet (the erasure marker then refuses it), or it is stored under another login_id (the
+/// derivation does not match this app): the product cannot tell which, so it says so.
+const NOT_FOUND_REASON: &str = "Your login record was deleted. You allowed this Page to contact you \
+     on Messenger, but no opt-in was found under the identifier we know for you: if Facebook \
+     delivered one under another identifier, it could not be found. Such a record holds no name \
+     and is deleted automatically within 180 days of its deadline.";
+
+/// How to log why a deletion or deauthorize found nothing (never the derived login_id itself).
+fn derivation_reason(derivation: &Derivation) -> &'static str {
+    match derivation {
+        Derivation::Unavailable(why) => why,
+        Derivation::Derived(_) => "no opt-in under the derived or recorded login_id",
+    }
+}
+
 /// The ports deauthorize and deletion need.
 #[derive(Clone, Copy)]
 pub struct Deletions<'a> {
@@ -96,7 +113,7 @@ impl Deletions<'_> {
         let keys = opt_in_keys(self.logins, person).await?;
         if keys.is_empty() {
             warn!(
-                reason = ?person.derivation,
+                reason = derivation_reason(&person.derivation),
                 "deauthorize: the person's opt-in cannot be found (no login_id known); nothing stopped"
             );
         }
@@ -119,10 +136,17 @@ impl Deletions<'_> {
         code: &str,
         now: Millis,
     ) -> PortResult<DeletionRecord> {
+        let granted = self
+            .logins
+            .get_login(person.page_id, person.asid)
+            .await?
+            .is_some_and(|login| login.permission == Permission::Granted);
         let keys = opt_in_keys(self.logins, person).await?;
+        let mut found = false;
         for key in &keys {
             // No placeholder: the erasure marker is what keeps a redelivered opt-in out.
-            self.opt_outs.opt_out_opt_in(key, source, now).await?;
+            let result = self.opt_outs.opt_out_opt_in(key, source, now).await?;
+            found |= !matches!(result, Transitioned::Refused(None));
         }
         let items = PersonItems {
             page_id: person.page_id.to_owned(),
@@ -136,11 +160,18 @@ impl Deletions<'_> {
                 .collect(),
         };
         let erased = self.erasure.erase(&items, now).await?;
-        let partial_reason = keys.is_empty().then(|| unlinked_reason(person));
+        let partial_reason = if keys.is_empty() {
+            Some(unlinked_reason(person))
+        } else if granted && !found {
+            Some(NOT_FOUND_REASON.to_owned())
+        } else {
+            None
+        };
         if partial_reason.is_some() {
             warn!(
-                reason = ?person.derivation,
-                "data deletion partial: the person's opt-in cannot be found (no login_id known)"
+                reason = derivation_reason(&person.derivation),
+                granted,
+                "data deletion partial: the person's opt-in cannot be found"
             );
         }
         let record = DeletionRecord {
