@@ -214,7 +214,7 @@ async fn a_default_stack_accepts_the_local_api_key_and_serves_its_own_address() 
     // Past the key check: nobody has that asid yet.
     assert_eq!(with_key.status(), 404);
     let body: serde_json::Value = with_key.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_eq!(body["error"]["code"], "unknown_person", "{body}");
     let without_key = s.http.get(&url).send().await.unwrap();
     assert_eq!(without_key.status(), 401);
     let wrong_key = s.http.get(&url).bearer_auth("nope").send().await.unwrap();

@@ -198,7 +198,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         stack.api_base_url
     );
     println!(
-        "                          (404 not_found: nobody with that asid yet; 401: wrong key)"
+        "                          (404 unknown_person: no login with that asid yet; 401: wrong key)"
     );
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
