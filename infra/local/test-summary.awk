@@ -15,12 +15,15 @@ BEGIN { if (metrics == "") metrics = "/dev/null" }
     else if ($i == "ignored;") ignored += $(i - 1)
   }
 }
+# Also a binary that crashed (a signal, an abort) and printed no result line.
+/^error: test failed, to rerun pass / { broken++ }
 { print; fflush() }
 END {
   for (i = 1; i <= nfail; i++) print "  failed: " failures[i]
   printf "%d passed, %d failed, %d ignored", passed, failed, ignored
   if (hidden && metrics == "/dev/null") printf " (%d metric lines hidden)", hidden
   else if (hidden) printf " (%d metric lines moved to %s)", hidden, metrics
+  if (broken) printf " in %d failing test binaries", broken
   if (!results) printf " (no test binary ran: see the build output above)"
   printf "\n"
 }
