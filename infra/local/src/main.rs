@@ -242,7 +242,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let printer = tokio::spawn(async move {
         loop {
-            match inbox.receive(Duration::from_secs(10)).await {
+            // A 1 s long poll: the SDK clients carry the production timeouts (2 s an attempt,
+            // shared::aws), so a longer wait ended every poll in a timeout error on the console.
+            match inbox.receive(Duration::from_secs(1)).await {
                 Ok(alerts) => {
                     for alert in alerts {
                         println!("{}", local_runner::alert_inbox::render(&alert));
