@@ -23,7 +23,7 @@ END {
   printf "%d passed, %d failed, %d ignored", passed, failed, ignored
   if (hidden && metrics == "/dev/null") printf " (%d metric lines hidden)", hidden
   else if (hidden) printf " (%d metric lines moved to %s)", hidden, metrics
-  if (broken) printf " in %d failing test binaries", broken
+  if (broken) printf " in %d failing test binar%s", broken, (broken == 1 ? "y" : "ies")
   if (!results) printf " (no test binary ran: see the build output above)"
   printf "\n"
 }
