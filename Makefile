@@ -53,8 +53,13 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-test-rust: venv ## Unit, moto-backed integration and end-to-end tests
-	$(CARGO) test --locked --workspace
+# The local stacks' functions print CloudWatch EMF metric lines on stdout, as in Lambda: the awk moves
+# them to target/test-metrics.jsonl and ends with one total ("N passed, N failed, N ignored").
+# --no-fail-fast: the total counts every test binary; pipefail: the status is cargo's, not awk's.
+test-rust: venv ## Unit, moto-backed integration and end-to-end tests (ends with the total)
+	@mkdir -p target && rm -f target/test-metrics.jsonl
+	set -o pipefail; $(CARGO) test --locked --workspace --no-fail-fast 2>&1 \
+	  | awk -v metrics=target/test-metrics.jsonl -f infra/local/test-summary.awk
 
 lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml

@@ -196,3 +196,40 @@ async fn facebook_routes_work_under_the_path_segment_and_not_without_it() {
     assert_eq!(answer["status"], 200, "{answer}");
     s.stop().await;
 }
+
+/// Issue 14, "No API key in the local stack" and "Ports": a stack started with the defaults (as
+/// `make run` is) accepts the seeded local key on `/v1`, and its `/openapi.json` names the address
+/// it really listens on (a free port here, never the document's `127.0.0.1:3000`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_default_stack_accepts_the_local_api_key_and_serves_its_own_address() {
+    let s = stack().await;
+    let url = format!("{}/v1/users/1234567890", s.local.api_base_url);
+    let with_key = s
+        .http
+        .get(&url)
+        .bearer_auth(local_runner::DEFAULT_LOCAL_API_KEY)
+        .send()
+        .await
+        .unwrap();
+    // Past the key check: nobody has that asid yet.
+    assert_eq!(with_key.status(), 404);
+    let body: serde_json::Value = with_key.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_person", "{body}");
+    let without_key = s.http.get(&url).send().await.unwrap();
+    assert_eq!(without_key.status(), 401);
+    let wrong_key = s.http.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong_key.status(), 401);
+
+    let openapi: serde_json::Value = s
+        .http
+        .get(format!("{}/openapi.json", s.local.api_base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi["servers"][0]["url"], s.local.api_base_url.as_str());
+    assert_eq!(openapi["servers"].as_array().map(Vec::len), Some(1));
+    s.stop().await;
+}

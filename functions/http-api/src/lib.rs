@@ -260,7 +260,7 @@ pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
         }
         (false, "/login/start", Method::GET) => login::start(deps, &request).await,
         (false, "/login/callback", Method::GET) => login::callback(deps, &request).await,
-        (false, "/openapi.json", Method::GET) => openapi(),
+        (false, "/openapi.json", Method::GET) => openapi(deps.config.public_base_url.as_deref()),
         (false, "/facebook/data-deletion/status", Method::GET) => {
             facebook_callbacks::deletion_status(deps, &request).await
         }
@@ -285,8 +285,28 @@ pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
 /// The OpenAPI 3.1 document of this API (`docs/openapi.json`, compiled in).
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
 
-fn openapi() -> Response<Body> {
-    let mut response = Response::new(Body::Text(OPENAPI_JSON.to_owned()));
+/// The document as served: with `PUBLIC_BASE_URL` configured (the local runner sets it to the
+/// address it really listens on), `servers` is that URL alone, so "try it" tools call this API and
+/// not the placeholders of the compiled-in document (`127.0.0.1:3000`, `{api}.execute-api…`).
+pub fn openapi_document(public_base_url: Option<&str>) -> String {
+    let Some(base) = public_base_url else {
+        return OPENAPI_JSON.to_owned();
+    };
+    match serde_json::from_str::<serde_json::Value>(OPENAPI_JSON) {
+        Ok(mut doc) => {
+            doc["servers"] = serde_json::json!([{
+                "url": base.trim_end_matches('/'),
+                "description": "This API (PUBLIC_BASE_URL)",
+            }]);
+            doc.to_string()
+        }
+        // Unreachable while docs/openapi.json parses (the api_contract test reads it).
+        Err(_) => OPENAPI_JSON.to_owned(),
+    }
+}
+
+fn openapi(public_base_url: Option<&str>) -> Response<Body> {
+    let mut response = Response::new(Body::Text(openapi_document(public_base_url)));
     response.headers_mut().insert(
         "content-type",
         lambda_http::http::HeaderValue::from_static("application/json"),
@@ -296,7 +316,21 @@ fn openapi() -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_facebook_route;
+    use super::{openapi_document, split_facebook_route};
+
+    /// Issue 14, "Ports": the served document names the address the API really listens on.
+    #[test]
+    fn the_served_openapi_servers_entry_is_the_public_base_url() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&openapi_document(Some("http://127.0.0.1:43123/"))).unwrap();
+        assert_eq!(
+            doc["servers"],
+            serde_json::json!([{"url": "http://127.0.0.1:43123", "description": "This API (PUBLIC_BASE_URL)"}])
+        );
+        assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
+        // Without a public URL the compiled-in document is served unchanged.
+        assert_eq!(openapi_document(None), super::OPENAPI_JSON);
+    }
 
     const SEGMENT: &str = "0123456789abcdef0123456789abcdef";
 

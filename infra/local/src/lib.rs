@@ -19,6 +19,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The API key a local stack accepts when `API_KEYS` is unset: a fixed value that says it is local,
+/// so the README's and the banner's `curl` lines work as printed. Never used outside the local runner.
+pub const DEFAULT_LOCAL_API_KEY: &str = "local-dev-key-not-secret";
+
 /// The secret values the local stack seeds into the emulator's Secrets Manager.
 #[derive(Clone)]
 pub struct LocalSecrets {
@@ -27,6 +31,7 @@ pub struct LocalSecrets {
     pub client_token: String,
     pub verify_token: String,
     /// Plain API keys; the secret stores their SHA-256 digests, as in production.
+    /// Default: [`DEFAULT_LOCAL_API_KEY`] alone.
     pub api_keys: Vec<String>,
 }
 
@@ -38,7 +43,7 @@ impl Default for LocalSecrets {
             page_access_token: sb::DEFAULT_PAGE_ACCESS_TOKEN.into(),
             client_token: sb::DEFAULT_CLIENT_TOKEN.into(),
             verify_token: sb::DEFAULT_VERIFY_TOKEN.into(),
-            api_keys: Vec::new(),
+            api_keys: vec![DEFAULT_LOCAL_API_KEY.to_owned()],
         }
     }
 }
@@ -113,13 +118,46 @@ pub enum LocalError {
     Provision(#[from] provision::ProvisionError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("could not listen on {addr}: {source}")]
+    #[error("{}", listen_hint(.variable, .addr, .source))]
     Listen {
         addr: SocketAddr,
+        /// The environment variable of the local runner that sets this address.
+        variable: &'static str,
         source: std::io::Error,
     },
     #[error("could not build the Graph client: {0}")]
     Graph(String),
+}
+
+/// The message for an address the local runner cannot listen on: names the variable to change
+/// (a busy port is the usual cause: another `make run`, or another program on 3000/4000/8080).
+pub fn listen_hint(variable: &str, addr: &SocketAddr, error: &std::io::Error) -> String {
+    let mut free = *addr;
+    free.set_port(addr.port().wrapping_add(1).max(1024));
+    let cause = if error.kind() == std::io::ErrorKind::AddrInUse {
+        "the port is already in use".to_owned()
+    } else {
+        error.to_string()
+    };
+    format!(
+        "could not listen on {addr} ({cause}); set {variable} to a free address, e.g. \
+         {variable}={free} make run"
+    )
+}
+
+/// Bind `addr` (port 0: any free port); the error names `variable`, the setting that chose it.
+pub async fn listen(
+    addr: SocketAddr,
+    variable: &'static str,
+) -> Result<(tokio::net::TcpListener, SocketAddr), LocalError> {
+    let error = |source| LocalError::Listen {
+        addr,
+        variable,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 /// A running local stack.
@@ -157,6 +195,10 @@ impl LocalStack {
         settings: LocalSettings,
         sdk: &aws_config::SdkConfig,
     ) -> Result<Self, LocalError> {
+        // The ports first: a busy one fails before anything is created in the emulator.
+        let (listener, http_addr) = listen(settings.http_addr, "LOCAL_HTTP_ADDR").await?;
+        let api_base_url = format!("http://{http_addr}");
+        let (site_listener, site_addr) = listen(settings.site_addr, "LOCAL_SITE_ADDR").await?;
         let provisioned = provision::provision(
             &settings.template_path,
             sdk,
@@ -164,29 +206,6 @@ impl LocalStack {
             &settings.secrets.to_json(),
         )
         .await?;
-        let listener = tokio::net::TcpListener::bind(settings.http_addr)
-            .await
-            .map_err(|source| LocalError::Listen {
-                addr: settings.http_addr,
-                source,
-            })?;
-        let http_addr = listener.local_addr().map_err(|source| LocalError::Listen {
-            addr: settings.http_addr,
-            source,
-        })?;
-        let api_base_url = format!("http://{http_addr}");
-        let site_listener = tokio::net::TcpListener::bind(settings.site_addr)
-            .await
-            .map_err(|source| LocalError::Listen {
-                addr: settings.site_addr,
-                source,
-            })?;
-        let site_addr = site_listener
-            .local_addr()
-            .map_err(|source| LocalError::Listen {
-                addr: settings.site_addr,
-                source,
-            })?;
         let site_base_url = format!("http://{site_addr}");
 
         let stack = &settings.stack_name;
@@ -371,6 +390,44 @@ mod tests {
         assert_eq!(parse_rate("rate(1 hour)"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_rate("cron(0 * * * ? *)"), None);
         assert_eq!(parse_rate("rate(x minutes)"), None);
+    }
+
+    /// Issue 14, "Ports": a busy port ends with a message naming the variable to change, not a raw
+    /// `Os { code: 98, kind: AddrInUse, .. }`.
+    #[tokio::test]
+    async fn a_busy_port_names_the_variable_to_change() {
+        let busy = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = busy.local_addr().unwrap();
+        let message = match listen(addr, "LOCAL_HTTP_ADDR").await {
+            Ok(_) => panic!("{addr} was bound twice"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            message.starts_with(&format!(
+                "could not listen on {addr} (the port is already in use)"
+            )),
+            "{message}"
+        );
+        assert!(
+            message
+                .contains("set LOCAL_HTTP_ADDR to a free address, e.g. LOCAL_HTTP_ADDR=127.0.0.1:"),
+            "{message}"
+        );
+        assert!(!message.contains("Os {"), "{message}");
+    }
+
+    /// Issue 14, "No API key in the local stack": a default stack seeds a key, stored as a digest.
+    #[test]
+    fn the_default_secret_holds_the_local_api_key() {
+        let json: serde_json::Value =
+            serde_json::from_str(&LocalSecrets::default().to_json()).unwrap();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            DEFAULT_LOCAL_API_KEY.as_bytes(),
+        ));
+        assert_eq!(json["api_key_hashes"], serde_json::json!([digest]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `make run`: moto (unless AWS_ENDPOINT_URL points at a running emulator), the Messenger sandbox
 //! (unless GRAPH_API_BASE_URL points at one), and the local stack, all on 127.0.0.1.
+//! Errors are printed as sentences that name the setting to change, never as Rust debug output.
 
 use local_runner::{LocalSecrets, LocalSettings, LocalStack, moto::MotoServer};
 use std::net::SocketAddr;
@@ -14,8 +15,32 @@ fn env_or(name: &str, default: &str) -> String {
     env(name).unwrap_or_else(|| default.to_owned())
 }
 
+/// An address setting: `name` or `default`; a malformed value names the variable.
+fn addr_var(name: &str, default: &str) -> Result<SocketAddr, String> {
+    let value = env_or(name, default);
+    value
+        .parse()
+        .map_err(|_| format!("{name}={value} is not an address like {default}"))
+}
+
+/// A numeric setting; a malformed value names the variable.
+fn number_var<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String> {
+    let value = env_or(name, default);
+    value
+        .parse()
+        .map_err(|_| format!("{name}={value} is not a whole number"))
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    // `main` returning an error would print its Debug form; a sentence is what a person needs.
+    if let Err(e) = run().await {
+        eprintln!("make run: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     lambda_runtime::tracing::init_default_subscriber();
     use messenger_sandbox as sb;
 
@@ -42,17 +67,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .filter(|s| !s.is_empty())
                     .collect()
             })
-            .unwrap_or_default(),
+            .unwrap_or_else(|| vec![local_runner::DEFAULT_LOCAL_API_KEY.to_owned()]),
     };
     let app_id = env_or("FB_APP_ID", sb::DEFAULT_APP_ID);
     let page_id = env_or("FB_PAGE_ID", sb::DEFAULT_PAGE_ID);
-    let window_seconds: i64 = env_or("OPTIN_WINDOW_SECONDS", "86400").parse()?;
+    let window_seconds: i64 = number_var("OPTIN_WINDOW_SECONDS", "86400")?;
 
     // Facebook: a sandbox already running, or our own.
     let sandbox = match env("GRAPH_API_BASE_URL") {
         Some(_) => None,
         None => {
-            let addr: SocketAddr = env_or("SANDBOX_ADDR", "127.0.0.1:4000").parse()?;
+            let addr = addr_var("SANDBOX_ADDR", "127.0.0.1:4000")?;
             let config = sb::SandboxConfig {
                 app_id: app_id.clone(),
                 app_secret: secrets.app_secret.clone(),
@@ -66,7 +91,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // SANDBOX_RATE_LIMIT_PER_SECOND, SANDBOX_LATENCY_MS.
                 ..sb::SandboxConfig::from_lookup(|k| std::env::var(k).ok())?
             };
-            Some(sb::start(config, addr).await?)
+            match sb::start(config, addr).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let hint = local_runner::listen_hint("SANDBOX_ADDR", &addr, &e);
+                    return Err(format!("the Messenger sandbox {hint}").into());
+                }
+            }
         }
     };
     let graph_url = match &sandbox {
@@ -74,16 +105,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => env_or("GRAPH_API_BASE_URL", ""),
     };
 
-    let http_addr: SocketAddr = env_or("LOCAL_HTTP_ADDR", "127.0.0.1:3000").parse()?;
+    let http_addr = addr_var("LOCAL_HTTP_ADDR", "127.0.0.1:3000")?;
     let mut settings = LocalSettings::new(
         PathBuf::from(env_or("TEMPLATE_PATH", "template.yaml")),
         env_or("STACK_NAME", "local"),
         http_addr,
     );
-    settings.site_addr = env_or("LOCAL_SITE_ADDR", "127.0.0.1:8080").parse()?;
+    settings.site_addr = addr_var("LOCAL_SITE_ADDR", "127.0.0.1:8080")?;
+    let api_key = secrets.api_keys.first().cloned().unwrap_or_default();
+    let key_is_default = api_key == local_runner::DEFAULT_LOCAL_API_KEY;
     settings.secrets = secrets;
     if let Some(seconds) = env("SWEEP_EVERY_SECONDS") {
-        settings.sweep_every = Some(Duration::from_secs(seconds.parse()?));
+        let seconds = seconds
+            .parse()
+            .map_err(|_| format!("SWEEP_EVERY_SECONDS={seconds} is not a whole number"))?;
+        settings.sweep_every = Some(Duration::from_secs(seconds));
     }
     settings = settings
         .with("FB_APP_ID", app_id)
@@ -145,6 +181,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stack.api_base_url
     );
     println!("  Messenger webhook       {webhook_url}");
+    if key_is_default {
+        println!(
+            "  API key (local only)    {api_key}   (set API_KEYS=key1,key2 to choose your own)"
+        );
+    } else {
+        println!("  API key                 the first of API_KEYS");
+    }
+    println!(
+        "  Try the website API:    curl -s -H \"Authorization: Bearer {}\" {}/v1/users/1234567890",
+        if key_is_default {
+            api_key.as_str()
+        } else {
+            "$KEY"
+        },
+        stack.api_base_url
+    );
+    println!(
+        "                          (404 unknown_person: no login with that asid yet; 401: wrong key)"
+    );
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
         println!("  Messenger sandbox       {}", s.base_url);
@@ -187,7 +242,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let printer = tokio::spawn(async move {
         loop {
-            match inbox.receive(Duration::from_secs(10)).await {
+            // A 1 s long poll: the SDK clients carry the production timeouts (2 s an attempt,
+            // shared::aws), so a longer wait ended every poll in a timeout error on the console.
+            match inbox.receive(Duration::from_secs(1)).await {
                 Ok(alerts) => {
                     for alert in alerts {
                         println!("{}", local_runner::alert_inbox::render(&alert));
