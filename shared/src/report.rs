@@ -472,8 +472,20 @@ mod tests {
             first,
             "Login Connect compliance report: the opt-ins recorded from 2026-11-24T16:00:00Z to 2026-11-25T16:00:00Z (excluded)"
         );
-        for column in ["PAGE", "LOGIN", "OPTED IN", "DEADLINE", "STATE", "ALERTED", "ATTEMPTS", "LAST ERROR"] {
-            assert!(MISSED_DEADLINE_LEGEND.contains(&format!("{column} ")), "{column}");
+        for column in [
+            "PAGE",
+            "LOGIN",
+            "OPTED IN",
+            "DEADLINE",
+            "STATE",
+            "ALERTED",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ] {
+            assert!(
+                MISSED_DEADLINE_LEGEND.contains(&format!("{column} ")),
+                "{column}"
+            );
         }
         assert!(text.contains(MISSED_DEADLINE_LEGEND), "{text}");
         let all = compute(&seeded(), 0, T0 + DAY, T0 + DAY);

@@ -138,7 +138,10 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
     assert_eq!(alert.login_id_prefix.as_deref(), Some("failing-"));
     assert_eq!(alert.state, Some(State::Retrying));
     assert_eq!(alert.deadline_at, Some(item.deadline_at));
-    assert_eq!(alert.deadline_utc, Some(shared::domain::utc(item.deadline_at)));
+    assert_eq!(
+        alert.deadline_utc,
+        Some(shared::domain::utc(item.deadline_at))
+    );
     assert_eq!(alert.last_error.unwrap().message, "timeout");
     assert!(at_risk[0].subject.contains(PAGE));
     assert!(!at_risk[0].message.contains(login), "login_id prefix only");

@@ -1030,7 +1030,11 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
         Some((1200, Some(2_018_024)))
     );
     assert!(a.detail.contains(&a.gave_up_utc), "{}", a.detail);
-    assert!(a.detail.contains(&shared::domain::utc(item.deadline_at)), "{}", a.detail);
+    assert!(
+        a.detail.contains(&shared::domain::utc(item.deadline_at)),
+        "{}",
+        a.detail
+    );
     assert_eq!(a.deadline_utc, Some(shared::domain::utc(item.deadline_at)));
     assert!(a.detail.contains("1200/2018024"), "{}", a.detail);
     assert!(!a.detail.contains("L1") && !a.subject().contains("missed"));

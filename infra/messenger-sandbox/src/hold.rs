@@ -134,19 +134,20 @@ fn status(state: &AppState) -> Json<HoldStatus> {
 }
 
 /// An empty body means `{}`; a `login_id` that is blank means "every send" too.
-fn parse(body: &Bytes) -> Result<Option<String>, Response> {
+fn parse(body: &Bytes) -> Result<Option<String>, String> {
     let request: HoldRequest = if body.iter().all(u8::is_ascii_whitespace) {
         HoldRequest::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            GraphError::sandbox(StatusCode::BAD_REQUEST, format!("invalid request: {e}"))
-                .into_response()
-        })?
+        serde_json::from_slice(body).map_err(|e| format!("invalid request: {e}"))?
     };
     Ok(request
         .login_id
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty()))
+}
+
+fn bad_request(message: String) -> Response {
+    GraphError::sandbox(StatusCode::BAD_REQUEST, message).into_response()
 }
 
 async fn list(State(state): State<Arc<AppState>>) -> Json<HoldStatus> {
@@ -159,7 +160,7 @@ async fn hold(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
             state.holds.hold(login_id);
             status(&state).into_response()
         }
-        Err(e) => e,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -169,7 +170,7 @@ async fn release(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
             state.holds.release(login_id.as_deref());
             status(&state).into_response()
         }
-        Err(e) => e,
+        Err(e) => bad_request(e),
     }
 }
 

@@ -67,10 +67,7 @@ async fn send_message(
         let r = object_field(b, "recipient")?;
         non_empty_str(&r, "login_id").map(str::to_owned)
     });
-    state
-        .holds
-        .wait_until_released(recipient.as_deref())
-        .await;
+    state.holds.wait_until_released(recipient.as_deref()).await;
     match handle(&state, &page_id, &query, &body) {
         Ok(message_id) => Json(SendResponse { message_id }).into_response(),
         Err(e) => e.into_response(),

@@ -778,7 +778,10 @@ async fn a_held_send_does_not_land_until_released() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!in_flight.is_finished(), "a send went through a hold on every send");
+    assert!(
+        !in_flight.is_finished(),
+        "a send went through a hold on every send"
+    );
     client
         .post(format!("{}/_sandbox/reset", sb.base_url))
         .send()

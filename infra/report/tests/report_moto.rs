@@ -276,7 +276,10 @@ async fn the_report_of_a_seeded_table() {
     assert!(text.contains("opt-ins           27"), "{text}");
     // The day's two, the two around it (unsent past their deadlines) and the late one.
     assert!(text.contains("missed deadlines  5"), "{text}");
-    assert!(text.contains("ALERTED yes when"), "the legend explains ALERTED:\n{text}");
+    assert!(
+        text.contains("ALERTED yes when"),
+        "the legend explains ALERTED:\n{text}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 
     // Mistakes are named.

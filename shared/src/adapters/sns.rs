@@ -136,7 +136,11 @@ mod tests {
             assert!(!text.contains("opt-in"), "{text}");
             assert!(!text.contains("deadline"), "{text}");
             assert!(text.contains("detail      Meta warned."), "{text}");
-            assert_eq!(text.contains("sending PAUSED for the whole Page"), paused, "{text}");
+            assert_eq!(
+                text.contains("sending PAUSED for the whole Page"),
+                paused,
+                "{text}"
+            );
             let json = serde_json::to_value(&a).unwrap();
             for absent in ["login_id_prefix", "deadline_at", "deadline_utc"] {
                 assert!(json.get(absent).is_none(), "{absent}: {json}");
@@ -145,8 +149,14 @@ mod tests {
         }
         let a = Alert::login_without_opt_in("200", "abcdefgh12345678", "no opt-in");
         let text = alert_text(&a);
-        assert!(text.contains("login       abcdefgh (login_id prefix; no opt-in)"), "{text}");
-        assert!(!text.contains("OPTED_IN") && !text.contains("deadline"), "{text}");
+        assert!(
+            text.contains("login       abcdefgh (login_id prefix; no opt-in)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("OPTED_IN") && !text.contains("deadline"),
+            "{text}"
+        );
         assert!(!text.contains("abcdefgh12345678"), "{text}");
     }
 
@@ -159,10 +169,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("deadline    1970-01-01T00:01:01Z"), "{text}");
-        assert!(text.contains("last error  1200/2018024 Temporary"), "{text}");
-        assert!(!text.contains("gave up") && !text.contains("abcdefgh12345678"), "{text}");
+        assert!(
+            text.contains("last error  1200/2018024 Temporary"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("gave up") && !text.contains("abcdefgh12345678"),
+            "{text}"
+        );
         let gave_up = alert_text(&Alert::gave_up(&opt_in(), 30_000, "gave up"));
-        assert!(gave_up.contains("gave up     1970-01-01T00:00:30Z"), "{gave_up}");
+        assert!(
+            gave_up.contains("gave up     1970-01-01T00:00:30Z"),
+            "{gave_up}"
+        );
     }
 
     /// Alerts published before the fields were optional carried `""`, `0` and `OPTED_IN`.
@@ -171,7 +190,10 @@ mod tests {
         let old = r#"{"kind":"policy_enforcement","page_id":"200","login_id_prefix":"",
             "state":"PAUSED","deadline_at":0,"deadline_utc":"","detail":"d"}"#;
         let a: Alert = serde_json::from_str(old).unwrap();
-        assert_eq!(a, Alert::for_page("200", AlertKind::PolicyEnforcement, true, "d"));
+        assert_eq!(
+            a,
+            Alert::for_page("200", AlertKind::PolicyEnforcement, true, "d")
+        );
         let o = Alert::about(&opt_in(), AlertKind::DeadlineMissed, "x");
         let back: Alert = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
         assert_eq!(back, o);

@@ -489,7 +489,10 @@ mod tests {
         let alerts = w.alerts.published();
         assert_eq!(alerts.len(), 1);
         let detail = &alerts[0].detail;
-        assert!(detail.contains("Messenger policies. Every send"), "{detail}");
+        assert!(
+            detail.contains("Messenger policies. Every send"),
+            "{detail}"
+        );
         assert!(!detail.contains(".."), "{detail}");
     }
 
