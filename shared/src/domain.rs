@@ -437,18 +437,40 @@ impl DeadlineCheck {
     }
 }
 
-/// An operator alert about one opt-in. Carries no personal data beyond the opaque login_id prefix.
+/// An operator alert: about one opt-in, one expected login, or the Page as a whole. Carries no
+/// personal data beyond the opaque login_id prefix. Each kind carries only the fields it has (see
+/// docs/alerts.md): a Page-wide alert has no opt-in, state or deadline, and those are left out of
+/// the JSON rather than sent empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub kind: AlertKind,
     pub page_id: String,
-    /// The opt-in's login_id, shortened: enough to find it, not enough to message the person.
-    pub login_id_prefix: String,
-    pub state: State,
-    pub deadline_at: Millis,
+    /// The login_id, shortened: enough to find it, not enough to message the person. `None` for a
+    /// Page-wide alert.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_empty_string"
+    )]
+    pub login_id_prefix: Option<String>,
+    /// The opt-in's state; for a Page-wide alert `PAUSED` when the Page's sends are stopped, else
+    /// `None`. `None` for [`AlertKind::LoginWithoutOptIn`] (there is no opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// The opt-in's deadline; `None` when the alert is not about an opt-in.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_zero_millis"
+    )]
+    pub deadline_at: Option<Millis>,
     /// The deadline for people: RFC 3339, UTC.
-    #[serde(default)]
-    pub deadline_utc: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_empty_string"
+    )]
+    pub deadline_utc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     /// When the sender gave up ([`AlertKind::GaveUpBeforeDeadline`]), and the same in RFC 3339.
@@ -457,6 +479,15 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub gave_up_utc: String,
     pub detail: String,
+}
+
+/// Alerts published before these fields were optional carried `""` and `0` for "none".
+fn non_empty_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+fn non_zero_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+    Ok(Option::<Millis>::deserialize(d)?.filter(|m| *m != 0))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,7 +515,8 @@ pub enum AlertKind {
 }
 
 impl Alert {
-    /// An alert about the Page as a whole (no opt-in): `state` is PAUSED when sends are stopped.
+    /// An alert about the Page as a whole (no opt-in, no deadline): `state` is `PAUSED` when sends
+    /// are stopped, absent otherwise.
     pub fn for_page(
         page_id: &str,
         kind: AlertKind,
@@ -494,14 +526,10 @@ impl Alert {
         Self {
             kind,
             page_id: page_id.to_owned(),
-            login_id_prefix: String::new(),
-            state: if paused {
-                State::Paused
-            } else {
-                State::OptedIn
-            },
-            deadline_at: 0,
-            deadline_utc: String::new(),
+            login_id_prefix: None,
+            state: paused.then_some(State::Paused),
+            deadline_at: None,
+            deadline_utc: None,
             last_error: None,
             gave_up_at: None,
             gave_up_utc: String::new(),
@@ -510,23 +538,15 @@ impl Alert {
     }
 
     /// A granted login whose expected opt-in (`expected_login_id`) never arrived. Carries the
-    /// login_id prefix only (never the asid or the name).
+    /// login_id prefix only (never the asid or the name); no state or deadline: there is no opt-in.
     pub fn login_without_opt_in(
         page_id: &str,
         expected_login_id: &str,
         detail: impl Into<String>,
     ) -> Self {
         Self {
-            kind: AlertKind::LoginWithoutOptIn,
-            page_id: page_id.to_owned(),
-            login_id_prefix: login_id_prefix(expected_login_id),
-            state: State::OptedIn,
-            deadline_at: 0,
-            deadline_utc: String::new(),
-            last_error: None,
-            gave_up_at: None,
-            gave_up_utc: String::new(),
-            detail: detail.into(),
+            login_id_prefix: Some(login_id_prefix(expected_login_id)),
+            ..Self::for_page(page_id, AlertKind::LoginWithoutOptIn, false, detail)
         }
     }
 
@@ -534,10 +554,10 @@ impl Alert {
         Self {
             kind,
             page_id: opt_in.page_id.clone(),
-            login_id_prefix: login_id_prefix(&opt_in.login_id),
-            state: opt_in.state,
-            deadline_at: opt_in.deadline_at,
-            deadline_utc: utc(opt_in.deadline_at),
+            login_id_prefix: Some(login_id_prefix(&opt_in.login_id)),
+            state: Some(opt_in.state),
+            deadline_at: Some(opt_in.deadline_at),
+            deadline_utc: Some(utc(opt_in.deadline_at)),
             last_error: opt_in.last_error.clone(),
             gave_up_at: None,
             gave_up_utc: String::new(),
@@ -917,7 +937,7 @@ mod tests {
             (a.gave_up_at, a.gave_up_utc.as_str()),
             (Some(30_000), "1970-01-01T00:00:30Z")
         );
-        assert_eq!(a.deadline_utc, "1970-01-01T00:01:00Z");
+        assert_eq!(a.deadline_utc.as_deref(), Some("1970-01-01T00:01:00Z"));
         assert!(!a.subject().contains("missed"), "{}", a.subject());
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["kind"], "gave_up_before_deadline");
@@ -931,8 +951,8 @@ mod tests {
     fn alerts_carry_only_a_login_id_prefix() {
         let o = OptIn::new(OptInKey::new("p", "abcdef0123456789"), Some(0), 0, 10, 0);
         let a = Alert::about(&o, AlertKind::DeadlineAtRisk, "x");
-        assert_eq!(a.login_id_prefix, "abcdef01");
-        assert_eq!(a.deadline_utc, "1970-01-01T00:00:00Z");
+        assert_eq!(a.login_id_prefix.as_deref(), Some("abcdef01"));
+        assert_eq!(a.deadline_utc.as_deref(), Some("1970-01-01T00:00:00Z"));
         assert!(
             !serde_json::to_string(&a)
                 .unwrap()

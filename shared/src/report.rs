@@ -33,6 +33,9 @@ pub trait OptInHistory: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComplianceReport {
+    /// The range in words, for the first line: "every opt-in in the table, …" when `since` is the
+    /// epoch (the default of `make report`), else the bounds.
+    pub window: String,
     /// The range, RFC 3339 UTC: opt-ins with `since <= opted_in_at < until`.
     pub since: String,
     pub until: String,
@@ -168,6 +171,7 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
         })
         .collect();
     ComplianceReport {
+        window: window(since, until),
         since: utc(since),
         until: utc(until),
         generated_at: utc(now),
@@ -186,10 +190,40 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
     }
 }
 
-/// The report for people: a few aligned lines and a table of missed deadlines.
+/// The range in words. `since <= 0` means "from the start": everything the table holds (items live
+/// 180 days after their deadline).
+pub fn window(since: Millis, until: Millis) -> String {
+    if since <= 0 {
+        format!(
+            "every opt-in in the table, recorded before {} (narrow with --since)",
+            utc(until)
+        )
+    } else {
+        format!(
+            "the opt-ins recorded from {} to {} (excluded)",
+            utc(since),
+            utc(until)
+        )
+    }
+}
+
+/// What each column of the missed-deadline table means (printed under it, and in docs/alerts.md).
+pub const MISSED_DEADLINE_LEGEND: &str = "    \
+    Columns: PAGE the Page's id; LOGIN the first 8 characters of the login_id (never the whole id);
+    OPTED IN when the person opted in, DEADLINE 24 h later, both UTC; STATE the opt-in's state now
+    (EXPIRED, or still unsent past its deadline until the sweep marks it EXPIRED); ALERTED yes when
+    the \"close to its 24-hour deadline\" alert went out before the deadline, no when it did not (an
+    opt-in that failed or expired before its alert time never gets one); every EXPIRED row was
+    alerted anyway when it expired (missed, given up, or refused as outside the window), whatever
+    ALERTED says; ATTEMPTS the Send API calls made; LAST ERROR Graph's last answer (code/subcode
+    and message).
+";
+
+/// The report for people: the window on the first line, a few aligned lines and a table of missed
+/// deadlines with its legend.
 pub fn render_text(r: &ComplianceReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Login Connect compliance report");
+    let _ = writeln!(out, "Login Connect compliance report: {}", r.window);
     let _ = writeln!(
         out,
         "  opted in          {} .. {} (generated {})",
@@ -222,7 +256,11 @@ pub fn render_text(r: &ComplianceReport) -> String {
         .map(|s| format!("{} {}", s.as_str(), r.states.get(s.as_str()).unwrap_or(&0)))
         .collect();
     let _ = writeln!(out, "  states            {}", states.join(", "));
-    let _ = writeln!(out, "  alerted at risk   {}", r.alerted);
+    let _ = writeln!(
+        out,
+        "  alerted at risk   {} (got the \"close to its deadline\" alert before the deadline)",
+        r.alerted
+    );
     let _ = writeln!(out, "  missed deadlines  {}", r.missed_deadlines.len());
     if !r.missed_deadlines.is_empty() {
         let _ = writeln!(
@@ -251,6 +289,7 @@ pub fn render_text(r: &ComplianceReport) -> String {
                 error
             );
         }
+        out.push_str(MISSED_DEADLINE_LEGEND);
     }
     out
 }
@@ -421,6 +460,42 @@ mod tests {
         assert!(!text.contains("expired-aaaaaaaa"), "{text}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("expired-aaaaaaaa"));
+    }
+
+    /// Issue 14: the first line did not say which opt-ins were counted, and ALERTED was unexplained.
+    #[test]
+    fn the_first_line_names_the_window_and_the_columns_are_explained() {
+        let r = compute(&seeded(), T0, T0 + DAY, T0 + DAY + 60_000);
+        let text = render_text(&r);
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "Login Connect compliance report: the opt-ins recorded from 2026-11-24T16:00:00Z to 2026-11-25T16:00:00Z (excluded)"
+        );
+        for column in [
+            "PAGE",
+            "LOGIN",
+            "OPTED IN",
+            "DEADLINE",
+            "STATE",
+            "ALERTED",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ] {
+            assert!(
+                MISSED_DEADLINE_LEGEND.contains(&format!("{column} ")),
+                "{column}"
+            );
+        }
+        assert!(text.contains(MISSED_DEADLINE_LEGEND), "{text}");
+        let all = compute(&seeded(), 0, T0 + DAY, T0 + DAY);
+        assert!(
+            render_text(&all).starts_with(
+                "Login Connect compliance report: every opt-in in the table, recorded before 2026-11-25T16:00:00Z"
+            ),
+            "{}",
+            render_text(&all)
+        );
     }
 
     #[test]

@@ -135,10 +135,13 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
     let alert = at_risk[0].alert.clone().unwrap();
     assert_eq!(alert.kind, AlertKind::DeadlineAtRisk);
     assert_eq!(alert.page_id, PAGE);
-    assert_eq!(alert.login_id_prefix, "failing-");
-    assert_eq!(alert.state, State::Retrying);
-    assert_eq!(alert.deadline_at, item.deadline_at);
-    assert_eq!(alert.deadline_utc, shared::domain::utc(item.deadline_at));
+    assert_eq!(alert.login_id_prefix.as_deref(), Some("failing-"));
+    assert_eq!(alert.state, Some(State::Retrying));
+    assert_eq!(alert.deadline_at, Some(item.deadline_at));
+    assert_eq!(
+        alert.deadline_utc,
+        Some(shared::domain::utc(item.deadline_at))
+    );
     assert_eq!(alert.last_error.unwrap().message, "timeout");
     assert!(at_risk[0].subject.contains(PAGE));
     assert!(!at_risk[0].message.contains(login), "login_id prefix only");
@@ -206,7 +209,7 @@ async fn a_late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
     let alert = alerts[0].alert.clone().unwrap();
     assert_eq!(
         (alert.kind, alert.state),
-        (AlertKind::DeadlineAtRisk, State::OptedIn)
+        (AlertKind::DeadlineAtRisk, Some(State::OptedIn))
     );
     assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
     // Neither the sweep nor a redelivered webhook alerts again; the message still goes out.

@@ -105,9 +105,9 @@ async fn deadline_check_alerts_once_for_an_unsent_opt_in() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].kind, AlertKind::DeadlineAtRisk);
     assert_eq!(alerts[0].page_id, PAGE);
-    assert_eq!(alerts[0].deadline_at, o.deadline_at);
-    assert_eq!(alerts[0].login_id_prefix, "L1");
-    assert_eq!(alerts[0].state, State::OptedIn);
+    assert_eq!(alerts[0].deadline_at, Some(o.deadline_at));
+    assert_eq!(alerts[0].login_id_prefix.as_deref(), Some("L1"));
+    assert_eq!(alerts[0].state, Some(State::OptedIn));
     assert_eq!(w.metrics.sum(Metric::OptInsAtRisk), 1.0);
 }
 
@@ -382,7 +382,7 @@ async fn a_granted_login_whose_opt_in_never_arrives_is_alerted_once() {
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].kind, AlertKind::LoginWithoutOptIn);
-    assert_eq!(alerts[0].login_id_prefix, "wrong-lo");
+    assert_eq!(alerts[0].login_id_prefix.as_deref(), Some("wrong-lo"));
     let json = serde_json::to_string(&alerts[0]).unwrap();
     assert!(
         !json.contains("111") && !json.contains("Ana"),

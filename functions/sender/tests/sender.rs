@@ -1024,13 +1024,18 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
     assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline, "not 'missed'");
     assert_eq!(a.gave_up_at, Some(gave_up_at));
     assert_eq!(a.gave_up_utc, shared::domain::utc(gave_up_at));
-    assert_eq!(a.deadline_at, item.deadline_at);
+    assert_eq!(a.deadline_at, Some(item.deadline_at));
     assert_eq!(
         a.last_error.as_ref().map(|e| (e.code, e.subcode)),
         Some((1200, Some(2_018_024)))
     );
     assert!(a.detail.contains(&a.gave_up_utc), "{}", a.detail);
-    assert!(a.detail.contains(&a.deadline_utc), "{}", a.detail);
+    assert!(
+        a.detail.contains(&shared::domain::utc(item.deadline_at)),
+        "{}",
+        a.detail
+    );
+    assert_eq!(a.deadline_utc, Some(shared::domain::utc(item.deadline_at)));
     assert!(a.detail.contains("1200/2018024"), "{}", a.detail);
     assert!(!a.detail.contains("L1") && !a.subject().contains("missed"));
     let json = serde_json::to_value(a).unwrap();

@@ -125,19 +125,11 @@ pub fn parse_envelope(body: &str) -> ReceivedAlert {
 /// How `make run` shows an alert.
 pub fn render(alert: &ReceivedAlert) -> String {
     match &alert.alert {
-        Some(a) => {
-            let error = a.last_error.as_ref().map_or(String::new(), |e| {
-                let code = match e.subcode {
-                    Some(sub) => format!("{}/{sub}", e.code),
-                    None => e.code.to_string(),
-                };
-                format!("\n    last error  {code} {}", e.message)
-            });
-            format!(
-                "ALERT  {}\n    opt-in      {} (login_id prefix), state {}\n    deadline    {}\n    detail      {}{error}",
-                alert.subject, a.login_id_prefix, a.state, a.deadline_utc, a.detail
-            )
-        }
+        Some(a) => format!(
+            "ALERT  {}\n{}",
+            alert.subject,
+            shared::adapters::sns::alert_text(a)
+        ),
         None => format!("ALERT  {}\n    {}", alert.subject, alert.message),
     }
 }

@@ -18,6 +18,8 @@
 //!   and fault injection (see `faults`).
 //! - `GET|PUT|DELETE /_sandbox/api_version` — every `/{version}/…` answer carries Graph's
 //!   `facebook-api-version` header (the asked version); this switch makes it name another one.
+//! - `POST /_sandbox/hold`, `POST /_sandbox/release`, `GET /_sandbox/hold` — hold a person's Send
+//!   API calls (or every call) unanswered until released, to try STOP by hand (see `hold`).
 //!
 //! Anything else answers 404 with a Graph-style error.
 
@@ -27,6 +29,7 @@ mod dialog;
 mod errors;
 pub mod events;
 mod faults;
+mod hold;
 mod inbox;
 mod oauth;
 mod rate_limit;
@@ -236,6 +239,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(events::routes())
         .merge(inbox::routes())
         .merge(admin::routes())
+        .merge(hold::routes())
         .merge(api_version::routes())
         .merge(oauth::routes(state.clone()))
         .fallback(errors::unknown_route)

@@ -61,6 +61,13 @@ async fn send_message(
             .into_response();
     }
     let query = query.map(|Query(q)| q).unwrap_or_default();
+    // A held person's call waits here, unanswered, until released; then Graph's checks run.
+    let recipient = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
+        let b = b.as_object()?;
+        let r = object_field(b, "recipient")?;
+        non_empty_str(&r, "login_id").map(str::to_owned)
+    });
+    state.holds.wait_until_released(recipient.as_deref()).await;
     match handle(&state, &page_id, &query, &body) {
         Ok(message_id) => Json(SendResponse { message_id }).into_response(),
         Err(e) => e.into_response(),

@@ -38,6 +38,8 @@ pub(crate) struct AppState {
     pub faults: crate::faults::Faults,
     /// The version answers name instead of the asked one (`facebook-api-version`), if set.
     pub api_version: crate::api_version::ServedVersion,
+    /// Send API calls held until released (`POST /_sandbox/hold`).
+    pub holds: crate::hold::Holds,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             records: Mutex::new(Records::default()),
             http,
             api_version: Default::default(),
+            holds: Default::default(),
         })
     }
 
@@ -104,9 +107,10 @@ impl AppState {
             .collect()
     }
 
-    /// Forget every opt-in and message, fault rule, rate window, counter and version switch.
+    /// Forget every opt-in and message, fault rule, rate window, counter, version switch and hold.
     pub fn reset(&self) {
         *self.records() = Records::default();
+        self.holds.release(None);
         self.api_version.set(None);
         self.faults.clear();
         self.rate_limiter.clear();

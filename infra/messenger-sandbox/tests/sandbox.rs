@@ -680,3 +680,115 @@ async fn concurrent_sends_are_all_recorded() {
         sb.inbox().into_iter().map(|m| m.message_id).collect();
     assert_eq!(ids.len(), 24);
 }
+
+/// Issue 14, item 6: a send lands in ~150 ms, too fast to try STOP by hand; a hold keeps it
+/// unanswered (and out of the inbox) until released.
+#[tokio::test]
+async fn a_held_send_does_not_land_until_released() {
+    let sb = sandbox().await;
+    let client = reqwest::Client::new();
+    let held = optin_quiet(&sb, None).await;
+    let other = optin_quiet(&sb, None).await;
+    let status_of = |answer: Value| (answer["all"].clone(), answer["waiting"].clone());
+
+    let answer: Value = client
+        .post(format!("{}/_sandbox/hold", sb.base_url))
+        .json(&json!({"login_id": held}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["login_ids"], json!([held]), "{answer}");
+
+    let in_flight = tokio::spawn({
+        let (url, body) = (messages_url(&sb), text_to(&held, "held"));
+        async move {
+            let proof = proof();
+            post_raw(
+                &url,
+                &[
+                    ("access_token", DEFAULT_PAGE_ACCESS_TOKEN),
+                    ("appsecret_proof", &proof),
+                ],
+                &body.to_string(),
+            )
+            .await
+        }
+    });
+    // Someone else is not held.
+    let (status, _) = send(&sb, &text_to(&other, "not held")).await;
+    assert_eq!(status, 200);
+    // The held call is waiting and nothing landed for that person.
+    let list = |client: reqwest::Client, url: String| async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let hold_url = format!("{}/_sandbox/hold", sb.base_url);
+    let mut waiting = json!(0);
+    for _ in 0..100 {
+        waiting = status_of(list(client.clone(), hold_url.clone()).await).1;
+        if waiting == json!(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, json!(1));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!in_flight.is_finished(), "the held send was answered");
+    assert!(sb.inbox().iter().all(|m| m.login_id != held));
+
+    let response = client
+        .post(format!("{}/_sandbox/release", sb.base_url))
+        .json(&json!({"login_id": held}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, answer) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(sb.inbox().iter().any(|m| m.login_id == held));
+    assert_eq!(
+        status_of(list(client.clone(), hold_url.clone()).await),
+        (json!(false), json!(0))
+    );
+
+    // A hold on every send, ended by a reset.
+    client.post(&hold_url).send().await.unwrap();
+    let in_flight = tokio::spawn({
+        let (url, body) = (messages_url(&sb), text_to(&other, "all held"));
+        async move {
+            let proof = proof();
+            post_raw(
+                &url,
+                &[
+                    ("access_token", DEFAULT_PAGE_ACCESS_TOKEN),
+                    ("appsecret_proof", &proof),
+                ],
+                &body.to_string(),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "a send went through a hold on every send"
+    );
+    client
+        .post(format!("{}/_sandbox/reset", sb.base_url))
+        .send()
+        .await
+        .unwrap();
+    // Released by the reset (the opt-in is forgotten too, so Graph's answer is "no such user").
+    let (status, _) = in_flight.await.unwrap();
+    assert_eq!(status, 400);
+    sb.shutdown().await;
+}

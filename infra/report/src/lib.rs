@@ -19,10 +19,11 @@ Usage: report [--since TIME] [--until TIME] [--table NAME] [--json]
 
 Prints, for the opt-ins recorded in [since, until): how many, the share sent on time,
 p50/p95/p99 opt-in -> sent, counts per state, and every missed deadline
-(login_id prefix only).
+(login_id prefix only). The first line names the range.
 
-  --since TIME    start of the range (default 24h): RFC 3339 (2026-11-24T00:00:00Z)
-                  or a time ago: 90s, 30m, 24h, 7d; or now
+  --since TIME    start of the range (default all: every opt-in the table holds);
+                  RFC 3339 (2026-11-24T00:00:00Z), a time ago: 90s, 30m, 24h, 7d;
+                  now; or all
   --until TIME    end of the range, excluded (default now), same forms
   --table NAME    read this DynamoDB table with the normal AWS credentials and region
                   (default: $TABLE_NAME, else the local stack of `make run`)
@@ -75,12 +76,15 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
     Ok(Command::Run(parsed))
 }
 
-/// `2026-11-24T00:00:00Z` (any RFC 3339 offset), `now`, or a time before `now`: `90s`, `30m`,
-/// `24h`, `7d` (an optional trailing ` ago` is accepted).
+/// `2026-11-24T00:00:00Z` (any RFC 3339 offset), `now`, `all` (the epoch: from the start), or a
+/// time before `now`: `90s`, `30m`, `24h`, `7d` (an optional trailing ` ago` is accepted).
 pub fn parse_time(text: &str, now: Millis) -> Result<Millis, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("now") {
         return Ok(now);
+    }
+    if t.eq_ignore_ascii_case("all") {
+        return Ok(0);
     }
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(at.timestamp_millis());
@@ -101,7 +105,7 @@ pub fn parse_time(text: &str, now: Millis) -> Result<Millis, String> {
             .map(|ms| now - ms)
             .ok_or_else(|| format!("{text:?} is too far back")),
         _ => Err(format!(
-            "{text:?} is not a time: use RFC 3339 (2026-11-24T00:00:00Z), now, or a time ago like 90s, 30m, 24h, 7d"
+            "{text:?} is not a time: use RFC 3339 (2026-11-24T00:00:00Z), now, all, or a time ago like 90s, 30m, 24h, 7d"
         )),
     }
 }
@@ -196,9 +200,14 @@ pub async fn report(
     Ok(compute(&opt_ins, since, until, now))
 }
 
+/// The default `--since`: everything the table holds (the local stack holds a few runs; a deployed
+/// table 180 days after each deadline, and the Scan reads every item whatever the range). A 24 h
+/// default left out the README's own 25-hours-ago expiry example.
+pub const DEFAULT_SINCE: &str = "all";
+
 /// The whole command: parse, locate, read, print. Returns the text to print.
 pub async fn run(args: &Args, now: Millis) -> Result<String, String> {
-    let since = parse_time(args.since.as_deref().unwrap_or("24h"), now)?;
+    let since = parse_time(args.since.as_deref().unwrap_or(DEFAULT_SINCE), now)?;
     let until = parse_time(args.until.as_deref().unwrap_or("now"), now)?;
     let source = locate(
         args,
@@ -254,6 +263,8 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(parse_time("now", NOW), Ok(NOW));
+        assert_eq!(parse_time("all", NOW), Ok(0));
+        assert_eq!(parse_time(DEFAULT_SINCE, NOW), Ok(0));
         assert_eq!(parse_time("24h", NOW), Ok(NOW - 86_400_000));
         assert_eq!(parse_time("90s", NOW), Ok(NOW - 90_000));
         assert_eq!(parse_time("30m", NOW), Ok(NOW - 1_800_000));

@@ -238,6 +238,48 @@ async fn the_report_of_a_seeded_table() {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }
     assert!(!text.contains("retry-login-0000000"));
+
+    // Issue 14: the README's example opts in 25 hours ago and is alerted as missed; the default
+    // report (no --since) must list it, and say on its first line which opt-ins it counts.
+    let now = chrono::Utc::now().timestamp_millis();
+    let late = opt_in("late-expired-login", now - 25 * HOUR_MS);
+    store.create_opt_in(&late).await.unwrap();
+    assert!(
+        store
+            .expire(&late.key(), late.deadline_at)
+            .await
+            .unwrap()
+            .is_done()
+    );
+    let out = report_command("http://127.0.0.1:9")
+        .env_remove("AWS_ENDPOINT_URL")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Login Connect compliance report: every opt-in in the table"),
+        "{first}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("late-exp"))
+        .unwrap_or_else(|| panic!("the 25-hours-old expiry is missing:\n{text}"));
+    assert!(row.contains("EXPIRED"), "{row}");
+    // Every opt-in of the table: the day (24), the two around it and the late one.
+    assert!(text.contains("opt-ins           27"), "{text}");
+    // The day's two, the two around it (unsent past their deadlines) and the late one.
+    assert!(text.contains("missed deadlines  5"), "{text}");
+    assert!(
+        text.contains("ALERTED yes when"),
+        "the legend explains ALERTED:\n{text}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 
     // Mistakes are named.

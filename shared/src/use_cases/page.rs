@@ -118,6 +118,8 @@ impl PagePorts<'_> {
             return Ok(false);
         }
         warn!(page_id, "Page blocked by Meta: every send stopped");
+        // Meta's reasons end in a period of their own ("… policies.").
+        let reason = reason.trim_end().trim_end_matches('.');
         let detail = format!(
             "Meta blocked the Page: {reason}. Every send is stopped (no probe either) until Meta unblocks it; opt-ins wait in PAUSED and are queued again on the unblock if still before their deadline."
         );
@@ -476,6 +478,22 @@ mod tests {
         );
         assert_eq!(w.queue.logins(), ["a", "b", "c"]);
         assert_eq!(w.alerts.published().len(), 2, "no second unblock alert");
+    }
+
+    /// Issue 14: Meta's reason ends in a period, and the block alert added its own ("policies..").
+    #[tokio::test]
+    async fn the_block_alert_does_not_end_a_sentence_twice() {
+        let w = World::new();
+        let reason = "The Page violated the Messenger policies.";
+        assert!(w.ports().block(PAGE, reason).await.unwrap());
+        let alerts = w.alerts.published();
+        assert_eq!(alerts.len(), 1);
+        let detail = &alerts[0].detail;
+        assert!(
+            detail.contains("Messenger policies. Every send"),
+            "{detail}"
+        );
+        assert!(!detail.contains(".."), "{detail}");
     }
 
     #[tokio::test]
