@@ -40,7 +40,8 @@ async fn log_in_declined(w: &World, asid: &str) {
 
 async fn log_in_with(w: &World, asid: &str, name: &str, granted: bool) {
     let token = format!("tok-{asid}");
-    w.facebook.token_for(&token, user(asid, Some(name), granted));
+    w.facebook
+        .token_for(&token, user(asid, Some(name), granted));
     let body = serde_json::json!({"user_access_token": token}).to_string();
     let r = send(w, Req::post("/v1/logins").key(KEY_OLD).json(&body)).await;
     assert_eq!(r.status(), 201);
@@ -499,7 +500,11 @@ async fn deletion_of_a_granted_login_without_a_known_opt_in_says_partial() {
     let w = world();
     log_in(&w, "559", "Lu").await;
     // Meta delivered the opt-in under another login_id than the one derived for this person.
-    send(&w, optin_webhook("a-login-id-the-formula-did-not-give", NOW)).await;
+    send(
+        &w,
+        optin_webhook("a-login-id-the-formula-did-not-give", NOW),
+    )
+    .await;
     let r = send(
         &w,
         form(

@@ -3,7 +3,7 @@
 //! Tests use unique resource names (e.g. a uuid stack name), so they can share one server
 //! ([`MotoServer::shared`]) or each start their own ([`MotoServer::start`]).
 
-use aws_config::{Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -148,11 +148,13 @@ impl MotoServer {
     }
 }
 
-/// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials,
-/// and the production clients' timeouts (`shared::aws::timeout_config`), so the local stack runs
-/// the same SDK configuration as Lambda.
+/// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials.
+/// The SDK's default timeouts, not the production clients' (`shared::aws::timeout_config`): moto
+/// answers one DynamoDB request at a time (the serializing launcher), so under load a request
+/// waits its turn far longer than DynamoDB ever takes, and a timed-out attempt stays in moto's
+/// queue while its retry joins it.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    shared::aws::sdk_config_loader()
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "moto",

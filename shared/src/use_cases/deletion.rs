@@ -170,8 +170,7 @@ impl Deletions<'_> {
         if partial_reason.is_some() {
             warn!(
                 reason = derivation_reason(&person.derivation),
-                granted,
-                "data deletion partial: the person's opt-in cannot be found"
+                granted, "data deletion partial: the person's opt-in cannot be found"
             );
         }
         let record = DeletionRecord {
