@@ -137,7 +137,11 @@ pub fn parse_signed_request(
     {
         return Err(SignedRequestError::BadIssuedAt);
     }
-    if payload.expires.is_some_and(|expires| expires < now_seconds) {
+    // `expires: 0` is Facebook's old "does not expire": `issued_at` above still bounds its age.
+    if payload
+        .expires
+        .is_some_and(|expires| expires != 0 && expires < now_seconds)
+    {
         return Err(SignedRequestError::Expired);
     }
     let user_id = match payload.user_id {
@@ -213,6 +217,20 @@ mod tests {
         assert_eq!(
             (r.user_id.as_str(), r.expires),
             ("218471", Some(1_291_840_400))
+        );
+    }
+
+    #[test]
+    fn expires_zero_means_no_expiry_and_the_age_still_bounds_it() {
+        let now = 1_291_836_900;
+        let fresh = serde_json::json!({"user_id":"218471","algorithm":"HMAC-SHA256",
+            "issued_at":now - 60,"expires":0});
+        assert!(parse_signed_request(SECRET, &sign_request(SECRET, &fresh), now).is_ok());
+        let old = serde_json::json!({"user_id":"218471","algorithm":"HMAC-SHA256",
+            "issued_at":now - 7_200,"expires":0});
+        assert_eq!(
+            parse_signed_request(SECRET, &sign_request(SECRET, &old), now).err(),
+            Some(SignedRequestError::BadIssuedAt)
         );
     }
 
