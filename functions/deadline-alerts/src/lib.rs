@@ -26,7 +26,7 @@ use shared::ports::send::PageStateStore;
 use shared::ports::{
     Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
 };
-use shared::use_cases::page::{PagePorts, requeue_margin_ms};
+use shared::use_cases::page::PagePorts;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -177,13 +177,13 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
 /// Queue the PAUSED opt-ins the served Page's last resume left behind (once per sweep each).
 /// Failures are logged: those opt-ins stay PAUSED and the next sweep tries again.
 async fn requeue_left_behind(deps: &Deps) -> usize {
-    let ports = PagePorts {
-        pages: deps.pages.as_ref(),
-        queue: deps.queue.as_ref(),
-        alerts: deps.alerts.as_ref(),
-        clock: deps.clock.as_ref(),
-        margin_ms: requeue_margin_ms(&deps.config),
-    };
+    let ports = PagePorts::new(
+        deps.pages.as_ref(),
+        deps.queue.as_ref(),
+        deps.alerts.as_ref(),
+        deps.clock.as_ref(),
+        &deps.config,
+    );
     let mut queued = HashSet::new();
     match ports
         .requeue_for_sweep(

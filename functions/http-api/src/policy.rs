@@ -11,17 +11,17 @@ use crate::Deps;
 use crate::webhook::ItemOutcome;
 use shared::domain::{Alert, AlertKind};
 use shared::ports::PortError;
-use shared::use_cases::page::{PagePorts, requeue_margin_ms};
+use shared::use_cases::page::PagePorts;
 use tracing::warn;
 
 fn page_ports(deps: &Deps) -> PagePorts<'_> {
-    PagePorts {
-        pages: deps.pages.as_ref(),
-        queue: deps.queue.as_ref(),
-        alerts: deps.alerts.as_ref(),
-        clock: deps.clock.as_ref(),
-        margin_ms: requeue_margin_ms(&deps.config),
-    }
+    PagePorts::new(
+        deps.pages.as_ref(),
+        deps.queue.as_ref(),
+        deps.alerts.as_ref(),
+        deps.clock.as_ref(),
+        &deps.config,
+    )
 }
 
 pub(crate) async fn on_policy(

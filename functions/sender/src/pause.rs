@@ -35,18 +35,18 @@ use shared::facebook::GraphError;
 use shared::page::{PageState, PauseCause};
 use shared::ports::Transitioned;
 use shared::ports::send::MAX_DELAY_SECONDS;
-use shared::use_cases::page::{PagePorts, requeue_margin_ms};
+use shared::use_cases::page::PagePorts;
 use tracing::{error, info, warn};
 
 /// The Page use cases over the sender's ports.
 fn page_ports(deps: &Deps) -> PagePorts<'_> {
-    PagePorts {
-        pages: deps.pages.as_ref(),
-        queue: deps.queue.as_ref(),
-        alerts: deps.alerts.as_ref(),
-        clock: deps.clock.as_ref(),
-        margin_ms: requeue_margin_ms(&deps.config),
-    }
+    PagePorts::new(
+        deps.pages.as_ref(),
+        deps.queue.as_ref(),
+        deps.alerts.as_ref(),
+        deps.clock.as_ref(),
+        &deps.config,
+    )
 }
 
 fn probe_interval_seconds(deps: &Deps) -> u32 {

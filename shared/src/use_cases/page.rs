@@ -86,6 +86,26 @@ pub fn requeue_margin_ms(config: &Config) -> Millis {
         .saturating_add(LANDING_SLACK_MS)
 }
 
+impl<'a> PagePorts<'a> {
+    /// The Page use cases over a function's ports, with the re-queue margin its configuration
+    /// gives ([`requeue_margin_ms`]): the one wiring the webhook, the sender and the sweep share.
+    pub fn new(
+        pages: &'a dyn PageStateStore,
+        queue: &'a dyn SendQueue,
+        alerts: &'a dyn Alerts,
+        clock: &'a dyn Clock,
+        config: &Config,
+    ) -> Self {
+        Self {
+            pages,
+            queue,
+            alerts,
+            clock,
+            margin_ms: requeue_margin_ms(config),
+        }
+    }
+}
+
 impl PagePorts<'_> {
     /// A send error of ours pauses the Page (only an active one). `true` for the call that paused
     /// it: that caller alerts.
