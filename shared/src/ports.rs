@@ -5,6 +5,7 @@ use crate::domain::{Alert, DeadlineCheck, LastError, Millis, OptIn, OptInKey, Se
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub mod bundle;
 pub mod send;
 
 /// A failure of an adapter's backing service. The message is for logs only.
