@@ -15,8 +15,11 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: infra/python/requirements.txt
+	@echo "==> Python tools into $(VENV) (moto server, cfn-lint; pinned): about a minute, once"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/requirements.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -r infra/python/requirements.txt \
+	  | awk '/^Collecting/ {print "  " $$1 " " $$2; fflush()} /^Successfully/ {print "  installed " NF-2 " packages"}'; \
+	  exit $${PIPESTATUS[0]}
 	touch $@
 
 venv: $(VENV)/.installed ## Python venv with pinned moto[server] and cfn-lint
@@ -29,6 +32,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed infra/python/bench-requirements.txt
 bench-tools: $(VENV)/.bench-installed ## cargo-lambda and zig (pinned) in .venv, for make size and make bench
 
 run: venv ## Start moto, the Messenger sandbox and the local stack on 127.0.0.1 (Ctrl-C stops all)
+	@test -x target/debug/local-runner || echo "==> first build of the local stack: see README 'What the first run costs'"
 	$(CARGO) run --locked -p local-runner --bin local-runner
 
 browser: ## Debian's chromium for the headless smoke test (installed with apt-get when root; else the test is skipped)
@@ -109,6 +113,8 @@ lambda-build: bench-tools
 	  --bin http-api --bin sender --bin deadline-alerts
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
+	@test -x target/debug/report || echo "==> first build of the report tool (a few minutes once; cargo shows its progress)"
+	$(CARGO) build --locked -p report
 	$(CARGO) run --quiet --locked -p report -- $(ARGS)
 
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
