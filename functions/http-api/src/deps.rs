@@ -21,23 +21,27 @@ use shared::use_cases::opt_out::OptOuts;
 use shared::use_cases::page::PagePorts;
 use std::sync::{Arc, Mutex};
 
-/// What the handler needs, built once at cold start (and again when the secret changes).
+/// What the handler needs, built once at cold start (and again when the secret changes): the
+/// ports it uses, in the order of [`Ports`], and no Send API (only the sender holds a Page token).
 pub struct Deps {
     pub config: Config,
     /// The http-api's view of the secret: no Page token.
     pub secrets: HttpApiSecrets,
+    /// OPTIN items (`Ports::opt_ins`).
     pub store: Arc<dyn OptInStore>,
     pub conversations: Arc<dyn ConversationStore>,
-    pub queue: Arc<dyn SendQueue>,
-    pub scheduler: Arc<dyn DeadlineScheduler>,
-    pub alerts: Arc<dyn Alerts>,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<dyn Metrics>,
-    pub logins: Arc<dyn LoginStore>,
-    pub facebook: Arc<dyn FacebookLogin>,
-    pub erasure: Arc<dyn ErasureStore>,
     /// The Page state item (policy enforcement pauses and resumes the Page).
     pub pages: Arc<dyn PageStateStore>,
+    pub erasure: Arc<dyn ErasureStore>,
+    pub logins: Arc<dyn LoginStore>,
+    pub queue: Arc<dyn SendQueue>,
+    pub scheduler: Arc<dyn DeadlineScheduler>,
+    /// Operator alerts.
+    pub alerts: Arc<dyn Alerts>,
+    pub metrics: Arc<dyn Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// Facebook Login's Graph calls.
+    pub facebook: Arc<dyn FacebookLogin>,
 }
 
 impl Deps {
@@ -48,15 +52,15 @@ impl Deps {
             secrets,
             store: ports.opt_ins.clone(),
             conversations: ports.conversations.clone(),
+            pages: ports.pages.clone(),
+            erasure: ports.erasure.clone(),
+            logins: ports.logins.clone(),
             queue: ports.queue.clone(),
             scheduler: ports.scheduler.clone(),
             alerts: ports.alerts.clone(),
-            clock: ports.clock.clone(),
             metrics: ports.metrics.clone(),
-            logins: ports.logins.clone(),
+            clock: ports.clock.clone(),
             facebook: ports.facebook.clone(),
-            erasure: ports.erasure.clone(),
-            pages: ports.pages.clone(),
         }
     }
 

@@ -62,6 +62,7 @@ enum Endpoint {
 }
 
 /// Every route: mount, method, path (`{name}` matches one segment), endpoint.
+#[rustfmt::skip] // a table: one route a line
 const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
     (Mount::Facebook, "GET", "/webhooks/messenger", Endpoint::WebhookVerify),
     (Mount::Facebook, "POST", "/webhooks/messenger", Endpoint::WebhookReceive),
@@ -93,7 +94,9 @@ impl LiveDeps {
 
 async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
     if request.body().len() > MAX_BODY_BYTES {
-        return Err(HttpError::too_large("the request body is larger than 1 MiB"));
+        return Err(HttpError::too_large(
+            "the request body is larger than 1 MiB",
+        ));
     }
     let path = request.uri().path().trim_end_matches('/');
     let (facebook, path) = split_facebook_route(deps.config.facebook_path_segment.as_deref(), path);

@@ -146,7 +146,8 @@ impl HttpError {
     /// The JSON answer (the detail is logged here, once).
     pub fn into_response(self) -> Response<Body> {
         self.log();
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
+        let body =
+            serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
         let mut response = json(self.status(), &body);
         if let Self::Unauthorized = self {
             response
@@ -161,19 +162,17 @@ impl HttpError {
 pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut response = typed(body.to_string(), "application/json");
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
 /// A 200 with `body` of `content_type`.
 pub fn typed(body: String, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::Text(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

@@ -71,10 +71,7 @@ async fn consume(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpE
     let state = query_param(request, "state")
         .filter(|s| !s.is_empty() && s.len() <= MAX_PARAM_LEN)
         .ok_or_else(|| {
-            HttpError::bad_request(
-                "missing_state",
-                "The request has no valid state parameter.",
-            )
+            HttpError::bad_request("missing_state", "The request has no valid state parameter.")
         })?;
     let key = cookie_key(deps.secrets.app_secret.expose());
     let bound = cookie(request, STATE_COOKIE).is_some_and(|c| state_cookie_matches(&key, state, c));

@@ -119,47 +119,32 @@ async fn handle_event(deps: &Deps, event: &MessagingEvent) -> Result<ItemOutcome
     }
     match event {
         MessagingEvent::OptIn {
-            page_id,
             login_id,
             timestamp,
+            ..
         } => opt_in::on_opt_in(deps, page_id, login_id, *timestamp).await,
         MessagingEvent::Message {
-            page_id,
             psid,
             text,
             timestamp,
             linked_login_id,
+            ..
         } => {
-            conversation::on_message(
-                deps,
-                page_id,
-                psid,
-                text.as_deref(),
-                *timestamp,
-                linked_login_id.as_deref(),
-            )
-            .await
+            let (text, linked) = (text.as_deref(), linked_login_id.as_deref());
+            conversation::on_message(deps, page_id, psid, text, *timestamp, linked).await
         }
         MessagingEvent::NotificationStatus {
-            page_id,
             psid,
             login_id,
             status,
+            ..
         } => {
-            conversation::on_notification_status(
-                deps,
-                page_id,
-                psid.as_deref(),
-                login_id.as_deref(),
-                status,
-            )
-            .await
+            let (psid, login_id) = (psid.as_deref(), login_id.as_deref());
+            conversation::on_notification_status(deps, page_id, psid, login_id, status).await
         }
-        MessagingEvent::PolicyEnforcement {
-            page_id,
-            action,
-            reason,
-        } => policy::on_policy(deps, page_id, action, reason.as_deref()).await,
+        MessagingEvent::PolicyEnforcement { action, reason, .. } => {
+            policy::on_policy(deps, page_id, action, reason.as_deref()).await
+        }
         MessagingEvent::Other { .. } => Ok(ItemOutcome::Ignored),
     }
 }

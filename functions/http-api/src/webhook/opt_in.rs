@@ -107,14 +107,16 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
     futures::join!(enqueue, arrange_alert);
 }
 
+/// A late webhook's alert, sent now (once: the opt-in records that it was alerted).
 async fn alert_at_once(deps: &Deps, opt_in: &OptIn, now: i64) {
-    shared::actions::alert_at_risk_once(
+    let (store, alerts, metrics) = (
         deps.store.as_ref(),
         deps.alerts.as_ref(),
         deps.metrics.as_ref(),
-        opt_in,
-        now,
-        "the opt-in arrived after its alert time; the initial message is not yet sent",
-    )
-    .await;
+    );
+    shared::actions::alert_at_risk_once(store, alerts, metrics, opt_in, now, LATE_OPT_IN).await;
 }
+
+/// Why a late opt-in is alerted at once.
+const LATE_OPT_IN: &str =
+    "the opt-in arrived after its alert time; the initial message is not yet sent";

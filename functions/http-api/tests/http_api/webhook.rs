@@ -1,5 +1,6 @@
 //! The HTTP handler, driven with API Gateway HTTP API (payload 2.0) fixtures and in-memory ports.
 
+use crate::common::twin_ports;
 use base64::Engine;
 use http_api::{Deps, handle};
 use lambda_http::Body;
@@ -9,7 +10,6 @@ use shared::adapters::memory::{
 };
 use shared::domain::{HOUR_MS, OptInKey, State};
 use shared::facebook::sign_webhook;
-use crate::common::twin_ports;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
