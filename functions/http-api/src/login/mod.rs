@@ -9,5 +9,3 @@ pub mod browser;
 pub mod callback;
 pub mod start;
 pub mod verify;
-
-pub use browser::{CALLBACK_PATH, STATE_COOKIE, cookie};
