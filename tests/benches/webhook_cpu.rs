@@ -12,6 +12,7 @@ use shared::adapters::memory::{
     test_secrets,
 };
 use shared::facebook::sign_webhook;
+use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,24 +22,25 @@ const EVENTS: usize = 20_000;
 const GOAL_US: f64 = 1_000.0;
 
 fn deps(store: Arc<MemoryOptInStore>) -> Deps {
-    Deps {
-        config: test_config(&[]),
-        secrets: test_secrets().into(),
-        store: store.clone(),
+    let ports = Ports {
+        opt_ins: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
         erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
-            store.clone(),
+            store,
             Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
         )),
+        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
         queue: Arc::new(MemorySendQueue::default()),
+        retry: Arc::new(shared::adapters::memory_send::MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         clock: Arc::new(ManualClock::at(NOW)),
         metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
         facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
-    }
+        messenger: Arc::new(shared::adapters::memory::MemoryMessenger::default()),
+    };
+    Deps::from_ports(test_config(&[]), test_secrets().into(), &ports)
 }
 
 fn signed_request(login_id: &str) -> Option<lambda_http::Request> {

@@ -5,16 +5,18 @@
 //! - `POST /v1/users/{asid}/opt-out` — off-Messenger opt-out, idempotent.
 //!
 //! Errors are `{"error":{"code","message"}}`; nothing is written on a 4xx. Checks run in this
-//! order: API key (401), route and method (404/405), content type (415), size (413), body (400).
+//! order: API key and route and method (401, 404/405: the route table in `lib.rs`), then here
+//! content type (415), size (413), body (400).
 
-use crate::verify::{self, Refusal};
-use crate::{Deps, error_response, json_response};
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use crate::deps::Deps;
+use crate::login::verify::{self, Refusal};
+use crate::response::{HttpError, json};
+use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::domain::{Millis, OptIn, login_id_prefix};
 use shared::login::{Login, Permission, UserToken, is_valid_asid};
-use tracing::{error, info};
+use tracing::info;
 
 /// Largest body the `/v1` routes accept.
 pub const MAX_API_BODY_BYTES: usize = 16 * 1024;
@@ -26,80 +28,6 @@ pub const OPT_OUT_BEFORE_OPT_IN: &str = "api_before_opt_in";
 /// `opt_out_source` of an opt-out through this API.
 pub const OPT_OUT_API: &str = "api";
 
-fn unauthorized() -> Response<Body> {
-    let mut r = error_response(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "a valid API key is required: Authorization: Bearer <api key>",
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
-}
-
-fn method_not_allowed() -> Response<Body> {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not accept that method",
-    )
-}
-
-fn unavailable() -> Response<Body> {
-    ApiError::unavailable().into_response()
-}
-
-/// A refusal, turned into the JSON error answer at the edge.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            UNAVAILABLE_MESSAGE,
-        )
-    }
-
-    fn into_response(self) -> Response<Body> {
-        error_response(self.status, self.code, &self.message)
-    }
-}
-
-const UNAVAILABLE_MESSAGE: &str = "the request could not be completed; please retry";
-
-/// Route a `/v1/…` request (the path has no trailing slash).
-pub async fn route(deps: &Deps, request: &Request, path: &str) -> Response<Body> {
-    if !crate::auth::authorized(request, &deps.secrets.api_key_hashes) {
-        return unauthorized();
-    }
-    let method = request.method();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["v1", "logins"] if method == Method::POST => record_login(deps, request).await,
-        ["v1", "logins"] => method_not_allowed(),
-        ["v1", "users", asid] if method == Method::GET => get_user(deps, asid).await,
-        ["v1", "users", _] => method_not_allowed(),
-        ["v1", "users", asid, "opt-out"] if method == Method::POST => {
-            opt_out(deps, request, asid).await
-        }
-        ["v1", "users", _, "opt-out"] => method_not_allowed(),
-        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
-    }
-}
-
 fn is_json(request: &Request) -> bool {
     request
         .headers()
@@ -110,19 +38,15 @@ fn is_json(request: &Request) -> bool {
 }
 
 /// Content type, size and JSON shape, in that order.
-fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, HttpError> {
     if !is_json(request) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(HttpError::unsupported_media_type(
             "the body must be application/json",
         ));
     }
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_API_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+        return Err(HttpError::too_large(
             "the request body is larger than 16 KiB",
         ));
     }
@@ -134,7 +58,7 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Api
             ),
             _ => ("invalid_json", "the body is not valid JSON".to_owned()),
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        HttpError::bad_request(code, message)
     })
 }
 
@@ -145,106 +69,88 @@ struct RecordLoginRequest {
 }
 
 /// `POST /v1/logins`.
-async fn record_login(deps: &Deps, request: &Request) -> Response<Body> {
-    let body: RecordLoginRequest = match json_body(request) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+pub async fn record_login(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
+    let body: RecordLoginRequest = json_body(request)?;
     let token = body.user_access_token.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return error_response(
-            StatusCode::BAD_REQUEST,
+        return Err(HttpError::bad_request(
             "invalid_request",
             "user_access_token must be a non-empty string",
-        );
+        ));
     }
     let token = UserToken::new(token);
-    let verified = match verify::verify_token(deps, &token).await {
-        Ok(v) => v,
-        Err(e) => return refusal_response(&e),
-    };
+    let verified = verify::verify_token(deps, &token)
+        .await
+        .map_err(refused_login)?;
     drop(token);
-    let login = match verify::record(deps, &verified, shared::login::LoginSource::Api).await {
-        Ok(l) => l,
-        Err(e) => return refusal_response(&e),
-    };
-    let opt_in = match load_opt_in(deps, &login).await {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    json_response(
+    let login = verify::record(deps, &verified, shared::login::LoginSource::Api)
+        .await
+        .map_err(refused_login)?;
+    let opt_in = load_opt_in(deps, &login).await?;
+    Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({
             "asid": verified.asid,
             "permission": verified.permission.as_str(),
             "state": user_state(&login, opt_in.as_ref()),
         }),
-    )
+    ))
 }
 
-fn refusal_response(e: &Refusal) -> Response<Body> {
+/// Why a token was not accepted, as the API answers it.
+fn refused_login(e: Refusal) -> HttpError {
     match e {
         Refusal::InvalidToken => {
             info!("login refused: invalid token");
-            error_response(
-                StatusCode::BAD_REQUEST,
+            HttpError::bad_request(
                 "invalid_user_token",
                 "Facebook says this user access token is not valid (expired, revoked or malformed)",
             )
         }
         Refusal::OtherApp => {
             info!("login refused: token of another app");
-            error_response(
-                StatusCode::BAD_REQUEST,
+            HttpError::bad_request(
                 "token_of_another_app",
                 "this user access token was issued to another Facebook app",
             )
         }
-        Refusal::Unavailable(g) => {
-            error!(error = %g, "Graph unavailable during login");
-            error_response(
-                StatusCode::BAD_GATEWAY,
-                "facebook_unavailable",
-                "Facebook could not be reached to verify the token; please retry",
-            )
-        }
-        Refusal::Store(s) => {
-            error!(error = %s, "login not recorded");
-            unavailable()
-        }
+        Refusal::Unavailable(g) => HttpError::failed("Graph unavailable during login", g).answered(
+            StatusCode::BAD_GATEWAY,
+            "facebook_unavailable",
+            "Facebook could not be reached to verify the token; please retry",
+        ),
+        Refusal::Store(s) => HttpError::failed("login not recorded", s),
     }
 }
 
-async fn load_login(deps: &Deps, asid: &str) -> Result<Login, ApiError> {
+async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
     if !is_valid_asid(asid) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(HttpError::bad_request(
             "invalid_asid",
             "asid must be the person's numeric app-scoped user id",
         ));
     }
-    match deps.logins.get_login(&deps.config.fb_page_id, asid).await {
-        Ok(Some(l)) => Ok(l),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_person",
-            "no login is recorded for this asid",
-        )),
-        Err(e) => {
-            error!(error = %e, "could not read the login");
-            Err(ApiError::unavailable())
-        }
-    }
+    deps.logins
+        .get_login(&deps.config.fb_page_id, asid)
+        .await
+        .map_err(|e| HttpError::failed("could not read the login", e))?
+        .ok_or_else(|| {
+            HttpError::refused(
+                StatusCode::NOT_FOUND,
+                "unknown_person",
+                "no login is recorded for this asid",
+            )
+        })
 }
 
-async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, ApiError> {
+async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, HttpError> {
     let Some(key) = login.opt_in_key() else {
         return Ok(None);
     };
-    deps.store.get_opt_in(&key).await.map_err(|e| {
-        error!(error = %e, "could not read the opt-in");
-        ApiError::unavailable()
-    })
+    deps.store
+        .get_opt_in(&key)
+        .await
+        .map_err(|e| HttpError::failed("could not read the opt-in", e))
 }
 
 /// The person's state as the API reports it: the opt-in's state once there is one, otherwise what
@@ -287,15 +193,10 @@ pub fn user_view(login: &Login, opt_in: Option<&OptIn>) -> serde_json::Value {
 }
 
 /// `GET /v1/users/{asid}`.
-async fn get_user(deps: &Deps, asid: &str) -> Response<Body> {
-    let login = match load_login(deps, asid).await {
-        Ok(l) => l,
-        Err(e) => return e.into_response(),
-    };
-    match load_opt_in(deps, &login).await {
-        Ok(opt_in) => json_response(StatusCode::OK, &user_view(&login, opt_in.as_ref())),
-        Err(e) => e.into_response(),
-    }
+pub async fn get_user(deps: &Deps, asid: &str) -> Result<Response<Body>, HttpError> {
+    let login = load_login(deps, asid).await?;
+    let opt_in = load_opt_in(deps, &login).await?;
+    Ok(json(StatusCode::OK, &user_view(&login, opt_in.as_ref())))
 }
 
 #[derive(Deserialize)]
@@ -307,40 +208,32 @@ struct OptOutRequest {}
 /// exists yet an OPTED_OUT one is created in its place, so the webhook that arrives later finds it
 /// and nothing is sent. `in_flight: true` when a send was already under way (the opt-in was
 /// SENDING): that message may still land, and the caller is told so instead of a clean 200.
-async fn opt_out(deps: &Deps, request: &Request, asid: &str) -> Response<Body> {
-    if !request.body().is_empty()
-        && let Err(e) = json_body::<OptOutRequest>(request)
-    {
-        return e.into_response();
+pub async fn opt_out(
+    deps: &Deps,
+    request: &Request,
+    asid: &str,
+) -> Result<Response<Body>, HttpError> {
+    if !request.body().is_empty() {
+        json_body::<OptOutRequest>(request)?;
     }
-    let login = match load_login(deps, asid).await {
-        Ok(l) => l,
-        Err(e) => return e.into_response(),
-    };
-    let Some(key) = login.opt_in_key() else {
-        return error_response(
+    let login = load_login(deps, asid).await?;
+    let key = login.opt_in_key().ok_or_else(|| {
+        HttpError::refused(
             StatusCode::CONFLICT,
             "not_correlated",
             "login_id derivation is off, so the opt-in of this person cannot be found",
-        );
-    };
-    let now = deps.clock.now();
-    match crate::conversation::opt_outs(deps)
-        .opt_out_person(&key, OPT_OUT_API, now)
+        )
+    })?;
+    let out = deps
+        .opt_outs()
+        .opt_out_person(&key, OPT_OUT_API, deps.clock.now())
         .await
-    {
-        Ok(out) => {
-            info!(
-                login_id_prefix = %login_id_prefix(&key.login_id),
-                state = %out.item.state,
-                in_flight = out.in_flight(),
-                "opt-out through the API"
-            );
-            json_response(StatusCode::OK, &user_view(&login, Some(&out.item)))
-        }
-        Err(e) => {
-            error!(error = %e, "could not record the opt-out");
-            unavailable()
-        }
-    }
+        .map_err(|e| HttpError::failed("could not record the opt-out", e))?;
+    info!(
+        login_id_prefix = %login_id_prefix(&key.login_id),
+        state = %out.item.state,
+        in_flight = out.in_flight(),
+        "opt-out through the API"
+    );
+    Ok(json(StatusCode::OK, &user_view(&login, Some(&out.item))))
 }

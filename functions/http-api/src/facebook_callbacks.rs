@@ -7,13 +7,14 @@
 //! opt-in is found by every link the product has ([`shared::use_cases::deletion`]); when none is
 //! known the status says `partial`, with why.
 
-use crate::{Deps, error_response, json_response};
+use crate::deps::Deps;
+use crate::response::{HttpError, json, typed};
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
 use shared::erasure::deletion_code;
 use shared::facebook::derive_login_id;
 use shared::signed_request::{SignedRequest, parse_signed_request, signed_request_from_form};
 use shared::use_cases::deletion::{DERIVATION_OFF, Deletions, Derivation, NO_CLIENT_TOKEN, Person};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub const OPT_OUT_DEAUTHORIZE: &str = "deauthorize";
 pub const OPT_OUT_DELETION: &str = "data_deletion";
@@ -30,40 +31,29 @@ fn is_form(request: &Request) -> bool {
 }
 
 /// Verify the request; the error answer otherwise (nothing is changed on any of them).
-fn verified(
-    deps: &Deps,
-    request: &Request,
-) -> Result<(SignedRequest, String), Box<Response<Body>>> {
+fn verified(deps: &Deps, request: &Request) -> Result<(SignedRequest, String), HttpError> {
     if !is_form(request) {
-        return Err(Box::new(error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(HttpError::unsupported_media_type(
             "send application/x-www-form-urlencoded with a signed_request field",
-        )));
+        ));
     }
-    let Some(raw) = signed_request_from_form(request.body().as_ref()) else {
-        return Err(Box::new(error_response(
-            StatusCode::BAD_REQUEST,
+    let raw = signed_request_from_form(request.body().as_ref()).ok_or_else(|| {
+        HttpError::bad_request(
             "invalid_signed_request",
             "the signed_request field is missing",
-        )));
-    };
+        )
+    })?;
     let now_seconds = deps.clock.now() / 1000;
-    match parse_signed_request(
+    let parsed = parse_signed_request(
         deps.secrets.app_secret.expose().as_bytes(),
         &raw,
         now_seconds,
-    ) {
-        Ok(parsed) => Ok((parsed, raw)),
-        Err(e) => {
-            warn!(reason = %e, "signed_request refused");
-            Err(Box::new(error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_signed_request",
-                &e.to_string(),
-            )))
-        }
-    }
+    )
+    .map_err(|e| {
+        warn!(reason = %e, "signed_request refused");
+        HttpError::bad_request("invalid_signed_request", e.to_string())
+    })?;
+    Ok((parsed, raw))
 }
 
 /// The person as the callbacks know them: the asid, and the login_id derived from it when
@@ -93,41 +83,25 @@ fn person<'a>(deps: &'a Deps, asid: &'a str) -> Person<'a> {
 /// Deauthorize and deletion over this function's ports.
 fn deletions(deps: &Deps) -> Deletions<'_> {
     Deletions {
-        opt_outs: crate::conversation::opt_outs(deps),
+        opt_outs: deps.opt_outs(),
         logins: deps.logins.as_ref(),
         erasure: deps.erasure.as_ref(),
         app_secret: deps.secrets.app_secret.expose(),
     }
 }
 
-fn unavailable() -> Response<Body> {
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the request could not be completed; please retry",
-    )
-}
-
 /// `POST /facebook/deauthorize`: the person removed the app. Stop sending to them.
-pub async fn deauthorize(deps: &Deps, request: &Request) -> Response<Body> {
-    let (parsed, _) = match verified(deps, request) {
-        Ok(v) => v,
-        Err(response) => return *response,
-    };
-    let result = deletions(deps)
+pub async fn deauthorize(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
+    let (parsed, _) = verified(deps, request)?;
+    deletions(deps)
         .deauthorize(
             &person(deps, &parsed.user_id),
             OPT_OUT_DEAUTHORIZE,
             deps.clock.now(),
         )
-        .await;
-    match result {
-        Ok(_) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
-        Err(e) => {
-            error!(error = %e, "deauthorize failed");
-            unavailable()
-        }
-    }
+        .await
+        .map_err(|e| HttpError::failed("deauthorize failed", e))?;
+    Ok(json(StatusCode::OK, &serde_json::json!({"ok": true})))
 }
 
 fn status_url(deps: &Deps, request: &Request, code: &str) -> String {
@@ -143,41 +117,30 @@ fn status_url(deps: &Deps, request: &Request, code: &str) -> String {
 }
 
 /// `POST /facebook/data-deletion`: stop sending, erase the person's data, answer the status URL.
-pub async fn data_deletion(deps: &Deps, request: &Request) -> Response<Body> {
-    let (parsed, raw) = match verified(deps, request) {
-        Ok(v) => v,
-        Err(response) => return *response,
-    };
-    let app_secret = deps.secrets.app_secret.expose();
-    let code = deletion_code(app_secret, &raw);
-    let result = deletions(deps)
+pub async fn data_deletion(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
+    let (parsed, raw) = verified(deps, request)?;
+    let code = deletion_code(deps.secrets.app_secret.expose(), &raw);
+    let record = deletions(deps)
         .delete_person(
             &person(deps, &parsed.user_id),
             OPT_OUT_DELETION,
             &code,
             deps.clock.now(),
         )
-        .await;
-    match result {
-        Ok(record) => {
-            info!(
-                items_erased = record.items_erased,
-                status = %record.status,
-                "data deletion done"
-            );
-            json_response(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "url": status_url(deps, request, &record.confirmation_code),
-                    "confirmation_code": record.confirmation_code,
-                }),
-            )
-        }
-        Err(e) => {
-            error!(error = %e, "data deletion failed");
-            unavailable()
-        }
-    }
+        .await
+        .map_err(|e| HttpError::failed("data deletion failed", e))?;
+    info!(
+        items_erased = record.items_erased,
+        status = %record.status,
+        "data deletion done"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "url": status_url(deps, request, &record.confirmation_code),
+            "confirmation_code": record.confirmation_code,
+        }),
+    ))
 }
 
 fn escape(s: &str) -> String {
@@ -188,43 +151,34 @@ fn escape(s: &str) -> String {
 }
 
 /// `GET /facebook/data-deletion/status?code=…`: a small page for the person (JSON on request).
-pub async fn deletion_status(deps: &Deps, request: &Request) -> Response<Body> {
+pub async fn deletion_status(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
     let code = request
         .query_string_parameters_ref()
         .and_then(|q| q.first("code"))
         .unwrap_or("")
         .to_owned();
     if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
+        return Err(HttpError::bad_request(
             "invalid_code",
             "code must be the confirmation code",
-        );
+        ));
     }
-    let record = match deps.erasure.get_deletion_record(&code).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no deletion request has this code",
-            );
-        }
-        Err(e) => {
-            error!(error = %e, "deletion status read failed");
-            return unavailable();
-        }
-    };
+    let record = deps
+        .erasure
+        .get_deletion_record(&code)
+        .await
+        .map_err(|e| HttpError::failed("deletion status read failed", e))?
+        .ok_or_else(|| HttpError::not_found("no deletion request has this code"))?;
     let wants_json = request
         .headers()
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        return json_response(
+        return Ok(json(
             StatusCode::OK,
             &serde_json::to_value(&record).unwrap_or_default(),
-        );
+        ));
     }
     let when = shared::domain::utc(record.completed_at);
     // Say only what is true: a partial deletion says what was not found, and why.
@@ -242,10 +196,5 @@ pub async fn deletion_status(deps: &Deps, request: &Request) -> Response<Body> {
         escape(&record.status),
         escape(&when),
     );
-    let mut response = Response::new(Body::Text(html));
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    Ok(typed(html, "text/html; charset=utf-8"))
 }

@@ -1,8 +1,10 @@
 //! The HTTP Lambda: the Messenger webhook, Facebook Login's redirect flow (`login`), and the
 //! website-backend API (`api`, keys checked in `auth`), described by `docs/openapi.json`.
 //!
-//! `handle` never fails and never panics: every error becomes a JSON `{"error":{"code","message"}}`
-//! answer with the right status, and the detail goes to the logs.
+//! This file is the route table and the edge. `handle` never fails and never panics: every route
+//! returns `Result<Response, HttpError>` and the edge turns an [`HttpError`] into a JSON
+//! `{"error":{"code","message"}}` answer with the right status (`response`). A path in
+//! [`ROUTES`] asked with another method answers 405, any other path 404: there is no second list.
 //!
 //! The routes only Facebook calls (webhook, deauthorize, data deletion) live under an unguessable
 //! first path segment when `FACEBOOK_PATH_SEGMENT` is set, so nobody else can reach them (or
@@ -11,216 +13,182 @@
 
 pub mod api;
 pub mod auth;
-mod conversation;
+pub mod deps;
 pub mod facebook_callbacks;
 pub mod login;
-mod policy;
-pub mod verify;
+pub mod openapi;
+pub mod response;
 mod webhook;
 
-use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
-use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
-use shared::config::{Config, ConfigError, HttpApiSecrets};
-use shared::login::{FacebookLogin, LoginStore};
-use shared::metrics::Metrics;
-use shared::ports::{
-    Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
-};
-use std::sync::Arc;
+// The crate's front door: what the mains, the local runner and the tests use.
+pub use deps::{Deps, LiveDeps, StartError};
+pub use openapi::OPENAPI_JSON;
+pub use response::HttpError;
+
+use lambda_http::{Body, Request, Response, http::StatusCode};
 
 /// Largest request body accepted (Meta's batches can exceed 300 KB; API Gateway's limit is 10 MB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What the handler needs, built once at cold start (and again when the secret changes).
-pub struct Deps {
-    pub config: Config,
-    /// The http-api's view of the secret: no Page token.
-    pub secrets: HttpApiSecrets,
-    pub store: Arc<dyn OptInStore>,
-    pub conversations: Arc<dyn ConversationStore>,
-    pub queue: Arc<dyn SendQueue>,
-    pub scheduler: Arc<dyn DeadlineScheduler>,
-    pub alerts: Arc<dyn Alerts>,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<dyn Metrics>,
-    pub logins: Arc<dyn LoginStore>,
-    pub facebook: Arc<dyn FacebookLogin>,
-    pub erasure: Arc<dyn shared::erasure::ErasureStore>,
-    /// The Page state item (policy enforcement pauses and resumes the Page).
-    pub pages: Arc<dyn shared::ports::send::PageStateStore>,
+/// Who may call a route, and so where it is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mount {
+    /// Only Facebook: under `/{FACEBOOK_PATH_SEGMENT}` when one is configured, else at the bare
+    /// path. The data-deletion *status* page is not one of them: its URL is shown to the person,
+    /// so it would reveal the segment; its unguessable confirmation code protects it instead.
+    Facebook,
+    /// Anyone (browsers, monitors, Facebook's login dialog redirect).
+    Public,
+    /// Website backends: every path under [`API_PREFIX`] needs an API key, even an unknown one.
+    Api,
 }
 
-impl Deps {
-    /// The production wiring: AWS adapters over one SDK config. Shared by the Lambda main and the
-    /// local runner, so both run the same code.
-    pub fn from_aws(
-        config: Config,
-        secrets: impl Into<HttpApiSecrets>,
-        sdk: &shared::bootstrap::SdkConfig,
-    ) -> Result<Self, shared::adapters::graph::GraphInitError> {
-        let secrets = secrets.into();
-        let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
-        let graph =
-            shared::adapters::graph::GraphClient::for_login(&config, secrets.app_secret.clone())?;
-        let logins =
-            shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(sdk, &config.table_name);
-        Ok(Self {
-            config,
-            secrets,
-            conversations: ports.store.clone(),
-            pages: ports.store.clone(),
-            erasure: ports.erasure,
-            store: ports.store,
-            queue: ports.queue,
-            scheduler: ports.scheduler,
-            alerts: ports.alerts,
-            clock: Arc::new(SystemClock),
-            metrics: ports.metrics,
-            logins: Arc::new(logins),
-            facebook: Arc::new(graph),
-        })
-    }
+/// The paths of [`Mount::Api`].
+const API_PREFIX: &str = "/v1/";
+
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    WebhookVerify,
+    WebhookReceive,
+    Deauthorize,
+    DataDeletion,
+    Healthz,
+    LoginStart,
+    LoginCallback,
+    OpenApi,
+    DeletionStatus,
+    RecordLogin,
+    GetUser,
+    OptOut,
 }
 
-/// Why the http-api could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Graph(#[from] shared::adapters::graph::GraphInitError),
-}
+/// Every route: mount, method, path (`{name}` matches one segment), endpoint.
+#[rustfmt::skip] // a table: one route a line
+const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
+    (Mount::Facebook, "GET", "/webhooks/messenger", Endpoint::WebhookVerify),
+    (Mount::Facebook, "POST", "/webhooks/messenger", Endpoint::WebhookReceive),
+    (Mount::Facebook, "POST", "/facebook/deauthorize", Endpoint::Deauthorize),
+    (Mount::Facebook, "POST", "/facebook/data-deletion", Endpoint::DataDeletion),
+    (Mount::Public, "GET", "/healthz", Endpoint::Healthz),
+    (Mount::Public, "GET", "/login/start", Endpoint::LoginStart),
+    (Mount::Public, "GET", "/login/callback", Endpoint::LoginCallback),
+    (Mount::Public, "GET", "/openapi.json", Endpoint::OpenApi),
+    (Mount::Public, "GET", "/facebook/data-deletion/status", Endpoint::DeletionStatus),
+    (Mount::Api, "POST", "/v1/logins", Endpoint::RecordLogin),
+    (Mount::Api, "GET", "/v1/users/{asid}", Endpoint::GetUser),
+    (Mount::Api, "POST", "/v1/users/{asid}/opt-out", Endpoint::OptOut),
+];
 
-/// Builds the handler's dependencies for a given secret value.
-pub type Rebuild = Box<dyn Fn(HttpApiSecrets) -> Result<Deps, StartError> + Send + Sync>;
-
-/// The dependencies to use for the next request. With a [`RefreshingSecret`], the secret is read
-/// again once its TTL has passed and, when it changed, the dependencies are rebuilt from it (as a
-/// cold start would), so a revoked API key, a new verify token or a reset app secret take effect
-/// within the TTL.
-pub struct LiveDeps {
-    current: std::sync::Mutex<(u64, Arc<Deps>)>,
-    refresh: Option<(RefreshingSecret<HttpApiSecrets>, Rebuild)>,
+/// Route one request. Infallible by design.
+pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
+    route(deps, &request)
+        .await
+        .unwrap_or_else(HttpError::into_response)
 }
 
 impl LiveDeps {
-    /// Dependencies that never change (tests).
-    pub fn fixed(deps: Deps) -> Self {
-        Self {
-            current: std::sync::Mutex::new((0, Arc::new(deps))),
-            refresh: None,
-        }
-    }
-
-    /// `deps` built from the secret's current value; `rebuild` makes new ones when it changes.
-    pub async fn refreshing(
-        secret: RefreshingSecret<HttpApiSecrets>,
-        rebuild: Rebuild,
-    ) -> Result<Self, StartError> {
-        let (generation, value) = secret.current().await;
-        let deps = rebuild((*value).clone())?;
-        Ok(Self {
-            current: std::sync::Mutex::new((generation, Arc::new(deps))),
-            refresh: Some((secret, rebuild)),
-        })
-    }
-
-    /// The production wiring: the secret named by `SECRET_ID`, re-read every `SECRET_TTL_SECONDS`.
-    pub async fn from_aws(
-        config: Config,
-        sdk: &shared::bootstrap::SdkConfig,
-    ) -> Result<Self, StartError> {
-        let source = Arc::new(SecretsManagerSource::from_sdk(
-            sdk,
-            config.secret_id.clone(),
-        ));
-        let secret =
-            RefreshingSecret::load(source, Arc::new(SystemClock), config.secret_ttl_ms).await?;
-        let sdk = sdk.clone();
-        Self::refreshing(
-            secret,
-            Box::new(move |secrets| Ok(Deps::from_aws(config.clone(), secrets, &sdk)?)),
-        )
-        .await
-    }
-
-    /// The dependencies for one request.
-    pub async fn current(&self) -> Arc<Deps> {
-        let Some((secret, rebuild)) = &self.refresh else {
-            return self.snapshot().1;
-        };
-        let (generation, value) = secret.current().await;
-        let (built, deps) = self.snapshot();
-        if built == generation {
-            return deps;
-        }
-        match rebuild((*value).clone()) {
-            Ok(fresh) => {
-                let fresh = Arc::new(fresh);
-                let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-                *current = (generation, fresh.clone());
-                fresh
-            }
-            Err(e) => {
-                // Keep serving with the previous dependencies; the next request tries again.
-                tracing::error!(error = %e, "could not rebuild the handler after a secret change");
-                deps
-            }
-        }
-    }
-
-    fn snapshot(&self) -> (u64, Arc<Deps>) {
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        (current.0, current.1.clone())
-    }
-
     /// Route one request with the current dependencies. Infallible, like [`handle`].
     pub async fn handle(&self, request: Request) -> Response<Body> {
         handle(&*self.current().await, request).await
     }
 }
 
-/// A JSON error answer. `code` is stable and machine-readable; `message` is for people.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    json_response(status, &body)
+async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
+    if request.body().len() > MAX_BODY_BYTES {
+        return Err(HttpError::too_large(
+            "the request body is larger than 1 MiB",
+        ));
+    }
+    let path = request.uri().path().trim_end_matches('/');
+    let (facebook, path) = split_facebook_route(deps.config.facebook_path_segment.as_deref(), path);
+    let mount = if facebook {
+        Mount::Facebook
+    } else if path.starts_with(API_PREFIX) {
+        Mount::Api
+    } else {
+        Mount::Public
+    };
+    if mount == Mount::Api && !auth::authorized(request, &deps.secrets.api_key_hashes) {
+        return Err(HttpError::Unauthorized);
+    }
+    let (endpoint, params) = find(mount, path, request.method().as_str())?;
+    let asid = params.first().copied().unwrap_or_default();
+    match endpoint {
+        Endpoint::WebhookVerify => webhook::verify::verify_subscription(deps, request),
+        Endpoint::WebhookReceive => webhook::dispatch::receive(deps, request).await,
+        Endpoint::Deauthorize => facebook_callbacks::deauthorize(deps, request).await,
+        Endpoint::DataDeletion => facebook_callbacks::data_deletion(deps, request).await,
+        Endpoint::Healthz => Ok(response::json(
+            StatusCode::OK,
+            &serde_json::json!({"ok": true}),
+        )),
+        Endpoint::LoginStart => login::start::start(deps, request).await,
+        Endpoint::LoginCallback => Ok(login::callback::callback(deps, request).await),
+        Endpoint::OpenApi => Ok(openapi::serve(deps.config.public_base_url.as_deref())),
+        Endpoint::DeletionStatus => facebook_callbacks::deletion_status(deps, request).await,
+        Endpoint::RecordLogin => api::record_login(deps, request).await,
+        Endpoint::GetUser => api::get_user(deps, asid).await,
+        Endpoint::OptOut => api::opt_out(deps, request, asid).await,
+    }
 }
 
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        "cache-control",
-        lambda_http::http::HeaderValue::from_static("no-store"),
-    );
-    response
+/// The route of `mount` for `path` and `method`, with the path's `{…}` segments. A path some
+/// route of the mount has, with another method: 405; else 404.
+fn find<'p>(
+    mount: Mount,
+    path: &'p str,
+    method: &str,
+) -> Result<(Endpoint, Vec<&'p str>), HttpError> {
+    let mut path_known = false;
+    for (m, verb, template, endpoint) in ROUTES {
+        let Some(params) = (*m == mount).then(|| matches(template, path)).flatten() else {
+            continue;
+        };
+        if *verb == method {
+            return Ok((*endpoint, params));
+        }
+        path_known = true;
+    }
+    Err(if path_known {
+        HttpError::method_not_allowed()
+    } else {
+        HttpError::no_route()
+    })
 }
 
-/// The routes only Facebook calls. With `FACEBOOK_PATH_SEGMENT` set they answer only under
-/// `/{segment}` (and nothing else does); without it, at their bare paths. The data-deletion
-/// *status* page is not one of them: its URL is shown to the person, so it would reveal the
-/// segment; its unguessable confirmation code protects it instead.
-pub const FACEBOOK_ROUTES: &[&str] = &[
-    "/webhooks/messenger",
-    "/facebook/deauthorize",
-    "/facebook/data-deletion",
-];
+/// The segments of `path` that `template`'s `{…}` segments stand for, if the path fits it.
+fn matches<'p>(template: &str, path: &'p str) -> Option<Vec<&'p str>> {
+    let (mut template, mut path) = (template.split('/'), path.split('/'));
+    let mut params = Vec::new();
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return Some(params),
+            (Some(t), Some(p)) if t.starts_with('{') => params.push(p),
+            (Some(t), Some(p)) if t == p => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `path` is one of the routes only Facebook calls.
+fn is_facebook_path(path: &str) -> bool {
+    ROUTES
+        .iter()
+        .any(|(mount, _, p, _)| *mount == Mount::Facebook && *p == path)
+}
 
 /// `(is a Facebook route, the route's path)` of a request path (already without trailing `/`).
+/// With `FACEBOOK_PATH_SEGMENT` set the Facebook routes answer only under `/{segment}` (and
+/// nothing else does); without it, at their bare paths.
 fn split_facebook_route<'a>(segment: Option<&str>, path: &'a str) -> (bool, &'a str) {
     match segment {
-        None => (FACEBOOK_ROUTES.contains(&path), path),
+        None => (is_facebook_path(path), path),
         Some(segment) => match path
             .strip_prefix('/')
             .and_then(|p| p.strip_prefix(segment))
             .filter(|rest| rest.starts_with('/'))
         {
-            Some(rest) if FACEBOOK_ROUTES.contains(&rest) => (true, rest),
+            Some(rest) if is_facebook_path(rest) => (true, rest),
             // Under the segment but no Facebook route: unknown. Elsewhere: the other routes.
             Some(_) => (false, ""),
             None => (false, path),
@@ -228,109 +196,9 @@ fn split_facebook_route<'a>(segment: Option<&str>, path: &'a str) -> (bool, &'a 
     }
 }
 
-/// Route one request. Infallible by design.
-pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    let method = request.method().clone();
-    if request.body().len() > MAX_BODY_BYTES {
-        return error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than 1 MiB",
-        );
-    }
-    let (facebook, route) =
-        split_facebook_route(deps.config.facebook_path_segment.as_deref(), &path);
-    match (facebook, route, method) {
-        (true, "/webhooks/messenger", Method::GET) => webhook::verify_subscription(deps, &request),
-        (true, "/webhooks/messenger", Method::POST) => webhook::receive(deps, &request).await,
-        (true, "/facebook/deauthorize", Method::POST) => {
-            facebook_callbacks::deauthorize(deps, &request).await
-        }
-        (true, "/facebook/data-deletion", Method::POST) => {
-            facebook_callbacks::data_deletion(deps, &request).await
-        }
-        (true, _, _) => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not accept that method",
-        ),
-        (false, "/healthz", Method::GET) => {
-            json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
-        }
-        (false, "/login/start", Method::GET) => login::start(deps, &request).await,
-        (false, "/login/callback", Method::GET) => login::callback(deps, &request).await,
-        (false, "/openapi.json", Method::GET) => openapi(deps.config.public_base_url.as_deref()),
-        (false, "/facebook/data-deletion/status", Method::GET) => {
-            facebook_callbacks::deletion_status(deps, &request).await
-        }
-        (false, p, _) if p.starts_with("/v1/") => api::route(deps, &request, p).await,
-        (
-            false,
-            "/healthz"
-            | "/login/start"
-            | "/login/callback"
-            | "/openapi.json"
-            | "/facebook/data-deletion/status",
-            _,
-        ) => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not accept that method",
-        ),
-        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such route"),
-    }
-}
-
-/// The OpenAPI 3.1 document of this API (`docs/openapi.json`, compiled in).
-pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
-
-/// The document as served: with `PUBLIC_BASE_URL` configured (the local runner sets it to the
-/// address it really listens on), `servers` is that URL alone, so "try it" tools call this API and
-/// not the placeholders of the compiled-in document (`127.0.0.1:3000`, `{api}.execute-api…`).
-pub fn openapi_document(public_base_url: Option<&str>) -> String {
-    let Some(base) = public_base_url else {
-        return OPENAPI_JSON.to_owned();
-    };
-    match serde_json::from_str::<serde_json::Value>(OPENAPI_JSON) {
-        Ok(mut doc) => {
-            doc["servers"] = serde_json::json!([{
-                "url": base.trim_end_matches('/'),
-                "description": "This API (PUBLIC_BASE_URL)",
-            }]);
-            doc.to_string()
-        }
-        // Unreachable while docs/openapi.json parses (the api_contract test reads it).
-        Err(_) => OPENAPI_JSON.to_owned(),
-    }
-}
-
-fn openapi(public_base_url: Option<&str>) -> Response<Body> {
-    let mut response = Response::new(Body::Text(openapi_document(public_base_url)));
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{openapi_document, split_facebook_route};
-
-    /// Issue 14, "Ports": the served document names the address the API really listens on.
-    #[test]
-    fn the_served_openapi_servers_entry_is_the_public_base_url() {
-        let doc: serde_json::Value =
-            serde_json::from_str(&openapi_document(Some("http://127.0.0.1:43123/"))).unwrap();
-        assert_eq!(
-            doc["servers"],
-            serde_json::json!([{"url": "http://127.0.0.1:43123", "description": "This API (PUBLIC_BASE_URL)"}])
-        );
-        assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
-        // Without a public URL the compiled-in document is served unchanged.
-        assert_eq!(openapi_document(None), super::OPENAPI_JSON);
-    }
+    use super::split_facebook_route;
 
     const SEGMENT: &str = "0123456789abcdef0123456789abcdef";
 

@@ -164,21 +164,22 @@ impl World {
         let scheduler = Arc::new(MemoryScheduler::default());
         let alerts = Arc::new(MemoryAlerts::default());
         let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
-        let http = http_api::Deps {
-            config: config(),
-            secrets: secrets().into(),
-            store: store.clone(),
+        let ports = shared::ports::bundle::Ports {
+            opt_ins: store.clone(),
             conversations: store.clone(),
             pages: store.clone(),
             erasure: Arc::new(MemoryErasure::new(store.clone(), logins.clone())),
+            logins: logins.clone(),
             queue: send_queue.clone(),
+            retry: retry.clone(),
             scheduler: scheduler.clone(),
             alerts: alerts.clone(),
-            clock: clock.clone(),
             metrics: metrics.clone(),
-            logins: logins.clone(),
+            clock: clock.clone(),
             facebook: facebook.clone(),
+            messenger: messenger.clone(),
         };
+        let http = http_api::Deps::from_ports(config(), secrets().into(), &ports);
         let sender = sender::Deps {
             config: config(),
             store: store.clone(),

@@ -7,39 +7,26 @@
 //! could not be queued, the item fails so the webhook answers 503 and Meta redelivers; the
 //! redelivered unblock finds the Page active and queues what is left.
 
-use crate::Deps;
-use crate::webhook::ItemOutcome;
+use super::outcome::ItemOutcome;
+use crate::deps::Deps;
 use shared::domain::{Alert, AlertKind};
 use shared::ports::PortError;
-use shared::use_cases::page::PagePorts;
 use tracing::warn;
 
-fn page_ports(deps: &Deps) -> PagePorts<'_> {
-    PagePorts::new(
-        deps.pages.as_ref(),
-        deps.queue.as_ref(),
-        deps.alerts.as_ref(),
-        deps.clock.as_ref(),
-        &deps.config,
-    )
-}
-
-pub(crate) async fn on_policy(
+/// One policy enforcement item for this deployment's Page (the dispatcher checked the Page).
+pub async fn on_policy(
     deps: &Deps,
     page_id: &str,
     action: &str,
     reason: Option<&str>,
 ) -> Result<ItemOutcome, PortError> {
-    if page_id != deps.config.fb_page_id {
-        return Ok(ItemOutcome::Ignored);
-    }
     let reason = reason.unwrap_or("no reason given");
     match action {
         "block" => {
-            page_ports(deps).block(page_id, reason).await?;
+            deps.page_ports().block(page_id, reason).await?;
         }
         "unblock" => {
-            page_ports(deps).unblock(page_id).await?;
+            deps.page_ports().unblock(page_id).await?;
         }
         other => {
             warn!(

@@ -1,9 +1,7 @@
 //! `/login/start` and `/login/callback` with in-memory ports: the happy paths, and every refusal
 //! asserted to write nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shared::login::{LoginSource, Permission, STATE_TTL_MS};
 use shared::ports::OptInStore;
 

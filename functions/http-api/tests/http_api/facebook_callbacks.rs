@@ -1,8 +1,6 @@
 //! Deauthorize and Data Deletion callbacks (signed_request), over in-memory twins.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shared::domain::State;
 use shared::facebook::{derive_login_id, sign_webhook};
 use shared::ports::{ConversationStore, OptInStore};

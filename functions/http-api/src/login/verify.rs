@@ -3,7 +3,7 @@
 //!
 //! The token lives only in this request: it is passed to Graph and dropped, never stored or logged.
 
-use crate::Deps;
+use crate::deps::Deps;
 use shared::domain::login_id_prefix;
 use shared::facebook::{GraphError, derive_login_id};
 use shared::login::{

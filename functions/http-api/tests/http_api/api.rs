@@ -1,9 +1,7 @@
 //! The website-backend API with in-memory ports: keys, every 4xx (each asserted to write
 //! nothing), the user view, and the opt-out before and after the opt-in.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shared::domain::{HOUR_MS, OptIn, OptInKey, State};
 use shared::facebook::sign_webhook;
 use shared::ports::OptInStore;

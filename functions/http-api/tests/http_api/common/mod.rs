@@ -6,10 +6,14 @@
 use http_api::Deps;
 use lambda_http::{Body, Response};
 use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
+    ManualClock, MemoryAlerts, MemoryErasure, MemoryMessenger, MemoryOptInStore, MemoryScheduler,
+    MemorySendQueue, test_config,
 };
 use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore, ScriptedUser};
+use shared::adapters::memory_send::MemoryRetryQueue;
 use shared::config::Secrets;
+use shared::metrics::MemoryMetrics;
+use shared::ports::bundle::Ports;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,24 +64,19 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
     let queue = Arc::new(MemorySendQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let clock = Arc::new(ManualClock::at(NOW));
-    let deps = Deps {
-        config: test_config(&env),
-        secrets: secrets().into(),
-        store: store.clone(),
+    let ports = Ports {
+        opt_ins: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
-        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
-            store.clone(),
-            logins.clone(),
-        )),
-        queue: queue.clone(),
-        scheduler: scheduler.clone(),
-        alerts: Arc::new(MemoryAlerts::default()),
-        clock: clock.clone(),
+        erasure: Arc::new(MemoryErasure::new(store.clone(), logins.clone())),
         logins: logins.clone(),
         facebook: facebook.clone(),
-        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+        queue: queue.clone(),
+        scheduler: scheduler.clone(),
+        clock: clock.clone(),
+        ..twin_ports()
     };
+    let deps = Deps::from_ports(test_config(&env), secrets().into(), &ports);
     World {
         deps,
         store,
@@ -86,6 +85,30 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         queue,
         scheduler,
         clock,
+    }
+}
+
+/// Every port over fresh in-memory twins (one store behind every port of the table), the clock
+/// at [`NOW`]. Tests keep handles on the twins they inspect and put them in with
+/// `Ports { store: …, ..twin_ports() }`.
+pub fn twin_ports() -> Ports {
+    let store = Arc::new(MemoryOptInStore::new());
+    let logins = Arc::new(MemoryLoginStore::new());
+    let queue = Arc::new(MemorySendQueue::default());
+    Ports {
+        opt_ins: store.clone(),
+        conversations: store.clone(),
+        pages: store.clone(),
+        erasure: Arc::new(MemoryErasure::new(store, logins.clone())),
+        logins,
+        queue,
+        retry: Arc::new(MemoryRetryQueue::default()),
+        scheduler: Arc::new(MemoryScheduler::default()),
+        alerts: Arc::new(MemoryAlerts::default()),
+        metrics: Arc::new(MemoryMetrics::default()),
+        clock: Arc::new(ManualClock::at(NOW)),
+        facebook: Arc::new(MemoryFacebookLogin::default()),
+        messenger: Arc::new(MemoryMessenger::default()),
     }
 }
 

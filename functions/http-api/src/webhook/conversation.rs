@@ -4,30 +4,17 @@
 //! case ([`shared::use_cases::opt_out`]): before the opt-in exists too (a placeholder), and from a
 //! PSID not linked yet (kept as a pending stop, counted and alerted).
 
-use crate::Deps;
-use crate::webhook::ItemOutcome;
+use super::outcome::ItemOutcome;
+use crate::deps::Deps;
 use shared::domain::{OptInKey, is_stop_request, login_id_prefix};
 use shared::ports::PortError;
-use shared::use_cases::opt_out::{Linked, OptOuts, StopOutcome, StopRequest};
+use shared::use_cases::opt_out::{Linked, StopOutcome, StopRequest};
 use tracing::{info, warn};
 
 /// `opt_out_source` of a stop word.
 pub const OPT_OUT_STOP_KEYWORD: &str = "stop_keyword";
 /// `opt_out_source` of a `STOP NOTIFICATIONS` status.
 pub const OPT_OUT_STOP_NOTIFICATIONS: &str = "stop_notifications";
-
-/// The opt-out use case over this function's ports.
-pub(crate) fn opt_outs(deps: &Deps) -> OptOuts<'_> {
-    OptOuts {
-        store: deps.store.as_ref(),
-        conversations: deps.conversations.as_ref(),
-        scheduler: deps.scheduler.as_ref(),
-        alerts: deps.alerts.as_ref(),
-        metrics: deps.metrics.as_ref(),
-        window_ms: deps.config.optin_window_ms,
-        alert_lead_ms: deps.config.alert_lead_ms,
-    }
-}
 
 fn stop_outcome(outcome: StopOutcome) -> ItemOutcome {
     match outcome {
@@ -36,7 +23,8 @@ fn stop_outcome(outcome: StopOutcome) -> ItemOutcome {
     }
 }
 
-pub(crate) async fn on_message(
+/// A message from the person: a stop word opts them out, anything else links their PSID.
+pub async fn on_message(
     deps: &Deps,
     page_id: &str,
     psid: &str,
@@ -44,12 +32,9 @@ pub(crate) async fn on_message(
     timestamp: Option<i64>,
     linked_login_id: Option<&str>,
 ) -> Result<ItemOutcome, PortError> {
-    if page_id != deps.config.fb_page_id {
-        return Ok(ItemOutcome::Ignored);
-    }
     let now = deps.clock.now();
     let at = timestamp.filter(|t| *t > 0).map_or(now, |t| t.min(now));
-    let opt_outs = opt_outs(deps);
+    let opt_outs = deps.opt_outs();
     if text.is_some_and(|t| is_stop_request(t, &deps.config.stop_keywords)) {
         // Whatever arrived first: the placeholder path with a login_id, the PSID link without,
         // else kept as pending. A failure is returned so Facebook redelivers.
@@ -80,16 +65,14 @@ pub(crate) async fn on_message(
     }
 }
 
-pub(crate) async fn on_notification_status(
+/// A `notification_messages_status`: `STOP NOTIFICATIONS` opts the person out.
+pub async fn on_notification_status(
     deps: &Deps,
     page_id: &str,
     psid: Option<&str>,
     login_id: Option<&str>,
     status: &str,
 ) -> Result<ItemOutcome, PortError> {
-    if page_id != deps.config.fb_page_id {
-        return Ok(ItemOutcome::Ignored);
-    }
     if !status.eq_ignore_ascii_case("STOP NOTIFICATIONS") {
         info!(status, "notification status other than a stop; ignored");
         return Ok(ItemOutcome::Ignored);
@@ -102,7 +85,7 @@ pub(crate) async fn on_notification_status(
         // A status is not a message: it does not link the PSID or open a reply window.
         wrote_at: None,
     };
-    let outcome = opt_outs(deps).stop_request(stop, deps.clock.now()).await?;
+    let outcome = deps.opt_outs().stop_request(stop, deps.clock.now()).await?;
     if let StopOutcome::Unmatched = outcome {
         warn!("STOP NOTIFICATIONS without a login_id or PSID");
     }

@@ -2,9 +2,7 @@
 //! unguessable path segment, and a revoked API key stops working once the secret's TTL has passed
 //! (issue 10, "Throttling is a shared bucket anyone can empty" and "Least privilege").
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http_api::{Deps, LiveDeps};
 use shared::adapters::memory::ManualClock;
 use shared::adapters::secrets::{MemorySecretSource, RefreshingSecret};

@@ -1,5 +1,6 @@
 //! The HTTP handler, driven with API Gateway HTTP API (payload 2.0) fixtures and in-memory ports.
 
+use crate::common::twin_ports;
 use base64::Engine;
 use http_api::{Deps, handle};
 use lambda_http::Body;
@@ -9,6 +10,7 @@ use shared::adapters::memory::{
 };
 use shared::domain::{HOUR_MS, OptInKey, State};
 use shared::facebook::sign_webhook;
+use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -30,10 +32,8 @@ fn world() -> World {
     let scheduler = Arc::new(MemoryScheduler::default());
     let alerts = Arc::new(MemoryAlerts::default());
     let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
-    let deps = Deps {
-        config: test_config(&[]),
-        secrets: test_secrets().into(),
-        store: store.clone(),
+    let ports = Ports {
+        opt_ins: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
         erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
@@ -43,11 +43,10 @@ fn world() -> World {
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
-        clock: Arc::new(ManualClock::at(NOW)),
         metrics: metrics.clone(),
-        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
-        facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
+        ..twin_ports()
     };
+    let deps = Deps::from_ports(test_config(&[]), test_secrets().into(), &ports);
     World {
         deps,
         store,
@@ -67,7 +66,7 @@ fn post(body: &str, signature: Option<&str>, base64: bool) -> lambda_http::Reque
             .trim_matches('"')
             .to_owned()
     };
-    let mut fixture = include_str!("fixtures/apigw_v2_post_webhook.json")
+    let mut fixture = include_str!("../fixtures/apigw_v2_post_webhook.json")
         .replace("__BODY__", &encoded)
         .replace("__BASE64__", if base64 { "true" } else { "false" });
     fixture = match signature {
@@ -346,7 +345,7 @@ async fn queue_failure_still_answers_200_with_the_opt_in_recorded() {
 }
 
 fn verify(mode: &str, token: &str) -> lambda_http::Request {
-    let fixture = include_str!("fixtures/apigw_v2_get_verify.json")
+    let fixture = include_str!("../fixtures/apigw_v2_get_verify.json")
         .replace("__MODE__", mode)
         .replace("__TOKEN__", token);
     lambda_http::request::from_str(&fixture).unwrap()

@@ -1,0 +1,193 @@
+//! What the handler needs, and its one wiring path: [`Deps::from_ports`] takes the function's
+//! ports from a [`Ports`] bundle (AWS and Graph in production through [`Deps::from_aws`], moto in
+//! the local runner, the in-memory twins in tests). [`LiveDeps`] rebuilds them when the secret
+//! changes, so a revoked API key stops working within the secret's TTL.
+//!
+//! The use cases the routes share (the opt-out, the Page pause / resume) are wired here once.
+
+use shared::adapters::graph::{GraphClient, GraphInitError};
+use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
+use shared::bootstrap::{AwsPorts, SdkConfig};
+use shared::config::{Config, ConfigError, HttpApiSecrets};
+use shared::erasure::ErasureStore;
+use shared::login::{FacebookLogin, LoginStore};
+use shared::metrics::Metrics;
+use shared::ports::bundle::Ports;
+use shared::ports::send::PageStateStore;
+use shared::ports::{
+    Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
+};
+use shared::use_cases::opt_out::OptOuts;
+use shared::use_cases::page::PagePorts;
+use std::sync::{Arc, Mutex};
+
+/// What the handler needs, built once at cold start (and again when the secret changes): the
+/// ports it uses, in the order of [`Ports`], and no Send API (only the sender holds a Page token).
+pub struct Deps {
+    pub config: Config,
+    /// The http-api's view of the secret: no Page token.
+    pub secrets: HttpApiSecrets,
+    /// OPTIN items (`Ports::opt_ins`).
+    pub store: Arc<dyn OptInStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    /// The Page state item (policy enforcement pauses and resumes the Page).
+    pub pages: Arc<dyn PageStateStore>,
+    pub erasure: Arc<dyn ErasureStore>,
+    pub logins: Arc<dyn LoginStore>,
+    pub queue: Arc<dyn SendQueue>,
+    pub scheduler: Arc<dyn DeadlineScheduler>,
+    /// Operator alerts.
+    pub alerts: Arc<dyn Alerts>,
+    pub metrics: Arc<dyn Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// Facebook Login's Graph calls.
+    pub facebook: Arc<dyn FacebookLogin>,
+}
+
+impl Deps {
+    /// The ports this function uses, taken from the bundle.
+    pub fn from_ports(config: Config, secrets: HttpApiSecrets, ports: &Ports) -> Self {
+        Self {
+            config,
+            secrets,
+            store: ports.opt_ins.clone(),
+            conversations: ports.conversations.clone(),
+            pages: ports.pages.clone(),
+            erasure: ports.erasure.clone(),
+            logins: ports.logins.clone(),
+            queue: ports.queue.clone(),
+            scheduler: ports.scheduler.clone(),
+            alerts: ports.alerts.clone(),
+            metrics: ports.metrics.clone(),
+            clock: ports.clock.clone(),
+            facebook: ports.facebook.clone(),
+        }
+    }
+
+    /// The production wiring: AWS adapters over one SDK config and Facebook Login's Graph client.
+    /// Shared by the Lambda main and the local runner, so both run the same code.
+    pub fn from_aws(
+        config: Config,
+        secrets: impl Into<HttpApiSecrets>,
+        sdk: &SdkConfig,
+    ) -> Result<Self, GraphInitError> {
+        let secrets = secrets.into();
+        let graph = GraphClient::for_login(&config, secrets.app_secret.clone())?;
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        Ok(Self::from_ports(config, secrets, &ports))
+    }
+
+    /// The opt-out use case over this function's ports (stops, the API, deauthorize, deletion).
+    pub(crate) fn opt_outs(&self) -> OptOuts<'_> {
+        OptOuts {
+            store: self.store.as_ref(),
+            conversations: self.conversations.as_ref(),
+            scheduler: self.scheduler.as_ref(),
+            alerts: self.alerts.as_ref(),
+            metrics: self.metrics.as_ref(),
+            window_ms: self.config.optin_window_ms,
+            alert_lead_ms: self.config.alert_lead_ms,
+        }
+    }
+
+    /// The Page use cases (block, unblock and re-queue) over this function's ports.
+    pub(crate) fn page_ports(&self) -> PagePorts<'_> {
+        PagePorts::new(
+            self.pages.as_ref(),
+            self.queue.as_ref(),
+            self.alerts.as_ref(),
+            self.clock.as_ref(),
+            &self.config,
+        )
+    }
+}
+
+/// Why the http-api could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Graph(#[from] GraphInitError),
+}
+
+/// Builds the handler's dependencies for a given secret value.
+pub type Rebuild = Box<dyn Fn(HttpApiSecrets) -> Result<Deps, StartError> + Send + Sync>;
+
+/// The dependencies to use for the next request. With a [`RefreshingSecret`], the secret is read
+/// again once its TTL has passed and, when it changed, the dependencies are rebuilt from it (as a
+/// cold start would), so a revoked API key, a new verify token or a reset app secret take effect
+/// within the TTL.
+pub struct LiveDeps {
+    current: Mutex<(u64, Arc<Deps>)>,
+    refresh: Option<(RefreshingSecret<HttpApiSecrets>, Rebuild)>,
+}
+
+impl LiveDeps {
+    /// Dependencies that never change (tests).
+    pub fn fixed(deps: Deps) -> Self {
+        Self {
+            current: Mutex::new((0, Arc::new(deps))),
+            refresh: None,
+        }
+    }
+
+    /// `deps` built from the secret's current value; `rebuild` makes new ones when it changes.
+    pub async fn refreshing(
+        secret: RefreshingSecret<HttpApiSecrets>,
+        rebuild: Rebuild,
+    ) -> Result<Self, StartError> {
+        let (generation, value) = secret.current().await;
+        let deps = rebuild((*value).clone())?;
+        Ok(Self {
+            current: Mutex::new((generation, Arc::new(deps))),
+            refresh: Some((secret, rebuild)),
+        })
+    }
+
+    /// The production wiring: the secret named by `SECRET_ID`, re-read every `SECRET_TTL_SECONDS`.
+    pub async fn from_aws(config: Config, sdk: &SdkConfig) -> Result<Self, StartError> {
+        let source = Arc::new(SecretsManagerSource::from_sdk(
+            sdk,
+            config.secret_id.clone(),
+        ));
+        let secret =
+            RefreshingSecret::load(source, Arc::new(SystemClock), config.secret_ttl_ms).await?;
+        let sdk = sdk.clone();
+        Self::refreshing(
+            secret,
+            Box::new(move |secrets| Ok(Deps::from_aws(config.clone(), secrets, &sdk)?)),
+        )
+        .await
+    }
+
+    /// The dependencies for one request.
+    pub async fn current(&self) -> Arc<Deps> {
+        let Some((secret, rebuild)) = &self.refresh else {
+            return self.snapshot().1;
+        };
+        let (generation, value) = secret.current().await;
+        let (built, deps) = self.snapshot();
+        if built == generation {
+            return deps;
+        }
+        match rebuild((*value).clone()) {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                *current = (generation, fresh.clone());
+                fresh
+            }
+            Err(e) => {
+                // Keep serving with the previous dependencies; the next request tries again.
+                tracing::error!(error = %e, "could not rebuild the handler after a secret change");
+                deps
+            }
+        }
+    }
+
+    fn snapshot(&self) -> (u64, Arc<Deps>) {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        (current.0, current.1.clone())
+    }
+}

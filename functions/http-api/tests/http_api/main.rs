@@ -1,0 +1,9 @@
+//! The http-api's tests, one binary (each file a module, as they were separate binaries before):
+//! linking the handler and its twins once instead of five times is most of their build time.
+
+mod api;
+mod common;
+mod facebook_callbacks;
+mod login;
+mod security;
+mod webhook;
