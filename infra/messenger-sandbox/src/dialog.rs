@@ -19,16 +19,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::inbox::escape_html;
+use crate::html::escape_html;
+use crate::ids::{is_graph_version, now_ms, random_asid};
 use crate::oauth::{
     CODE_TTL_MS, DEFAULT_FIRST_NAME, Grant, MESSENGER_SCOPE, OAuthState, WebhookTiming,
-    opt_in_after_allow, random_asid,
+    opt_in_after_allow,
 };
-use crate::send_api::is_graph_version;
-use crate::state::now_ms;
+use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<Arc<OAuthState>> {
-    Router::new().route("/{version}/dialog/oauth", get(show).post(decide))
+/// The dialog's routes, sharing `oauth` (its codes) with the server-side Login routes.
+pub(crate) fn routes(oauth: Arc<OAuthState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/{version}/dialog/oauth", get(show).post(decide))
+        .with_state(oauth)
 }
 
 /// The person's answer.

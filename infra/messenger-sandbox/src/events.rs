@@ -18,7 +18,8 @@ use axum::routing::post;
 use serde::Deserialize;
 
 use crate::errors::GraphError;
-use crate::state::{AppState, now_ms, random_alphanumeric};
+use crate::ids::{now_ms, random_alphanumeric};
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()

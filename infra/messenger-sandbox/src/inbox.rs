@@ -12,19 +12,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use crate::state::AppState;
-
-/// One message the app sent through the Send API.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct InboxMessage {
-    pub message_id: String,
-    pub page_id: String,
-    pub login_id: String,
-    pub text: String,
-    pub messaging_type: String,
-    pub received_at_ms: i64,
-    pub opted_in_at_ms: i64,
-}
+use crate::html::escape_html;
+use crate::state::{AppState, InboxMessage};
 
 #[derive(Deserialize, Default)]
 struct InboxQuery {
@@ -59,22 +48,6 @@ async fn inbox(
     } else {
         Json(InboxResponse { messages }).into_response()
     }
-}
-
-/// Escape text for HTML element content and double- or single-quoted attributes.
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn format_time(ms: i64) -> String {
@@ -127,14 +100,6 @@ fn render_html(messages: &[InboxMessage], login_id: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_everything_that_matters() {
-        assert_eq!(
-            escape_html(r#"<script>alert("x&'y")</script>"#),
-            "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
-        );
-    }
 
     #[test]
     fn html_lists_messages_escaped() {

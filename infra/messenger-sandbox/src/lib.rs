@@ -23,18 +23,25 @@
 //!
 //! Anything else answers 404 with a Graph-style error.
 
-mod admin;
-mod api_version;
-mod dialog;
+// Bottom: no module imports a route module or the state.
 mod errors;
-pub mod events;
+mod html;
+mod ids;
+// The switches and records the state is made of.
+mod api_version;
 mod faults;
 mod hold;
+mod listener;
+mod rate_limit;
+mod state;
+// Routes and middlewares over the state.
+mod controls;
+mod dialog;
+pub mod events;
+mod gate;
 mod inbox;
 mod oauth;
-mod rate_limit;
 mod send_api;
-mod state;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -46,11 +53,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use api_version::API_VERSION_HEADER;
-pub use faults::{FaultKind, FaultRule, Limits, TrafficStats};
-pub use inbox::InboxMessage;
+pub use controls::Limits;
+pub use faults::{FaultKind, FaultRule, TrafficStats};
+pub use state::InboxMessage;
 pub use oauth::DEFAULT_FIRST_NAME;
 pub use webhooks::optin_webhook_body;
 
+use oauth::OAuthState;
 use state::AppState;
 
 pub const DEFAULT_APP_ID: &str = "100000000000001";
@@ -206,8 +215,8 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(state.clone()).into_make_service_with_connect_info::<faults::Conn>();
-    let listener = faults::KillableListener(listener);
+    let app = router(state.clone()).into_make_service_with_connect_info::<listener::Conn>();
+    let listener = listener::KillableListener(listener);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -227,27 +236,26 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let oauth = Arc::new(OAuthState::new(state.clone()));
     Router::new()
         .merge(
             send_api::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                faults::send_api_gate,
+                gate::send_api_gate,
             )),
         )
-        .merge(faults::routes())
+        .merge(controls::routes())
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(inbox::routes())
-        .merge(admin::routes())
-        .merge(hold::routes())
-        .merge(api_version::routes())
-        .merge(oauth::routes(state.clone()))
+        .merge(oauth::routes(oauth.clone()))
+        .merge(dialog::routes(oauth))
         .fallback(errors::unknown_route)
         .method_not_allowed_fallback(errors::method_not_allowed)
         // Outermost: the rate limiter's and the faults' answers carry the header too, as Graph's.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api_version::stamp,
+            gate::stamp,
         ))
         .with_state(state)
 }

@@ -2,16 +2,30 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
 
 use crate::SandboxConfig;
-use crate::inbox::InboxMessage;
+use crate::api_version::ServedVersion;
+use crate::faults::Faults;
+use crate::hold::Holds;
+use crate::rate_limit::RateLimiter;
 
 /// How long one webhook delivery may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One message the app sent through the Send API.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InboxMessage {
+    pub message_id: String,
+    pub page_id: String,
+    pub login_id: String,
+    pub text: String,
+    pub messaging_type: String,
+    pub received_at_ms: i64,
+    pub opted_in_at_ms: i64,
+}
 
 /// An opt-in the sandbox knows about (a `login_id` the app may message once the webhook fired).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,13 +47,13 @@ pub(crate) struct AppState {
     /// One client for every webhook delivery.
     pub http: reqwest::Client,
     /// The Send API's per-Page rate limit.
-    pub rate_limiter: crate::rate_limit::RateLimiter,
+    pub rate_limiter: RateLimiter,
     /// Added latency, fault rules and Send API counters.
-    pub faults: crate::faults::Faults,
+    pub faults: Faults,
     /// The version answers name instead of the asked one (`facebook-api-version`), if set.
-    pub api_version: crate::api_version::ServedVersion,
+    pub api_version: ServedVersion,
     /// Send API calls held until released (`POST /_sandbox/hold`).
-    pub holds: crate::hold::Holds,
+    pub holds: Holds,
 }
 
 impl AppState {
@@ -49,8 +63,8 @@ impl AppState {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self {
-            rate_limiter: crate::rate_limit::RateLimiter::new(config.rate_limit_per_second),
-            faults: crate::faults::Faults::new(config.latency_ms),
+            rate_limiter: RateLimiter::new(config.rate_limit_per_second),
+            faults: Faults::new(config.latency_ms),
             webhook_url: RwLock::new(config.webhook_url.clone()),
             config,
             records: Mutex::new(Records::default()),
@@ -117,45 +131,9 @@ impl AppState {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// `len` random ASCII letters and digits.
-pub(crate) fn random_alphanumeric(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
-/// A fresh `login_id`: 64 lowercase hex characters, like the ones Facebook sends.
-pub(crate) fn random_login_id() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_ids_have_the_expected_shape() {
-        let id = random_login_id();
-        assert_eq!(id.len(), 64);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        );
-        assert_ne!(id, random_login_id());
-        let s = random_alphanumeric(23);
-        assert_eq!(s.len(), 23);
-        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
-    }
 
     #[test]
     fn records_are_filtered_and_reset() {
