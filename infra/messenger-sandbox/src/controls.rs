@@ -30,7 +30,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    bad_request(message)
+    GraphError::sandbox(StatusCode::BAD_REQUEST, message).into_response()
 }
 
 // Health, reset, webhook target.
