@@ -155,7 +155,6 @@ async fn release(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     }
 }
 
-
 // The served API version (see `api_version`).
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -198,7 +197,6 @@ async fn clear_switch(State(state): State<Arc<AppState>>) -> Json<Switch> {
     state.api_version.set(None);
     Json(Switch::default())
 }
-
 
 // Fault rules, limits and counters (see `faults`).
 
@@ -289,6 +287,17 @@ async fn get_stats(State(state): State<Arc<AppState>>) -> Json<TrafficStats> {
 }
 
 impl crate::RunningSandbox {
+    /// Name the app's pages around the sandbox (label, URL), for the start page: the local API,
+    /// its `/openapi.json`, the example website… Replaces the previous list.
+    pub fn set_links(&self, links: &[(&str, &str)]) {
+        self.state.set_links(
+            links
+                .iter()
+                .map(|(label, url)| ((*label).to_owned(), (*url).to_owned()))
+                .collect(),
+        );
+    }
+
     /// Add a fault rule (as `POST /_sandbox/faults`).
     pub fn add_fault(&self, rule: FaultRule) -> Result<(), String> {
         let rule = rule.validate()?;

@@ -117,9 +117,7 @@ impl IntoResponse for GraphError {
                 code: self.code,
                 error_subcode: self.subcode,
                 is_transient: self.is_transient,
-                fbtrace_id: self
-                    .fbtrace_id
-                    .unwrap_or_else(|| random_alphanumeric(23)),
+                fbtrace_id: self.fbtrace_id.unwrap_or_else(|| random_alphanumeric(23)),
             },
         };
         (self.status, Json(envelope)).into_response()
@@ -134,10 +132,6 @@ pub(crate) fn unknown_path(path: &str) -> GraphError {
         format!("(#803) Some of the aliases you requested do not exist: {path}"),
     )
     .with_status(StatusCode::NOT_FOUND)
-}
-
-pub(crate) async fn unknown_route(uri: Uri) -> GraphError {
-    unknown_path(uri.path())
 }
 
 pub(crate) async fn method_not_allowed(uri: Uri) -> GraphError {

@@ -30,7 +30,7 @@ pub(crate) struct HoldSet {
 }
 
 impl HoldSet {
-    fn holds(&self, login_id: Option<&str>) -> bool {
+    pub(crate) fn holds(&self, login_id: Option<&str>) -> bool {
         self.all || login_id.is_some_and(|id| self.login_ids.contains(id))
     }
 }

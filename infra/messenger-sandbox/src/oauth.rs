@@ -47,7 +47,6 @@ pub(crate) const DEFAULT_WEBHOOK_DELAY_MS: u64 = 1_000;
 /// The first name of the sandbox's person unless another is given.
 pub const DEFAULT_FIRST_NAME: &str = "Alex";
 
-
 /// What a person granted to an app.
 #[derive(Clone, Debug)]
 pub(crate) struct Grant {

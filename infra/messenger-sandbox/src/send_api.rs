@@ -32,7 +32,6 @@ const RECIPIENT_KINDS: [&str; 5] = [
     "notification_messages_token",
 ];
 
-
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     // `me` is matched by `{page_id}` and accepted as an alias of the sandbox Page.
     Router::new().route("/{version}/{page_id}/messages", post(send_message))

@@ -33,10 +33,31 @@ pub(crate) struct OptIn {
     pub opted_in_at_ms: i64,
 }
 
-#[derive(Default)]
-struct Records {
-    optins: HashMap<String, OptIn>,
-    inbox: Vec<InboxMessage>,
+/// What a person did after opting in, as the sandbox sent it to the app (the inbox page shows it
+/// beside the Page's messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PersonAct {
+    /// Wrote to the Page (`POST /_sandbox/message`).
+    Wrote(String),
+    /// Changed their notification status (`POST /_sandbox/notification-status`).
+    NotificationStatus(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PersonEvent {
+    pub login_id: String,
+    pub at_ms: i64,
+    pub act: PersonAct,
+}
+
+/// Everything the sandbox saw, for the pages: opt-ins, messages both ways, the Page's policy.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Records {
+    pub optins: HashMap<String, OptIn>,
+    pub inbox: Vec<InboxMessage>,
+    pub person_events: Vec<PersonEvent>,
+    /// The last policy enforcement sent (`block`, `unblock`, `warning`), if any.
+    pub policy: Option<String>,
 }
 
 pub(crate) struct AppState {
@@ -54,6 +75,8 @@ pub(crate) struct AppState {
     pub api_version: ServedVersion,
     /// Send API calls held until released (`POST /_sandbox/hold`).
     pub holds: Holds,
+    /// Links to the app around the sandbox (its API, docs, website), named by whoever started it.
+    links: RwLock<Vec<(String, String)>>,
 }
 
 impl AppState {
@@ -71,6 +94,7 @@ impl AppState {
             http,
             api_version: Default::default(),
             holds: Default::default(),
+            links: Default::default(),
         })
     }
 
@@ -94,6 +118,33 @@ impl AppState {
             .webhook_url
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = url;
+    }
+
+    pub fn links(&self) -> Vec<(String, String)> {
+        self.links
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_links(&self, links: Vec<(String, String)>) {
+        *self
+            .links
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = links;
+    }
+
+    /// A copy of everything recorded (for the pages).
+    pub fn snapshot(&self) -> Records {
+        self.records().clone()
+    }
+
+    pub fn push_person_event(&self, event: PersonEvent) {
+        self.records().person_events.push(event);
+    }
+
+    pub fn set_policy(&self, action: &str) {
+        self.records().policy = Some(action.to_owned());
     }
 
     /// Record (or refresh) an opt-in.
