@@ -5,8 +5,17 @@
 //! back to the start page, no raw JSON, no numeric ids or prefilled name in the dialog, and an inbox
 //! that shows both sides of the conversation with the person's state and refreshes by itself.
 //!
+//! The HTTP API's pages (`functions/http-api/src/pages.rs`: sign-in status, error, bad
+//! `return_to`, API root) are rendered and served here with their Content-Security-Policy, which
+//! must let the inlined shared stylesheet through. That file is compiled into this test with
+//! `#[path]` until the API declares the module; then use `http_api::pages` instead.
+//!
 //! Only the sandbox runs (no AWS emulator): the person's replies go to a stub webhook that answers
 //! 200. Skipped, with a message, when /usr/bin/chromium is absent (`make browser` installs it).
+
+#[path = "../../functions/http-api/src/pages.rs"]
+#[allow(dead_code)]
+mod http_api_pages;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -43,24 +52,43 @@ async fn sandbox() -> RunningSandbox {
         .unwrap()
 }
 
-/// A webhook receiver that answers 200 to everything (the person's replies need one).
-async fn stub_webhook() -> String {
+/// A server that answers every request with `answer` (a whole HTTP/1.1 response); its address.
+async fn serve_always(answer: Vec<u8>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 64 * 1024];
-                // One request per connection is all the sandbox sends before reading the answer.
+                // One request per connection (the answer closes it).
                 let _ = socket.read(&mut buffer).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let _ = socket.write_all(&answer).await;
             });
         }
     });
+    addr
+}
+
+/// A webhook receiver that answers 200 to everything (the person's replies need one).
+async fn stub_webhook() -> String {
+    let addr =
+        serve_always(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec())
+            .await;
     format!("http://{addr}/webhooks/messenger")
+}
+
+/// `html` served as the HTTP API serves its pages: with `pages::CONTENT_SECURITY_POLICY`.
+async fn serve_api_page(html: String) -> String {
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+         content-security-policy: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+        *http_api_pages::CONTENT_SECURITY_POLICY,
+        html.len()
+    );
+    format!("http://{}/", serve_always(answer.into_bytes()).await)
 }
 
 async fn post(url: String, body: Value) -> Value {
@@ -348,4 +376,49 @@ async fn a_missing_page_is_a_styled_page_with_a_way_back_not_json() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["code"], 803, "{answer}");
     sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_pages_are_styled_under_their_content_security_policy() {
+    if skip("the_api_pages_are_styled_under_their_content_security_policy") {
+        return;
+    }
+    use http_api_pages::{Outcome, api_index, bad_return_to_page, error_page, status_page};
+    let pages = [
+        ("api-status-granted", status_page(Outcome::Granted, None)),
+        (
+            "api-status-cancelled",
+            status_page(Outcome::Cancelled, None),
+        ),
+        (
+            "api-error-state-expired",
+            error_page(
+                "This sign-in link is not valid",
+                "This sign-in took longer than 10 minutes.",
+                "state_expired",
+                None,
+            ),
+        ),
+        (
+            "api-bad-return-to",
+            bad_return_to_page("the origin is not allowed"),
+        ),
+        ("api-root", api_index(Some("http://127.0.0.1:3000"))),
+    ];
+    let mut served = Vec::new();
+    for (name, html) in pages {
+        served.push((name, serve_api_page(html).await));
+    }
+    let texts = with_chromium(move |chrome| {
+        let mut texts = Vec::new();
+        for (name, url) in served {
+            open(chrome, &url)?;
+            texts.push(check_common(chrome, name)?);
+            screenshot(chrome, name)?;
+        }
+        Ok(texts)
+    })
+    .await;
+    assert!(texts[0].contains("You're signed in"), "{}", texts[0]);
+    assert!(texts[4].contains("OpenAPI document"), "{}", texts[4]);
 }
