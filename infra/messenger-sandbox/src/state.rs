@@ -1,4 +1,6 @@
-//! The shared state of a running sandbox: configuration, opt-ins, inbox, webhook target.
+//! The shared state of a running sandbox: configuration, webhook target, the links to the app around
+//! it, the records (opt-ins, the inbox, what people did, the Page's policy) and the switches (rate
+//! limit, faults, served version, holds), each switch defined in its own module.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
