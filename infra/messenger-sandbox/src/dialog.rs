@@ -19,16 +19,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::inbox::escape_html;
+use crate::html::{self, escape_html};
+use crate::ids::{is_graph_version, now_ms, random_asid};
 use crate::oauth::{
     CODE_TTL_MS, DEFAULT_FIRST_NAME, Grant, MESSENGER_SCOPE, OAuthState, WebhookTiming,
-    opt_in_after_allow, random_asid,
+    opt_in_after_allow,
 };
-use crate::send_api::is_graph_version;
-use crate::state::now_ms;
+use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<Arc<OAuthState>> {
-    Router::new().route("/{version}/dialog/oauth", get(show).post(decide))
+/// The dialog's routes, sharing `oauth` (its codes) with the server-side Login routes.
+pub(crate) fn routes(oauth: Arc<OAuthState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/{version}/dialog/oauth", get(show).post(decide))
+        .with_state(oauth)
 }
 
 /// The person's answer.
@@ -52,12 +55,7 @@ impl Choice {
 
 /// Facebook's own error page (the dialog never redirects to an unverified redirect_uri).
 fn error_page(status: StatusCode, message: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Error</title></head><body>\
-         <h1>Sorry, something went wrong.</h1><p id=\"error\">{}</p></body></html>",
-        escape_html(message)
-    );
-    (status, Html(html)).into_response()
+    html::error_page(status, "Sorry, something went wrong.", message)
 }
 
 /// A checked dialog request.
@@ -275,6 +273,19 @@ fn request_redirect_uri(request: &Request) -> &str {
         .map_or("", String::as_str)
 }
 
+/// What a scope means to the person (the dialog lists these, not the scope names).
+fn scope_label(scope: &str) -> String {
+    match scope {
+        "public_profile" => "your public profile (name and profile picture)".to_owned(),
+        MESSENGER_SCOPE => "contact you on Messenger".to_owned(),
+        "email" => "your email address".to_owned(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// The dialog as the person sees it: the app's and the Page's names (never their numeric ids),
+/// what the app asks for, and the three answers. The request's parameters ride along as hidden
+/// fields; the sandbox-only "log in as" field starts empty (the default person).
 fn page(oauth: &OAuthState, request: &Request) -> Response {
     let config = &oauth.app.config;
     let mut hidden = String::new();
@@ -294,38 +305,33 @@ fn page(oauth: &OAuthState, request: &Request) -> Response {
             escape_html(&request.params[key])
         );
     }
-    let first_name = request
-        .params
-        .get("sandbox_first_name")
-        .map_or(DEFAULT_FIRST_NAME, String::as_str);
+    let mut asks = String::new();
+    for scope in &request.scopes {
+        let _ = write!(asks, "<li>{}</li>", escape_html(&scope_label(scope)));
+    }
     let wants_messenger = request.scopes.iter().any(|s| s == MESSENGER_SCOPE);
     let messenger_line = if wants_messenger {
         format!(
-            "<p id=\"messenger\">Page <b>{}</b> would like to contact you on Messenger.</p>",
-            escape_html(&config.page_id)
+            "<p id=\"messenger\"><b>{}</b> would like to contact you on Messenger.</p>",
+            escape_html(&config.page_name)
         )
     } else {
         String::new()
     };
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>Log in with Facebook (sandbox)</title>\
-         <style>body{{font-family:sans-serif;max-width:28em;margin:3em auto}}\
-         button{{font-size:1em;padding:.5em 1.2em;margin-right:.5em}}\
-         #allow{{background:#1877f2;color:#fff;border:0;border-radius:6px}}</style></head><body>\
-         <h1>Log in with Facebook</h1>\
-         <p>App <b>{app}</b> asks for: <code id=\"scopes\">{scopes}</code>.</p>{messenger_line}\
+    let body = format!(
+        "<div class=\"card\"><h1>Log in with Facebook</h1>\
+         <p><b id=\"app-name\">{app}</b> asks for:</p><ul id=\"scopes\">{asks}</ul>{messenger_line}\
          <form method=\"post\" action=\"/{version}/dialog/oauth\">{hidden}\
-         <p><label>Your first name <input name=\"sandbox_first_name\" value=\"{first_name}\"></label></p>\
-         <p><button id=\"allow\" name=\"choice\" value=\"allow\" type=\"submit\">Allow</button>\
+         <div class=\"actions\">\
+         <button id=\"allow\" class=\"primary\" name=\"choice\" value=\"allow\" type=\"submit\">Allow</button>\
          <button id=\"not-now\" name=\"choice\" value=\"decline\" type=\"submit\">Not now</button>\
-         <button id=\"cancel\" name=\"choice\" value=\"cancel\" type=\"submit\">Cancel</button></p>\
-         </form><p><small>Messenger sandbox: a local stand-in for facebook.com.</small></p></body></html>\n",
-        app = escape_html(&config.app_id),
-        scopes = escape_html(&request.scopes.join(",")),
+         <button id=\"cancel\" name=\"choice\" value=\"cancel\" type=\"submit\">Cancel</button></div>\
+         <p class=\"muted\"><label>Sandbox only — log in as (first name)\
+         <input type=\"text\" name=\"sandbox_first_name\" value=\"\" autocomplete=\"off\"></label>\
+         <small>Left empty: the sandbox's default person.</small></p>\
+         </form></div>",
+        app = escape_html(&config.app_name),
         version = escape_html(&request.version),
-        first_name = escape_html(first_name),
     );
-    Html(html).into_response()
+    Html(html::page("Log in with Facebook", "", "narrow", &body)).into_response()
 }

@@ -18,7 +18,8 @@ use axum::routing::post;
 use serde::Deserialize;
 
 use crate::errors::GraphError;
-use crate::state::{AppState, now_ms, random_alphanumeric};
+use crate::ids::{now_ms, random_alphanumeric};
+use crate::state::{AppState, PersonAct, PersonEvent};
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -99,11 +100,13 @@ async fn message(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     };
     let config = &state.config;
     let psid = psid_for(&config.app_secret, &login_id);
+    let text = request.text.unwrap_or_else(|| "Hi!".into());
+    let now = now_ms();
     let mut item = serde_json::json!({
         "sender": {"id": psid},
         "recipient": {"id": config.page_id},
-        "timestamp": now_ms(),
-        "message": {"mid": format!("m_{}", random_alphanumeric(32)), "text": request.text.unwrap_or_else(|| "Hi!".into())},
+        "timestamp": now,
+        "message": {"mid": format!("m_{}", random_alphanumeric(32)), "text": text},
     });
     if request.unlinked != Some(true) {
         item["prior_message"] =
@@ -111,6 +114,12 @@ async fn message(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     }
     let mut response = deliver_messaging(&state, item).await;
     if response.status() == StatusCode::OK {
+        // The inbox page shows the person's side of the conversation too.
+        state.push_person_event(PersonEvent {
+            login_id,
+            at_ms: now,
+            act: PersonAct::Wrote(text),
+        });
         // Tell the caller the PSID, too.
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, 1 << 20)
@@ -153,7 +162,11 @@ async fn policy(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         "timestamp": now_ms(),
         "policy_enforcement": enforcement,
     });
-    deliver_messaging(&state, item).await
+    let response = deliver_messaging(&state, item).await;
+    if response.status() == StatusCode::OK {
+        state.set_policy(&action);
+    }
+    response
 }
 
 #[derive(Deserialize, Default)]
@@ -171,16 +184,28 @@ async fn notification_status(State(state): State<Arc<AppState>>, body: Bytes) ->
     let Some(login_id) = request.login_id.filter(|l| !l.is_empty()) else {
         return bad_request("login_id is required");
     };
+    let status = request
+        .status
+        .unwrap_or_else(|| "STOP NOTIFICATIONS".into());
+    let now = now_ms();
     let item = serde_json::json!({
         "sender": {"id": psid_for(&state.config.app_secret, &login_id)},
         "recipient": {"id": state.config.page_id},
-        "timestamp": now_ms(),
+        "timestamp": now,
         "optin": {
             "type": "notification_messages",
-            "notification_messages_status": request.status.unwrap_or_else(|| "STOP NOTIFICATIONS".into()),
+            "notification_messages_status": status,
         },
     });
-    deliver_messaging(&state, item).await
+    let response = deliver_messaging(&state, item).await;
+    if response.status() == StatusCode::OK {
+        state.push_person_event(PersonEvent {
+            login_id,
+            at_ms: now,
+            act: PersonAct::NotificationStatus(status),
+        });
+    }
+    response
 }
 
 #[derive(Deserialize, Default)]

@@ -13,22 +13,14 @@
 //! sender's `GRAPH_TIMEOUT_MS`, 10 s by default): a call held longer is abandoned by the client and
 //! never lands.
 
+//!
+//! This module is the hold itself; its endpoints are in `controls`.
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Json;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
-
-use crate::errors::GraphError;
-use crate::state::AppState;
 
 /// What is held: every send, and/or the sends to these login_ids.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -38,7 +30,7 @@ pub(crate) struct HoldSet {
 }
 
 impl HoldSet {
-    fn holds(&self, login_id: Option<&str>) -> bool {
+    pub(crate) fn holds(&self, login_id: Option<&str>) -> bool {
         self.all || login_id.is_some_and(|id| self.login_ids.contains(id))
     }
 }
@@ -88,6 +80,11 @@ impl Holds {
         });
     }
 
+    /// What is held right now.
+    pub fn current(&self) -> HoldSet {
+        self.set.borrow().clone()
+    }
+
     pub fn waiting(&self) -> u64 {
         self.waiting.load(Ordering::SeqCst)
     }
@@ -103,74 +100,6 @@ impl Holds {
         tracing::info!("sandbox holds a send until released");
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|h| !h.holds(login_id)).await;
-    }
-}
-
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/_sandbox/hold", get(list).post(hold))
-        .route("/_sandbox/release", post(release))
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldRequest {
-    #[serde(default)]
-    login_id: Option<String>,
-}
-
-#[derive(Serialize)]
-struct HoldStatus {
-    #[serde(flatten)]
-    set: HoldSet,
-    waiting: u64,
-}
-
-fn status(state: &AppState) -> Json<HoldStatus> {
-    Json(HoldStatus {
-        set: state.holds.set.borrow().clone(),
-        waiting: state.holds.waiting(),
-    })
-}
-
-/// An empty body means `{}`; a `login_id` that is blank means "every send" too.
-fn parse(body: &Bytes) -> Result<Option<String>, String> {
-    let request: HoldRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        HoldRequest::default()
-    } else {
-        serde_json::from_slice(body).map_err(|e| format!("invalid request: {e}"))?
-    };
-    Ok(request
-        .login_id
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty()))
-}
-
-fn bad_request(message: String) -> Response {
-    GraphError::sandbox(StatusCode::BAD_REQUEST, message).into_response()
-}
-
-async fn list(State(state): State<Arc<AppState>>) -> Json<HoldStatus> {
-    status(&state)
-}
-
-async fn hold(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    match parse(&body) {
-        Ok(login_id) => {
-            state.holds.hold(login_id);
-            status(&state).into_response()
-        }
-        Err(e) => bad_request(e),
-    }
-}
-
-async fn release(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    match parse(&body) {
-        Ok(login_id) => {
-            state.holds.release(login_id.as_deref());
-            status(&state).into_response()
-        }
-        Err(e) => bad_request(e),
     }
 }
 

@@ -11,7 +11,10 @@
 //! - `GET /{version}/oauth/access_token`, `/debug_token`, `/me`, `/me/permissions` — Facebook
 //!   Login's server-side calls; `POST /_sandbox/user_token` mints a user token directly.
 //! - `POST /_sandbox/optin` — record an opt-in and deliver its signed webhook.
-//! - `GET /_sandbox/inbox` — messages received (JSON, or HTML for browsers).
+//! - `GET /` — the start page (links, state, controls); `GET /_sandbox/style.css` — the stylesheet
+//!   of every page (`shared/assets/style.css`, shared with the HTTP API's pages).
+//! - `GET /_sandbox/inbox` — messages received (JSON, or for browsers a page with the
+//!   conversation per person and its state, refreshed every 2 s).
 //! - `GET /_sandbox/healthz`, `POST /_sandbox/reset`, `GET|PUT /_sandbox/webhook_url`.
 //! - `POST|GET|DELETE /_sandbox/faults`, `GET|PUT /_sandbox/limits`, `GET /_sandbox/stats` — the
 //!   Send API's rate limit (rolling one-second window per Page, code 613 beyond it), added latency
@@ -21,20 +24,29 @@
 //! - `POST /_sandbox/hold`, `POST /_sandbox/release`, `GET /_sandbox/hold` — hold a person's Send
 //!   API calls (or every call) unanswered until released, to try STOP by hand (see `hold`).
 //!
-//! Anything else answers 404 with a Graph-style error.
+//! Anything else answers 404 with a Graph-style error (a page with a way back for browsers, except
+//! on `/{version}/…` paths, where Graph answers JSON to everyone).
 
-mod admin;
-mod api_version;
-mod dialog;
+// Bottom: no module imports a route module or the state.
 mod errors;
-pub mod events;
+mod html;
+mod ids;
+// The switches and records the state is made of.
+mod api_version;
 mod faults;
 mod hold;
-mod inbox;
-mod oauth;
+mod listener;
 mod rate_limit;
-mod send_api;
 mod state;
+// Routes and middlewares over the state.
+mod controls;
+mod dialog;
+pub mod events;
+mod gate;
+mod inbox;
+mod index;
+mod oauth;
+mod send_api;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -46,11 +58,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use api_version::API_VERSION_HEADER;
-pub use faults::{FaultKind, FaultRule, Limits, TrafficStats};
-pub use inbox::InboxMessage;
+pub use controls::Limits;
+pub use faults::{FaultKind, FaultRule, TrafficStats};
 pub use oauth::DEFAULT_FIRST_NAME;
+pub use state::InboxMessage;
 pub use webhooks::optin_webhook_body;
 
+use oauth::OAuthState;
 use state::AppState;
 
 pub const DEFAULT_APP_ID: &str = "100000000000001";
@@ -59,6 +73,9 @@ pub const DEFAULT_PAGE_ID: &str = "200000000000002";
 pub const DEFAULT_PAGE_ACCESS_TOKEN: &str = "sandbox-page-access-token";
 pub const DEFAULT_CLIENT_TOKEN: &str = "sandbox-client-token";
 pub const DEFAULT_VERIFY_TOKEN: &str = "sandbox-verify-token";
+/// The names the login dialog shows (a person never sees the numeric ids).
+pub const DEFAULT_APP_NAME: &str = "Example Shop";
+pub const DEFAULT_PAGE_NAME: &str = "Example Shop";
 
 /// Twenty-four hours, the Login Connect window for the initial message.
 pub const DEFAULT_OPTIN_WINDOW_MS: i64 = 86_400_000;
@@ -71,6 +88,10 @@ pub struct SandboxConfig {
     pub page_id: String,
     pub page_access_token: String,
     pub client_token: String,
+    /// The app's name in the login dialog.
+    pub app_name: String,
+    /// The Page's name in the login dialog.
+    pub page_name: String,
     /// Where opt-in webhooks are posted. Can also be set after start.
     pub webhook_url: Option<String>,
     /// How long after an opt-in the initial message may be sent.
@@ -92,6 +113,8 @@ impl Default for SandboxConfig {
             page_id: DEFAULT_PAGE_ID.to_owned(),
             page_access_token: DEFAULT_PAGE_ACCESS_TOKEN.to_owned(),
             client_token: DEFAULT_CLIENT_TOKEN.to_owned(),
+            app_name: DEFAULT_APP_NAME.to_owned(),
+            page_name: DEFAULT_PAGE_NAME.to_owned(),
             webhook_url: None,
             optin_window_ms: DEFAULT_OPTIN_WINDOW_MS,
             rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
@@ -102,7 +125,7 @@ impl Default for SandboxConfig {
 
 impl SandboxConfig {
     /// Build a configuration from environment-like variables (`FB_APP_ID`, `FB_APP_SECRET`,
-    /// `FB_PAGE_ID`, `FB_PAGE_ACCESS_TOKEN`, `FB_CLIENT_TOKEN`, `WEBHOOK_URL`,
+    /// `FB_PAGE_ID`, `FB_PAGE_ACCESS_TOKEN`, `FB_CLIENT_TOKEN`, `FB_APP_NAME`, `FB_PAGE_NAME`, `WEBHOOK_URL`,
     /// `OPTIN_WINDOW_SECONDS`, `SANDBOX_RATE_LIMIT_PER_SECOND`, `SANDBOX_LATENCY_MS`); unset or
     /// empty values keep the defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
@@ -122,6 +145,12 @@ impl SandboxConfig {
         }
         if let Some(v) = get("FB_CLIENT_TOKEN") {
             config.client_token = v;
+        }
+        if let Some(v) = get("FB_APP_NAME") {
+            config.app_name = v;
+        }
+        if let Some(v) = get("FB_PAGE_NAME") {
+            config.page_name = v;
         }
         config.webhook_url = get("WEBHOOK_URL");
         if let Some(v) = get("OPTIN_WINDOW_SECONDS") {
@@ -206,8 +235,8 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(state.clone()).into_make_service_with_connect_info::<faults::Conn>();
-    let listener = faults::KillableListener(listener);
+    let app = router(state.clone()).into_make_service_with_connect_info::<listener::Conn>();
+    let listener = listener::KillableListener(listener);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -227,27 +256,27 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let oauth = Arc::new(OAuthState::new(state.clone()));
     Router::new()
         .merge(
             send_api::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                faults::send_api_gate,
+                gate::send_api_gate,
             )),
         )
-        .merge(faults::routes())
+        .merge(controls::routes())
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(inbox::routes())
-        .merge(admin::routes())
-        .merge(hold::routes())
-        .merge(api_version::routes())
-        .merge(oauth::routes(state.clone()))
-        .fallback(errors::unknown_route)
+        .merge(index::routes())
+        .merge(oauth::routes(oauth.clone()))
+        .merge(dialog::routes(oauth))
+        .fallback(index::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         // Outermost: the rate limiter's and the faults' answers carry the header too, as Graph's.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api_version::stamp,
+            gate::stamp,
         ))
         .with_state(state)
 }

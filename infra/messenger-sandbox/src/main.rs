@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
     // Identifiers only; never the secret or the tokens.
     println!("messenger-sandbox listening on {}", sandbox.base_url);
     eprintln!(
-        "messenger-sandbox: app {} page {}, webhook {}, opt-in window {} s; inbox at {}/_sandbox/inbox",
+        "messenger-sandbox: app {} page {}, webhook {}, opt-in window {} s; start page {}/ (links, inbox, controls)",
         config.app_id,
         config.page_id,
         config.webhook_url.as_deref().unwrap_or("(not set)"),

@@ -28,9 +28,14 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::errors::{GRAPH_METHOD_EXCEPTION, GraphError, OAUTH_EXCEPTION};
-use crate::send_api::{INVALID_TOKEN, PROOF_INVALID, PROOF_REQUIRED, is_graph_version};
-use crate::state::{AppState, now_ms, random_alphanumeric};
+use crate::errors::{
+    ACTIVE_TOKEN_REQUIRED, APP_ID_INVALID, CLIENT_SECRET_INVALID, CODE_EXPIRED, CODE_INVALID,
+    CODE_REDIRECT_MISMATCH, CODE_USED, GRAPH_METHOD_EXCEPTION, GraphError, INVALID_PARAMETER,
+    INVALID_TOKEN, OAUTH_EXCEPTION, OTHER_APP_TOKEN, PROOF_INVALID, PROOF_REQUIRED, unknown_path,
+};
+use crate::ids::{is_graph_version, now_ms, random_alphanumeric, random_asid};
+use crate::state::AppState;
+use crate::webhooks::{optin_webhook_body, post_webhook};
 
 pub(crate) const MESSENGER_SCOPE: &str = "user_messenger_contact";
 /// How long a code from the dialog may be exchanged.
@@ -41,17 +46,6 @@ const TOKEN_EXPIRES_IN_S: i64 = 5_183_944;
 pub(crate) const DEFAULT_WEBHOOK_DELAY_MS: u64 = 1_000;
 /// The first name of the sandbox's person unless another is given.
 pub const DEFAULT_FIRST_NAME: &str = "Alex";
-
-pub(crate) const CODE_USED: &str = "This authorization code has been used.";
-pub(crate) const CODE_EXPIRED: &str = "This authorization code has expired.";
-pub(crate) const CODE_REDIRECT_MISMATCH: &str = "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request";
-pub(crate) const CODE_INVALID: &str = "Invalid verification code format.";
-pub(crate) const CLIENT_SECRET_INVALID: &str = "Error validating client secret.";
-pub(crate) const APP_ID_INVALID: &str = "Error validating application. Invalid application ID.";
-pub(crate) const OTHER_APP_TOKEN: &str =
-    "(#100) The App_id in the input_token did not match the Viewing App";
-pub(crate) const ACTIVE_TOKEN_REQUIRED: &str =
-    "An active access token must be used to query information about the current user.";
 
 /// What a person granted to an app.
 #[derive(Clone, Debug)]
@@ -141,12 +135,6 @@ pub(crate) fn login_id_for(app: &AppState, asid: &str) -> String {
     shared::facebook::derive_login_id(&c.client_token, asid, &c.app_id, &c.page_id)
 }
 
-/// A random app-scoped user id (16 digits, no leading zero).
-pub(crate) fn random_asid() -> String {
-    let n: u64 = rand::random_range(1_000_000_000_000_000..10_000_000_000_000_000);
-    n.to_string()
-}
-
 /// When the opt-in webhook goes out after "Allow".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WebhookTiming {
@@ -194,10 +182,10 @@ pub(crate) async fn opt_in_after_allow(
         move || async move {
             let now = now_ms();
             app.record_optin(&login_id, now);
-            let body = crate::webhooks::optin_webhook_body(&app.config.page_id, &login_id, now);
+            let body = optin_webhook_body(&app.config.page_id, &login_id, now);
             let signature =
                 shared::facebook::sign_webhook(app.config.app_secret.as_bytes(), body.as_bytes());
-            crate::webhooks::post_webhook(&app.http, &url, &body, &signature).await
+            post_webhook(&app.http, &url, &body, &signature).await
         }
     };
     match timing {
@@ -213,10 +201,9 @@ pub(crate) async fn opt_in_after_allow(
     }
 }
 
-pub(crate) fn routes(app: Arc<AppState>) -> Router<Arc<AppState>> {
-    let state = Arc::new(OAuthState::new(app));
+/// The server-side Login routes; the dialog's (`crate::dialog::routes`) share the same `OAuthState`.
+pub(crate) fn routes(state: Arc<OAuthState>) -> Router<Arc<AppState>> {
     Router::new()
-        .merge(crate::dialog::routes())
         .route("/{version}/oauth/access_token", get(access_token))
         .route("/{version}/debug_token", get(debug_token))
         .route("/{version}/me", get(me))
@@ -234,10 +221,8 @@ fn params(query: Params) -> HashMap<String, String> {
 fn version_ok(path: &Result<Path<String>, PathRejection>, rest: &str) -> Result<(), GraphError> {
     match path {
         Ok(Path(v)) if is_graph_version(v) => Ok(()),
-        Ok(Path(v)) => Err(crate::errors::unknown_path(&format!("/{v}/{rest}"))),
-        Err(_) => Err(GraphError::invalid_parameter(
-            crate::errors::INVALID_PARAMETER,
-        )),
+        Ok(Path(v)) => Err(unknown_path(&format!("/{v}/{rest}"))),
+        Err(_) => Err(GraphError::invalid_parameter(INVALID_PARAMETER)),
     }
 }
 
@@ -381,17 +366,26 @@ fn check_user_token(oauth: &OAuthState, q: &HashMap<String, String>) -> Result<G
     }
 }
 
+/// The checks of a call made with a user token: the version, then the token and its proof.
+fn user_call(
+    oauth: &OAuthState,
+    path: &Result<Path<String>, PathRejection>,
+    query: Params,
+    rest: &str,
+) -> Result<(HashMap<String, String>, Grant), GraphError> {
+    version_ok(path, rest)?;
+    let q = params(query);
+    let grant = check_user_token(oauth, &q)?;
+    Ok((q, grant))
+}
+
 async fn me(
     State(oauth): State<Arc<OAuthState>>,
     path: Result<Path<String>, PathRejection>,
     query: Params,
 ) -> Response {
-    if let Err(e) = version_ok(&path, "me") {
-        return e.into_response();
-    }
-    let q = params(query);
-    let grant = match check_user_token(&oauth, &q) {
-        Ok(g) => g,
+    let (q, grant) = match user_call(&oauth, &path, query, "me") {
+        Ok(call) => call,
         Err(e) => return e.into_response(),
     };
     let fields = q.get("fields").map_or("id,name", String::as_str);
@@ -421,12 +415,8 @@ async fn permissions(
     path: Result<Path<String>, PathRejection>,
     query: Params,
 ) -> Response {
-    if let Err(e) = version_ok(&path, "me/permissions") {
-        return e.into_response();
-    }
-    let q = params(query);
-    let grant = match check_user_token(&oauth, &q) {
-        Ok(g) => g,
+    let (_, grant) = match user_call(&oauth, &path, query, "me/permissions") {
+        Ok(call) => call,
         Err(e) => return e.into_response(),
     };
     let rows: Vec<_> = grant

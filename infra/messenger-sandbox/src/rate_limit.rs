@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) const WINDOW: Duration = Duration::from_secs(1);
-pub(crate) const RATE_LIMITED: &str = "(#613) Calls to this api have exceeded the rate limit.";
 
 pub(crate) struct RateLimiter {
     /// Calls per second and Page; 0 turns the limit off.

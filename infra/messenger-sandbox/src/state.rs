@@ -1,17 +1,33 @@
-//! The shared state of a running sandbox: configuration, opt-ins, inbox, webhook target.
+//! The shared state of a running sandbox: configuration, webhook target, the links to the app around
+//! it, the records (opt-ins, the inbox, what people did, the Page's policy) and the switches (rate
+//! limit, faults, served version, holds), each switch defined in its own module.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
 
 use crate::SandboxConfig;
-use crate::inbox::InboxMessage;
+use crate::api_version::ServedVersion;
+use crate::faults::Faults;
+use crate::hold::Holds;
+use crate::rate_limit::RateLimiter;
 
 /// How long one webhook delivery may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One message the app sent through the Send API.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InboxMessage {
+    pub message_id: String,
+    pub page_id: String,
+    pub login_id: String,
+    pub text: String,
+    pub messaging_type: String,
+    pub received_at_ms: i64,
+    pub opted_in_at_ms: i64,
+}
 
 /// An opt-in the sandbox knows about (a `login_id` the app may message once the webhook fired).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,10 +35,31 @@ pub(crate) struct OptIn {
     pub opted_in_at_ms: i64,
 }
 
-#[derive(Default)]
-struct Records {
-    optins: HashMap<String, OptIn>,
-    inbox: Vec<InboxMessage>,
+/// What a person did after opting in, as the sandbox sent it to the app (the inbox page shows it
+/// beside the Page's messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PersonAct {
+    /// Wrote to the Page (`POST /_sandbox/message`).
+    Wrote(String),
+    /// Changed their notification status (`POST /_sandbox/notification-status`).
+    NotificationStatus(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PersonEvent {
+    pub login_id: String,
+    pub at_ms: i64,
+    pub act: PersonAct,
+}
+
+/// Everything the sandbox saw, for the pages: opt-ins, messages both ways, the Page's policy.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Records {
+    pub optins: HashMap<String, OptIn>,
+    pub inbox: Vec<InboxMessage>,
+    pub person_events: Vec<PersonEvent>,
+    /// The last policy enforcement sent (`block`, `unblock`, `warning`), if any.
+    pub policy: Option<String>,
 }
 
 pub(crate) struct AppState {
@@ -33,13 +70,15 @@ pub(crate) struct AppState {
     /// One client for every webhook delivery.
     pub http: reqwest::Client,
     /// The Send API's per-Page rate limit.
-    pub rate_limiter: crate::rate_limit::RateLimiter,
+    pub rate_limiter: RateLimiter,
     /// Added latency, fault rules and Send API counters.
-    pub faults: crate::faults::Faults,
+    pub faults: Faults,
     /// The version answers name instead of the asked one (`facebook-api-version`), if set.
-    pub api_version: crate::api_version::ServedVersion,
+    pub api_version: ServedVersion,
     /// Send API calls held until released (`POST /_sandbox/hold`).
-    pub holds: crate::hold::Holds,
+    pub holds: Holds,
+    /// Links to the app around the sandbox (its API, docs, website), named by whoever started it.
+    links: RwLock<Vec<(String, String)>>,
 }
 
 impl AppState {
@@ -49,14 +88,15 @@ impl AppState {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self {
-            rate_limiter: crate::rate_limit::RateLimiter::new(config.rate_limit_per_second),
-            faults: crate::faults::Faults::new(config.latency_ms),
+            rate_limiter: RateLimiter::new(config.rate_limit_per_second),
+            faults: Faults::new(config.latency_ms),
             webhook_url: RwLock::new(config.webhook_url.clone()),
             config,
             records: Mutex::new(Records::default()),
             http,
             api_version: Default::default(),
             holds: Default::default(),
+            links: Default::default(),
         })
     }
 
@@ -80,6 +120,33 @@ impl AppState {
             .webhook_url
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = url;
+    }
+
+    pub fn links(&self) -> Vec<(String, String)> {
+        self.links
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_links(&self, links: Vec<(String, String)>) {
+        *self
+            .links
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = links;
+    }
+
+    /// A copy of everything recorded (for the pages).
+    pub fn snapshot(&self) -> Records {
+        self.records().clone()
+    }
+
+    pub fn push_person_event(&self, event: PersonEvent) {
+        self.records().person_events.push(event);
+    }
+
+    pub fn set_policy(&self, action: &str) {
+        self.records().policy = Some(action.to_owned());
     }
 
     /// Record (or refresh) an opt-in.
@@ -117,45 +184,9 @@ impl AppState {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// `len` random ASCII letters and digits.
-pub(crate) fn random_alphanumeric(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
-/// A fresh `login_id`: 64 lowercase hex characters, like the ones Facebook sends.
-pub(crate) fn random_login_id() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_ids_have_the_expected_shape() {
-        let id = random_login_id();
-        assert_eq!(id.len(), 64);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        );
-        assert_ne!(id, random_login_id());
-        let s = random_alphanumeric(23);
-        assert_eq!(s.len(), 23);
-        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
-    }
 
     #[test]
     fn records_are_filtered_and_reset() {

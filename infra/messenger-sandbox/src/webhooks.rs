@@ -13,7 +13,8 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::GraphError;
-use crate::state::{AppState, now_ms, random_login_id};
+use crate::ids::{now_ms, random_login_id};
+use crate::state::AppState;
 
 /// Upper bound of `deliveries` in one request.
 pub(crate) const MAX_DELIVERIES: u32 = 100;

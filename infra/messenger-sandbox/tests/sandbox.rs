@@ -792,3 +792,55 @@ async fn a_held_send_does_not_land_until_released() {
     assert_eq!(status, 400);
     sb.shutdown().await;
 }
+
+/// GET `path` with `accept`; (status, content type, body).
+async fn get_as(sb: &RunningSandbox, path: &str, accept: &str) -> (u16, String, String) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", sb.base_url))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_root_is_a_start_page_and_browsers_get_pages_not_json() {
+    let sb = sandbox().await;
+    sb.set_links(&[("OpenAPI document", "http://127.0.0.1:3000/openapi.json")]);
+    let (status, content_type, html) = get_as(&sb, "/", "application/json").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    for needle in [
+        "href=\"/_sandbox/style.css\"",
+        "id=\"back\"",
+        "href=\"/_sandbox/inbox?format=html\"",
+        "id=\"dialog-link\"",
+        "href=\"http://127.0.0.1:3000/openapi.json\"",
+        "POST /_sandbox/hold",
+    ] {
+        assert!(html.contains(needle), "{needle}: {html}");
+    }
+    let (status, content_type, css) = get_as(&sb, "/_sandbox/style.css", "text/css").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/css"), "{content_type}");
+    assert!(css.contains("body {"), "{css}");
+
+    // A browser on a path that does not exist: a page with the way back.
+    let (status, content_type, html) = get_as(&sb, "/nope", "text/html,*/*").await;
+    assert_eq!(status, 404);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains("href=\"/\""), "{html}");
+    // Graph's paths answer Graph's JSON to browsers too.
+    let (status, _, body) = get_as(&sb, "/v25.0/me/feed", "text/html").await;
+    assert_eq!(status, 404);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["error"]["code"], 803, "{answer}");
+    sb.shutdown().await;
+}
