@@ -7,15 +7,13 @@
 //!
 //! The HTTP API's pages (`functions/http-api/src/pages.rs`: sign-in status, error, bad
 //! `return_to`, API root) are rendered and served here with their Content-Security-Policy, which
-//! must let the inlined shared stylesheet through. That file is compiled into this test with
-//! `#[path]` until the API declares the module; then use `http_api::pages` instead.
+//! must let the inlined shared stylesheet through. The API's own routes answer with these pages
+//! (`functions/http-api/tests/http_api/pages.rs` checks which route answers which).
 //!
 //! Only the sandbox runs (no AWS emulator): the person's replies go to a stub webhook that answers
 //! 200. Skipped, with a message, when /usr/bin/chromium is absent (`make browser` installs it).
 
-#[path = "../../functions/http-api/src/pages.rs"]
-#[allow(dead_code)]
-mod http_api_pages;
+use http_api::pages as http_api_pages;
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -17,6 +17,7 @@ pub mod deps;
 pub mod facebook_callbacks;
 pub mod login;
 pub mod openapi;
+pub mod pages;
 pub mod response;
 mod webhook;
 
@@ -53,6 +54,7 @@ enum Endpoint {
     Deauthorize,
     DataDeletion,
     Healthz,
+    Index,
     LoginStart,
     LoginCallback,
     OpenApi,
@@ -69,6 +71,7 @@ const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
     (Mount::Facebook, "POST", "/webhooks/messenger", Endpoint::WebhookReceive),
     (Mount::Facebook, "POST", "/facebook/deauthorize", Endpoint::Deauthorize),
     (Mount::Facebook, "POST", "/facebook/data-deletion", Endpoint::DataDeletion),
+    (Mount::Public, "GET", "/", Endpoint::Index),
     (Mount::Public, "GET", "/healthz", Endpoint::Healthz),
     (Mount::Public, "GET", "/login/start", Endpoint::LoginStart),
     (Mount::Public, "GET", "/login/callback", Endpoint::LoginCallback),
@@ -79,11 +82,16 @@ const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
     (Mount::Api, "POST", "/v1/users/{asid}/opt-out", Endpoint::OptOut),
 ];
 
-/// Route one request. Infallible by design.
+/// Route one request. Infallible by design. A browser (`Accept: text/html`) gets a refusal as a
+/// page with a way back, except under the website API's `/v1/`, which always answers JSON.
 pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    route(deps, &request)
-        .await
-        .unwrap_or_else(HttpError::into_response)
+    route(deps, &request).await.unwrap_or_else(|e| {
+        if pages::wants_html(&request) && !request.uri().path().starts_with(API_PREFIX) {
+            pages::error_response(e)
+        } else {
+            e.into_response()
+        }
+    })
 }
 
 impl LiveDeps {
@@ -99,7 +107,11 @@ async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpErr
             "the request body is larger than 1 MiB",
         ));
     }
-    let path = request.uri().path().trim_end_matches('/');
+    // Trailing slashes do not make another route; the root stays "/".
+    let path = match request.uri().path().trim_end_matches('/') {
+        "" => "/",
+        path => path,
+    };
     let (facebook, path) = split_facebook_route(deps.config.facebook_path_segment.as_deref(), path);
     let mount = if facebook {
         Mount::Facebook
@@ -121,6 +133,10 @@ async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpErr
         Endpoint::Healthz => Ok(response::json(
             StatusCode::OK,
             &serde_json::json!({"ok": true}),
+        )),
+        Endpoint::Index => Ok(pages::html(
+            StatusCode::OK,
+            pages::api_index(deps.config.public_base_url.as_deref()),
         )),
         Endpoint::LoginStart => login::start::start(deps, request).await,
         Endpoint::LoginCallback => Ok(login::callback::callback(deps, request).await),

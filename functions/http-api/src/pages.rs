@@ -8,6 +8,9 @@
 //! has no static files: [`CONTENT_SECURITY_POLICY`] allows exactly that stylesheet (by its
 //! SHA-256) and nothing else — no script, no image, no form.
 
+use crate::response::HttpError;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 
 /// The project's one stylesheet, compiled in.
@@ -185,44 +188,63 @@ pub fn api_index(public_base_url: Option<&str>) -> String {
     page("Login Connect with Messenger — API", &main, None)
 }
 
-/// Standard base64 with padding (for the CSP hash; the API has no base64 dependency).
+/// Standard base64 with padding (CSP hashes are written so).
 fn base64_standard(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Whether the request comes from a browser that wants a page (`Accept` names `text/html`).
+pub fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// A page answer: HTML, never cached, under [`CONTENT_SECURITY_POLICY`].
+pub fn html(status: StatusCode, page: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(page));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(csp) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
-    out
+    response
+}
+
+/// A refused browser route as a page: the error's status, message and code, a way back, the
+/// detail of a failure logged (as the JSON answer would).
+pub fn error_response(e: HttpError) -> Response<Body> {
+    e.log();
+    let status = e.status();
+    let page = match e.code() {
+        "invalid_return_to" => bad_return_to_page(e.message()),
+        code => {
+            let title = if status == StatusCode::NOT_FOUND {
+                "Page not found"
+            } else if status == StatusCode::METHOD_NOT_ALLOWED {
+                "This page cannot be used that way"
+            } else if status.is_server_error() {
+                "This did not work just now"
+            } else {
+                "This sign-in link is not valid"
+            };
+            error_page(title, e.message(), code, None)
+        }
+    };
+    html(status, page)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_4648_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_standard(input.as_bytes()), expected, "{input}");
-        }
-    }
 
     #[test]
     fn the_policy_allows_exactly_the_inlined_stylesheet() {

@@ -28,41 +28,24 @@ pub async fn callback(deps: &Deps, request: &Request) -> Response<Body> {
     }
 }
 
-fn wants_html(request: &Request) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
-}
-
 /// A refused callback: nothing written, the state cookie cleared. HTML for browsers.
 fn refused(request: &Request, e: HttpError) -> Response<Body> {
-    let mut response = if wants_html(request) {
-        e.log();
-        let (code, message) = (e.code(), e.message());
-        let page = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-             <title>Sign-in link not valid</title></head><body>\
-             <h1>This sign-in link is not valid</h1><p>{message}</p>\
-             <p>Please go back to the website and start again.</p>\
-             <p><small>Error code: <code>{code}</code></small></p></body></html>"
-        );
-        let mut r = Response::new(Body::Text(page));
-        *r.status_mut() = e.status();
-        insert(&mut r, header::CONTENT_TYPE, "text/html; charset=utf-8");
-        insert(&mut r, header::CACHE_CONTROL, "no-store");
-        r
+    let mut response = if crate::pages::wants_html(request) {
+        crate::pages::error_response(e)
     } else {
         e.into_response()
     };
     insert(&mut response, header::SET_COOKIE, &set_cookie("", 0));
-    insert(
-        &mut response,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'",
-    );
+    if !response
+        .headers()
+        .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        insert(
+            &mut response,
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'",
+        );
+    }
     response
 }
 

@@ -5,5 +5,6 @@ mod api;
 mod common;
 mod facebook_callbacks;
 mod login;
+mod pages;
 mod security;
 mod webhook;
