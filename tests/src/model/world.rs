@@ -18,6 +18,7 @@ use shared::config::Secrets;
 use shared::domain::{HOUR_MS, Millis, OptInKey, SendJob};
 use shared::facebook::{derive_login_id, sign_webhook};
 use shared::ports::Clock;
+use shared::ports::bundle::Ports;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -179,32 +180,27 @@ impl World {
             logins: logins.clone(),
             facebook: facebook.clone(),
         };
-        let sender = sender::Deps {
-            config: config(),
-            store: store.clone(),
+        let ports = Ports {
+            opt_ins: store.clone(),
+            conversations: store.clone(),
             pages: store.clone(),
+            erasure: Arc::new(MemoryErasure::new(store.clone(), logins.clone())),
+            logins: logins.clone(),
             queue: send_queue.clone(),
             retry: retry.clone(),
             scheduler: scheduler.clone(),
             alerts: alerts.clone(),
-            messenger: messenger.clone(),
+            metrics,
             clock: clock.clone(),
+            facebook: facebook.clone(),
+            messenger: messenger.clone(),
+        };
+        let sender = sender::Deps {
             // Pacing is about throughput in real time; the model's time is the manual clock.
             pacer: Arc::new(sender::Pacer::new(1_000_000, 1_000_000)),
-            metrics: metrics.clone(),
-            logins: logins.clone(),
+            ..sender::Deps::from_ports(config(), &ports)
         };
-        let deadlines = deadline_alerts::Deps {
-            config: config(),
-            store: store.clone(),
-            pages: store.clone(),
-            logins: logins.clone(),
-            queue: send_queue.clone(),
-            scheduler: scheduler.clone(),
-            alerts: alerts.clone(),
-            clock: clock.clone(),
-            metrics,
-        };
+        let deadlines = deadline_alerts::Deps::from_ports(config(), &ports);
         Self {
             clock,
             ticks,

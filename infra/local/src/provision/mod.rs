@@ -27,4 +27,5 @@ mod resources;
 mod stack;
 mod template;
 
-pub use stack::{LOCAL_ACCOUNT_ID, ProvisionError, Provisioned, provision};
+pub use stack::{ProvisionError, Provisioned, provision};
+pub use template::LOCAL_ACCOUNT_ID;

@@ -8,9 +8,6 @@ use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Moto's (and the AWS docs') default account.
-pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
-
 /// What was created, by the logical IDs of the template contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioned {

@@ -2,9 +2,11 @@
 //! (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, short or long form) resolved against the
 //! parameters' defaults, pseudo parameters and what was created, and its conditions.
 
-use super::stack::LOCAL_ACCOUNT_ID;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeMap;
+
+/// Moto's (and the AWS docs') default account (`AWS::AccountId`).
+pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
 
 /// The parts of the template we read.
 #[derive(Debug)]
