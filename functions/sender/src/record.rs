@@ -23,6 +23,17 @@ pub const MAX_BOUNDED_ATTEMPTS: u32 = 3;
 /// Attempts allowed for errors not in the table before pausing and alerting.
 pub const MAX_UNKNOWN_ATTEMPTS: u32 = 5;
 
+/// Tries of a write after Graph accepted the message: a lost write there is a resend or a
+/// send after an opt-out nobody recorded.
+const WRITE_TRIES: u32 = 3;
+
+/// The pause before the write's try number `retry` (from 0): none, 100 ms, 400 ms.
+async fn pause_before_try(retry: u32) {
+    if retry > 0 {
+        tokio::time::sleep(Duration::from_millis(100 * u64::from(4u32.pow(retry - 1)))).await;
+    }
+}
+
 /// Write SENT. Graph has accepted the message: from here until the write is durable is the only
 /// window in which a crash can lead to a second message (docs/sender.md measures it), so the
 /// write is retried briefly rather than given up.
@@ -39,10 +50,8 @@ pub(crate) async fn sent(
         message_id: message_id.clone(),
     };
     let started = std::time::Instant::now();
-    for retry in 0..3u32 {
-        if retry > 0 {
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(4u32.pow(retry - 1)))).await;
-        }
+    for retry in 0..WRITE_TRIES {
+        pause_before_try(retry).await;
         match deps
             .ports
             .opt_ins
@@ -120,10 +129,8 @@ async fn refused_after_send(
         login_id_prefix = %login,
         "message accepted by Graph after the opt-out was recorded (in flight); recording it on the opt-in"
     );
-    for retry in 0..3u32 {
-        if retry > 0 {
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(4u32.pow(retry - 1)))).await;
-        }
+    for retry in 0..WRITE_TRIES {
+        pause_before_try(retry).await;
         match deps
             .ports
             .opt_ins

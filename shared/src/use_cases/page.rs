@@ -108,7 +108,14 @@ impl<'a> PagePorts<'a> {
 
     /// [`PagePorts::new`] over a port bundle (the `Deps` of the sender and of deadline-alerts).
     pub fn from_ports(ports: &'a Ports, config: &Config) -> Self {
-        Self::new(&*ports.pages, &*ports.queue, &*ports.alerts, &*ports.clock, config)
+        let Ports {
+            pages,
+            queue,
+            alerts,
+            clock,
+            ..
+        } = ports;
+        Self::new(&**pages, &**queue, &**alerts, &**clock, config)
     }
 }
 

@@ -2,9 +2,8 @@
 //! mode, provisioned throughput and TTL.
 
 use super::stack::{ProvisionError, Provisioner, aws_error, invalid};
-use super::template::{Created, scalar_string};
+use super::template::scalar_string;
 use serde_yaml_ng::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 impl Provisioner {
@@ -129,13 +128,7 @@ impl Provisioner {
                     .map_err(|e| aws_error(id, "UpdateTimeToLive", e))?;
             }
         }
-        self.ctx.created.insert(
-            id.to_owned(),
-            Created {
-                reference: name,
-                attributes: BTreeMap::from([("Arn", arn)]),
-            },
-        );
+        self.remember(id, name, [("Arn", arn)]);
         Ok(())
     }
 }

@@ -1,9 +1,7 @@
 //! Queues (with their redrive policies), schedule groups, topics and secrets.
 
 use super::stack::{ProvisionError, Provisioner, aws_error, invalid};
-use super::template::Created;
 use serde_yaml_ng::Value;
-use std::collections::BTreeMap;
 
 impl Provisioner {
     // ------------------------------------------------------------------ SQS
@@ -52,12 +50,10 @@ impl Provisioner {
             .attributes
             .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
             .ok_or_else(|| invalid(id, "the queue has no QueueArn"))?;
-        self.ctx.created.insert(
-            id.to_owned(),
-            Created {
-                reference: url.clone(),
-                attributes: BTreeMap::from([("Arn", arn), ("QueueName", name), ("QueueUrl", url)]),
-            },
+        self.remember(
+            id,
+            url.clone(),
+            [("Arn", arn), ("QueueName", name), ("QueueUrl", url)],
         );
         Ok(())
     }
@@ -134,13 +130,7 @@ impl Provisioner {
             }
             Err(e) => return Err(aws_error(id, "CreateScheduleGroup", e)),
         };
-        self.ctx.created.insert(
-            id.to_owned(),
-            Created {
-                reference: name,
-                attributes: BTreeMap::from([("Arn", arn)]),
-            },
-        );
+        self.remember(id, name, [("Arn", arn)]);
         Ok(())
     }
 
@@ -163,13 +153,7 @@ impl Provisioner {
             .map_err(|e| aws_error(id, "CreateTopic", e))?
             .topic_arn
             .ok_or_else(|| invalid(id, "CreateTopic returned no ARN"))?;
-        self.ctx.created.insert(
-            id.to_owned(),
-            Created {
-                reference: arn.clone(),
-                attributes: BTreeMap::from([("TopicArn", arn), ("TopicName", name)]),
-            },
-        );
+        self.remember(id, arn.clone(), [("TopicArn", arn), ("TopicName", name)]);
         Ok(())
     }
 
@@ -205,13 +189,7 @@ impl Provisioner {
             Err(e) => return Err(aws_error(id, "CreateSecret", e)),
         };
         let arn = arn.ok_or_else(|| invalid(id, "Secrets Manager returned no ARN"))?;
-        self.ctx.created.insert(
-            id.to_owned(),
-            Created {
-                reference: arn.clone(),
-                attributes: BTreeMap::from([("Id", arn), ("Name", name)]),
-            },
-        );
+        self.remember(id, arn.clone(), [("Id", arn), ("Name", name)]);
         Ok(())
     }
 }

@@ -227,6 +227,23 @@ impl Provisioner {
 
     // ------------------------------------------------------------------ result
 
+    /// Remember a created resource: what `!Ref` gives and its `!GetAtt` attributes.
+    pub(super) fn remember<const N: usize>(
+        &mut self,
+        id: &str,
+        reference: String,
+        attributes: [(&'static str, String); N],
+    ) {
+        let attributes = BTreeMap::from(attributes);
+        self.ctx.created.insert(
+            id.to_owned(),
+            Created {
+                reference,
+                attributes,
+            },
+        );
+    }
+
     pub(super) fn created(
         &self,
         id: &str,
