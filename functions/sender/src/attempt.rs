@@ -132,10 +132,7 @@ async fn too_late_to_send(
     if claimed.deadline_at - now <= margin {
         return Some(record::out_of_time(deps, claimed, owner, None).await);
     }
-    if !claimed
-        .lease_until
-        .is_some_and(|until| until - now <= margin)
-    {
+    if claimed.lease_until.is_none_or(|until| until - now > margin) {
         return None;
     }
     // The claim itself was slow: sending now could outlive the lease. Hand the opt-in back.
