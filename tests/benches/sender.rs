@@ -17,6 +17,7 @@ use messenger_sandbox::Limits;
 use sender::Deps;
 use shared::adapters::graph::GraphClient;
 use shared::domain::OptInKey;
+use shared::ports::bundle::Ports;
 use shared::ports::{SendOutcome, SystemClock};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -56,27 +57,21 @@ async fn run() {
 
 /// A sender instance like the first one but with its own Graph client (connection pool) and pacer.
 fn another_instance(first: &Deps) -> Deps {
-    Deps {
-        pacer: Arc::new(sender::Pacer::for_tuning(&first.config.send)),
-        config: first.config.clone(),
-        store: first.store.clone(),
-        pages: first.pages.clone(),
-        queue: first.queue.clone(),
-        retry: first.retry.clone(),
-        scheduler: first.scheduler.clone(),
-        alerts: first.alerts.clone(),
-        messenger: Arc::new(
-            GraphClient::new(&first.config, &sandbox_secrets()).expect("graph client"),
-        ),
-        clock: Arc::new(SystemClock),
-        metrics: first.metrics.clone(),
-        logins: first.logins.clone(),
-    }
+    Deps::from_ports(
+        first.config.clone(),
+        &Ports {
+            messenger: Arc::new(
+                GraphClient::new(&first.config, &sandbox_secrets()).expect("graph client"),
+            ),
+            clock: Arc::new(SystemClock),
+            ..first.ports.clone()
+        },
+    )
 }
 
 async fn world(settings: &[(&str, &str)]) -> SenderWorld {
     let mut w = SenderWorld::in_memory(settings).await;
-    w.deps.clock = Arc::new(SystemClock);
+    w.deps.ports.clock = Arc::new(SystemClock);
     w.sandbox.set_limits(Limits {
         rate_limit_per_second: Some(PAGE_LIMIT),
         latency_ms: Some(LATENCY_MS),
@@ -306,6 +301,7 @@ async fn crash_window_and_moto() {
         assert!(claimed.is_ok_and(|c| c.is_done()));
         let sent = w
             .deps
+            .ports
             .messenger
             .send_initial_message(&key.page_id, &key.login_id, "hi")
             .await
@@ -334,7 +330,7 @@ async fn crash_window_and_moto() {
     let m = 500;
     let keys = opt_ins(&w, m).await;
     let mut deps = another_instance(&w.deps);
-    deps.clock = Arc::new(SystemClock);
+    deps.ports.clock = Arc::new(SystemClock);
     let run = drive(vec![Arc::new(deps)], 4, keys).await;
     let (end, total) = run.done.last().copied().unwrap_or((run.started, 0));
     let secs = end.duration_since(run.started).as_secs_f64();

@@ -87,12 +87,13 @@ pub async fn world(now: Millis, overrides: &[(&str, &str)]) -> World {
     http.metrics = metrics.clone();
     let mut sender = sender::Deps::from_aws(config.clone(), &secrets, &sdk)
         .unwrap_or_else(|e| panic!("graph client: {e}"));
-    sender.clock = clock.clone();
-    sender.metrics = metrics.clone();
-    sender.messenger = messenger.clone();
-    let mut alerts = deadline_alerts::Deps::from_aws(config.clone(), &sdk);
-    alerts.clock = clock.clone();
-    alerts.metrics = metrics.clone();
+    sender.ports.clock = clock.clone();
+    sender.ports.metrics = metrics.clone();
+    sender.ports.messenger = messenger.clone();
+    let mut alerts = deadline_alerts::Deps::from_aws(config.clone(), &sdk)
+        .unwrap_or_else(|e| panic!("graph client: {e}"));
+    alerts.ports.clock = clock.clone();
+    alerts.ports.metrics = metrics.clone();
 
     let inbox = local_runner::alert_inbox::AlertInbox::subscribe(
         &sdk,

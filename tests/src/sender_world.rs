@@ -11,11 +11,14 @@ use sender::Deps;
 use shared::adapters::dynamodb::DynamoOptInStore;
 use shared::adapters::graph::GraphClient;
 use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
+    ManualClock, MemoryAlerts, MemoryErasure, MemoryOptInStore, MemoryScheduler, MemorySendQueue,
+    test_config,
 };
+use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore};
 use shared::adapters::memory_send::MemoryRetryQueue;
 use shared::config::Secrets;
 use shared::domain::{HOUR_MS, Millis, OptIn, OptInKey, SendJob};
+use shared::ports::bundle::Ports;
 use shared::ports::send::PageStateStore;
 use shared::ports::{Clock, OptInStore};
 use std::sync::Arc;
@@ -112,20 +115,26 @@ impl SenderWorld {
         let scheduler = Arc::new(MemoryScheduler::default());
         let clock = Arc::new(ManualClock::at(now_ms()));
         let messenger = GraphClient::new(&config, &sandbox_secrets()).expect("graph client");
-        let deps = Deps {
-            pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
-            config,
-            store: store.clone(),
+        // The sender never calls the conversation, erasure or Facebook Login ports: twins of their
+        // own.
+        let unused = Arc::new(MemoryOptInStore::new());
+        let logins = Arc::new(MemoryLoginStore::new());
+        let ports = Ports {
+            opt_ins: store.clone(),
+            conversations: unused.clone(),
             pages: pages.clone(),
+            erasure: Arc::new(MemoryErasure::new(unused, logins.clone())),
+            logins,
             queue: queue.clone(),
             retry: retry.clone(),
             scheduler: scheduler.clone(),
             alerts: alerts.clone(),
-            messenger: Arc::new(messenger),
-            clock: clock.clone(),
             metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-            logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+            clock: clock.clone(),
+            facebook: Arc::new(MemoryFacebookLogin::default()),
+            messenger: Arc::new(messenger),
         };
+        let deps = Deps::from_ports(config, &ports);
         Self {
             deps,
             sandbox,
@@ -146,7 +155,7 @@ impl SenderWorld {
     /// A cold start with other credentials (e.g. the operator fixed the token).
     pub fn use_secrets(&mut self, secrets: &Secrets) {
         let client = GraphClient::new(&self.deps.config, secrets).expect("graph client");
-        self.deps.messenger = Arc::new(client);
+        self.deps.ports.messenger = Arc::new(client);
     }
 
     pub fn now(&self) -> Millis {

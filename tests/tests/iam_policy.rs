@@ -582,9 +582,9 @@ fn only_the_functions_that_use_the_secret_can_read_it() {
         !reads("DeadlineAlertsFunction"),
         "deadline-alerts uses no secret: a malformed secret edit must not stop alerting"
     );
-    // And its code does not read one (the main loads settings only).
+    // And its code does not read one (`run` loads settings only).
     let main =
-        std::fs::read_to_string(workspace_root().join("functions/deadline-alerts/src/main.rs"))
+        std::fs::read_to_string(workspace_root().join("functions/deadline-alerts/src/lib.rs"))
             .unwrap();
     assert!(main.contains("load_settings()") && !main.contains("load_from_env"));
 }

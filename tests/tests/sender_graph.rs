@@ -630,7 +630,7 @@ async fn graph_answering_another_api_version_is_counted() {
     )
     .unwrap()
     .with_metrics(metrics.clone());
-    w.deps.messenger = Arc::new(client);
+    w.deps.ports.messenger = Arc::new(client);
 
     // The asked version answers: nothing counted.
     let k1 = w.opt_in().await;

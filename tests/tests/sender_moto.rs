@@ -9,6 +9,7 @@ use shared::adapters::memory::{MemoryAlerts, MemoryScheduler};
 use shared::adapters::sqs::SqsSendQueue;
 use shared::domain::{LastError, OptIn, OptInKey, SendJob, State};
 use shared::page::{PageStatus, PauseCause};
+use shared::ports::bundle::Ports;
 use shared::ports::send::{PageStateStore, RetryQueue};
 use shared::ports::{OptInStore, SendQueue, SystemClock, Transitioned};
 use shared::table;
@@ -243,20 +244,22 @@ async fn the_same_opt_in_enqueued_ten_times_and_two_senders_polling_at_once_send
     let instance = || {
         let store = Arc::new(dynamo(&w));
         let queue = Arc::new(sqs(&w));
-        sender::Deps {
-            pacer: Arc::new(sender::Pacer::for_tuning(&w.deps.config.send)),
-            config: w.deps.config.clone(),
-            store: store.clone(),
-            pages: store,
-            queue: queue.clone(),
-            retry: queue,
-            scheduler: Arc::new(MemoryScheduler::default()),
-            alerts: Arc::new(MemoryAlerts::default()),
-            messenger: Arc::new(GraphClient::new(&w.deps.config, &sandbox_secrets()).unwrap()),
-            clock: Arc::new(SystemClock),
-            metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-            logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
-        }
+        sender::Deps::from_ports(
+            w.deps.config.clone(),
+            &Ports {
+                opt_ins: store.clone(),
+                pages: store,
+                queue: queue.clone(),
+                retry: queue,
+                scheduler: Arc::new(MemoryScheduler::default()),
+                alerts: Arc::new(MemoryAlerts::default()),
+                messenger: Arc::new(GraphClient::new(&w.deps.config, &sandbox_secrets()).unwrap()),
+                clock: Arc::new(SystemClock),
+                metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+                logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+                ..w.deps.ports.clone()
+            },
+        )
     };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (_paused, paused_rx) = tokio::sync::watch::channel(false);

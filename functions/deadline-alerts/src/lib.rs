@@ -17,18 +17,16 @@
 use futures::StreamExt;
 use serde::Serialize;
 use shared::actions;
+use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::attention::{is_stuck, next_attention};
+use shared::bootstrap::{AwsPorts, SdkConfig};
 use shared::config::Config;
+use shared::config::SecretString;
 use shared::domain::{Alert, AlertInput, Millis, OptIn, SendJob, login_id_prefix};
-use shared::login::LoginStore;
-use shared::metrics::Metrics;
-use shared::ports::send::PageStateStore;
-use shared::ports::{
-    Alerts, Clock, DeadlineScheduler, OptInStore, PortError, SendQueue, SystemClock, Transitioned,
-};
+use shared::ports::bundle::Ports;
+use shared::ports::{PortError, Transitioned};
 use shared::use_cases::page::PagePorts;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info};
 
@@ -45,39 +43,47 @@ pub const SWEEP_TIME_BUDGET: Duration = Duration::from_secs(40);
 
 pub struct Deps {
     pub config: Config,
-    pub store: Arc<dyn OptInStore>,
-    pub queue: Arc<dyn SendQueue>,
-    pub scheduler: Arc<dyn DeadlineScheduler>,
-    pub alerts: Arc<dyn Alerts>,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<dyn Metrics>,
-    /// LOGIN items: the sweep alerts about granted logins whose opt-in never arrived.
-    pub logins: Arc<dyn LoginStore>,
-    /// The Page state item: the sweep queues what a resume left behind.
-    pub pages: Arc<dyn PageStateStore>,
+    /// deadline-alerts uses the opt-in and Page stores, the send queue, the scheduler (to cancel),
+    /// alerts, metrics, the clock and the LOGIN store (granted logins whose opt-in never arrived).
+    pub ports: Ports,
 }
 
 impl Deps {
-    /// The production wiring, shared by the Lambda main and the local runner.
-    pub fn from_aws(config: Config, sdk: &shared::bootstrap::SdkConfig) -> Self {
-        let ports = shared::bootstrap::AwsPorts::new(&config, sdk);
+    /// The production wiring, shared by [`run`] and the local runner. The bundle's Graph client is
+    /// never called here (no Page token, no app secret: this function reads no secret).
+    pub fn from_aws(config: Config, sdk: &SdkConfig) -> Result<Self, GraphInitError> {
+        let graph = GraphClient::for_login(&config, SecretString::default())?;
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        Ok(Self::from_ports(config, &ports))
+    }
+
+    /// deadline-alerts over any port bundle.
+    pub fn from_ports(config: Config, ports: &Ports) -> Self {
         Self {
-            pages: ports.store.clone(),
-            store: ports.store,
-            queue: ports.queue,
-            scheduler: ports.scheduler,
-            alerts: ports.alerts,
-            clock: Arc::new(SystemClock),
-            metrics: ports.metrics,
-            logins: Arc::new(
-                shared::adapters::dynamodb_login::DynamoLoginStore::from_sdk(
-                    sdk,
-                    config.table_name.clone(),
-                ),
-            ),
             config,
+            ports: ports.clone(),
         }
     }
+}
+
+/// The Lambda process: refuse TRACE logging of raw events, load config and clients once (cold
+/// start), then handle schedule invocations. No secret is read (`load_settings()`): this function
+/// uses none, and a malformed secret edit must not stop alerting (its IAM role cannot read the
+/// secret either).
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    shared::bootstrap::check_log_levels_from_env()?;
+    lambda_runtime::tracing::init_default_subscriber();
+    let (config, sdk) = shared::bootstrap::load_settings().await?;
+    let deps = Deps::from_aws(config, &sdk)?;
+    let deps = &deps;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            handle(deps, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
 }
 
 /// What one invocation did (returned as the invocation's result, and logged).
@@ -117,14 +123,15 @@ pub enum AlertsError {
 pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, AlertsError> {
     let input: AlertInput =
         serde_json::from_value(input).map_err(|e| AlertsError::BadInput(e.to_string()))?;
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let mut summary = Summary::default();
     match input {
         AlertInput::DeadlineCheck(check) => {
             // A check whose deadline is not the opt-in's belongs to an earlier generation (the
             // person opted out, then consented anew): the new generation has its own schedule.
             if let Some(opt_in) = deps
-                .store
+                .ports
+                .opt_ins
                 .get_opt_in(&check.key())
                 .await?
                 .filter(|o| o.deadline_at == check.deadline_at)
@@ -155,7 +162,11 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
     summary.requeued_paused = requeue_left_behind(deps).await;
     let started = Instant::now();
     for _ in 0..SWEEP_MAX_ROUNDS {
-        let due = deps.store.due_for_attention(now, SWEEP_LIMIT).await?;
+        let due = deps
+            .ports
+            .opt_ins
+            .due_for_attention(now, SWEEP_LIMIT)
+            .await?;
         let full = due.len() == SWEEP_LIMIT;
         let visits: Vec<Visit> = futures::stream::iter(due)
             .map(|opt_in| async move { visit_and_defer(deps, &opt_in, now).await })
@@ -177,13 +188,7 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
 /// Queue the PAUSED opt-ins the served Page's last resume left behind (once per sweep each).
 /// Failures are logged: those opt-ins stay PAUSED and the next sweep tries again.
 async fn requeue_left_behind(deps: &Deps) -> usize {
-    let ports = PagePorts::new(
-        deps.pages.as_ref(),
-        deps.queue.as_ref(),
-        deps.alerts.as_ref(),
-        deps.clock.as_ref(),
-        &deps.config,
-    );
+    let ports = PagePorts::from_ports(&deps.ports, &deps.config);
     let mut queued = HashSet::new();
     match ports
         .requeue_for_sweep(
@@ -219,7 +224,12 @@ struct Visit {
 async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {
     let mut visit = attend(deps, opt_in, now, true).await;
     if let Some(next) = visit.next.filter(|next| *next > now && !visit.failed) {
-        match deps.store.defer_attention(&opt_in.key(), next).await {
+        match deps
+            .ports
+            .opt_ins
+            .defer_attention(&opt_in.key(), next)
+            .await
+        {
             Ok(Transitioned::Done(_)) => visit.deferred = true,
             // Terminal meanwhile (sent, opted out): it has left the index.
             Ok(Transitioned::Refused(_)) => {}
@@ -240,10 +250,10 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
         // When this call did not expire it (expired by someone else, a sender still holds a live
         // lease, or the write failed), `next_attention` keeps it due or looks again after the lease.
         if let Some(expired) = actions::expire_opt_in(
-            deps.store.as_ref(),
-            deps.scheduler.as_ref(),
-            deps.alerts.as_ref(),
-            deps.metrics.as_ref(),
+            deps.ports.opt_ins.as_ref(),
+            deps.ports.scheduler.as_ref(),
+            deps.ports.alerts.as_ref(),
+            deps.ports.metrics.as_ref(),
             &key,
             now,
         )
@@ -260,9 +270,9 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
     if opt_in.alert_at <= now
         && opt_in.alerted_at.is_none()
         && actions::alert_at_risk_once(
-            deps.store.as_ref(),
-            deps.alerts.as_ref(),
-            deps.metrics.as_ref(),
+            deps.ports.opt_ins.as_ref(),
+            deps.ports.alerts.as_ref(),
+            deps.ports.metrics.as_ref(),
             opt_in,
             now,
             "the initial message is still not sent and the deadline is near",
@@ -273,7 +283,7 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
         view.alerted_at = Some(now);
     }
     if sweeping && is_stuck(opt_in, now) {
-        match deps.queue.enqueue(&SendJob::for_key(&key)).await {
+        match deps.ports.queue.enqueue(&SendJob::for_key(&key)).await {
             Ok(()) => {
                 info!(login_id_prefix = %login_id_prefix(&opt_in.login_id), "stuck opt-in re-enqueued");
                 visit.requeued = true;
@@ -299,6 +309,7 @@ pub const ORPHAN_LOGIN_LIMIT: usize = 200;
 async fn alert_logins_without_opt_in(deps: &Deps, now: Millis) -> usize {
     let granted_by = now.saturating_sub(deps.config.orphan_login_alert_after_ms);
     let waiting = match deps
+        .ports
         .logins
         .waiting_for_opt_in(granted_by, ORPHAN_LOGIN_LIMIT)
         .await
@@ -321,7 +332,7 @@ async fn alert_logins_without_opt_in(deps: &Deps, now: Millis) -> usize {
 async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Millis) -> bool {
     let (page_id, asid) = (login.page_id.as_str(), login.asid.as_str());
     let opt_in_exists = match login.opt_in_key() {
-        Some(key) => match deps.store.get_opt_in(&key).await {
+        Some(key) => match deps.ports.opt_ins.get_opt_in(&key).await {
             Ok(found) => found.is_some(),
             Err(e) => {
                 error!(error = %e, "could not look up the opt-in of a waiting login");
@@ -331,7 +342,8 @@ async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Mi
         None => false,
     };
     let settle = |alerted_at| {
-        deps.logins
+        deps.ports
+            .logins
             .stop_waiting_for_opt_in(page_id, asid, alerted_at)
     };
     if opt_in_exists || login.expected_login_id.is_none() {
@@ -367,7 +379,7 @@ async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Mi
         ),
     );
     info!(login_id_prefix = %login_id_prefix(expected), "granted login without opt-in alerted");
-    actions::publish(deps.alerts.as_ref(), &alert).await;
-    shared::metrics::record_login_without_opt_in(deps.metrics.as_ref(), page_id);
+    actions::publish(deps.ports.alerts.as_ref(), &alert).await;
+    shared::metrics::record_login_without_opt_in(deps.ports.metrics.as_ref(), page_id);
     true
 }

@@ -2,11 +2,14 @@
 
 use deadline_alerts::{Deps, STUCK_AFTER_MS, Summary, handle};
 use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
+    ManualClock, MemoryAlerts, MemoryErasure, MemoryMessenger, MemoryOptInStore, MemoryScheduler,
+    MemorySendQueue, test_config,
 };
-use shared::adapters::memory_login::MemoryLoginStore;
+use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore};
+use shared::adapters::memory_send::MemoryRetryQueue;
 use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, State};
 use shared::metrics::{MemoryMetrics, Metric};
+use shared::ports::bundle::Ports;
 use shared::ports::{DeadlineScheduler, OptInStore};
 use std::sync::Arc;
 
@@ -32,17 +35,22 @@ fn world() -> World {
     let clock = Arc::new(ManualClock::at(T0));
     let metrics = Arc::new(MemoryMetrics::default());
     let logins = Arc::new(MemoryLoginStore::new());
-    let deps = Deps {
-        config: test_config(&[]),
-        store: store.clone(),
+    let ports = Ports {
+        opt_ins: store.clone(),
+        conversations: store.clone(),
+        pages: store.clone(),
+        erasure: Arc::new(MemoryErasure::new(store.clone(), logins.clone())),
+        logins: logins.clone(),
         queue: queue.clone(),
+        retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: scheduler.clone(),
         alerts: alerts.clone(),
-        clock: clock.clone(),
         metrics: metrics.clone(),
-        logins: logins.clone(),
-        pages: store.clone(),
+        clock: clock.clone(),
+        facebook: Arc::new(MemoryFacebookLogin::default()),
+        messenger: Arc::new(MemoryMessenger::default()),
     };
+    let deps = Deps::from_ports(test_config(&[]), &ports);
     World {
         deps,
         store,

@@ -1,8 +1,24 @@
-//! When to try again after a transient failure: exponential backoff with jitter, never later than
-//! the last moment an attempt can still land before the opt-in's deadline.
+//! When to try again: what becomes of a record ([`RecordOutcome`]), and for a transient failure
+//! exponential backoff with jitter, never later than the last moment an attempt can still land
+//! before the opt-in's deadline.
 
 use shared::domain::Millis;
+use shared::ports::send::MAX_VISIBILITY_SECONDS;
 use shared::send_tuning::SendTuning;
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Acknowledge: the job is done (sent, terminal, parked, or nothing to do).
+    Done,
+    /// Try again in this many seconds (`ChangeMessageVisibility`, or a fresh delayed message).
+    RetryIn(u32),
+    /// Try again in this many seconds with *this* message (`ChangeMessageVisibility` only): a lease
+    /// of this message may still stand, and only this message can take it over.
+    RetryKeep(u32),
+    /// Not a job this code can read: leave it, untouched, for `maxReceiveCount` and the DLQ.
+    Unreadable,
+}
 
 /// Time kept between the latest retry and the send margin, for the queue's delivery delay and the
 /// rounding of SQS delays to whole seconds.
@@ -11,6 +27,22 @@ pub const LANDING_SLACK_MS: Millis = 1_000;
 /// Whole seconds covering `ms` (rounded up; negative counts as zero).
 pub fn ceil_seconds(ms: Millis) -> Millis {
     (ms.max(0) + 999) / 1_000
+}
+
+/// Whole seconds from `now` until just after `until`, at most SQS's longest visibility timeout
+/// ([`MAX_VISIBILITY_SECONDS`], 12 h): a time too far away (a Page parked until Meta unblocks it,
+/// `i64::MAX`) waits the longest the queue allows, never a short loop.
+pub fn seconds_until(until: Millis, now: Millis) -> u32 {
+    let seconds = ceil_seconds(until.saturating_sub(now)).saturating_add(1);
+    u32::try_from(seconds)
+        .unwrap_or(MAX_VISIBILITY_SECONDS)
+        .min(MAX_VISIBILITY_SECONDS)
+}
+
+/// A short backoff for store failures, so a DynamoDB hiccup does not wait a whole visibility
+/// timeout.
+pub fn store_retry_seconds() -> u32 {
+    2 + rand::random_range(0..4)
 }
 
 /// Seconds until the next attempt after `attempts` attempts, or `None` when no attempt can land

@@ -1,7 +1,6 @@
-//! Lambda entry point: refuse TRACE logging of raw events, then `sender::run_lambda`.
+//! Lambda entry point: everything is in `sender::run` (the soak test's `sender-process` runs it too).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::bootstrap::check_log_levels_from_env()?;
-    sender::run_lambda().await
+    sender::run().await
 }

@@ -21,6 +21,11 @@ use tokio::time::Instant;
 
 pub const GUARD: Duration = Duration::from_millis(20);
 pub const WINDOW: Duration = Duration::from_millis(1_000 + 20);
+/// What one sender instance sustains for one Page, in sends per second: a batch of 10 sent at once
+/// takes about one Graph round trip plus two DynamoDB writes (≈ 250 ms at Graph's typical
+/// latency), so ≈ 40/s; 30 leaves headroom. The template's `SenderMaximumConcurrency` default is
+/// ⌈`SendRatePerSecond` / this⌉ so that the fleet can reach the Page limit (a test checks).
+pub const INSTANCE_SENDS_PER_SECOND: u32 = 30;
 
 #[derive(Default)]
 struct PageLog {

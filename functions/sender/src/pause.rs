@@ -20,6 +20,10 @@
 //! acknowledged; Meta's unblock re-queues it. So a blocked Page costs one receive per job, not a
 //! loop.
 //!
+//! This file decides and records; it never sends: each batch reads the Page states once
+//! ([`PageViews`]), and a job that is the probe goes back to [`crate::attempt`] as
+//! [`PausedJob::Probe`], so the attempt calls the pause and never the other way round.
+//!
 //! Why a read and not a condition on the claim: a DynamoDB condition can only look at the item it
 //! writes. Putting the Page item into every claim would take a transaction, and concurrent
 //! transactions that touch the same item cancel each other (`TransactionConflict`): at 300 claims
@@ -28,33 +32,72 @@
 //! too), so one read per batch is enough; every invariant (one message, before the deadline,
 //! never after an opt-out) stays in the claim's own condition.
 
-use crate::Deps;
-use crate::{RecordOutcome, attempt, not_claimed, seconds_until, store_retry_seconds};
+use crate::backoff::{
+    LANDING_SLACK_MS, RecordOutcome, ceil_seconds, seconds_until, store_retry_seconds,
+};
+use crate::deps::Deps;
 use shared::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, SendJob, State, login_id_prefix};
 use shared::facebook::GraphError;
 use shared::page::{PageState, PauseCause};
 use shared::ports::Transitioned;
 use shared::ports::send::MAX_DELAY_SECONDS;
 use shared::use_cases::page::PagePorts;
+use std::collections::HashMap;
 use tracing::{error, info, warn};
+
+/// The Page states a batch needs, read once per batch (one consistent read per Page).
+pub struct PageViews(HashMap<String, Option<PageState>>);
+
+impl PageViews {
+    pub async fn load(deps: &Deps, page_ids: Vec<String>) -> Self {
+        let mut views = HashMap::new();
+        for page_id in page_ids {
+            if views.contains_key(&page_id) {
+                continue;
+            }
+            let state = match deps.ports.pages.get_page(&page_id).await {
+                Ok(state) => state,
+                Err(e) => {
+                    // Fail open: the claim still guards every invariant; at worst a send meets
+                    // the same error that paused the Page.
+                    warn!(error = %e, "could not read the Page state; treating the Page as active");
+                    None
+                }
+            };
+            views.insert(page_id, state);
+        }
+        Self(views)
+    }
+
+    /// The state of a paused Page, `None` when it is active.
+    pub fn paused(&self, page_id: &str) -> Option<&PageState> {
+        self.0
+            .get(page_id)
+            .and_then(Option::as_ref)
+            .filter(|p| p.is_paused())
+    }
+}
+
+/// What to do with a job for a paused Page.
+pub enum PausedJob {
+    /// This job is the Page's probe: send it (then [`after_probe`]).
+    Probe,
+    /// Parked or left for later: this is what becomes of the record.
+    Done(RecordOutcome),
+    /// Its opt-in could not be parked and is in no state the pause handles: decide as for a
+    /// refused claim, with the item read at `now`.
+    NotParked(Box<OptIn>, Millis),
+}
 
 /// The Page use cases over the sender's ports.
 fn page_ports(deps: &Deps) -> PagePorts<'_> {
-    PagePorts::new(
-        deps.pages.as_ref(),
-        deps.queue.as_ref(),
-        deps.alerts.as_ref(),
-        deps.clock.as_ref(),
-        &deps.config,
-    )
+    PagePorts::from_ports(&deps.ports, &deps.config)
 }
 
 fn probe_interval_seconds(deps: &Deps) -> u32 {
-    u32::try_from(crate::backoff::ceil_seconds(
-        deps.config.send.probe_interval_ms,
-    ))
-    .unwrap_or(MAX_DELAY_SECONDS)
-    .clamp(1, MAX_DELAY_SECONDS)
+    u32::try_from(ceil_seconds(deps.config.send.probe_interval_ms))
+        .unwrap_or(MAX_DELAY_SECONDS)
+        .clamp(1, MAX_DELAY_SECONDS)
 }
 
 /// Whether an opt-in can be the probe: it can be claimed and a send can still end before its deadline.
@@ -64,7 +107,7 @@ fn probe_candidate(deps: &Deps, item: &OptIn, now: Millis) -> bool {
         State::Sending => item.lease_expired(now),
         _ => false,
     };
-    claimable && item.deadline_at - now > deps.send_margin_ms() + crate::backoff::LANDING_SLACK_MS
+    claimable && item.deadline_at - now > deps.send_margin_ms() + LANDING_SLACK_MS
 }
 
 /// A job for an opt-in whose Page is paused: the probe if one is due, otherwise parked. A probe is
@@ -73,15 +116,17 @@ pub(crate) async fn job_for_paused_page(
     deps: &Deps,
     key: &OptInKey,
     page: &PageState,
-    message_id: &str,
-) -> RecordOutcome {
-    let now = deps.clock.now();
+) -> PausedJob {
+    let now = deps.ports.clock.now();
     if page.probe_due(now) {
-        match deps.store.get_opt_in(key).await {
+        match deps.ports.opt_ins.get_opt_in(key).await {
             Ok(Some(item)) if probe_candidate(deps, &item, now) => {
                 let next = now + deps.config.send.probe_interval_ms;
-                match deps.pages.take_probe(&key.page_id, now, next).await {
-                    Ok(true) => return probe(deps, key, message_id).await,
+                match deps.ports.pages.take_probe(&key.page_id, now, next).await {
+                    Ok(true) => {
+                        warn!(page_id = %key.page_id, "probing the paused Page with one send");
+                        return PausedJob::Probe;
+                    }
                     Ok(false) => {}
                     Err(e) => warn!(error = %e, "could not take the probe slot"),
                 }
@@ -90,13 +135,13 @@ pub(crate) async fn job_for_paused_page(
             Err(e) => warn!(error = %e, "could not read the opt-in"),
         }
     }
-    park(deps, key, page, message_id).await
+    park(deps, key, page).await
 }
 
 /// This job's opt-in cannot be the probe (it ended, or its deadline is too close): queue a job
 /// for another paused opt-in of the Page, which will take the probe slot.
 async fn hand_probe_to_another(deps: &Deps, key: &OptInKey, now: Millis) {
-    let others = match deps.pages.paused_opt_ins(&key.page_id, 50).await {
+    let others = match deps.ports.pages.paused_opt_ins(&key.page_id, 50).await {
         Ok(o) => o,
         Err(e) => {
             warn!(error = %e, "could not list paused opt-ins");
@@ -106,21 +151,25 @@ async fn hand_probe_to_another(deps: &Deps, key: &OptInKey, now: Millis) {
     if let Some(other) = others
         .iter()
         .find(|o| o.key() != *key && probe_candidate(deps, o, now))
-        && let Err(e) = deps.queue.enqueue(&SendJob::for_key(&other.key())).await
+        && let Err(e) = deps
+            .ports
+            .queue
+            .enqueue(&SendJob::for_key(&other.key()))
+            .await
     {
         warn!(error = %e, "could not queue a probe");
     }
 }
 
 /// OPTED_IN | RETRYING → PAUSED: the opt-in waits for its Page.
-async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -> RecordOutcome {
-    let now = deps.clock.now();
-    match deps.pages.park_opt_in(key, now).await {
+async fn park(deps: &Deps, key: &OptInKey, page: &PageState) -> PausedJob {
+    let now = deps.ports.clock.now();
+    let outcome = match deps.ports.pages.park_opt_in(key, now).await {
         Ok(Transitioned::Done(_)) => {
             info!(login_id_prefix = %login_id_prefix(&key.login_id), "Page paused; opt-in parked");
             // A resume lists the paused opt-ins after flipping the Page to ACTIVE: if that
             // happened just now, this one may have been missed. Look once more.
-            match deps.pages.get_page(&key.page_id).await {
+            match deps.ports.pages.get_page(&key.page_id).await {
                 Ok(Some(p)) if p.is_paused() => RecordOutcome::Done,
                 _ => RecordOutcome::RetryIn(1),
             }
@@ -147,22 +196,21 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState, message_id: &str) -
                 let until = page.probe_at.unwrap_or(now);
                 RecordOutcome::RetryIn(seconds_until(until, now).min(MAX_DELAY_SECONDS))
             }
-            _ => not_claimed(deps, &item, now, message_id).await,
+            _ => return PausedJob::NotParked(item, now),
         },
         Ok(Transitioned::Refused(None)) => RecordOutcome::Done,
         Err(e) => {
             error!(error = %e, "could not park the opt-in");
             RecordOutcome::RetryIn(store_retry_seconds())
         }
-    }
+    };
+    PausedJob::Done(outcome)
 }
 
-/// Send this job as the probe of its paused Page.
-async fn probe(deps: &Deps, key: &OptInKey, message_id: &str) -> RecordOutcome {
-    warn!(page_id = %key.page_id, "probing the paused Page with one send");
-    let outcome = attempt(deps, key, message_id, true).await;
-    // Blocked meanwhile: no further probe (the unblock re-queues).
-    let still_paused = match deps.pages.get_page(&key.page_id).await {
+/// After the probe's send: keep one probe coming while the Page is still paused (not when Meta
+/// blocked it meanwhile: the unblock re-queues).
+pub(crate) async fn after_probe(deps: &Deps, key: &OptInKey) {
+    let still_paused = match deps.ports.pages.get_page(&key.page_id).await {
         Ok(page) => page.is_some_and(|p| p.is_paused() && !p.is_blocked()),
         Err(e) => {
             warn!(error = %e, "could not read the Page state after the probe");
@@ -172,12 +220,12 @@ async fn probe(deps: &Deps, key: &OptInKey, message_id: &str) -> RecordOutcome {
     if still_paused {
         schedule_probe(deps, key).await;
     }
-    outcome
 }
 
 /// Keep one probe coming while the Page is paused, even if no new opt-in arrives.
 async fn schedule_probe(deps: &Deps, key: &OptInKey) {
     if let Err(e) = deps
+        .ports
         .retry
         .enqueue_after(&SendJob::for_key(key), probe_interval_seconds(deps))
         .await
@@ -195,7 +243,7 @@ pub(crate) async fn page_error(
     graph_error: &GraphError,
     probing: bool,
 ) {
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let error = graph_error.to_last_error();
     let next_probe = now + deps.config.send.probe_interval_ms;
     let newly = match page_ports(deps)
@@ -230,8 +278,8 @@ pub(crate) async fn page_error(
         "Sending for this Page is PAUSED: {graph_error}. New opt-ins wait in PAUSED; every {} s one send is tried as a probe, and the first that Graph accepts resumes the Page and re-queues every paused opt-in still before its deadline. To fix: {fix}.",
         probe_interval_seconds(deps)
     );
-    crate::actions_publish(
-        deps,
+    shared::actions::publish(
+        deps.ports.alerts.as_ref(),
         &Alert::about(item, AlertKind::ConfigurationError, detail),
     )
     .await;

@@ -171,7 +171,7 @@ pub async fn run_scheduler(
             return;
         }
         known
-            .fire_due(&scheduler, &group, &deps, deps.clock.now())
+            .fire_due(&scheduler, &group, &deps, deps.ports.clock.now())
             .await;
         if tokio::time::Instant::now() >= next_sweep {
             next_sweep = tokio::time::Instant::now() + sweep_every;

@@ -272,7 +272,10 @@ impl LocalStack {
             sender::Deps::from_aws(config.clone(), &sender_secrets, sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
         );
-        let alerts_deps = Arc::new(deadline_alerts::Deps::from_aws(config.clone(), sdk));
+        let alerts_deps = Arc::new(
+            deadline_alerts::Deps::from_aws(config.clone(), sdk)
+                .map_err(|e| LocalError::Graph(e.to_string()))?,
+        );
         // Later entries win when set as environment variables: overrides last.
         let function_env: Vec<(String, String)> = derived.into_iter().chain(overrides).collect();
 

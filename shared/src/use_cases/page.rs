@@ -13,6 +13,7 @@
 use crate::config::Config;
 use crate::domain::{Alert, AlertKind, LastError, Millis, OptIn, OptInKey, SendJob};
 use crate::page::{PageState, PauseCause};
+use crate::ports::bundle::Ports;
 use crate::ports::send::PageStateStore;
 use crate::ports::{Alerts, Clock, PortError, PortResult, SendQueue};
 use futures::StreamExt;
@@ -103,6 +104,18 @@ impl<'a> PagePorts<'a> {
             clock,
             margin_ms: requeue_margin_ms(config),
         }
+    }
+
+    /// [`PagePorts::new`] over a port bundle (the `Deps` of the sender and of deadline-alerts).
+    pub fn from_ports(ports: &'a Ports, config: &Config) -> Self {
+        let Ports {
+            pages,
+            queue,
+            alerts,
+            clock,
+            ..
+        } = ports;
+        Self::new(&**pages, &**queue, &**alerts, &**clock, config)
     }
 }
 

@@ -181,31 +181,11 @@ impl World {
         };
         let http = http_api::Deps::from_ports(config(), secrets().into(), &ports);
         let sender = sender::Deps {
-            config: config(),
-            store: store.clone(),
-            pages: store.clone(),
-            queue: send_queue.clone(),
-            retry: retry.clone(),
-            scheduler: scheduler.clone(),
-            alerts: alerts.clone(),
-            messenger: messenger.clone(),
-            clock: clock.clone(),
             // Pacing is about throughput in real time; the model's time is the manual clock.
             pacer: Arc::new(sender::Pacer::new(1_000_000, 1_000_000)),
-            metrics: metrics.clone(),
-            logins: logins.clone(),
+            ..sender::Deps::from_ports(config(), &ports)
         };
-        let deadlines = deadline_alerts::Deps {
-            config: config(),
-            store: store.clone(),
-            pages: store.clone(),
-            logins: logins.clone(),
-            queue: send_queue.clone(),
-            scheduler: scheduler.clone(),
-            alerts: alerts.clone(),
-            clock: clock.clone(),
-            metrics,
-        };
+        let deadlines = deadline_alerts::Deps::from_ports(config(), &ports);
         Self {
             clock,
             ticks,

@@ -1,5 +1,7 @@
 //! The sender handler, driven with SQS event fixtures and in-memory ports.
 
+use crate::twins::Twins;
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use sender::{Deps, handle_batch};
 use shared::adapters::memory::{
@@ -34,42 +36,21 @@ fn world() -> World {
 }
 
 fn world_with(overrides: &[(&str, &str)]) -> World {
-    let store = Arc::new(MemoryOptInStore::new());
-    let queue = Arc::new(MemorySendQueue::default());
-    let retry = Arc::new(MemoryRetryQueue::default());
-    let scheduler = Arc::new(MemoryScheduler::default());
-    let alerts = Arc::new(MemoryAlerts::default());
-    let messenger = Arc::new(MemoryMessenger::default());
-    let clock = Arc::new(ManualClock::at(NOW));
-    let metrics = Arc::new(MemoryMetrics::default());
+    let twins = Twins::at(NOW);
     // The first setting of a name wins: overrides first.
     let mut settings = overrides.to_vec();
     settings.push(("INITIAL_MESSAGE_TEXT", "Hello from the Page"));
-    let config = test_config(&settings);
-    let deps = Deps {
-        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
-        config,
-        store: store.clone(),
-        pages: store.clone(),
-        queue: queue.clone(),
-        retry: retry.clone(),
-        scheduler: scheduler.clone(),
-        alerts: alerts.clone(),
-        messenger: messenger.clone(),
-        clock: clock.clone(),
-        metrics: metrics.clone(),
-        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
-    };
+    let deps = Deps::from_ports(test_config(&settings), &twins.ports());
     World {
         deps,
-        store,
-        queue,
-        retry,
-        scheduler,
-        alerts,
-        messenger,
-        clock,
-        metrics,
+        store: twins.store,
+        queue: twins.queue,
+        retry: twins.retry,
+        scheduler: twins.scheduler,
+        alerts: twins.alerts,
+        messenger: twins.messenger,
+        clock: twins.clock,
+        metrics: twins.metrics,
     }
 }
 
@@ -97,7 +78,7 @@ impl World {
 
 fn event(message_id: &str, body: &str) -> SqsEvent {
     let escaped = serde_json::to_string(body).unwrap();
-    let fixture = include_str!("fixtures/sqs_batch.json")
+    let fixture = include_str!("../fixtures/sqs_batch.json")
         .replace("__MESSAGE_ID__", message_id)
         .replace("\"__BODY__\"", &escaped);
     serde_json::from_str(&fixture).unwrap()
@@ -546,21 +527,7 @@ async fn the_same_opt_in_ten_times_in_two_concurrent_instances_is_sent_once() {
     let a = world();
     let key = a.opt_in("L1", NOW).await;
     // A second instance over the same store.
-    let config = a.deps.config.clone();
-    let b = Deps {
-        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
-        config,
-        store: a.store.clone(),
-        pages: a.store.clone(),
-        queue: a.queue.clone(),
-        retry: a.retry.clone(),
-        scheduler: a.scheduler.clone(),
-        alerts: a.alerts.clone(),
-        messenger: a.messenger.clone(),
-        clock: a.clock.clone(),
-        metrics: a.deps.metrics.clone(),
-        logins: a.deps.logins.clone(),
-    };
+    let b = Deps::from_ports(a.deps.config.clone(), &a.deps.ports);
     let batch = |prefix: &str| {
         let mut e = job_event(&format!("{prefix}0"), &key);
         for i in 1..5 {
@@ -581,7 +548,7 @@ async fn the_same_opt_in_ten_times_in_two_concurrent_instances_is_sent_once() {
 #[test]
 fn the_queue_and_the_concurrency_match_the_template() {
     let template: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(include_str!("../../../template.yaml")).unwrap();
+        serde_yaml_ng::from_str(include_str!("../../../../template.yaml")).unwrap();
     let res = &template["Resources"];
     let redrive = &res["SendQueue"]["Properties"]["RedrivePolicy"];
     assert_eq!(
@@ -677,7 +644,7 @@ impl Spy {
         Self {
             inner: w.messenger.clone(),
             store: w.store.clone(),
-            clock: w.deps.clock.clone(),
+            clock: w.deps.ports.clock.clone(),
             opt_out_while_sending: false,
             erase_while_sending: false,
             seen: Mutex::new(Vec::new()),
@@ -799,7 +766,7 @@ async fn an_opt_out_during_an_in_flight_send_is_recorded_with_its_message_id() {
     let key = w.opt_in("L1", NOW - 5_000).await;
     let mut spy = Spy::new(&w);
     spy.opt_out_while_sending = true;
-    w.deps.messenger = Arc::new(spy);
+    w.deps.ports.messenger = Arc::new(spy);
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.messenger.sent().len(), 1, "Graph accepted the message");
@@ -829,7 +796,7 @@ async fn an_erasure_during_an_in_flight_send_is_counted_and_nothing_is_recreated
     let key = w.opt_in("L1", NOW).await;
     let mut spy = Spy::new(&w);
     spy.erase_while_sending = true;
-    w.deps.messenger = Arc::new(spy);
+    w.deps.ports.messenger = Arc::new(spy);
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.messenger.sent().len(), 1);
@@ -842,7 +809,7 @@ async fn the_opt_in_is_claimed_only_after_the_text_is_rendered() {
     let mut w = world_with(&[FIRST_NAME_TEXT]);
     let key = w.opt_in("L1", NOW).await;
     let logins = Arc::new(SlowLogins::new(&w, 0));
-    w.deps.logins = logins.clone();
+    w.deps.ports.logins = logins.clone();
     handle_batch(&w.deps, job_event("m1", &key)).await;
     assert_eq!(
         *logins.states_at_read.lock().unwrap(),
@@ -858,9 +825,9 @@ async fn a_slow_first_name_read_never_eats_the_lease_margin() {
     // The lease is 60 s, the margin one Graph timeout (10 s); the LOGIN read takes 55 s.
     let mut w = world_with(&[FIRST_NAME_TEXT]);
     let key = w.opt_in("L1", NOW).await;
-    w.deps.logins = Arc::new(SlowLogins::new(&w, 55_000));
+    w.deps.ports.logins = Arc::new(SlowLogins::new(&w, 55_000));
     let spy = Arc::new(Spy::new(&w));
-    w.deps.messenger = spy.clone();
+    w.deps.ports.messenger = spy.clone();
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
     let margin = w.deps.send_margin_ms();
@@ -881,9 +848,9 @@ async fn a_slow_first_name_read_never_sends_inside_the_deadline_margin() {
     // Graph timeout (10 s).
     let mut w = world_with(&[FIRST_NAME_TEXT]);
     let key = w.opt_in("L1", NOW - 24 * HOUR_MS + 30_000).await;
-    w.deps.logins = Arc::new(SlowLogins::new(&w, 25_000));
+    w.deps.ports.logins = Arc::new(SlowLogins::new(&w, 25_000));
     let spy = Arc::new(Spy::new(&w));
-    w.deps.messenger = spy.clone();
+    w.deps.ports.messenger = spy.clone();
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
     let margin = w.deps.send_margin_ms();
@@ -922,10 +889,10 @@ async fn the_claim_is_taken_after_pacing_so_the_whole_lease_is_left_at_the_send(
         base: NOW,
         start: tokio::time::Instant::now(),
     });
-    w.deps.clock = clock.clone();
+    w.deps.ports.clock = clock.clone();
     let key = w.opt_in("L1", NOW).await;
     let spy = Arc::new(Spy::new(&w));
-    w.deps.messenger = spy.clone();
+    w.deps.ports.messenger = spy.clone();
     w.deps.pacer.acquire(PAGE).await;
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty());
@@ -1055,10 +1022,10 @@ async fn meta_unblocks(w: &World) {
 
 fn page_ports(w: &World) -> shared::use_cases::page::PagePorts<'_> {
     shared::use_cases::page::PagePorts {
-        pages: w.deps.pages.as_ref(),
-        queue: w.deps.queue.as_ref(),
-        alerts: w.deps.alerts.as_ref(),
-        clock: w.deps.clock.as_ref(),
+        pages: w.deps.ports.pages.as_ref(),
+        queue: w.deps.ports.queue.as_ref(),
+        alerts: w.deps.ports.alerts.as_ref(),
+        clock: w.deps.ports.clock.as_ref(),
         margin_ms: shared::use_cases::page::requeue_margin_ms(&w.deps.config),
     }
 }

@@ -1,10 +1,9 @@
 //! `{first_name}` in the initial message: filled from the LOGIN linked to the opt-in (whichever
 //! arrived first), or the fallback when none is linked.
 
+use crate::twins::Twins;
 use sender::{Deps, PageViews};
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, test_config,
-};
+use shared::adapters::memory::{MemoryMessenger, MemoryOptInStore, test_config};
 use shared::adapters::memory_login::MemoryLoginStore;
 use shared::domain::{HOUR_MS, OptIn, OptInKey};
 use shared::login::{Login, LoginSource, LoginStore, Permission};
@@ -22,29 +21,13 @@ struct World {
 }
 
 fn world(overrides: &[(&str, &str)]) -> World {
-    let store = Arc::new(MemoryOptInStore::new());
-    let logins = Arc::new(MemoryLoginStore::new());
-    let messenger = Arc::new(MemoryMessenger::default());
-    let config = test_config(overrides);
-    let deps = Deps {
-        pacer: Arc::new(sender::Pacer::for_tuning(&config.send)),
-        config,
-        store: store.clone(),
-        pages: store.clone(),
-        queue: Arc::new(shared::adapters::memory::MemorySendQueue::default()),
-        retry: Arc::new(shared::adapters::memory_send::MemoryRetryQueue::default()),
-        scheduler: Arc::new(MemoryScheduler::default()),
-        alerts: Arc::new(MemoryAlerts::default()),
-        messenger: messenger.clone(),
-        clock: Arc::new(ManualClock::at(NOW)),
-        logins: logins.clone(),
-        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-    };
+    let twins = Twins::at(NOW);
+    let deps = Deps::from_ports(test_config(overrides), &twins.ports());
     World {
         deps,
-        store,
-        logins,
-        messenger,
+        store: twins.store,
+        logins: twins.logins,
+        messenger: twins.messenger,
     }
 }
 

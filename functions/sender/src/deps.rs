@@ -1,0 +1,52 @@
+//! What the sender needs, built once per instance: the config, the port bundle and the pacer.
+//!
+//! One wiring path: [`Deps::from_ports`] is the only constructor; the Lambda main and the local
+//! runner reach it through [`Deps::from_aws`] (the AWS adapters and the Page's Graph client), tests
+//! through a bundle of in-memory twins.
+
+use crate::pacer::Pacer;
+use shared::adapters::graph::{GraphClient, GraphInitError};
+use shared::bootstrap::{AwsPorts, SdkConfig};
+use shared::config::{Config, SenderSecrets};
+use shared::domain::Millis;
+use shared::ports::bundle::Ports;
+use std::sync::Arc;
+
+pub struct Deps {
+    pub config: Config,
+    /// The sender uses the opt-in and Page stores, the send queue and its retries, the scheduler
+    /// (to cancel), alerts, metrics, the clock, the LOGIN store (for `{first_name}`) and the
+    /// messenger.
+    pub ports: Ports,
+    /// Shared by every batch this instance handles.
+    pub pacer: Arc<Pacer>,
+}
+
+impl Deps {
+    /// The production wiring, shared by the Lambda main and the local runner: the AWS adapters and
+    /// a Graph client holding the Page token.
+    pub fn from_aws(
+        config: Config,
+        secrets: impl Into<SenderSecrets>,
+        sdk: &SdkConfig,
+    ) -> Result<Self, GraphInitError> {
+        let graph = GraphClient::for_page(&config, &secrets.into())?;
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        Ok(Self::from_ports(config, &ports))
+    }
+
+    /// The sender over any port bundle; its pacer follows the config's send tuning.
+    pub fn from_ports(config: Config, ports: &Ports) -> Self {
+        Self {
+            pacer: Arc::new(Pacer::for_tuning(&config.send)),
+            ports: ports.clone(),
+            config,
+        }
+    }
+
+    /// How long before the deadline (and before the lease ends) a send may still start: the longest
+    /// a Graph request can take.
+    pub fn send_margin_ms(&self) -> Millis {
+        Millis::try_from(self.config.graph_timeout_ms).unwrap_or(Millis::MAX)
+    }
+}

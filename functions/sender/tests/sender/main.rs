@@ -1,0 +1,6 @@
+//! The sender's tests, one binary: the handler driven with SQS event fixtures (`batches`) and the
+//! `{first_name}` rendering (`first_name`), over in-memory ports (`twins`).
+
+mod batches;
+mod first_name;
+mod twins;
