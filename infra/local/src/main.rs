@@ -165,22 +165,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let stack = LocalStack::start(settings, &sdk).await?;
     let webhook_url = format!("{}/webhooks/messenger", stack.facebook_base_url());
+    // One list for the banner and the sandbox's start page.
+    let links = [
+        ("Example website", format!("{}/", stack.site_base_url)),
+        (
+            "Login start",
+            format!(
+                "{}/login/start?return_to={}/",
+                stack.api_base_url, stack.site_base_url
+            ),
+        ),
+        ("HTTP API (API Gateway)", format!("{}/", stack.api_base_url)),
+        (
+            "OpenAPI document",
+            format!("{}/openapi.json", stack.api_base_url),
+        ),
+        ("Messenger webhook", webhook_url.clone()),
+    ];
     if let Some(s) = &sandbox {
         s.set_webhook_url(&webhook_url);
+        let named: Vec<(&str, &str)> = links.iter().map(|(l, u)| (*l, u.as_str())).collect();
+        s.set_links(&named);
     }
 
     println!();
-    println!("  Example website         {}/", stack.site_base_url);
-    println!(
-        "  Login start             {}/login/start?return_to={}/",
-        stack.api_base_url, stack.site_base_url
-    );
-    println!("  HTTP API (API Gateway)  {}", stack.api_base_url);
-    println!(
-        "  OpenAPI document        {}/openapi.json",
-        stack.api_base_url
-    );
-    println!("  Messenger webhook       {webhook_url}");
+    for (label, url) in &links {
+        println!("  {label:<23} {url}");
+    }
     if key_is_default {
         println!(
             "  API key (local only)    {api_key}   (set API_KEYS=key1,key2 to choose your own)"
@@ -202,7 +213,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
-        println!("  Messenger sandbox       {}", s.base_url);
+        println!(
+            "  Messenger sandbox       {}/   (start page: links, state, controls)",
+            s.base_url
+        );
         println!(
             "  Sandbox inbox           {}/_sandbox/inbox?format=html",
             s.base_url
