@@ -1,5 +1,5 @@
-//! One trait per capability. Handlers and use cases depend on these, never on `aws_sdk_*` or
-//! `reqwest` types. Each has a real adapter in [`crate::adapters`] and an in-memory twin in
+//! One trait per capability. Handlers and use cases depend on these, never on AWS SDK or HTTP
+//! client types. Each has a real adapter in [`crate::adapters`] and an in-memory twin in
 //! `crate::adapters::memory` (feature `testing`).
 
 pub mod alerts;

@@ -447,6 +447,23 @@ mod tests {
             o
         }
 
+        /// The Page paused by us (a configuration error, first probe in a minute) and one
+        /// opt-in, "a", parked.
+        async fn paused_by_us_with_a_parked_opt_in() -> Self {
+            let w = Self::new();
+            w.ports()
+                .pause(
+                    PAGE,
+                    PauseCause::Configuration,
+                    &Self::config_error(),
+                    NOW + 60_000,
+                )
+                .await
+                .unwrap();
+            w.parked("a").await;
+            w
+        }
+
         fn config_error() -> LastError {
             LastError {
                 code: 190,
@@ -525,17 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_probe_never_resumes_a_blocked_page() {
-        let w = World::new();
-        w.ports()
-            .pause(
-                PAGE,
-                PauseCause::Configuration,
-                &World::config_error(),
-                NOW + 60_000,
-            )
-            .await
-            .unwrap();
-        w.parked("a").await;
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
         assert!(w.ports().block(PAGE, "spam").await.unwrap());
         w.clock.advance(120_000);
         assert_eq!(w.ports().probe_accepted(PAGE).await.unwrap(), None);
@@ -551,17 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn unblock_leaves_a_pause_of_ours_to_its_probe() {
-        let w = World::new();
-        w.ports()
-            .pause(
-                PAGE,
-                PauseCause::Configuration,
-                &World::config_error(),
-                NOW + 60_000,
-            )
-            .await
-            .unwrap();
-        w.parked("a").await;
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
         assert_eq!(
             w.ports().unblock(PAGE).await.unwrap(),
             Unblocked::PausedByUs(Some(PauseCause::Configuration))

@@ -6,6 +6,7 @@ use crate::adapters::dynamodb::table;
 use crate::domain::opt_in::{Event, LastError, Millis, OptIn, State};
 use crate::ports::error::{PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 use std::collections::HashMap;
 
@@ -28,6 +29,26 @@ pub fn n(v: impl ToString) -> AttributeValue {
 /// The primary key of an item.
 pub fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(table::PK.to_owned(), s(pk)), (table::SK.to_owned(), s(sk))])
+}
+
+/// The lease attributes, removed when a claim ends.
+pub const LEASE: [&str; 2] = ["lease_owner", "lease_until"];
+
+/// The lease and the due index attributes, removed when an opt-in becomes terminal.
+pub const LEASE_AND_DUE: [&str; 4] = [
+    "lease_owner",
+    "lease_until",
+    table::DUE_SHARD,
+    table::DUE_AT,
+];
+
+/// Whether a cancelled transaction was refused by one of its conditions (not by a conflict or a
+/// limit).
+pub fn refused_by_condition(cancelled: &TransactionCanceledException) -> bool {
+    cancelled
+        .cancellation_reasons()
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }
 
 /// A stored item as `T`; `what` names the item kind in the error.
@@ -127,11 +148,29 @@ impl Expr {
         self.set_update(&set, remove, "");
     }
 
-    /// `deadline_at <op> :now`: `<=` once the deadline passed, `>` while it is ahead.
-    pub fn deadline_vs_now(&mut self, op: &str, now: Millis) -> String {
-        let deadline = self.name("deadline_at");
-        let now = self.value("now", n(now));
-        format!("{deadline} {op} {now}")
+    /// The conditional update of a transition by `event` at `now` that no lease rule applies to:
+    /// from one of the event's source states and, with `deadline` (`"<="`: once the deadline
+    /// passed, `">"`: while it is ahead), `deadline_at <deadline> :now`; the update as
+    /// [`Self::transition_update`].
+    pub fn transition(
+        event: Event,
+        now: Millis,
+        deadline: Option<&str>,
+        more: &[(&str, AttributeValue)],
+        remove: &[&str],
+    ) -> Self {
+        let mut e = Self::default();
+        let sources = e.source_condition(event, now, None);
+        e.condition = match deadline {
+            Some(op) => {
+                let deadline_at = e.name("deadline_at");
+                let now = e.value("now", n(now));
+                format!("{sources} AND {deadline_at} {op} {now}")
+            }
+            None => sources,
+        };
+        e.transition_update(event, now, more, remove);
+        e
     }
 
     /// `SET` clauses and `REMOVE`d attributes, assembled into the update expression.
@@ -192,7 +231,6 @@ mod tests {
 
     #[test]
     fn update_expressions_set_and_remove() {
-        use crate::adapters::dynamodb::opt_ins::LEASE;
         let mut e = Expr::default();
         e.set_update(&[("state", s("SENT"))], &LEASE, "ADD #attempts :one");
         assert_eq!(

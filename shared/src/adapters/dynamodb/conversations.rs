@@ -1,7 +1,7 @@
 //! [`ConversationStore`] on DynamoDB: PSID links and pending stops, in the opt-in table.
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Item, SERVICE, n, s};
+use crate::adapters::dynamodb::codec::{Item, SERVICE, key, n, refused_by_condition, s};
 use crate::adapters::dynamodb::handle::PutNew;
 use crate::adapters::dynamodb::opt_ins::DynamoOptInStore;
 use crate::adapters::dynamodb::table;
@@ -55,10 +55,7 @@ impl ConversationStore for DynamoOptInStore {
             Ok(_) => Ok(true),
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    if refused_by_condition(cancelled) =>
                 {
                     Ok(false)
                 }
@@ -84,18 +81,17 @@ impl ConversationStore for DynamoOptInStore {
     }
 
     async fn pending_stop(&self, page_id: &str, psid: &str) -> PortResult<Option<PendingStop>> {
-        let out = self
+        let stored = self
             .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .key(table::PK, s(table::pending_stop_pk(page_id, psid)))
-            .key(table::SK, s(table::PENDING_STOP_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "pending_stop", &e))?;
-        out.item
+            .get(
+                key(
+                    table::pending_stop_pk(page_id, psid),
+                    table::PENDING_STOP_SK,
+                ),
+                "pending_stop",
+            )
+            .await?;
+        stored
             .map(|item| {
                 dynamo::from_item(item)
                     .map_err(|e| PortError::new(SERVICE, format!("bad pending stop: {e}")))
@@ -117,18 +113,14 @@ impl ConversationStore for DynamoOptInStore {
     }
 
     async fn opt_in_for_psid(&self, page_id: &str, psid: &str) -> PortResult<Option<OptInKey>> {
-        let out = self
+        let stored = self
             .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .key(table::PK, s(table::psid_pk(page_id, psid)))
-            .key(table::SK, s(table::PSID_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "opt_in_for_psid", &e))?;
-        Ok(out.item.and_then(|item| match item.get("login_id") {
+            .get(
+                key(table::psid_pk(page_id, psid), table::PSID_SK),
+                "opt_in_for_psid",
+            )
+            .await?;
+        Ok(stored.and_then(|item| match item.get("login_id") {
             Some(AttributeValue::S(login_id)) => Some(OptInKey::new(page_id, login_id)),
             _ => None,
         }))

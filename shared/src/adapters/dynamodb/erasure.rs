@@ -2,7 +2,7 @@
 //! found from the deleted opt-in itself), markers and records with conditions.
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Item, SERVICE, s};
+use crate::adapters::dynamodb::codec::{Item, SERVICE, key, s};
 use crate::adapters::dynamodb::handle::{PutNew, Table};
 use crate::adapters::dynamodb::table;
 use crate::domain::erasure::{DeletionRecord, KnownOptIn, PersonItems};
@@ -99,18 +99,11 @@ impl ErasureStore for DynamoErasureStore {
     }
 
     async fn erased_at(&self, marker: &str) -> PortResult<Option<Millis>> {
-        let out = self
+        let stored = self
             .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .key(table::PK, s(table::erased_pk(marker)))
-            .key(table::SK, s(table::ERASED_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "erased_at", &e))?;
-        Ok(out.item.and_then(|i| match i.get("erased_at") {
+            .get(key(table::erased_pk(marker), table::ERASED_SK), "erased_at")
+            .await?;
+        Ok(stored.and_then(|i| match i.get("erased_at") {
             Some(AttributeValue::N(n)) => n.parse().ok(),
             _ => None,
         }))
@@ -134,18 +127,14 @@ impl ErasureStore for DynamoErasureStore {
     }
 
     async fn get_deletion_record(&self, code: &str) -> PortResult<Option<DeletionRecord>> {
-        let out = self
+        let stored = self
             .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .key(table::PK, s(table::deletion_pk(code)))
-            .key(table::SK, s(table::DELETION_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "get_deletion_record", &e))?;
-        match out.item {
+            .get(
+                key(table::deletion_pk(code), table::DELETION_SK),
+                "get_deletion_record",
+            )
+            .await?;
+        match stored {
             Some(item) => dynamo::from_item(item)
                 .map(Some)
                 .map_err(|e| PortError::new(SERVICE, format!("bad deletion record: {e}"))),

@@ -34,6 +34,20 @@ impl Table {
         }
     }
 
+    /// The item at `key` (consistent read). `op` names the call in errors.
+    pub async fn get(&self, key: Item, op: &str) -> PortResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, op, &e))?;
+        Ok(out.item)
+    }
+
     /// Put `item` unless an item with its key exists (`attribute_not_exists(pk)`), reading the
     /// existing item in the same round trip. `op` names the call in errors.
     pub async fn put_new(&self, item: Item, op: &str) -> PortResult<PutNew> {

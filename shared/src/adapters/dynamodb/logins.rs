@@ -8,7 +8,7 @@
 //!   `DeleteItem` (`attribute_exists(pk) AND expires_at_ms > :now`): single use by construction.
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Item, SERVICE, decode, key, n, s};
+use crate::adapters::dynamodb::codec::{Item, SERVICE, decode, key, n, refused_by_condition, s};
 use crate::adapters::dynamodb::handle::{PutNew, Table};
 use crate::adapters::dynamodb::table;
 use crate::domain::login::{Login, LoginLink, LoginRecorded, LoginState, StateConsumed};
@@ -97,20 +97,6 @@ impl DynamoLoginStore {
         Self::new(Client::new(sdk), table_name)
     }
 
-    async fn get(&self, item_key: Item, op: &str) -> PortResult<Option<Item>> {
-        let out = self
-            .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .set_key(Some(item_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, op, &e))?;
-        Ok(out.item)
-    }
-
     async fn current_login(&self, page_id: &str, asid: &str) -> PortResult<Login> {
         self.get_login(page_id, asid)
             .await?
@@ -193,10 +179,7 @@ impl LoginStore for DynamoLoginStore {
             ))),
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    if refused_by_condition(cancelled) =>
                 {
                     Ok(LoginRecorded::Stale(Box::new(
                         self.current_login(&login.page_id, &login.asid).await?,
@@ -208,23 +191,25 @@ impl LoginStore for DynamoLoginStore {
     }
 
     async fn get_login(&self, page_id: &str, asid: &str) -> PortResult<Option<Login>> {
-        self.get(
-            key(table::login_pk(page_id, asid), table::LOGIN_SK),
-            "GetItem login",
-        )
-        .await?
-        .map(|item| decode(item, "LOGIN"))
-        .transpose()
+        self.db
+            .get(
+                key(table::login_pk(page_id, asid), table::LOGIN_SK),
+                "GetItem login",
+            )
+            .await?
+            .map(|item| decode(item, "LOGIN"))
+            .transpose()
     }
 
     async fn link_for(&self, opt_in: &OptInKey) -> PortResult<Option<LoginLink>> {
-        self.get(
-            key(table::login_link_pk(opt_in), table::LOGIN_LINK_SK),
-            "GetItem login link",
-        )
-        .await?
-        .map(|item| decode(item, "login link"))
-        .transpose()
+        self.db
+            .get(
+                key(table::login_link_pk(opt_in), table::LOGIN_LINK_SK),
+                "GetItem login link",
+            )
+            .await?
+            .map(|item| decode(item, "login link"))
+            .transpose()
     }
 
     async fn put_state(&self, state: &LoginState) -> PortResult<()> {
@@ -352,7 +337,11 @@ impl LoginStore for DynamoLoginStore {
                 Some(DeleteItemError::ConditionalCheckFailedException(refused)) => {
                     let exists = match &refused.item {
                         Some(item) => !item.is_empty(),
-                        None => self.get(item_key, "GetItem login state").await?.is_some(),
+                        None => self
+                            .db
+                            .get(item_key, "GetItem login state")
+                            .await?
+                            .is_some(),
                     };
                     Ok(if exists {
                         StateConsumed::Expired

@@ -12,7 +12,9 @@
 //! returned no item, i.e. the item does not exist).
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Expr, Item, SERVICE, from_item, last_error_value, n, s};
+use crate::adapters::dynamodb::codec::{
+    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s,
+};
 use crate::adapters::dynamodb::handle::{PutNew, Table};
 use crate::adapters::dynamodb::table;
 use crate::domain::attention::first_attention;
@@ -119,14 +121,6 @@ pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
     }
     Ok(item)
 }
-
-pub(super) const LEASE: [&str; 2] = ["lease_owner", "lease_until"];
-const LEASE_AND_DUE: [&str; 4] = [
-    "lease_owner",
-    "lease_until",
-    table::DUE_SHARD,
-    table::DUE_AT,
-];
 
 /// Rounds [`OptInStore::record_opt_in`] tries before giving up (the webhook then answers 503 and
 /// Facebook redelivers).
@@ -298,17 +292,8 @@ impl OptInStore for DynamoOptInStore {
     }
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
-        let out = self
-            .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .set_key(Some(Self::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "GetItem", &e))?;
-        out.item.map(from_item).transpose()
+        let stored = self.db.get(Self::key(key), "GetItem").await?;
+        stored.map(from_item).transpose()
     }
 
     async fn claim_for_send(
@@ -415,22 +400,21 @@ impl OptInStore for DynamoOptInStore {
     }
 
     async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
-        let event = Event::DeadlinePassed;
-        let mut e = Expr::default();
-        let sources = e.source_condition(event, now, None);
-        let deadline = e.deadline_vs_now("<=", now);
-        e.condition = format!("{deadline} AND {sources}");
-        e.transition_update(event, now, &[("terminal_at", n(now))], &LEASE_AND_DUE);
+        let e = Expr::transition(
+            Event::DeadlinePassed,
+            now,
+            Some("<="),
+            &[("terminal_at", n(now))],
+            &LEASE_AND_DUE,
+        );
         self.update(key, "expire", e).await
     }
 
     async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
-        let event = Event::OptOut;
-        let mut e = Expr::default();
-        e.condition = e.source_condition(event, now, None);
-        e.transition_update(
-            event,
+        let mut e = Expr::transition(
+            Event::OptOut,
             now,
+            None,
             &[
                 ("opted_out_at", n(now)),
                 ("opt_out_source", s(source)),

@@ -119,17 +119,8 @@ impl DynamoOptInStore {
 #[async_trait]
 impl PageStateStore for DynamoOptInStore {
     async fn get_page(&self, page_id: &str) -> PortResult<Option<PageState>> {
-        let out = self
-            .db
-            .client
-            .get_item()
-            .table_name(&self.db.name)
-            .set_key(Some(page_key(page_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "GetItem page", &e))?;
-        out.item.map(page_from_item).transpose()
+        let stored = self.db.get(page_key(page_id), "GetItem page").await?;
+        stored.map(page_from_item).transpose()
     }
 
     async fn change_page(
@@ -202,20 +193,12 @@ impl PageStateStore for DynamoOptInStore {
     }
 
     async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
-        let event = Event::PagePaused;
-        let mut e = Expr::default();
-        e.condition = e.source_condition(event, now, None);
-        e.transition_update(event, now, &[], &[]);
+        let e = Expr::transition(Event::PagePaused, now, None, &[], &[]);
         self.update(key, "park_opt_in", e).await
     }
 
     async fn resume_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
-        let event = Event::Resume;
-        let mut e = Expr::default();
-        let sources = e.source_condition(event, now, None);
-        let deadline = e.deadline_vs_now(">", now);
-        e.condition = format!("{sources} AND {deadline}");
-        e.transition_update(event, now, &[], &[]);
+        let e = Expr::transition(Event::Resume, now, Some(">"), &[], &[]);
         self.update(key, "resume_opt_in", e).await
     }
 
