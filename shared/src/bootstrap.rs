@@ -194,6 +194,40 @@ impl AwsPorts {
     }
 }
 
+impl AwsPorts {
+    /// The whole port bundle over AWS and Graph: these adapters, the LOGIN store over the same
+    /// table, the system clock, and `graph` for Facebook Login and the Send API (the http-api's
+    /// client holds no Page token; deadline-alerts never calls Graph).
+    pub fn into_ports(
+        self,
+        config: &Config,
+        sdk: &SdkConfig,
+        graph: crate::adapters::graph::GraphClient,
+    ) -> crate::ports::bundle::Ports {
+        let graph = Arc::new(graph);
+        crate::ports::bundle::Ports {
+            opt_ins: self.store.clone(),
+            conversations: self.store.clone(),
+            pages: self.store,
+            erasure: self.erasure,
+            logins: Arc::new(
+                crate::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
+                    sdk,
+                    config.table_name.clone(),
+                ),
+            ),
+            queue: self.queue.clone(),
+            retry: self.queue,
+            scheduler: self.scheduler,
+            alerts: self.alerts,
+            metrics: self.metrics,
+            clock: Arc::new(crate::adapters::clock::SystemClock),
+            facebook: graph.clone(),
+            messenger: graph,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,40 +281,6 @@ mod tests {
             (Some(""), Some("error")),
         ] {
             assert_eq!(check(level, rust_log), Ok(()), "{level:?} {rust_log:?}");
-        }
-    }
-}
-
-impl AwsPorts {
-    /// The whole port bundle over AWS and Graph: these adapters, the LOGIN store over the same
-    /// table, the system clock, and `graph` for Facebook Login and the Send API (the http-api's
-    /// client holds no Page token; deadline-alerts never calls Graph).
-    pub fn into_ports(
-        self,
-        config: &Config,
-        sdk: &SdkConfig,
-        graph: crate::adapters::graph::GraphClient,
-    ) -> crate::ports::bundle::Ports {
-        let graph = Arc::new(graph);
-        crate::ports::bundle::Ports {
-            opt_ins: self.store.clone(),
-            conversations: self.store.clone(),
-            pages: self.store,
-            erasure: self.erasure,
-            logins: Arc::new(
-                crate::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
-                    sdk,
-                    config.table_name.clone(),
-                ),
-            ),
-            queue: self.queue.clone(),
-            retry: self.queue,
-            scheduler: self.scheduler,
-            alerts: self.alerts,
-            metrics: self.metrics,
-            clock: Arc::new(crate::adapters::clock::SystemClock),
-            facebook: graph.clone(),
-            messenger: graph,
         }
     }
 }

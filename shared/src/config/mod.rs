@@ -1,6 +1,6 @@
 //! Configuration: one typed [`settings::Config`] loaded once at cold start through one
 //! [`reader::Reader`], the setting groups (login, send), the secrets, and the name of every
-//! environment variable ([`env`]).
+//! environment variable ([`mod@env`]).
 
 pub mod env;
 pub mod login;

@@ -1,8 +1,8 @@
 //! One typed configuration, loaded once at cold start. Loading reports *every* missing or malformed
 //! variable at once, by name, so an operator fixes the template in one go.
 //!
-//! Secrets are not here: they live in one Secrets Manager secret (see [`Secrets`]), named by `SECRET_ID`;
-//! each function parses only its own view of it ([`SecretView`]: [`HttpApiSecrets`], [`SenderSecrets`]).
+//! Secrets are not here: they live in one Secrets Manager secret named by `SECRET_ID`, and each
+//! function parses only its own view of it ([`crate::config::secrets`]).
 
 use crate::config::env;
 use crate::config::login::LoginConfig;
@@ -85,7 +85,6 @@ pub const DEFAULT_INITIAL_MESSAGE_TEXT: &str =
 pub const MIN_FACEBOOK_PATH_SEGMENT_CHARS: usize = 22;
 /// Default `SECRET_TTL_SECONDS`.
 pub const DEFAULT_SECRET_TTL_SECONDS: i64 = 300;
-/// The Send API's limit for `message.text`: "less than 2000" characters, so 1999 at most.
 
 impl Config {
     /// Load from the process environment.

@@ -139,8 +139,6 @@ pub enum StateConsumed {
     Unknown,
 }
 
-/// Durable LOGIN records and login states. Every write is conditional.
-
 /// A person's user access token. Lives only for one request; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserToken(String);
