@@ -7,8 +7,38 @@ use crate::ports::alerts::Alerts;
 use crate::ports::metrics::{self, Metrics};
 use crate::ports::opt_ins::{OptInStore, Transitioned};
 use crate::ports::scheduler::DeadlineScheduler;
-use crate::use_cases::alert::publish;
+use crate::use_cases::alert::{alert_at_risk_once, publish};
 use tracing::{error, warn};
+
+/// The ports a deadline's outcome needs, named once ([`crate::ports::bundle::Ports::deadlines`])
+/// instead of passed to every call.
+#[derive(Clone, Copy)]
+pub struct Deadlines<'a> {
+    pub store: &'a dyn OptInStore,
+    pub scheduler: &'a dyn DeadlineScheduler,
+    pub alerts: &'a dyn Alerts,
+    pub metrics: &'a dyn Metrics,
+}
+
+impl Deadlines<'_> {
+    /// [`expire_opt_in`] over these ports.
+    pub async fn expire(&self, key: &OptInKey, now: Millis) -> Option<OptIn> {
+        expire_opt_in(
+            self.store,
+            self.scheduler,
+            self.alerts,
+            self.metrics,
+            key,
+            now,
+        )
+        .await
+    }
+
+    /// [`alert_at_risk_once`] over these ports.
+    pub async fn alert_at_risk_once(&self, opt_in: &OptIn, now: Millis, detail: &str) -> bool {
+        alert_at_risk_once(self.store, self.alerts, self.metrics, opt_in, now, detail).await
+    }
+}
 
 /// Mark the opt-in EXPIRED if its deadline has passed. The write is conditional, so when the
 /// sender, the schedule and the sweep race, exactly one wins, and only the winner alerts and counts
@@ -65,7 +95,6 @@ mod tests {
     use crate::adapters::memory::scheduler::MemoryScheduler;
     use crate::domain::jobs::DeadlineCheck;
     use crate::domain::metrics::Metric;
-    use crate::use_cases::alert::alert_at_risk_once;
 
     async fn recorded(store: &MemoryOptInStore, scheduler: &MemoryScheduler) -> OptIn {
         let o = OptIn::new(OptInKey::new("p", "login-1"), Some(1_000), 1_000, 60_000, 0);

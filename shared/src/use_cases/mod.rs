@@ -3,6 +3,7 @@
 //! docs/decisions.md "Promises and where they are enforced".
 
 pub mod alert;
+pub mod bundle;
 pub mod deletion;
 pub mod expire;
 pub mod opt_out;
