@@ -1,4 +1,5 @@
-//! The Graph API client: the only code that knows Graph URLs.
+//! The Graph API client: the only code that calls Graph (the login dialog, a browser URL, is built
+//! in [`crate::facebook::dialog`]).
 //!
 //! One `reqwest::Client` is built at init (connection pool, TLS config, timeouts) and reused.
 //! Every call carries `appsecret_proof`. Tokens travel in the query string, as Meta documents, so

@@ -1,4 +1,5 @@
-//! Facebook Login's dialog URL: where `/login/start` sends the person.
+//! Facebook Login's dialog URL: where `/login/start` sends the person. Built here, not by the Graph
+//! client: the browser goes there, the product never calls it.
 
 use crate::config::settings::Config;
 use crate::facebook::graph_error::GraphError;
