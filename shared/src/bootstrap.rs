@@ -2,7 +2,9 @@
 //! SDK config, and the function's view of the secret (none for deadline-alerts). Each step fails
 //! with a message naming what is wrong. Also the log-level guard every main runs first.
 
-use crate::config::{Config, ConfigError, SecretView, Secrets};
+use crate::config::reader::ConfigError;
+use crate::config::secrets::{SecretView, Secrets};
+use crate::config::settings::Config;
 
 /// Everything a function needs before it builds its adapters.
 pub struct Loaded<S = Secrets> {
@@ -15,7 +17,7 @@ pub struct Loaded<S = Secrets> {
 /// malformed secret edit cannot stop alerting).
 pub async fn load_settings() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
     let config = Config::from_env()?;
-    let sdk = crate::aws::load_sdk_config().await;
+    let sdk = crate::adapters::aws::load_sdk_config().await;
     Ok((config, sdk))
 }
 
@@ -38,9 +40,9 @@ pub async fn load_from_env<S: SecretView>() -> Result<Loaded<S>, ConfigError> {
 pub async fn load_sender_secrets(
     config: &Config,
     sdk: &aws_config::SdkConfig,
-) -> Result<crate::config::SenderSecrets, ConfigError> {
+) -> Result<crate::config::secrets::SenderSecrets, ConfigError> {
     use crate::adapters::secrets::load_secret_view;
-    use crate::config::{AppSecretOnly, PageTokenSecret, SenderSecrets};
+    use crate::config::secrets::{AppSecretOnly, PageTokenSecret, SenderSecrets};
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     match &config.page_token_secret_id {
         None => load_secret_view::<SenderSecrets>(&client, &config.secret_id).await,
@@ -143,10 +145,10 @@ pub fn check_log_levels_from_env() -> Result<(), ConfigError> {
 
 pub use aws_config::SdkConfig;
 
-use crate::adapters::{
-    dynamodb::DynamoOptInStore, scheduler::EventBridgeDeadlineScheduler, sns::SnsAlerts,
-    sqs::SqsSendQueue,
-};
+use crate::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use crate::adapters::scheduler::EventBridgeDeadlineScheduler;
+use crate::adapters::sns::SnsAlerts;
+use crate::adapters::sqs::SqsSendQueue;
 use std::sync::Arc;
 
 /// The AWS adapters of every port, over one SDK config (clients are cheap to clone and share a
@@ -157,8 +159,8 @@ pub struct AwsPorts {
     pub scheduler: Arc<EventBridgeDeadlineScheduler>,
     pub alerts: Arc<SnsAlerts>,
     /// EMF lines on stdout (CloudWatch Logs extracts the metrics).
-    pub metrics: Arc<crate::metrics::EmfStdout>,
-    pub erasure: Arc<crate::adapters::dynamodb_erasure::DynamoErasureStore>,
+    pub metrics: Arc<crate::adapters::emf::EmfStdout>,
+    pub erasure: Arc<crate::adapters::dynamodb::erasure::DynamoErasureStore>,
 }
 
 impl AwsPorts {
@@ -183,11 +185,45 @@ impl AwsPorts {
                 aws_sdk_sns::Client::new(sdk),
                 config.alert_topic_arn.clone(),
             )),
-            metrics: Arc::new(crate::metrics::EmfStdout),
-            erasure: Arc::new(crate::adapters::dynamodb_erasure::DynamoErasureStore::new(
+            metrics: Arc::new(crate::adapters::emf::EmfStdout),
+            erasure: Arc::new(crate::adapters::dynamodb::erasure::DynamoErasureStore::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )),
+        }
+    }
+}
+
+impl AwsPorts {
+    /// The whole port bundle over AWS and Graph: these adapters, the LOGIN store over the same
+    /// table, the system clock, and `graph` for Facebook Login and the Send API (the http-api's
+    /// client holds no Page token; deadline-alerts never calls Graph).
+    pub fn into_ports(
+        self,
+        config: &Config,
+        sdk: &SdkConfig,
+        graph: crate::adapters::graph::GraphClient,
+    ) -> crate::ports::bundle::Ports {
+        let graph = Arc::new(graph);
+        crate::ports::bundle::Ports {
+            opt_ins: self.store.clone(),
+            conversations: self.store.clone(),
+            pages: self.store,
+            erasure: self.erasure,
+            logins: Arc::new(
+                crate::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
+                    sdk,
+                    config.table_name.clone(),
+                ),
+            ),
+            queue: self.queue.clone(),
+            retry: self.queue,
+            scheduler: self.scheduler,
+            alerts: self.alerts,
+            metrics: self.metrics,
+            clock: Arc::new(crate::adapters::clock::SystemClock),
+            facebook: graph.clone(),
+            messenger: graph,
         }
     }
 }
@@ -245,38 +281,6 @@ mod tests {
             (Some(""), Some("error")),
         ] {
             assert_eq!(check(level, rust_log), Ok(()), "{level:?} {rust_log:?}");
-        }
-    }
-}
-
-impl AwsPorts {
-    /// The whole port bundle over AWS and Graph: these adapters, the LOGIN store over the same
-    /// table, the system clock, and `graph` for Facebook Login and the Send API (the http-api's
-    /// client holds no Page token; deadline-alerts never calls Graph).
-    pub fn into_ports(
-        self,
-        config: &Config,
-        sdk: &SdkConfig,
-        graph: crate::adapters::graph::GraphClient,
-    ) -> crate::ports::bundle::Ports {
-        let graph = Arc::new(graph);
-        crate::ports::bundle::Ports {
-            opt_ins: self.store.clone(),
-            conversations: self.store.clone(),
-            pages: self.store,
-            erasure: self.erasure,
-            logins: Arc::new(crate::adapters::dynamodb_login::DynamoLoginStore::from_sdk(
-                sdk,
-                config.table_name.clone(),
-            )),
-            queue: self.queue.clone(),
-            retry: self.queue,
-            scheduler: self.scheduler,
-            alerts: self.alerts,
-            metrics: self.metrics,
-            clock: Arc::new(crate::ports::SystemClock),
-            facebook: graph.clone(),
-            messenger: graph,
         }
     }
 }

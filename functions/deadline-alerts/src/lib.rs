@@ -188,7 +188,7 @@ async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), Al
 /// Queue the PAUSED opt-ins the served Page's last resume left behind (once per sweep each).
 /// Failures are logged: those opt-ins stay PAUSED and the next sweep tries again.
 async fn requeue_left_behind(deps: &Deps) -> usize {
-    let ports = PagePorts::from_ports(&deps.ports, &deps.config);
+    let ports = deps.ports.page_ports(&deps.config);
     let mut queued = HashSet::new();
     match ports
         .requeue_for_sweep(

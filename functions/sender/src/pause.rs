@@ -91,7 +91,7 @@ pub enum PausedJob {
 
 /// The Page use cases over the sender's ports.
 fn page_ports(deps: &Deps) -> PagePorts<'_> {
-    PagePorts::from_ports(&deps.ports, &deps.config)
+    deps.ports.page_ports(&deps.config)
 }
 
 fn probe_interval_seconds(deps: &Deps) -> u32 {

@@ -1,4 +1,5 @@
-//! The Graph API client: the only code that knows Graph URLs.
+//! The Graph API client: the only code that calls Graph (the login dialog, a browser URL, is built
+//! in [`crate::facebook::dialog`]).
 //!
 //! One `reqwest::Client` is built at init (connection pool, TLS config, timeouts) and reused.
 //! Every call carries `appsecret_proof`. Tokens travel in the query string, as Meta documents, so
@@ -9,11 +10,15 @@
 //! client counts `GraphApiVersionMismatch` so an alarm fires before the asked version's behaviour
 //! silently changes (docs/alerts.md).
 
-use crate::config::{Config, MessagingType, SecretString, Secrets};
-use crate::facebook::{GraphError, GraphErrorEnvelope, appsecret_proof};
-use crate::login::{FacebookLogin, PermissionRow, Profile, TokenInfo, UserToken};
-use crate::metrics::{EmfStdout, Metrics};
-use crate::ports::{Messenger, SentMessage};
+use crate::adapters::emf::EmfStdout;
+use crate::config::secrets::{SecretString, Secrets};
+use crate::config::settings::{Config, MessagingType};
+use crate::domain::login::{PermissionRow, Profile, TokenInfo, UserToken};
+use crate::facebook::crypto::appsecret_proof;
+use crate::facebook::graph_error::{GraphError, GraphErrorEnvelope};
+use crate::ports::logins::FacebookLogin;
+use crate::ports::messenger::{Messenger, SentMessage};
+use crate::ports::metrics::Metrics;
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -65,7 +70,7 @@ impl GraphClient {
     /// The sender's client: the Page token and the app secret only.
     pub fn for_page(
         config: &Config,
-        secrets: &crate::config::SenderSecrets,
+        secrets: &crate::config::secrets::SenderSecrets,
     ) -> Result<Self, GraphInitError> {
         Self::with_tokens(
             config,
@@ -122,7 +127,7 @@ impl GraphClient {
         if served.is_empty() || served == self.version {
             return;
         }
-        crate::metrics::record_graph_version_mismatch(self.metrics.as_ref(), &self.page_id);
+        crate::ports::metrics::record_graph_version_mismatch(self.metrics.as_ref(), &self.page_id);
         if !self.mismatch_logged.swap(true, Ordering::Relaxed) {
             // Header values are Graph's, not a person's: safe to log (bounded).
             let served: String = served.chars().take(16).collect();
@@ -216,30 +221,6 @@ impl Messenger for GraphClient {
 // Facebook Login: the dialog URL and the server-side calls (§2 of the reference notes)
 // ---------------------------------------------------------------------------------------------
 
-/// The login dialog URL: `{FACEBOOK_WEB_BASE_URL}/{version}/dialog/oauth` with `client_id`,
-/// `redirect_uri`, `response_type=code`, the scopes, `messenger_page_id`, `auth_type=rerequest`
-/// and `state`.
-pub fn login_dialog_url(
-    config: &Config,
-    redirect_uri: &str,
-    state: &str,
-) -> Result<String, GraphError> {
-    let mut url = reqwest::Url::parse(&format!(
-        "{}/{}/dialog/oauth",
-        config.facebook_web_base_url, config.graph_api_version
-    ))
-    .map_err(|e| GraphError::BadResponse(format!("bad dialog URL: {e}")))?;
-    url.query_pairs_mut()
-        .append_pair("client_id", &config.fb_app_id)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", &config.login.scope())
-        .append_pair("messenger_page_id", &config.fb_page_id)
-        .append_pair("auth_type", "rerequest")
-        .append_pair("state", state);
-    Ok(url.into())
-}
-
 #[derive(Deserialize)]
 struct AccessTokenResponse {
     access_token: String,
@@ -316,27 +297,7 @@ impl FacebookLogin for GraphClient {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::adapters::memory::test_config;
-
-    #[test]
-    fn dialog_url_carries_every_parameter() {
-        let config = test_config(&[
-            ("FACEBOOK_WEB_BASE_URL", "https://www.facebook.com/"),
-            ("LOGIN_EXTRA_SCOPES", "email"),
-        ]);
-        let url = login_dialog_url(&config, "https://api.example/login/callback", "S+/=").unwrap();
-        let parsed = reqwest::Url::parse(&url).unwrap();
-        assert_eq!(parsed.path(), "/v27.0/dialog/oauth");
-        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
-        assert_eq!(q["client_id"], "100000000000001");
-        assert_eq!(q["redirect_uri"], "https://api.example/login/callback");
-        assert_eq!(q["response_type"], "code");
-        assert_eq!(q["scope"], "public_profile,user_messenger_contact,email");
-        assert_eq!(q["messenger_page_id"], "200000000000002");
-        assert_eq!(q["auth_type"], "rerequest");
-        assert_eq!(q["state"], "S+/=");
-    }
-}
+// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
+#[doc(hidden)]
+pub use crate::facebook::dialog::login_dialog_url;
+// MOVE-COMPAT end

@@ -5,9 +5,11 @@
 //! Creating a schedule that exists (`ConflictException`) and deleting one that does not
 //! (`ResourceNotFoundException`) both count as success, so callers can retry freely.
 
-use crate::aws::port_error;
-use crate::domain::{AlertInput, DeadlineCheck, Millis, OptInKey, deadline_schedule_name};
-use crate::ports::{DeadlineScheduler, PortError, PortResult};
+use crate::adapters::aws::port_error;
+use crate::domain::jobs::{AlertInput, DeadlineCheck, deadline_schedule_name};
+use crate::domain::opt_in::{Millis, OptInKey};
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::scheduler::DeadlineScheduler;
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;

@@ -2,9 +2,10 @@
 //! ([`SecretView`]), and, in the http-api, re-read on a short TTL ([`RefreshingSecret`]) so a
 //! revoked API key stops working within minutes instead of at the next cold start.
 
-use crate::config::{ConfigError, SecretView, Secrets};
-use crate::domain::Millis;
-use crate::ports::Clock;
+use crate::config::reader::ConfigError;
+use crate::config::secrets::{SecretView, Secrets};
+use crate::domain::opt_in::Millis;
+use crate::ports::clock::Clock;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use std::sync::Arc;
@@ -214,8 +215,8 @@ impl<T: SecretView + PartialEq> RefreshingSecret<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::ManualClock;
-    use crate::config::HttpApiSecrets;
+    use crate::adapters::memory::clock::ManualClock;
+    use crate::config::secrets::HttpApiSecrets;
 
     fn with_keys(keys: &[&str]) -> String {
         let hashes: Vec<String> = keys.iter().map(|k| format!("{k:0>64}")).collect();

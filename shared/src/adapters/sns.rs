@@ -2,9 +2,10 @@
 //! The message is the alert's JSON (fields a kind does not have are left out, see docs/alerts.md);
 //! [`alert_text`] is how people read it (the local alert inbox prints it).
 
-use crate::aws::port_error;
-use crate::domain::Alert;
-use crate::ports::{Alerts, PortError, PortResult};
+use crate::adapters::aws::port_error;
+use crate::domain::alert::Alert;
+use crate::ports::alerts::Alerts;
+use crate::ports::error::{PortError, PortResult};
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 
@@ -107,7 +108,8 @@ impl Alerts for SnsAlerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AlertKind, LastError, OptIn, OptInKey};
+    use crate::domain::alert::AlertKind;
+    use crate::domain::opt_in::{LastError, OptIn, OptInKey};
 
     fn opt_in() -> OptIn {
         let mut o = OptIn::new(

@@ -1,8 +1,12 @@
-//! [`SendQueue`] on SQS: one message per send job, the job as its JSON body.
+//! The send queue on SQS: [`SendQueue`] (one message per send job, the job as its JSON body) and
+//! [`RetryQueue`] (`ChangeMessageVisibility` for a received message, `SendMessage` with
+//! `DelaySeconds` for a fresh one).
 
-use crate::aws::port_error;
-use crate::domain::SendJob;
-use crate::ports::{PortError, PortResult, SendQueue};
+use crate::adapters::aws::port_error;
+use crate::domain::jobs::SendJob;
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::queue::SendQueue;
+use crate::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, RetryQueue};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
@@ -50,6 +54,29 @@ impl SendQueue for SqsSendQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "SendMessage", &e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RetryQueue for SqsSendQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()> {
+        let seconds = i32::try_from(delay_seconds.min(MAX_VISIBILITY_SECONDS)).unwrap_or(0);
+        self.change_visibility(receipt_handle, seconds).await
+    }
+
+    async fn enqueue_after(&self, job: &SendJob, delay_seconds: u32) -> PortResult<()> {
+        let body = serde_json::to_string(job)
+            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the send job: {e}")))?;
+        let delay = i32::try_from(delay_seconds.min(MAX_DELAY_SECONDS)).unwrap_or(0);
+        self.client
+            .send_message()
+            .queue_url(self.queue_url())
+            .message_body(body)
+            .delay_seconds(delay)
             .send()
             .await
             .map_err(|e| port_error(SERVICE, "SendMessage", &e))?;

@@ -3,13 +3,18 @@
 //! runner with the same over moto, tests with the in-memory twins; each function's
 //! `Deps::from_ports` takes what it uses from it.
 
-use crate::erasure::ErasureStore;
-use crate::login::{FacebookLogin, LoginStore};
-use crate::metrics::Metrics;
-use crate::ports::send::{PageStateStore, RetryQueue};
-use crate::ports::{
-    Alerts, Clock, ConversationStore, DeadlineScheduler, Messenger, OptInStore, SendQueue,
-};
+use crate::ports::alerts::Alerts;
+use crate::ports::clock::Clock;
+use crate::ports::conversations::ConversationStore;
+use crate::ports::erasure::ErasureStore;
+use crate::ports::logins::{FacebookLogin, LoginStore};
+use crate::ports::messenger::Messenger;
+use crate::ports::metrics::Metrics;
+use crate::ports::opt_ins::OptInStore;
+use crate::ports::pages::PageStateStore;
+use crate::ports::queue::RetryQueue;
+use crate::ports::queue::SendQueue;
+use crate::ports::scheduler::DeadlineScheduler;
 use std::sync::Arc;
 
 /// Every port, each an `Arc` so a bundle is cheap to clone and to override field by field in tests

@@ -8,13 +8,15 @@
 //! itself. When no link is known, the opt-in cannot be found: the LOGIN is still erased, and the
 //! deletion record says `partial`, with why, instead of claiming every record is gone.
 
-use crate::domain::{Millis, OptInKey, login_id_prefix};
-use crate::erasure::{
-    DeletionRecord, ErasureStore, KnownOptIn, PersonItems, STATUS_COMPLETED, STATUS_PARTIAL,
-    erasure_marker,
+use crate::domain::erasure::{
+    DeletionRecord, KnownOptIn, PersonItems, STATUS_COMPLETED, STATUS_PARTIAL, erasure_marker,
 };
-use crate::login::{LoginStore, Permission};
-use crate::ports::{PortResult, Transitioned};
+use crate::domain::login::Permission;
+use crate::domain::opt_in::{Millis, OptInKey, login_id_prefix};
+use crate::ports::erasure::ErasureStore;
+use crate::ports::error::PortResult;
+use crate::ports::logins::LoginStore;
+use crate::ports::opt_ins::Transitioned;
 use crate::use_cases::opt_out::{OptOut, OptOuts};
 use tracing::{info, warn};
 

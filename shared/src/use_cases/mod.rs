@@ -2,6 +2,9 @@
 //! callbacks, sender, sweep) calls instead of writing its own copy. Each file owns one promise of
 //! docs/decisions.md "Promises and where they are enforced".
 
+pub mod alert;
+pub mod bundle;
 pub mod deletion;
+pub mod expire;
 pub mod opt_out;
 pub mod page;

@@ -7,13 +7,17 @@
 //! a PSID no opt-in is linked to is kept as a pending stop (counted, alerted) and applied when
 //! the PSID is linked.
 
-use crate::actions::{cancel_schedule, publish};
-use crate::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, State, login_id_prefix, utc};
-use crate::metrics::{self, Metrics};
-use crate::ports::{
-    Alerts, ConversationStore, Created, DeadlineScheduler, OptInStore, PendingStop, PortError,
-    PortResult, Transitioned,
-};
+use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::opt_in::{Millis, OptIn, OptInKey, State, login_id_prefix, utc};
+use crate::ports::alerts::Alerts;
+use crate::ports::conversations::{ConversationStore, PendingStop};
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::metrics;
+use crate::ports::metrics::Metrics;
+use crate::ports::opt_ins::{Created, OptInStore, Transitioned};
+use crate::ports::scheduler::DeadlineScheduler;
+use crate::use_cases::alert::publish;
+use crate::use_cases::expire::cancel_schedule;
 use tracing::{info, warn};
 
 /// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
@@ -338,9 +342,12 @@ impl OptOuts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{MemoryAlerts, MemoryOptInStore, MemoryScheduler};
-    use crate::domain::DeadlineCheck;
-    use crate::metrics::{MemoryMetrics, Metric};
+    use crate::adapters::memory::alerts::MemoryAlerts;
+    use crate::adapters::memory::metrics::MemoryMetrics;
+    use crate::adapters::memory::opt_ins::MemoryOptInStore;
+    use crate::adapters::memory::scheduler::MemoryScheduler;
+    use crate::domain::jobs::DeadlineCheck;
+    use crate::domain::metrics::Metric;
 
     struct World {
         store: MemoryOptInStore,

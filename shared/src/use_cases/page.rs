@@ -1,7 +1,7 @@
 //! Promise 3: a Page Meta blocked stays silent until Meta unblocks it; pause, block, unblock,
 //! resume and re-queue live here, for the sender's probe, the policy webhook and the sweep alike.
 //!
-//! The Page item's rules are [`crate::page::PageEvent`]'s guards (a block is recorded from any
+//! The Page item's rules are [`crate::domain::page::PageEvent`]'s guards (a block is recorded from any
 //! state, only an unblock lifts it, a probe never does). This file adds what follows a change:
 //! the alert, and the re-queue of the Page's PAUSED opt-ins when it is active again. The re-queue
 //! runs concurrently (at most [`REQUEUE_CONCURRENCY`] at once), retries each enqueue a few times,
@@ -10,12 +10,16 @@
 //! delivery left behind ([`PageState::left_behind`]); the sweep does the same every run, so
 //! nothing is lost because the Page was set ACTIVE before its opt-ins were queued.
 
-use crate::config::Config;
-use crate::domain::{Alert, AlertKind, LastError, Millis, OptIn, OptInKey, SendJob};
-use crate::page::{PageState, PauseCause};
-use crate::ports::bundle::Ports;
-use crate::ports::send::PageStateStore;
-use crate::ports::{Alerts, Clock, PortError, PortResult, SendQueue};
+use crate::config::settings::Config;
+use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::jobs::SendJob;
+use crate::domain::opt_in::{LastError, Millis, OptIn, OptInKey};
+use crate::domain::page::{PageState, PauseCause};
+use crate::ports::alerts::Alerts;
+use crate::ports::clock::Clock;
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::pages::PageStateStore;
+use crate::ports::queue::SendQueue;
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -104,18 +108,6 @@ impl<'a> PagePorts<'a> {
             clock,
             margin_ms: requeue_margin_ms(config),
         }
-    }
-
-    /// [`PagePorts::new`] over a port bundle (the `Deps` of the sender and of deadline-alerts).
-    pub fn from_ports(ports: &'a Ports, config: &Config) -> Self {
-        let Ports {
-            pages,
-            queue,
-            alerts,
-            clock,
-            ..
-        } = ports;
-        Self::new(&**pages, &**queue, &**alerts, &**clock, config)
     }
 }
 
@@ -341,7 +333,7 @@ impl PagePorts<'_> {
     }
 
     async fn alert(&self, page_id: &str, paused: bool, detail: impl Into<String>) {
-        crate::actions::publish(
+        crate::use_cases::alert::publish(
             self.alerts,
             &Alert::for_page(page_id, AlertKind::PolicyEnforcement, paused, detail),
         )
@@ -352,9 +344,11 @@ impl PagePorts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{ManualClock, MemoryAlerts, MemoryOptInStore};
-    use crate::domain::{HOUR_MS, OptIn};
-    use crate::ports::OptInStore;
+    use crate::adapters::memory::alerts::MemoryAlerts;
+    use crate::adapters::memory::clock::ManualClock;
+    use crate::adapters::memory::opt_ins::MemoryOptInStore;
+    use crate::domain::opt_in::{HOUR_MS, OptIn};
+    use crate::ports::opt_ins::OptInStore;
     use async_trait::async_trait;
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -453,6 +447,23 @@ mod tests {
             o
         }
 
+        /// The Page paused by us (a configuration error, first probe in a minute) and one
+        /// opt-in, "a", parked.
+        async fn paused_by_us_with_a_parked_opt_in() -> Self {
+            let w = Self::new();
+            w.ports()
+                .pause(
+                    PAGE,
+                    PauseCause::Configuration,
+                    &Self::config_error(),
+                    NOW + 60_000,
+                )
+                .await
+                .unwrap();
+            w.parked("a").await;
+            w
+        }
+
         fn config_error() -> LastError {
             LastError {
                 code: 190,
@@ -531,17 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_probe_never_resumes_a_blocked_page() {
-        let w = World::new();
-        w.ports()
-            .pause(
-                PAGE,
-                PauseCause::Configuration,
-                &World::config_error(),
-                NOW + 60_000,
-            )
-            .await
-            .unwrap();
-        w.parked("a").await;
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
         assert!(w.ports().block(PAGE, "spam").await.unwrap());
         w.clock.advance(120_000);
         assert_eq!(w.ports().probe_accepted(PAGE).await.unwrap(), None);
@@ -557,17 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn unblock_leaves_a_pause_of_ours_to_its_probe() {
-        let w = World::new();
-        w.ports()
-            .pause(
-                PAGE,
-                PauseCause::Configuration,
-                &World::config_error(),
-                NOW + 60_000,
-            )
-            .await
-            .unwrap();
-        w.parked("a").await;
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
         assert_eq!(
             w.ports().unblock(PAGE).await.unwrap(),
             Unblocked::PausedByUs(Some(PauseCause::Configuration))

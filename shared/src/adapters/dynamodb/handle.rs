@@ -1,0 +1,74 @@
+//! The one handle on the product's one DynamoDB table: the client and the table name every store
+//! ([`crate::adapters::dynamodb::opt_ins`], `logins`, `erasure`) holds, and the conditional create
+//! they all make.
+
+use crate::adapters::aws::port_error;
+use crate::adapters::dynamodb::codec::{Item, SERVICE};
+use crate::adapters::dynamodb::table;
+use crate::ports::error::PortResult;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+/// The table: one client (a cheap clone sharing the connection pool) and its name.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub client: Client,
+    pub name: String,
+}
+
+/// What a conditional create did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutNew {
+    /// No item had the key; this one is stored.
+    Stored,
+    /// An item with the key exists (returned with the refusal when DynamoDB sent it).
+    Exists(Option<Item>),
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// The item at `key` (consistent read). `op` names the call in errors.
+    pub async fn get(&self, key: Item, op: &str) -> PortResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, op, &e))?;
+        Ok(out.item)
+    }
+
+    /// Put `item` unless an item with its key exists (`attribute_not_exists(pk)`), reading the
+    /// existing item in the same round trip. `op` names the call in errors.
+    pub async fn put_new(&self, item: Item, op: &str) -> PortResult<PutNew> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", table::PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutNew::Stored),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(PutNew::Exists(refused.item.clone()))
+                }
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}

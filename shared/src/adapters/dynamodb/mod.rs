@@ -1,0 +1,17 @@
+//! The one DynamoDB table: its layout ([`table`]), one codec and helpers ([`codec`]), and one file
+//! per port the table serves.
+
+pub mod codec;
+pub mod conversations;
+pub mod erasure;
+pub mod handle;
+pub mod logins;
+pub mod opt_ins;
+pub mod pages;
+pub mod report;
+pub mod table;
+
+// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
+#[doc(hidden)]
+pub use self::opt_ins::*;
+// MOVE-COMPAT end

@@ -1,0 +1,706 @@
+//! [`OptInStore`] on DynamoDB.
+//!
+//! Every state change is one conditional `UpdateItem`/`PutItem`, or, for recording an opt-in
+//! webhook, one `TransactWriteItems` that also checks the person's erasure marker (and, for a new
+//! consent after an opt-out, replaces the opted-out generation conditionally); the conditions are derived from
+//! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain::opt_in`]
+//! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
+//! [`crate::adapters::dynamodb::table`]. Semantics match [`crate::adapters::memory::opt_ins::MemoryOptInStore`] exactly.
+//!
+//! A refused condition returns the item as it is, read in the same round trip with
+//! `ReturnValuesOnConditionCheckFailure = ALL_OLD` (a consistent `GetItem` only when the write
+//! returned no item, i.e. the item does not exist).
+
+use crate::adapters::aws::port_error;
+use crate::adapters::dynamodb::codec::{
+    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s,
+};
+use crate::adapters::dynamodb::handle::{PutNew, Table};
+use crate::adapters::dynamodb::table;
+use crate::domain::attention::first_attention;
+use crate::domain::opt_in::{
+    Event, Millis, OptIn, OptInKey, REDELIVERY_HORIZON_MS, SendOutcome, State,
+};
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::opt_ins::{ConsentGuard, Created, OptInStore, Recorded, Transitioned};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+
+/// The DynamoDB opt-in store.
+#[derive(Debug, Clone)]
+pub struct DynamoOptInStore {
+    pub(super) db: Table,
+}
+
+impl DynamoOptInStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            db: Table::new(client, table_name),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.db.name
+    }
+
+    pub(super) fn key(key: &OptInKey) -> Item {
+        crate::adapters::dynamodb::codec::key(table::opt_in_pk(key), table::OPTIN_SK)
+    }
+
+    /// Run one conditional update: `Done(new item)` or `Refused(current item)`.
+    pub(super) async fn update(
+        &self,
+        key: &OptInKey,
+        op: &str,
+        expr: Expr,
+    ) -> PortResult<Transitioned> {
+        let result = self
+            .db
+            .client
+            .update_item()
+            .table_name(&self.db.name)
+            .set_key(Some(Self::key(key)))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Transitioned::Done(Box::new(from_item(item)?))),
+                None => Err(PortError::new(
+                    SERVICE,
+                    format!("{op}: UpdateItem returned no attributes"),
+                )),
+            },
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    let current = match refused.item.clone() {
+                        Some(item) => Some(from_item(item)?),
+                        None => self.get_opt_in(key).await?,
+                    };
+                    Ok(Transitioned::Refused(current.map(Box::new)))
+                }
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}
+
+/// The full item of an opt-in: its serde fields plus keys, due shard and first attention time
+/// (while not terminal) and TTL.
+fn to_item(opt_in: &OptIn) -> PortResult<Item> {
+    item_with_due_at(opt_in, first_attention(opt_in))
+}
+
+/// The item of an opt-in whose next attention time is `due_at` (ignored when terminal): what the
+/// store writes, for tests and benchmarks that seed a table in bulk (BatchWriteItem).
+pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
+    let mut item: Item = dynamo::to_item(opt_in)
+        .map_err(|e| PortError::new(SERVICE, format!("cannot encode the opt-in: {e}")))?;
+    let key = opt_in.key();
+    item.insert(table::PK.to_owned(), s(table::opt_in_pk(&key)));
+    item.insert(table::SK.to_owned(), s(table::OPTIN_SK));
+    item.insert(
+        table::EXPIRES_AT.to_owned(),
+        n(table::expires_at_seconds(opt_in.deadline_at)),
+    );
+    if !opt_in.state.is_terminal() {
+        item.insert(table::DUE_SHARD.to_owned(), s(table::due_shard(&key)));
+        item.insert(table::DUE_AT.to_owned(), n(due_at));
+    }
+    Ok(item)
+}
+
+/// Rounds [`OptInStore::record_opt_in`] tries before giving up (the webhook then answers 503 and
+/// Facebook redelivers).
+const RECORD_ROUNDS: usize = 3;
+
+/// The transaction item that refuses an opt-in dated at or before the person's erasure:
+/// `attribute_not_exists(pk) OR erased_at < :opted_in_at` on the erasure marker.
+fn erasure_check(
+    table_name: &str,
+    marker: &str,
+    opted_in_at: Millis,
+) -> PortResult<TransactWriteItem> {
+    let check = ConditionCheck::builder()
+        .table_name(table_name)
+        .key(table::PK, s(table::erased_pk(marker)))
+        .key(table::SK, s(table::ERASED_SK))
+        .condition_expression("attribute_not_exists(#pk) OR #erased_at < :opted_in_at")
+        .expression_attribute_names("#pk", table::PK)
+        .expression_attribute_names("#erased_at", "erased_at")
+        .expression_attribute_values(":opted_in_at", n(opted_in_at))
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the erasure check: {e}")))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// The first generation: `attribute_not_exists(pk)`.
+fn first_generation_put(table_name: &str, opt_in: &OptIn) -> PortResult<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(opt_in)?))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", table::PK)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the opt-in put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The next generation, replacing `previous` only while it is still that opted-out generation and
+/// the opt-out is older than the redelivery horizon before `event_at` (the rule of
+/// [`crate::domain::opt_in::is_new_consent`], enforced by the database), and unchanged since it was read
+/// (`updated_at`), so nothing written meanwhile (a PSID link) is lost.
+fn renewal_put(
+    table_name: &str,
+    renewed: &OptIn,
+    previous: &OptIn,
+    event_at: Option<Millis>,
+) -> PortResult<TransactWriteItem> {
+    let event_at = event_at.ok_or_else(|| PortError::new(SERVICE, "renewal without event time"))?;
+    let cutoff = event_at.saturating_sub(REDELIVERY_HORIZON_MS);
+    let generation = if previous.generation == 0 {
+        "attribute_not_exists(#generation)"
+    } else {
+        "#generation = :generation"
+    };
+    let mut put = Put::builder()
+        .table_name(table_name)
+        .set_item(Some(to_item(renewed)?))
+        .condition_expression(format!(
+            "#state = :opted_out AND #opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
+        ))
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#opted_out_at", "opted_out_at")
+        .expression_attribute_names("#generation", "generation")
+        .expression_attribute_names("#updated_at", "updated_at")
+        .expression_attribute_values(":opted_out", s(State::OptedOut.as_str()))
+        .expression_attribute_values(":cutoff", n(cutoff))
+        .expression_attribute_values(":updated_at", n(previous.updated_at))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    if previous.generation != 0 {
+        put = put.expression_attribute_values(":generation", n(previous.generation));
+    }
+    let put = put
+        .build()
+        .map_err(|e| PortError::new(SERVICE, format!("cannot build the renewal put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn finish_event(outcome: &SendOutcome) -> Event {
+    match outcome {
+        SendOutcome::Sent { .. } => Event::Accepted,
+        SendOutcome::Retry { .. } => Event::TransientFailure,
+        SendOutcome::Unreachable { .. } => Event::Unreachable,
+        SendOutcome::WindowClosed { .. } => Event::WindowRejected,
+        SendOutcome::Paused { .. } => Event::ConfigRejected,
+    }
+}
+
+#[async_trait]
+impl OptInStore for DynamoOptInStore {
+    async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
+        match self.db.put_new(to_item(opt_in)?, "PutItem").await? {
+            PutNew::Stored => Ok(Created::New),
+            PutNew::Exists(item) => {
+                let existing = match item {
+                    Some(item) => from_item(item)?,
+                    None => self.get_opt_in(&opt_in.key()).await?.ok_or_else(|| {
+                        PortError::new(SERVICE, "PutItem: refused but the item is gone")
+                    })?,
+                };
+                Ok(Created::AlreadyExists(Box::new(existing)))
+            }
+        }
+    }
+
+    async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
+        // What the previous round found stored (None: nothing, so try to create). A refused
+        // renewal or a transaction conflict is decided again from the item as it then is.
+        let mut stored: Option<OptIn> = None;
+        for _ in 0..RECORD_ROUNDS {
+            let (write, renewed) = match &stored {
+                None => (first_generation_put(&self.db.name, opt_in)?, None),
+                Some(current) => {
+                    if opt_in.state != State::OptedIn
+                        || !crate::domain::opt_in::is_new_consent(current, guard.event_at)
+                    {
+                        return Ok(Recorded::AlreadyExists(Box::new(current.clone())));
+                    }
+                    let renewed = opt_in.clone().renewing(current);
+                    let put = renewal_put(&self.db.name, &renewed, current, guard.event_at)?;
+                    (put, Some(renewed))
+                }
+            };
+            let check = erasure_check(&self.db.name, &guard.erasure_marker, opt_in.opted_in_at)?;
+            let result = self
+                .db
+                .client
+                .transact_write_items()
+                .transact_items(check)
+                .transact_items(write)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    return Ok(match renewed {
+                        None => Recorded::New,
+                        Some(renewed) => Recorded::Renewed(Box::new(renewed)),
+                    });
+                }
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            else {
+                return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if code(0) == "ConditionalCheckFailed" {
+                return Ok(Recorded::Erased);
+            }
+            match code(1) {
+                "ConditionalCheckFailed" => {
+                    stored = match reasons.get(1).and_then(|r| r.item()) {
+                        Some(item) if !item.is_empty() => Some(from_item(item.clone())?),
+                        _ => self.get_opt_in(&opt_in.key()).await?,
+                    };
+                }
+                // A concurrent write to the same items (a duplicate delivery in the same batch):
+                // decide again from what is stored now.
+                "TransactionConflict" => stored = self.get_opt_in(&opt_in.key()).await?,
+                _ => return Err(port_error(SERVICE, "TransactWriteItems opt-in", &err)),
+            }
+        }
+        Err(PortError::new(
+            SERVICE,
+            "recording the opt-in kept racing with other writes; retry",
+        ))
+    }
+
+    async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
+        let stored = self.db.get(Self::key(key), "GetItem").await?;
+        stored.map(from_item).transpose()
+    }
+
+    async fn claim_for_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = Event::Claim;
+        let mut e = Expr::default();
+        let sources = e.source_condition(event, now, Some(owner));
+        let deadline = e.name("deadline_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{sources} AND {deadline} > {now_v}");
+        let attempts = e.name("attempts");
+        let one = e.value("one", n(1));
+        e.set_update(
+            &[
+                ("state", s(event.target().as_str())),
+                ("lease_owner", s(owner)),
+                ("lease_until", n(lease_until)),
+                ("updated_at", n(now)),
+            ],
+            &[],
+            &format!("ADD {attempts} {one}"),
+        );
+        self.update(key, "claim", e).await
+    }
+
+    async fn finish_send(
+        &self,
+        key: &OptInKey,
+        owner: &str,
+        outcome: &SendOutcome,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = finish_event(outcome);
+        let mut e = Expr::default();
+        e.condition = e.source_condition(event, now, Some(owner));
+        let target = s(event.target().as_str());
+        match outcome {
+            SendOutcome::Sent { message_id } => e.set_update(
+                &[
+                    ("state", target),
+                    ("message_id", s(message_id.as_str())),
+                    ("sent_at", n(now)),
+                    ("terminal_at", n(now)),
+                    ("updated_at", n(now)),
+                ],
+                &LEASE_AND_DUE,
+                "",
+            ),
+            SendOutcome::Retry { error } | SendOutcome::Paused { error } => e.set_update(
+                &[
+                    ("state", target),
+                    ("last_error", last_error_value(error)?),
+                    ("updated_at", n(now)),
+                ],
+                &LEASE,
+                "",
+            ),
+            SendOutcome::Unreachable { error } | SendOutcome::WindowClosed { error } => e
+                .set_update(
+                    &[
+                        ("state", target),
+                        ("last_error", last_error_value(error)?),
+                        ("terminal_at", n(now)),
+                        ("updated_at", n(now)),
+                    ],
+                    &LEASE_AND_DUE,
+                    "",
+                ),
+        }
+        self.update(key, "finish_send", e).await
+    }
+
+    async fn record_send_after_opt_out(
+        &self,
+        key: &OptInKey,
+        attempt: u32,
+        message_id: &str,
+        sent_at: Millis,
+    ) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let state = e.name("state");
+        let out = e.state_value(State::OptedOut);
+        let attempts = e.name("attempts");
+        let ours = e.value("attempt", n(attempt));
+        let recorded = e.name("message_id");
+        e.condition =
+            format!("{state} = {out} AND {attempts} = {ours} AND attribute_not_exists({recorded})");
+        e.set_update(
+            &[
+                ("message_id", s(message_id)),
+                ("sent_at", n(sent_at)),
+                ("sent_after_opt_out", AttributeValue::Bool(true)),
+                ("updated_at", n(sent_at)),
+            ],
+            &[],
+            "",
+        );
+        self.update(key, "record_send_after_opt_out", e).await
+    }
+
+    async fn expire(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let e = Expr::transition(
+            Event::DeadlinePassed,
+            now,
+            Some("<="),
+            &[("terminal_at", n(now))],
+            &LEASE_AND_DUE,
+        );
+        self.update(key, "expire", e).await
+    }
+
+    async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::transition(
+            Event::OptOut,
+            now,
+            None,
+            &[
+                ("opted_out_at", n(now)),
+                ("opt_out_source", s(source)),
+                ("terminal_at", n(now)),
+            ],
+            &LEASE_AND_DUE,
+        );
+        // Record the state the opt-out found (SENDING: a send was in flight). First in the SET
+        // list: every right-hand side reads the item as it was before this update.
+        let from = e.name("opted_out_from");
+        let state = e.name("state");
+        e.update = e
+            .update
+            .replacen("SET ", &format!("SET {from} = {state}, "), 1);
+        self.update(key, "opt_out", e).await
+    }
+
+    async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let pk = e.name(table::PK);
+        let alerted = e.name("alerted_at");
+        e.condition = format!("attribute_exists({pk}) AND attribute_not_exists({alerted})");
+        e.set_update(&[("alerted_at", n(now))], &[], "");
+        self.update(key, "mark_alerted", e).await
+    }
+
+    async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>> {
+        let (due, cost) = self.due_for_attention_measured(due_by, limit).await?;
+        if due.is_empty() {
+            tracing::debug!(
+                requests = cost.requests,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried: nothing due"
+            );
+        } else {
+            tracing::info!(
+                found = due.len(),
+                requests = cost.requests,
+                items_read = cost.items_read,
+                consumed_rcu = cost.reported_rcu,
+                "due-index queried"
+            );
+        }
+        Ok(due)
+    }
+
+    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::default();
+        let state = e.name("state");
+        let open: Vec<String> = State::ALL
+            .into_iter()
+            .filter(|st| !st.is_terminal())
+            .map(|st| e.state_value(st))
+            .collect();
+        e.condition = format!("{state} IN ({})", open.join(", "));
+        e.set_update(&[(table::DUE_AT, n(until))], &[], "");
+        self.update(key, "defer_attention", e).await
+    }
+}
+
+/// What one sweep query over the due index read: the figures `make bench` prints and the sweep logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DueQueryCost {
+    /// Query requests sent: one per shard, more when a shard's page reaches 1 MB or the limit.
+    pub requests: u32,
+    /// Items DynamoDB read (`ScannedCount`), which is what a Query is billed for.
+    pub items_read: u64,
+    /// Approximate size of those items (DynamoDB's item-size rules).
+    pub bytes_read: u64,
+    /// Read capacity DynamoDB reported (`ReturnConsumedCapacity: TOTAL`). Moto reports a constant.
+    pub reported_rcu: f64,
+    /// Read capacity computed from the item sizes: per request, ceil(bytes / 4 KB) × 0.5
+    /// (index queries are eventually consistent).
+    pub estimated_rcu: f64,
+}
+
+impl DueQueryCost {
+    fn add(&mut self, other: &DueQueryCost) {
+        self.requests += other.requests;
+        self.items_read += other.items_read;
+        self.bytes_read += other.bytes_read;
+        self.reported_rcu += other.reported_rcu;
+        self.estimated_rcu += other.estimated_rcu;
+    }
+}
+
+impl DynamoOptInStore {
+    /// [`OptInStore::due_for_attention`] with what it cost: one Query per shard, run concurrently,
+    /// `due_shard = DUE#n AND due_at <= due_by`, most overdue first. No scan, no filter: every item
+    /// read is returned.
+    pub async fn due_for_attention_measured(
+        &self,
+        due_by: Millis,
+        limit: usize,
+    ) -> PortResult<(Vec<OptIn>, DueQueryCost)> {
+        let mut cost = DueQueryCost::default();
+        if limit == 0 {
+            return Ok((Vec::new(), cost));
+        }
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in table::all_due_shards() {
+            let client = self.db.client.clone();
+            let table_name = self.db.name.clone();
+            shards.spawn(query_due_shard(client, table_name, shard, due_by, limit));
+        }
+        let mut due = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            let (items, shard_cost) = joined.map_err(|e| {
+                PortError::new(SERVICE, format!("due-index query task failed: {e}"))
+            })??;
+            cost.add(&shard_cost);
+            due.extend(items);
+        }
+        due.sort_by(|(a_due, a), (b_due, b)| {
+            (a_due, &a.page_id, &a.login_id).cmp(&(b_due, &b.page_id, &b.login_id))
+        });
+        due.truncate(limit);
+        Ok((due.into_iter().map(|(_, o)| o).collect(), cost))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.db.client
+    }
+}
+
+/// Up to `limit` non-terminal opt-ins of one due shard with `due_at <= due_by`, most overdue first,
+/// each with its `due_at`.
+async fn query_due_shard(
+    client: Client,
+    table_name: String,
+    shard: String,
+    due_by: Millis,
+    limit: usize,
+) -> PortResult<(Vec<(Millis, OptIn)>, DueQueryCost)> {
+    let mut found = Vec::new();
+    let mut cost = DueQueryCost::default();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(&table_name)
+            .index_name(table::DUE_INDEX)
+            .key_condition_expression("#shard = :shard AND #due_at <= :due_by")
+            .expression_attribute_names("#shard", table::DUE_SHARD)
+            .expression_attribute_names("#due_at", table::DUE_AT)
+            .expression_attribute_values(":shard", s(shard.as_str()))
+            .expression_attribute_values(":due_by", n(due_by))
+            .scan_index_forward(true)
+            .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "Query due-index", &e))?;
+        cost.requests += 1;
+        cost.items_read += u64::try_from(out.scanned_count).unwrap_or(0);
+        cost.reported_rcu += out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units)
+            .unwrap_or(0.0);
+        let mut page_bytes = 0;
+        for item in out.items.unwrap_or_default() {
+            page_bytes += item_size(&item);
+            let due_at = match item.get(table::DUE_AT) {
+                Some(AttributeValue::N(v)) => v.parse().unwrap_or(due_by),
+                _ => due_by,
+            };
+            let opt_in = from_item(item)?;
+            // The index is sparse (due_shard is removed on every terminal write); this only guards
+            // against items written otherwise.
+            if !opt_in.state.is_terminal() {
+                found.push((due_at, opt_in));
+            }
+        }
+        cost.bytes_read += page_bytes;
+        cost.estimated_rcu += page_bytes.div_ceil(4096).max(1) as f64 * 0.5;
+        match out.last_evaluated_key {
+            Some(key) if found.len() < limit && !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    Ok((found, cost))
+}
+
+/// The size DynamoDB assigns an item: attribute names plus values (numbers ~1 byte per 2 digits
+/// plus 1; maps and lists 3 bytes plus 1 per element). Approximate, for cost estimates.
+pub fn item_size(item: &Item) -> u64 {
+    item.iter()
+        .map(|(name, value)| name.len() as u64 + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> u64 {
+    match value {
+        AttributeValue::S(v) => v.len() as u64,
+        AttributeValue::N(v) => (v.len() as u64).div_ceil(2) + 1,
+        AttributeValue::B(v) => v.as_ref().len() as u64,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(|x| x.len() as u64).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|x| (x.len() as u64).div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|x| x.as_ref().len() as u64).sum(),
+        AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<u64>(),
+        AttributeValue::M(v) => {
+            3 + v
+                .iter()
+                .map(|(k, x)| 1 + k.len() as u64 + value_size(x))
+                .sum::<u64>()
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_carry_keys_ttl_and_a_due_shard_only_while_not_terminal() {
+        let mut o = OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 10_000, 0);
+        let item = to_item(&o).unwrap();
+        assert_eq!(item[table::PK], s("OPTIN#p#l"));
+        assert_eq!(item[table::SK], s(table::OPTIN_SK));
+        assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
+        // First looked at at its alert time (lead 0: the deadline, 10 s after the opt-in), which
+        // comes before the moment it would count as stuck (3 minutes).
+        assert_eq!(item[table::DUE_AT], n(11_000));
+        assert_eq!(
+            item[table::EXPIRES_AT],
+            n(table::expires_at_seconds(11_000))
+        );
+        assert_eq!(from_item(item).unwrap(), o);
+        o.state = State::Sent;
+        let terminal = to_item(&o).unwrap();
+        assert!(!terminal.contains_key(table::DUE_SHARD));
+        assert!(!terminal.contains_key(table::DUE_AT));
+    }
+
+    #[test]
+    fn a_renewal_is_conditional_on_the_opt_out_being_older_than_the_redelivery_horizon() {
+        let mut out = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 10_000, 0);
+        out.state = State::OptedOut;
+        out.opted_out_at = Some(5);
+        out.updated_at = 5;
+        let at = 5 + crate::domain::opt_in::REDELIVERY_HORIZON_MS + 1;
+        let renewed = OptIn::new(out.key(), Some(at), at, 10_000, 0).renewing(&out);
+        let item = renewal_put("t", &renewed, &out, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert_eq!(
+            put.condition_expression(),
+            Some(
+                "#state = :opted_out AND #opted_out_at < :cutoff AND \
+                 attribute_not_exists(#generation) AND #updated_at = :updated_at"
+            )
+        );
+        let values = put.expression_attribute_values().unwrap();
+        assert_eq!(
+            values[":cutoff"],
+            n(at - crate::domain::opt_in::REDELIVERY_HORIZON_MS)
+        );
+        assert_eq!(values[":opted_out"], s("OPTED_OUT"));
+        assert_eq!(put.item()["generation"], n(1));
+        // A later generation must still be the one that was read.
+        let mut second = renewed.clone();
+        second.state = State::OptedOut;
+        let item = renewal_put("t", &renewed, &second, Some(at)).unwrap();
+        let put = item.put().unwrap();
+        assert!(
+            put.condition_expression()
+                .unwrap()
+                .contains("#generation = :generation")
+        );
+        assert_eq!(
+            put.expression_attribute_values().unwrap()[":generation"],
+            n(1)
+        );
+        assert!(
+            renewal_put("t", &renewed, &out, None).is_err(),
+            "no event time, no renewal"
+        );
+        let check = erasure_check("t", "m", 7).unwrap();
+        let check = check.condition_check().unwrap();
+        assert_eq!(
+            check.condition_expression(),
+            "attribute_not_exists(#pk) OR #erased_at < :opted_in_at"
+        );
+        assert_eq!(check.key()[table::PK], s("ERASED#m"));
+    }
+}

@@ -1,0 +1,24 @@
+//! In-memory twins of every port, mirroring [`crate::adapters::dynamodb`] and the other adapters,
+//! plus test configuration. Behind the `testing` feature: they are not part of the product's API.
+
+pub mod alerts;
+pub mod clock;
+pub mod config;
+pub mod conversations;
+pub mod erasure;
+pub mod logins;
+pub mod messenger;
+pub mod metrics;
+pub mod opt_ins;
+pub mod pages;
+pub mod queue;
+pub mod scheduler;
+pub mod sync;
+
+// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
+#[doc(hidden)]
+pub use self::{
+    alerts::*, clock::*, config::*, erasure::*, messenger::*, opt_ins::*, queue::MemorySendQueue,
+    scheduler::*, sync::lock,
+};
+// MOVE-COMPAT end

@@ -1,0 +1,85 @@
+//! Data deletion (Meta's Data Deletion callback): erase every item that holds a person's ids or
+//! name, keep only non-identifying records — an erasure marker (a keyed hash of the opt-in key, so
+//! an old webhook redelivered later cannot bring the opt-in back) and the deletion status record
+//! the status URL shows. The record says `partial`, with why, when the person's opt-in could not
+//! be found (promise 4: erase everything, or say truthfully that it could not); the orchestration
+//! is [`crate::use_cases::deletion`], the store
+//! [`crate::ports::erasure::ErasureStore`].
+
+use crate::domain::opt_in::{Millis, OptInKey};
+use crate::facebook::crypto::hmac_sha256_hex;
+use serde::{Deserialize, Serialize};
+
+/// What the status URL shows. Holds no identifier of the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionRecord {
+    pub confirmation_code: String,
+    pub status: String,
+    pub requested_at: Millis,
+    pub completed_at: Millis,
+    /// How many stored items were erased.
+    pub items_erased: u32,
+    /// Why the deletion is [`STATUS_PARTIAL`]: what could not be found or erased (for the person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+}
+
+/// Every item identifying the person was erased.
+pub const STATUS_COMPLETED: &str = "completed";
+/// Some items could not be found (see [`DeletionRecord::partial_reason`]).
+pub const STATUS_PARTIAL: &str = "partial";
+
+/// The non-identifying marker of an erased opt-in: HMAC of the key with the app secret.
+pub fn erasure_marker(app_secret: &str, key: &OptInKey) -> String {
+    hmac_sha256_hex(
+        app_secret.as_bytes(),
+        format!("erased#{}#{}", key.page_id, key.login_id).as_bytes(),
+    )
+}
+
+/// The confirmation code of a deletion request: derived from the signed request, so the same
+/// request always gets the same code (a repeated request is harmless), and not reversible.
+pub fn deletion_code(app_secret: &str, signed_request: &str) -> String {
+    let digest = hmac_sha256_hex(
+        app_secret.as_bytes(),
+        format!("deletion#{signed_request}").as_bytes(),
+    );
+    digest[..24].to_owned()
+}
+
+/// One opt-in of the person, as found through one of the product's links, with the marker
+/// written in its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownOptIn {
+    pub key: OptInKey,
+    pub marker: String,
+}
+
+/// The person's items to erase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonItems {
+    pub page_id: String,
+    pub asid: String,
+    /// Every opt-in key the product links to the person (the LOGIN's recorded login_id, the
+    /// derived one); empty when none is known.
+    pub opt_ins: Vec<KnownOptIn>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_and_codes_are_stable_keyed_and_opaque() {
+        let k = OptInKey::new("1", "login-abc");
+        let m = erasure_marker("s", &k);
+        assert_eq!(m, erasure_marker("s", &k));
+        assert_ne!(m, erasure_marker("t", &k));
+        assert!(!m.contains("login-abc"));
+        let c = deletion_code("s", "sig.payload");
+        assert_eq!(c, deletion_code("s", "sig.payload"));
+        assert_ne!(c, deletion_code("s", "sig.other"));
+        assert_eq!(c.len(), 24);
+        assert!(c.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

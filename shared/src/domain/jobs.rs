@@ -1,0 +1,104 @@
+//! The messages between functions: an SQS send job and a deadline-alerts invocation (a per-opt-in
+//! check or the sweep), and the deterministic name of an opt-in's deadline schedule.
+
+use crate::domain::opt_in::{Millis, OptIn, OptInKey};
+use serde::{Deserialize, Serialize};
+
+/// The message an SQS send job carries. Versioned so old jobs stay readable after a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendJob {
+    pub version: u32,
+    pub page_id: String,
+    pub login_id: String,
+}
+
+impl SendJob {
+    pub const VERSION: u32 = 1;
+
+    pub fn for_key(key: &OptInKey) -> Self {
+        Self {
+            version: Self::VERSION,
+            page_id: key.page_id.clone(),
+            login_id: key.login_id.clone(),
+        }
+    }
+
+    pub fn key(&self) -> OptInKey {
+        OptInKey::new(&self.page_id, &self.login_id)
+    }
+}
+
+/// The JSON Input of a deadline-alerts invocation: a per-opt-in schedule or the recurring sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertInput {
+    DeadlineCheck(DeadlineCheck),
+    Sweep {
+        #[serde(default = "default_input_version")]
+        version: u32,
+    },
+}
+
+fn default_input_version() -> u32 {
+    DeadlineCheck::VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineCheck {
+    pub version: u32,
+    pub page_id: String,
+    pub login_id: String,
+    pub deadline_at: Millis,
+}
+
+impl DeadlineCheck {
+    pub const VERSION: u32 = 1;
+
+    pub fn for_opt_in(opt_in: &OptIn) -> Self {
+        Self {
+            version: Self::VERSION,
+            page_id: opt_in.page_id.clone(),
+            login_id: opt_in.login_id.clone(),
+            deadline_at: opt_in.deadline_at,
+        }
+    }
+
+    pub fn key(&self) -> OptInKey {
+        OptInKey::new(&self.page_id, &self.login_id)
+    }
+}
+
+/// The deterministic name of an opt-in's deadline schedule (Scheduler names: ≤ 64 chars of
+/// `[0-9a-zA-Z-_.]`). A hash, so the name carries no identifier in clear.
+pub fn deadline_schedule_name(key: &OptInKey) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}#{}", key.page_id, key.login_id).as_bytes());
+    format!("deadline-{}", &hex::encode(digest)[..40])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_input_parses_both_kinds_and_refuses_others() {
+        let check: AlertInput = serde_json::from_str(
+            r#"{"kind":"deadline_check","version":1,"page_id":"p","login_id":"l","deadline_at":5}"#,
+        )
+        .unwrap();
+        assert!(matches!(check, AlertInput::DeadlineCheck(ref c) if c.deadline_at == 5));
+        let sweep: AlertInput = serde_json::from_str(r#"{"kind":"sweep"}"#).unwrap();
+        assert_eq!(sweep, AlertInput::Sweep { version: 1 });
+        assert!(serde_json::from_str::<AlertInput>(r#"{"kind":"other"}"#).is_err());
+    }
+
+    #[test]
+    fn schedule_names_are_deterministic_distinct_and_valid() {
+        let a = deadline_schedule_name(&OptInKey::new("1", "abc"));
+        assert_eq!(a, deadline_schedule_name(&OptInKey::new("1", "abc")));
+        assert_ne!(a, deadline_schedule_name(&OptInKey::new("1", "abd")));
+        assert_ne!(a, deadline_schedule_name(&OptInKey::new("2", "abc")));
+        assert!(a.len() <= 64);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+}

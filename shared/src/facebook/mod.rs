@@ -1,0 +1,13 @@
+//! Meta's wire formats and crypto, pure: webhook payloads and signatures, Graph errors,
+//! `signed_request`, the login dialog URL, and the one HMAC helper every signature goes through.
+
+pub mod crypto;
+pub mod dialog;
+pub mod graph_error;
+pub mod signed_request;
+pub mod webhook;
+
+// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
+#[doc(hidden)]
+pub use self::{crypto::*, graph_error::*, webhook::*};
+// MOVE-COMPAT end
