@@ -83,8 +83,8 @@ pub async fn world(now: Millis, overrides: &[(&str, &str)]) -> World {
 
     let mut http = http_api::Deps::from_aws(config.clone(), secrets.clone(), &sdk)
         .unwrap_or_else(|e| panic!("graph client: {e}"));
-    http.clock = clock.clone();
-    http.metrics = metrics.clone();
+    http.ports.clock = clock.clone();
+    http.ports.metrics = metrics.clone();
     let mut sender = sender::Deps::from_aws(config.clone(), &secrets, &sdk)
         .unwrap_or_else(|e| panic!("graph client: {e}"));
     sender.ports.clock = clock.clone();

@@ -227,7 +227,7 @@ async fn a_late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
 async fn an_opt_in_whose_schedule_could_not_be_created_is_alerted_by_the_sweep() {
     let t0 = t0();
     let mut w = world(t0, &[]).await;
-    w.http.scheduler = Arc::new(EventBridgeDeadlineScheduler::new(
+    w.http.ports.scheduler = Arc::new(EventBridgeDeadlineScheduler::new(
         aws_sdk_scheduler::Client::new(&w.sdk),
         "no-such-group",
         w.config.deadline_function_arn.clone(),
@@ -261,7 +261,7 @@ async fn an_opt_in_whose_schedule_could_not_be_created_is_alerted_by_the_sweep()
 async fn an_opt_in_whose_send_job_was_lost_is_re_enqueued_by_the_sweep_and_sent() {
     let t0 = t0();
     let mut w = world(t0, &[]).await;
-    w.http.queue = Arc::new(SqsSendQueue::new(
+    w.http.ports.queue = Arc::new(SqsSendQueue::new(
         aws_sdk_sqs::Client::new(&w.sdk),
         format!("{}-lost", w.p.send_queue_url),
     ));

@@ -25,7 +25,6 @@ use shared::config::SecretString;
 use shared::domain::{Alert, AlertInput, Millis, OptIn, SendJob, login_id_prefix};
 use shared::ports::bundle::Ports;
 use shared::ports::{PortError, Transitioned};
-use shared::use_cases::page::PagePorts;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tracing::{error, info};

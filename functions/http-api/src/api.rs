@@ -130,7 +130,7 @@ async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
             "asid must be the person's numeric app-scoped user id",
         ));
     }
-    deps.logins
+    deps.ports.logins
         .get_login(&deps.config.fb_page_id, asid)
         .await
         .map_err(|e| HttpError::failed("could not read the login", e))?
@@ -147,7 +147,7 @@ async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, HttpEr
     let Some(key) = login.opt_in_key() else {
         return Ok(None);
     };
-    deps.store
+    deps.ports.opt_ins
         .get_opt_in(&key)
         .await
         .map_err(|e| HttpError::failed("could not read the opt-in", e))
@@ -225,8 +225,9 @@ pub async fn opt_out(
         )
     })?;
     let out = deps
-        .opt_outs()
-        .opt_out_person(&key, OPT_OUT_API, deps.clock.now())
+        .ports
+        .opt_outs(&deps.config)
+        .opt_out_person(&key, OPT_OUT_API, deps.ports.clock.now())
         .await
         .map_err(|e| HttpError::failed("could not record the opt-out", e))?;
     info!(

@@ -3,64 +3,34 @@
 //! the local runner, the in-memory twins in tests). [`LiveDeps`] rebuilds them when the secret
 //! changes, so a revoked API key stops working within the secret's TTL.
 //!
-//! The use cases the routes share (the opt-out, the Page pause / resume) are wired here once.
+//! The use cases the routes share (the opt-out, the Page pause / resume) come from the bundle
+//! (`Ports::opt_outs`, `Ports::page_ports`), wired once in `shared::use_cases::bundle`.
 
 use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
 use shared::bootstrap::{AwsPorts, SdkConfig};
 use shared::config::{Config, ConfigError, HttpApiSecrets};
-use shared::erasure::ErasureStore;
-use shared::login::{FacebookLogin, LoginStore};
-use shared::metrics::Metrics;
 use shared::ports::bundle::Ports;
-use shared::ports::send::PageStateStore;
-use shared::ports::{
-    Alerts, Clock, ConversationStore, DeadlineScheduler, OptInStore, SendQueue, SystemClock,
-};
-use shared::use_cases::opt_out::OptOuts;
-use shared::use_cases::page::PagePorts;
+use shared::ports::SystemClock;
 use std::sync::{Arc, Mutex};
 
-/// What the handler needs, built once at cold start (and again when the secret changes): the
-/// ports it uses, in the order of [`Ports`], and no Send API (only the sender holds a Page token).
+/// What the handler needs, built once at cold start (and again when the secret changes). The
+/// bundle's Send API is the http-api's Graph client, which holds no Page token: only the sender
+/// sends.
 pub struct Deps {
     pub config: Config,
     /// The http-api's view of the secret: no Page token.
     pub secrets: HttpApiSecrets,
-    /// OPTIN items (`Ports::opt_ins`).
-    pub store: Arc<dyn OptInStore>,
-    pub conversations: Arc<dyn ConversationStore>,
-    /// The Page state item (policy enforcement pauses and resumes the Page).
-    pub pages: Arc<dyn PageStateStore>,
-    pub erasure: Arc<dyn ErasureStore>,
-    pub logins: Arc<dyn LoginStore>,
-    pub queue: Arc<dyn SendQueue>,
-    pub scheduler: Arc<dyn DeadlineScheduler>,
-    /// Operator alerts.
-    pub alerts: Arc<dyn Alerts>,
-    pub metrics: Arc<dyn Metrics>,
-    pub clock: Arc<dyn Clock>,
-    /// Facebook Login's Graph calls.
-    pub facebook: Arc<dyn FacebookLogin>,
+    pub ports: Ports,
 }
 
 impl Deps {
-    /// The ports this function uses, taken from the bundle.
+    /// The one constructor: production, the local runner and tests differ only in the bundle.
     pub fn from_ports(config: Config, secrets: HttpApiSecrets, ports: &Ports) -> Self {
         Self {
             config,
             secrets,
-            store: ports.opt_ins.clone(),
-            conversations: ports.conversations.clone(),
-            pages: ports.pages.clone(),
-            erasure: ports.erasure.clone(),
-            logins: ports.logins.clone(),
-            queue: ports.queue.clone(),
-            scheduler: ports.scheduler.clone(),
-            alerts: ports.alerts.clone(),
-            metrics: ports.metrics.clone(),
-            clock: ports.clock.clone(),
-            facebook: ports.facebook.clone(),
+            ports: ports.clone(),
         }
     }
 
@@ -77,29 +47,6 @@ impl Deps {
         Ok(Self::from_ports(config, secrets, &ports))
     }
 
-    /// The opt-out use case over this function's ports (stops, the API, deauthorize, deletion).
-    pub(crate) fn opt_outs(&self) -> OptOuts<'_> {
-        OptOuts {
-            store: self.store.as_ref(),
-            conversations: self.conversations.as_ref(),
-            scheduler: self.scheduler.as_ref(),
-            alerts: self.alerts.as_ref(),
-            metrics: self.metrics.as_ref(),
-            window_ms: self.config.optin_window_ms,
-            alert_lead_ms: self.config.alert_lead_ms,
-        }
-    }
-
-    /// The Page use cases (block, unblock and re-queue) over this function's ports.
-    pub(crate) fn page_ports(&self) -> PagePorts<'_> {
-        PagePorts::new(
-            self.pages.as_ref(),
-            self.queue.as_ref(),
-            self.alerts.as_ref(),
-            self.clock.as_ref(),
-            &self.config,
-        )
-    }
 }
 
 /// Why the http-api could not start.

@@ -43,7 +43,7 @@ fn verified(deps: &Deps, request: &Request) -> Result<(SignedRequest, String), H
             "the signed_request field is missing",
         )
     })?;
-    let now_seconds = deps.clock.now() / 1000;
+    let now_seconds = deps.ports.clock.now() / 1000;
     let parsed = parse_signed_request(
         deps.secrets.app_secret.expose().as_bytes(),
         &raw,
@@ -83,9 +83,9 @@ fn person<'a>(deps: &'a Deps, asid: &'a str) -> Person<'a> {
 /// Deauthorize and deletion over this function's ports.
 fn deletions(deps: &Deps) -> Deletions<'_> {
     Deletions {
-        opt_outs: deps.opt_outs(),
-        logins: deps.logins.as_ref(),
-        erasure: deps.erasure.as_ref(),
+        opt_outs: deps.ports.opt_outs(&deps.config),
+        logins: deps.ports.logins.as_ref(),
+        erasure: deps.ports.erasure.as_ref(),
         app_secret: deps.secrets.app_secret.expose(),
     }
 }
@@ -97,7 +97,7 @@ pub async fn deauthorize(deps: &Deps, request: &Request) -> Result<Response<Body
         .deauthorize(
             &person(deps, &parsed.user_id),
             OPT_OUT_DEAUTHORIZE,
-            deps.clock.now(),
+            deps.ports.clock.now(),
         )
         .await
         .map_err(|e| HttpError::failed("deauthorize failed", e))?;
@@ -125,7 +125,7 @@ pub async fn data_deletion(deps: &Deps, request: &Request) -> Result<Response<Bo
             &person(deps, &parsed.user_id),
             OPT_OUT_DELETION,
             &code,
-            deps.clock.now(),
+            deps.ports.clock.now(),
         )
         .await
         .map_err(|e| HttpError::failed("data deletion failed", e))?;
@@ -164,7 +164,7 @@ pub async fn deletion_status(deps: &Deps, request: &Request) -> Result<Response<
         ));
     }
     let record = deps
-        .erasure
+        .ports.erasure
         .get_deletion_record(&code)
         .await
         .map_err(|e| HttpError::failed("deletion status read failed", e))?

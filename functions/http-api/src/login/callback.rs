@@ -66,8 +66,8 @@ async fn consume(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpE
         ));
     }
     let consumed = deps
-        .logins
-        .consume_state(&state_hash(state), deps.clock.now())
+        .ports.logins
+        .consume_state(&state_hash(state), deps.ports.clock.now())
         .await
         .map_err(|e| {
             HttpError::failed("could not consume the login state", e).answered(

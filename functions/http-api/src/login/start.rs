@@ -60,7 +60,7 @@ pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, Htt
         )
     })?;
     let state = new_state();
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let stored = LoginState {
         state_hash: state_hash(&state),
         return_to: return_to.into(),
@@ -76,7 +76,7 @@ pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, Htt
                 "the login dialog URL cannot be built",
             )
         })?;
-    deps.logins.put_state(&stored).await.map_err(|e| {
+    deps.ports.logins.put_state(&stored).await.map_err(|e| {
         HttpError::failed("could not store the login state", e).answered(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",

@@ -49,7 +49,7 @@ fn from_graph(e: GraphError) -> Refusal {
 /// `debug_token` (valid, our app, a user id), then `/me` and `/me/permissions` concurrently.
 pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Refusal> {
     let info = deps
-        .facebook
+        .ports.facebook
         .debug_token(token)
         .await
         .map_err(|e| match e {
@@ -73,7 +73,7 @@ pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Re
         .filter(|id| is_valid_asid(id))
         .ok_or(Refusal::InvalidToken)?;
     let (me, permissions) =
-        futures::join!(deps.facebook.me(token), deps.facebook.permissions(token));
+        futures::join!(deps.ports.facebook.me(token), deps.ports.facebook.permissions(token));
     let me = me.map_err(from_graph)?;
     if me.id != asid {
         return Err(Refusal::InvalidToken);
@@ -89,7 +89,7 @@ pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Re
 /// Exchange the dialog's code for a token, then verify it.
 pub async fn verify_code(deps: &Deps, code: &str, redirect_uri: &str) -> Result<Verified, Refusal> {
     let token = deps
-        .facebook
+        .ports.facebook
         .exchange_code(code, redirect_uri)
         .await
         .map_err(from_graph)?;
@@ -102,7 +102,7 @@ pub async fn record(
     verified: &Verified,
     source: LoginSource,
 ) -> Result<Login, Refusal> {
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let config = &deps.config;
     let client_token = deps.secrets.client_token.expose();
     let expected_login_id = if !config.login.derive_login_id {
@@ -131,7 +131,7 @@ pub async fn record(
         source,
     };
     let recorded = deps
-        .logins
+        .ports.logins
         .record_login(&login)
         .await
         .map_err(Refusal::Store)?;

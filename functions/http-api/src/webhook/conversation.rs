@@ -32,9 +32,9 @@ pub async fn on_message(
     timestamp: Option<i64>,
     linked_login_id: Option<&str>,
 ) -> Result<ItemOutcome, PortError> {
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let at = timestamp.filter(|t| *t > 0).map_or(now, |t| t.min(now));
-    let opt_outs = deps.opt_outs();
+    let opt_outs = deps.ports.opt_outs(&deps.config);
     if text.is_some_and(|t| is_stop_request(t, &deps.config.stop_keywords)) {
         // Whatever arrived first: the placeholder path with a login_id, the PSID link without,
         // else kept as pending. A failure is returned so Facebook redelivers.
@@ -49,7 +49,7 @@ pub async fn on_message(
     }
     let key = match linked_login_id {
         Some(login_id) => OptInKey::new(page_id, login_id),
-        None => match deps.conversations.opt_in_for_psid(page_id, psid).await? {
+        None => match deps.ports.conversations.opt_in_for_psid(page_id, psid).await? {
             Some(key) => key,
             // Someone who did not come through Login Connect: not ours to track.
             None => return Ok(ItemOutcome::Ignored),
@@ -85,7 +85,7 @@ pub async fn on_notification_status(
         // A status is not a message: it does not link the PSID or open a reply window.
         wrote_at: None,
     };
-    let outcome = deps.opt_outs().stop_request(stop, deps.clock.now()).await?;
+    let outcome = deps.ports.opt_outs(&deps.config).stop_request(stop, deps.ports.clock.now()).await?;
     if let StopOutcome::Unmatched = outcome {
         warn!("STOP NOTIFICATIONS without a login_id or PSID");
     }

@@ -15,7 +15,7 @@ pub async fn on_opt_in(
     login_id: &str,
     timestamp: Option<i64>,
 ) -> Result<ItemOutcome, PortError> {
-    let now = deps.clock.now();
+    let now = deps.ports.clock.now();
     let opt_in = OptIn::new(
         OptInKey::new(page_id, login_id),
         timestamp,
@@ -36,7 +36,7 @@ pub async fn on_opt_in(
         event_at: timestamp.filter(|t| *t > 0).map(|_| opt_in.opted_in_at),
     };
     let recorded = deps
-        .store
+        .ports.opt_ins
         .record_opt_in(&opt_in, &guard)
         .await
         .map_err(|e| {
@@ -81,7 +81,7 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
     let key = opt_in.key();
     let login = login_id_prefix(&key.login_id);
     let enqueue = async {
-        if let Err(e) = deps.queue.enqueue(&SendJob::for_key(&key)).await {
+        if let Err(e) = deps.ports.queue.enqueue(&SendJob::for_key(&key)).await {
             error!(login_id_prefix = %login, error = %e, "could not enqueue the send job");
         }
     };
@@ -97,7 +97,7 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
         }
         let check = DeadlineCheck::for_opt_in(opt_in);
         if let Err(e) = deps
-            .scheduler
+            .ports.scheduler
             .schedule_deadline_check(&check, opt_in.alert_at)
             .await
         {
@@ -110,9 +110,9 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
 /// A late webhook's alert, sent now (once: the opt-in records that it was alerted).
 async fn alert_at_once(deps: &Deps, opt_in: &OptIn, now: i64) {
     let (store, alerts, metrics) = (
-        deps.store.as_ref(),
-        deps.alerts.as_ref(),
-        deps.metrics.as_ref(),
+        deps.ports.opt_ins.as_ref(),
+        deps.ports.alerts.as_ref(),
+        deps.ports.metrics.as_ref(),
     );
     shared::actions::alert_at_risk_once(store, alerts, metrics, opt_in, now, LATE_OPT_IN).await;
 }

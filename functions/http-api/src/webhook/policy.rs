@@ -23,10 +23,10 @@ pub async fn on_policy(
     let reason = reason.unwrap_or("no reason given");
     match action {
         "block" => {
-            deps.page_ports().block(page_id, reason).await?;
+            deps.ports.page_ports(&deps.config).block(page_id, reason).await?;
         }
         "unblock" => {
-            deps.page_ports().unblock(page_id).await?;
+            deps.ports.page_ports(&deps.config).unblock(page_id).await?;
         }
         other => {
             warn!(
@@ -37,7 +37,7 @@ pub async fn on_policy(
             );
             let detail = format!("Meta sent a policy enforcement {other}: {reason}");
             shared::actions::publish(
-                deps.alerts.as_ref(),
+                deps.ports.alerts.as_ref(),
                 &Alert::for_page(page_id, AlertKind::PolicyEnforcement, false, detail),
             )
             .await;
