@@ -248,16 +248,7 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
     if opt_in.deadline_passed(now) {
         // When this call did not expire it (expired by someone else, a sender still holds a live
         // lease, or the write failed), `next_attention` keeps it due or looks again after the lease.
-        if let Some(expired) = actions::expire_opt_in(
-            deps.ports.opt_ins.as_ref(),
-            deps.ports.scheduler.as_ref(),
-            deps.ports.alerts.as_ref(),
-            deps.ports.metrics.as_ref(),
-            &key,
-            now,
-        )
-        .await
-        {
+        if let Some(expired) = deps.ports.deadlines().expire(&key, now).await {
             visit.expired = true;
             view = expired;
         }
@@ -268,15 +259,15 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
     // due and the next sweep reads the current alerted_at.
     if opt_in.alert_at <= now
         && opt_in.alerted_at.is_none()
-        && actions::alert_at_risk_once(
-            deps.ports.opt_ins.as_ref(),
-            deps.ports.alerts.as_ref(),
-            deps.ports.metrics.as_ref(),
-            opt_in,
-            now,
-            "the initial message is still not sent and the deadline is near",
-        )
-        .await
+        && deps
+            .ports
+            .deadlines()
+            .alert_at_risk_once(
+                opt_in,
+                now,
+                "the initial message is still not sent and the deadline is near",
+            )
+            .await
     {
         visit.alerted = true;
         view.alerted_at = Some(now);

@@ -130,7 +130,8 @@ async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
             "asid must be the person's numeric app-scoped user id",
         ));
     }
-    deps.ports.logins
+    deps.ports
+        .logins
         .get_login(&deps.config.fb_page_id, asid)
         .await
         .map_err(|e| HttpError::failed("could not read the login", e))?
@@ -147,7 +148,8 @@ async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, HttpEr
     let Some(key) = login.opt_in_key() else {
         return Ok(None);
     };
-    deps.ports.opt_ins
+    deps.ports
+        .opt_ins
         .get_opt_in(&key)
         .await
         .map_err(|e| HttpError::failed("could not read the opt-in", e))

@@ -10,8 +10,8 @@ use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
 use shared::bootstrap::{AwsPorts, SdkConfig};
 use shared::config::{Config, ConfigError, HttpApiSecrets};
-use shared::ports::bundle::Ports;
 use shared::ports::SystemClock;
+use shared::ports::bundle::Ports;
 use std::sync::{Arc, Mutex};
 
 /// What the handler needs, built once at cold start (and again when the secret changes). The
@@ -46,7 +46,6 @@ impl Deps {
         let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
         Ok(Self::from_ports(config, secrets, &ports))
     }
-
 }
 
 /// Why the http-api could not start.

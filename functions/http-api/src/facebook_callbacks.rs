@@ -164,7 +164,8 @@ pub async fn deletion_status(deps: &Deps, request: &Request) -> Result<Response<
         ));
     }
     let record = deps
-        .ports.erasure
+        .ports
+        .erasure
         .get_deletion_record(&code)
         .await
         .map_err(|e| HttpError::failed("deletion status read failed", e))?

@@ -164,15 +164,7 @@ async fn refused_after_send(
 }
 
 pub(crate) async fn expire(deps: &Deps, key: &OptInKey, now: Millis) {
-    actions::expire_opt_in(
-        deps.ports.opt_ins.as_ref(),
-        deps.ports.scheduler.as_ref(),
-        deps.ports.alerts.as_ref(),
-        deps.ports.metrics.as_ref(),
-        key,
-        now,
-    )
-    .await;
+    deps.ports.deadlines().expire(key, now).await;
 }
 
 /// No attempt can land before the deadline any more: EXPIRED now, with an alert, rather than

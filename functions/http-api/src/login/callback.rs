@@ -66,7 +66,8 @@ async fn consume(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpE
         ));
     }
     let consumed = deps
-        .ports.logins
+        .ports
+        .logins
         .consume_state(&state_hash(state), deps.ports.clock.now())
         .await
         .map_err(|e| {

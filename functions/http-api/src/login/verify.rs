@@ -49,7 +49,8 @@ fn from_graph(e: GraphError) -> Refusal {
 /// `debug_token` (valid, our app, a user id), then `/me` and `/me/permissions` concurrently.
 pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Refusal> {
     let info = deps
-        .ports.facebook
+        .ports
+        .facebook
         .debug_token(token)
         .await
         .map_err(|e| match e {
@@ -72,8 +73,10 @@ pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Re
         .user_id
         .filter(|id| is_valid_asid(id))
         .ok_or(Refusal::InvalidToken)?;
-    let (me, permissions) =
-        futures::join!(deps.ports.facebook.me(token), deps.ports.facebook.permissions(token));
+    let (me, permissions) = futures::join!(
+        deps.ports.facebook.me(token),
+        deps.ports.facebook.permissions(token)
+    );
     let me = me.map_err(from_graph)?;
     if me.id != asid {
         return Err(Refusal::InvalidToken);
@@ -89,7 +92,8 @@ pub async fn verify_token(deps: &Deps, token: &UserToken) -> Result<Verified, Re
 /// Exchange the dialog's code for a token, then verify it.
 pub async fn verify_code(deps: &Deps, code: &str, redirect_uri: &str) -> Result<Verified, Refusal> {
     let token = deps
-        .ports.facebook
+        .ports
+        .facebook
         .exchange_code(code, redirect_uri)
         .await
         .map_err(from_graph)?;
@@ -131,7 +135,8 @@ pub async fn record(
         source,
     };
     let recorded = deps
-        .ports.logins
+        .ports
+        .logins
         .record_login(&login)
         .await
         .map_err(Refusal::Store)?;

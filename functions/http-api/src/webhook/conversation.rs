@@ -49,7 +49,12 @@ pub async fn on_message(
     }
     let key = match linked_login_id {
         Some(login_id) => OptInKey::new(page_id, login_id),
-        None => match deps.ports.conversations.opt_in_for_psid(page_id, psid).await? {
+        None => match deps
+            .ports
+            .conversations
+            .opt_in_for_psid(page_id, psid)
+            .await?
+        {
             Some(key) => key,
             // Someone who did not come through Login Connect: not ours to track.
             None => return Ok(ItemOutcome::Ignored),
@@ -85,7 +90,11 @@ pub async fn on_notification_status(
         // A status is not a message: it does not link the PSID or open a reply window.
         wrote_at: None,
     };
-    let outcome = deps.ports.opt_outs(&deps.config).stop_request(stop, deps.ports.clock.now()).await?;
+    let outcome = deps
+        .ports
+        .opt_outs(&deps.config)
+        .stop_request(stop, deps.ports.clock.now())
+        .await?;
     if let StopOutcome::Unmatched = outcome {
         warn!("STOP NOTIFICATIONS without a login_id or PSID");
     }

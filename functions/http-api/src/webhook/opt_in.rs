@@ -36,7 +36,8 @@ pub async fn on_opt_in(
         event_at: timestamp.filter(|t| *t > 0).map(|_| opt_in.opted_in_at),
     };
     let recorded = deps
-        .ports.opt_ins
+        .ports
+        .opt_ins
         .record_opt_in(&opt_in, &guard)
         .await
         .map_err(|e| {
@@ -97,7 +98,8 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
         }
         let check = DeadlineCheck::for_opt_in(opt_in);
         if let Err(e) = deps
-            .ports.scheduler
+            .ports
+            .scheduler
             .schedule_deadline_check(&check, opt_in.alert_at)
             .await
         {
@@ -109,12 +111,10 @@ async fn follow_up(deps: &Deps, opt_in: &OptIn, now: i64) {
 
 /// A late webhook's alert, sent now (once: the opt-in records that it was alerted).
 async fn alert_at_once(deps: &Deps, opt_in: &OptIn, now: i64) {
-    let (store, alerts, metrics) = (
-        deps.ports.opt_ins.as_ref(),
-        deps.ports.alerts.as_ref(),
-        deps.ports.metrics.as_ref(),
-    );
-    shared::actions::alert_at_risk_once(store, alerts, metrics, opt_in, now, LATE_OPT_IN).await;
+    deps.ports
+        .deadlines()
+        .alert_at_risk_once(opt_in, now, LATE_OPT_IN)
+        .await;
 }
 
 /// Why a late opt-in is alerted at once.

@@ -23,7 +23,10 @@ pub async fn on_policy(
     let reason = reason.unwrap_or("no reason given");
     match action {
         "block" => {
-            deps.ports.page_ports(&deps.config).block(page_id, reason).await?;
+            deps.ports
+                .page_ports(&deps.config)
+                .block(page_id, reason)
+                .await?;
         }
         "unblock" => {
             deps.ports.page_ports(&deps.config).unblock(page_id).await?;

@@ -285,7 +285,12 @@ async fn a_new_consent_after_an_opt_out_is_honoured() {
     let key = OptInKey::new(PAGE, "L1");
     handle(&w.deps, signed(&optin_body(&["L1"], NOW - 1_000))).await;
     w.store.opt_out(&key, "api", NOW).await.unwrap();
-    w.deps.ports.scheduler.cancel_deadline_check(&key).await.unwrap();
+    w.deps
+        .ports
+        .scheduler
+        .cancel_deadline_check(&key)
+        .await
+        .unwrap();
     let jobs_before = w.queue.jobs().len();
 
     // Within Meta's redelivery horizon an opt-in may be the withdrawn consent again: ignored.
