@@ -1,7 +1,7 @@
 //! Shared helpers of the integration and end-to-end tests: the test worlds ([`worlds`]), the model
 //! of the world around the product ([`model`]), the soak, a test browser and Chromium driver.
-//! The tests themselves are three binaries, one per kind (tests/tests/{moto,e2e,contract}), plus the
-//! soak (tests/tests/soak.rs), so the AWS SDK is linked four times rather than once per file.
+//! The tests themselves are three binaries, one per kind (tests/tests/{moto,e2e,contract}), plus
+//! the soak (tests/tests/soak.rs): the AWS SDK is linked four times rather than once per file.
 
 pub mod browser;
 pub mod cdp;

@@ -4,8 +4,8 @@
 //! moto: Meta's block holds over a pause of ours until the unblock, and the sweep queues what a
 //! Page resume left behind.
 
-use integration_tests::worlds::moto::world;
 use integration_tests::population::population;
+use integration_tests::worlds::moto::world;
 use shared::metrics::Metric;
 use shared::table;
 use std::collections::BTreeSet;
