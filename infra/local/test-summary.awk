@@ -4,7 +4,7 @@
 #   awk -v metrics=target/test-metrics.jsonl -f infra/local/test-summary.awk
 BEGIN { if (metrics == "") metrics = "/dev/null" }
 /^\{.*"_aws":\{.*"CloudWatchMetrics"/ { print > metrics; hidden++; next }
-# "     Running tests/e2e.rs (target/debug/deps/e2e-0123abcd)": the test binary, for the failure list.
+# "     Running tests/e2e/main.rs (target/debug/deps/e2e-0123abcd)": the test binary, for the failure list.
 /^ +Running / { binary = $NF; gsub(/^\(.*\/|-[0-9a-f]+\)$/, "", binary) }
 /^test .* \.\.\. FAILED$/ { failures[++nfail] = binary ": " substr($0, 6, length($0) - 16) }
 /^test result: / {

@@ -12,7 +12,7 @@
 //! (printed too, for reference, in (4)). Graph is always the sandbox over real HTTP.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use integration_tests::sender_world::{SenderWorld, batch_event, sandbox_secrets};
+use integration_tests::worlds::sender::{SenderWorld, batch_event, sandbox_secrets};
 use messenger_sandbox::Limits;
 use sender::Deps;
 use shared::adapters::graph::GraphClient;

@@ -10,7 +10,7 @@
 
 use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
-use crate::stack::{TestStack, start_stack};
+use crate::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{FaultRule, InboxMessage};
 use shared::domain::{OptIn, OptInKey, SendJob, State};
 use shared::ports::OptInStore;

@@ -3,7 +3,7 @@
 //! Region, credentials and the endpoint come from the standard sources (environment, profile,
 //! Lambda's role). The SDK honours `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`) itself,
 //! which is how the local stack and the tests point every client at moto; this is verified against
-//! moto in `tests/tests/adapters_moto.rs`.
+//! moto in `tests/tests/moto/adapters.rs`.
 //!
 //! **Every call is bounded in time.** The SDK sets no operation timeout by default, so one
 //! stalled connection could hold a handler until its Lambda timeout, long after the sender's

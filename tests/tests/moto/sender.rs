@@ -2,7 +2,7 @@
 //! DynamoDB, backoff on SQS — and the concurrency guarantee through the real queue: the same
 //! opt-in enqueued ten times, two sender instances polling at once, one message.
 
-use integration_tests::sender_world::{SenderWorld, sandbox_secrets};
+use integration_tests::worlds::sender::{SenderWorld, sandbox_secrets};
 use shared::adapters::dynamodb::DynamoOptInStore;
 use shared::adapters::graph::GraphClient;
 use shared::adapters::memory::{MemoryAlerts, MemoryScheduler};

@@ -1,6 +1,6 @@
 //! Opt-outs end to end: whatever the source, once recorded, no message is sent.
 
-use integration_tests::stack::start_stack;
+use integration_tests::worlds::stack::start_stack;
 use shared::domain::State;
 use std::time::Duration;
 
@@ -80,7 +80,7 @@ async fn a_reply_after_the_initial_message_links_the_psid() {
 }
 
 /// Every attribute value of every item, as text.
-async fn all_values(s: &integration_tests::stack::TestStack) -> Vec<String> {
+async fn all_values(s: &integration_tests::worlds::stack::TestStack) -> Vec<String> {
     let out = aws_sdk_dynamodb::Client::new(&s.sdk)
         .scan()
         .table_name(&s.local.provisioned.table_name)

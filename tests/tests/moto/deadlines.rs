@@ -2,7 +2,7 @@
 //! metrics, with the three functions on the real AWS adapters and a clock the test moves.
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
-use integration_tests::harness::{PAGE, World, world};
+use integration_tests::worlds::moto::{PAGE, World, world};
 use shared::adapters::scheduler::EventBridgeDeadlineScheduler;
 use shared::adapters::sqs::SqsSendQueue;
 use shared::attention::STUCK_AFTER_MS;
@@ -187,7 +187,7 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
 
 /// One send job for `key`, as the sender handles it inside a batch.
 async fn run_job(
-    w: &integration_tests::harness::World,
+    w: &integration_tests::worlds::moto::World,
     key: &shared::domain::OptInKey,
 ) -> sender::RecordOutcome {
     let views = sender::PageViews::load(&w.sender, vec![key.page_id.clone()]).await;

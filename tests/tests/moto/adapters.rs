@@ -1287,7 +1287,11 @@ async fn aws_endpoint_url_from_the_environment_reaches_moto() {
     let s = stack().await;
     let exe = std::env::current_exe().unwrap();
     let out = tokio::process::Command::new(exe)
-        .args(["--exact", "child_load_sdk_config_from_env", "--nocapture"])
+        .args([
+            "--exact",
+            &integration_tests::test_name(module_path!(), "child_load_sdk_config_from_env"),
+            "--nocapture",
+        ])
         .env("ADAPTERS_MOTO_CHILD_ENDPOINT", &s._moto.endpoint)
         .env("ADAPTERS_MOTO_CHILD_TABLE", &s.p.table_name)
         .env("AWS_ENDPOINT_URL", &s._moto.endpoint)

@@ -252,7 +252,7 @@ fn the_promises_hold_under_any_interleaving() {
     match result {
         Ok(()) => {}
         Err(TestError::Fail(reason, case)) => panic!(
-            "\n{reason}\nreplay: PROMISES_SEED={seed_hex} cargo test -p integration-tests --test promises_model\nshrunk case: {} person(s), DERIVE_LOGIN_ID={}, {} step(s)\nchecks and the defects known to break them:\n{}",
+            "\n{reason}\nreplay: PROMISES_SEED={seed_hex} cargo test -p integration-tests --test contract promises_model\nshrunk case: {} person(s), DERIVE_LOGIN_ID={}, {} step(s)\nchecks and the defects known to break them:\n{}",
             case.people,
             case.derive_login_id,
             case.steps.len(),

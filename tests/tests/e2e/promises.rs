@@ -1,9 +1,9 @@
 //! Issue 10's promises through the local stack (moto, the Messenger sandbox, the local runner):
-//! the model-based test's key scenarios (tests/tests/promises_model.rs) with the production
-//! adapters, the real SQS event source mapping and real time. Each is named after the defect
-//! it shows on today's main.
+//! the model-based test's key scenarios (tests/tests/contract/promises_model.rs) with the
+//! production adapters, the real SQS event source mapping and real time. Each is named after the
+//! defect it shows on today's main.
 
-use integration_tests::stack::{TestStack, start_stack};
+use integration_tests::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_TOKEN, DEFAULT_PAGE_ID, FaultRule};
 use shared::domain::{OptIn, State};
 use shared::facebook::derive_login_id;

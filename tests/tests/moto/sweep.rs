@@ -4,8 +4,8 @@
 //! moto: Meta's block holds over a pause of ours until the unblock, and the sweep queues what a
 //! Page resume left behind.
 
-use integration_tests::harness::world;
 use integration_tests::population::population;
+use integration_tests::worlds::moto::world;
 use shared::metrics::Metric;
 use shared::table;
 use std::collections::BTreeSet;
@@ -98,7 +98,7 @@ async fn ten_thousand_unsent_opt_ins_one_sweep_reads_exactly_the_due_ones() {
 }
 
 mod page_pause {
-    use integration_tests::harness::{APP_SECRET, PAGE, World, world};
+    use integration_tests::worlds::moto::{APP_SECRET, PAGE, World, world};
     use shared::domain::{Millis, State};
     use shared::facebook::{GraphError, GraphErrorBody};
     use shared::ports::Clock;

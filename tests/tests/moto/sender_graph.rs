@@ -4,7 +4,7 @@
 //! opt-in store is DynamoDB in moto; the clock is manual. The rows follow Messenger's "Common Error
 //! Codes" (updated 2026-06-25) as docs/sender.md lists them.
 
-use integration_tests::sender_world::{SenderWorld, sandbox_secrets, secrets_with};
+use integration_tests::worlds::sender::{SenderWorld, sandbox_secrets, secrets_with};
 use messenger_sandbox::{FaultKind, FaultRule};
 use shared::domain::{AlertKind, HOUR_MS, OptInKey, SendJob, State};
 use shared::page::PauseCause;
@@ -596,7 +596,7 @@ async fn each_record_of_a_batch_gets_its_own_outcome() {
         .collect();
     let r = sender::handle_batch(
         &w.deps,
-        integration_tests::sender_world::batch_event(&all, 1),
+        integration_tests::worlds::sender::batch_event(&all, 1),
     )
     .await;
     assert!(failures(&r).is_empty());
@@ -626,7 +626,7 @@ async fn graph_answering_another_api_version_is_counted() {
     let metrics = Arc::new(MemoryMetrics::default());
     let client = shared::adapters::graph::GraphClient::new(
         &w.deps.config,
-        &integration_tests::sender_world::sandbox_secrets(),
+        &integration_tests::worlds::sender::sandbox_secrets(),
     )
     .unwrap()
     .with_metrics(metrics.clone());

@@ -4,7 +4,7 @@
 //! received a message.
 
 use hmac::{Hmac, Mac};
-use integration_tests::stack::{TestStack, start_stack};
+use integration_tests::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox as sb;
 use sha2::Sha256;
 use std::collections::BTreeSet;

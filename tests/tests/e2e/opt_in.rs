@@ -3,7 +3,7 @@
 //! late opt-ins.
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
-use integration_tests::stack::{TestStack, start_stack};
+use integration_tests::worlds::stack::{TestStack, start_stack};
 use shared::domain::{HOUR_MS, State};
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,10 @@
 //! The product's crates are captured at DEBUG (stricter than production's INFO), everything else at
 //! INFO. The Messenger sandbox (the fake Facebook, not the product) is left out. EMF metric lines
 //! are printed to stdout, not through tracing, and hold only counts and the Page id.
+//!
+//! The test runs in a child process of its own (the end-to-end tests share one binary).
 
-use integration_tests::stack::start_stack;
+use integration_tests::worlds::stack::start_stack;
 use lambda_runtime::tracing::subscriber as ts;
 use messenger_sandbox as sb;
 use shared::domain::State;
@@ -79,8 +81,40 @@ fn field<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
     }
 }
 
+/// Set in the child process that runs the test's body.
+const IN_OWN_PROCESS: &str = "LOG_SECRETS_IN_OWN_PROCESS";
+
+/// Runs this test again, alone, in a child process of this binary and passes on its output. The
+/// capture is the process's global tracing subscriber: in a process of its own it sees this run
+/// and nothing else, and no other test of the binary logs into it or has set a subscriber before.
+async fn in_own_process(test: &str) {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => panic!("this test binary: {e}"),
+    };
+    let name = integration_tests::test_name(module_path!(), test);
+    let out = match tokio::process::Command::new(exe)
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(IN_OWN_PROCESS, "1")
+        .output()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => panic!("{name} in a child process: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its own process:\n{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_end_to_end_run_logs_no_secret_token_or_personal_data() {
+    if std::env::var_os(IN_OWN_PROCESS).is_none() {
+        return in_own_process("an_end_to_end_run_logs_no_secret_token_or_personal_data").await;
+    }
     let logs = capture();
     let s = start_stack(|mut settings| {
         settings.secrets.api_keys = vec![API_KEY.into()];

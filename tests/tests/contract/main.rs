@@ -1,0 +1,8 @@
+//! The tests that need no emulator: the contracts between template.yaml, docs/openapi.json and the
+//! code (routes, IAM actions, alarms and metrics), and the model-based test of the promises over
+//! the in-memory twins (`integration_tests::model`). One binary, so the workspace is linked once.
+
+mod api;
+mod iam_policy;
+mod promises_model;
+mod template_observability;

@@ -1,0 +1,13 @@
+//! The tests against a moto server: the AWS adapters, the functions' handlers on them (the moto
+//! world, `integration_tests::worlds::moto`) and the sender against the Messenger sandbox with its
+//! store in moto (`worlds::sender`). One binary, so the AWS SDK is linked once for all of them;
+//! the tests share one moto server (`integration_tests::shared_moto`), each on its own resources
+//! (a uuid stack name: its own table, queues, schedule group and topic).
+
+mod adapters;
+mod conversation;
+mod deadlines;
+mod login;
+mod sender;
+mod sender_graph;
+mod sweep;
