@@ -10,5 +10,6 @@ mod log_secrets;
 mod login;
 mod opt_in;
 mod opt_outs;
+mod pages;
 mod promises;
 mod sender;
