@@ -1,4 +1,4 @@
-//! `shared::signed_request` (Deauthorize and Data Deletion callbacks).
+//! `shared::facebook::signed_request` (Deauthorize and Data Deletion callbacks).
 //!
 //! - Arbitrary bytes, as a form body (`signed_request_from_form`) and as a `signed_request`
 //!   (`parse_signed_request`), never panic.
@@ -16,9 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
-use shared::facebook::hmac_sha256_hex;
-use shared::login::is_valid_asid;
-use shared::signed_request::{
+use shared::domain::login::is_valid_asid;
+use shared::facebook::crypto::hmac_sha256_hex;
+use shared::facebook::signed_request::{
     MAX_AGE_SECONDS, MAX_SIGNED_REQUEST_BYTES, MAX_SKEW_SECONDS, SignedRequest, SignedRequestError,
     parse_signed_request, sign_request, signed_request_from_form,
 };

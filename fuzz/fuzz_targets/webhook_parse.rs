@@ -1,4 +1,4 @@
-//! `shared::facebook::parse_webhook` (the Messenger webhook JSON).
+//! `shared::facebook::webhook::parse_webhook` (the Messenger webhook JSON).
 //!
 //! Arbitrary bytes never panic. When a body parses, each event is checked against a plain reading
 //! of the JSON: one event per `messaging`/`standby` item, in order; an `OptIn` carries the item's
@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::facebook::{MessagingEvent, WebhookParseError, parse_webhook};
+use shared::facebook::webhook::{MessagingEvent, WebhookParseError, parse_webhook};
 
 /// A webhook timestamp read plainly: milliseconds as a number or a string of digits, seconds
 /// (×1000) below 10^12, anything else none.

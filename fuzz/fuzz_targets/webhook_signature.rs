@@ -1,4 +1,4 @@
-//! `shared::facebook::verify_webhook_signature` (X-Hub-Signature-256).
+//! `shared::facebook::webhook::verify_webhook_signature` (X-Hub-Signature-256).
 //!
 //! Arbitrary secrets, bodies and header values never panic and give the answer of a plain
 //! (non-constant-time) model; the header `sign_webhook` makes verifies its body, and no longer
@@ -9,7 +9,7 @@ use arbitrary::Arbitrary;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
-use shared::facebook::{SignatureError, sign_webhook, verify_webhook_signature};
+use shared::facebook::webhook::{SignatureError, sign_webhook, verify_webhook_signature};
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {

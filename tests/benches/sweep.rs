@@ -14,7 +14,7 @@
 use integration_tests::population::{WINDOW_MS, population};
 use local_runner::moto::{MotoServer, workspace_root};
 use local_runner::provision::provision;
-use shared::adapters::dynamodb::{DueQueryCost, DynamoOptInStore, item_size};
+use shared::adapters::dynamodb::opt_ins::{DueQueryCost, DynamoOptInStore, item_size};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {

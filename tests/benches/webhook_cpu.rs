@@ -7,11 +7,13 @@
 
 use base64::Engine;
 use http_api::{Deps, handle};
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
-    test_secrets,
-};
-use shared::facebook::sign_webhook;
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::{test_config, test_secrets};
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::facebook::webhook::sign_webhook;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,19 +28,19 @@ fn deps(store: Arc<MemoryOptInStore>) -> Deps {
         opt_ins: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
-        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+        erasure: Arc::new(shared::adapters::memory::erasure::MemoryErasure::new(
             store,
-            Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+            Arc::new(shared::adapters::memory::logins::MemoryLoginStore::new()),
         )),
-        logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+        logins: Arc::new(shared::adapters::memory::logins::MemoryLoginStore::new()),
         queue: Arc::new(MemorySendQueue::default()),
-        retry: Arc::new(shared::adapters::memory_send::MemoryRetryQueue::default()),
+        retry: Arc::new(shared::adapters::memory::queue::MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         clock: Arc::new(ManualClock::at(NOW)),
-        metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-        facebook: Arc::new(shared::adapters::memory_login::MemoryFacebookLogin::default()),
-        messenger: Arc::new(shared::adapters::memory::MemoryMessenger::default()),
+        metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),
+        facebook: Arc::new(shared::adapters::memory::logins::MemoryFacebookLogin::default()),
+        messenger: Arc::new(shared::adapters::memory::messenger::MemoryMessenger::default()),
     };
     Deps::from_ports(test_config(&[]), test_secrets().into(), &ports)
 }

@@ -3,9 +3,9 @@
 //! sent), the previous sweep 15 minutes ago, plus terminal opt-ins that must never be read.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use shared::adapters::dynamodb::item_with_due_at;
-use shared::attention::{STUCK_AFTER_MS, first_attention, next_attention};
-use shared::domain::{HOUR_MS, Millis, OptIn, OptInKey, State};
+use shared::adapters::dynamodb::opt_ins::item_with_due_at;
+use shared::domain::attention::{STUCK_AFTER_MS, first_attention, next_attention};
+use shared::domain::opt_in::{HOUR_MS, Millis, OptIn, OptInKey, State};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

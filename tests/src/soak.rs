@@ -12,8 +12,9 @@ use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
 use crate::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{FaultRule, InboxMessage};
-use shared::domain::{OptIn, OptInKey, SendJob, State};
-use shared::ports::OptInStore;
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{OptIn, OptInKey, State};
+use shared::ports::opt_ins::OptInStore;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
@@ -601,7 +602,7 @@ fn keys_of(batch: &HandedBatch) -> Vec<OptInKey> {
 
 /// Poll the batch's opt-ins until some are leased to this batch's records; how many.
 async fn wait_for_claims(
-    store: &shared::adapters::dynamodb::DynamoOptInStore,
+    store: &shared::adapters::dynamodb::opt_ins::DynamoOptInStore,
     batch: &HandedBatch,
 ) -> Option<usize> {
     let keys = keys_of(batch);

@@ -3,7 +3,7 @@
 //! invocations are harmless.
 //!
 //! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
-//! come (see [`shared::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
+//! come (see [`shared::domain::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
 //! time forward, so the next sweep reads only what needs it. It then alerts once about each granted
 //! login whose expected opt-in never arrived (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`): the sign that the
@@ -16,20 +16,23 @@
 
 use futures::StreamExt;
 use serde::Serialize;
-use shared::actions;
 use shared::adapters::graph::{GraphClient, GraphInitError};
-use shared::attention::{is_stuck, next_attention};
 use shared::bootstrap::{AwsPorts, SdkConfig};
-use shared::config::Config;
-use shared::config::SecretString;
-use shared::domain::{Alert, AlertInput, Millis, OptIn, SendJob, login_id_prefix};
+use shared::config::secrets::SecretString;
+use shared::config::settings::Config;
+use shared::domain::alert::Alert;
+use shared::domain::attention::{is_stuck, next_attention};
+use shared::domain::jobs::{AlertInput, SendJob};
+use shared::domain::opt_in::{Millis, OptIn, login_id_prefix};
 use shared::ports::bundle::Ports;
-use shared::ports::{PortError, Transitioned};
+use shared::ports::error::PortError;
+use shared::ports::opt_ins::Transitioned;
+use shared::use_cases::alert;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tracing::{error, info};
 
-pub use shared::attention::STUCK_AFTER_MS;
+pub use shared::domain::attention::STUCK_AFTER_MS;
 
 /// Most opt-ins one round of the sweep reads from the due index.
 pub const SWEEP_LIMIT: usize = 1000;
@@ -319,7 +322,11 @@ async fn alert_logins_without_opt_in(deps: &Deps, now: Millis) -> usize {
 }
 
 /// One waiting LOGIN: settle it when its opt-in exists, else alert (once, by a conditional mark).
-async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Millis) -> bool {
+async fn settle_waiting_login(
+    deps: &Deps,
+    login: &shared::domain::login::Login,
+    now: Millis,
+) -> bool {
     let (page_id, asid) = (login.page_id.as_str(), login.asid.as_str());
     let opt_in_exists = match login.opt_in_key() {
         Some(key) => match deps.ports.opt_ins.get_opt_in(&key).await {
@@ -365,11 +372,11 @@ async fn settle_waiting_login(deps: &Deps, login: &shared::login::Login, now: Mi
             "a person granted user_messenger_contact at login ({}), but no opt-in webhook with the \
              expected login_id arrived within {minutes} minutes; if this repeats, the login_id \
              derivation (DERIVE_LOGIN_ID, the client token) does not match this app",
-            shared::domain::utc(login.last_login_at)
+            shared::domain::opt_in::utc(login.last_login_at)
         ),
     );
     info!(login_id_prefix = %login_id_prefix(expected), "granted login without opt-in alerted");
-    actions::publish(deps.ports.alerts.as_ref(), &alert).await;
-    shared::metrics::record_login_without_opt_in(deps.ports.metrics.as_ref(), page_id);
+    alert::publish(deps.ports.alerts.as_ref(), &alert).await;
+    shared::ports::metrics::record_login_without_opt_in(deps.ports.metrics.as_ref(), page_id);
     true
 }

@@ -1,16 +1,24 @@
 //! deadline-alerts with the schedule Inputs it receives, over in-memory ports.
 
 use deadline_alerts::{Deps, STUCK_AFTER_MS, Summary, handle};
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryErasure, MemoryMessenger, MemoryOptInStore, MemoryScheduler,
-    MemorySendQueue, test_config,
-};
-use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, State};
-use shared::metrics::{MemoryMetrics, Metric};
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::erasure::MemoryErasure;
+use shared::adapters::memory::logins::{MemoryFacebookLogin, MemoryLoginStore};
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::domain::alert::AlertKind;
+use shared::domain::jobs::DeadlineCheck;
+use shared::domain::metrics::Metric;
+use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
 use shared::ports::bundle::Ports;
-use shared::ports::{DeadlineScheduler, OptInStore};
+use shared::ports::opt_ins::OptInStore;
+use shared::ports::scheduler::DeadlineScheduler;
 use std::sync::Arc;
 
 const T0: i64 = 1_795_536_000_000;
@@ -81,7 +89,7 @@ impl World {
     }
 
     fn check_input(o: &OptIn) -> serde_json::Value {
-        serde_json::to_value(shared::domain::AlertInput::DeadlineCheck(
+        serde_json::to_value(shared::domain::jobs::AlertInput::DeadlineCheck(
             DeadlineCheck::for_opt_in(o),
         ))
         .unwrap()
@@ -132,7 +140,7 @@ async fn sent_opt_ins_are_left_alone() {
         .finish_send(
             &k,
             "a",
-            &shared::ports::SendOutcome::Sent {
+            &shared::domain::opt_in::SendOutcome::Sent {
                 message_id: "m".into(),
             },
             T0 + 10,
@@ -204,7 +212,7 @@ async fn the_sweep_reads_an_opt_in_only_when_something_is_due() {
         .finish_send(
             &k,
             "a",
-            &shared::ports::SendOutcome::Retry {
+            &shared::domain::opt_in::SendOutcome::Retry {
                 error: Default::default(),
             },
             T0 + 1,
@@ -337,7 +345,11 @@ async fn ten_thousand_unsent_opt_ins_the_sweep_attends_to_exactly_the_due_ones()
     assert_eq!(handle(&w.deps, sweep()).await.unwrap(), Summary::default());
 }
 
-fn granted_login(asid: &str, expected_login_id: Option<&str>, at: i64) -> shared::login::Login {
+fn granted_login(
+    asid: &str,
+    expected_login_id: Option<&str>,
+    at: i64,
+) -> shared::domain::login::Login {
     serde_json::from_value(serde_json::json!({
         "page_id": PAGE,
         "asid": asid,
@@ -353,7 +365,7 @@ fn granted_login(asid: &str, expected_login_id: Option<&str>, at: i64) -> shared
 
 #[tokio::test]
 async fn a_granted_login_whose_opt_in_never_arrives_is_alerted_once() {
-    use shared::login::LoginStore;
+    use shared::ports::logins::LoginStore;
     let w = world();
     let after = w.deps.config.orphan_login_alert_after_ms;
     assert_eq!(after, 60 * 60_000, "default: 60 minutes");
@@ -430,12 +442,15 @@ async fn an_earlier_generations_deadline_check_does_not_act_on_the_new_one() {
     // The person consents again two days later: a new generation with its own deadline.
     let again = T0 + 48 * HOUR_MS;
     let renewed = OptIn::new(first.key(), Some(again), again, 24 * HOUR_MS, 2 * HOUR_MS);
-    let guard = shared::ports::ConsentGuard {
+    let guard = shared::ports::opt_ins::ConsentGuard {
         erasure_marker: "m".into(),
         event_at: Some(again),
     };
     let recorded = w.store.record_opt_in(&renewed, &guard).await.unwrap();
-    assert!(matches!(recorded, shared::ports::Recorded::Renewed(_)));
+    assert!(matches!(
+        recorded,
+        shared::ports::opt_ins::Recorded::Renewed(_)
+    ));
     // The old schedule is delivered late (a retry), at the new generation's alert time.
     w.clock.set(renewed.alert_at);
     assert_eq!(
@@ -451,18 +466,18 @@ async fn an_earlier_generations_deadline_check_does_not_act_on_the_new_one() {
 
 #[tokio::test]
 async fn the_sweep_requeues_paused_opt_ins_whose_page_is_active_again() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     let left = w.opt_in("L1").await;
     let later = w.opt_in("L2").await;
-    let error = shared::domain::LastError {
+    let error = shared::domain::opt_in::LastError {
         code: 190,
         ..Default::default()
     };
     w.store
         .pause_page(
             PAGE,
-            shared::page::PauseCause::Configuration,
+            shared::domain::page::PauseCause::Configuration,
             &error,
             T0,
             T0 + 60_000,
@@ -503,10 +518,10 @@ async fn the_sweep_requeues_paused_opt_ins_whose_page_is_active_again() {
 
 #[tokio::test]
 async fn the_sweep_leaves_a_blocked_page_alone() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     let o = w.opt_in("L1").await;
-    let block = shared::domain::LastError::default();
+    let block = shared::domain::opt_in::LastError::default();
     assert!(w.store.block_page(PAGE, &block, T0).await.unwrap());
     assert!(
         w.store

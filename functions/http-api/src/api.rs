@@ -14,8 +14,8 @@ use crate::response::{HttpError, json};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::domain::{Millis, OptIn, login_id_prefix};
-use shared::login::{Login, Permission, UserToken, is_valid_asid};
+use shared::domain::login::{Login, Permission, UserToken, is_valid_asid};
+use shared::domain::opt_in::{Millis, OptIn, login_id_prefix};
 use tracing::info;
 
 /// Largest body the `/v1` routes accept.
@@ -83,7 +83,7 @@ pub async fn record_login(deps: &Deps, request: &Request) -> Result<Response<Bod
         .await
         .map_err(refused_login)?;
     drop(token);
-    let login = verify::record(deps, &verified, shared::login::LoginSource::Api)
+    let login = verify::record(deps, &verified, shared::domain::login::LoginSource::Api)
         .await
         .map_err(refused_login)?;
     let opt_in = load_opt_in(deps, &login).await?;

@@ -6,11 +6,13 @@
 //! The use cases the routes share (the opt-out, the Page pause / resume) come from the bundle
 //! (`Ports::opt_outs`, `Ports::page_ports`), wired once in `shared::use_cases::bundle`.
 
+use shared::adapters::clock::SystemClock;
 use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
 use shared::bootstrap::{AwsPorts, SdkConfig};
-use shared::config::{Config, ConfigError, HttpApiSecrets};
-use shared::ports::SystemClock;
+use shared::config::reader::ConfigError;
+use shared::config::secrets::HttpApiSecrets;
+use shared::config::settings::Config;
 use shared::ports::bundle::Ports;
 use std::sync::{Arc, Mutex};
 

@@ -10,9 +10,11 @@
 use crate::deps::Deps;
 use crate::response::{HttpError, json, typed};
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
-use shared::erasure::deletion_code;
-use shared::facebook::derive_login_id;
-use shared::signed_request::{SignedRequest, parse_signed_request, signed_request_from_form};
+use shared::domain::erasure::deletion_code;
+use shared::facebook::crypto::derive_login_id;
+use shared::facebook::signed_request::{
+    SignedRequest, parse_signed_request, signed_request_from_form,
+};
 use shared::use_cases::deletion::{DERIVATION_OFF, Deletions, Derivation, NO_CLIENT_TOKEN, Person};
 use tracing::{info, warn};
 
@@ -181,7 +183,7 @@ pub async fn deletion_status(deps: &Deps, request: &Request) -> Result<Response<
             &serde_json::to_value(&record).unwrap_or_default(),
         ));
     }
-    let when = shared::domain::utc(record.completed_at);
+    let when = shared::domain::opt_in::utc(record.completed_at);
     // Say only what is true: a partial deletion says what was not found, and why.
     let what = match &record.partial_reason {
         Some(reason) => escape(reason),

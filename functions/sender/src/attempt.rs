@@ -11,9 +11,10 @@ use crate::backoff::{RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
 use crate::pause::{self, PageViews, PausedJob};
 use crate::record;
-use shared::domain::{LastError, Millis, OptIn, OptInKey, State, login_id_prefix};
-use shared::login::{needs_first_name, render_initial_message};
-use shared::ports::{SendOutcome, Transitioned};
+use shared::domain::message::{needs_first_name, render_initial_message};
+use shared::domain::opt_in::SendOutcome;
+use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State, login_id_prefix};
+use shared::ports::opt_ins::Transitioned;
 use std::time::Duration;
 use tracing::{error, warn};
 

@@ -2,9 +2,9 @@
 //! exponential backoff with jitter, never later than the last moment an attempt can still land
 //! before the opt-in's deadline.
 
-use shared::domain::Millis;
-use shared::ports::send::MAX_VISIBILITY_SECONDS;
-use shared::send_tuning::SendTuning;
+use shared::config::send::SendTuning;
+use shared::domain::opt_in::Millis;
+use shared::ports::queue::MAX_VISIBILITY_SECONDS;
 
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use crate::deps::Deps;
 use crate::pause::PageViews;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
-use shared::domain::SendJob;
-use shared::ports::send::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS};
+use shared::domain::jobs::SendJob;
+use shared::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS};
 use tracing::{Instrument, error, info_span, warn};
 
 /// The send queue's `maxReceiveCount` (template.yaml `SendQueue.RedrivePolicy`; a test checks).

@@ -7,8 +7,9 @@
 use crate::pacer::Pacer;
 use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::bootstrap::{AwsPorts, SdkConfig};
-use shared::config::{Config, SenderSecrets};
-use shared::domain::Millis;
+use shared::config::secrets::SenderSecrets;
+use shared::config::settings::Config;
+use shared::domain::opt_in::Millis;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 

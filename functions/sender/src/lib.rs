@@ -8,7 +8,7 @@
 //!   send in flight only between the claim and Graph's answer (at most `GRAPH_TIMEOUT_MS`). A
 //!   message Graph accepts after the opt-out is recorded on the item (`sent_after_opt_out`), logged
 //!   and counted (`SentAfterOptOut`), never hidden.
-//! - **Every Graph answer has a class** ([`shared::facebook::classify_graph_error`]): transient
+//! - **Every Graph answer has a class** ([`shared::facebook::graph_error::classify_graph_error`]): transient
 //!   failures back off inside the deadline ([`backoff`]) through `ChangeMessageVisibility`; a job
 //!   that can no longer make the deadline ends EXPIRED with an alert; "unreachable" ends the
 //!   opt-in; configuration errors and Page restrictions pause the Page ([`pause`]).

@@ -59,7 +59,7 @@ impl Pacer {
     }
 
     /// The pacer for this instance's share of the Page limit, with a batch as the burst.
-    pub fn for_tuning(tuning: &shared::send_tuning::SendTuning) -> Self {
+    pub fn for_tuning(tuning: &shared::config::send::SendTuning) -> Self {
         Self::new(tuning.per_instance_rate(), tuning.max_in_flight)
     }
 

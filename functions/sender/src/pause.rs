@@ -36,11 +36,13 @@ use crate::backoff::{
     LANDING_SLACK_MS, RecordOutcome, ceil_seconds, seconds_until, store_retry_seconds,
 };
 use crate::deps::Deps;
-use shared::domain::{Alert, AlertKind, Millis, OptIn, OptInKey, SendJob, State, login_id_prefix};
-use shared::facebook::GraphError;
-use shared::page::{PageState, PauseCause};
-use shared::ports::Transitioned;
-use shared::ports::send::MAX_DELAY_SECONDS;
+use shared::domain::alert::{Alert, AlertKind};
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{Millis, OptIn, OptInKey, State, login_id_prefix};
+use shared::domain::page::{PageState, PauseCause};
+use shared::facebook::graph_error::GraphError;
+use shared::ports::opt_ins::Transitioned;
+use shared::ports::queue::MAX_DELAY_SECONDS;
 use shared::use_cases::page::PagePorts;
 use std::collections::HashMap;
 use tracing::{error, info, warn};
@@ -278,7 +280,7 @@ pub(crate) async fn page_error(
         "Sending for this Page is PAUSED: {graph_error}. New opt-ins wait in PAUSED; every {} s one send is tried as a probe, and the first that Graph accepts resumes the Page and re-queues every paused opt-in still before its deadline. To fix: {fix}.",
         probe_interval_seconds(deps)
     );
-    shared::actions::publish(
+    shared::use_cases::alert::publish(
         deps.ports.alerts.as_ref(),
         &Alert::about(item, AlertKind::ConfigurationError, detail),
     )

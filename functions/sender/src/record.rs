@@ -7,14 +7,15 @@
 use crate::backoff::{self, RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
 use crate::pause;
-use shared::actions;
-use shared::domain::{
-    Alert, AlertKind, LastError, Millis, OptIn, OptInKey, State, login_id_prefix,
-};
-use shared::facebook::{ErrorClass, GraphError};
-use shared::metrics;
-use shared::page::PauseCause;
-use shared::ports::{SendOutcome, Transitioned};
+use shared::domain::alert::{Alert, AlertKind};
+use shared::domain::opt_in::SendOutcome;
+use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State, login_id_prefix};
+use shared::domain::page::PauseCause;
+use shared::facebook::graph_error::{ErrorClass, GraphError};
+use shared::ports::metrics;
+use shared::ports::opt_ins::Transitioned;
+use shared::use_cases::alert;
+use shared::use_cases::expire;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
@@ -67,7 +68,7 @@ pub(crate) async fn sent(
                     sent_write_ms = started.elapsed().as_millis() as u64,
                     "initial message sent"
                 );
-                actions::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
+                expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
                 return;
             }
             Ok(Transitioned::Refused(Some(current)))
@@ -76,7 +77,7 @@ pub(crate) async fn sent(
             {
                 // An earlier try of this write succeeded but its answer was lost.
                 metrics::record_sent(deps.ports.metrics.as_ref(), &current);
-                actions::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
+                expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
                 return;
             }
             Ok(Transitioned::Refused(current)) => {
@@ -205,7 +206,7 @@ pub(crate) async fn out_of_time(
     {
         Ok(Transitioned::Done(item)) => {
             metrics::record_deadline_missed(deps.ports.metrics.as_ref(), &key.page_id);
-            actions::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
+            expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
             let last = item.last_error.as_ref().map_or(String::new(), |e| {
                 let code = match e.subcode {
                     Some(sub) => format!("{}/{sub}", e.code),
@@ -225,14 +226,14 @@ pub(crate) async fn out_of_time(
             } else {
                 let detail = format!(
                     "the sender gave up at {}, {} s before the deadline ({}), after {} attempt(s): {reason}. The opt-in is EXPIRED; nothing will be sent to this person{last}",
-                    shared::domain::utc(now),
+                    shared::domain::opt_in::utc(now),
                     (item.deadline_at - now) / 1000,
-                    shared::domain::utc(item.deadline_at),
+                    shared::domain::opt_in::utc(item.deadline_at),
                     item.attempts
                 );
                 Alert::gave_up(&item, now, detail)
             };
-            actions::publish(deps.ports.alerts.as_ref(), &alert).await;
+            alert::publish(deps.ports.alerts.as_ref(), &alert).await;
             RecordOutcome::Done
         }
         Ok(Transitioned::Refused(_)) => RecordOutcome::Done,
@@ -311,7 +312,7 @@ pub(crate) async fn failed(
         metrics::record_deadline_missed(deps.ports.metrics.as_ref(), &key.page_id);
     }
     if item.state.is_terminal() {
-        actions::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
+        expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
     }
     if let Some(kind) = alert {
         let detail = match class {
@@ -324,7 +325,7 @@ pub(crate) async fn failed(
                 item.attempts
             ),
         };
-        actions::publish(
+        alert::publish(
             deps.ports.alerts.as_ref(),
             &Alert::about(&item, kind, detail),
         )

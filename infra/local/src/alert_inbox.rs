@@ -2,7 +2,7 @@
 //! person running `make run` sees every alert printed, and tests can read exactly what was published.
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::domain::Alert;
+use shared::domain::alert::Alert;
 use std::time::Duration;
 
 /// One message received from the alert topic.
@@ -137,7 +137,8 @@ pub fn render(alert: &ReceivedAlert) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::{AlertKind, LastError, OptIn, OptInKey};
+    use shared::domain::alert::AlertKind;
+    use shared::domain::opt_in::{LastError, OptIn, OptInKey};
 
     #[test]
     fn envelopes_parse_and_render_without_the_full_login_id() {

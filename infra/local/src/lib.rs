@@ -11,7 +11,8 @@ pub mod moto;
 pub mod provision;
 
 use provision::Provisioned;
-use shared::config::{Config, ConfigError};
+use shared::config::reader::ConfigError;
+use shared::config::settings::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -257,7 +257,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let printer = tokio::spawn(async move {
         loop {
             // A 1 s long poll: the SDK clients carry the production timeouts (2 s an attempt,
-            // shared::aws), so a longer wait ended every poll in a timeout error on the console.
+            // shared::adapters::aws), so a longer wait ended every poll in a timeout error on the console.
             match inbox.receive(Duration::from_secs(1)).await {
                 Ok(alerts) => {
                     for alert in alerts {

@@ -149,7 +149,7 @@ impl MotoServer {
 }
 
 /// SDK configuration for an emulator at `endpoint`: region us-east-1, static test credentials.
-/// The SDK's default timeouts, not the production clients' (`shared::aws::timeout_config`): moto
+/// The SDK's default timeouts, not the production clients' (`shared::adapters::aws::timeout_config`): moto
 /// answers one DynamoDB request at a time (the serializing launcher), so under load a request
 /// waits its turn far longer than DynamoDB ever takes, and a timed-out attempt stays in moto's
 /// queue while its retry joins it.

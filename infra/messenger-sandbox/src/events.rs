@@ -32,7 +32,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 /// The PSID Facebook gives the person behind `login_id` for this Page (stable, numeric).
 pub fn psid_for(app_secret: &str, login_id: &str) -> String {
-    let digest = shared::facebook::hmac_sha256_hex(
+    let digest = shared::facebook::crypto::hmac_sha256_hex(
         app_secret.as_bytes(),
         format!("psid:{login_id}").as_bytes(),
     );
@@ -64,7 +64,8 @@ async fn deliver_messaging(state: &AppState, item: serde_json::Value) -> Respons
         "entry": [{"id": config.page_id, "time": now, "messaging": [item]}],
     })
     .to_string();
-    let signature = shared::facebook::sign_webhook(config.app_secret.as_bytes(), body.as_bytes());
+    let signature =
+        shared::facebook::webhook::sign_webhook(config.app_secret.as_bytes(), body.as_bytes());
     let status = match state
         .http
         .post(&url)
@@ -266,7 +267,7 @@ async fn send_signed_request(
     } else {
         state.config.app_secret.as_str()
     };
-    let signed = shared::signed_request::sign_request(secret.as_bytes(), &payload);
+    let signed = shared::facebook::signed_request::sign_request(secret.as_bytes(), &payload);
     let form: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("signed_request", &signed)
         .finish();

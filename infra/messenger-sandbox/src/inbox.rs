@@ -129,7 +129,7 @@ fn conversations<'a>(
     records: &'a Records,
     only: Option<&str>,
 ) -> BTreeMap<&'a str, Conversation<'a>> {
-    let keywords: Vec<String> = shared::domain::DEFAULT_STOP_KEYWORDS
+    let keywords: Vec<String> = shared::domain::message::DEFAULT_STOP_KEYWORDS
         .iter()
         .map(|k| (*k).to_owned())
         .collect();
@@ -154,7 +154,7 @@ fn conversations<'a>(
         match &e.act {
             PersonAct::Wrote(text) => {
                 c.replies += 1;
-                c.asked_to_stop |= shared::domain::is_stop_request(text, &keywords);
+                c.asked_to_stop |= shared::domain::message::is_stop_request(text, &keywords);
                 c.lines.push((e.at_ms, Line::Person(text)));
             }
             PersonAct::NotificationStatus(status) => {

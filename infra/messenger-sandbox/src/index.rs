@@ -100,7 +100,7 @@ fn dialog_preview_url(state: &AppState, host: &str) -> String {
         .finish();
     format!(
         "/{}/dialog/oauth?{query}",
-        shared::config::DEFAULT_GRAPH_API_VERSION
+        shared::config::settings::DEFAULT_GRAPH_API_VERSION
     )
 }
 

@@ -132,7 +132,7 @@ impl OAuthState {
 /// The login_id Facebook gives the Page for this person (the direct-integrator formula).
 pub(crate) fn login_id_for(app: &AppState, asid: &str) -> String {
     let c = &app.config;
-    shared::facebook::derive_login_id(&c.client_token, asid, &c.app_id, &c.page_id)
+    shared::facebook::crypto::derive_login_id(&c.client_token, asid, &c.app_id, &c.page_id)
 }
 
 /// When the opt-in webhook goes out after "Allow".
@@ -183,8 +183,10 @@ pub(crate) async fn opt_in_after_allow(
             let now = now_ms();
             app.record_optin(&login_id, now);
             let body = optin_webhook_body(&app.config.page_id, &login_id, now);
-            let signature =
-                shared::facebook::sign_webhook(app.config.app_secret.as_bytes(), body.as_bytes());
+            let signature = shared::facebook::webhook::sign_webhook(
+                app.config.app_secret.as_bytes(),
+                body.as_bytes(),
+            );
             post_webhook(&app.http, &url, &body, &signature).await
         }
     };
@@ -286,7 +288,7 @@ fn check_app_token(oauth: &OAuthState, q: &HashMap<String, String>) -> Result<()
         ));
     }
     if let Some(proof) = non_empty(q, "appsecret_proof") {
-        let expected = shared::facebook::appsecret_proof(&config.app_secret, &app_token);
+        let expected = shared::facebook::crypto::appsecret_proof(&config.app_secret, &app_token);
         if !proof.eq_ignore_ascii_case(&expected) {
             return Err(GraphError::new(100, GRAPH_METHOD_EXCEPTION, PROOF_INVALID));
         }
@@ -356,7 +358,7 @@ fn check_user_token(oauth: &OAuthState, q: &HashMap<String, String>) -> Result<G
     let grant = oauth
         .token(token)
         .ok_or_else(|| GraphError::new(190, OAUTH_EXCEPTION, INVALID_TOKEN))?;
-    let expected = shared::facebook::appsecret_proof(&oauth.app.config.app_secret, token);
+    let expected = shared::facebook::crypto::appsecret_proof(&oauth.app.config.app_secret, token);
     match non_empty(q, "appsecret_proof") {
         None => Err(GraphError::new(100, GRAPH_METHOD_EXCEPTION, PROOF_REQUIRED)),
         Some(p) if !p.eq_ignore_ascii_case(&expected) => {

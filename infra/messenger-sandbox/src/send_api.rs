@@ -116,7 +116,8 @@ fn handle(
         return Err(GraphError::new(190, OAUTH_EXCEPTION, INVALID_TOKEN));
     }
     // 2. appsecret_proof.
-    let expected = shared::facebook::appsecret_proof(&config.app_secret, &config.page_access_token);
+    let expected =
+        shared::facebook::crypto::appsecret_proof(&config.app_secret, &config.page_access_token);
     match param(query, body, "appsecret_proof") {
         None => return Err(GraphError::new(100, GRAPH_METHOD_EXCEPTION, PROOF_REQUIRED)),
         Some(p) if !p.eq_ignore_ascii_case(&expected) => {

@@ -139,7 +139,8 @@ async fn optin(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let opted_in_at_ms = request.timestamp_ms.unwrap_or_else(now_ms);
     state.record_optin(&login_id, opted_in_at_ms);
     let body = optin_webhook_body(&config.page_id, &login_id, opted_in_at_ms);
-    let signature = shared::facebook::sign_webhook(config.app_secret.as_bytes(), body.as_bytes());
+    let signature =
+        shared::facebook::webhook::sign_webhook(config.app_secret.as_bytes(), body.as_bytes());
 
     let mut webhook_statuses = Vec::new();
     if let (true, Some(url)) = (deliver, webhook_url) {
@@ -198,11 +199,11 @@ mod tests {
             body,
             r#"{"object":"page","entry":[{"id":"P","time":1767225600007,"messaging":[{"recipient":{"id":"P"},"timestamp":1767225600007,"optin":{"login_id":"L"}}]}]}"#
         );
-        let (object, events) = shared::facebook::parse_webhook(body.as_bytes()).unwrap();
+        let (object, events) = shared::facebook::webhook::parse_webhook(body.as_bytes()).unwrap();
         assert_eq!(object, "page");
         assert_eq!(
             events,
-            vec![shared::facebook::MessagingEvent::OptIn {
+            vec![shared::facebook::webhook::MessagingEvent::OptIn {
                 page_id: "P".into(),
                 login_id: "L".into(),
                 timestamp: Some(1_767_225_600_007),

@@ -7,11 +7,12 @@
 //! 3. else the local stack: `.local/stack.json`, written by `make run` in the working directory,
 //!    names the emulator's endpoint and table.
 //!
-//! The figures are computed by [`shared::report::compute`] (pure, tested on seeded data); this crate
+//! The figures are computed by [`shared::domain::report::compute`] (pure, tested on seeded data); this crate
 //! only parses arguments, finds the table and prints.
 
-use shared::domain::Millis;
-use shared::report::{ComplianceReport, OptInHistory, compute, render_text};
+use shared::domain::opt_in::Millis;
+use shared::domain::report::{ComplianceReport, compute, render_text};
+use shared::ports::history::OptInHistory;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
@@ -160,10 +161,13 @@ pub fn locate(
 }
 
 /// A DynamoDB store over `source`.
-pub async fn store_for(source: &Source) -> shared::adapters::dynamodb::DynamoOptInStore {
+pub async fn store_for(source: &Source) -> shared::adapters::dynamodb::opt_ins::DynamoOptInStore {
     use aws_config::{BehaviorVersion, Region};
     let (sdk, table) = match source {
-        Source::Aws { table } => (shared::aws::load_sdk_config().await, table.clone()),
+        Source::Aws { table } => (
+            shared::adapters::aws::load_sdk_config().await,
+            table.clone(),
+        ),
         Source::Local {
             table,
             endpoint,
@@ -180,7 +184,10 @@ pub async fn store_for(source: &Source) -> shared::adapters::dynamodb::DynamoOpt
             (sdk, table.clone())
         }
     };
-    shared::adapters::dynamodb::DynamoOptInStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+    shared::adapters::dynamodb::opt_ins::DynamoOptInStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    )
 }
 
 /// Read the range and compute the report.

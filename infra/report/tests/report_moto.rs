@@ -4,9 +4,10 @@
 use local_runner::local_state::{LocalState, write_in};
 use local_runner::moto::{MotoServer, workspace_root};
 use local_runner::provision::provision;
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{HOUR_MS, LastError, Millis, OptIn, OptInKey, utc};
-use shared::ports::{OptInStore, SendOutcome};
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::opt_in::SendOutcome;
+use shared::domain::opt_in::{HOUR_MS, LastError, Millis, OptIn, OptInKey, utc};
+use shared::ports::opt_ins::OptInStore;
 use std::process::Command;
 
 const PAGE: &str = "200000000000002";

@@ -296,8 +296,3 @@ impl FacebookLogin for GraphClient {
         Ok(answer.data)
     }
 }
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use crate::facebook::dialog::login_dialog_url;
-// MOVE-COMPAT end

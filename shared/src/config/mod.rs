@@ -8,10 +8,3 @@ pub mod reader;
 pub mod secrets;
 pub mod send;
 pub mod settings;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::{reader::ConfigError, secrets::*, settings::*};
-#[doc(hidden)]
-pub use crate::domain::message::MAX_MESSAGE_TEXT_CHARS;
-// MOVE-COMPAT end

@@ -10,8 +10,3 @@ pub mod metrics;
 pub mod opt_in;
 pub mod page;
 pub mod report;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::{alert::*, jobs::*, message::*, opt_in::*};
-// MOVE-COMPAT end

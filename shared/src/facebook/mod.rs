@@ -6,8 +6,3 @@ pub mod dialog;
 pub mod graph_error;
 pub mod signed_request;
 pub mod webhook;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::{crypto::*, graph_error::*, webhook::*};
-// MOVE-COMPAT end

@@ -16,18 +16,3 @@ pub mod opt_ins;
 pub mod pages;
 pub mod queue;
 pub mod scheduler;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::{
-    alerts::*, clock::*, conversations::*, error::*, messenger::*, opt_ins::*, queue::SendQueue,
-    scheduler::*,
-};
-#[doc(hidden)]
-pub use crate::{adapters::clock::SystemClock, domain::opt_in::SendOutcome};
-#[doc(hidden)]
-pub mod send {
-    pub use crate::ports::pages::*;
-    pub use crate::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, RetryQueue};
-}
-// MOVE-COMPAT end

@@ -5,10 +5,11 @@
 use super::messenger::GraphCall;
 use super::run::Model;
 use super::world::PAGE;
-use shared::domain::{Millis, OptInKey, State};
-use shared::login::LoginStore;
-use shared::ports::send::PageStateStore;
-use shared::ports::{ConversationStore, OptInStore};
+use shared::domain::opt_in::{Millis, OptInKey, State};
+use shared::ports::conversations::ConversationStore;
+use shared::ports::logins::LoginStore;
+use shared::ports::opt_ins::OptInStore;
+use shared::ports::pages::PageStateStore;
 
 /// Deliveries of one opt-in's jobs allowed in any hour: probes come every 5 minutes and backoffs
 /// grow, so a legitimate hour holds a few dozen at most; a job looping every second holds 3,600.
@@ -65,7 +66,7 @@ pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
             return Err(format!(
                 "person {p} opted out via {:?} (acknowledged), and later a message reached them (Graph accepted at {})",
                 ack.via,
-                shared::domain::utc(call.at)
+                shared::domain::opt_in::utc(call.at)
             ));
         }
     }
@@ -105,7 +106,7 @@ pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {
                 // The opt-out write itself recorded that it met a send in flight (the API said
                 // `in_flight: true`), which is all that can be known.
                 || (call.answer == super::messenger::Answer::CrashAfterAccept
-                    && i.opted_out_from == Some(shared::domain::State::Sending))
+                    && i.opted_out_from == Some(shared::domain::opt_in::State::Sending))
         });
         let erased = deleted;
         if !(recorded || erased) {

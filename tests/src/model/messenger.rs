@@ -4,10 +4,11 @@
 //! model's clock and a logical tick (so the checks can order a send against an opt-out), and can
 //! hold a call open while the model runs another handler (an opt-out during an in-flight send).
 
-use shared::adapters::memory::ManualClock;
-use shared::domain::Millis;
-use shared::facebook::{GraphError, GraphErrorBody};
-use shared::ports::{Clock, Messenger, SentMessage};
+use shared::adapters::memory::clock::ManualClock;
+use shared::domain::opt_in::Millis;
+use shared::facebook::graph_error::{GraphError, GraphErrorBody};
+use shared::ports::clock::Clock;
+use shared::ports::messenger::{Messenger, SentMessage};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;

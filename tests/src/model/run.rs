@@ -4,8 +4,9 @@
 
 use super::messenger::Answer;
 use super::world::{self, HttpRequest, PAGE, T0, World};
-use shared::domain::{HOUR_MS, Millis, OptInKey};
-use shared::ports::{ConversationStore, OptInStore};
+use shared::domain::opt_in::{HOUR_MS, Millis, OptInKey};
+use shared::ports::conversations::ConversationStore;
+use shared::ports::opt_ins::OptInStore;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -394,7 +395,7 @@ impl Model {
                 format!("p{i}={state}")
             })
             .collect();
-        let page = shared::ports::send::PageStateStore::get_page(self.world.store.as_ref(), PAGE)
+        let page = shared::ports::pages::PageStateStore::get_page(self.world.store.as_ref(), PAGE)
             .await
             .ok()
             .flatten()

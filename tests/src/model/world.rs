@@ -8,16 +8,21 @@
 
 use super::messenger::{Answer, Hold, ModelMessenger, Ticks};
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryErasure, MemoryOptInStore, MemoryScheduler, MemorySendQueue,
-    test_config,
-};
-use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore, ScriptedUser};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::config::Secrets;
-use shared::domain::{HOUR_MS, Millis, OptInKey, SendJob};
-use shared::facebook::{derive_login_id, sign_webhook};
-use shared::ports::Clock;
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::erasure::MemoryErasure;
+use shared::adapters::memory::logins::{MemoryFacebookLogin, MemoryLoginStore, ScriptedUser};
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::secrets::Secrets;
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{HOUR_MS, Millis, OptInKey};
+use shared::facebook::crypto::derive_login_id;
+use shared::facebook::webhook::sign_webhook;
+use shared::ports::clock::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -163,7 +168,7 @@ impl World {
         let retry = Arc::new(MemoryRetryQueue::default());
         let scheduler = Arc::new(MemoryScheduler::default());
         let alerts = Arc::new(MemoryAlerts::default());
-        let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
+        let metrics = Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default());
         let ports = shared::ports::bundle::Ports {
             opt_ins: store.clone(),
             conversations: store.clone(),
@@ -315,7 +320,7 @@ impl World {
     /// A Deauthorize or Data Deletion callback for person `p`, signed now.
     pub fn callback_request(&self, path: &str, p: usize) -> HttpRequest {
         let issued_at = self.now() / 1000;
-        let signed = shared::signed_request::sign_request(
+        let signed = shared::facebook::signed_request::sign_request(
             APP_SECRET.as_bytes(),
             &serde_json::json!({
                 "algorithm": "HMAC-SHA256",
@@ -354,7 +359,7 @@ impl World {
     /// (one-time schedules delete themselves after they run).
     pub async fn fire_schedules(&self) -> usize {
         let now = self.now();
-        let due: Vec<(String, shared::domain::DeadlineCheck)> = {
+        let due: Vec<(String, shared::domain::jobs::DeadlineCheck)> = {
             let schedules = self
                 .scheduler
                 .schedules
@@ -367,9 +372,10 @@ impl World {
                 .collect()
         };
         for (name, check) in &due {
-            let input =
-                serde_json::to_value(shared::domain::AlertInput::DeadlineCheck(check.clone()))
-                    .unwrap_or_default();
+            let input = serde_json::to_value(shared::domain::jobs::AlertInput::DeadlineCheck(
+                check.clone(),
+            ))
+            .unwrap_or_default();
             let _ = deadline_alerts::handle(&self.deadlines, input).await;
             self.scheduler
                 .schedules

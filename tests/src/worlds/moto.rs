@@ -7,12 +7,16 @@ use crate::shared_moto;
 use aws_lambda_events::event::sqs::SqsEvent;
 use local_runner::moto::{MotoServer, workspace_root};
 use local_runner::provision::{Provisioned, provision};
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::adapters::memory::{ManualClock, MemoryMessenger};
-use shared::config::{Config, Secrets};
-use shared::domain::{Millis, OptIn, OptInKey, deadline_schedule_name};
-use shared::metrics::MemoryMetrics;
-use shared::ports::{Clock, OptInStore};
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::config::secrets::Secrets;
+use shared::config::settings::Config;
+use shared::domain::jobs::deadline_schedule_name;
+use shared::domain::opt_in::{Millis, OptIn, OptInKey};
+use shared::ports::clock::Clock;
+use shared::ports::opt_ins::OptInStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -123,7 +127,7 @@ pub async fn world(now: Millis, overrides: &[(&str, &str)]) -> World {
 /// A signed `messaging_optins` webhook, as API Gateway hands it to the function.
 pub fn optin_webhook(login_id: &str, timestamp_ms: Millis) -> lambda_http::Request {
     let body = messenger_sandbox::optin_webhook_body(PAGE, login_id, timestamp_ms);
-    let signature = shared::facebook::sign_webhook(APP_SECRET.as_bytes(), body.as_bytes());
+    let signature = shared::facebook::webhook::sign_webhook(APP_SECRET.as_bytes(), body.as_bytes());
     let mut request = lambda_http::Request::new(lambda_http::Body::from(body));
     *request.method_mut() = lambda_http::http::Method::POST;
     *request.uri_mut() = lambda_http::http::Uri::from_static("/webhooks/messenger");
@@ -133,7 +137,7 @@ pub fn optin_webhook(login_id: &str, timestamp_ms: Millis) -> lambda_http::Reque
         lambda_http::http::HeaderValue::from_static("application/json"),
     );
     if let Ok(value) = lambda_http::http::HeaderValue::from_str(&signature) {
-        headers.insert(shared::facebook::SIGNATURE_HEADER, value);
+        headers.insert(shared::facebook::webhook::SIGNATURE_HEADER, value);
     }
     request
 }

@@ -8,19 +8,24 @@ use local_runner::moto::{MotoServer, workspace_root};
 use local_runner::provision::{Provisioned, provision};
 use messenger_sandbox::{FaultRule, InboxMessage, RunningSandbox, SandboxConfig};
 use sender::Deps;
-use shared::adapters::dynamodb::DynamoOptInStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
 use shared::adapters::graph::GraphClient;
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryErasure, MemoryOptInStore, MemoryScheduler, MemorySendQueue,
-    test_config,
-};
-use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::config::Secrets;
-use shared::domain::{HOUR_MS, Millis, OptIn, OptInKey, SendJob};
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::erasure::MemoryErasure;
+use shared::adapters::memory::logins::{MemoryFacebookLogin, MemoryLoginStore};
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::secrets::Secrets;
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{HOUR_MS, Millis, OptIn, OptInKey};
 use shared::ports::bundle::Ports;
-use shared::ports::send::PageStateStore;
-use shared::ports::{Clock, OptInStore};
+use shared::ports::clock::Clock;
+use shared::ports::opt_ins::OptInStore;
+use shared::ports::pages::PageStateStore;
 use std::sync::Arc;
 
 pub const SECRET_JSON: &str = r#"{"app_secret":"sandbox-app-secret","page_access_token":"sandbox-page-access-token","client_token":"sandbox-client-token","verify_token":"v"}"#;
@@ -129,7 +134,7 @@ impl SenderWorld {
             retry: retry.clone(),
             scheduler: scheduler.clone(),
             alerts: alerts.clone(),
-            metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
+            metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),
             clock: clock.clone(),
             facebook: Arc::new(MemoryFacebookLogin::default()),
             messenger: Arc::new(messenger),

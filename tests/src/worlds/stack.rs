@@ -5,9 +5,9 @@ use crate::shared_moto;
 use local_runner::moto::MotoServer;
 use local_runner::{LocalSettings, LocalStack};
 use messenger_sandbox::{InboxMessage, RunningSandbox, SandboxConfig};
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{OptIn, OptInKey, State};
-use shared::ports::OptInStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::opt_in::{OptIn, OptInKey, State};
+use shared::ports::opt_ins::OptInStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ impl TestStack {
         aws_sdk_scheduler::Client::new(&self.sdk)
             .get_schedule()
             .group_name(&self.local.provisioned.schedule_group)
-            .name(shared::domain::deadline_schedule_name(&key))
+            .name(shared::domain::jobs::deadline_schedule_name(&key))
             .send()
             .await
             .ok()

@@ -2,7 +2,7 @@
 //! metrics the code emits, notify the alert topic, and that the dashboard body is valid JSON.
 
 use serde_yaml_ng::Value;
-use shared::metrics::{Metric, NAMESPACE};
+use shared::domain::metrics::{Metric, NAMESPACE};
 
 fn template() -> Value {
     let path = integration_tests::moto::workspace_root().join("template.yaml");

@@ -6,9 +6,11 @@ use integration_tests::shared_moto;
 use local_runner::alert_inbox::AlertInbox;
 use local_runner::{LocalSettings, LocalStack};
 use messenger_sandbox::SandboxConfig;
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{AlertKind, OptInKey, State, deadline_schedule_name};
-use shared::ports::OptInStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::alert::AlertKind;
+use shared::domain::jobs::deadline_schedule_name;
+use shared::domain::opt_in::{OptInKey, State};
+use shared::ports::opt_ins::OptInStore;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

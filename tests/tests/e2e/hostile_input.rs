@@ -1058,7 +1058,7 @@ async fn every_public_route_refuses_hostile_input_and_writes_nothing() {
     .await;
     // Something in the table, so "unchanged" is not trivially "empty".
     let login_id = s.opt_in().await;
-    s.wait_for_state(&login_id, shared::domain::State::Sent)
+    s.wait_for_state(&login_id, shared::domain::opt_in::State::Sent)
         .await;
     let (replay_state, replay_cookie) = consumed_state(&s).await;
     let inbox_before = s.sandbox.inbox();

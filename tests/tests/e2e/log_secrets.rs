@@ -11,7 +11,7 @@
 use integration_tests::worlds::stack::start_stack;
 use lambda_runtime::tracing::subscriber as ts;
 use messenger_sandbox as sb;
-use shared::domain::State;
+use shared::domain::opt_in::State;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

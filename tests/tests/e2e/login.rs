@@ -7,11 +7,12 @@ use integration_tests::browser::{Browser, Page, attribute_of, hidden_fields};
 use integration_tests::shared_moto;
 use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
 use messenger_sandbox::{self as sb, InboxMessage, RunningSandbox, SandboxConfig};
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::adapters::dynamodb_login::DynamoLoginStore;
-use shared::domain::{OptIn, OptInKey, State};
-use shared::login::{Login, LoginStore, Permission};
-use shared::ports::OptInStore;
+use shared::adapters::dynamodb::logins::DynamoLoginStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::login::{Login, Permission};
+use shared::domain::opt_in::{OptIn, OptInKey, State};
+use shared::ports::logins::LoginStore;
+use shared::ports::opt_ins::OptInStore;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,7 @@ async fn stack() -> Stack {
 }
 
 fn login_id(asid: &str) -> String {
-    shared::facebook::derive_login_id(
+    shared::facebook::crypto::derive_login_id(
         sb::DEFAULT_CLIENT_TOKEN,
         asid,
         sb::DEFAULT_APP_ID,

@@ -4,7 +4,7 @@
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
 use integration_tests::worlds::stack::{TestStack, start_stack};
-use shared::domain::{HOUR_MS, State};
+use shared::domain::opt_in::{HOUR_MS, State};
 use std::time::{Duration, Instant};
 
 async fn stack() -> TestStack {
@@ -117,7 +117,7 @@ async fn bad_signatures_and_malformed_bodies_write_nothing() {
     let signature = optin["signature"].as_str().unwrap();
     assert_eq!(s.post_webhook(body, None).await, 401);
     assert_eq!(s.post_webhook(body, Some("sha256=deadbeef")).await, 401);
-    let wrong = shared::facebook::sign_webhook(b"not-the-app-secret", body.as_bytes());
+    let wrong = shared::facebook::webhook::sign_webhook(b"not-the-app-secret", body.as_bytes());
     assert_eq!(s.post_webhook(body, Some(&wrong)).await, 401);
     // A signature over a re-serialised body does not match the raw bytes.
     let reserialised =
@@ -125,7 +125,7 @@ async fn bad_signatures_and_malformed_bodies_write_nothing() {
             .unwrap();
     assert_eq!(s.post_webhook(&reserialised, Some(signature)).await, 401);
     let malformed = r#"{"object":"page","entry":"nope"}"#;
-    let sig = shared::facebook::sign_webhook(
+    let sig = shared::facebook::webhook::sign_webhook(
         messenger_sandbox::DEFAULT_APP_SECRET.as_bytes(),
         malformed.as_bytes(),
     );

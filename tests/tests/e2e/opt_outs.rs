@@ -1,7 +1,7 @@
 //! Opt-outs end to end: whatever the source, once recorded, no message is sent.
 
 use integration_tests::worlds::stack::start_stack;
-use shared::domain::State;
+use shared::domain::opt_in::State;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,7 +102,7 @@ async fn data_deletion_leaves_no_identifying_item_and_the_status_url_answers() {
     .await;
     let asid = "31415926535";
     let name = "Zoltan";
-    let login_id = shared::facebook::derive_login_id(
+    let login_id = shared::facebook::crypto::derive_login_id(
         messenger_sandbox::DEFAULT_CLIENT_TOKEN,
         asid,
         messenger_sandbox::DEFAULT_APP_ID,
@@ -203,7 +203,7 @@ async fn deauthorize_before_the_send_means_no_message() {
     let s = start_stack(|settings| settings).await;
     s.local.pause_sender(true);
     let asid = "27182818284";
-    let login_id = shared::facebook::derive_login_id(
+    let login_id = shared::facebook::crypto::derive_login_id(
         messenger_sandbox::DEFAULT_CLIENT_TOKEN,
         asid,
         messenger_sandbox::DEFAULT_APP_ID,
@@ -254,7 +254,7 @@ async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
     // Derivation off: the asid in Meta's deletion request cannot be linked to the opt-in.
     let s = start_stack(|settings| settings.with("DERIVE_LOGIN_ID", "false")).await;
     let asid = "16180339887";
-    let login_id = shared::facebook::derive_login_id(
+    let login_id = shared::facebook::crypto::derive_login_id(
         messenger_sandbox::DEFAULT_CLIENT_TOKEN,
         asid,
         messenger_sandbox::DEFAULT_APP_ID,

@@ -102,7 +102,8 @@ async fn post(url: String, body: Value) -> Value {
 
 /// The Page sends `text` to `login_id` through the Send API, as the app's sender does.
 async fn page_sends(sb: &RunningSandbox, login_id: &str, text: &str) {
-    let proof = shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
+    let proof =
+        shared::facebook::crypto::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
     let url = reqwest::Url::parse_with_params(
         &format!("{}/v25.0/{DEFAULT_PAGE_ID}/messages", sb.base_url),
         &[

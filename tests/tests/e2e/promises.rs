@@ -5,8 +5,8 @@
 
 use integration_tests::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_TOKEN, DEFAULT_PAGE_ID, FaultRule};
-use shared::domain::{OptIn, State};
-use shared::facebook::derive_login_id;
+use shared::domain::opt_in::{OptIn, State};
+use shared::facebook::crypto::derive_login_id;
 use std::time::{Duration, Instant};
 
 const SITE_KEY: &str = "promises-site-key";

@@ -6,10 +6,10 @@
 use integration_tests::shared_moto;
 use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
 use messenger_sandbox::{FaultRule, RunningSandbox, SandboxConfig};
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{OptIn, OptInKey, State};
-use shared::ports::OptInStore;
-use shared::ports::send::PageStateStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::opt_in::{OptIn, OptInKey, State};
+use shared::ports::opt_ins::OptInStore;
+use shared::ports::pages::PageStateStore;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

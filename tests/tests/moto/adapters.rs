@@ -5,19 +5,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::moto::{MotoServer, workspace_root};
 use integration_tests::shared_moto;
 use local_runner::provision::{Provisioned, provision};
-use shared::adapters::dynamodb::DynamoOptInStore;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::adapters::dynamodb::table;
 use shared::adapters::scheduler::{EventBridgeDeadlineScheduler, parse_at_expression};
 use shared::adapters::secrets::load_secrets;
 use shared::adapters::sns::SnsAlerts;
 use shared::adapters::sqs::SqsSendQueue;
-use shared::domain::{
-    Alert, AlertInput, AlertKind, DeadlineCheck, LastError, Millis, OptIn, OptInKey, SendJob,
-    State, deadline_schedule_name,
-};
-use shared::ports::{
-    Alerts, Created, DeadlineScheduler, OptInStore, SendOutcome, SendQueue, Transitioned,
-};
-use shared::table;
+use shared::domain::alert::{Alert, AlertKind};
+use shared::domain::jobs::{AlertInput, DeadlineCheck, SendJob, deadline_schedule_name};
+use shared::domain::opt_in::SendOutcome;
+use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State};
+use shared::ports::alerts::Alerts;
+use shared::ports::opt_ins::{Created, OptInStore, Transitioned};
+use shared::ports::queue::SendQueue;
+use shared::ports::scheduler::DeadlineScheduler;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -406,8 +407,8 @@ async fn create_is_conditional_and_a_duplicate_returns_the_stored_copy() {
     assert_eq!(raw["state"], AttributeValue::S("OPTED_IN".into()));
 }
 
-fn consent(marker: &str, event_at: Millis) -> shared::ports::ConsentGuard {
-    shared::ports::ConsentGuard {
+fn consent(marker: &str, event_at: Millis) -> shared::ports::opt_ins::ConsentGuard {
+    shared::ports::opt_ins::ConsentGuard {
         erasure_marker: marker.into(),
         event_at: Some(event_at),
     }
@@ -415,7 +416,7 @@ fn consent(marker: &str, event_at: Millis) -> shared::ports::ConsentGuard {
 
 #[tokio::test]
 async fn an_opt_in_racing_a_deletion_is_refused_by_the_erasure_marker_in_the_same_transaction() {
-    use shared::ports::Recorded;
+    use shared::ports::opt_ins::Recorded;
     let s = stack().await;
     let store = s.store();
     // What a deletion writes first: the marker, erased at 1000.
@@ -468,8 +469,8 @@ async fn an_opt_in_racing_a_deletion_is_refused_by_the_erasure_marker_in_the_sam
 
 #[tokio::test]
 async fn a_new_consent_after_an_opt_out_is_a_new_generation_written_conditionally() {
-    use shared::domain::REDELIVERY_HORIZON_MS;
-    use shared::ports::Recorded;
+    use shared::domain::opt_in::REDELIVERY_HORIZON_MS;
+    use shared::ports::opt_ins::Recorded;
     let s = stack().await;
     let store = s.store();
     let first = OptIn::new(OptInKey::new("1000", "again-1"), Some(0), 0, 60_000, 0);
@@ -558,8 +559,8 @@ async fn a_new_consent_after_an_opt_out_is_a_new_generation_written_conditionall
 
 #[tokio::test]
 async fn an_opt_out_placeholder_gives_way_to_a_consent_beyond_the_horizon() {
-    use shared::domain::REDELIVERY_HORIZON_MS;
-    use shared::ports::Recorded;
+    use shared::domain::opt_in::REDELIVERY_HORIZON_MS;
+    use shared::ports::opt_ins::Recorded;
     let s = stack().await;
     let store = s.store();
     let mut placeholder = OptIn::new(
@@ -1255,7 +1256,7 @@ async fn child_load_sdk_config_from_env() {
     let Ok(expected) = std::env::var("ADAPTERS_MOTO_CHILD_ENDPOINT") else {
         return;
     };
-    let sdk = shared::aws::load_sdk_config().await;
+    let sdk = shared::adapters::aws::load_sdk_config().await;
     assert_eq!(sdk.endpoint_url(), Some(expected.as_str()));
     // The production loader bounds every call (shared/src/aws.rs).
     let timeouts = aws_sdk_dynamodb::Client::new(&sdk)
@@ -1265,8 +1266,8 @@ async fn child_load_sdk_config_from_env() {
     assert_eq!(
         timeouts,
         Some((
-            Some(shared::aws::OPERATION_TIMEOUT),
-            Some(shared::aws::ATTEMPT_TIMEOUT)
+            Some(shared::adapters::aws::OPERATION_TIMEOUT),
+            Some(shared::adapters::aws::ATTEMPT_TIMEOUT)
         ))
     );
     let tables = aws_sdk_dynamodb::Client::new(&sdk)
@@ -1350,13 +1351,13 @@ async fn of_concurrent_claims_of_one_opt_in_exactly_one_wins() {
 
 // ------------------------------------------------------------------------------- Page state item
 
-/// The Page state item: every change agrees with `shared::page` (the twin's own rules), and
+/// The Page state item: every change agrees with `shared::domain::page` (the twin's own rules), and
 /// Meta's block holds against every change of ours.
 mod page_state {
     use super::*;
 
-    use shared::page::{PageChange, PageState, PageStatus, PauseCause};
-    use shared::ports::send::PageStateStore;
+    use shared::domain::page::{PageChange, PageState, PageStatus, PauseCause};
+    use shared::ports::pages::PageStateStore;
 
     fn page(status: PageStatus, cause: Option<PauseCause>, probe_at: Option<Millis>) -> PageState {
         PageState {

@@ -3,9 +3,10 @@
 use integration_tests::moto::workspace_root;
 use integration_tests::shared_moto;
 use local_runner::provision::provision;
-use shared::adapters::dynamodb::DynamoOptInStore;
-use shared::domain::{OptIn, OptInKey, State};
-use shared::ports::{ConversationStore, OptInStore};
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::opt_in::{OptIn, OptInKey, State};
+use shared::ports::conversations::ConversationStore;
+use shared::ports::opt_ins::OptInStore;
 
 const SECRET_JSON: &str =
     r#"{"app_secret":"a","page_access_token":"p","client_token":"c","verify_token":"v"}"#;
@@ -116,12 +117,13 @@ async fn exists(client: &aws_sdk_dynamodb::Client, table: &str, pk: String, sk: 
 
 #[tokio::test]
 async fn a_psid_link_is_never_written_for_an_erased_opt_in() {
-    use shared::erasure::{ErasureStore, KnownOptIn, PersonItems};
-    use shared::table;
+    use shared::adapters::dynamodb::table;
+    use shared::domain::erasure::{KnownOptIn, PersonItems};
+    use shared::ports::erasure::ErasureStore;
     let (_moto, client, table_name) = provisioned().await;
     let store = DynamoOptInStore::new(client.clone(), table_name.clone());
     let erasure =
-        shared::adapters::dynamodb_erasure::DynamoErasureStore::new(client.clone(), &table_name);
+        shared::adapters::dynamodb::erasure::DynamoErasureStore::new(client.clone(), &table_name);
     let key = OptInKey::new("200", "L9");
     store
         .create_opt_in(&OptIn::new(key.clone(), Some(1_000), 1_000, 86_400_000, 0))
@@ -156,7 +158,7 @@ async fn a_psid_link_is_never_written_for_an_erased_opt_in() {
 
 #[tokio::test]
 async fn pending_stops_are_kept_once_read_and_cleared() {
-    use shared::ports::PendingStop;
+    use shared::ports::conversations::PendingStop;
     let (_moto, client, table_name) = provisioned().await;
     let store = DynamoOptInStore::new(client, table_name);
     let stop = PendingStop {
@@ -204,7 +206,7 @@ async fn an_opt_out_records_the_state_it_found() {
             .unwrap()
             .is_done()
     );
-    let shared::ports::Transitioned::Done(out) =
+    let shared::ports::opt_ins::Transitioned::Done(out) =
         store.opt_out(&sending, "api", 3_000).await.unwrap()
     else {
         panic!("opt-out refused");
@@ -214,7 +216,7 @@ async fn an_opt_out_records_the_state_it_found() {
         (State::OptedOut, Some(State::Sending)),
         "in flight"
     );
-    let shared::ports::Transitioned::Done(out) =
+    let shared::ports::opt_ins::Transitioned::Done(out) =
         store.opt_out(&queued, "api", 3_000).await.unwrap()
     else {
         panic!("opt-out refused");

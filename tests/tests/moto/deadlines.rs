@@ -5,10 +5,11 @@ use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
 use integration_tests::worlds::moto::{PAGE, World, world};
 use shared::adapters::scheduler::EventBridgeDeadlineScheduler;
 use shared::adapters::sqs::SqsSendQueue;
-use shared::attention::STUCK_AFTER_MS;
-use shared::domain::{AlertKind, HOUR_MS, Millis, State};
-use shared::facebook::GraphError;
-use shared::metrics::Metric;
+use shared::domain::alert::AlertKind;
+use shared::domain::attention::STUCK_AFTER_MS;
+use shared::domain::metrics::Metric;
+use shared::domain::opt_in::{HOUR_MS, Millis, State};
+use shared::facebook::graph_error::GraphError;
 use std::sync::Arc;
 
 /// Now, to the second (schedules are created in the future, as in production).
@@ -140,7 +141,7 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
     assert_eq!(alert.deadline_at, Some(item.deadline_at));
     assert_eq!(
         alert.deadline_utc,
-        Some(shared::domain::utc(item.deadline_at))
+        Some(shared::domain::opt_in::utc(item.deadline_at))
     );
     assert_eq!(alert.last_error.unwrap().message, "timeout");
     assert!(at_risk[0].subject.contains(PAGE));
@@ -152,8 +153,8 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
     assert_eq!(
         deadline_alerts::handle(
             &w.alerts,
-            serde_json::to_value(shared::domain::AlertInput::DeadlineCheck(
-                shared::domain::DeadlineCheck::for_opt_in(&item)
+            serde_json::to_value(shared::domain::jobs::AlertInput::DeadlineCheck(
+                shared::domain::jobs::DeadlineCheck::for_opt_in(&item)
             ))
             .unwrap()
         )
@@ -188,7 +189,7 @@ async fn a_send_that_keeps_failing_alerts_once_before_the_deadline_and_ends_expi
 /// One send job for `key`, as the sender handles it inside a batch.
 async fn run_job(
     w: &integration_tests::worlds::moto::World,
-    key: &shared::domain::OptInKey,
+    key: &shared::domain::opt_in::OptInKey,
 ) -> sender::RecordOutcome {
     let views = sender::PageViews::load(&w.sender, vec![key.page_id.clone()]).await;
     sender::process_job(&w.sender, &views, key, "deadline-test-job").await

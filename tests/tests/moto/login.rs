@@ -5,15 +5,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::moto::{MotoServer, workspace_root};
 use integration_tests::shared_moto;
 use local_runner::provision::{Provisioned, provision};
-use shared::adapters::dynamodb_login::DynamoLoginStore;
+use shared::adapters::dynamodb::logins::DynamoLoginStore;
+use shared::adapters::dynamodb::table;
 use shared::adapters::graph::GraphClient;
-use shared::domain::{Millis, OptInKey};
-use shared::facebook::GraphError;
-use shared::login::{
-    FacebookLogin, Login, LoginRecorded, LoginSource, LoginState, LoginStore, Permission,
-    StateConsumed, UserToken,
+use shared::domain::login::{
+    Login, LoginRecorded, LoginSource, LoginState, Permission, StateConsumed, UserToken,
 };
-use shared::table;
+use shared::domain::opt_in::{Millis, OptInKey};
+use shared::facebook::graph_error::GraphError;
+use shared::ports::logins::{FacebookLogin, LoginStore};
 use std::sync::Arc;
 
 const SECRET_JSON: &str =
@@ -253,8 +253,8 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
         .await
         .unwrap();
     let config =
-        shared::adapters::memory::test_config(&[("GRAPH_API_BASE_URL", &sandbox.base_url)]);
-    let secrets = shared::config::Secrets::from_json(&format!(
+        shared::adapters::memory::config::test_config(&[("GRAPH_API_BASE_URL", &sandbox.base_url)]);
+    let secrets = shared::config::secrets::Secrets::from_json(&format!(
         r#"{{"app_secret":"{}","page_access_token":"{}","client_token":"{}","verify_token":"v"}}"#,
         sb::DEFAULT_APP_SECRET,
         sb::DEFAULT_PAGE_ACCESS_TOKEN,
@@ -267,8 +267,11 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
         .build()
         .unwrap();
     let redirect_uri = "https://api.example/login/callback";
-    let dialog = shared::adapters::graph::login_dialog_url(
-        &shared::adapters::memory::test_config(&[("FACEBOOK_WEB_BASE_URL", &sandbox.base_url)]),
+    let dialog = shared::facebook::dialog::login_dialog_url(
+        &shared::adapters::memory::config::test_config(&[(
+            "FACEBOOK_WEB_BASE_URL",
+            &sandbox.base_url,
+        )]),
         redirect_uri,
         "st",
     )
@@ -299,7 +302,7 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
     );
     let rows = graph.permissions(&token).await.unwrap();
     assert_eq!(
-        shared::login::messenger_permission(&rows),
+        shared::domain::login::messenger_permission(&rows),
         Permission::Granted
     );
 
@@ -325,7 +328,7 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
 
 #[tokio::test]
 async fn granted_logins_wait_in_the_due_index_apart_from_the_opt_ins_until_settled() {
-    use shared::ports::OptInStore;
+    use shared::ports::opt_ins::OptInStore;
     let s = stack().await;
     let logins = s.logins();
     logins
@@ -359,7 +362,7 @@ async fn granted_logins_wait_in_the_due_index_apart_from_the_opt_ins_until_settl
     assert_eq!(logins.waiting_for_opt_in(10, 10).await.unwrap().len(), 1);
     assert_eq!(logins.waiting_for_opt_in(100, 10).await.unwrap().len(), 2);
     // The opt-in sweep shares the index but never reads the waiting LOGINs.
-    let opt_ins = shared::adapters::dynamodb::DynamoOptInStore::new(
+    let opt_ins = shared::adapters::dynamodb::opt_ins::DynamoOptInStore::new(
         aws_sdk_dynamodb::Client::new(&s.sdk),
         s.p.table_name.clone(),
     );

@@ -3,16 +3,21 @@
 //! opt-in enqueued ten times, two sender instances polling at once, one message.
 
 use integration_tests::worlds::sender::{SenderWorld, sandbox_secrets};
-use shared::adapters::dynamodb::DynamoOptInStore;
+use shared::adapters::clock::SystemClock;
+use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::adapters::dynamodb::table;
 use shared::adapters::graph::GraphClient;
-use shared::adapters::memory::{MemoryAlerts, MemoryScheduler};
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::scheduler::MemoryScheduler;
 use shared::adapters::sqs::SqsSendQueue;
-use shared::domain::{LastError, OptIn, OptInKey, SendJob, State};
-use shared::page::{PageStatus, PauseCause};
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{LastError, OptIn, OptInKey, State};
+use shared::domain::page::{PageStatus, PauseCause};
 use shared::ports::bundle::Ports;
-use shared::ports::send::{PageStateStore, RetryQueue};
-use shared::ports::{OptInStore, SendQueue, SystemClock, Transitioned};
-use shared::table;
+use shared::ports::opt_ins::{OptInStore, Transitioned};
+use shared::ports::pages::PageStateStore;
+use shared::ports::queue::RetryQueue;
+use shared::ports::queue::SendQueue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -255,8 +260,8 @@ async fn the_same_opt_in_enqueued_ten_times_and_two_senders_polling_at_once_send
                 alerts: Arc::new(MemoryAlerts::default()),
                 messenger: Arc::new(GraphClient::new(&w.deps.config, &sandbox_secrets()).unwrap()),
                 clock: Arc::new(SystemClock),
-                metrics: Arc::new(shared::metrics::MemoryMetrics::default()),
-                logins: Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+                metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),
+                logins: Arc::new(shared::adapters::memory::logins::MemoryLoginStore::new()),
                 ..w.deps.ports.clone()
             },
         )

@@ -6,8 +6,10 @@
 
 use integration_tests::worlds::sender::{SenderWorld, sandbox_secrets, secrets_with};
 use messenger_sandbox::{FaultKind, FaultRule};
-use shared::domain::{AlertKind, HOUR_MS, OptInKey, SendJob, State};
-use shared::page::PauseCause;
+use shared::domain::alert::AlertKind;
+use shared::domain::jobs::SendJob;
+use shared::domain::opt_in::{HOUR_MS, OptInKey, State};
+use shared::domain::page::PauseCause;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -620,7 +622,8 @@ async fn each_record_of_a_batch_gets_its_own_outcome() {
 /// the send itself goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_answering_another_api_version_is_counted() {
-    use shared::metrics::{MemoryMetrics, Metric};
+    use shared::adapters::memory::metrics::MemoryMetrics;
+    use shared::domain::metrics::Metric;
     let mut w = SenderWorld::in_memory(&[]).await;
     assert_eq!(w.deps.config.graph_api_version, "v27.0", "the default");
     let metrics = Arc::new(MemoryMetrics::default());

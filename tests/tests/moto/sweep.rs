@@ -6,8 +6,8 @@
 
 use integration_tests::population::population;
 use integration_tests::worlds::moto::world;
-use shared::metrics::Metric;
-use shared::table;
+use shared::adapters::dynamodb::table;
+use shared::domain::metrics::Metric;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -72,9 +72,9 @@ async fn ten_thousand_unsent_opt_ins_one_sweep_reads_exactly_the_due_ones() {
         .iter()
         .map(|s| &s.opt_in)
         .filter(|o| {
-            o.state == shared::domain::State::OptedIn
+            o.state == shared::domain::opt_in::State::OptedIn
                 && o.deadline_at > now
-                && o.created_at + shared::attention::STUCK_AFTER_MS <= now
+                && o.created_at + shared::domain::attention::STUCK_AFTER_MS <= now
         })
         .count();
     let started = Instant::now();
@@ -99,10 +99,10 @@ async fn ten_thousand_unsent_opt_ins_one_sweep_reads_exactly_the_due_ones() {
 
 mod page_pause {
     use integration_tests::worlds::moto::{APP_SECRET, PAGE, World, world};
-    use shared::domain::{Millis, State};
-    use shared::facebook::{GraphError, GraphErrorBody};
-    use shared::ports::Clock;
-    use shared::ports::send::PageStateStore;
+    use shared::domain::opt_in::{Millis, State};
+    use shared::facebook::graph_error::{GraphError, GraphErrorBody};
+    use shared::ports::clock::Clock;
+    use shared::ports::pages::PageStateStore;
     use std::time::Duration;
 
     fn now() -> Millis {
@@ -127,7 +127,8 @@ mod page_pause {
         let body = format!(
             r#"{{"object":"page","entry":[{{"id":"{PAGE}","time":{t},"messaging":[{{"recipient":{{"id":"{PAGE}"}},"timestamp":{t},"policy_enforcement":{{"action":"{action}","reason":"spam"}}}}]}}]}}"#
         );
-        let signature = shared::facebook::sign_webhook(APP_SECRET.as_bytes(), body.as_bytes());
+        let signature =
+            shared::facebook::webhook::sign_webhook(APP_SECRET.as_bytes(), body.as_bytes());
         let mut request = lambda_http::Request::new(lambda_http::Body::from(body));
         *request.method_mut() = lambda_http::http::Method::POST;
         *request.uri_mut() = lambda_http::http::Uri::from_static("/webhooks/messenger");
@@ -137,7 +138,7 @@ mod page_pause {
             lambda_http::http::HeaderValue::from_static("application/json"),
         );
         headers.insert(
-            shared::facebook::SIGNATURE_HEADER,
+            shared::facebook::webhook::SIGNATURE_HEADER,
             lambda_http::http::HeaderValue::from_str(&signature).unwrap(),
         );
         http_api::handle(&w.http, request).await.status().as_u16()
@@ -164,7 +165,10 @@ mod page_pause {
         w.messenger.then_fail(token_expired());
         assert_eq!(drain(&w).await, 1);
         let page = w.store.get_page(PAGE).await.unwrap().unwrap();
-        assert_eq!(page.cause, Some(shared::page::PauseCause::Configuration));
+        assert_eq!(
+            page.cause,
+            Some(shared::domain::page::PauseCause::Configuration)
+        );
         assert_eq!(w.webhook("L2", t0).await, 200);
 
         // Meta blocks the Page during the pause; then the probe time passes.
@@ -197,7 +201,7 @@ mod page_pause {
     async fn the_sweep_requeues_paused_opt_ins_a_resume_left_behind_on_moto() {
         let t0 = now();
         let w = world(t0, &[]).await;
-        let error = shared::domain::LastError {
+        let error = shared::domain::opt_in::LastError {
             code: 190,
             ..Default::default()
         };
@@ -205,7 +209,7 @@ mod page_pause {
             w.store
                 .pause_page(
                     PAGE,
-                    shared::page::PauseCause::Configuration,
+                    shared::domain::page::PauseCause::Configuration,
                     &error,
                     t0,
                     t0 + 300_000

@@ -10,7 +10,7 @@ use crate::deps::Deps;
 use crate::response::HttpError;
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shared::login::{
+use shared::domain::login::{
     LoginSource, Permission, StateConsumed, cookie_key, state_cookie_matches, state_hash,
     with_outcome,
 };

@@ -7,7 +7,7 @@ use crate::response::HttpError;
 use lambda_http::http::{StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::login::{
+use shared::domain::login::{
     LoginState, STATE_TTL_MS, check_return_to, cookie_key, state_cookie_value, state_hash,
 };
 use tracing::{error, info};
@@ -68,7 +68,7 @@ pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, Htt
         created_at: now,
         expires_at_ms: now + STATE_TTL_MS,
     };
-    let dialog = shared::adapters::graph::login_dialog_url(&deps.config, &redirect_uri, &state)
+    let dialog = shared::facebook::dialog::login_dialog_url(&deps.config, &redirect_uri, &state)
         .map_err(|e| {
             HttpError::failed("cannot build the dialog URL", e).answered(
                 StatusCode::INTERNAL_SERVER_ERROR,

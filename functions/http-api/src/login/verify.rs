@@ -4,13 +4,14 @@
 //! The token lives only in this request: it is passed to Graph and dropped, never stored or logged.
 
 use crate::deps::Deps;
-use shared::domain::login_id_prefix;
-use shared::facebook::{GraphError, derive_login_id};
-use shared::login::{
-    Login, LoginSource, Permission, UserToken, clean_first_name, is_valid_asid,
-    messenger_permission,
+use shared::domain::login::{
+    Login, LoginSource, Permission, UserToken, is_valid_asid, messenger_permission,
 };
-use shared::ports::PortError;
+use shared::domain::message::clean_first_name;
+use shared::domain::opt_in::login_id_prefix;
+use shared::facebook::crypto::derive_login_id;
+use shared::facebook::graph_error::GraphError;
+use shared::ports::error::PortError;
 use tracing::{info, warn};
 
 /// What Graph says about the person behind a token we accepted.
@@ -144,7 +145,7 @@ pub async fn record(
         source = source.as_str(),
         permission = verified.permission.as_str(),
         login_id_prefix = %login.expected_login_id.as_deref().map(login_id_prefix).unwrap_or_default(),
-        stale = matches!(recorded, shared::login::LoginRecorded::Stale(_)),
+        stale = matches!(recorded, shared::domain::login::LoginRecorded::Stale(_)),
         "login recorded"
     );
     Ok(recorded.login().clone())

@@ -6,8 +6,9 @@
 
 use super::outcome::ItemOutcome;
 use crate::deps::Deps;
-use shared::domain::{OptInKey, is_stop_request, login_id_prefix};
-use shared::ports::PortError;
+use shared::domain::message::is_stop_request;
+use shared::domain::opt_in::{OptInKey, login_id_prefix};
+use shared::ports::error::PortError;
 use shared::use_cases::opt_out::{Linked, StopOutcome, StopRequest};
 use tracing::{info, warn};
 

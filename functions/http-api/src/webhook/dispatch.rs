@@ -9,8 +9,10 @@ use crate::deps::Deps;
 use crate::response::{HttpError, json};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::facebook::{MessagingEvent, SIGNATURE_HEADER, parse_webhook, verify_webhook_signature};
-use shared::ports::PortError;
+use shared::facebook::webhook::{
+    MessagingEvent, SIGNATURE_HEADER, parse_webhook, verify_webhook_signature,
+};
+use shared::ports::error::PortError;
 use tracing::{info, warn};
 
 /// What happened to the items of one delivery.

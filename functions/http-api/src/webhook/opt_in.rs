@@ -4,8 +4,10 @@
 
 use super::outcome::ItemOutcome;
 use crate::deps::Deps;
-use shared::domain::{DeadlineCheck, OptIn, OptInKey, SendJob, login_id_prefix};
-use shared::ports::{ConsentGuard, PortError, Recorded};
+use shared::domain::jobs::{DeadlineCheck, SendJob};
+use shared::domain::opt_in::{OptIn, OptInKey, login_id_prefix};
+use shared::ports::error::PortError;
+use shared::ports::opt_ins::{ConsentGuard, Recorded};
 use tracing::{error, info};
 
 /// Record the opt-in for `login_id` on this deployment's Page (the dispatcher checked the Page).
@@ -27,9 +29,9 @@ pub async fn on_opt_in(
     // One transaction checks the person's erasure marker with the write: an opt-in from before a
     // data deletion (a redelivered webhook, or one racing the deletion) never comes back; one
     // after it is a new consent. An opted-out opt-in is replaced only by a new consent dated
-    // beyond Meta's redelivery horizon (`shared::domain::is_new_consent`).
+    // beyond Meta's redelivery horizon (`shared::domain::opt_in::is_new_consent`).
     let guard = ConsentGuard {
-        erasure_marker: shared::erasure::erasure_marker(
+        erasure_marker: shared::domain::erasure::erasure_marker(
             deps.secrets.app_secret.expose(),
             &opt_in.key(),
         ),
@@ -66,7 +68,7 @@ pub async fn on_opt_in(
             info!(login_id_prefix = %login, state = %existing.state, "duplicate opt-in delivery");
             // Only an opt-in no sender has touched yet needs the follow-up steps again (the
             // first delivery may have failed after the write); later states are past them.
-            if existing.state != shared::domain::State::OptedIn {
+            if existing.state != shared::domain::opt_in::State::OptedIn {
                 return Ok(ItemOutcome::Duplicate);
             }
             (*existing, ItemOutcome::Duplicate)

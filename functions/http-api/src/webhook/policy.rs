@@ -9,8 +9,8 @@
 
 use super::outcome::ItemOutcome;
 use crate::deps::Deps;
-use shared::domain::{Alert, AlertKind};
-use shared::ports::PortError;
+use shared::domain::alert::{Alert, AlertKind};
+use shared::ports::error::PortError;
 use tracing::warn;
 
 /// One policy enforcement item for this deployment's Page (the dispatcher checked the Page).
@@ -39,7 +39,7 @@ pub async fn on_policy(
                 "policy enforcement warning"
             );
             let detail = format!("Meta sent a policy enforcement {other}: {reason}");
-            shared::actions::publish(
+            shared::use_cases::alert::publish(
                 deps.ports.alerts.as_ref(),
                 &Alert::for_page(page_id, AlertKind::PolicyEnforcement, false, detail),
             )

@@ -2,9 +2,9 @@
 //! nothing), the user view, and the opt-out before and after the opt-in.
 
 use crate::common::*;
-use shared::domain::{HOUR_MS, OptIn, OptInKey, State};
-use shared::facebook::sign_webhook;
-use shared::ports::OptInStore;
+use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
+use shared::facebook::webhook::sign_webhook;
+use shared::ports::opt_ins::OptInStore;
 
 fn login_body(token: &str) -> String {
     serde_json::json!({ "user_access_token": token }).to_string()
@@ -86,7 +86,7 @@ async fn record_login_verifies_the_token_and_records() {
     let mut logins = w.logins.logins();
     logins.sort_by(|a, b| a.asid.cmp(&b.asid));
     assert_eq!(logins.len(), 2);
-    assert_eq!(logins[0].source, shared::login::LoginSource::Api);
+    assert_eq!(logins[0].source, shared::domain::login::LoginSource::Api);
     assert_eq!(logins[0].expected_login_id, Some(expected_login_id("111")));
 }
 

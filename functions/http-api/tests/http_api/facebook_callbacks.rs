@@ -1,10 +1,12 @@
 //! Deauthorize and Data Deletion callbacks (signed_request), over in-memory twins.
 
 use crate::common::*;
-use shared::domain::State;
-use shared::facebook::{derive_login_id, sign_webhook};
-use shared::ports::{ConversationStore, OptInStore};
-use shared::signed_request::sign_request;
+use shared::domain::opt_in::State;
+use shared::facebook::crypto::derive_login_id;
+use shared::facebook::signed_request::sign_request;
+use shared::facebook::webhook::sign_webhook;
+use shared::ports::conversations::ConversationStore;
+use shared::ports::opt_ins::OptInStore;
 
 const NOW_S: i64 = NOW / 1000;
 
@@ -76,7 +78,7 @@ async fn deauthorize_opts_out_at_once() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let key = shared::domain::OptInKey::new(PAGE, login_id_of("111"));
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, login_id_of("111"));
     let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
     assert_eq!(
         (item.state, item.opt_out_source.as_deref()),
@@ -106,7 +108,7 @@ async fn deauthorize_before_the_opt_in_blocks_it() {
     .await;
     assert_eq!(r.status(), 200);
     send(&w, optin_webhook(&login_id_of("222"), NOW)).await;
-    let key = shared::domain::OptInKey::new(PAGE, login_id_of("222"));
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, login_id_of("222"));
     assert_eq!(
         w.store.get_opt_in(&key).await.unwrap().unwrap().state,
         State::OptedOut
@@ -120,7 +122,7 @@ async fn deletion_erases_everything_identifying_and_answers_the_status_url() {
     log_in(&w, "333", "Hana").await;
     let login_id = login_id_of("333");
     send(&w, optin_webhook(&login_id, NOW)).await;
-    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, &login_id);
     w.store.link_psid(&key, "PSID333", NOW).await.unwrap();
 
     let sr = signed(b"test-app-secret", "333", NOW_S);
@@ -370,7 +372,7 @@ async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
     // Meta's opt-in carries a login_id this deployment cannot link to the asid.
     let login_id = login_id_of("555");
     send(&w, optin_webhook(&login_id, NOW)).await;
-    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, &login_id);
     w.store.link_psid(&key, "PSID555", NOW).await.unwrap();
 
     let r = send(
@@ -401,7 +403,7 @@ async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
 #[tokio::test]
 async fn deletion_with_an_empty_client_token_is_partial_too() {
     let mut w = world();
-    w.deps.secrets = shared::config::Secrets::from_json(
+    w.deps.secrets = shared::config::secrets::Secrets::from_json(
         r#"{"app_secret":"test-app-secret","page_access_token":"p","client_token":"","verify_token":"v"}"#,
     )
     .unwrap()
@@ -435,7 +437,7 @@ async fn deletion_finds_the_opt_in_through_the_login_recorded_login_id() {
     log_in(&w, "557", "Jo").await;
     let login_id = login_id_of("557");
     send(&w, optin_webhook(&login_id, NOW)).await;
-    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, &login_id);
     w.store.link_psid(&key, "PSID557", NOW).await.unwrap();
     // Derivation is turned off after the login: the LOGIN still names the opt-in.
     w.deps.config.login.derive_login_id = false;
@@ -465,10 +467,10 @@ async fn deletion_erases_a_pending_stop_of_the_persons_psid() {
     log_in(&w, "558", "Ky").await;
     let login_id = login_id_of("558");
     send(&w, optin_webhook(&login_id, NOW)).await;
-    let key = shared::domain::OptInKey::new(PAGE, &login_id);
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, &login_id);
     w.store.link_psid(&key, "PSID558", NOW).await.unwrap();
     w.store
-        .keep_pending_stop(&shared::ports::PendingStop {
+        .keep_pending_stop(&shared::ports::conversations::PendingStop {
             page_id: PAGE.into(),
             psid: "PSID558".into(),
             source: "stop_keyword".into(),

@@ -2,8 +2,8 @@
 //! asserted to write nothing.
 
 use crate::common::*;
-use shared::login::{LoginSource, Permission, STATE_TTL_MS};
-use shared::ports::OptInStore;
+use shared::domain::login::{LoginSource, Permission, STATE_TTL_MS};
+use shared::ports::opt_ins::OptInStore;
 
 const RETURN_TO: &str = "https://shop.example/account?tab=1";
 const REDIRECT_URI: &str = "https://api.example/login/callback";
@@ -136,10 +136,10 @@ async fn allow_records_the_login_with_its_expected_login_id_and_returns_granted(
         ["exchange_code", "debug_token", "me", "permissions"]
     );
     // The sender finds the first name from the opt-in's login_id.
-    use shared::login::LoginStore;
+    use shared::ports::logins::LoginStore;
     let link = w
         .logins
-        .link_for(&shared::domain::OptInKey::new(
+        .link_for(&shared::domain::opt_in::OptInKey::new(
             PAGE,
             expected_login_id("1234567"),
         ))
@@ -323,7 +323,7 @@ async fn with_derivation_off_no_login_id_is_stored() {
     assert!(w.store.all().is_empty());
     let _ = w
         .store
-        .get_opt_in(&shared::domain::OptInKey::new(PAGE, "x"))
+        .get_opt_in(&shared::domain::opt_in::OptInKey::new(PAGE, "x"))
         .await;
 }
 

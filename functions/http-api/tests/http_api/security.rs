@@ -4,9 +4,9 @@
 
 use crate::common::*;
 use http_api::{Deps, LiveDeps};
-use shared::adapters::memory::ManualClock;
+use shared::adapters::memory::clock::ManualClock;
 use shared::adapters::secrets::{MemorySecretSource, RefreshingSecret};
-use shared::config::HttpApiSecrets;
+use shared::config::secrets::HttpApiSecrets;
 use std::sync::Arc;
 
 const SEGMENT: &str = "9f86d081884c7d659a2feaa0c55ad015";

@@ -4,12 +4,14 @@ use crate::common::twin_ports;
 use base64::Engine;
 use http_api::{Deps, handle};
 use lambda_http::Body;
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryOptInStore, MemoryScheduler, MemorySendQueue, test_config,
-    test_secrets,
-};
-use shared::domain::{HOUR_MS, OptInKey, State};
-use shared::facebook::sign_webhook;
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::{test_config, test_secrets};
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::domain::opt_in::{HOUR_MS, OptInKey, State};
+use shared::facebook::webhook::sign_webhook;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +25,7 @@ struct World {
     queue: Arc<MemorySendQueue>,
     scheduler: Arc<MemoryScheduler>,
     alerts: Arc<MemoryAlerts>,
-    metrics: Arc<shared::metrics::MemoryMetrics>,
+    metrics: Arc<shared::adapters::memory::metrics::MemoryMetrics>,
 }
 
 fn world() -> World {
@@ -31,14 +33,14 @@ fn world() -> World {
     let queue = Arc::new(MemorySendQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let alerts = Arc::new(MemoryAlerts::default());
-    let metrics = Arc::new(shared::metrics::MemoryMetrics::default());
+    let metrics = Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default());
     let ports = Ports {
         opt_ins: store.clone(),
         conversations: store.clone(),
         pages: store.clone(),
-        erasure: Arc::new(shared::adapters::memory::MemoryErasure::new(
+        erasure: Arc::new(shared::adapters::memory::erasure::MemoryErasure::new(
             store.clone(),
-            Arc::new(shared::adapters::memory_login::MemoryLoginStore::new()),
+            Arc::new(shared::adapters::memory::logins::MemoryLoginStore::new()),
         )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
@@ -154,7 +156,7 @@ async fn duplicates_of_a_claimed_opt_in_are_not_re_enqueued() {
     let body = optin_body(&["L1"], NOW);
     handle(&w.deps, signed(&body)).await;
     let key = OptInKey::new(PAGE, "L1");
-    use shared::ports::OptInStore;
+    use shared::ports::opt_ins::OptInStore;
     w.store
         .claim_for_send(&key, "x", NOW, NOW + 1000)
         .await
@@ -247,7 +249,10 @@ async fn late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
     assert!(w.scheduler.schedules.lock().unwrap().is_empty());
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, shared::domain::AlertKind::DeadlineAtRisk);
+    assert_eq!(
+        alerts[0].kind,
+        shared::domain::alert::AlertKind::DeadlineAtRisk
+    );
     // A redelivery does not alert again.
     handle(&w.deps, signed(&optin_body(&["L1"], ts))).await;
     assert_eq!(w.alerts.published().len(), 1);
@@ -262,7 +267,7 @@ async fn late_webhook_alerts_at_once_instead_of_scheduling_in_the_past() {
 async fn an_opt_in_webhook_racing_a_deletion_never_recreates_the_person() {
     let w = world();
     let key = OptInKey::new(PAGE, "L1");
-    let marker = shared::erasure::erasure_marker("test-app-secret", &key);
+    let marker = shared::domain::erasure::erasure_marker("test-app-secret", &key);
     // The deletion writes its marker while the webhook is being handled, after any read the
     // webhook could have made of it and before the opt-in is written.
     *w.store.before_next_create.lock().unwrap() = Some(Box::new(move |store| {
@@ -277,8 +282,8 @@ async fn an_opt_in_webhook_racing_a_deletion_never_recreates_the_person() {
 
 #[tokio::test]
 async fn a_new_consent_after_an_opt_out_is_honoured() {
-    use shared::domain::REDELIVERY_HORIZON_MS;
-    use shared::ports::OptInStore;
+    use shared::domain::opt_in::REDELIVERY_HORIZON_MS;
+    use shared::ports::opt_ins::OptInStore;
     let mut w = world();
     let clock = Arc::new(ManualClock::at(NOW));
     w.deps.ports.clock = clock.clone();
@@ -414,7 +419,7 @@ fn message_body(psid: &str, text: &str, linked: Option<&str>, timestamp: i64) ->
 
 #[tokio::test]
 async fn a_reply_links_the_psid_and_later_messages_find_the_opt_in_by_it() {
-    use shared::ports::ConversationStore;
+    use shared::ports::conversations::ConversationStore;
     let w = world();
     handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
     let key = OptInKey::new(PAGE, "L1");
@@ -539,7 +544,7 @@ fn policy_body(action: &str) -> String {
 
 #[tokio::test]
 async fn policy_block_pauses_the_page_once_and_unblock_requeues_what_is_still_sendable() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     handle(&w.deps, signed(&optin_body(&["L1"], NOW))).await;
     assert_eq!(
@@ -555,12 +560,18 @@ async fn policy_block_pauses_the_page_once_and_unblock_requeues_what_is_still_se
         200
     );
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
-    assert_eq!(page.cause, Some(shared::page::PauseCause::PolicyBlock));
+    assert_eq!(
+        page.cause,
+        Some(shared::domain::page::PauseCause::PolicyBlock)
+    );
     assert_eq!(page.probe_at, None, "no probe while blocked");
     assert!(!page.probe_due(i64::MAX), "no probe while blocked");
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1, "one alert per block");
-    assert_eq!(alerts[0].kind, shared::domain::AlertKind::PolicyEnforcement);
+    assert_eq!(
+        alerts[0].kind,
+        shared::domain::alert::AlertKind::PolicyEnforcement
+    );
     // A job while blocked parks the opt-in (the sender's own check); simulate the park here.
     let key = OptInKey::new(PAGE, "L1");
     assert!(w.store.park_opt_in(&key, NOW).await.unwrap().is_done());
@@ -623,7 +634,7 @@ fn batch(items: &[String]) -> String {
 
 /// Nothing can be sent for `login_id`: OPTED_OUT, and a sender's claim is refused.
 async fn assert_silenced(w: &World, login_id: &str, source: &str) {
-    use shared::ports::OptInStore;
+    use shared::ports::opt_ins::OptInStore;
     let key = OptInKey::new(PAGE, login_id);
     let item = w.store.get_opt_in(&key).await.unwrap().unwrap();
     assert_eq!(item.state, State::OptedOut, "{login_id}");
@@ -662,7 +673,7 @@ async fn stop_before_the_opt_in_is_not_lost() {
     assert!(w.scheduler.get(&OptInKey::new(PAGE, "L1")).is_none());
     assert_silenced(&w, "L1", "stop_keyword").await;
     // Later messages by PSID alone find it (the PSID is linked to the placeholder).
-    use shared::ports::ConversationStore;
+    use shared::ports::conversations::ConversationStore;
     assert_eq!(
         w.store.opt_in_for_psid(PAGE, "PSID1").await.unwrap(),
         Some(OptInKey::new(PAGE, "L1"))
@@ -725,13 +736,17 @@ async fn an_unlinked_stop_is_kept_counted_alerted_and_applied_when_the_psid_is_l
     );
     assert_eq!(w.store.pending_stops().len(), 1, "kept, not dropped");
     assert_eq!(
-        w.metrics.sum(shared::metrics::Metric::UnmatchedStops),
+        w.metrics
+            .sum(shared::domain::metrics::Metric::UnmatchedStops),
         1.0,
         "counted"
     );
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1, "operators alerted");
-    assert_eq!(alerts[0].kind, shared::domain::AlertKind::UnmatchedStop);
+    assert_eq!(
+        alerts[0].kind,
+        shared::domain::alert::AlertKind::UnmatchedStop
+    );
     // The person writes again, now linked to the opt-in: the kept stop applies.
     let r = handle(
         &w.deps,
@@ -754,7 +769,11 @@ async fn an_unlinked_stop_notifications_is_kept_too() {
     .await;
     assert_eq!(r.status(), 200);
     assert_eq!(w.store.pending_stops().len(), 1);
-    assert_eq!(w.metrics.sum(shared::metrics::Metric::UnmatchedStops), 1.0);
+    assert_eq!(
+        w.metrics
+            .sum(shared::domain::metrics::Metric::UnmatchedStops),
+        1.0
+    );
     // A store failure while keeping it asks Facebook to redeliver.
     w.store.fail.store(true, Ordering::SeqCst);
     let r = handle(
@@ -765,8 +784,8 @@ async fn an_unlinked_stop_notifications_is_kept_too() {
     assert_eq!(r.status(), 503, "a stop must not be lost");
 }
 
-fn config_error() -> shared::domain::LastError {
-    shared::domain::LastError {
+fn config_error() -> shared::domain::opt_in::LastError {
+    shared::domain::opt_in::LastError {
         code: 190,
         ..Default::default()
     }
@@ -774,12 +793,12 @@ fn config_error() -> shared::domain::LastError {
 
 #[tokio::test]
 async fn meta_block_on_a_page_paused_for_configuration_is_recorded_and_alerted() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     w.store
         .pause_page(
             PAGE,
-            shared::page::PauseCause::Configuration,
+            shared::domain::page::PauseCause::Configuration,
             &config_error(),
             NOW,
             NOW + 60_000,
@@ -793,7 +812,10 @@ async fn meta_block_on_a_page_paused_for_configuration_is_recorded_and_alerted()
         200
     );
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
-    assert_eq!(page.cause, Some(shared::page::PauseCause::PolicyBlock));
+    assert_eq!(
+        page.cause,
+        Some(shared::domain::page::PauseCause::PolicyBlock)
+    );
     assert!(page.is_blocked());
     assert!(
         !page.probe_due(NOW + 3_600_000),
@@ -801,17 +823,20 @@ async fn meta_block_on_a_page_paused_for_configuration_is_recorded_and_alerted()
     );
     let alerts = w.alerts.published();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, shared::domain::AlertKind::PolicyEnforcement);
+    assert_eq!(
+        alerts[0].kind,
+        shared::domain::alert::AlertKind::PolicyEnforcement
+    );
 }
 
 #[tokio::test]
 async fn unblock_does_not_lift_a_pause_of_ours() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     w.store
         .pause_page(
             PAGE,
-            shared::page::PauseCause::Configuration,
+            shared::domain::page::PauseCause::Configuration,
             &config_error(),
             NOW,
             NOW + 60_000,
@@ -830,7 +855,10 @@ async fn unblock_does_not_lift_a_pause_of_ours() {
     );
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
     assert!(page.is_paused(), "still paused for our configuration error");
-    assert_eq!(page.cause, Some(shared::page::PauseCause::Configuration));
+    assert_eq!(
+        page.cause,
+        Some(shared::domain::page::PauseCause::Configuration)
+    );
     assert_eq!(
         w.queue.jobs().len(),
         jobs_before,
@@ -840,7 +868,7 @@ async fn unblock_does_not_lift_a_pause_of_ours() {
 
 #[tokio::test]
 async fn unblock_redelivered_after_a_queue_failure_still_requeues_the_paused_opt_ins() {
-    use shared::ports::send::PageStateStore;
+    use shared::ports::pages::PageStateStore;
     let w = world();
     handle(&w.deps, signed(&optin_body(&["L1", "L2"], NOW))).await;
     handle(&w.deps, signed(&policy_body("block"))).await;

@@ -4,16 +4,23 @@ use crate::twins::Twins;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use sender::{Deps, handle_batch};
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryMessenger, MemoryOptInStore, MemoryScheduler, MemorySendQueue,
-    test_config,
-};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::domain::{AlertKind, DeadlineCheck, HOUR_MS, OptIn, OptInKey, SendJob, State};
-use shared::facebook::{GraphError, GraphErrorBody};
-use shared::metrics::{MemoryMetrics, Metric};
-use shared::ports::send::PageStateStore;
-use shared::ports::{DeadlineScheduler, OptInStore};
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::domain::alert::AlertKind;
+use shared::domain::jobs::{DeadlineCheck, SendJob};
+use shared::domain::metrics::Metric;
+use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
+use shared::facebook::graph_error::{GraphError, GraphErrorBody};
+use shared::ports::opt_ins::OptInStore;
+use shared::ports::pages::PageStateStore;
+use shared::ports::scheduler::DeadlineScheduler;
 use std::sync::Arc;
 
 const NOW: i64 = 1_795_536_000_000;
@@ -398,7 +405,7 @@ async fn a_job_that_cannot_make_the_deadline_expires_with_an_alert_instead_of_wa
     }
     let mut attempts_at = Vec::new();
     loop {
-        attempts_at.push(shared::ports::Clock::now(w.clock.as_ref()));
+        attempts_at.push(shared::ports::clock::Clock::now(w.clock.as_ref()));
         let r = handle_batch(&w.deps, job_event("m1", &key)).await;
         if r.batch_item_failures.is_empty() {
             break;
@@ -510,7 +517,10 @@ async fn a_restricted_page_is_paused_and_jobs_before_the_probe_time_do_not_call_
     w.messenger.then_fail(api_error(400, 10, Some(1_893_063)));
     handle_batch(&w.deps, job_event("m1", &k1)).await;
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
-    assert_eq!(page.cause, Some(shared::page::PauseCause::PageRestricted));
+    assert_eq!(
+        page.cause,
+        Some(shared::domain::page::PauseCause::PageRestricted)
+    );
     w.clock.advance(299_000);
     handle_batch(&w.deps, job_event("m2", &k2)).await;
     assert_eq!(w.state(&k2).await.state, State::Paused);
@@ -616,9 +626,12 @@ async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
 // The SENDING window, the margins, in-flight sends at an opt-out (issue 10)
 // ------------------------------------------------------------------------------------------------
 
-use shared::adapters::memory_login::MemoryLoginStore;
-use shared::login::{LoginLink, LoginRecorded, LoginState, LoginStore, StateConsumed};
-use shared::ports::{Clock, Messenger, PortResult, SentMessage};
+use shared::adapters::memory::logins::MemoryLoginStore;
+use shared::domain::login::{LoginLink, LoginRecorded, LoginState, StateConsumed};
+use shared::ports::clock::Clock;
+use shared::ports::error::PortResult;
+use shared::ports::logins::LoginStore;
+use shared::ports::messenger::{Messenger, SentMessage};
 use std::sync::Mutex;
 
 /// What the Send API saw at the moment of a send.
@@ -707,7 +720,10 @@ impl SlowLogins {
 
 #[async_trait::async_trait]
 impl LoginStore for SlowLogins {
-    async fn record_login(&self, login: &shared::login::Login) -> PortResult<LoginRecorded> {
+    async fn record_login(
+        &self,
+        login: &shared::domain::login::Login,
+    ) -> PortResult<LoginRecorded> {
         self.inner.record_login(login).await
     }
 
@@ -715,7 +731,7 @@ impl LoginStore for SlowLogins {
         &self,
         page_id: &str,
         asid: &str,
-    ) -> PortResult<Option<shared::login::Login>> {
+    ) -> PortResult<Option<shared::domain::login::Login>> {
         self.inner.get_login(page_id, asid).await
     }
 
@@ -742,7 +758,7 @@ impl LoginStore for SlowLogins {
         &self,
         granted_by: i64,
         limit: usize,
-    ) -> PortResult<Vec<shared::login::Login>> {
+    ) -> PortResult<Vec<shared::domain::login::Login>> {
         self.inner.waiting_for_opt_in(granted_by, limit).await
     }
 
@@ -911,14 +927,14 @@ async fn the_claim_is_taken_after_pacing_so_the_whole_lease_is_left_at_the_send(
 async fn a_parked_job_whose_probe_time_is_i64_max_waits_the_longest_delay_never_one_second() {
     let w = world();
     let key = w.opt_in("L1", NOW).await;
-    let reason = shared::domain::LastError {
+    let reason = shared::domain::opt_in::LastError {
         code: 190,
         ..Default::default()
     };
     w.store
         .pause_page(
             PAGE,
-            shared::page::PauseCause::Configuration,
+            shared::domain::page::PauseCause::Configuration,
             &reason,
             NOW,
             i64::MAX,
@@ -936,7 +952,7 @@ async fn a_parked_job_whose_probe_time_is_i64_max_waits_the_longest_delay_never_
         w.retry.visibility(),
         vec![(
             "MessageReceiptHandle".to_owned(),
-            shared::ports::send::MAX_DELAY_SECONDS
+            shared::ports::queue::MAX_DELAY_SECONDS
         )]
     );
     assert!(w.messenger.sent().is_empty());
@@ -957,7 +973,7 @@ async fn a_redelivery_of_a_lease_that_never_ends_waits_the_longest_visibility_ne
         w.retry.visibility(),
         vec![(
             "MessageReceiptHandle".to_owned(),
-            shared::ports::send::MAX_VISIBILITY_SECONDS
+            shared::ports::queue::MAX_VISIBILITY_SECONDS
         )]
     );
 }
@@ -990,7 +1006,7 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
     let a = &alerts[0];
     assert_eq!(a.kind, AlertKind::GaveUpBeforeDeadline, "not 'missed'");
     assert_eq!(a.gave_up_at, Some(gave_up_at));
-    assert_eq!(a.gave_up_utc, shared::domain::utc(gave_up_at));
+    assert_eq!(a.gave_up_utc, shared::domain::opt_in::utc(gave_up_at));
     assert_eq!(a.deadline_at, Some(item.deadline_at));
     assert_eq!(
         a.last_error.as_ref().map(|e| (e.code, e.subcode)),
@@ -998,11 +1014,15 @@ async fn the_alert_of_a_sender_giving_up_says_it_gave_up_before_the_deadline() {
     );
     assert!(a.detail.contains(&a.gave_up_utc), "{}", a.detail);
     assert!(
-        a.detail.contains(&shared::domain::utc(item.deadline_at)),
+        a.detail
+            .contains(&shared::domain::opt_in::utc(item.deadline_at)),
         "{}",
         a.detail
     );
-    assert_eq!(a.deadline_utc, Some(shared::domain::utc(item.deadline_at)));
+    assert_eq!(
+        a.deadline_utc,
+        Some(shared::domain::opt_in::utc(item.deadline_at))
+    );
     assert!(a.detail.contains("1200/2018024"), "{}", a.detail);
     assert!(!a.detail.contains("L1") && !a.subject().contains("missed"));
     let json = serde_json::to_value(a).unwrap();
@@ -1038,7 +1058,10 @@ async fn meta_block_on_a_page_paused_for_configuration_stops_the_probe_until_unb
     w.messenger.then_fail(api_error(400, 190, Some(463)));
     handle_batch(&w.deps, job_event("m1", &k1)).await;
     let page = w.store.get_page(PAGE).await.unwrap().unwrap();
-    assert_eq!(page.cause, Some(shared::page::PauseCause::Configuration));
+    assert_eq!(
+        page.cause,
+        Some(shared::domain::page::PauseCause::Configuration)
+    );
     assert_eq!(w.retry.take_delayed(), vec![(SendJob::for_key(&k1), 60)]);
 
     // Meta blocks the Page during the configuration pause.

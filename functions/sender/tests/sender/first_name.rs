@@ -3,11 +3,14 @@
 
 use crate::twins::Twins;
 use sender::{Deps, PageViews};
-use shared::adapters::memory::{MemoryMessenger, MemoryOptInStore, test_config};
-use shared::adapters::memory_login::MemoryLoginStore;
-use shared::domain::{HOUR_MS, OptIn, OptInKey};
-use shared::login::{Login, LoginSource, LoginStore, Permission};
-use shared::ports::OptInStore;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::logins::MemoryLoginStore;
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::domain::login::{Login, LoginSource, Permission};
+use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey};
+use shared::ports::logins::LoginStore;
+use shared::ports::opt_ins::OptInStore;
 use std::sync::Arc;
 
 const NOW: i64 = 1_795_536_000_000;

@@ -1,13 +1,16 @@
 //! The in-memory twins behind a test sender, kept by the tests for their assertions, and the port
 //! bundle over them that `Deps::from_ports` takes.
 
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryErasure, MemoryMessenger, MemoryOptInStore, MemoryScheduler,
-    MemorySendQueue,
-};
-use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::metrics::MemoryMetrics;
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::erasure::MemoryErasure;
+use shared::adapters::memory::logins::{MemoryFacebookLogin, MemoryLoginStore};
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 

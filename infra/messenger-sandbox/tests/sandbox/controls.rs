@@ -27,7 +27,7 @@ async fn sandbox() -> RunningSandbox {
 }
 
 fn proof() -> String {
-    shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN)
+    shared::facebook::crypto::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN)
 }
 
 fn now_ms() -> i64 {
@@ -264,7 +264,8 @@ async fn missing_proof_has_graphs_exact_message() {
 async fn wrong_proof_is_refused() {
     let sb = sandbox().await;
     let login_id = optin_quiet(&sb, None).await;
-    let wrong = shared::facebook::appsecret_proof("another-secret", DEFAULT_PAGE_ACCESS_TOKEN);
+    let wrong =
+        shared::facebook::crypto::appsecret_proof("another-secret", DEFAULT_PAGE_ACCESS_TOKEN);
     let (status, answer) = post_raw(
         &messages_url(&sb),
         &[
@@ -427,9 +428,9 @@ async fn receiver() -> Receiver {
         body: Bytes,
     ) -> StatusCode {
         let signature = headers
-            .get(shared::facebook::SIGNATURE_HEADER)
+            .get(shared::facebook::webhook::SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok());
-        let valid = shared::facebook::verify_webhook_signature(
+        let valid = shared::facebook::webhook::verify_webhook_signature(
             DEFAULT_APP_SECRET.as_bytes(),
             &body,
             signature,
@@ -495,7 +496,7 @@ async fn optin_delivers_signed_identical_webhooks() {
     );
     assert_eq!(
         answer["signature"].as_str().unwrap(),
-        shared::facebook::sign_webhook(DEFAULT_APP_SECRET.as_bytes(), body.as_bytes())
+        shared::facebook::webhook::sign_webhook(DEFAULT_APP_SECRET.as_bytes(), body.as_bytes())
     );
 
     let received = receiver.bodies.lock().unwrap().clone();

@@ -33,9 +33,9 @@ async fn world() -> World {
         body: Bytes,
     ) -> StatusCode {
         let signature = headers
-            .get(shared::facebook::SIGNATURE_HEADER)
+            .get(shared::facebook::webhook::SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok());
-        if shared::facebook::verify_webhook_signature(
+        if shared::facebook::webhook::verify_webhook_signature(
             DEFAULT_APP_SECRET.as_bytes(),
             &body,
             signature,
@@ -79,7 +79,7 @@ async fn world() -> World {
 }
 
 fn proof(token: &str) -> String {
-    shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, token)
+    shared::facebook::crypto::appsecret_proof(DEFAULT_APP_SECRET, token)
 }
 
 impl World {
@@ -249,7 +249,7 @@ async fn allow_issues_a_single_use_code_and_sends_the_opt_in_with_the_formula_lo
     let code = q["code"].clone();
 
     // The webhook was delivered before the redirect, with the formula's login_id.
-    let expected = shared::facebook::derive_login_id(
+    let expected = shared::facebook::crypto::derive_login_id(
         DEFAULT_CLIENT_TOKEN,
         asid,
         DEFAULT_APP_ID,
@@ -257,10 +257,10 @@ async fn allow_issues_a_single_use_code_and_sends_the_opt_in_with_the_formula_lo
     );
     let webhooks = w.webhooks.lock().unwrap().clone();
     assert_eq!(webhooks.len(), 1);
-    let (_, events) = shared::facebook::parse_webhook(webhooks[0].as_bytes()).unwrap();
+    let (_, events) = shared::facebook::webhook::parse_webhook(webhooks[0].as_bytes()).unwrap();
     assert!(matches!(
         &events[..],
-        [shared::facebook::MessagingEvent::OptIn { page_id, login_id, .. }]
+        [shared::facebook::webhook::MessagingEvent::OptIn { page_id, login_id, .. }]
             if page_id == DEFAULT_PAGE_ID && *login_id == expected
     ));
 
@@ -479,7 +479,7 @@ async fn tokens_of_another_app_and_js_sdk_tokens() {
     assert_eq!(ours["webhook_status"], 200);
     assert_eq!(
         ours["login_id"],
-        shared::facebook::derive_login_id(
+        shared::facebook::crypto::derive_login_id(
             DEFAULT_CLIENT_TOKEN,
             "78",
             DEFAULT_APP_ID,

@@ -36,7 +36,8 @@ async fn send_with(
     sb: &RunningSandbox,
     login_id: &str,
 ) -> reqwest::Result<(u16, Value)> {
-    let proof = shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
+    let proof =
+        shared::facebook::crypto::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
     let url = reqwest::Url::parse_with_params(
         &format!("{}/v25.0/{DEFAULT_PAGE_ID}/messages", sb.base_url),
         &[
@@ -313,7 +314,8 @@ async fn every_graph_answer_names_its_version_and_the_switch_names_another() {
             .map(|v| v.to_str().unwrap().to_owned())
     };
     let login_id = optin(&sb).await;
-    let proof = shared::facebook::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
+    let proof =
+        shared::facebook::crypto::appsecret_proof(DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN);
     let send = |version: &'static str| {
         let url = reqwest::Url::parse_with_params(
             &format!("{}/{version}/{DEFAULT_PAGE_ID}/messages", sb.base_url),

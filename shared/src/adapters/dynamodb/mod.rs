@@ -10,8 +10,3 @@ pub mod opt_ins;
 pub mod pages;
 pub mod report;
 pub mod table;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::opt_ins::*;
-// MOVE-COMPAT end

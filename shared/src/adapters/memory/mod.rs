@@ -14,11 +14,3 @@ pub mod pages;
 pub mod queue;
 pub mod scheduler;
 pub mod sync;
-
-// MOVE-COMPAT: removed after the import rewrite (/work/rewrite_imports.py).
-#[doc(hidden)]
-pub use self::{
-    alerts::*, clock::*, config::*, erasure::*, messenger::*, opt_ins::*, queue::MemorySendQueue,
-    scheduler::*, sync::lock,
-};
-// MOVE-COMPAT end

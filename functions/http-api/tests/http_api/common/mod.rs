@@ -5,14 +5,18 @@
 
 use http_api::Deps;
 use lambda_http::{Body, Response};
-use shared::adapters::memory::{
-    ManualClock, MemoryAlerts, MemoryErasure, MemoryMessenger, MemoryOptInStore, MemoryScheduler,
-    MemorySendQueue, test_config,
-};
-use shared::adapters::memory_login::{MemoryFacebookLogin, MemoryLoginStore, ScriptedUser};
-use shared::adapters::memory_send::MemoryRetryQueue;
-use shared::config::Secrets;
-use shared::metrics::MemoryMetrics;
+use shared::adapters::memory::alerts::MemoryAlerts;
+use shared::adapters::memory::clock::ManualClock;
+use shared::adapters::memory::config::test_config;
+use shared::adapters::memory::erasure::MemoryErasure;
+use shared::adapters::memory::logins::{MemoryFacebookLogin, MemoryLoginStore, ScriptedUser};
+use shared::adapters::memory::messenger::MemoryMessenger;
+use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::adapters::memory::queue::MemoryRetryQueue;
+use shared::adapters::memory::queue::MemorySendQueue;
+use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::secrets::Secrets;
 use shared::ports::bundle::Ports;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -281,5 +285,5 @@ pub fn callback(state: &str, cookie: Option<&str>, extra: &[(&str, &str)]) -> Re
 }
 
 pub fn expected_login_id(asid: &str) -> String {
-    shared::facebook::derive_login_id(CLIENT_TOKEN, asid, APP, PAGE)
+    shared::facebook::crypto::derive_login_id(CLIENT_TOKEN, asid, APP, PAGE)
 }
