@@ -3,11 +3,12 @@
 //! they all make.
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Item, SERVICE};
+use crate::adapters::dynamodb::codec::{Item, SERVICE, s};
 use crate::adapters::dynamodb::table;
 use crate::ports::error::PortResult;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 /// The table: one client (a cheap clone sharing the connection pool) and its name.
@@ -71,4 +72,15 @@ impl Table {
             },
         }
     }
+}
+
+/// A query of one shard of the sparse due index, `#shard` and `:shard` bound: the sweep's due
+/// reads and the Page's re-queue of paused opt-ins add their key condition, filter and paging.
+pub fn due_shard_query(client: &Client, table_name: &str, shard: &str) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table_name)
+        .index_name(table::DUE_INDEX)
+        .expression_attribute_names("#shard", table::DUE_SHARD)
+        .expression_attribute_values(":shard", s(shard))
 }

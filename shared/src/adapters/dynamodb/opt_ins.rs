@@ -15,7 +15,7 @@ use crate::adapters::aws::port_error;
 use crate::adapters::dynamodb::codec::{
     Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s,
 };
-use crate::adapters::dynamodb::handle::{PutNew, Table};
+use crate::adapters::dynamodb::handle::{PutNew, Table, due_shard_query};
 use crate::adapters::dynamodb::table;
 use crate::domain::attention::first_attention;
 use crate::domain::opt_in::{
@@ -553,14 +553,9 @@ async fn query_due_shard(
     let mut cost = DueQueryCost::default();
     let mut start: Option<Item> = None;
     loop {
-        let out = client
-            .query()
-            .table_name(&table_name)
-            .index_name(table::DUE_INDEX)
+        let out = due_shard_query(&client, &table_name, &shard)
             .key_condition_expression("#shard = :shard AND #due_at <= :due_by")
-            .expression_attribute_names("#shard", table::DUE_SHARD)
             .expression_attribute_names("#due_at", table::DUE_AT)
-            .expression_attribute_values(":shard", s(shard.as_str()))
             .expression_attribute_values(":due_by", n(due_by))
             .scan_index_forward(true)
             .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))

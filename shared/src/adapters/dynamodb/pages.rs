@@ -7,6 +7,7 @@ use crate::adapters::aws::port_error;
 use crate::adapters::dynamodb::codec::{
     Expr, Item, SERVICE, from_item, key, last_error_value, n, s,
 };
+use crate::adapters::dynamodb::handle::due_shard_query;
 use crate::adapters::dynamodb::opt_ins::DynamoOptInStore;
 use crate::adapters::dynamodb::table;
 use crate::domain::opt_in::{Event, Millis, OptIn, OptInKey, State};
@@ -238,16 +239,11 @@ async fn query_paused(
     let mut found = Vec::new();
     let mut start: Option<Item> = None;
     loop {
-        let out = client
-            .query()
-            .table_name(&table_name)
-            .index_name(table::DUE_INDEX)
+        let out = due_shard_query(&client, &table_name, &shard)
             .key_condition_expression("#shard = :shard")
             .filter_expression("#state = :paused AND #page_id = :page")
-            .expression_attribute_names("#shard", table::DUE_SHARD)
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#page_id", "page_id")
-            .expression_attribute_values(":shard", s(shard.as_str()))
             .expression_attribute_values(":paused", s(State::Paused.as_str()))
             .expression_attribute_values(":page", s(page_id.as_str()))
             .set_exclusive_start_key(start.take())
