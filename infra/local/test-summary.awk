@@ -1,5 +1,5 @@
 # `make test-rust`: pass cargo test's output through, move the CloudWatch EMF metric lines the local
-# stacks print on stdout (shared::metrics::EmfStdout, one JSON document a line) to a file, and end
+# stacks print on stdout (shared::adapters::emf::EmfStdout, one JSON document a line) to a file, and end
 # with one total over every test binary. The exit status stays cargo's (the Makefile sets pipefail).
 #   awk -v metrics=target/test-metrics.jsonl -f infra/local/test-summary.awk
 BEGIN { if (metrics == "") metrics = "/dev/null" }

@@ -1258,7 +1258,7 @@ async fn child_load_sdk_config_from_env() {
     };
     let sdk = shared::adapters::aws::load_sdk_config().await;
     assert_eq!(sdk.endpoint_url(), Some(expected.as_str()));
-    // The production loader bounds every call (shared/src/aws.rs).
+    // The production loader bounds every call (shared/src/adapters/aws.rs).
     let timeouts = aws_sdk_dynamodb::Client::new(&sdk)
         .config()
         .timeout_config()
