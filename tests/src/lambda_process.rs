@@ -9,6 +9,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
+use shared::config::env;
 use std::collections::HashMap;
 use std::path::Path as FsPath;
 use std::process::{Child, Command, Stdio};
@@ -98,7 +99,7 @@ impl SqsLambdaProcess {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/soak-sender")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "soak")
-            .env("RUST_LOG", "warn")
+            .env(env::RUST_LOG, "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

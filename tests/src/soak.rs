@@ -12,6 +12,7 @@ use crate::lambda_process::{HandedBatch, SqsLambdaProcess};
 use crate::shared_moto;
 use crate::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{FaultRule, InboxMessage};
+use shared::config::env;
 use shared::domain::jobs::SendJob;
 use shared::domain::opt_in::{OptIn, OptInKey, State};
 use shared::ports::opt_ins::OptInStore;
@@ -239,12 +240,12 @@ fn chosen(i: usize, fraction: f64, salt: u64) -> bool {
 pub async fn run(plan: SoakPlan) -> SoakReport {
     let s = start_stack(|settings| {
         let mut settings = settings
-            .with("OPTIN_WINDOW_SECONDS", plan.window_seconds.to_string())
-            .with("ALERT_LEAD_SECONDS", "15")
-            .with("SEND_LEASE_SECONDS", LEASE_SECONDS.to_string())
-            .with("GRAPH_TIMEOUT_MS", GRAPH_TIMEOUT_MS.to_string())
-            .with("RETRY_BASE_SECONDS", "1")
-            .with("RETRY_MAX_SECONDS", "8");
+            .with(env::OPTIN_WINDOW_SECONDS, plan.window_seconds.to_string())
+            .with(env::ALERT_LEAD_SECONDS, "15")
+            .with(env::SEND_LEASE_SECONDS, LEASE_SECONDS.to_string())
+            .with(env::GRAPH_TIMEOUT_MS, GRAPH_TIMEOUT_MS.to_string())
+            .with(env::RETRY_BASE_SECONDS, "1")
+            .with(env::RETRY_MAX_SECONDS, "8");
         settings.sweep_every = Some(Duration::from_secs(5));
         settings.scheduler_tick = Duration::from_secs(1);
         settings.sender_pollers = SENDER_POLLERS;

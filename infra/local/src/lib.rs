@@ -11,6 +11,7 @@ pub mod moto;
 pub mod provision;
 
 use provision::Provisioned;
+use shared::config::env;
 use shared::config::reader::ConfigError;
 use shared::config::settings::Config;
 use std::net::SocketAddr;
@@ -211,33 +212,42 @@ impl LocalStack {
 
         let stack = &settings.stack_name;
         let derived: Vec<(String, String)> = vec![
-            ("TABLE_NAME".into(), provisioned.table_name.clone()),
-            ("SEND_QUEUE_URL".into(), provisioned.send_queue_url.clone()),
-            ("SCHEDULE_GROUP".into(), provisioned.schedule_group.clone()),
+            (env::TABLE_NAME.into(), provisioned.table_name.clone()),
             (
-                "SCHEDULER_ROLE_ARN".into(),
+                env::SEND_QUEUE_URL.into(),
+                provisioned.send_queue_url.clone(),
+            ),
+            (
+                env::SCHEDULE_GROUP.into(),
+                provisioned.schedule_group.clone(),
+            ),
+            (
+                env::SCHEDULER_ROLE_ARN.into(),
                 format!("arn:aws:iam::123456789012:role/{stack}-scheduler"),
             ),
             (
-                "DEADLINE_FUNCTION_ARN".into(),
+                env::DEADLINE_FUNCTION_ARN.into(),
                 format!("arn:aws:lambda:us-east-1:123456789012:function:{stack}-deadline-alerts"),
             ),
             (
-                "SCHEDULER_DLQ_ARN".into(),
+                env::SCHEDULER_DLQ_ARN.into(),
                 provisioned.scheduler_dlq_arn.clone(),
             ),
             (
-                "ALERT_TOPIC_ARN".into(),
+                env::ALERT_TOPIC_ARN.into(),
                 provisioned.alert_topic_arn.clone(),
             ),
-            ("SECRET_ID".into(), provisioned.secret_id.clone()),
-            ("FB_APP_ID".into(), messenger_sandbox::DEFAULT_APP_ID.into()),
+            (env::SECRET_ID.into(), provisioned.secret_id.clone()),
             (
-                "FB_PAGE_ID".into(),
+                env::FB_APP_ID.into(),
+                messenger_sandbox::DEFAULT_APP_ID.into(),
+            ),
+            (
+                env::FB_PAGE_ID.into(),
                 messenger_sandbox::DEFAULT_PAGE_ID.into(),
             ),
-            ("PUBLIC_BASE_URL".into(), api_base_url.clone()),
-            ("ALLOWED_RETURN_ORIGINS".into(), site_base_url.clone()),
+            (env::PUBLIC_BASE_URL.into(), api_base_url.clone()),
+            (env::ALLOWED_RETURN_ORIGINS.into(), site_base_url.clone()),
         ];
         // The sender reads its Page token from its own secret, as in AWS.
         let derived: Vec<(String, String)> = derived
@@ -246,7 +256,7 @@ impl LocalStack {
                 provisioned
                     .page_token_secret_id
                     .clone()
-                    .map(|id| ("PAGE_TOKEN_SECRET_ID".to_owned(), id)),
+                    .map(|id| (env::PAGE_TOKEN_SECRET_ID.to_owned(), id)),
             )
             .collect();
         let overrides = settings.config_overrides.clone();

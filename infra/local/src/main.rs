@@ -3,6 +3,7 @@
 //! Errors are printed as sentences that name the setting to change, never as Rust debug output.
 
 use local_runner::{LocalSecrets, LocalSettings, LocalStack, moto::MotoServer};
+use shared::config::env;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,12 +70,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             })
             .unwrap_or_else(|| vec![local_runner::DEFAULT_LOCAL_API_KEY.to_owned()]),
     };
-    let app_id = env_or("FB_APP_ID", sb::DEFAULT_APP_ID);
-    let page_id = env_or("FB_PAGE_ID", sb::DEFAULT_PAGE_ID);
-    let window_seconds: i64 = number_var("OPTIN_WINDOW_SECONDS", "86400")?;
+    let app_id = env_or(env::FB_APP_ID, sb::DEFAULT_APP_ID);
+    let page_id = env_or(env::FB_PAGE_ID, sb::DEFAULT_PAGE_ID);
+    let window_seconds: i64 = number_var(env::OPTIN_WINDOW_SECONDS, "86400")?;
 
     // Facebook: a sandbox already running, or our own.
-    let sandbox = match env("GRAPH_API_BASE_URL") {
+    let sandbox = match env(env::GRAPH_API_BASE_URL) {
         Some(_) => None,
         None => {
             let addr = addr_var("SANDBOX_ADDR", "127.0.0.1:4000")?;
@@ -102,7 +103,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let graph_url = match &sandbox {
         Some(s) => s.base_url.clone(),
-        None => env_or("GRAPH_API_BASE_URL", ""),
+        None => env_or(env::GRAPH_API_BASE_URL, ""),
     };
 
     let http_addr = addr_var("LOCAL_HTTP_ADDR", "127.0.0.1:3000")?;
@@ -122,42 +123,42 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         settings.sweep_every = Some(Duration::from_secs(seconds));
     }
     settings = settings
-        .with("FB_APP_ID", app_id)
-        .with("FB_PAGE_ID", page_id)
-        .with("GRAPH_API_BASE_URL", graph_url.clone())
+        .with(env::FB_APP_ID, app_id)
+        .with(env::FB_PAGE_ID, page_id)
+        .with(env::GRAPH_API_BASE_URL, graph_url.clone())
         .with(
-            "FACEBOOK_WEB_BASE_URL",
-            env_or("FACEBOOK_WEB_BASE_URL", &graph_url),
+            env::FACEBOOK_WEB_BASE_URL,
+            env_or(env::FACEBOOK_WEB_BASE_URL, &graph_url),
         )
         // Locally the initial message greets the person by the name given in the sandbox dialog.
         .with(
-            "INITIAL_MESSAGE_TEXT",
+            env::INITIAL_MESSAGE_TEXT,
             env_or(
-                "INITIAL_MESSAGE_TEXT",
+                env::INITIAL_MESSAGE_TEXT,
                 "Hi {first_name}! Thanks for connecting with us on Messenger. Reply here any time if you have a question.",
             ),
         );
     for name in [
-        "GRAPH_API_VERSION",
-        "MESSAGING_TYPE",
-        "ALERT_LEAD_MINUTES",
-        "ALERT_LEAD_SECONDS",
-        "ORPHAN_LOGIN_ALERT_AFTER_MINUTES",
-        "OPTIN_WINDOW_SECONDS",
-        "PUBLIC_BASE_URL",
-        "ALLOWED_RETURN_ORIGINS",
-        "LOGIN_EXTRA_SCOPES",
-        "DERIVE_LOGIN_ID",
-        "FIRST_NAME_FALLBACK",
-        "GRAPH_TIMEOUT_MS",
-        "SEND_LEASE_SECONDS",
-        "SEND_RATE_PER_SECOND",
-        "SENDER_MAX_IN_FLIGHT",
-        "RETRY_BASE_SECONDS",
-        "RETRY_MAX_SECONDS",
-        "PAUSE_PROBE_SECONDS",
-        "FACEBOOK_PATH_SEGMENT",
-        "SECRET_TTL_SECONDS",
+        env::GRAPH_API_VERSION,
+        env::MESSAGING_TYPE,
+        env::ALERT_LEAD_MINUTES,
+        env::ALERT_LEAD_SECONDS,
+        env::ORPHAN_LOGIN_ALERT_AFTER_MINUTES,
+        env::OPTIN_WINDOW_SECONDS,
+        env::PUBLIC_BASE_URL,
+        env::ALLOWED_RETURN_ORIGINS,
+        env::LOGIN_EXTRA_SCOPES,
+        env::DERIVE_LOGIN_ID,
+        env::FIRST_NAME_FALLBACK,
+        env::GRAPH_TIMEOUT_MS,
+        env::SEND_LEASE_SECONDS,
+        env::SEND_RATE_PER_SECOND,
+        env::SENDER_MAX_IN_FLIGHT,
+        env::RETRY_BASE_SECONDS,
+        env::RETRY_MAX_SECONDS,
+        env::PAUSE_PROBE_SECONDS,
+        env::FACEBOOK_PATH_SEGMENT,
+        env::SECRET_TTL_SECONDS,
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);

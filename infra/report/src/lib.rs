@@ -10,6 +10,7 @@
 //! The figures are computed by [`shared::domain::report::compute`] (pure, tested on seeded data); this crate
 //! only parses arguments, finds the table and prints.
 
+use shared::config::env;
 use shared::domain::opt_in::Millis;
 use shared::domain::report::{ComplianceReport, compute, render_text};
 use shared::ports::history::OptInHistory;
@@ -218,7 +219,7 @@ pub async fn run(args: &Args, now: Millis) -> Result<String, String> {
     let until = parse_time(args.until.as_deref().unwrap_or("now"), now)?;
     let source = locate(
         args,
-        std::env::var("TABLE_NAME").ok(),
+        std::env::var(env::TABLE_NAME).ok(),
         std::path::Path::new("."),
     )?;
     let store = store_for(&source).await;

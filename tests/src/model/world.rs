@@ -17,6 +17,7 @@ use shared::adapters::memory::opt_ins::MemoryOptInStore;
 use shared::adapters::memory::queue::MemoryRetryQueue;
 use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::env;
 use shared::config::secrets::Secrets;
 use shared::domain::jobs::SendJob;
 use shared::domain::opt_in::{HOUR_MS, Millis, OptInKey};
@@ -144,18 +145,18 @@ impl World {
         let config = || {
             test_config(&[
                 (
-                    "DERIVE_LOGIN_ID",
+                    env::DERIVE_LOGIN_ID,
                     if derive_login_id { "true" } else { "false" },
                 ),
                 (
-                    "INITIAL_MESSAGE_TEXT",
+                    env::INITIAL_MESSAGE_TEXT,
                     "Hi {first_name}, thanks for opting in.",
                 ),
-                ("GRAPH_TIMEOUT_MS", "10000"),
-                ("SEND_LEASE_SECONDS", "60"),
-                ("PAUSE_PROBE_SECONDS", "300"),
-                ("ALLOWED_RETURN_ORIGINS", "https://shop.example"),
-                ("PUBLIC_BASE_URL", "https://api.example"),
+                (env::GRAPH_TIMEOUT_MS, "10000"),
+                (env::SEND_LEASE_SECONDS, "60"),
+                (env::PAUSE_PROBE_SECONDS, "300"),
+                (env::ALLOWED_RETURN_ORIGINS, "https://shop.example"),
+                (env::PUBLIC_BASE_URL, "https://api.example"),
             ])
         };
         let clock = Arc::new(ManualClock::at(T0));

@@ -11,6 +11,7 @@ use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
 use shared::adapters::memory::clock::ManualClock;
 use shared::adapters::memory::messenger::MemoryMessenger;
 use shared::adapters::memory::metrics::MemoryMetrics;
+use shared::config::env;
 use shared::config::secrets::Secrets;
 use shared::config::settings::Config;
 use shared::domain::jobs::deadline_schedule_name;
@@ -54,22 +55,22 @@ pub async fn world(now: Millis, overrides: &[(&str, &str)]) -> World {
     .await
     .unwrap_or_else(|e| panic!("provisioning failed: {e}"));
     let derived: Vec<(String, String)> = vec![
-        ("TABLE_NAME".into(), p.table_name.clone()),
-        ("SEND_QUEUE_URL".into(), p.send_queue_url.clone()),
-        ("SCHEDULE_GROUP".into(), p.schedule_group.clone()),
+        (env::TABLE_NAME.into(), p.table_name.clone()),
+        (env::SEND_QUEUE_URL.into(), p.send_queue_url.clone()),
+        (env::SCHEDULE_GROUP.into(), p.schedule_group.clone()),
         (
-            "SCHEDULER_ROLE_ARN".into(),
+            env::SCHEDULER_ROLE_ARN.into(),
             format!("arn:aws:iam::123456789012:role/{stack_name}-scheduler"),
         ),
         (
-            "DEADLINE_FUNCTION_ARN".into(),
+            env::DEADLINE_FUNCTION_ARN.into(),
             format!("arn:aws:lambda:us-east-1:123456789012:function:{stack_name}-deadline-alerts"),
         ),
-        ("SCHEDULER_DLQ_ARN".into(), p.scheduler_dlq_arn.clone()),
-        ("ALERT_TOPIC_ARN".into(), p.alert_topic_arn.clone()),
-        ("SECRET_ID".into(), p.secret_id.clone()),
-        ("FB_APP_ID".into(), "100000000000001".into()),
-        ("FB_PAGE_ID".into(), PAGE.into()),
+        (env::SCHEDULER_DLQ_ARN.into(), p.scheduler_dlq_arn.clone()),
+        (env::ALERT_TOPIC_ARN.into(), p.alert_topic_arn.clone()),
+        (env::SECRET_ID.into(), p.secret_id.clone()),
+        (env::FB_APP_ID.into(), "100000000000001".into()),
+        (env::FB_PAGE_ID.into(), PAGE.into()),
     ];
     let config = Config::from_lookup(|name| {
         overrides

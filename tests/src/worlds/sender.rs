@@ -19,6 +19,7 @@ use shared::adapters::memory::opt_ins::MemoryOptInStore;
 use shared::adapters::memory::queue::MemoryRetryQueue;
 use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::env;
 use shared::config::secrets::Secrets;
 use shared::domain::jobs::SendJob;
 use shared::domain::opt_in::{HOUR_MS, Millis, OptIn, OptInKey};
@@ -109,8 +110,8 @@ impl SenderWorld {
                 .await
                 .expect("sandbox starts");
         let mut settings: Vec<(&str, &str)> = vec![
-            ("GRAPH_API_BASE_URL", sandbox.base_url.as_str()),
-            ("GRAPH_TIMEOUT_MS", "1000"),
+            (env::GRAPH_API_BASE_URL, sandbox.base_url.as_str()),
+            (env::GRAPH_TIMEOUT_MS, "1000"),
         ];
         settings.extend_from_slice(overrides);
         let config = test_config(&settings);

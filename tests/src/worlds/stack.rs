@@ -6,6 +6,7 @@ use local_runner::moto::MotoServer;
 use local_runner::{LocalSettings, LocalStack};
 use messenger_sandbox::{InboxMessage, RunningSandbox, SandboxConfig};
 use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::config::env;
 use shared::domain::opt_in::{OptIn, OptInKey, State};
 use shared::ports::opt_ins::OptInStore;
 use std::path::PathBuf;
@@ -40,8 +41,8 @@ pub async fn start_stack(configure: impl FnOnce(LocalSettings) -> LocalSettings)
     };
     let stack_name = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let settings = LocalSettings::new(template(), stack_name, ([127, 0, 0, 1], 0).into())
-        .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-        .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
+        .with(env::GRAPH_API_BASE_URL, sandbox.base_url.clone())
+        .with(env::FACEBOOK_WEB_BASE_URL, sandbox.base_url.clone());
     let local = match LocalStack::start(configure(settings), &sdk).await {
         Ok(l) => l,
         Err(e) => panic!("local stack does not start: {e}"),

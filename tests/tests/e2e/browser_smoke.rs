@@ -10,6 +10,7 @@ use integration_tests::cdp::{CHROMIUM, Chromium};
 use integration_tests::shared_moto;
 use local_runner::{LocalSettings, LocalStack};
 use messenger_sandbox::SandboxConfig;
+use shared::config::env;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,10 +36,10 @@ async fn chromium_clicks_through_the_login_and_sees_the_message() {
         ),
         "127.0.0.1:0".parse().unwrap(),
     )
-    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone())
+    .with(env::GRAPH_API_BASE_URL, sandbox.base_url.clone())
+    .with(env::FACEBOOK_WEB_BASE_URL, sandbox.base_url.clone())
     .with(
-        "INITIAL_MESSAGE_TEXT",
+        env::INITIAL_MESSAGE_TEXT,
         "Hi {first_name}! Thanks for connecting with us on Messenger.",
     );
     let local = LocalStack::start(settings, &sdk).await.unwrap();

@@ -7,6 +7,7 @@ use local_runner::alert_inbox::AlertInbox;
 use local_runner::{LocalSettings, LocalStack};
 use messenger_sandbox::SandboxConfig;
 use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::config::env;
 use shared::domain::alert::AlertKind;
 use shared::domain::jobs::deadline_schedule_name;
 use shared::domain::opt_in::{OptInKey, State};
@@ -34,10 +35,10 @@ async fn with_a_short_window_an_alert_and_an_expiry_happen_within_seconds() {
         format!("e2ed-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         "127.0.0.1:0".parse().unwrap(),
     )
-    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone())
-    .with("OPTIN_WINDOW_SECONDS", "12")
-    .with("ALERT_LEAD_SECONDS", "6");
+    .with(env::GRAPH_API_BASE_URL, sandbox.base_url.clone())
+    .with(env::FACEBOOK_WEB_BASE_URL, sandbox.base_url.clone())
+    .with(env::OPTIN_WINDOW_SECONDS, "12")
+    .with(env::ALERT_LEAD_SECONDS, "6");
     settings.sweep_every = Some(Duration::from_secs(1));
     let local = LocalStack::start(settings, &sdk).await.unwrap();
     sandbox.set_webhook_url(&format!("{}/webhooks/messenger", local.api_base_url));

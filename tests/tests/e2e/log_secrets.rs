@@ -11,6 +11,7 @@
 use integration_tests::worlds::stack::start_stack;
 use lambda_runtime::tracing::subscriber as ts;
 use messenger_sandbox as sb;
+use shared::config::env;
 use shared::domain::opt_in::State;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -119,7 +120,7 @@ async fn an_end_to_end_run_logs_no_secret_token_or_personal_data() {
     let s = start_stack(|mut settings| {
         settings.secrets.api_keys = vec![API_KEY.into()];
         settings.with(
-            "INITIAL_MESSAGE_TEXT",
+            env::INITIAL_MESSAGE_TEXT,
             "Hi {first_name}! Thanks for connecting with us on Messenger.",
         )
     })

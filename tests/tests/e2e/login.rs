@@ -9,6 +9,7 @@ use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
 use messenger_sandbox::{self as sb, InboxMessage, RunningSandbox, SandboxConfig};
 use shared::adapters::dynamodb::logins::DynamoLoginStore;
 use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::config::env;
 use shared::domain::login::{Login, Permission};
 use shared::domain::opt_in::{OptIn, OptInKey, State};
 use shared::ports::logins::LoginStore;
@@ -40,9 +41,9 @@ async fn stack() -> Stack {
         format!("login-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         "127.0.0.1:0".parse().unwrap(),
     )
-    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone())
-    .with("INITIAL_MESSAGE_TEXT", TEMPLATE_TEXT);
+    .with(env::GRAPH_API_BASE_URL, sandbox.base_url.clone())
+    .with(env::FACEBOOK_WEB_BASE_URL, sandbox.base_url.clone())
+    .with(env::INITIAL_MESSAGE_TEXT, TEMPLATE_TEXT);
     settings.secrets.api_keys = vec![API_KEY.to_owned()];
     let local = LocalStack::start(settings, &sdk)
         .await

@@ -4,6 +4,7 @@
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
 use integration_tests::worlds::stack::{TestStack, start_stack};
+use shared::config::env;
 use shared::domain::opt_in::{HOUR_MS, State};
 use std::time::{Duration, Instant};
 
@@ -161,7 +162,7 @@ async fn an_opt_in_past_its_deadline_expires_and_nothing_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn facebook_routes_work_under_the_path_segment_and_not_without_it() {
     const SEGMENT: &str = "3f0c9a7d1e2b4c5d6e7f8091a2b3c4d5";
-    let s = start_stack(|settings| settings.with("FACEBOOK_PATH_SEGMENT", SEGMENT)).await;
+    let s = start_stack(|settings| settings.with(env::FACEBOOK_PATH_SEGMENT, SEGMENT)).await;
     assert_eq!(
         s.local.facebook_base_url(),
         format!("{}/{SEGMENT}", s.local.api_base_url)

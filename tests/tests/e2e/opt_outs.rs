@@ -1,6 +1,7 @@
 //! Opt-outs end to end: whatever the source, once recorded, no message is sent.
 
 use integration_tests::worlds::stack::start_stack;
+use shared::config::env;
 use shared::domain::opt_in::State;
 use std::time::Duration;
 
@@ -252,7 +253,7 @@ async fn a_policy_block_stops_sends_until_the_unblock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
     // Derivation off: the asid in Meta's deletion request cannot be linked to the opt-in.
-    let s = start_stack(|settings| settings.with("DERIVE_LOGIN_ID", "false")).await;
+    let s = start_stack(|settings| settings.with(env::DERIVE_LOGIN_ID, "false")).await;
     let asid = "16180339887";
     let login_id = shared::facebook::crypto::derive_login_id(
         messenger_sandbox::DEFAULT_CLIENT_TOKEN,

@@ -5,6 +5,7 @@
 
 use integration_tests::worlds::stack::{TestStack, start_stack};
 use messenger_sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_TOKEN, DEFAULT_PAGE_ID, FaultRule};
+use shared::config::env;
 use shared::domain::opt_in::{OptIn, State};
 use shared::facebook::crypto::derive_login_id;
 use std::time::{Duration, Instant};
@@ -128,7 +129,7 @@ async fn opt_out_during_an_in_flight_send_is_recorded_through_the_stack() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn block_on_a_paused_page_keeps_it_silent_through_the_stack() {
-    let s = start_stack(|settings| settings.with("PAUSE_PROBE_SECONDS", "1")).await;
+    let s = start_stack(|settings| settings.with(env::PAUSE_PROBE_SECONDS, "1")).await;
     // Our token is wrong: the first send answers 190 and the Page pauses (configuration).
     let invalid_token = FaultRule {
         fraction: Some(1.0),

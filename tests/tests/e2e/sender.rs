@@ -7,6 +7,7 @@ use integration_tests::shared_moto;
 use local_runner::{LocalSettings, LocalStack, moto::MotoServer};
 use messenger_sandbox::{FaultRule, RunningSandbox, SandboxConfig};
 use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::config::env;
 use shared::domain::opt_in::{OptIn, OptInKey, State};
 use shared::ports::opt_ins::OptInStore;
 use shared::ports::pages::PageStateStore;
@@ -32,8 +33,8 @@ async fn stack(settings: &[(&str, &str)]) -> Stack {
         format!("e2es-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         "127.0.0.1:0".parse().unwrap(),
     )
-    .with("GRAPH_API_BASE_URL", sandbox.base_url.clone())
-    .with("FACEBOOK_WEB_BASE_URL", sandbox.base_url.clone());
+    .with(env::GRAPH_API_BASE_URL, sandbox.base_url.clone())
+    .with(env::FACEBOOK_WEB_BASE_URL, sandbox.base_url.clone());
     for (name, value) in settings {
         local = local.with(name, *value);
     }
@@ -101,7 +102,7 @@ impl Stack {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transient_failures_back_off_on_the_real_queue_and_the_message_arrives_once() {
-    let s = stack(&[("RETRY_BASE_SECONDS", "1")]).await;
+    let s = stack(&[(env::RETRY_BASE_SECONDS, "1")]).await;
     s.sandbox
         .add_fault(FaultRule {
             count: Some(2),
@@ -129,7 +130,7 @@ async fn transient_failures_back_off_on_the_real_queue_and_the_message_arrives_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_page_paused_by_a_bad_token_resumes_by_itself_through_the_probe() {
-    let s = stack(&[("PAUSE_PROBE_SECONDS", "2")]).await;
+    let s = stack(&[(env::PAUSE_PROBE_SECONDS, "2")]).await;
     s.sandbox
         .add_fault(FaultRule {
             count: Some(1),

@@ -8,6 +8,7 @@ use local_runner::provision::{Provisioned, provision};
 use shared::adapters::dynamodb::logins::DynamoLoginStore;
 use shared::adapters::dynamodb::table;
 use shared::adapters::graph::GraphClient;
+use shared::config::env;
 use shared::domain::login::{
     Login, LoginRecorded, LoginSource, LoginState, Permission, StateConsumed, UserToken,
 };
@@ -252,8 +253,10 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
     let sandbox = sb::start(sb::SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let config =
-        shared::adapters::memory::config::test_config(&[("GRAPH_API_BASE_URL", &sandbox.base_url)]);
+    let config = shared::adapters::memory::config::test_config(&[(
+        env::GRAPH_API_BASE_URL,
+        &sandbox.base_url,
+    )]);
     let secrets = shared::config::secrets::Secrets::from_json(&format!(
         r#"{{"app_secret":"{}","page_access_token":"{}","client_token":"{}","verify_token":"v"}}"#,
         sb::DEFAULT_APP_SECRET,
@@ -269,7 +272,7 @@ async fn the_graph_client_speaks_the_sandboxs_login_api() {
     let redirect_uri = "https://api.example/login/callback";
     let dialog = shared::facebook::dialog::login_dialog_url(
         &shared::adapters::memory::config::test_config(&[(
-            "FACEBOOK_WEB_BASE_URL",
+            env::FACEBOOK_WEB_BASE_URL,
             &sandbox.base_url,
         )]),
         redirect_uri,

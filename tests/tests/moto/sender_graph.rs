@@ -6,6 +6,7 @@
 
 use integration_tests::worlds::sender::{SenderWorld, sandbox_secrets, secrets_with};
 use messenger_sandbox::{FaultKind, FaultRule};
+use shared::config::env;
 use shared::domain::alert::AlertKind;
 use shared::domain::jobs::SendJob;
 use shared::domain::opt_in::{HOUR_MS, OptInKey, State};
@@ -37,7 +38,7 @@ fn error_saying(code: i64, subcode: Option<i64>, trace: &str, message: &str) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_back_off_inside_the_deadline_and_are_sent_once_the_fault_clears() {
-    let w = SenderWorld::with_moto(&[("GRAPH_TIMEOUT_MS", "400")]).await;
+    let w = SenderWorld::with_moto(&[(env::GRAPH_TIMEOUT_MS, "400")]).await;
     // (name, fault, expected last_error (code, subcode, fbtrace_id))
     type Expected = (i64, Option<i64>, Option<&'static str>);
     let cases: Vec<(&str, FaultRule, Expected)> = vec![
@@ -389,7 +390,7 @@ async fn configuration_errors_pause_the_page_alert_once_and_resume_when_fixed() 
         ),
     ];
     for (name, breakage, code, subcode, cause) in cases {
-        let mut w = SenderWorld::with_moto(&[("PAUSE_PROBE_SECONDS", "30")]).await;
+        let mut w = SenderWorld::with_moto(&[(env::PAUSE_PROBE_SECONDS, "30")]).await;
         let k1 = w.opt_in().await;
         let k2 = w.opt_in().await;
         match &breakage {
@@ -520,7 +521,7 @@ async fn unknown_errors_are_retried_a_bounded_number_of_times_then_alerted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_retried_until_the_deadline_nears_ends_expired_and_nothing_is_sent_at_or_after_it()
 {
-    let w = SenderWorld::in_memory(&[("GRAPH_TIMEOUT_MS", "1000")]).await;
+    let w = SenderWorld::in_memory(&[(env::GRAPH_TIMEOUT_MS, "1000")]).await;
     let margin = 1_000;
     let key = w.opt_in_with_window(90_000).await;
     let deadline = w.item(&key).await.deadline_at;

@@ -99,6 +99,7 @@ async fn ten_thousand_unsent_opt_ins_one_sweep_reads_exactly_the_due_ones() {
 
 mod page_pause {
     use integration_tests::worlds::moto::{APP_SECRET, PAGE, World, world};
+    use shared::config::env;
     use shared::domain::opt_in::{Millis, State};
     use shared::facebook::graph_error::{GraphError, GraphErrorBody};
     use shared::ports::clock::Clock;
@@ -159,7 +160,7 @@ mod page_pause {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn meta_block_during_a_configuration_pause_holds_until_unblock_on_moto() {
         let t0 = now();
-        let w = world(t0, &[("PAUSE_PROBE_SECONDS", "1")]).await;
+        let w = world(t0, &[(env::PAUSE_PROBE_SECONDS, "1")]).await;
         assert_eq!(w.webhook("L1", t0).await, 200);
         // The first send meets an expired token: the Page is paused by us, a probe queued.
         w.messenger.then_fail(token_expired());

@@ -2,6 +2,7 @@
 //! nothing), the user view, and the opt-out before and after the opt-in.
 
 use crate::common::*;
+use shared::config::env;
 use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
 use shared::facebook::webhook::sign_webhook;
 use shared::ports::opt_ins::OptInStore;
@@ -405,7 +406,7 @@ async fn opt_out_after_the_message_keeps_sent_and_refusals_write_nothing() {
 
 #[tokio::test]
 async fn opt_out_without_derivation_is_a_conflict() {
-    let w = world_with(&[("DERIVE_LOGIN_ID", "false")]);
+    let w = world_with(&[(env::DERIVE_LOGIN_ID, "false")]);
     login(&w, "901", "Ed").await;
     let v = json_of(&send(&w, Req::get("/v1/users/901").key(KEY_OLD)).await);
     assert_eq!(v["state"], "UNCORRELATED");

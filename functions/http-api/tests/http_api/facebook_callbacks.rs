@@ -1,6 +1,7 @@
 //! Deauthorize and Data Deletion callbacks (signed_request), over in-memory twins.
 
 use crate::common::*;
+use shared::config::env;
 use shared::domain::opt_in::State;
 use shared::facebook::crypto::derive_login_id;
 use shared::facebook::signed_request::sign_request;
@@ -367,7 +368,7 @@ async fn status_of(w: &World, code: &str) -> (serde_json::Value, String) {
 
 #[tokio::test]
 async fn deletion_claims_full_erasure_when_it_erased_only_the_login() {
-    let w = world_with(&[("DERIVE_LOGIN_ID", "false")]);
+    let w = world_with(&[(env::DERIVE_LOGIN_ID, "false")]);
     log_in(&w, "555", "Ines").await;
     // Meta's opt-in carries a login_id this deployment cannot link to the asid.
     let login_id = login_id_of("555");

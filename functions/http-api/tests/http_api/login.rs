@@ -2,6 +2,7 @@
 //! asserted to write nothing.
 
 use crate::common::*;
+use shared::config::env;
 use shared::domain::login::{LoginSource, Permission, STATE_TTL_MS};
 use shared::ports::opt_ins::OptInStore;
 
@@ -10,7 +11,7 @@ const REDIRECT_URI: &str = "https://api.example/login/callback";
 
 #[tokio::test]
 async fn start_redirects_to_the_dialog_with_a_bound_single_use_state() {
-    let w = world_with(&[("LOGIN_EXTRA_SCOPES", "email")]);
+    let w = world_with(&[(env::LOGIN_EXTRA_SCOPES, "email")]);
     let r = send(&w, Req::get("/login/start").q("return_to", RETURN_TO)).await;
     assert_eq!(r.status(), 302);
     let location = header(&r, "location").unwrap();
@@ -89,7 +90,7 @@ async fn return_to_outside_the_allowed_origins_is_400_and_writes_nothing() {
 
 #[tokio::test]
 async fn no_allowed_origin_means_the_flow_is_not_configured() {
-    let w = world_with(&[("ALLOWED_RETURN_ORIGINS", "")]);
+    let w = world_with(&[(env::ALLOWED_RETURN_ORIGINS, "")]);
     let r = send(&w, Req::get("/login/start").q("return_to", RETURN_TO)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(error_code(&r), "login_not_configured");
@@ -307,7 +308,7 @@ async fn facebook_down_or_store_down_goes_back_with_error() {
 
 #[tokio::test]
 async fn with_derivation_off_no_login_id_is_stored() {
-    let w = world_with(&[("DERIVE_LOGIN_ID", "false")]);
+    let w = world_with(&[(env::DERIVE_LOGIN_ID, "false")]);
     let (state, cookie) = start(&w, RETURN_TO).await;
     w.facebook
         .issue("c", REDIRECT_URI, user("5", Some("A"), true));
@@ -329,7 +330,7 @@ async fn with_derivation_off_no_login_id_is_stored() {
 
 #[tokio::test]
 async fn without_a_public_base_url_the_callback_is_on_the_api_domain() {
-    let w = world_with(&[("PUBLIC_BASE_URL", "")]);
+    let w = world_with(&[(env::PUBLIC_BASE_URL, "")]);
     let r = send(&w, Req::get("/login/start").q("return_to", RETURN_TO)).await;
     let q = query_of(header(&r, "location").unwrap());
     assert_eq!(

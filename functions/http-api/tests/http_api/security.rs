@@ -6,6 +6,7 @@ use crate::common::*;
 use http_api::{Deps, LiveDeps};
 use shared::adapters::memory::clock::ManualClock;
 use shared::adapters::secrets::{MemorySecretSource, RefreshingSecret};
+use shared::config::env;
 use shared::config::secrets::HttpApiSecrets;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ fn verify(path: &str) -> Req {
 
 #[tokio::test]
 async fn facebook_routes_without_the_segment_are_not_found_when_one_is_configured() {
-    let w = world_with(&[("FACEBOOK_PATH_SEGMENT", SEGMENT)]);
+    let w = world_with(&[(env::FACEBOOK_PATH_SEGMENT, SEGMENT)]);
     // Without the segment: not found, whatever the method (nothing reaches the handlers).
     for r in [
         verify("/webhooks/messenger"),

@@ -46,7 +46,7 @@ fn world_with(overrides: &[(&str, &str)]) -> World {
     let twins = Twins::at(NOW);
     // The first setting of a name wins: overrides first.
     let mut settings = overrides.to_vec();
-    settings.push(("INITIAL_MESSAGE_TEXT", "Hello from the Page"));
+    settings.push((env::INITIAL_MESSAGE_TEXT, "Hello from the Page"));
     let deps = Deps::from_ports(test_config(&settings), &twins.ports());
     World {
         deps,
@@ -446,7 +446,7 @@ async fn a_claim_too_close_to_the_deadline_never_sends() {
 
 #[tokio::test]
 async fn a_configuration_error_pauses_the_page_alerts_once_and_a_probe_resumes_it() {
-    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let w = world_with(&[(env::PAUSE_PROBE_SECONDS, "60")]);
     let k1 = w.opt_in("L1", NOW).await;
     let k2 = w.opt_in("L2", NOW).await;
     let k3 = w.opt_in("L3", NOW).await;
@@ -581,9 +581,9 @@ fn the_queue_and_the_concurrency_match_the_template() {
     let is_ref = |v: &serde_yaml_ng::Value, name: &str| {
         serde_yaml_ng::to_string(v).unwrap().trim() == format!("!Ref {name}")
     };
-    assert!(is_ref(&env["SEND_RATE_PER_SECOND"], "SendRatePerSecond"));
+    assert!(is_ref(&env[env::SEND_RATE_PER_SECOND], "SendRatePerSecond"));
     assert!(is_ref(
-        &env["SENDER_MAX_CONCURRENCY"],
+        &env[env::SENDER_MAX_CONCURRENCY],
         "SenderMaximumConcurrency"
     ));
     let scaling = &function["Events"]["SendQueueMessages"]["Properties"]["ScalingConfig"];
@@ -594,7 +594,7 @@ fn the_queue_and_the_concurrency_match_the_template() {
     let batch = function["Events"]["SendQueueMessages"]["Properties"]["BatchSize"]
         .as_u64()
         .unwrap();
-    let config = test_config(&[("SENDER_MAX_CONCURRENCY", "10")]);
+    let config = test_config(&[(env::SENDER_MAX_CONCURRENCY, "10")]);
     assert_eq!(config.send.per_instance_rate(), 30);
     assert!(
         batch <= config.send.max_in_flight as u64,
@@ -604,7 +604,7 @@ fn the_queue_and_the_concurrency_match_the_template() {
 
 #[tokio::test]
 async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
-    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let w = world_with(&[(env::PAUSE_PROBE_SECONDS, "60")]);
     let key = w.opt_in("L1", NOW).await;
     w.messenger.then_fail(api_error(400, 230, None));
     handle_batch(&w.deps, job_event("m1", &key)).await;
@@ -627,6 +627,7 @@ async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
 // ------------------------------------------------------------------------------------------------
 
 use shared::adapters::memory::logins::MemoryLoginStore;
+use shared::config::env;
 use shared::domain::login::{LoginLink, LoginRecorded, LoginState, StateConsumed};
 use shared::ports::clock::Clock;
 use shared::ports::error::PortResult;
@@ -774,7 +775,7 @@ impl LoginStore for SlowLogins {
     }
 }
 
-const FIRST_NAME_TEXT: (&str, &str) = ("INITIAL_MESSAGE_TEXT", "Hello {first_name}");
+const FIRST_NAME_TEXT: (&str, &str) = (env::INITIAL_MESSAGE_TEXT, "Hello {first_name}");
 
 #[tokio::test]
 async fn an_opt_out_during_an_in_flight_send_is_recorded_with_its_message_id() {
@@ -900,7 +901,7 @@ impl Clock for TokioClock {
 #[tokio::test(start_paused = true)]
 async fn the_claim_is_taken_after_pacing_so_the_whole_lease_is_left_at_the_send() {
     // One send per second for the Page: a job right after another call waits about a second.
-    let mut w = world_with(&[("SEND_RATE_PER_SECOND", "1")]);
+    let mut w = world_with(&[(env::SEND_RATE_PER_SECOND, "1")]);
     let clock: Arc<dyn Clock> = Arc::new(TokioClock {
         base: NOW,
         start: tokio::time::Instant::now(),
@@ -1052,7 +1053,7 @@ fn page_ports(w: &World) -> shared::use_cases::page::PagePorts<'_> {
 
 #[tokio::test]
 async fn meta_block_on_a_page_paused_for_configuration_stops_the_probe_until_unblock() {
-    let w = world_with(&[("PAUSE_PROBE_SECONDS", "60")]);
+    let w = world_with(&[(env::PAUSE_PROBE_SECONDS, "60")]);
     let k1 = w.opt_in("L1", NOW).await;
     let k2 = w.opt_in("L2", NOW).await;
     w.messenger.then_fail(api_error(400, 190, Some(463)));

@@ -7,6 +7,7 @@ use shared::adapters::memory::config::test_config;
 use shared::adapters::memory::logins::MemoryLoginStore;
 use shared::adapters::memory::messenger::MemoryMessenger;
 use shared::adapters::memory::opt_ins::MemoryOptInStore;
+use shared::config::env;
 use shared::domain::login::{Login, LoginSource, Permission};
 use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey};
 use shared::ports::logins::LoginStore;
@@ -76,7 +77,7 @@ const TEMPLATE: &str = "Hi {first_name}, thanks for connecting!";
 
 #[tokio::test]
 async fn the_linked_first_name_is_used_whichever_arrived_first() {
-    let w = world(&[("INITIAL_MESSAGE_TEXT", TEMPLATE)]);
+    let w = world(&[(env::INITIAL_MESSAGE_TEXT, TEMPLATE)]);
     // Login first, then the opt-in.
     w.login("1", "L1", Some("Ana")).await;
     let k1 = w.opt_in("L1").await;
@@ -97,8 +98,8 @@ async fn the_linked_first_name_is_used_whichever_arrived_first() {
 #[tokio::test]
 async fn unknown_or_unreadable_names_use_the_fallback() {
     let w = world(&[
-        ("INITIAL_MESSAGE_TEXT", TEMPLATE),
-        ("FIRST_NAME_FALLBACK", "friend"),
+        (env::INITIAL_MESSAGE_TEXT, TEMPLATE),
+        (env::FIRST_NAME_FALLBACK, "friend"),
     ]);
     let unlinked = w.opt_in("L1").await;
     w.login("2", "L2", None).await;
@@ -120,7 +121,7 @@ async fn unknown_or_unreadable_names_use_the_fallback() {
 
 #[tokio::test]
 async fn a_text_without_the_placeholder_does_not_read_the_login() {
-    let w = world(&[("INITIAL_MESSAGE_TEXT", "Hello!")]);
+    let w = world(&[(env::INITIAL_MESSAGE_TEXT, "Hello!")]);
     w.logins
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -16,6 +16,7 @@ use shared::adapters::memory::opt_ins::MemoryOptInStore;
 use shared::adapters::memory::queue::MemoryRetryQueue;
 use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
+use shared::config::env;
 use shared::config::secrets::Secrets;
 use shared::ports::bundle::Ports;
 use std::collections::HashMap;
@@ -61,7 +62,10 @@ pub fn secrets() -> Secrets {
 pub fn world_with(overrides: &[(&str, &str)]) -> World {
     // The first value of a name wins: overrides before the defaults.
     let mut env = overrides.to_vec();
-    env.extend_from_slice(&[("ALLOWED_RETURN_ORIGINS", SITE), ("PUBLIC_BASE_URL", API)]);
+    env.extend_from_slice(&[
+        (env::ALLOWED_RETURN_ORIGINS, SITE),
+        (env::PUBLIC_BASE_URL, API),
+    ]);
     let store = Arc::new(MemoryOptInStore::new());
     let logins = Arc::new(MemoryLoginStore::new());
     let facebook = Arc::new(MemoryFacebookLogin::default());
