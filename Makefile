@@ -16,11 +16,11 @@ help: ## List the targets
 
 $(VENV)/.installed: infra/python/requirements.txt
 	@echo "==> Python tools into $(VENV) (moto server, cfn-lint; pinned): about a minute, once"
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -r infra/python/requirements.txt \
+	@$(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -r infra/python/requirements.txt \
 	  | awk '/^Collecting/ {print "  " $$1 " " $$2; fflush()} /^Successfully/ {print "  installed " NF-2 " packages"}'; \
 	  exit $${PIPESTATUS[0]}
-	touch $@
+	@touch $@
 
 venv: $(VENV)/.installed ## Python venv with pinned moto[server] and cfn-lint
 

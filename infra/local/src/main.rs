@@ -4,9 +4,14 @@
 
 use local_runner::{LocalSecrets, LocalSettings, LocalStack, moto::MotoServer};
 use shared::config::env;
+use shared::ports::clock::Clock;
+use shared::ports::logins::LoginStore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The asid of the demo person `make run` records, so the banner's first API call finds someone.
+const DEMO_ASID: &str = "1234567890";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -189,6 +194,26 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         s.set_links(&named);
     }
 
+    // One demo person, so the banner's first API call answers 200 with a person (declined: no
+    // opt-in is expected, so no alert follows; log in on the example website for a real one).
+    let demo = shared::domain::login::Login {
+        page_id: stack.config.fb_page_id.clone(),
+        asid: DEMO_ASID.into(),
+        first_name: Some("Demo".into()),
+        permission: shared::domain::login::Permission::Declined,
+        expected_login_id: None,
+        login_at: shared::adapters::clock::SystemClock.now(),
+        last_login_at: shared::adapters::clock::SystemClock.now(),
+        source: shared::domain::login::LoginSource::Api,
+    };
+    let logins = shared::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
+        &sdk,
+        stack.config.table_name.clone(),
+    );
+    if let Err(e) = logins.record_login(&demo).await {
+        eprintln!("could not record the demo person: {e}");
+    }
+
     println!();
     for (label, url) in &links {
         println!("  {label:<23} {url}");
@@ -201,7 +226,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("  API key                 the first of API_KEYS");
     }
     println!(
-        "  Try the website API:    curl -s -H \"Authorization: Bearer {}\" {}/v1/users/1234567890",
+        "  Try the website API:    curl -s -H \"Authorization: Bearer {}\" {}/v1/users/{DEMO_ASID}",
         if key_is_default {
             api_key.as_str()
         } else {
@@ -210,7 +235,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         stack.api_base_url
     );
     println!(
-        "                          (404 unknown_person: no login with that asid yet; 401: wrong key)"
+        "                          (200: the local demo person; 401: wrong key; a real asid after a login)"
     );
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(s) = &sandbox {
