@@ -66,6 +66,9 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Htt
 #[serde(deny_unknown_fields)]
 struct RecordLoginRequest {
     user_access_token: String,
+    /// The website's own reference for the person (1–64 of `[A-Za-z0-9_-]`), echoed back.
+    #[serde(default)]
+    user_ref: Option<String>,
 }
 
 /// `POST /v1/logins`.
@@ -78,14 +81,27 @@ pub async fn record_login(deps: &Deps, request: &Request) -> Result<Response<Bod
             "user_access_token must be a non-empty string",
         ));
     }
+    let user_ref = body
+        .user_ref
+        .as_deref()
+        .map(|raw| {
+            shared::domain::login::check_user_ref(raw)
+                .map_err(|reason| HttpError::bad_request("invalid_user_ref", reason))
+        })
+        .transpose()?;
     let token = UserToken::new(token);
     let verified = verify::verify_token(deps, &token)
         .await
         .map_err(refused_login)?;
     drop(token);
-    let login = verify::record(deps, &verified, shared::domain::login::LoginSource::Api)
-        .await
-        .map_err(refused_login)?;
+    let login = verify::record(
+        deps,
+        &verified,
+        shared::domain::login::LoginSource::Api,
+        user_ref,
+    )
+    .await
+    .map_err(refused_login)?;
     let opt_in = load_opt_in(deps, &login).await?;
     Ok(json(
         StatusCode::CREATED,
@@ -93,6 +109,7 @@ pub async fn record_login(deps: &Deps, request: &Request) -> Result<Response<Bod
             "asid": verified.asid,
             "permission": verified.permission.as_str(),
             "state": user_state(&login, opt_in.as_ref()),
+            "user_ref": login.user_ref,
         }),
     ))
 }
@@ -184,6 +201,7 @@ pub fn user_view(login: &Login, opt_in: Option<&OptIn>) -> serde_json::Value {
         "permission": login.permission.as_str(),
         "login_at": time(Some(login.login_at)),
         "last_login_at": time(Some(login.last_login_at)),
+        "user_ref": login.user_ref,
         "opted_in_at": time(real.map(|o| o.opted_in_at)),
         "deadline_at": time(real.map(|o| o.deadline_at)),
         "sent_at": time(opt_in.and_then(|o| o.sent_at)),

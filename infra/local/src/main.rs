@@ -205,6 +205,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         login_at: shared::adapters::clock::SystemClock.now(),
         last_login_at: shared::adapters::clock::SystemClock.now(),
         source: shared::domain::login::LoginSource::Api,
+        user_ref: None,
     };
     let logins = shared::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
         &sdk,

@@ -71,6 +71,10 @@ pub struct Login {
     /// The latest login (this one, for a LOGIN about to be recorded).
     pub last_login_at: Millis,
     pub source: LoginSource,
+    /// The website's own reference for this person (`/login/start?user_ref=…` or
+    /// `POST /v1/logins`), echoed back to it; kept from an earlier login when this one has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ref: Option<String>,
 }
 
 impl Login {
@@ -126,6 +130,9 @@ pub struct LoginState {
     pub redirect_uri: String,
     pub created_at: Millis,
     pub expires_at_ms: Millis,
+    /// The website's reference given at `/login/start`, for the LOGIN the callback records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ref: Option<String>,
 }
 
 /// What consuming a login `state` found.
@@ -257,6 +264,24 @@ pub enum ReturnToError {
 
 /// Longest `return_to` accepted.
 pub const MAX_RETURN_TO_LEN: usize = 2048;
+
+/// Longest `user_ref` a website may give.
+pub const MAX_USER_REF_LEN: usize = 64;
+
+/// A website's reference for a person: 1–64 characters of `[A-Za-z0-9_-]`, opaque to us (never a
+/// place for personal data: it is echoed in answers and stored with the LOGIN).
+pub fn check_user_ref(raw: &str) -> Result<String, &'static str> {
+    if raw.is_empty() || raw.len() > MAX_USER_REF_LEN {
+        return Err("user_ref must be 1 to 64 characters");
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("user_ref may only hold letters, digits, '_' and '-'");
+    }
+    Ok(raw.to_owned())
+}
 
 /// Check `return_to` against the allowed origins (exact origin match after parsing) and return it
 /// normalised. Relative and scheme-relative URLs (`//evil`), other schemes, user info and
@@ -477,5 +502,15 @@ mod tests {
     #[test]
     fn tokens_are_not_printed() {
         assert_eq!(format!("{:?}", UserToken::new("EAAB")), "UserToken(***)");
+    }
+
+    #[test]
+    fn a_user_ref_is_1_to_64_of_letters_digits_underscore_and_dash() {
+        assert_eq!(check_user_ref("Ab9_-").as_deref(), Ok("Ab9_-"));
+        assert!(check_user_ref(&"a".repeat(64)).is_ok());
+        for bad in ["", "a b", "é", "a.b", "a/b", "<x>"] {
+            assert!(check_user_ref(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_user_ref(&"a".repeat(65)).is_err());
     }
 }

@@ -89,7 +89,24 @@ fn login(asid: &str, at: Millis, name: Option<&str>, login_id: Option<&str>) -> 
         login_at: at,
         last_login_at: at,
         source: LoginSource::Callback,
+        user_ref: None,
     }
+}
+
+#[tokio::test]
+async fn a_user_ref_is_stored_and_kept_by_a_later_login_without_one() {
+    let s = stack().await;
+    let store = s.logins();
+    let mut first = login("77", 1_000, Some("Ana"), Some("lid77"));
+    first.user_ref = Some("cust_77".into());
+    store.record_login(&first).await.unwrap();
+    let later = login("77", 2_000, None, Some("lid77"));
+    let LoginRecorded::Done(now) = store.record_login(&later).await.unwrap() else {
+        panic!("a newer login must be recorded")
+    };
+    assert_eq!(now.user_ref.as_deref(), Some("cust_77"));
+    let read = store.get_login("200", "77").await.unwrap().unwrap();
+    assert_eq!(read.user_ref.as_deref(), Some("cust_77"));
 }
 
 #[tokio::test]
@@ -182,6 +199,8 @@ async fn login_states_are_single_use_and_expire() {
         redirect_uri: "https://api.example/login/callback".into(),
         created_at: 1_000,
         expires_at_ms: 601_000,
+        // The website's reference travels with the state to the callback (Consumed below).
+        user_ref: Some("cust_1".into()),
     };
     store.put_state(&state).await.unwrap();
     assert!(store.put_state(&state).await.is_err(), "issued once");
@@ -229,6 +248,7 @@ async fn concurrent_consumes_let_exactly_one_through() {
         redirect_uri: "https://api.example/login/callback".into(),
         created_at: 0,
         expires_at_ms: i64::MAX / 2,
+        user_ref: None,
     };
     store.put_state(&state).await.unwrap();
     let tasks: Vec<_> = (0..8)

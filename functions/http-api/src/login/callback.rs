@@ -126,7 +126,14 @@ async fn consume(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpE
             return back("error");
         }
     };
-    if let Err(e) = verify::record(deps, &verified, LoginSource::Callback).await {
+    if let Err(e) = verify::record(
+        deps,
+        &verified,
+        LoginSource::Callback,
+        stored.user_ref.clone(),
+    )
+    .await
+    {
         error!(reason = %e, "login verified but not recorded");
         return back("error");
     }

@@ -8,7 +8,8 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::domain::login::{
-    LoginState, STATE_TTL_MS, check_return_to, cookie_key, state_cookie_value, state_hash,
+    LoginState, STATE_TTL_MS, check_return_to, check_user_ref, cookie_key, state_cookie_value,
+    state_hash,
 };
 use tracing::{error, info};
 
@@ -36,7 +37,7 @@ fn new_state() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-/// `GET /login/start?return_to=URL`.
+/// `GET /login/start?return_to=URL[&user_ref=REF]`.
 pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
     let allowed = &deps.config.login.allowed_return_origins;
     if allowed.is_empty() {
@@ -51,6 +52,14 @@ pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, Htt
         info!(reason = %e, "login start refused: return_to");
         HttpError::bad_request("invalid_return_to", e.to_string())
     })?;
+    let user_ref = query_param(request, "user_ref")
+        .map(|raw| {
+            check_user_ref(raw).map_err(|reason| {
+                info!(reason, "login start refused: user_ref");
+                HttpError::bad_request("invalid_user_ref", reason)
+            })
+        })
+        .transpose()?;
     let redirect_uri = callback_url(deps, request).ok_or_else(|| {
         error!("no PUBLIC_BASE_URL and no request domain: cannot build redirect_uri");
         HttpError::refused(
@@ -67,6 +76,7 @@ pub async fn start(deps: &Deps, request: &Request) -> Result<Response<Body>, Htt
         redirect_uri: redirect_uri.clone(),
         created_at: now,
         expires_at_ms: now + STATE_TTL_MS,
+        user_ref,
     };
     let dialog = shared::facebook::dialog::login_dialog_url(&deps.config, &redirect_uri, &state)
         .map_err(|e| {

@@ -106,6 +106,7 @@ pub async fn record(
     deps: &Deps,
     verified: &Verified,
     source: LoginSource,
+    user_ref: Option<String>,
 ) -> Result<Login, Refusal> {
     let now = deps.ports.clock.now();
     let config = &deps.config;
@@ -134,6 +135,7 @@ pub async fn record(
         login_at: now,
         last_login_at: now,
         source,
+        user_ref,
     };
     let recorded = deps
         .ports

@@ -7,4 +7,5 @@ mod facebook_callbacks;
 mod login;
 mod pages;
 mod security;
+mod user_ref;
 mod webhook;

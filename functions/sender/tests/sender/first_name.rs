@@ -59,6 +59,7 @@ impl World {
                 login_at: NOW,
                 last_login_at: NOW,
                 source: LoginSource::Callback,
+                user_ref: None,
             })
             .await
             .unwrap();

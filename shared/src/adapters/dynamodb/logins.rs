@@ -123,6 +123,9 @@ impl LoginStore for DynamoLoginStore {
         if let Some(login_id) = &login.expected_login_id {
             set.push(("expected_login_id", s(login_id.as_str())));
         }
+        if let Some(user_ref) = &login.user_ref {
+            set.push(("user_ref", s(user_ref.as_str())));
+        }
         // A granted login with a known login_id waits for its opt-in (sparse due-index entry);
         // a declined one does not.
         let mut remove: Vec<&str> = Vec::new();

@@ -101,6 +101,9 @@ impl LoginStore for MemoryLoginStore {
             if merged.expected_login_id.is_none() {
                 merged.expected_login_id = existing.expected_login_id.clone();
             }
+            if merged.user_ref.is_none() {
+                merged.user_ref = existing.user_ref.clone();
+            }
         }
         if let Some(key) = login.opt_in_key() {
             let first_name = login
@@ -355,6 +358,7 @@ mod tests {
             login_at: at,
             last_login_at: at,
             source: LoginSource::Callback,
+            user_ref: None,
         }
     }
 
@@ -430,6 +434,7 @@ mod tests {
             redirect_uri: "https://api/login/callback".into(),
             created_at: 0,
             expires_at_ms: 100,
+            user_ref: None,
         };
         s.put_state(&st).await.unwrap();
         assert!(s.put_state(&st).await.is_err());
