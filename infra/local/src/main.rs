@@ -170,6 +170,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let links = [
         ("Example website", format!("{}/", stack.site_base_url)),
         (
+            "Compliance report",
+            format!("{}/report.html", stack.site_base_url),
+        ),
+        (
             "Login start",
             format!(
                 "{}/login/start?return_to={}/",
