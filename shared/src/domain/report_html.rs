@@ -140,7 +140,8 @@ fn band_label(out: &mut String, x: f64, label: &str) {
     );
 }
 
-/// Where `seconds` falls on the histogram's band axis (its band, and linearly inside it).
+/// Where `seconds` falls on the histogram: in its bucket's bar, linearly (the middle of the
+/// open-ended last bar).
 fn latency_x(buckets: &[LatencyBucket], seconds: f64, band: f64) -> Option<f64> {
     let i = buckets
         .iter()
@@ -150,7 +151,7 @@ fn latency_x(buckets: &[LatencyBucket], seconds: f64, band: f64) -> Option<f64> 
         Some(to) if to > b.from_seconds => (seconds - b.from_seconds) / (to - b.from_seconds),
         _ => 0.5,
     };
-    Some(LEFT + band * (i as f64 + inside))
+    Some(LEFT + band * (i as f64 + 0.1 + 0.8 * inside))
 }
 
 /// The opt-in → message latency histogram, one bar per bucket, with the p50/p95/p99 markers.
@@ -195,12 +196,17 @@ fn latency_chart(out: &mut String, r: &ComplianceReport) {
         {
             if let Some(x) = latency_x(buckets, value, band) {
                 let label_y = 12.0 + 11.0 * k as f64;
+                // Labels near the right edge go to the left of their line.
+                let (label_x, anchor) = if x > W - 120.0 {
+                    (x - 3.0, "end")
+                } else {
+                    (x + 3.0, "start")
+                };
                 let _ = write!(
                     out,
                     "<line class=\"marker\" id=\"marker-{name}\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{label_y:.1}\" y2=\"{:.1}\"/>\
-                     <text x=\"{:.1}\" y=\"{:.1}\">{name} {}</text>",
+                     <text x=\"{label_x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{name} {}</text>",
                     H - BOTTOM,
-                    x + 3.0,
                     label_y + 3.0,
                     seconds_text(value)
                 );
