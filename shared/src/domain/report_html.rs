@@ -6,7 +6,7 @@
 //! the charts are inline SVG drawn here (bars and lines, no library), and there is no script, no
 //! font, no image and no URL to fetch. Every figure has a legend saying what it counts.
 
-use crate::domain::opt_in::State;
+use crate::domain::opt_in::{State, utc};
 use crate::domain::report::{ComplianceReport, LatencyBucket, MissCause, OUTCOMES, Periods};
 use std::fmt::Write as _;
 
@@ -48,7 +48,7 @@ const H: f64 = 260.0;
 /// Plot margins: left (axis labels), right, top (marker labels), bottom (category labels).
 const LEFT: f64 = 44.0;
 const RIGHT: f64 = 12.0;
-const TOP: f64 = 40.0;
+const TOP: f64 = 48.0;
 const BOTTOM: f64 = 64.0;
 
 /// Text for HTML element content and quoted attributes.
@@ -589,6 +589,12 @@ fn states_section(out: &mut String, r: &ComplianceReport) {
 /// The whole page.
 pub fn render_html(r: &ComplianceReport) -> String {
     let mut out = String::with_capacity(32 * 1024);
+    // `--since all` is the epoch: say what it means rather than print 1970.
+    let since = if r.since == utc(0) {
+        "the first opt-in the table holds".to_owned()
+    } else {
+        r.since.clone()
+    };
     let pages = if r.page_ids.is_empty() {
         "none (no opt-in in the window)".to_owned()
     } else {
@@ -607,7 +613,7 @@ pub fn render_html(r: &ComplianceReport) -> String {
          <dt>generated at</dt><dd id=\"generated-at\">{}</dd></dl>",
         esc(&pages),
         esc(&r.window),
-        esc(&r.since),
+        esc(&since),
         esc(&r.until),
         esc(&pages),
         esc(&r.generated_at)
@@ -753,6 +759,8 @@ mod tests {
         assert!(html.contains("No opt-in in this window."));
         assert!(html.contains("No opt-out in this window."));
         assert!(html.contains("<dd id=\"page-ids\">none (no opt-in in the window)</dd>"));
+        let all = render_html(&compute(&[], 0, T0, T0));
+        assert!(all.contains("<dd id=\"since\">the first opt-in the table holds</dd>"));
         assert!(html.contains("id=\"figure-on-time\">n/a<"));
         assert_eq!(html.matches("<rect class=\"bar c-bar\"").count(), 12);
     }
