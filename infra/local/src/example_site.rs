@@ -1,10 +1,16 @@
 //! The example website of the local stack: one static page (`infra/local/example/index.html`)
 //! with a "Continue with Facebook" link to the API's `/login/start?return_to=<this page>`, so a
 //! person can click the whole flow in a browser. Served on its own origin, like a real website.
+//! It also links `GET /report.html`: the compliance report of the local table, rendered live by the
+//! same function as `make report ARGS="--html FILE"`.
 
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use shared::domain::opt_in::Millis;
+use shared::domain::report::compute;
+use shared::domain::report_html::render_html;
+use shared::ports::history::OptInHistory;
 use std::sync::Arc;
 
 const PAGE: &str = include_str!("../example/index.html");
@@ -46,9 +52,60 @@ pub fn router(page: String) -> axum::Router {
     )
 }
 
+/// The report page of every opt-in `history` holds before `now` (as `make report`'s default).
+pub async fn report_page(history: &dyn OptInHistory, now: Millis) -> Result<String, String> {
+    let opt_ins = history
+        .opt_ins_between(0, now)
+        .await
+        .map_err(|e| format!("could not read the opt-ins: {e}"))?;
+    Ok(render_html(&compute(&opt_ins, 0, now, now)))
+}
+
+/// `GET /report.html`, over the local stack's table.
+pub fn report_router(history: Arc<dyn OptInHistory>) -> axum::Router {
+    axum::Router::new().route(
+        "/report.html",
+        get(move || {
+            let history = history.clone();
+            async move {
+                let now = chrono::Utc::now().timestamp_millis();
+                match report_page(history.as_ref(), now).await {
+                    Ok(page) => ([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response(),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+                }
+            }
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_report_page_counts_the_opt_ins_of_the_table() {
+        use shared::adapters::memory::opt_ins::MemoryOptInStore;
+        use shared::domain::opt_in::{OptIn, OptInKey};
+        let store = MemoryOptInStore::new();
+        let at = 1_795_536_000_000;
+        for login in ["a", "b"] {
+            store.insert(OptIn::new(
+                OptInKey::new("200", login),
+                Some(at),
+                at,
+                1000,
+                0,
+            ));
+        }
+        let html = report_page(&store, at + 60_000).await.unwrap();
+        assert!(html.starts_with("<!doctype html>"), "{html}");
+        assert!(html.contains("id=\"figure-opt-ins\">2<"), "{html}");
+        // Both are past their 1-second deadline, unsent.
+        assert!(
+            html.contains("<span id=\"missed-count\">2</span>"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn the_link_starts_the_login_with_this_page_as_return_to() {
@@ -62,6 +119,7 @@ mod tests {
         ));
         assert!(html.contains("Continue with Facebook"));
         assert!(html.contains("href=\"http://127.0.0.1:4000/_sandbox/inbox?format=html\""));
+        assert!(html.contains("<a id=\"report\" href=\"/report.html\">"));
         assert!(!html.contains("{{"));
     }
 }

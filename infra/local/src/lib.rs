@@ -309,11 +309,16 @@ impl LocalStack {
             }
         }));
 
+        let history = shared::adapters::dynamodb::opt_ins::DynamoOptInStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            provisioned.table_name.clone(),
+        );
         let site = example_site::router(example_site::render(
             &site_base_url,
             &api_base_url,
             &format!("{}/_sandbox/inbox?format=html", config.graph_api_base_url),
-        ));
+        ))
+        .merge(example_site::report_router(Arc::new(history)));
         let mut site_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

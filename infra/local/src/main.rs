@@ -175,6 +175,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let links = [
         ("Example website", format!("{}/", stack.site_base_url)),
         (
+            "Compliance report page",
+            format!("{}/report.html", stack.site_base_url),
+        ),
+        (
             "Login start",
             format!(
                 "{}/login/start?return_to={}/",
@@ -259,7 +263,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("  Alerts (SNS topic)      printed below as they are published");
-    println!("  Compliance report       make report   (or make report ARGS=\"--since 1h --json\")");
+    println!(
+        "  Compliance report       make report   (or ARGS=\"--since 1h --json\", ARGS=\"--html target/report.html\")"
+    );
     println!();
     println!("  Ctrl-C stops everything.");
 

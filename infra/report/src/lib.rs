@@ -13,11 +13,12 @@
 use shared::config::env;
 use shared::domain::opt_in::Millis;
 use shared::domain::report::{ComplianceReport, compute, render_text};
+use shared::domain::report_html::render_html;
 use shared::ports::history::OptInHistory;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-Usage: report [--since TIME] [--until TIME] [--table NAME] [--json]
+Usage: report [--since TIME] [--until TIME] [--table NAME] [--json] [--html FILE]
 
 Prints, for the opt-ins recorded in [since, until): how many, the share sent on time,
 p50/p95/p99 opt-in -> sent, counts per state, and every missed deadline
@@ -30,6 +31,8 @@ p50/p95/p99 opt-in -> sent, counts per state, and every missed deadline
   --table NAME    read this DynamoDB table with the normal AWS credentials and region
                   (default: $TABLE_NAME, else the local stack of `make run`)
   --json          print JSON instead of text
+  --html FILE     also write the report as one self-contained HTML page (charts,
+                  legends; nothing fetched when viewed) to FILE
   -h, --help      this help
 ";
 
@@ -42,6 +45,8 @@ pub struct Args {
     pub until: Option<String>,
     pub table: Option<String>,
     pub json: bool,
+    /// Where to write the HTML page, if asked.
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
             "--since" => parsed.since = Some(value("--since")?),
             "--until" => parsed.until = Some(value("--until")?),
             "--table" => parsed.table = Some(value("--table")?),
+            "--html" => parsed.html = Some(PathBuf::from(value("--html")?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -224,6 +230,10 @@ pub async fn run(args: &Args, now: Millis) -> Result<String, String> {
     )?;
     let store = store_for(&source).await;
     let r = report(&store, since, until, now).await?;
+    let written = match &args.html {
+        Some(path) => write_html(&r, path)?,
+        None => String::new(),
+    };
     if args.json {
         serde_json::to_string_pretty(&r).map_err(|e| e.to_string())
     } else {
@@ -233,8 +243,21 @@ pub async fn run(args: &Args, now: Millis) -> Result<String, String> {
                 table, endpoint, ..
             } => format!("{table} (local, {endpoint})"),
         };
-        Ok(format!("{}  table             {table}\n", render_text(&r)))
+        Ok(format!(
+            "{}  table             {table}\n{written}",
+            render_text(&r)
+        ))
     }
+}
+
+/// Write the HTML page of `r` to `path`; the line that says so.
+pub fn write_html(r: &ComplianceReport, path: &std::path::Path) -> Result<String, String> {
+    std::fs::write(path, render_html(r))
+        .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(format!(
+        "  html              {} (open it in a browser)\n",
+        path.display()
+    ))
 }
 
 #[cfg(test)]
@@ -258,7 +281,20 @@ mod tests {
                 until: Some("1h".into()),
                 table: Some("t".into()),
                 json: true,
+                html: None,
             })
+        );
+        assert_eq!(
+            args(&["--html", "target/report.html"]).unwrap(),
+            Command::Run(Args {
+                html: Some(PathBuf::from("target/report.html")),
+                ..Args::default()
+            })
+        );
+        assert!(
+            args(&["--html"])
+                .unwrap_err()
+                .contains("--html needs a value")
         );
         assert!(
             args(&["--since"])
@@ -323,6 +359,25 @@ mod tests {
                 region: "us-east-1".into(),
             })
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn html_writes_one_page_and_says_where() {
+        let dir = std::env::temp_dir().join(format!("report-html-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("report.html");
+        let r = compute(&[], NOW - 86_400_000, NOW, NOW);
+        let line = write_html(&r, &path).unwrap();
+        assert!(
+            line.contains("report.html (open it in a browser)"),
+            "{line}"
+        );
+        let html = std::fs::read_to_string(&path).unwrap();
+        assert!(html.starts_with("<!doctype html>"), "{html}");
+        assert!(html.contains("Login Connect compliance report"));
+        let missing = write_html(&r, &dir.join("no/such/dir/report.html")).unwrap_err();
+        assert!(missing.starts_with("could not write"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -216,10 +216,24 @@ async fn the_report_of_a_seeded_table() {
     let out = report_command("http://127.0.0.1:9")
         .env_remove("AWS_ENDPOINT_URL")
         .current_dir(&dir)
-        .args(["--since", &since, "--until", &until])
+        .args([
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--html",
+            "report.html",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // Issue 13: `--html FILE` also writes the page, from the same figures.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap_or_default();
+    assert!(html.contains("<dd id=\"p50\">10.000 s</dd>"), "{html}");
+    assert!(
+        html.contains("<span id=\"missed-count\">2</span>"),
+        "{html}"
+    );
     assert!(
         out.status.success(),
         "{text}\n{}",
@@ -235,6 +249,7 @@ async fn the_report_of_a_seeded_table() {
         "missed deadlines  2",
         "Invalid OAuth access token.",
         &format!("{} (local, {})", p.table_name, moto.endpoint),
+        "html              report.html (open it in a browser)",
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }

@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod opt_in;
 pub mod page;
 pub mod report;
+pub mod report_html;

@@ -11,9 +11,13 @@
 //!   excluding `OPTED_OUT` (no message was owed once the person withdrew);
 //! - *sent on time %* = sent before the deadline ÷ settled;
 //! - *missed deadlines*: `EXPIRED`, or still unsent past the deadline;
-//! - latency percentiles: nearest rank over `sent_at − opted_in_at` of the `SENT` opt-ins.
+//! - latency percentiles: nearest rank over `sent_at − opted_in_at` of the `SENT` opt-ins;
+//! - the figures the HTML page draws ([`crate::domain::report_html`]): the same latencies in fixed
+//!   [`LATENCY_BUCKETS_MS`], the opt-ins per period of their opt-in time by outcome ([`Periods`]),
+//!   each missed deadline's [`MissCause`], and the opt-outs per `opt_out_source`.
 
-use crate::domain::opt_in::{LastError, Millis, OptIn, State, login_id_prefix, utc};
+use crate::domain::opt_in::{HOUR_MS, LastError, Millis, OptIn, State, login_id_prefix, utc};
+use crate::facebook::graph_error::{ErrorClass, GraphErrorBody, classify_graph_error};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,6 +48,165 @@ pub struct ComplianceReport {
     /// Opt-ins the operators were alerted about before the deadline.
     pub alerted: usize,
     pub missed_deadlines: Vec<MissedDeadline>,
+    /// The Pages the opt-ins of the range belong to, sorted.
+    pub page_ids: Vec<String>,
+    /// The `SENT` opt-ins per latency bucket ([`LATENCY_BUCKETS_MS`]), every bucket listed.
+    pub latency_histogram: Vec<LatencyBucket>,
+    /// The opt-ins per period of their opt-in time, by outcome.
+    pub periods: Periods,
+    /// The missed deadlines per cause (every cause, zeros included).
+    pub miss_causes: BTreeMap<MissCause, usize>,
+    /// The `OPTED_OUT` opt-ins per `opt_out_source` (`unknown` when none was recorded).
+    pub opt_out_sources: BTreeMap<String, usize>,
+}
+
+/// The upper bounds (excluded) of the latency buckets, in milliseconds; a last bucket holds the rest.
+/// Fixed, so two reports compare bar for bar; finer where a healthy stack sends (seconds).
+pub const LATENCY_BUCKETS_MS: [Millis; 11] = [
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    5 * 60_000,
+    15 * 60_000,
+    HOUR_MS,
+    6 * HOUR_MS,
+];
+
+/// One bar of the latency histogram: `from_seconds <= latency < to_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyBucket {
+    /// "1–2 s", "≥ 6 h".
+    pub label: String,
+    pub from_seconds: f64,
+    /// `None` for the last, open-ended bucket.
+    pub to_seconds: Option<f64>,
+    pub count: usize,
+}
+
+/// The outcome columns of the per-period counts: the terminal states, then everything not terminal.
+pub const OUTCOMES: [&str; 5] = [
+    "SENT",
+    "UNREACHABLE",
+    "EXPIRED",
+    "OPTED_OUT",
+    "NOT_TERMINAL",
+];
+
+/// The opt-ins per period (hour, day, week, …: the first that keeps the chart readable).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Periods {
+    /// `hour`, `day`, `week`, `30 days` or `year`.
+    pub unit: String,
+    pub rows: Vec<PeriodCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodCounts {
+    /// The period's first instant, RFC 3339 UTC.
+    pub start: String,
+    /// Short label for the chart's axis: `11-24 16h`, `2026-11-24`.
+    pub label: String,
+    /// Opt-ins of the period per outcome ([`OUTCOMES`], zeros included).
+    pub counts: BTreeMap<String, usize>,
+    pub total: usize,
+}
+
+/// Why a deadline was missed, read from the evidence on the opt-in (its state, attempts and the
+/// class of Graph's last error, as the sender classified it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissCause {
+    /// No Send API call was made: the send job did not run before the deadline (a queue backlog,
+    /// a sender or scheduler outage, or the opt-in came in already past its deadline).
+    NoAttempt,
+    /// Graph kept failing with transient errors (or errors it does not classify) until the deadline.
+    GraphErrors,
+    /// The Page was paused: our token or permissions, a Page restriction or an abuse warning.
+    PagePaused,
+    /// Graph said the messaging window was closed (our clock or latency was wrong).
+    WindowClosed,
+    /// The evidence does not explain it: a recipient error on an opt-in that expired anyway, or
+    /// attempts with no answer recorded (a sender that stopped mid-send).
+    Other,
+}
+
+impl MissCause {
+    pub const ALL: [MissCause; 5] = [
+        MissCause::NoAttempt,
+        MissCause::GraphErrors,
+        MissCause::PagePaused,
+        MissCause::WindowClosed,
+        MissCause::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissCause::NoAttempt => "no_attempt",
+            MissCause::GraphErrors => "graph_errors",
+            MissCause::PagePaused => "page_paused",
+            MissCause::WindowClosed => "window_closed",
+            MissCause::Other => "other",
+        }
+    }
+
+    /// What the cause means, for the legend of the page and docs/alerts.md.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            MissCause::NoAttempt => {
+                "no Send API call was made before the deadline: the send job did not run (a queue backlog, a sender or scheduler outage) or waited on a paused Page"
+            }
+            MissCause::GraphErrors => {
+                "Graph kept answering with transient errors (timeouts, 5xx, rate limits, unknown errors); the sender retried until the deadline"
+            }
+            MissCause::PagePaused => {
+                "the Page was paused by a configuration error (Page token, permissions), a Page restriction or an abuse warning, and not resumed before the deadline"
+            }
+            MissCause::WindowClosed => {
+                "Graph refused the message as outside the messaging window (our clock or the latency was wrong)"
+            }
+            MissCause::Other => {
+                "the evidence does not explain it: Graph's last answer was not one that ends in an expiry, or calls were made with no answer recorded (see ATTEMPTS and LAST ERROR)"
+            }
+        }
+    }
+
+    /// The cause of a missed deadline, from the opt-in's evidence.
+    pub fn of(o: &OptIn) -> MissCause {
+        let Some(e) = &o.last_error else {
+            return if o.state == State::Paused {
+                MissCause::PagePaused
+            } else if o.attempts > 0 {
+                // Calls made but no answer recorded: a sender that stopped mid-send.
+                MissCause::Other
+            } else {
+                MissCause::NoAttempt
+            };
+        };
+        if e.code == 0 {
+            // Transport failures (timeout, connection, a bare HTTP status): retried.
+            return MissCause::GraphErrors;
+        }
+        let body = GraphErrorBody {
+            message: e.message.clone(),
+            code: e.code,
+            error_subcode: e.subcode,
+            ..GraphErrorBody::default()
+        };
+        match classify_graph_error(400, &body) {
+            ErrorClass::Retry | ErrorClass::RetryBounded | ErrorClass::Unknown => {
+                MissCause::GraphErrors
+            }
+            ErrorClass::Configuration | ErrorClass::PageRestricted | ErrorClass::AbuseWarning => {
+                MissCause::PagePaused
+            }
+            ErrorClass::Window => MissCause::WindowClosed,
+            ErrorClass::Unreachable => MissCause::Other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,6 +233,20 @@ pub struct MissedDeadline {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    pub cause: MissCause,
+}
+
+impl MissedDeadline {
+    /// Graph's last answer as the LAST ERROR column shows it: `code[/subcode] message`.
+    pub fn error_text(&self) -> String {
+        self.last_error.as_ref().map_or(String::new(), |e| {
+            let code = match e.subcode {
+                Some(sub) => format!("{}/{sub}", e.code),
+                None => e.code.to_string(),
+            };
+            format!("{code} {}", e.message)
+        })
+    }
 }
 
 /// The nearest-rank percentile `q` (0–100] of sorted `values`.
@@ -83,6 +260,129 @@ pub fn percentile(sorted: &[Millis], q: f64) -> Option<Millis> {
 
 fn seconds(ms: Millis) -> f64 {
     ms as f64 / 1000.0
+}
+
+/// A duration in words for a bucket bound: `500 ms`, `30 s`, `5 min`, `6 h`.
+fn duration_label(ms: Millis) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{} s", ms / 1_000)
+    } else if ms < HOUR_MS {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} h", ms / HOUR_MS)
+    }
+}
+
+/// The latency histogram of sorted or unsorted `latencies` over [`LATENCY_BUCKETS_MS`].
+pub fn latency_histogram(latencies: &[Millis]) -> Vec<LatencyBucket> {
+    let mut from: Millis = 0;
+    let mut buckets: Vec<LatencyBucket> = Vec::with_capacity(LATENCY_BUCKETS_MS.len() + 1);
+    for to in LATENCY_BUCKETS_MS {
+        buckets.push(LatencyBucket {
+            label: if from == 0 {
+                format!("< {}", duration_label(to))
+            } else {
+                format!("{}–{}", duration_label(from), duration_label(to))
+            },
+            from_seconds: seconds(from),
+            to_seconds: Some(seconds(to)),
+            count: latencies.iter().filter(|l| **l >= from && **l < to).count(),
+        });
+        from = to;
+    }
+    buckets.push(LatencyBucket {
+        label: format!("≥ {}", duration_label(from)),
+        from_seconds: seconds(from),
+        to_seconds: None,
+        count: latencies.iter().filter(|l| **l >= from).count(),
+    });
+    buckets
+}
+
+/// Period lengths tried in order, with the most periods each may draw.
+const PERIOD_UNITS: [(&str, Millis, i64); 5] = [
+    ("hour", HOUR_MS, 48),
+    ("day", 24 * HOUR_MS, 62),
+    ("week", 7 * 24 * HOUR_MS, 60),
+    ("30 days", 30 * 24 * HOUR_MS, 60),
+    ("year", 365 * 24 * HOUR_MS, 400),
+];
+
+/// Weeks start on Monday: the epoch was a Thursday, the first Monday 4 days later.
+const FIRST_MONDAY_MS: Millis = 4 * 24 * HOUR_MS;
+
+fn period_start(at: Millis, unit: &str, step: Millis) -> Millis {
+    let origin = if unit == "week" { FIRST_MONDAY_MS } else { 0 };
+    (at - origin).div_euclid(step) * step + origin
+}
+
+fn period_label(start: Millis, unit: &str) -> String {
+    let Some(t) = chrono::DateTime::from_timestamp_millis(start) else {
+        return String::new();
+    };
+    match unit {
+        "hour" => t.format("%m-%d %Hh").to_string(),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// The outcome column of an opt-in in [`OUTCOMES`].
+fn outcome(o: &OptIn) -> &'static str {
+    if o.state.is_terminal() {
+        o.state.as_str()
+    } else {
+        "NOT_TERMINAL"
+    }
+}
+
+/// The opt-ins per period of their opt-in time, by outcome. The periods run from `since` (or the
+/// first opt-in when `since` is the epoch) to `until` (or to `now`, or the last opt-in, when earlier),
+/// in the shortest unit that draws at most its limit of periods; empty periods included.
+pub fn periods(in_range: &[&OptIn], since: Millis, until: Millis, now: Millis) -> Periods {
+    let (Some(first), Some(last)) = (
+        in_range.iter().map(|o| o.opted_in_at).min(),
+        in_range.iter().map(|o| o.opted_in_at).max(),
+    ) else {
+        return Periods {
+            unit: "day".into(),
+            rows: Vec::new(),
+        };
+    };
+    let start = if since > 0 { since } else { first };
+    let end = until.min(now.max(last + 1)).max(last + 1);
+    let (unit, step) = PERIOD_UNITS
+        .iter()
+        .find(|(unit, step, limit)| {
+            let first = period_start(start, unit, *step);
+            (end - 1 - first) / step < *limit
+        })
+        .map_or(("year", 365 * 24 * HOUR_MS), |(u, s, _)| (*u, *s));
+    let first_start = period_start(start, unit, step);
+    let count = usize::try_from((end - 1 - first_start) / step + 1).unwrap_or(0);
+    let mut rows: Vec<PeriodCounts> = (0..count.min(400))
+        .map(|i| {
+            let at = first_start + i as Millis * step;
+            PeriodCounts {
+                start: utc(at),
+                label: period_label(at, unit),
+                counts: OUTCOMES.iter().map(|o| ((*o).to_owned(), 0)).collect(),
+                total: 0,
+            }
+        })
+        .collect();
+    for o in in_range {
+        let index = usize::try_from((o.opted_in_at - first_start).div_euclid(step)).ok();
+        if let Some(row) = index.and_then(|i| rows.get_mut(i)) {
+            *row.counts.entry(outcome(o).to_owned()).or_default() += 1;
+            row.total += 1;
+        }
+    }
+    Periods {
+        unit: unit.to_owned(),
+        rows,
+    }
 }
 
 /// The report over `opt_ins` (already read for the range; others are ignored) at `now`.
@@ -155,8 +455,22 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
             alerted_at: o.alerted_at.map(utc),
             attempts: o.attempts,
             last_error: o.last_error.clone(),
+            cause: MissCause::of(o),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut miss_causes: BTreeMap<MissCause, usize> =
+        MissCause::ALL.iter().map(|c| (*c, 0)).collect();
+    for m in &missed_deadlines {
+        *miss_causes.entry(m.cause).or_default() += 1;
+    }
+    let mut opt_out_sources: BTreeMap<String, usize> = BTreeMap::new();
+    for o in in_range.iter().filter(|o| o.state == State::OptedOut) {
+        let source = o.opt_out_source.as_deref().unwrap_or("unknown");
+        *opt_out_sources.entry(source.to_owned()).or_default() += 1;
+    }
+    let mut page_ids: Vec<String> = in_range.iter().map(|o| o.page_id.clone()).collect();
+    page_ids.sort_unstable();
+    page_ids.dedup();
     ComplianceReport {
         window: window(since, until),
         since: utc(since),
@@ -174,6 +488,11 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
         opt_in_to_sent_seconds,
         alerted,
         missed_deadlines,
+        page_ids,
+        latency_histogram: latency_histogram(&latencies),
+        periods: periods(&in_range, since, until, now),
+        miss_causes,
+        opt_out_sources,
     }
 }
 
@@ -243,12 +562,35 @@ pub fn render_text(r: &ComplianceReport) -> String {
         .map(|s| format!("{} {}", s.as_str(), r.states.get(s.as_str()).unwrap_or(&0)))
         .collect();
     let _ = writeln!(out, "  states            {}", states.join(", "));
+    if !r.opt_out_sources.is_empty() {
+        let sources: Vec<String> = r
+            .opt_out_sources
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        let _ = writeln!(out, "  opted out by      {}", sources.join(", "));
+    }
     let _ = writeln!(
         out,
         "  alerted at risk   {} (got the \"close to its deadline\" alert before the deadline)",
         r.alerted
     );
-    let _ = writeln!(out, "  missed deadlines  {}", r.missed_deadlines.len());
+    let causes: Vec<String> = r
+        .miss_causes
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{} {n}", c.as_str()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  missed deadlines  {}{}",
+        r.missed_deadlines.len(),
+        if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join(", "))
+        }
+    );
     if !r.missed_deadlines.is_empty() {
         let _ = writeln!(
             out,
@@ -256,13 +598,7 @@ pub fn render_text(r: &ComplianceReport) -> String {
             "PAGE", "LOGIN", "OPTED IN", "DEADLINE", "STATE", "ALERTED", "ATTEMPTS"
         );
         for m in &r.missed_deadlines {
-            let error = m.last_error.as_ref().map_or(String::new(), |e| {
-                let code = match e.subcode {
-                    Some(sub) => format!("{}/{sub}", e.code),
-                    None => e.code.to_string(),
-                };
-                format!("{code} {}", e.message)
-            });
+            let error = m.error_text();
             let _ = writeln!(
                 out,
                 "    {:<18} {:<9} {:<21} {:<21} {:<11} {:<8} {:>8}  {}",
@@ -282,15 +618,15 @@ pub fn render_text(r: &ComplianceReport) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::domain::opt_in::{HOUR_MS, OptInKey};
+    use crate::domain::opt_in::OptInKey;
 
     use crate::adapters::memory::opt_ins::MemoryOptInStore;
     use crate::ports::history::OptInHistory;
 
-    const T0: Millis = 1_795_536_000_000; // 2026-11-24T16:00:00Z
-    const DAY: Millis = 24 * HOUR_MS;
+    pub(crate) const T0: Millis = 1_795_536_000_000; // 2026-11-24T16:00:00Z
+    pub(crate) const DAY: Millis = 24 * HOUR_MS;
 
     fn opt_in(login: &str, at: Millis) -> OptIn {
         OptIn::new(OptInKey::new("200", login), Some(at), at, DAY, 2 * HOUR_MS)
@@ -307,7 +643,7 @@ mod tests {
 
     /// A day of evidence: 100 sent (1..=100 s), 2 expired, 1 overdue, 1 open, 1 opted out,
     /// 1 unreachable, and opt-ins outside the range.
-    fn seeded() -> Vec<OptIn> {
+    pub(crate) fn seeded() -> Vec<OptIn> {
         let mut all: Vec<OptIn> = (1..=100)
             .map(|i| sent(&format!("sent{i:03}"), T0 + i * 1000, i * 1000))
             .collect();
@@ -471,5 +807,231 @@ mod tests {
         let got = store.opt_ins_between(T0, T0 + DAY).await.unwrap();
         assert_eq!(got.len(), 106);
         assert!(store.opt_ins_between(T0, T0).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_latency_histogram_has_every_bucket_and_counts_each_sent_once() {
+        let r = compute(&seeded(), T0, T0 + DAY, T0 + DAY + 60_000);
+        let counts: Vec<usize> = r.latency_histogram.iter().map(|b| b.count).collect();
+        // 1 s; 2–4 s; 5–9 s; 10–29 s; 30–59 s; 60–100 s.
+        assert_eq!(counts, [0, 0, 1, 3, 5, 20, 30, 41, 0, 0, 0, 0]);
+        assert_eq!(counts.iter().sum::<usize>(), r.sent);
+        let labels: Vec<&str> = r
+            .latency_histogram
+            .iter()
+            .map(|b| b.label.as_str())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "< 500 ms",
+                "500 ms–1 s",
+                "1 s–2 s",
+                "2 s–5 s",
+                "5 s–10 s",
+                "10 s–30 s",
+                "30 s–1 min",
+                "1 min–5 min",
+                "5 min–15 min",
+                "15 min–1 h",
+                "1 h–6 h",
+                "≥ 6 h"
+            ]
+        );
+        assert_eq!(r.latency_histogram[2].from_seconds, 1.0);
+        assert_eq!(r.latency_histogram[2].to_seconds, Some(2.0));
+        assert_eq!(r.latency_histogram[11].to_seconds, None);
+        // Bounds: a latency equal to a bound belongs to the bucket above it.
+        let h = latency_histogram(&[0, 499, 500, 6 * HOUR_MS, 30 * HOUR_MS]);
+        assert_eq!(
+            h.iter().map(|b| b.count).collect::<Vec<_>>(),
+            [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
+    }
+
+    #[test]
+    fn a_day_is_counted_per_hour_by_outcome() {
+        let r = compute(&seeded(), T0, T0 + DAY, T0 + DAY + 60_000);
+        assert_eq!(r.periods.unit, "hour");
+        assert_eq!(r.periods.rows.len(), 24);
+        let first = &r.periods.rows[0];
+        assert_eq!(first.start, "2026-11-24T16:00:00Z");
+        assert_eq!(first.label, "11-24 16h");
+        assert_eq!(first.counts["SENT"], 100);
+        assert_eq!(first.counts["EXPIRED"], 2);
+        assert_eq!(first.counts["UNREACHABLE"], 1);
+        assert_eq!(first.counts["OPTED_OUT"], 1);
+        // The overdue RETRYING opt-in.
+        assert_eq!(first.counts["NOT_TERMINAL"], 1);
+        assert_eq!(first.total, 105);
+        let last = &r.periods.rows[23];
+        assert_eq!((last.counts["NOT_TERMINAL"], last.total), (1, 1));
+        let totals: usize = r.periods.rows.iter().map(|p| p.total).sum();
+        assert_eq!(totals, r.opt_ins);
+        assert!(r.periods.rows[1..23].iter().all(|p| p.total == 0));
+        assert!(
+            r.periods
+                .rows
+                .iter()
+                .all(|p| p.counts.len() == OUTCOMES.len())
+        );
+    }
+
+    #[test]
+    fn the_period_unit_follows_the_window() {
+        let at = |days: Millis| sent(&format!("d{days}"), T0 + days * DAY, 1000);
+        let unit = |last: Millis| {
+            let r = compute(
+                &[at(0), at(last)],
+                0,
+                T0 + (last + 1) * DAY,
+                T0 + (last + 1) * DAY,
+            );
+            r.periods.unit
+        };
+        // From the first opt-in when `since` is the epoch, to `now` (here the end of the range).
+        let ten_days = [at(0), at(9)];
+        let r = compute(&ten_days, 0, T0 + 10 * DAY, T0 + 10 * DAY);
+        // 2026-11-24 .. 2026-12-04: the range ends at 16:00 on the 11th day.
+        assert_eq!((r.periods.unit.as_str(), r.periods.rows.len()), ("day", 11));
+        assert_eq!(r.periods.rows[0].label, "2026-11-24");
+        assert_eq!(r.periods.rows[9].counts["SENT"], 1);
+        // A whole year: weeks, starting on a Monday (2026-11-23).
+        let year = [at(0), at(300)];
+        let r = compute(&year, 0, T0 + 301 * DAY, T0 + 301 * DAY);
+        assert_eq!(r.periods.unit, "week");
+        assert_eq!(r.periods.rows[0].start, "2026-11-23T00:00:00Z");
+        assert_eq!(unit(1000), "30 days");
+        assert_eq!(unit(1800), "year");
+        // An explicit `since` starts the periods there, empty periods included.
+        let r = compute(&[at(3)], T0, T0 + 4 * DAY, T0 + 4 * DAY);
+        assert_eq!((r.periods.unit.as_str(), r.periods.rows.len()), ("day", 5));
+        assert_eq!(r.periods.rows[0].total, 0);
+        assert!(compute(&[], T0, T0 + DAY, T0 + DAY).periods.rows.is_empty());
+    }
+
+    fn error(code: i64, subcode: Option<i64>, message: &str) -> Option<LastError> {
+        Some(LastError {
+            code,
+            subcode,
+            fbtrace_id: None,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn each_missed_deadline_has_a_cause_from_its_evidence() {
+        let expired = |login: &str, attempts: u32, last_error: Option<LastError>| {
+            let mut o = opt_in(login, T0 + 1);
+            o.state = State::Expired;
+            o.terminal_at = Some(o.deadline_at);
+            o.attempts = attempts;
+            o.last_error = last_error;
+            o
+        };
+        let mut paused = opt_in("paused", T0 + 2);
+        paused.state = State::Paused;
+        let all = [
+            expired("token", 1, error(190, None, "Invalid OAuth access token.")),
+            expired(
+                "window",
+                1,
+                error(
+                    10,
+                    Some(2_018_278),
+                    "(#10) This message is sent outside of allowed window.",
+                ),
+            ),
+            expired("timeout", 5, error(0, None, "timeout")),
+            expired("unexpected", 3, error(2, None, "Unexpected error")),
+            expired("restricted", 1, error(368, None, "Temporarily blocked")),
+            expired("never", 0, None),
+            expired("stopped", 2, None),
+            expired("gone", 1, error(551, None, "This person isn't available")),
+            paused,
+        ];
+        let r = compute(&all, T0, T0 + DAY, T0 + 2 * DAY);
+        let cause = |login: &str| {
+            r.missed_deadlines
+                .iter()
+                .find(|m| m.login_id_prefix == login)
+                .map(|m| m.cause)
+        };
+        assert_eq!(cause("token"), Some(MissCause::PagePaused));
+        assert_eq!(cause("restrict"), Some(MissCause::PagePaused));
+        assert_eq!(cause("paused"), Some(MissCause::PagePaused));
+        assert_eq!(cause("window"), Some(MissCause::WindowClosed));
+        assert_eq!(cause("timeout"), Some(MissCause::GraphErrors));
+        assert_eq!(cause("unexpect"), Some(MissCause::GraphErrors));
+        assert_eq!(cause("never"), Some(MissCause::NoAttempt));
+        assert_eq!(cause("stopped"), Some(MissCause::Other));
+        assert_eq!(cause("gone"), Some(MissCause::Other));
+        let counts: Vec<(&str, usize)> = r
+            .miss_causes
+            .iter()
+            .map(|(c, n)| (c.as_str(), *n))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("no_attempt", 1),
+                ("graph_errors", 2),
+                ("page_paused", 3),
+                ("window_closed", 1),
+                ("other", 2)
+            ]
+        );
+        assert!(
+            render_text(&r).contains(
+                "missed deadlines  9 (no_attempt 1, graph_errors 2, page_paused 3, window_closed 1, other 2)"
+            ),
+            "{}",
+            render_text(&r)
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["miss_causes"]["page_paused"], 3);
+        assert_eq!(json["missed_deadlines"][0]["cause"], "other");
+    }
+
+    #[test]
+    fn opt_outs_are_counted_per_source_and_pages_listed() {
+        let out = |login: &str, page: &str, source: Option<&str>| {
+            let mut o = opt_in(login, T0 + 5);
+            o.page_id = page.into();
+            o.state = State::OptedOut;
+            o.opt_out_source = source.map(str::to_owned);
+            o
+        };
+        let all = [
+            out("a", "300", Some("stop_keyword")),
+            out("b", "200", Some("stop_keyword")),
+            out("c", "200", Some("api")),
+            out("d", "200", Some("deauthorize_before_opt_in")),
+            out("e", "200", None),
+            sent("f", T0 + 6, 1000),
+        ];
+        let r = compute(&all, T0, T0 + DAY, T0 + DAY);
+        let sources: Vec<(&str, usize)> = r
+            .opt_out_sources
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("api", 1),
+                ("deauthorize_before_opt_in", 1),
+                ("stop_keyword", 2),
+                ("unknown", 1)
+            ]
+        );
+        assert_eq!(r.page_ids, ["200", "300"]);
+        assert!(
+            render_text(&r).contains(
+                "opted out by      api 1, deauthorize_before_opt_in 1, stop_keyword 2, unknown 1"
+            ),
+            "{}",
+            render_text(&r)
+        );
     }
 }

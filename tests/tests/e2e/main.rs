@@ -12,4 +12,5 @@ mod opt_in;
 mod opt_outs;
 mod pages;
 mod promises;
+mod report_html;
 mod sender;

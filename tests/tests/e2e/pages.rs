@@ -32,9 +32,9 @@ static BROWSER: Mutex<()> = Mutex::new(());
 
 /// The page background of `shared/assets/style.css` (`--bg: #f0f2f5`); a browser default page is
 /// transparent (white).
-const STYLED_BACKGROUND: &str = "rgb(240, 242, 245)";
+pub(crate) const STYLED_BACKGROUND: &str = "rgb(240, 242, 245)";
 
-fn skip(test: &str) -> bool {
+pub(crate) fn skip(test: &str) -> bool {
     if Chromium::available() {
         return false;
     }
@@ -120,14 +120,14 @@ async fn page_sends(sb: &RunningSandbox, login_id: &str, text: &str) {
 }
 
 /// Where the screenshots go: the workspace's `target/screens/`.
-fn screens_dir() -> PathBuf {
+pub(crate) fn screens_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screens");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// Save a PNG of the current page as `target/screens/{name}.png`.
-fn screenshot(chrome: &mut Chromium, name: &str) -> CdpResult<PathBuf> {
+pub(crate) fn screenshot(chrome: &mut Chromium, name: &str) -> CdpResult<PathBuf> {
     let shot = chrome.call(
         "Page.captureScreenshot",
         json!({"format": "png", "captureBeyondViewport": true}),
@@ -145,7 +145,7 @@ fn screenshot(chrome: &mut Chromium, name: &str) -> CdpResult<PathBuf> {
 }
 
 /// Open `url` at a desktop size and wait for it to be loaded.
-fn open(chrome: &mut Chromium, url: &str) -> CdpResult<()> {
+pub(crate) fn open(chrome: &mut Chromium, url: &str) -> CdpResult<()> {
     chrome.call(
         "Emulation.setDeviceMetricsOverride",
         json!({"width": 1000, "height": 760, "deviceScaleFactor": 1, "mobile": false}),
@@ -179,7 +179,7 @@ fn check_common(chrome: &mut Chromium, page: &str) -> CdpResult<String> {
 }
 
 /// Run `f` with a fresh Chromium, one browser at a time, off the async runtime.
-async fn with_chromium<T: Send + 'static>(
+pub(crate) async fn with_chromium<T: Send + 'static>(
     f: impl FnOnce(&mut Chromium) -> CdpResult<T> + Send + 'static,
 ) -> T {
     let result = tokio::task::spawn_blocking(move || {
