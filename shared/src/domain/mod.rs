@@ -9,4 +9,5 @@ pub mod message;
 pub mod metrics;
 pub mod opt_in;
 pub mod page;
+pub mod preflight;
 pub mod report;
