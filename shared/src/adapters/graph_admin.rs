@@ -23,6 +23,15 @@ pub struct Served<T> {
     pub version: Option<String>,
 }
 
+impl<T> Served<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Served<U> {
+        Served {
+            value: f(self.value),
+            version: self.version,
+        }
+    }
+}
+
 pub struct GraphAdmin {
     http: reqwest::Client,
     base_url: String,
@@ -108,10 +117,7 @@ impl GraphAdmin {
             &[("input_token", token.expose())],
         )?;
         let answer: Served<TokenDebugResponse> = self.call(self.http.get(url), "debug_token").await?;
-        Ok(Served {
-            value: answer.value.data,
-            version: answer.version,
-        })
+        Ok(answer.map(|a| a.data))
     }
 
     /// The apps `page_id` subscribed, with their fields (Page token).
@@ -127,10 +133,7 @@ impl GraphAdmin {
         )?;
         let answer: Served<SubscribedAppsResponse> =
             self.call(self.http.get(url), "subscribed_apps").await?;
-        Ok(Served {
-            value: answer.value.data,
-            version: answer.version,
-        })
+        Ok(answer.map(|a| a.data))
     }
 
     /// Subscribe the app to `page_id`'s webhooks with exactly `fields` (Page token).
@@ -160,9 +163,6 @@ impl GraphAdmin {
         )?;
         let answer: Served<AppSubscriptionsResponse> =
             self.call(self.http.get(url), "subscriptions").await?;
-        Ok(Served {
-            value: answer.value.data,
-            version: answer.version,
-        })
+        Ok(answer.map(|a| a.data))
     }
 }
