@@ -233,8 +233,9 @@ async fn a_secret_with_placeholders_or_a_plain_api_key_is_a_cross() {
     secret["client_token"] = "…".into();
     secret["api_key_hashes"] = serde_json::json!(["local-dev-key-not-secret"]);
     put_secret(&stack, &stack.local.provisioned.secret_id, &secret.to_string()).await;
+    let report = run_doctor(&stack, false).await;
     let check = assert_only_failure(
-        &run_doctor(&stack, false).await,
+        &report,
         "the secret: client_token is empty or a placeholder; api_key_hashes holds a value that is not a SHA-256 hex digest",
         &format!("put-secret-value --secret-id {}", stack.local.provisioned.secret_id),
     );
