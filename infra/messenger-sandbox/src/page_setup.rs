@@ -35,7 +35,9 @@ use crate::errors::{
     APP_TOKEN_REQUIRED, GraphError, OAUTH_EXCEPTION, SUBSCRIBED_FIELDS_REQUIRED, TOKEN_EXPIRED,
     TOKEN_INVALIDATED, unknown_path,
 };
-use crate::graph_calls::{Params, check_app_token, check_page_token, non_empty, params, version_ok};
+use crate::graph_calls::{
+    Params, check_app_token, check_page_token, non_empty, params, version_ok,
+};
 use crate::ids::now_ms;
 use crate::setup::{PageTokenState, Setup};
 use crate::state::AppState;
@@ -133,7 +135,9 @@ fn page_call(
     if let Ok(Path((version, page_id))) = path
         && page_id != &app.config.page_id
     {
-        return Err(unknown_path(&format!("/{version}/{page_id}/subscribed_apps")));
+        return Err(unknown_path(&format!(
+            "/{version}/{page_id}/subscribed_apps"
+        )));
     }
     check_page_token(&app.config, app.setup.get().page_token, q)
 }
@@ -166,7 +170,8 @@ async fn subscribed_apps(
 /// `subscribed_fields` from the query or a form body: `a,b` or a JSON array.
 fn requested_fields(q: &HashMap<String, String>, body: &Bytes) -> Option<Vec<String>> {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-    let raw = non_empty(q, "subscribed_fields").or_else(|| non_empty(&form, "subscribed_fields"))?;
+    let raw =
+        non_empty(q, "subscribed_fields").or_else(|| non_empty(&form, "subscribed_fields"))?;
     let list: Vec<String> = match serde_json::from_str::<Vec<String>>(raw) {
         Ok(list) => list,
         Err(_) => raw.split(',').map(|f| f.trim().to_owned()).collect(),

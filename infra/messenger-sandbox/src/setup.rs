@@ -14,8 +14,11 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 
 /// The webhook fields the product needs (shared/reference/messenger.md: Webhooks).
-pub(crate) const PRODUCT_FIELDS: [&str; 3] =
-    ["messages", "messaging_optins", "messaging_policy_enforcement"];
+pub(crate) const PRODUCT_FIELDS: [&str; 3] = [
+    "messages",
+    "messaging_optins",
+    "messaging_policy_enforcement",
+];
 
 /// What `debug_token` and the Send API make of the Page token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +33,11 @@ pub enum PageTokenState {
 }
 
 /// The permissions a Page token made for Messenger carries.
-pub(crate) const PAGE_TOKEN_SCOPES: [&str; 3] =
-    ["pages_messaging", "pages_manage_metadata", "pages_show_list"];
+pub(crate) const PAGE_TOKEN_SCOPES: [&str; 3] = [
+    "pages_messaging",
+    "pages_manage_metadata",
+    "pages_show_list",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Setup {

@@ -110,13 +110,17 @@ impl GraphAdmin {
     }
 
     /// `debug_token` of `token`, asked with the app token.
-    pub async fn debug_token(&self, token: &SecretString) -> Result<Served<TokenDebug>, GraphError> {
+    pub async fn debug_token(
+        &self,
+        token: &SecretString,
+    ) -> Result<Served<TokenDebug>, GraphError> {
         let url = self.url(
             "debug_token",
             &self.app_token(),
             &[("input_token", token.expose())],
         )?;
-        let answer: Served<TokenDebugResponse> = self.call(self.http.get(url), "debug_token").await?;
+        let answer: Served<TokenDebugResponse> =
+            self.call(self.http.get(url), "debug_token").await?;
         Ok(answer.map(|a| a.data))
     }
 

@@ -177,16 +177,33 @@ fn graph_failure(what: &str, error: &GraphError, token_fix: String) -> Check {
 
 /// The Page token, from `debug_token` asked with the app token: valid; a PAGE token of the
 /// configured Page and app; `pages_messaging` granted; its expiry (✘ within 7 days).
-pub fn page_token(target: &Target, answer: Result<&TokenDebug, &GraphError>, now: Millis) -> Vec<Check> {
+pub fn page_token(
+    target: &Target,
+    answer: Result<&TokenDebug, &GraphError>,
+    now: Millis,
+) -> Vec<Check> {
     let d = match answer {
         Ok(d) => d,
         // debug_token is asked with the app token: a 190 here is the app secret's.
-        Err(e) => return vec![graph_failure("Page token (debug_token)", e, target.app_secret_fix())],
+        Err(e) => {
+            return vec![graph_failure(
+                "Page token (debug_token)",
+                e,
+                target.app_secret_fix(),
+            )];
+        }
     };
     if !d.is_valid {
         let why = d.error.as_ref().map_or_else(
             || "no reason given".to_owned(),
-            |e| format!("{}/{}: {}", e.code, e.subcode.unwrap_or_default(), e.message),
+            |e| {
+                format!(
+                    "{}/{}: {}",
+                    e.code,
+                    e.subcode.unwrap_or_default(),
+                    e.message
+                )
+            },
         );
         return vec![Check::fail(
             format!("Page token is not valid ({why})"),
@@ -202,15 +219,23 @@ pub fn page_token(target: &Target, answer: Result<&TokenDebug, &GraphError>, now
         problems.push(format!("a {kind} token, not a PAGE token"));
     }
     if page != target.page_id {
-        problems.push(format!("for Page {page}, not FB_PAGE_ID {}", target.page_id));
+        problems.push(format!(
+            "for Page {page}, not FB_PAGE_ID {}",
+            target.page_id
+        ));
     }
     if app != target.app_id {
         problems.push(format!("of app {app}, not FB_APP_ID {}", target.app_id));
     }
     checks.push(if problems.is_empty() {
-        Check::pass(format!("Page token is a PAGE token of Page {page} for app {app}"))
+        Check::pass(format!(
+            "Page token is a PAGE token of Page {page} for app {app}"
+        ))
     } else {
-        Check::fail(format!("Page token is {}", problems.join(", ")), target.token_fix())
+        Check::fail(
+            format!("Page token is {}", problems.join(", ")),
+            target.token_fix(),
+        )
     });
     checks.push(if d.scopes.iter().any(|s| s == PAGES_MESSAGING) {
         Check::pass(format!("Page token has {PAGES_MESSAGING}"))
@@ -218,7 +243,11 @@ pub fn page_token(target: &Target, answer: Result<&TokenDebug, &GraphError>, now
         Check::fail(
             format!(
                 "Page token lacks {PAGES_MESSAGING} (scopes: {})",
-                if d.scopes.is_empty() { "none".to_owned() } else { d.scopes.join(", ") }
+                if d.scopes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    d.scopes.join(", ")
+                }
             ),
             format!(
                 "the app needs {PAGES_MESSAGING} (Advanced Access through App Review); then {}",
@@ -232,7 +261,10 @@ pub fn page_token(target: &Target, answer: Result<&TokenDebug, &GraphError>, now
             let days = (at * 1000 - now).div_euclid(86_400_000);
             let when = utc(at * 1000);
             if days < 7 {
-                Check::fail(format!("Page token expires {when} ({days} days left)"), target.token_fix())
+                Check::fail(
+                    format!("Page token expires {when} ({days} days left)"),
+                    target.token_fix(),
+                )
             } else {
                 Check::pass(format!("Page token expires {when} ({days} days left)"))
             }
@@ -246,7 +278,9 @@ pub fn page_subscription(target: &Target, answer: Result<&[SubscribedApp], &Grap
     let what = format!("Page {} subscribed app {}", target.page_id, target.app_id);
     let apps = match answer {
         Ok(apps) => apps,
-        Err(e) => return graph_failure(&format!("{what} (subscribed_apps)"), e, target.token_fix()),
+        Err(e) => {
+            return graph_failure(&format!("{what} (subscribed_apps)"), e, target.token_fix());
+        }
     };
     let Some(app) = apps.iter().find(|a| a.id == target.app_id) else {
         return Check::fail(
@@ -261,7 +295,10 @@ pub fn page_subscription(target: &Target, answer: Result<&[SubscribedApp], &Grap
     if missing.is_empty() {
         Check::pass(format!("{what} to {}", REQUIRED_WEBHOOK_FIELDS.join(", ")))
     } else {
-        Check::fail(format!("{what} without {}", missing.join(", ")), target.subscribe_fix())
+        Check::fail(
+            format!("{what} without {}", missing.join(", ")),
+            target.subscribe_fix(),
+        )
     }
 }
 
@@ -273,7 +310,10 @@ fn missing_fields<'a>(have: impl Iterator<Item = &'a str> + Clone) -> Vec<&'stat
 }
 
 /// The app's `page` webhook subscription: this stack's callback URL, active, every field.
-pub fn app_subscription(target: &Target, answer: Result<&[AppSubscription], &GraphError>) -> Vec<Check> {
+pub fn app_subscription(
+    target: &Target,
+    answer: Result<&[AppSubscription], &GraphError>,
+) -> Vec<Check> {
     let subs = match answer {
         Ok(subs) => subs,
         Err(e) => {
@@ -342,9 +382,9 @@ pub enum Handshake {
 pub fn webhook_handshake(target: &Target, challenge: &str, outcome: &Handshake) -> Check {
     let url = &target.webhook_url;
     match outcome {
-        Handshake::Answered { status: 200, body } if body.trim() == challenge => {
-            Check::pass(format!("the webhook {url} answers Meta's handshake with the stored verify token"))
-        }
+        Handshake::Answered { status: 200, body } if body.trim() == challenge => Check::pass(
+            format!("the webhook {url} answers Meta's handshake with the stored verify token"),
+        ),
         Handshake::Answered { status, .. } => {
             let fix = match status {
                 200 | 401 | 403 => format!(
@@ -356,7 +396,10 @@ pub fn webhook_handshake(target: &Target, challenge: &str, outcome: &Handshake) 
                 404 => "no route at this URL: use the stack's FacebookWebhookUrl output (it carries FacebookPathSegment)".to_owned(),
                 _ => "the http-api failed: is the secret filled (the secret line above)? Read the function's logs (sam logs -n HttpApiFunction --stack-name <stack>)".to_owned(),
             };
-            Check::fail(format!("the webhook {url} answered the handshake with HTTP {status}"), fix)
+            Check::fail(
+                format!("the webhook {url} answered the handshake with HTTP {status}"),
+                fix,
+            )
         }
         Handshake::Unreachable(why) => Check::fail(
             format!("the webhook {url} could not be reached ({why})"),
@@ -390,12 +433,20 @@ pub fn graph_version(asked: &str, served: Option<&str>, now: Millis) -> Check {
         .find(|(v, _)| *v == asked)
         .and_then(|(_, d)| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     match end.and_then(|d| d.and_hms_opt(0, 0, 0)) {
-        None => Check::pass(format!("Graph serves {asked} as asked (no end of life announced)")),
+        None => Check::pass(format!(
+            "Graph serves {asked} as asked (no end of life announced)"
+        )),
         Some(end) => {
             let days = (end.and_utc().timestamp_millis() - now).div_euclid(86_400_000);
-            let what = format!("Graph serves {asked} as asked, available until {} ({days} days left)", end.date());
+            let what = format!(
+                "Graph serves {asked} as asked, available until {} ({days} days left)",
+                end.date()
+            );
             if days < 90 {
-                Check::fail(what, "move to a newer GraphApiVersion before then (sam deploy --parameter-overrides GraphApiVersion=…)")
+                Check::fail(
+                    what,
+                    "move to a newer GraphApiVersion before then (sam deploy --parameter-overrides GraphApiVersion=…)",
+                )
             } else {
                 Check::pass(what)
             }
@@ -412,14 +463,27 @@ fn placeholder(value: &str) -> bool {
         || v.contains('…')
         || v.contains("...")
         || (v.starts_with('<') && v.ends_with('>'))
-        || ["changeme", "change_me", "change-me", "todo", "xxx", "placeholder", "replace_me", "fill_me"]
-            .contains(&lower.as_str())
+        || [
+            "changeme",
+            "change_me",
+            "change-me",
+            "todo",
+            "xxx",
+            "placeholder",
+            "replace_me",
+            "fill_me",
+        ]
+        .contains(&lower.as_str())
 }
 
 /// The secret (and the Page token's own secret, when the stack has one): every field present
 /// and not a placeholder, API keys stored as SHA-256 hex digests.
 pub fn secret(target: &Target, main: &str, page_token_secret: Option<&str>) -> Check {
-    let parse = |json: &str| serde_json::from_str::<serde_json::Value>(json).ok().filter(|v| v.is_object());
+    let parse = |json: &str| {
+        serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .filter(|v| v.is_object())
+    };
     let fill = format!(
         "aws secretsmanager put-secret-value --secret-id {} --secret-string \
          '{{\"app_secret\":\"…\",\"client_token\":\"…\",\"verify_token\":\"…\",\"api_key_hashes\":[\"<sha256 hex>\"]}}' \
@@ -427,14 +491,20 @@ pub fn secret(target: &Target, main: &str, page_token_secret: Option<&str>) -> C
         target.secret_id
     );
     let Some(main) = parse(main) else {
-        return Check::fail(format!("the secret {} is not a JSON object", target.secret_id), fill);
+        return Check::fail(
+            format!("the secret {} is not a JSON object", target.secret_id),
+            fill,
+        );
     };
     let page = match page_token_secret {
         Some(json) => match parse(json) {
             Some(v) => v,
             None => {
                 return Check::fail(
-                    format!("the Page token secret {} is not a JSON object", target.page_token_secret()),
+                    format!(
+                        "the Page token secret {} is not a JSON object",
+                        target.page_token_secret()
+                    ),
                     target.token_fix(),
                 );
             }
@@ -442,11 +512,12 @@ pub fn secret(target: &Target, main: &str, page_token_secret: Option<&str>) -> C
         None => main.clone(),
     };
     let mut problems = Vec::new();
-    let mut field = |doc: &serde_json::Value, name: &str| match doc.get(name).and_then(|v| v.as_str()) {
-        None => problems.push(format!("{name} is missing")),
-        Some(v) if placeholder(v) => problems.push(format!("{name} is empty or a placeholder")),
-        Some(_) => {}
-    };
+    let mut field =
+        |doc: &serde_json::Value, name: &str| match doc.get(name).and_then(|v| v.as_str()) {
+            None => problems.push(format!("{name} is missing")),
+            Some(v) if placeholder(v) => problems.push(format!("{name} is empty or a placeholder")),
+            Some(_) => {}
+        };
     field(&main, "app_secret");
     field(&main, "client_token");
     field(&main, "verify_token");
@@ -460,7 +531,8 @@ pub fn secret(target: &Target, main: &str, page_token_secret: Option<&str>) -> C
         }
         Some(Some(list)) => {
             let hashed = |h: &serde_json::Value| {
-                h.as_str().is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                h.as_str()
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             };
             if !list.iter().all(hashed) {
                 problems.push(
@@ -497,9 +569,19 @@ pub struct TopicSubscription {
 pub fn alert_topic(topic_arn: &str, subscriptions: Result<&[TopicSubscription], &str>) -> Check {
     let subs = match subscriptions {
         Ok(s) => s,
-        Err(e) => return cannot_read(&format!("the alert topic {topic_arn}"), e, "sns:ListSubscriptionsByTopic"),
+        Err(e) => {
+            return cannot_read(
+                &format!("the alert topic {topic_arn}"),
+                e,
+                "sns:ListSubscriptionsByTopic",
+            );
+        }
     };
-    let confirmed: Vec<&str> = subs.iter().filter(|s| s.confirmed).map(|s| s.protocol.as_str()).collect();
+    let confirmed: Vec<&str> = subs
+        .iter()
+        .filter(|s| s.confirmed)
+        .map(|s| s.protocol.as_str())
+        .collect();
     if !confirmed.is_empty() {
         return Check::pass(format!(
             "the alert topic has {} confirmed subscription(s) ({})",
@@ -509,7 +591,9 @@ pub fn alert_topic(topic_arn: &str, subscriptions: Result<&[TopicSubscription], 
     }
     let pending = subs.len();
     Check::fail(
-        format!("nobody receives the alerts: the alert topic has no confirmed subscription ({pending} pending confirmation)"),
+        format!(
+            "nobody receives the alerts: the alert topic has no confirmed subscription ({pending} pending confirmation)"
+        ),
         format!(
             "aws sns subscribe --topic-arn {topic_arn} --protocol email --notification-endpoint <you@example.com> \
              (or deploy with AlarmEmail=…), then click the link in the confirmation e-mail"
@@ -553,7 +637,10 @@ pub fn dead_letter_queue(kind: DeadLetterQueue, url: &str, messages: Result<u64,
         DeadLetterQueue::Send => "then move them back to the send queue: aws sqs start-message-move-task --source-arn <SendDeadLetterQueue ARN> (the sender skips opt-ins already terminal)".to_owned(),
         DeadLetterQueue::Scheduler => format!("then empty it: aws sqs purge-queue --queue-url {url} (the sweep re-checks every open opt-in)"),
     };
-    Check::fail(format!("{name} holds {count} message(s)"), format!("{look}, {then}"))
+    Check::fail(
+        format!("{name} holds {count} message(s)"),
+        format!("{look}, {then}"),
+    )
 }
 
 /// No alarm in ALARM. `alarms`: (name, state) of the stack's alarms.
@@ -562,7 +649,11 @@ pub fn alarms(alarms: Result<&[(String, String)], &str>) -> Check {
         Ok(a) => a,
         Err(e) => return cannot_read("the stack's alarms", e, "cloudwatch:DescribeAlarms"),
     };
-    let firing: Vec<&str> = alarms.iter().filter(|(_, s)| s == "ALARM").map(|(n, _)| n.as_str()).collect();
+    let firing: Vec<&str> = alarms
+        .iter()
+        .filter(|(_, s)| s == "ALARM")
+        .map(|(n, _)| n.as_str())
+        .collect();
     if firing.is_empty() {
         return Check::pass(format!("{} alarm(s), none in ALARM", alarms.len()));
     }
@@ -577,13 +668,23 @@ pub fn alarms(alarms: Result<&[(String, String)], &str>) -> Check {
 
 /// The recurring sweep's schedule is ENABLED. `state`: `None` when it does not exist.
 pub fn sweep_schedule(name: &str, state: Result<Option<&str>, &str>) -> Check {
-    let redeploy = "redeploy the stack (sam deploy): the template creates the sweep schedule ENABLED";
+    let redeploy =
+        "redeploy the stack (sam deploy): the template creates the sweep schedule ENABLED";
     match state {
-        Err(e) => cannot_read(&format!("the sweep schedule {name}"), e, "scheduler:GetSchedule"),
-        Ok(None) => Check::fail(format!("the sweep schedule {name} does not exist"), redeploy),
+        Err(e) => cannot_read(
+            &format!("the sweep schedule {name}"),
+            e,
+            "scheduler:GetSchedule",
+        ),
+        Ok(None) => Check::fail(
+            format!("the sweep schedule {name} does not exist"),
+            redeploy,
+        ),
         Ok(Some("ENABLED")) => Check::pass(format!("the sweep schedule {name} is ENABLED")),
         Ok(Some(other)) => Check::fail(
-            format!("the sweep schedule {name} is {other}: nothing expires or alerts missed deadlines"),
+            format!(
+                "the sweep schedule {name} is {other}: nothing expires or alerts missed deadlines"
+            ),
             format!(
                 "Amazon EventBridge console → Scheduler → Schedules → {name} → Enable, or {redeploy}"
             ),
@@ -651,7 +752,10 @@ mod tests {
         assert_eq!(checks[0].status, Status::Fail);
         assert!(checks[0].what.contains("190/463"), "{}", checks[0].what);
         let fix = checks[0].fix.as_deref().unwrap();
-        assert!(fix.contains("Access Tokens") && fix.contains("--secret-id arn:secret:page"), "{fix}");
+        assert!(
+            fix.contains("Access Tokens") && fix.contains("--secret-id arn:secret:page"),
+            "{fix}"
+        );
     }
 
     #[test]
@@ -665,7 +769,11 @@ mod tests {
         let checks = page_token(&target(), Ok(&d), NOW);
         let failed = failures(&checks);
         assert_eq!(failed.len(), 1);
-        for part in ["a USER token", "for Page none, not FB_PAGE_ID 2", "of app 9, not FB_APP_ID 1"] {
+        for part in [
+            "a USER token",
+            "for Page none, not FB_PAGE_ID 2",
+            "of app 9, not FB_APP_ID 1",
+        ] {
             assert!(failed[0].what.contains(part), "{}", failed[0].what);
         }
     }
@@ -680,9 +788,17 @@ mod tests {
         let checks = page_token(&target(), Ok(&d), NOW);
         let failed = failures(&checks);
         assert_eq!(failed.len(), 2, "{}", render(&checks));
-        assert!(failed[0].what.contains("lacks pages_messaging (scopes: pages_show_list)"));
+        assert!(
+            failed[0]
+                .what
+                .contains("lacks pages_messaging (scopes: pages_show_list)")
+        );
         assert!(failed[0].fix.as_deref().unwrap().contains("App Review"));
-        assert!(failed[1].what.contains("(3 days left)"), "{}", failed[1].what);
+        assert!(
+            failed[1].what.contains("(3 days left)"),
+            "{}",
+            failed[1].what
+        );
         let later = TokenDebug {
             expires_at: Some(NOW / 1000 + 30 * 86_400),
             ..page_token_debug()
@@ -717,15 +833,30 @@ mod tests {
     #[test]
     fn the_page_must_subscribe_this_app_with_every_field() {
         let all = app(&REQUIRED_WEBHOOK_FIELDS);
-        assert_eq!(page_subscription(&target(), Ok(&[all])).status, Status::Pass);
+        assert_eq!(
+            page_subscription(&target(), Ok(&[all])).status,
+            Status::Pass
+        );
         let none = page_subscription(&target(), Ok(&[]));
         assert!(none.what.contains("has not subscribed app 1"));
         let fix = none.fix.unwrap();
         assert!(fix.starts_with("ops doctor --stack prod --fix (POST /2/subscribed_apps?subscribed_fields=messages,messaging_optins,messaging_policy_enforcement)"), "{fix}");
         let partial = page_subscription(&target(), Ok(&[app(&["messages", "messaging_optins"])]));
-        assert!(partial.what.ends_with("without messaging_policy_enforcement"), "{}", partial.what);
-        let other = SubscribedApp { id: "7".into(), ..app(&REQUIRED_WEBHOOK_FIELDS) };
-        assert_eq!(page_subscription(&target(), Ok(&[other])).status, Status::Fail);
+        assert!(
+            partial
+                .what
+                .ends_with("without messaging_policy_enforcement"),
+            "{}",
+            partial.what
+        );
+        let other = SubscribedApp {
+            id: "7".into(),
+            ..app(&REQUIRED_WEBHOOK_FIELDS)
+        };
+        assert_eq!(
+            page_subscription(&target(), Ok(&[other])).status,
+            Status::Fail
+        );
     }
 
     fn subscription() -> AppSubscription {
@@ -735,7 +866,10 @@ mod tests {
             active: true,
             fields: REQUIRED_WEBHOOK_FIELDS
                 .iter()
-                .map(|f| SubscriptionField { name: (*f).into(), version: Some("v27.0".into()) })
+                .map(|f| SubscriptionField {
+                    name: (*f).into(),
+                    version: Some("v27.0".into()),
+                })
                 .collect(),
         }
     }
@@ -753,10 +887,23 @@ mod tests {
         let checks = app_subscription(&target(), Ok(&[wrong]));
         assert_eq!(failures(&checks).len(), 3);
         assert!(checks[0].what.contains("calls https://old.example/webhooks/messenger, not this stack's https://api.example/seg/webhooks/messenger"));
-        assert!(checks[0].fix.as_deref().unwrap().contains("Callback URL https://api.example/seg/webhooks/messenger"));
+        assert!(
+            checks[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("Callback URL https://api.example/seg/webhooks/messenger")
+        );
         assert!(checks[1].what.contains("inactive"));
-        assert!(checks[2].what.contains("lacks messages, messaging_optins, messaging_policy_enforcement"));
-        let user_only = AppSubscription { object: "user".into(), ..subscription() };
+        assert!(
+            checks[2]
+                .what
+                .contains("lacks messages, messaging_optins, messaging_policy_enforcement")
+        );
+        let user_only = AppSubscription {
+            object: "user".into(),
+            ..subscription()
+        };
         let none = app_subscription(&target(), Ok(&[user_only]));
         assert!(none[0].what.contains("no page webhook subscription"));
     }
@@ -764,13 +911,37 @@ mod tests {
     #[test]
     fn the_handshake_must_echo_the_challenge() {
         let t = target();
-        let ok = Handshake::Answered { status: 200, body: "c123".into() };
+        let ok = Handshake::Answered {
+            status: 200,
+            body: "c123".into(),
+        };
         assert_eq!(webhook_handshake(&t, "c123", &ok).status, Status::Pass);
-        let refused = webhook_handshake(&t, "c123", &Handshake::Answered { status: 403, body: String::new() });
+        let refused = webhook_handshake(
+            &t,
+            "c123",
+            &Handshake::Answered {
+                status: 403,
+                body: String::new(),
+            },
+        );
         assert!(refused.fix.unwrap().contains("verify_token"));
-        let missing = webhook_handshake(&t, "c123", &Handshake::Answered { status: 404, body: String::new() });
+        let missing = webhook_handshake(
+            &t,
+            "c123",
+            &Handshake::Answered {
+                status: 404,
+                body: String::new(),
+            },
+        );
         assert!(missing.fix.unwrap().contains("FacebookWebhookUrl"));
-        let wrong_echo = webhook_handshake(&t, "c123", &Handshake::Answered { status: 200, body: "x".into() });
+        let wrong_echo = webhook_handshake(
+            &t,
+            "c123",
+            &Handshake::Answered {
+                status: 200,
+                body: "x".into(),
+            },
+        );
         assert_eq!(wrong_echo.status, Status::Fail);
         let down = webhook_handshake(&t, "c", &Handshake::Unreachable("refused".into()));
         assert!(down.what.contains("could not be reached (refused)"));
@@ -778,9 +949,16 @@ mod tests {
 
     #[test]
     fn the_graph_version_must_be_served_as_asked_with_days_left_where_known() {
-        assert_eq!(graph_version("v27.0", Some("v27.0"), NOW).status, Status::Pass);
+        assert_eq!(
+            graph_version("v27.0", Some("v27.0"), NOW).status,
+            Status::Pass
+        );
         let v25 = graph_version("v25.0", Some("v25.0"), NOW);
-        assert!(v25.what.contains("until 2028-07-29 (612 days left)"), "{}", v25.what);
+        assert!(
+            v25.what.contains("until 2028-07-29 (612 days left)"),
+            "{}",
+            v25.what
+        );
         let expired = graph_version("v20.0", Some("v24.0"), NOW);
         assert!(expired.what.contains("served v24.0 when asked for v20.0"));
         assert!(expired.fix.unwrap().contains("GraphApiVersion=v24.0"));
@@ -794,58 +972,128 @@ mod tests {
     #[test]
     fn the_secret_must_be_filled_without_placeholders_and_keys_hashed() {
         let t = target();
-        let main = format!(r#"{{"app_secret":"a","client_token":"c","verify_token":"v","api_key_hashes":["{HASH}"]}}"#);
+        let main = format!(
+            r#"{{"app_secret":"a","client_token":"c","verify_token":"v","api_key_hashes":["{HASH}"]}}"#
+        );
         let page = r#"{"page_access_token":"p"}"#;
         let ok = secret(&t, &main, Some(page));
         assert_eq!(ok.status, Status::Pass, "{}", ok.what);
         assert!(ok.what.contains("1 hashed API key"));
         let template = r#"{"app_secret":"…","client_token":"","verify_token":"<the generated one>","api_key_hashes":["my-plain-key"]}"#;
         let bad = secret(&t, template, Some(page));
-        for part in ["app_secret is empty or a placeholder", "client_token is empty", "verify_token is empty", "not a SHA-256 hex digest"] {
+        for part in [
+            "app_secret is empty or a placeholder",
+            "client_token is empty",
+            "verify_token is empty",
+            "not a SHA-256 hex digest",
+        ] {
             assert!(bad.what.contains(part), "{}", bad.what);
         }
-        assert!(bad.fix.unwrap().contains("put-secret-value --secret-id arn:secret:main"));
+        assert!(
+            bad.fix
+                .unwrap()
+                .contains("put-secret-value --secret-id arn:secret:main")
+        );
         let no_token = secret(&t, &main, Some(r#"{"page_access_token":""}"#));
-        assert!(no_token.fix.unwrap().contains("--secret-id arn:secret:page"));
+        assert!(
+            no_token
+                .fix
+                .unwrap()
+                .contains("--secret-id arn:secret:page")
+        );
         assert_eq!(secret(&t, "not json", None).status, Status::Fail);
         // Without its own secret the Page token is read from the main one.
-        let one = Target { page_token_secret_id: None, ..t };
-        assert!(secret(&one, &main, None).what.contains("page_access_token is missing"));
+        let one = Target {
+            page_token_secret_id: None,
+            ..t
+        };
+        assert!(
+            secret(&one, &main, None)
+                .what
+                .contains("page_access_token is missing")
+        );
     }
 
     #[test]
     fn someone_must_receive_the_alerts() {
-        let pending = [TopicSubscription { protocol: "email".into(), confirmed: false }];
+        let pending = [TopicSubscription {
+            protocol: "email".into(),
+            confirmed: false,
+        }];
         let check = alert_topic("arn:t", Ok(&pending));
         assert!(check.what.contains("(1 pending confirmation)"));
-        assert!(check.fix.unwrap().contains("aws sns subscribe --topic-arn arn:t"));
-        let confirmed = [TopicSubscription { protocol: "sqs".into(), confirmed: true }];
+        assert!(
+            check
+                .fix
+                .unwrap()
+                .contains("aws sns subscribe --topic-arn arn:t")
+        );
+        let confirmed = [TopicSubscription {
+            protocol: "sqs".into(),
+            confirmed: true,
+        }];
         assert_eq!(alert_topic("arn:t", Ok(&confirmed)).status, Status::Pass);
-        assert!(alert_topic("arn:t", Err("AccessDenied")).fix.unwrap().contains("sns:ListSubscriptionsByTopic"));
+        assert!(
+            alert_topic("arn:t", Err("AccessDenied"))
+                .fix
+                .unwrap()
+                .contains("sns:ListSubscriptionsByTopic")
+        );
     }
 
     #[test]
     fn dead_letter_queues_must_be_empty() {
-        assert_eq!(dead_letter_queue(DeadLetterQueue::Send, "u", Ok(0)).status, Status::Pass);
+        assert_eq!(
+            dead_letter_queue(DeadLetterQueue::Send, "u", Ok(0)).status,
+            Status::Pass
+        );
         let send = dead_letter_queue(DeadLetterQueue::Send, "https://q/dlq", Ok(2));
         assert!(send.what.contains("holds 2 message(s)"));
         assert!(send.fix.unwrap().contains("start-message-move-task"));
         let sched = dead_letter_queue(DeadLetterQueue::Scheduler, "https://q/s", Ok(1));
-        assert!(sched.fix.unwrap().contains("purge-queue --queue-url https://q/s"));
+        assert!(
+            sched
+                .fix
+                .unwrap()
+                .contains("purge-queue --queue-url https://q/s")
+        );
     }
 
     #[test]
     fn no_alarm_may_be_firing_and_the_sweep_must_be_enabled() {
-        let quiet = [("a".to_owned(), "OK".to_owned()), ("b".to_owned(), "INSUFFICIENT_DATA".to_owned())];
+        let quiet = [
+            ("a".to_owned(), "OK".to_owned()),
+            ("b".to_owned(), "INSUFFICIENT_DATA".to_owned()),
+        ];
         assert_eq!(alarms(Ok(&quiet)).status, Status::Pass);
-        let firing = [("prod-SendDeadLetterQueueAlarm".to_owned(), "ALARM".to_owned())];
+        let firing = [(
+            "prod-SendDeadLetterQueueAlarm".to_owned(),
+            "ALARM".to_owned(),
+        )];
         let check = alarms(Ok(&firing));
-        assert!(check.what.contains("in ALARM: prod-SendDeadLetterQueueAlarm"));
-        assert!(check.fix.unwrap().contains("--alarm-names prod-SendDeadLetterQueueAlarm"));
-        assert_eq!(sweep_schedule("s", Ok(Some("ENABLED"))).status, Status::Pass);
+        assert!(
+            check
+                .what
+                .contains("in ALARM: prod-SendDeadLetterQueueAlarm")
+        );
+        assert!(
+            check
+                .fix
+                .unwrap()
+                .contains("--alarm-names prod-SendDeadLetterQueueAlarm")
+        );
+        assert_eq!(
+            sweep_schedule("s", Ok(Some("ENABLED"))).status,
+            Status::Pass
+        );
         let off = sweep_schedule("s", Ok(Some("DISABLED")));
         assert!(off.fix.unwrap().contains("Schedules → s → Enable"));
-        assert!(sweep_schedule("s", Ok(None)).fix.unwrap().contains("redeploy"));
+        assert!(
+            sweep_schedule("s", Ok(None))
+                .fix
+                .unwrap()
+                .contains("redeploy")
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// The `page` webhook fields the product needs: opt-ins, replies (stop words) and Messenger's
 /// policy enforcement (block / unblock), shared/reference/messenger.md "Webhooks".
-pub const REQUIRED_WEBHOOK_FIELDS: [&str; 3] =
-    ["messages", "messaging_optins", "messaging_policy_enforcement"];
+pub const REQUIRED_WEBHOOK_FIELDS: [&str; 3] = [
+    "messages",
+    "messaging_optins",
+    "messaging_policy_enforcement",
+];
 
 /// The permission the Send API needs on a Page token.
 pub const PAGES_MESSAGING: &str = "pages_messaging";
@@ -134,7 +137,11 @@ mod tests {
         .unwrap();
         assert!(subs.data[0].active);
         for ok in [r#"{"success":true}"#, r#"{"success":"true"}"#] {
-            assert!(serde_json::from_str::<SuccessResponse>(ok).unwrap().succeeded());
+            assert!(
+                serde_json::from_str::<SuccessResponse>(ok)
+                    .unwrap()
+                    .succeeded()
+            );
         }
         assert!(
             !serde_json::from_str::<SuccessResponse>(r#"{"success":false}"#)

@@ -1,8 +1,6 @@
 //! Queues (with their redrive policies), schedule groups, topics, secrets and the sweep's schedule.
 
-use super::stack::{
-    ProvisionError, Provisioner, SWEEP_EVENT, SWEEP_FUNCTION, aws_error, invalid,
-};
+use super::stack::{ProvisionError, Provisioner, SWEEP_EVENT, SWEEP_FUNCTION, aws_error, invalid};
 use serde_yaml_ng::Value;
 
 impl Provisioner {
@@ -201,7 +199,9 @@ impl Provisioner {
     /// default group), so that `ops doctor` reads its state locally as in AWS. The local runner's
     /// own timer still drives the sweep (`event_sources::run_scheduler`). Returns its name.
     pub(super) async fn create_sweep_schedule(&mut self) -> Result<Option<String>, ProvisionError> {
-        use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+        use aws_sdk_scheduler::types::{
+            FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
+        };
         let Some(function) = self.template.resource(SWEEP_FUNCTION) else {
             return Ok(None);
         };
@@ -232,7 +232,9 @@ impl Provisioner {
         let (stack, region) = (&self.ctx.stack_name, &self.ctx.region);
         let name = format!("{stack}-{id}");
         let target = Target::builder()
-            .arn(format!("arn:aws:lambda:{region}:123456789012:function:{stack}-deadline-alerts"))
+            .arn(format!(
+                "arn:aws:lambda:{region}:123456789012:function:{stack}-deadline-alerts"
+            ))
             .role_arn(format!("arn:aws:iam::123456789012:role/{stack}-scheduler"))
             .input(input)
             .build()
@@ -254,7 +256,10 @@ impl Provisioner {
         if let Err(e) = created {
             use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
             // Already there: a second `make run` on the same emulator.
-            if !matches!(e.as_service_error(), Some(CreateScheduleError::ConflictException(_))) {
+            if !matches!(
+                e.as_service_error(),
+                Some(CreateScheduleError::ConflictException(_))
+            ) {
                 return Err(aws_error(&id, "CreateSchedule", e));
             }
         }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use messenger_sandbox::{
-    DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN, DEFAULT_PAGE_ID,
-    RunningSandbox, SandboxConfig,
+    DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_PAGE_ACCESS_TOKEN, DEFAULT_PAGE_ID, RunningSandbox,
+    SandboxConfig,
 };
 use serde_json::{Value, json};
 
@@ -53,7 +53,10 @@ async fn debug_token_of_the_page_token_follows_its_state() {
         get(
             &http,
             format!("{base}/v27.0/debug_token"),
-            &[("input_token", DEFAULT_PAGE_ACCESS_TOKEN), ("access_token", &app_token())],
+            &[
+                ("input_token", DEFAULT_PAGE_ACCESS_TOKEN),
+                ("access_token", &app_token()),
+            ],
         )
         .await
     };
@@ -65,12 +68,25 @@ async fn debug_token_of_the_page_token_follows_its_state() {
     assert_eq!(d["app_id"], DEFAULT_APP_ID);
     assert_eq!(d["is_valid"], true);
     assert_eq!(d["expires_at"], 0);
-    assert!(d["scopes"].as_array().unwrap().contains(&json!("pages_messaging")));
+    assert!(
+        d["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pages_messaging"))
+    );
 
     for (state, subcode) in [("expired", 463), ("invalidated", 460)] {
-        put(&http, format!("{}/_sandbox/page_token", sb.base_url), json!({"state": state})).await;
+        put(
+            &http,
+            format!("{}/_sandbox/page_token", sb.base_url),
+            json!({"state": state}),
+        )
+        .await;
         let (status, body) = debug(http.clone(), sb.base_url.clone()).await;
-        assert_eq!(status, 200, "debug_token answers 200 about an invalid token");
+        assert_eq!(
+            status, 200,
+            "debug_token answers 200 about an invalid token"
+        );
         assert_eq!(body["data"]["is_valid"], false);
         assert_eq!(body["data"]["error"]["code"], 190);
         assert_eq!(body["data"]["error"]["subcode"], subcode);
@@ -86,9 +102,20 @@ async fn debug_token_of_the_page_token_follows_its_state() {
             .unwrap();
         assert_eq!(send.status(), 400);
         let e: Value = send.json().await.unwrap();
-        assert_eq!((e["error"]["code"].clone(), e["error"]["error_subcode"].clone()), (json!(190), json!(subcode)));
+        assert_eq!(
+            (
+                e["error"]["code"].clone(),
+                e["error"]["error_subcode"].clone()
+            ),
+            (json!(190), json!(subcode))
+        );
     }
-    let view = put(&http, format!("{}/_sandbox/page_token", sb.base_url), json!({"state": "valid", "expires_in_seconds": 3600})).await;
+    let view = put(
+        &http,
+        format!("{}/_sandbox/page_token", sb.base_url),
+        json!({"state": "valid", "expires_in_seconds": 3600}),
+    )
+    .await;
     assert_eq!(view["expires_in_seconds"], 3600);
     let (_, body) = debug(http.clone(), sb.base_url.clone()).await;
     assert!(body["data"]["expires_at"].as_i64().unwrap() > 0);
@@ -96,7 +123,10 @@ async fn debug_token_of_the_page_token_follows_its_state() {
     let (status, body) = get(
         &http,
         format!("{}/v27.0/debug_token", sb.base_url),
-        &[("input_token", DEFAULT_PAGE_ACCESS_TOKEN), ("access_token", "1|wrong")],
+        &[
+            ("input_token", DEFAULT_PAGE_ACCESS_TOKEN),
+            ("access_token", "1|wrong"),
+        ],
     )
     .await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!(190)));
@@ -113,10 +143,19 @@ async fn the_page_subscribes_the_app_and_the_switches_break_it() {
     assert_eq!(body["data"][0]["id"], DEFAULT_APP_ID);
     assert_eq!(
         body["data"][0]["subscribed_fields"],
-        json!(["messages", "messaging_optins", "messaging_policy_enforcement"])
+        json!([
+            "messages",
+            "messaging_optins",
+            "messaging_policy_enforcement"
+        ])
     );
 
-    put(&http, format!("{}/_sandbox/subscriptions", sb.base_url), json!({"page_subscribed": false})).await;
+    put(
+        &http,
+        format!("{}/_sandbox/subscriptions", sb.base_url),
+        json!({"page_subscribed": false}),
+    )
+    .await;
     assert_eq!(get(&http, url.clone(), &token).await.1, json!({"data": []}));
 
     // POST without fields, with an unknown field, then right.
@@ -129,18 +168,39 @@ async fn the_page_subscribes_the_app_and_the_switches_break_it() {
     };
     let (status, body) = post(vec![("access_token", DEFAULT_PAGE_ACCESS_TOKEN)]).await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!(100)));
-    let (status, body) = post(vec![("access_token", DEFAULT_PAGE_ACCESS_TOKEN), ("subscribed_fields", "messages,nope")]).await;
+    let (status, body) = post(vec![
+        ("access_token", DEFAULT_PAGE_ACCESS_TOKEN),
+        ("subscribed_fields", "messages,nope"),
+    ])
+    .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("subscribed_fields[1]"));
-    let (status, body) = post(vec![("access_token", DEFAULT_PAGE_ACCESS_TOKEN), ("subscribed_fields", "messages,messaging_optins")]).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("subscribed_fields[1]")
+    );
+    let (status, body) = post(vec![
+        ("access_token", DEFAULT_PAGE_ACCESS_TOKEN),
+        ("subscribed_fields", "messages,messaging_optins"),
+    ])
+    .await;
     assert_eq!((status, body), (200, json!({"success": true})));
     let (_, body) = get(&http, url.clone(), &token).await;
-    assert_eq!(body["data"][0]["subscribed_fields"], json!(["messages", "messaging_optins"]));
+    assert_eq!(
+        body["data"][0]["subscribed_fields"],
+        json!(["messages", "messaging_optins"])
+    );
 
     // The app token is not a Page token; another Page is unknown.
     let (status, body) = get(&http, url.clone(), &[("access_token", &app_token())]).await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!(190)));
-    let (status, _) = get(&http, format!("{}/v27.0/42/subscribed_apps", sb.base_url), &token).await;
+    let (status, _) = get(
+        &http,
+        format!("{}/v27.0/42/subscribed_apps", sb.base_url),
+        &token,
+    )
+    .await;
     assert_eq!(status, 404);
     sb.shutdown().await;
 }
@@ -155,7 +215,10 @@ async fn the_app_subscription_reports_the_callback_url_state_and_fields() {
     assert_eq!(s["object"], "page");
     assert_eq!(s["callback_url"], WEBHOOK);
     assert_eq!(s["active"], true);
-    assert_eq!(s["fields"][0], json!({"name": "messages", "version": "v27.0"}));
+    assert_eq!(
+        s["fields"][0],
+        json!({"name": "messages", "version": "v27.0"})
+    );
 
     put(
         &http,
@@ -167,13 +230,25 @@ async fn the_app_subscription_reports_the_callback_url_state_and_fields() {
     assert_eq!(body["data"][0]["callback_url"], "https://old.example/w");
     assert_eq!(body["data"][0]["active"], false);
     assert_eq!(body["data"][0]["fields"].as_array().unwrap().len(), 1);
-    assert_eq!(sb.webhook_url().as_deref(), Some("https://old.example/w"), "deliveries follow it");
+    assert_eq!(
+        sb.webhook_url().as_deref(),
+        Some("https://old.example/w"),
+        "deliveries follow it"
+    );
 
     // A Page token where Graph wants the app's: (#15).
-    let (status, body) = get(&http, url.clone(), &[("access_token", DEFAULT_PAGE_ACCESS_TOKEN)]).await;
+    let (status, body) = get(
+        &http,
+        url.clone(),
+        &[("access_token", DEFAULT_PAGE_ACCESS_TOKEN)],
+    )
+    .await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!(15)));
     // DELETE restores the product's subscription.
-    http.delete(format!("{}/_sandbox/subscriptions", sb.base_url)).send().await.unwrap();
+    http.delete(format!("{}/_sandbox/subscriptions", sb.base_url))
+        .send()
+        .await
+        .unwrap();
     let (_, body) = get(&http, url, &[("access_token", &app_token())]).await;
     assert_eq!(body["data"][0]["active"], true);
     assert_eq!(body["data"][0]["fields"].as_array().unwrap().len(), 3);

@@ -93,7 +93,10 @@ impl SecretDocs {
     }
 
     pub fn page_token(&self) -> Option<SecretString> {
-        Self::field(self.page.as_ref().unwrap_or(&self.main), "page_access_token")
+        Self::field(
+            self.page.as_ref().unwrap_or(&self.main),
+            "page_access_token",
+        )
     }
 }
 
@@ -119,12 +122,14 @@ async fn alert_topic(sdk: &aws_config::SdkConfig, facts: &Facts) -> Check {
         .send();
     while let Some(page) = pages.next().await {
         match page {
-            Ok(out) => subscriptions.extend(out.subscriptions().iter().map(|s| TopicSubscription {
-                protocol: s.protocol().unwrap_or("unknown").to_owned(),
-                // Until confirmed, the ARN is the literal "PendingConfirmation".
-                confirmed: s
-                    .subscription_arn()
-                    .is_some_and(|arn| arn.starts_with("arn:")),
+            Ok(out) => subscriptions.extend(out.subscriptions().iter().map(|s| {
+                TopicSubscription {
+                    protocol: s.protocol().unwrap_or("unknown").to_owned(),
+                    // Until confirmed, the ARN is the literal "PendingConfirmation".
+                    confirmed: s
+                        .subscription_arn()
+                        .is_some_and(|arn| arn.starts_with("arn:")),
+                }
             })),
             Err(e) => return preflight::alert_topic(&facts.alert_topic_arn, Err(&describe(&e))),
         }
@@ -132,11 +137,7 @@ async fn alert_topic(sdk: &aws_config::SdkConfig, facts: &Facts) -> Check {
     preflight::alert_topic(&facts.alert_topic_arn, Ok(&subscriptions))
 }
 
-async fn dead_letter_queue(
-    sqs: &aws_sdk_sqs::Client,
-    kind: DeadLetterQueue,
-    url: &str,
-) -> Check {
+async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, kind: DeadLetterQueue, url: &str) -> Check {
     use aws_sdk_sqs::types::QueueAttributeName;
     let count = sqs
         .get_queue_attributes()
@@ -168,7 +169,9 @@ async fn alarms(sdk: &aws_config::SdkConfig, facts: &Facts) -> Check {
             Ok(out) => found.extend(out.metric_alarms().iter().map(|a| {
                 (
                     a.alarm_name().unwrap_or_default().to_owned(),
-                    a.state_value().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    a.state_value()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                 )
             })),
             // moto (the local emulator) does not speak CloudWatch's CBOR protocol, which the

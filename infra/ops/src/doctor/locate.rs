@@ -78,7 +78,11 @@ pub async fn deployed(stack: &str) -> Result<Facts, String> {
         .filter_map(|p| Some((p.parameter_key()?, p.parameter_value()?)))
         .collect();
     let mut resources: Vec<(String, String, String)> = Vec::new();
-    let mut pages = cfn.list_stack_resources().stack_name(stack).into_paginator().send();
+    let mut pages = cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| format!("ListStackResources {stack}: {}", describe(&e)))?;
         resources.extend(page.stack_resource_summaries().iter().map(|r| {
@@ -106,10 +110,9 @@ pub fn facts_of(
     resources: &[(String, String, String)],
 ) -> Result<Facts, String> {
     let output = |key: &str| {
-        outputs
-            .get(key)
-            .map(|v| (*v).to_owned())
-            .ok_or_else(|| format!("stack {stack} has no {key} output: deploy this version of template.yaml"))
+        outputs.get(key).map(|v| (*v).to_owned()).ok_or_else(|| {
+            format!("stack {stack} has no {key} output: deploy this version of template.yaml")
+        })
     };
     let parameter = |key: &str, default: &str| {
         parameters
@@ -132,7 +135,9 @@ pub fn facts_of(
         scheduler_dlq_url: output("SchedulerDeadLetterQueueUrl")?,
         sweep_schedule: resources
             .iter()
-            .find(|(id, kind, _)| id == SWEEP_SCHEDULE_LOGICAL_ID && kind == "AWS::Scheduler::Schedule")
+            .find(|(id, kind, _)| {
+                id == SWEEP_SCHEDULE_LOGICAL_ID && kind == "AWS::Scheduler::Schedule"
+            })
             .map(|(_, _, physical)| physical.clone()),
         alarm_names: Some(
             resources
@@ -161,10 +166,13 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let parameters: HashMap<&str, &str> =
-            [("FacebookAppId", "1"), ("FacebookPageId", "2"), ("GraphApiVersion", "v25.0")]
-                .into_iter()
-                .collect();
+        let parameters: HashMap<&str, &str> = [
+            ("FacebookAppId", "1"),
+            ("FacebookPageId", "2"),
+            ("GraphApiVersion", "v25.0"),
+        ]
+        .into_iter()
+        .collect();
         let resources = vec![
             (
                 SWEEP_SCHEDULE_LOGICAL_ID.to_owned(),
@@ -177,15 +185,31 @@ mod tests {
                 "prod-SendDeadLetterQueueAlarm-XyZ".to_owned(),
             ),
         ];
-        let f = facts_of("prod", "eu-west-1".into(), &outputs, &parameters, &resources).unwrap();
+        let f = facts_of(
+            "prod",
+            "eu-west-1".into(),
+            &outputs,
+            &parameters,
+            &resources,
+        )
+        .unwrap();
         assert_eq!(f.webhook_url, "https://x/seg/webhooks/messenger");
         assert_eq!((f.fb_app_id.as_str(), f.fb_page_id.as_str()), ("1", "2"));
         assert_eq!(f.graph_api_version, "v25.0");
         assert_eq!(f.graph_api_base_url, "https://graph.facebook.com");
         assert_eq!(f.page_token_secret_id.as_deref(), Some("arn:p"));
-        assert_eq!(f.sweep_schedule.as_deref(), Some("prod-DeadlineAlertsFunctionSweep-AbC"));
-        assert_eq!(f.alarm_names, Some(vec!["prod-SendDeadLetterQueueAlarm-XyZ".to_owned()]));
-        assert_eq!(f.target().fix_command, "cargo run -p ops -- doctor --stack prod --fix");
+        assert_eq!(
+            f.sweep_schedule.as_deref(),
+            Some("prod-DeadlineAlertsFunctionSweep-AbC")
+        );
+        assert_eq!(
+            f.alarm_names,
+            Some(vec!["prod-SendDeadLetterQueueAlarm-XyZ".to_owned()])
+        );
+        assert_eq!(
+            f.target().fix_command,
+            "cargo run -p ops -- doctor --stack prod --fix"
+        );
         let mut missing = outputs.clone();
         missing.remove("FacebookWebhookUrl");
         let e = facts_of("prod", "r".into(), &missing, &parameters, &resources).unwrap_err();

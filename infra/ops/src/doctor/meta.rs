@@ -80,7 +80,8 @@ pub async fn checks(
                     fields.join(",")
                 ));
                 apps = graph.subscribed_apps(page_id, &page_token).await;
-                line = preflight::page_subscription(target, apps.as_ref().map(|a| a.value.as_slice()));
+                line =
+                    preflight::page_subscription(target, apps.as_ref().map(|a| a.value.as_slice()));
             }
             Ok(false) => fixed.push("POST subscribed_apps answered success: false".to_owned()),
             Err(e) => fixed.push(format!("POST subscribed_apps failed: {e}")),
@@ -109,7 +110,10 @@ pub async fn checks(
 async fn handshake(target: &Target, secrets: &SecretDocs) -> Check {
     let Some(verify_token) = secrets.verify_token() else {
         return Check::not_checked(
-            format!("the webhook {} answers Meta's handshake", target.webhook_url),
+            format!(
+                "the webhook {} answers Meta's handshake",
+                target.webhook_url
+            ),
             "the secret has no verify_token",
         );
     };

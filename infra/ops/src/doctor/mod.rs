@@ -107,7 +107,10 @@ impl Facts {
             secret_id: self.secret_id.clone(),
             page_token_secret_id: self.page_token_secret_id.clone(),
             fix_command: if self.fix_command.is_empty() {
-                format!("cargo run -p ops -- doctor --stack {} --fix", self.stack_name)
+                format!(
+                    "cargo run -p ops -- doctor --stack {} --fix",
+                    self.stack_name
+                )
             } else {
                 self.fix_command.clone()
             },
@@ -182,6 +185,10 @@ mod tests {
             })
         );
         assert!(args(&["--stack"]).unwrap_err().contains("needs a value"));
-        assert!(args(&["--table", "t"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            args(&["--table", "t"])
+                .unwrap_err()
+                .contains("unknown argument")
+        );
     }
 }
