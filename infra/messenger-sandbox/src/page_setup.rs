@@ -260,11 +260,11 @@ fn bad_request(message: impl Into<String>) -> Response {
     GraphError::sandbox(StatusCode::BAD_REQUEST, message).into_response()
 }
 
-fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("invalid request: {e}"))
 }
 
 #[derive(Deserialize, Default)]
@@ -302,7 +302,7 @@ async fn get_page_token(State(app): State<Arc<AppState>>) -> Json<Value> {
 async fn put_page_token(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let switch: PageTokenSwitch = match parse_body(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let setup = app.setup.update(|s| {
         if let Some(state) = switch.state {
@@ -360,7 +360,7 @@ async fn get_subscriptions(State(app): State<Arc<AppState>>) -> Json<Value> {
 async fn put_subscriptions(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let switch: SubscriptionsSwitch = match parse_body(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     if let Some(url) = &switch.callback_url {
         let valid = reqwest::Url::parse(url).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
