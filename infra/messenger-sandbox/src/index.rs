@@ -172,7 +172,7 @@ fn render(state: &AppState, host: &str, query: &HashMap<String, String>) -> Stri
         );
     }
     body.push_str(
-        "<li>Compliance report: <code>make report</code> in the repository</li></ul></div>\n",
+        "<li>Compliance report: <code>make report</code> in the repository</li>\n<li>Preflight checklist: <code>make doctor</code></li></ul></div>\n",
     );
 
     let held = state.holds.current();
