@@ -113,9 +113,16 @@ lambda-build: bench-tools
 	  --bin http-api --bin sender --bin deadline-alerts
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
-	@test -x target/debug/report || echo "==> first build of the report tool (a few minutes once; cargo shows its progress)"
-	$(CARGO) build --locked -p report
-	$(CARGO) run --quiet --locked -p report -- $(ARGS)
+	@test -x target/debug/ops || echo "==> first build of the ops tool (a few minutes once; cargo shows its progress)"
+	$(CARGO) build --locked -p ops
+	$(CARGO) run --quiet --locked -p ops -- report $(ARGS)
+
+# Its own .PHONY line: the shared one is edited by other changes.
+.PHONY: doctor
+doctor: ## Preflight checklist of the local stack of `make run` (✔/✘ with fixes); ARGS="--fix", or ARGS="--stack NAME" for a deployed one
+	@test -x target/debug/ops || echo "==> first build of the ops tool (a few minutes once; cargo shows its progress)"
+	$(CARGO) build --locked -p ops
+	$(CARGO) run --quiet --locked -p ops -- doctor $(ARGS)
 
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts

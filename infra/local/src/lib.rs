@@ -165,6 +165,8 @@ pub async fn listen(
 /// A running local stack.
 pub struct LocalStack {
     pub api_base_url: String,
+    /// The stack name the resources are named after (`{stack}-OptInTable`, …).
+    pub stack_name: String,
     pub http_addr: SocketAddr,
     /// The example website (`GET /`), with its "Continue with Facebook" link.
     pub site_base_url: String,
@@ -361,6 +363,7 @@ impl LocalStack {
 
         Ok(Self {
             api_base_url,
+            stack_name: settings.stack_name.clone(),
             http_addr,
             site_base_url,
             provisioned,
@@ -378,6 +381,28 @@ impl LocalStack {
         match &self.config.facebook_path_segment {
             Some(segment) => format!("{}/{segment}", self.api_base_url),
             None => self.api_base_url.clone(),
+        }
+    }
+
+    /// What `ops doctor` needs to check this stack (`.local/doctor.json`), `aws_endpoint` being
+    /// the emulator's.
+    pub fn doctor_state(&self, aws_endpoint: &str) -> local_state::DoctorState {
+        let p = &self.provisioned;
+        local_state::DoctorState {
+            stack_name: self.stack_name.clone(),
+            region: "us-east-1".into(),
+            aws_endpoint_url: aws_endpoint.to_owned(),
+            webhook_url: format!("{}/webhooks/messenger", self.facebook_base_url()),
+            graph_api_base_url: self.config.graph_api_base_url.clone(),
+            graph_api_version: self.config.graph_api_version.clone(),
+            fb_app_id: self.config.fb_app_id.clone(),
+            fb_page_id: self.config.fb_page_id.clone(),
+            secret_id: p.secret_id.clone(),
+            page_token_secret_id: p.page_token_secret_id.clone(),
+            alert_topic_arn: p.alert_topic_arn.clone(),
+            send_dlq_url: p.send_dlq_url.clone(),
+            scheduler_dlq_url: p.scheduler_dlq_url.clone(),
+            sweep_schedule: p.sweep_schedule.clone(),
         }
     }
 

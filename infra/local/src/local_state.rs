@@ -1,5 +1,7 @@
 //! `.local/stack.json`: what `make run` started (the emulator's endpoint, the table, the topic), so
-//! other local tools — `make report` — find the running stack without being told.
+//! other local tools — `make report` — find the running stack without being told; and
+//! `.local/doctor.json`: the names `make doctor` checks (URLs, secrets, queues, topic, schedule),
+//! the local counterpart of a deployed stack's outputs.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,38 @@ pub fn write(state: &LocalState) -> std::io::Result<PathBuf> {
 
 /// Write `state` to [`STATE_FILE`] under `dir`.
 pub fn write_in(dir: &Path, state: &LocalState) -> std::io::Result<PathBuf> {
-    let path = dir.join(STATE_FILE);
+    write_json(&dir.join(STATE_FILE), state)
+}
+
+/// Relative to the directory `make run` runs in, like [`STATE_FILE`].
+pub const DOCTOR_FILE: &str = ".local/doctor.json";
+
+/// What `ops doctor` reads of the local stack (its `Facts`: same field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorState {
+    pub stack_name: String,
+    pub region: String,
+    pub aws_endpoint_url: String,
+    pub webhook_url: String,
+    pub graph_api_base_url: String,
+    pub graph_api_version: String,
+    pub fb_app_id: String,
+    pub fb_page_id: String,
+    pub secret_id: String,
+    pub page_token_secret_id: Option<String>,
+    pub alert_topic_arn: String,
+    pub send_dlq_url: String,
+    pub scheduler_dlq_url: String,
+    pub sweep_schedule: Option<String>,
+}
+
+/// Write `state` to [`DOCTOR_FILE`] under `dir`.
+pub fn write_doctor_in(dir: &Path, state: &DoctorState) -> std::io::Result<PathBuf> {
+    write_json(&dir.join(DOCTOR_FILE), state)
+}
+
+fn write_json(path: &Path, state: &impl Serialize) -> std::io::Result<PathBuf> {
+    let path = path.to_path_buf();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

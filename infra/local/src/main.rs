@@ -266,6 +266,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  Compliance report       make report   (or ARGS=\"--since 1h --json\", ARGS=\"--html target/report.html\")"
     );
+    println!("  Preflight checklist     make doctor");
     println!();
     println!("  Ctrl-C stops everything.");
 
@@ -279,6 +280,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
     if let Err(e) = &state_file {
         eprintln!("  (could not write the local state file: {e})");
+    }
+    // Where `make doctor` finds the names it checks (removed on Ctrl-C too).
+    let doctor_file = local_runner::local_state::write_doctor_in(
+        std::path::Path::new("."),
+        &stack.doctor_state(&aws_endpoint),
+    );
+    if let Err(e) = &doctor_file {
+        eprintln!("  (could not write the doctor's state file: {e})");
     }
     // Print every alert published on the topic, as an operator's e-mail would show it.
     let inbox = local_runner::alert_inbox::AlertInbox::subscribe(
@@ -307,7 +316,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     tokio::signal::ctrl_c().await?;
     printer.abort();
-    if let Ok(path) = state_file {
+    for path in [state_file, doctor_file].into_iter().flatten() {
         let _ = std::fs::remove_file(path);
     }
     stack.shutdown().await;

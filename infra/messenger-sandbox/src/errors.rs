@@ -28,6 +28,16 @@ pub(crate) const NO_MATCHING_USER: &str = "(#100) No matching user found";
 pub(crate) const OUTSIDE_WINDOW: &str = "(#10) This message is sent outside of allowed window. Learn more about the new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview";
 pub(crate) const TAG_ON_LOGIN_ID: &str = "(#100) Invalid parameter: message tags cannot be used to send the initial message to a login_id";
 pub(crate) const RATE_LIMITED: &str = "(#613) Calls to this api have exceeded the rate limit.";
+/// A Page token past its expiry (subcode 463; Graph names the dates, the sandbox fixed ones).
+pub(crate) const TOKEN_EXPIRED: &str = "Error validating access token: Session has expired on Thursday, 01-Jan-26 00:00:00 PST. The current time is Friday, 02-Jan-26 00:00:00 PST.";
+/// A Page token invalidated by a password change or a security reset (subcode 460).
+pub(crate) const TOKEN_INVALIDATED: &str = "Error validating access token: The session has been invalidated because the user changed their password or Facebook has changed the session for security reasons.";
+
+// The Page's and the app's webhook subscriptions.
+pub(crate) const APP_TOKEN_REQUIRED: &str =
+    "(#15) This method must be called with an app access_token.";
+pub(crate) const SUBSCRIBED_FIELDS_REQUIRED: &str =
+    "(#100) The parameter subscribed_fields is required.";
 
 // Facebook Login.
 pub(crate) const CODE_USED: &str = "This authorization code has been used.";

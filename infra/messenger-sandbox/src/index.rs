@@ -63,6 +63,14 @@ const CONTROLS: &[(&str, &str)] = &[
         "answer as another Graph version",
     ),
     (
+        "GET|PUT|DELETE /_sandbox/page_token {\"state\":\"expired\"}",
+        "expire or invalidate the Page token (debug_token, Send API)",
+    ),
+    (
+        "GET|PUT|DELETE /_sandbox/subscriptions {\"page_subscribed\":false}",
+        "unsubscribe the Page, drop a field, move the callback URL, deactivate",
+    ),
+    (
         "POST /_sandbox/deauthorize · /_sandbox/data-deletion {\"asid\"}",
         "Facebook's signed callbacks",
     ),
@@ -164,7 +172,7 @@ fn render(state: &AppState, host: &str, query: &HashMap<String, String>) -> Stri
         );
     }
     body.push_str(
-        "<li>Compliance report: <code>make report</code> in the repository</li></ul></div>\n",
+        "<li>Compliance report: <code>make report</code> in the repository</li>\n<li>Preflight checklist: <code>make doctor</code></li></ul></div>\n",
     );
 
     let held = state.holds.current();

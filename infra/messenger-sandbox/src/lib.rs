@@ -21,6 +21,9 @@
 //!   and fault injection (see `faults`).
 //! - `GET|PUT|DELETE /_sandbox/api_version` — every `/{version}/…` answer carries Graph's
 //!   `facebook-api-version` header (the asked version); this switch makes it name another one.
+//! - `GET|POST /{version}/{page_id}/subscribed_apps`, `GET /{version}/{app_id}/subscriptions`, and
+//!   `debug_token` of the Page token — what an operator's preflight checks read; `GET|PUT|DELETE
+//!   /_sandbox/page_token` and `/_sandbox/subscriptions` break one thing each (see `page_setup`).
 //! - `POST /_sandbox/hold`, `POST /_sandbox/release`, `GET /_sandbox/hold` — hold a person's Send
 //!   API calls (or every call) unanswered until released, to try STOP by hand (see `hold`).
 //!
@@ -37,7 +40,10 @@ mod faults;
 mod hold;
 mod listener;
 mod rate_limit;
+mod setup;
 mod state;
+// Checks shared by the token-carrying Graph routes.
+mod graph_calls;
 // Routes and middlewares over the state.
 mod controls;
 mod dialog;
@@ -46,6 +52,7 @@ mod gate;
 mod inbox;
 mod index;
 mod oauth;
+mod page_setup;
 mod send_api;
 mod webhooks;
 
@@ -61,6 +68,7 @@ pub use api_version::API_VERSION_HEADER;
 pub use controls::Limits;
 pub use faults::{FaultKind, FaultRule, TrafficStats};
 pub use oauth::DEFAULT_FIRST_NAME;
+pub use setup::PageTokenState;
 pub use state::InboxMessage;
 pub use webhooks::optin_webhook_body;
 
@@ -271,6 +279,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(index::routes())
         .merge(oauth::routes(oauth.clone()))
         .merge(dialog::routes(oauth))
+        .merge(page_setup::routes())
         .fallback(index::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         // Outermost: the rate limiter's and the faults' answers carry the header too, as Graph's.

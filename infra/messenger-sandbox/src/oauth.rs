@@ -4,7 +4,8 @@
 //! - `GET /{version}/oauth/access_token?client_id&redirect_uri&client_secret&code` — single-use
 //!   codes (10 minutes); used, expired and wrong-redirect codes get code 100 with subcodes
 //!   36009 / 36007 / 36008 (reference notes §2.2, §7.6 #16);
-//! - `GET /{version}/debug_token?input_token&access_token={app_id}|{app_secret}`;
+//! - `GET /{version}/debug_token?input_token&access_token={app_id}|{app_secret}` (user tokens here,
+//!   the Page token's answer in `page_setup`);
 //! - `GET /{version}/me?fields=…` and `GET /{version}/me/permissions` — user token and
 //!   `appsecret_proof` required, as with "Require App Secret";
 //! - `POST /_sandbox/user_token` — mint a user token directly (the JavaScript SDK's login, or a
@@ -20,8 +21,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,10 +31,11 @@ use serde_json::json;
 
 use crate::errors::{
     ACTIVE_TOKEN_REQUIRED, APP_ID_INVALID, CLIENT_SECRET_INVALID, CODE_EXPIRED, CODE_INVALID,
-    CODE_REDIRECT_MISMATCH, CODE_USED, GRAPH_METHOD_EXCEPTION, GraphError, INVALID_PARAMETER,
-    INVALID_TOKEN, OAUTH_EXCEPTION, OTHER_APP_TOKEN, PROOF_INVALID, PROOF_REQUIRED, unknown_path,
+    CODE_REDIRECT_MISMATCH, CODE_USED, GRAPH_METHOD_EXCEPTION, GraphError, INVALID_TOKEN,
+    OAUTH_EXCEPTION, OTHER_APP_TOKEN, PROOF_INVALID, PROOF_REQUIRED,
 };
-use crate::ids::{is_graph_version, now_ms, random_alphanumeric, random_asid};
+use crate::graph_calls::{Params, check_app_token, non_empty, params};
+use crate::ids::{now_ms, random_alphanumeric, random_asid};
 use crate::state::AppState;
 use crate::webhooks::{optin_webhook_body, post_webhook};
 
@@ -214,22 +216,8 @@ pub(crate) fn routes(state: Arc<OAuthState>) -> Router<Arc<AppState>> {
         .with_state(state)
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-fn params(query: Params) -> HashMap<String, String> {
-    query.map(|Query(q)| q).unwrap_or_default()
-}
-
 fn version_ok(path: &Result<Path<String>, PathRejection>, rest: &str) -> Result<(), GraphError> {
-    match path {
-        Ok(Path(v)) if is_graph_version(v) => Ok(()),
-        Ok(Path(v)) => Err(unknown_path(&format!("/{v}/{rest}"))),
-        Err(_) => Err(GraphError::invalid_parameter(INVALID_PARAMETER)),
-    }
-}
-
-fn non_empty<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    crate::graph_calls::version_ok(path, String::as_str, rest)
 }
 
 #[derive(Serialize)]
@@ -276,26 +264,6 @@ async fn access_token(
     }
 }
 
-/// The app token `{app_id}|{app_secret}`, with its `appsecret_proof` checked when one is sent.
-fn check_app_token(oauth: &OAuthState, q: &HashMap<String, String>) -> Result<(), GraphError> {
-    let config = &oauth.app.config;
-    let app_token = format!("{}|{}", config.app_id, config.app_secret);
-    if non_empty(q, "access_token") != Some(app_token.as_str()) {
-        return Err(GraphError::new(
-            190,
-            OAUTH_EXCEPTION,
-            "Invalid OAuth access token signature.",
-        ));
-    }
-    if let Some(proof) = non_empty(q, "appsecret_proof") {
-        let expected = shared::facebook::crypto::appsecret_proof(&config.app_secret, &app_token);
-        if !proof.eq_ignore_ascii_case(&expected) {
-            return Err(GraphError::new(100, GRAPH_METHOD_EXCEPTION, PROOF_INVALID));
-        }
-    }
-    Ok(())
-}
-
 async fn debug_token(
     State(oauth): State<Arc<OAuthState>>,
     path: Result<Path<String>, PathRejection>,
@@ -305,7 +273,7 @@ async fn debug_token(
         return e.into_response();
     }
     let q = params(query);
-    if let Err(e) = check_app_token(&oauth, &q) {
+    if let Err(e) = check_app_token(&oauth.app.config, &q) {
         return e.into_response();
     }
     let Some(input) = non_empty(&q, "input_token") else {
@@ -313,6 +281,11 @@ async fn debug_token(
             .into_response();
     };
     let config = &oauth.app.config;
+    // The Page token: what an operator's preflight checks inspect (see `page_setup`).
+    if input == config.page_access_token {
+        return Json(json!({"data": crate::page_setup::page_token_debug(&oauth.app)}))
+            .into_response();
+    }
     let Some(grant) = oauth.token(input) else {
         return Json(json!({"data": {
             "error": {"code": 190, "message": INVALID_TOKEN},

@@ -115,6 +115,10 @@ fn handle(
     if token != Some(config.page_access_token.as_str()) {
         return Err(GraphError::new(190, OAUTH_EXCEPTION, INVALID_TOKEN));
     }
+    // An expired or invalidated Page token (`/_sandbox/page_token`) is refused as Graph does.
+    if let Some(e) = crate::graph_calls::page_token_state_error(state.setup.get().page_token) {
+        return Err(e);
+    }
     // 2. appsecret_proof.
     let expected =
         shared::facebook::crypto::appsecret_proof(&config.app_secret, &config.page_access_token);

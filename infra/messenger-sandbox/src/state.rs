@@ -13,6 +13,7 @@ use crate::api_version::ServedVersion;
 use crate::faults::Faults;
 use crate::hold::Holds;
 use crate::rate_limit::RateLimiter;
+use crate::setup::MetaSetup;
 
 /// How long one webhook delivery may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,6 +78,8 @@ pub(crate) struct AppState {
     pub api_version: ServedVersion,
     /// Send API calls held until released (`POST /_sandbox/hold`).
     pub holds: Holds,
+    /// The Page token's state and the webhook subscriptions (`/_sandbox/page_token`, `/_sandbox/subscriptions`).
+    pub setup: MetaSetup,
     /// Links to the app around the sandbox (its API, docs, website), named by whoever started it.
     links: RwLock<Vec<(String, String)>>,
 }
@@ -96,6 +99,7 @@ impl AppState {
             http,
             api_version: Default::default(),
             holds: Default::default(),
+            setup: Default::default(),
             links: Default::default(),
         })
     }
@@ -174,9 +178,11 @@ impl AppState {
             .collect()
     }
 
-    /// Forget every opt-in and message, fault rule, rate window, counter, version switch and hold.
+    /// Forget every opt-in and message, fault rule, rate window, counter, version switch and hold,
+    /// and restore the Page token and the webhook subscriptions.
     pub fn reset(&self) {
         *self.records() = Records::default();
+        self.setup.reset();
         self.holds.release(None);
         self.api_version.set(None);
         self.faults.clear();

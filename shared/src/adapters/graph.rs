@@ -1,5 +1,5 @@
-//! The Graph API client: the only code that calls Graph (the login dialog, a browser URL, is built
-//! in [`crate::facebook::dialog`]).
+//! The Graph API client: with `graph_admin` (the operator's setup calls), the only code that calls
+//! Graph (the login dialog, a browser URL, is built in [`crate::facebook::dialog`]).
 //!
 //! One `reqwest::Client` is built at init (connection pool, TLS config, timeouts) and reused.
 //! Every call carries `appsecret_proof`. Tokens travel in the query string, as Meta documents, so
@@ -46,7 +46,7 @@ pub struct GraphClient {
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not build the HTTP client for Graph: {0}")]
-pub struct GraphInitError(String);
+pub struct GraphInitError(pub(crate) String);
 
 #[derive(Deserialize)]
 struct SendResponse {
@@ -152,7 +152,7 @@ impl GraphClient {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> GraphError {
+pub(crate) fn transport_error(e: reqwest::Error) -> GraphError {
     let e = e.without_url();
     if e.is_timeout() {
         GraphError::Timeout
@@ -165,7 +165,7 @@ fn transport_error(e: reqwest::Error) -> GraphError {
 }
 
 /// Turn a non-2xx answer into a [`GraphError`], keeping Graph's own code/subcode when present.
-async fn error_from(response: reqwest::Response) -> GraphError {
+pub(crate) async fn error_from(response: reqwest::Response) -> GraphError {
     let status = response.status().as_u16();
     match response.bytes().await {
         Ok(bytes) => match serde_json::from_slice::<GraphErrorEnvelope>(&bytes) {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod dynamodb;
 pub mod emf;
 pub mod graph;
+pub mod graph_admin;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod scheduler;

@@ -9,5 +9,6 @@ pub mod message;
 pub mod metrics;
 pub mod opt_in;
 pub mod page;
+pub mod preflight;
 pub mod report;
 pub mod report_html;

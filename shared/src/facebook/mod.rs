@@ -4,5 +4,6 @@
 pub mod crypto;
 pub mod dialog;
 pub mod graph_error;
+pub mod page_setup;
 pub mod signed_request;
 pub mod webhook;

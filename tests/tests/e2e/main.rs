@@ -5,6 +5,7 @@
 
 mod browser_smoke;
 mod deadlines;
+mod doctor;
 mod hostile_input;
 mod log_secrets;
 mod login;

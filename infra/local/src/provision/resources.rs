@@ -1,6 +1,6 @@
-//! Queues (with their redrive policies), schedule groups, topics and secrets.
+//! Queues (with their redrive policies), schedule groups, topics, secrets and the sweep's schedule.
 
-use super::stack::{ProvisionError, Provisioner, aws_error, invalid};
+use super::stack::{ProvisionError, Provisioner, SWEEP_EVENT, SWEEP_FUNCTION, aws_error, invalid};
 use serde_yaml_ng::Value;
 
 impl Provisioner {
@@ -191,5 +191,78 @@ impl Provisioner {
         let arn = arn.ok_or_else(|| invalid(id, "Secrets Manager returned no ARN"))?;
         self.remember(id, arn.clone(), [("Id", arn), ("Name", name)]);
         Ok(())
+    }
+
+    // ------------------------------------------------------------------ the sweep's schedule
+
+    /// The recurring sweep, as SAM's `ScheduleV2` event of the alerts function creates it (in the
+    /// default group), so that `ops doctor` reads its state locally as in AWS. The local runner's
+    /// own timer still drives the sweep (`event_sources::run_scheduler`). Returns its name.
+    pub(super) async fn create_sweep_schedule(&mut self) -> Result<Option<String>, ProvisionError> {
+        use aws_sdk_scheduler::types::{
+            FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
+        };
+        let Some(function) = self.template.resource(SWEEP_FUNCTION) else {
+            return Ok(None);
+        };
+        let Some(event) = function
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(|e| e.get(SWEEP_EVENT))
+            .and_then(|e| e.get("Properties"))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let id = format!("{SWEEP_FUNCTION}{SWEEP_EVENT}");
+        let expression = match event.get("ScheduleExpression") {
+            Some(v) => self
+                .ctx
+                .resolve(&self.template, v)
+                .ok()
+                .as_ref()
+                .and_then(super::template::scalar_string),
+            None => None,
+        }
+        .ok_or_else(|| invalid(&id, "ScheduleExpression does not resolve"))?;
+        let input = event
+            .get("Input")
+            .and_then(super::template::scalar_string)
+            .unwrap_or_default();
+        let (stack, region) = (&self.ctx.stack_name, &self.ctx.region);
+        let name = format!("{stack}-{id}");
+        let target = Target::builder()
+            .arn(format!(
+                "arn:aws:lambda:{region}:123456789012:function:{stack}-deadline-alerts"
+            ))
+            .role_arn(format!("arn:aws:iam::123456789012:role/{stack}-scheduler"))
+            .input(input)
+            .build()
+            .map_err(|e| invalid(&id, e.to_string()))?;
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(|e| invalid(&id, e.to_string()))?;
+        let created = self
+            .scheduler
+            .create_schedule()
+            .name(&name)
+            .schedule_expression(expression)
+            .state(ScheduleState::Enabled)
+            .flexible_time_window(window)
+            .target(target)
+            .send()
+            .await;
+        if let Err(e) = created {
+            use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
+            // Already there: a second `make run` on the same emulator.
+            if !matches!(
+                e.as_service_error(),
+                Some(CreateScheduleError::ConflictException(_))
+            ) {
+                return Err(aws_error(&id, "CreateSchedule", e));
+            }
+        }
+        Ok(Some(name))
     }
 }

@@ -16,6 +16,7 @@ pub struct Provisioned {
     pub send_queue_arn: String,
     pub send_dlq_url: String,
     pub scheduler_dlq_arn: String,
+    pub scheduler_dlq_url: String,
     pub schedule_group: String,
     pub alert_topic_arn: String,
     pub secret_id: String,
@@ -24,6 +25,8 @@ pub struct Provisioned {
     pub page_token_secret_id: Option<String>,
     /// The default of the `SweepRate` parameter, if the template has one.
     pub sweep_rate: Option<String>,
+    /// The sweep's recurring schedule in the default group (`ops doctor` checks it is ENABLED).
+    pub sweep_schedule: Option<String>,
     pub send_queue_visibility_timeout_s: i32,
     pub max_receive_count: i32,
     /// `SenderFunction.Timeout`: the local SQS event source ends an invocation after it, as Lambda does.
@@ -61,6 +64,9 @@ pub(super) const SCHEDULE_GROUP: &str = "DeadlineScheduleGroup";
 pub(super) const ALERT_TOPIC: &str = "AlertTopic";
 pub(super) const APP_SECRET: &str = "AppSecret";
 pub(super) const PAGE_TOKEN_SECRET: &str = "PageTokenSecret";
+/// The function whose `ScheduleV2` event `Sweep` is the recurring sweep.
+pub(super) const SWEEP_FUNCTION: &str = "DeadlineAlertsFunction";
+pub(super) const SWEEP_EVENT: &str = "Sweep";
 
 pub(super) const TABLE: &str = "AWS::DynamoDB::Table";
 pub(super) const QUEUE: &str = "AWS::SQS::Queue";
@@ -103,6 +109,7 @@ pub async fn provision(
         sns: aws_sdk_sns::Client::new(sdk),
         secrets: aws_sdk_secretsmanager::Client::new(sdk),
         secret_json: secret_json.to_owned(),
+        sweep_schedule: None,
     };
     p.create_all().await?;
     p.provisioned()
@@ -117,6 +124,7 @@ pub(super) struct Provisioner {
     pub(super) sns: aws_sdk_sns::Client,
     pub(super) secrets: aws_sdk_secretsmanager::Client,
     pub(super) secret_json: String,
+    pub(super) sweep_schedule: Option<String>,
 }
 
 pub(super) fn aws_error<E>(resource: &str, operation: &'static str, err: E) -> ProvisionError
@@ -216,6 +224,7 @@ impl Provisioner {
         for id in self.of_type(SECRET)? {
             self.create_secret(&id).await?;
         }
+        self.sweep_schedule = self.create_sweep_schedule().await?;
         for (id, def) in &self.template.resources {
             if !self.ctx.created.contains_key(id) {
                 let kind = def.get("Type").and_then(Value::as_str).unwrap_or("?");
@@ -302,6 +311,7 @@ impl Provisioner {
             send_queue_arn: attr(SEND_QUEUE, QUEUE, "Arn")?,
             send_dlq_url: self.created(SEND_DLQ, QUEUE)?.reference.clone(),
             scheduler_dlq_arn: attr(SCHEDULER_DLQ, QUEUE, "Arn")?,
+            scheduler_dlq_url: self.created(SCHEDULER_DLQ, QUEUE)?.reference.clone(),
             schedule_group: self.created(SCHEDULE_GROUP, GROUP)?.reference.clone(),
             alert_topic_arn: self.created(ALERT_TOPIC, TOPIC)?.reference.clone(),
             secret_id: self.created(APP_SECRET, SECRET)?.reference.clone(),
@@ -316,6 +326,7 @@ impl Provisioner {
                 .template
                 .parameter_default("SweepRate")
                 .and_then(scalar_string),
+            sweep_schedule: self.sweep_schedule.clone(),
             send_queue_visibility_timeout_s: visibility,
             max_receive_count,
             sender_timeout_s,

@@ -3,4 +3,5 @@
 
 mod controls;
 mod oauth;
+mod page_setup;
 mod traffic;

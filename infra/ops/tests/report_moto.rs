@@ -108,8 +108,9 @@ async fn seed(store: &DynamoOptInStore, t0: Millis) {
 }
 
 fn report_command(endpoint: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_report"));
-    c.env("AWS_ENDPOINT_URL", endpoint)
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ops"));
+    c.arg("report")
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -1,3 +1,6 @@
+//! The operator CLI `ops`: `ops report` (this file, as `make report`) and `ops doctor` (the
+//! preflight checklist, [`doctor`]; `make doctor`).
+//!
 //! `make report`: the compliance report of a time range, from the opt-in table.
 //!
 //! Which table:
@@ -9,6 +12,8 @@
 //!
 //! The figures are computed by [`shared::domain::report::compute`] (pure, tested on seeded data); this crate
 //! only parses arguments, finds the table and prints.
+
+pub mod doctor;
 
 use shared::config::env;
 use shared::domain::opt_in::Millis;
