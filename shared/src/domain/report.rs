@@ -2,7 +2,7 @@
 //!
 //! [`compute`] is a pure function over stored opt-ins (the evidence each item carries: opt-in time,
 //! deadline, state, `sent_at`, `terminal_at`, `alerted_at`, last Graph error). [`crate::ports::history::OptInHistory`]
-//! is the port that reads those opt-ins; `make report` (infra/report) prints the result, and a
+//! is the port that reads those opt-ins; `make report` (`ops report`, infra/ops) prints the result, and a
 //! website-facing `GET /v1/report` can serve the same JSON.
 //!
 //! Definitions (also in docs/alerts.md):
