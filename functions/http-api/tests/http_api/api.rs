@@ -69,7 +69,7 @@ async fn record_login_verifies_the_token_and_records() {
     assert_eq!(r.status(), 201);
     assert_eq!(
         json_of(&r),
-        serde_json::json!({"asid": "111", "permission": "granted", "state": "AWAITING_OPT_IN"})
+        serde_json::json!({"asid": "111", "permission": "granted", "state": "AWAITING_OPT_IN", "user_ref": null})
     );
     let r = send(
         &w,
