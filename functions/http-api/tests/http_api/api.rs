@@ -82,7 +82,7 @@ async fn record_login_verifies_the_token_and_records() {
     assert_eq!(r.status(), 201);
     assert_eq!(
         json_of(&r),
-        serde_json::json!({"asid": "222", "permission": "declined", "state": "DECLINED"})
+        serde_json::json!({"asid": "222", "permission": "declined", "state": "DECLINED", "user_ref": null})
     );
     let mut logins = w.logins.logins();
     logins.sort_by(|a, b| a.asid.cmp(&b.asid));
