@@ -29,7 +29,7 @@ fn deploy_dry_run(vars: &[&str]) -> String {
 }
 
 /// The `sam <command>` lines of a dry run (a recipe line may continue over `\`-ended lines).
-fn sam_lines<'a>(dry_run: &'a str, command: &str) -> Vec<String> {
+fn sam_lines(dry_run: &str, command: &str) -> Vec<String> {
     let mut joined = Vec::new();
     let mut current = String::new();
     for line in dry_run.lines() {
