@@ -113,6 +113,8 @@ impl<D: Send + Sync + 'static> UntilConfigured<D> {
         retry_after: std::time::Duration,
         tell: Unconfigured<'_>,
     ) -> Self {
+        // At most a day: `Instant + Duration` must not overflow (a handler never panics).
+        let retry_after = retry_after.min(std::time::Duration::from_secs(86_400));
         let this = Self {
             build,
             retry_after,
@@ -143,18 +145,6 @@ impl<D: Send + Sync + 'static> UntilConfigured<D> {
                 ));
             }
         }
-        this
-    }
-
-    /// Dependencies that are there from the start (tests, the local runner).
-    pub fn ready(deps: D) -> Self {
-        let this = Self {
-            build: build_deps(|| async { Err("never built".to_owned()) }),
-            retry_after: std::time::Duration::MAX,
-            ready: std::sync::OnceLock::new(),
-            waiting: tokio::sync::Mutex::new(None),
-        };
-        let _ = this.ready.set(std::sync::Arc::new(deps));
         this
     }
 

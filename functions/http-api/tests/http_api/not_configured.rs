@@ -105,6 +105,8 @@ async fn a_secret_with_the_templates_placeholders_answers_503_not_configured() {
     assert_eq!(health.status(), 200);
     assert_eq!(json_of(&health), serde_json::json!({"ok": true}));
 
+    // Not read again on every request: only once the retry interval has passed.
+    assert_eq!(source.reads(), 1);
     // One alert for the cold start, naming the empty field and never a value.
     let published = alerts.published();
     assert_eq!(published.len(), 1, "{published:?}");
