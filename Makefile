@@ -128,8 +128,11 @@ package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda
 SAM_VENV := .venv-sam
 SAM      := $(abspath $(SAM_VENV))/bin/sam
 # The venv first on PATH: `sam build` runs cargo lambda, whose cargo-zigbuild finds zig as
-# `python3 -m ziglang`. No telemetry (and no network call for it).
-SAM_RUN  := SAM_CLI_TELEMETRY=0 PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(SAM)
+# `python3 -m ziglang`. No telemetry (and no network call for it). The template's
+# AWS::LanguageExtensions `!Sub` in the Facebook routes' paths must be expanded locally, which
+# SAM CLI >= 1.161 does only when asked (--language-extensions, or this variable); without it
+# `sam build` and `sam deploy` fail with "Property 'Path' should be a string".
+SAM_RUN  := SAM_CLI_TELEMETRY=0 SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS=1 PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(SAM)
 
 $(SAM_VENV)/.installed: infra/python/sam-requirements.txt infra/python/bench-requirements.txt
 	@echo "==> SAM CLI, cargo-lambda and zig into $(SAM_VENV) (pinned): a few minutes, once"
@@ -187,10 +190,12 @@ deploy: sam-tools deploy-config ## Build for ARCH (arm64) and deploy with SAM fr
 
 # Offline (no credentials): the template as SAM reads it, and the build as `sam build` runs it,
 # for x86_64 (the host's std; arm64 needs the aarch64 one). About 12 minutes on 2 cores: not in
-# `make test`.
+# `make test`. The other parameters are placeholders: nothing is deployed.
+DEPLOY_CHECK_PARAMETERS := Architecture="x86_64" FacebookAppId="1" FacebookPageId="2" \
+  FacebookPathSegment="deploy-check-segment-not-deployed"
 deploy-check: sam-tools ## sam validate --lint and sam build (x86_64) with the pinned SAM CLI; about 12 minutes
 	$(SAM_RUN) validate --lint --region us-east-1
-	time $(SAM_RUN) build --parameter-overrides 'Architecture="x86_64"'
+	time $(SAM_RUN) build --parameter-overrides '$(DEPLOY_CHECK_PARAMETERS)'
 	@$(MAKE) --no-print-directory check-built-arch ARCH=x86_64
 	@ls -l .aws-sam/build/*/bootstrap
 
