@@ -110,6 +110,33 @@ fn make_deploy_asks_nothing_guided_would() {
     assert!(!deploy.contains("--no-confirm-changeset"));
 }
 
+/// SAM CLI 1.161+ expands AWS::LanguageExtensions (the `!Sub` in the Facebook routes' paths)
+/// locally only when asked; without it `sam build` and `sam deploy` fail on the template.
+#[test]
+fn every_sam_command_expands_the_language_extensions() {
+    let dry_run = deploy_dry_run(&[]);
+    for command in ["build", "deploy"] {
+        for line in sam_lines(&dry_run, command) {
+            assert!(
+                line.contains("SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS=1 "),
+                "{line}"
+            );
+        }
+    }
+    let samconfig = std::fs::read_to_string(workspace_root().join("samconfig.toml")).unwrap();
+    let global = samconfig
+        .split("[default.global.parameters]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap();
+    assert!(
+        global
+            .lines()
+            .any(|l| l.trim() == "language_extensions = true"),
+        "{global}"
+    );
+}
+
 #[test]
 fn samconfig_asks_for_both_capabilities_and_fixes_no_architecture() {
     let text = std::fs::read_to_string(workspace_root().join("samconfig.toml")).unwrap();
