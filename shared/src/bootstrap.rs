@@ -57,6 +57,131 @@ pub async fn load_sender_secrets(
     }
 }
 
+/// How often a function that is not configured yet tries again to build its dependencies (one
+/// `GetSecretValue` per try and instance): filling the secret takes effect within this time,
+/// without a new cold start.
+pub const NOT_CONFIGURED_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Builds a function's dependencies, reading the secret again each time. The error names what is
+/// wrong (a field, the secret's id), never a value.
+pub type BuildDeps<D> =
+    Box<dyn Fn() -> futures::future::BoxFuture<'static, Result<D, String>> + Send + Sync>;
+
+/// `f` as a [`BuildDeps`]: each call runs a fresh build.
+pub fn build_deps<D, F, Fut>(f: F) -> BuildDeps<D>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<D, String>> + Send + 'static,
+{
+    Box::new(move || -> futures::future::BoxFuture<'static, Result<D, String>> { Box::pin(f()) })
+}
+
+/// Why a function answers "not configured": its secret could not be read or still holds the
+/// template's empty placeholders (a fresh stack). Names fields, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not configured: {0}")]
+pub struct NotConfigured(pub String);
+
+/// A function's dependencies that need the secret, built at cold start, or, while they cannot be
+/// built, the reason. A fresh stack's secret holds empty placeholders until the operator fills it:
+/// instead of exiting at every cold start (a crash loop that fills dead-letter queues and fires
+/// alarms), the function starts, says once why it cannot work ([`AlertKind::NotConfigured`], one
+/// alert per cold start: every new instance alerts once while the secret stays unusable), answers
+/// "not configured" and tries again every `retry_after`.
+///
+/// [`AlertKind::NotConfigured`]: crate::domain::alert::AlertKind::NotConfigured
+pub struct UntilConfigured<D> {
+    build: BuildDeps<D>,
+    retry_after: std::time::Duration,
+    ready: std::sync::OnceLock<std::sync::Arc<D>>,
+    /// The last problem and when to try again; `None` once ready.
+    waiting: tokio::sync::Mutex<Option<(NotConfigured, tokio::time::Instant)>>,
+}
+
+/// What a not-configured function tells operators: its name, and what it does meanwhile.
+pub struct Unconfigured<'a> {
+    pub function: &'static str,
+    pub meanwhile: &'static str,
+    pub page_id: &'a str,
+    pub alerts: &'a dyn crate::ports::alerts::Alerts,
+}
+
+impl<D: Send + Sync + 'static> UntilConfigured<D> {
+    /// Build the dependencies now; when that fails, log the problem and publish one alert.
+    pub async fn start(
+        build: BuildDeps<D>,
+        retry_after: std::time::Duration,
+        tell: Unconfigured<'_>,
+    ) -> Self {
+        // At most a day: `Instant + Duration` must not overflow (a handler never panics).
+        let retry_after = retry_after.min(std::time::Duration::from_secs(86_400));
+        let this = Self {
+            build,
+            retry_after,
+            ready: std::sync::OnceLock::new(),
+            waiting: tokio::sync::Mutex::new(None),
+        };
+        match (this.build)().await {
+            Ok(deps) => {
+                let _ = this.ready.set(std::sync::Arc::new(deps));
+            }
+            Err(problem) => {
+                tracing::error!(
+                    function = tell.function,
+                    problem = %problem,
+                    "not configured: {}; fill the secret (README, \"Deploying with SAM\")",
+                    tell.meanwhile
+                );
+                let alert = crate::domain::alert::Alert::not_configured(
+                    tell.page_id,
+                    tell.function,
+                    &problem,
+                    tell.meanwhile,
+                );
+                crate::use_cases::alert::publish(tell.alerts, &alert).await;
+                *this.waiting.lock().await = Some((
+                    NotConfigured(problem),
+                    tokio::time::Instant::now() + retry_after,
+                ));
+            }
+        }
+        this
+    }
+
+    /// The dependencies, or why there are none. While there are none, they are built again at most
+    /// once every `retry_after`; the first success is kept for the instance's life.
+    pub async fn get(&self) -> Result<std::sync::Arc<D>, NotConfigured> {
+        if let Some(deps) = self.ready.get() {
+            return Ok(deps.clone());
+        }
+        let mut waiting = self.waiting.lock().await;
+        if let Some(deps) = self.ready.get() {
+            return Ok(deps.clone());
+        }
+        let now = tokio::time::Instant::now();
+        if let Some((problem, next_try)) = waiting.as_ref()
+            && now < *next_try
+        {
+            return Err(problem.clone());
+        }
+        match (self.build)().await {
+            Ok(deps) => {
+                tracing::info!("configured now: the secret is usable");
+                let deps = std::sync::Arc::new(deps);
+                let _ = self.ready.set(deps.clone());
+                *waiting = None;
+                Ok(deps)
+            }
+            Err(problem) => {
+                tracing::warn!(problem = %problem, "still not configured");
+                let problem = NotConfigured(problem);
+                *waiting = Some((problem.clone(), now + self.retry_after));
+                Err(problem)
+            }
+        }
+    }
+}
+
 /// The targets whose TRACE level logs whole invocation events: `lambda_runtime`'s
 /// `layers::api_response` logs the raw JSON of every event ("raw JSON event received from
 /// Lambda"), i.e. webhook bodies, signed requests and API keys in headers. `lambda_http` is

@@ -78,11 +78,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (config, sdk) = shared::bootstrap::load_settings().await?;
     let deps = Deps::from_aws(config, &sdk)?;
     let deps = &deps;
+    // The handler's own error type, not a boxed one: the runtime reports it through
+    // `From<AlertsError> for Diagnostic`, with a readable `errorType`.
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            handle(deps, event.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
+            handle(deps, event.payload).await
         },
     ))
     .await
@@ -113,12 +113,41 @@ impl Summary {
     }
 }
 
+/// Why an invocation failed. Lambda shows it as `errorType` / `errorMessage` (the invocation's
+/// result, the log, the scheduler DLQ's message attributes): [`AlertsError::error_type`] names the
+/// failure in a word instead of the runtime's default, a Rust type path
+/// (`alloc::boxed::Box<dyn core::error::Error + …>`).
 #[derive(Debug, thiserror::Error)]
 pub enum AlertsError {
-    #[error("the invocation input is not a deadline_check or sweep: {0}")]
+    /// Not retried usefully: the input never becomes valid (a hand-made invocation, a schedule
+    /// written by other code).
+    #[error(
+        "the invocation input is neither a deadline_check nor a sweep ({0}); expected e.g. {{\"kind\":\"sweep\",\"version\":1}}"
+    )]
     BadInput(String),
-    #[error(transparent)]
+    /// DynamoDB, SQS or the scheduler failed: the scheduler retries the invocation, then the
+    /// scheduler DLQ keeps it.
+    #[error("a backing service failed, the invocation will be retried ({0})")]
     Port(#[from] PortError),
+}
+
+impl AlertsError {
+    /// The Lambda `errorType`: stable, short, and the same for every message of its kind.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::BadInput(_) => "DeadlineAlerts.BadInput",
+            Self::Port(_) => "DeadlineAlerts.ServiceUnavailable",
+        }
+    }
+}
+
+impl From<AlertsError> for lambda_runtime::Diagnostic {
+    fn from(e: AlertsError) -> Self {
+        Self {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Handle one invocation with its raw JSON input.

@@ -535,3 +535,22 @@ async fn the_sweep_leaves_a_blocked_page_alone() {
     assert_eq!((s.requeued, s.requeued_paused), (0, 0));
     assert!(w.queue.jobs().is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_invocation_reports_a_readable_error_type_not_a_rust_type() {
+    let w = world();
+    let e = handle(&w.deps, serde_json::json!({"kind": "nonsense"}))
+        .await
+        .unwrap_err();
+    let diagnostic = lambda_runtime::Diagnostic::from(e);
+    // The runtime's default for a boxed error is a type path ("alloc::boxed::Box<dyn …>").
+    assert_eq!(diagnostic.error_type, "DeadlineAlerts.BadInput");
+    assert!(!diagnostic.error_type.contains("::"));
+    assert!(
+        diagnostic
+            .error_message
+            .contains(r#"{"kind":"sweep","version":1}"#),
+        "{}",
+        diagnostic.error_message
+    );
+}

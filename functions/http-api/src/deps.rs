@@ -9,7 +9,7 @@
 use shared::adapters::clock::SystemClock;
 use shared::adapters::graph::{GraphClient, GraphInitError};
 use shared::adapters::secrets::{RefreshingSecret, SecretsManagerSource};
-use shared::bootstrap::{AwsPorts, SdkConfig};
+use shared::bootstrap::{AwsPorts, NotConfigured, SdkConfig, UntilConfigured};
 use shared::config::reader::ConfigError;
 use shared::config::secrets::HttpApiSecrets;
 use shared::config::settings::Config;
@@ -137,5 +137,55 @@ impl LiveDeps {
     fn snapshot(&self) -> (u64, Arc<Deps>) {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         (current.0, current.1.clone())
+    }
+}
+
+/// The http-api as the Lambda runs it: [`LiveDeps`] once the secret is usable. A fresh stack's
+/// secret holds empty placeholders until the operator fills it; meanwhile the function starts
+/// anyway, alerts once per cold start, answers `/healthz` and 503 `not_configured` everywhere
+/// else (`Service::handle`), and reads the secret again at most every
+/// [`shared::bootstrap::NOT_CONFIGURED_RETRY`].
+pub struct Service(UntilConfigured<LiveDeps>);
+
+/// What the http-api does while it is not configured (the alert says it).
+pub const WHILE_NOT_CONFIGURED: &str = "answers 503 not_configured on every route but /healthz (webhook deliveries are retried by Meta)";
+
+impl Service {
+    pub fn new(live: UntilConfigured<LiveDeps>) -> Self {
+        Self(live)
+    }
+
+    /// The production wiring: [`LiveDeps::from_aws`] once the secret is usable; the alert goes to
+    /// the stack's topic.
+    pub async fn from_aws(config: Config, sdk: &SdkConfig) -> Self {
+        let alerts = AwsPorts::new(&config, sdk).alerts;
+        let page_id = config.fb_page_id.clone();
+        let sdk = sdk.clone();
+        let build = shared::bootstrap::build_deps(move || {
+            let (config, sdk) = (config.clone(), sdk.clone());
+            async move {
+                LiveDeps::from_aws(config, &sdk)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+        Self(
+            UntilConfigured::start(
+                build,
+                shared::bootstrap::NOT_CONFIGURED_RETRY,
+                shared::bootstrap::Unconfigured {
+                    function: "http-api",
+                    meanwhile: WHILE_NOT_CONFIGURED,
+                    page_id: &page_id,
+                    alerts: &*alerts,
+                },
+            )
+            .await,
+        )
+    }
+
+    /// The dependencies for one request, or why there are none yet.
+    pub async fn live(&self) -> Result<Arc<LiveDeps>, NotConfigured> {
+        self.0.get().await
     }
 }

@@ -22,7 +22,7 @@ pub mod response;
 mod webhook;
 
 // The crate's front door: what the mains, the local runner and the tests use.
-pub use deps::{Deps, LiveDeps, StartError};
+pub use deps::{Deps, LiveDeps, Service, StartError};
 pub use openapi::OPENAPI_JSON;
 pub use response::HttpError;
 
@@ -85,13 +85,19 @@ const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
 /// Route one request. Infallible by design. A browser (`Accept: text/html`) gets a refusal as a
 /// page with a way back, except under the website API's `/v1/`, which always answers JSON.
 pub async fn handle(deps: &Deps, request: Request) -> Response<Body> {
-    route(deps, &request).await.unwrap_or_else(|e| {
-        if pages::wants_html(&request) && !request.uri().path().starts_with(API_PREFIX) {
-            pages::error_response(e)
-        } else {
-            e.into_response()
-        }
-    })
+    match route(deps, &request).await {
+        Ok(response) => response,
+        Err(e) => refusal(&request, e),
+    }
+}
+
+/// The answer to a refused request: a page for a browser, JSON for everyone else.
+fn refusal(request: &Request, e: HttpError) -> Response<Body> {
+    if pages::wants_html(request) && !request.uri().path().starts_with(API_PREFIX) {
+        pages::error_response(e)
+    } else {
+        e.into_response()
+    }
 }
 
 impl LiveDeps {
@@ -99,6 +105,27 @@ impl LiveDeps {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         handle(&*self.current().await, request).await
     }
+}
+
+impl Service {
+    /// Route one request; until the secret is usable, `/healthz` answers and every other route
+    /// 503 `not_configured`. Infallible, like [`handle`].
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        match self.live().await {
+            Ok(live) => live.handle(request).await,
+            Err(_) if is_health_check(&request) => healthz(),
+            Err(_) => refusal(&request, HttpError::not_configured()),
+        }
+    }
+}
+
+/// `GET /healthz`: it says the function runs, whatever its configuration (monitors poll it).
+fn is_health_check(request: &Request) -> bool {
+    request.method() == "GET" && request.uri().path().trim_end_matches('/') == "/healthz"
+}
+
+fn healthz() -> Response<Body> {
+    response::json(StatusCode::OK, &serde_json::json!({"ok": true}))
 }
 
 async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpError> {
@@ -130,10 +157,7 @@ async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpErr
         Endpoint::WebhookReceive => webhook::dispatch::receive(deps, request).await,
         Endpoint::Deauthorize => facebook_callbacks::deauthorize(deps, request).await,
         Endpoint::DataDeletion => facebook_callbacks::data_deletion(deps, request).await,
-        Endpoint::Healthz => Ok(response::json(
-            StatusCode::OK,
-            &serde_json::json!({"ok": true}),
-        )),
+        Endpoint::Healthz => Ok(healthz()),
         Endpoint::Index => Ok(pages::html(
             StatusCode::OK,
             pages::api_index(deps.config.public_base_url.as_deref()),

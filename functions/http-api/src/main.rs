@@ -1,5 +1,6 @@
 //! Lambda entry point: refuse TRACE logging of raw events, load config and clients once, then
-//! serve requests; the secret is re-read on its TTL (`SECRET_TTL_SECONDS`, `LiveDeps`).
+//! serve requests; the secret is re-read on its TTL (`SECRET_TTL_SECONDS`, `LiveDeps`). A secret
+//! not filled yet does not stop the start: the function answers "not configured" (`Service`).
 
 use lambda_http::{Error, Request, run, service_fn, tracing};
 
@@ -8,10 +9,10 @@ async fn main() -> Result<(), Error> {
     shared::bootstrap::check_log_levels_from_env()?;
     tracing::init_default_subscriber();
     let (config, sdk) = shared::bootstrap::load_settings().await?;
-    let deps = http_api::LiveDeps::from_aws(config, &sdk).await?;
-    let deps = &deps;
+    let service = http_api::Service::from_aws(config, &sdk).await;
+    let service = &service;
     run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(deps.handle(request).await)
+        Ok::<_, Error>(service.handle(request).await)
     }))
     .await
 }

@@ -80,6 +80,16 @@ impl HttpError {
         )
     }
 
+    /// 503 `not_configured`: the stack's secret is not filled yet (a fresh deploy). Says so
+    /// without naming what is missing: that is in the operator's alert and log.
+    pub fn not_configured() -> Self {
+        Self::refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "this service is not configured yet; please retry later",
+        )
+    }
+
     pub fn too_large(message: &'static str) -> Self {
         Self::refused(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
     }

@@ -23,16 +23,26 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// up the receives that move a crashing or unparseable record to the dead-letter queue.
 pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 
+/// The record's send job; `None` (logged with the SQS message id, so the operator can find the
+/// record in the dead-letter queue) when it is not one this code can read.
 fn parse_job(record: &SqsMessage) -> Option<SendJob> {
+    let message_id = record.message_id.as_deref().unwrap_or("");
     match record.body.as_deref().map(serde_json::from_str::<SendJob>) {
         Some(Ok(job)) if job.version == SendJob::VERSION => Some(job),
         Some(Ok(job)) => {
             // Left for the DLQ: a newer producer wrote a version this code does not know.
-            error!(version = job.version, "send job of an unknown version");
+            error!(
+                message_id,
+                version = job.version,
+                "send job of an unknown version; left for the dead-letter queue"
+            );
             None
         }
         _ => {
-            error!("send job body is not a send job; left for the dead-letter queue");
+            error!(
+                message_id,
+                "send job body is not a send job; left for the dead-letter queue"
+            );
             None
         }
     }
@@ -89,12 +99,17 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             _ => true,
         };
         if failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = record.message_id.clone().unwrap_or_default();
-            response.batch_item_failures.push(failure);
+            response.batch_item_failures.push(failure(record));
         }
     }
     response
+}
+
+/// The `batchItemFailures` entry that makes SQS deliver `record` again.
+pub(crate) fn failure(record: &SqsMessage) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = record.message_id.clone().unwrap_or_default();
+    failure
 }
 
 /// Make the record come back in `seconds`. Returns whether it must be reported as a failure.

@@ -78,6 +78,9 @@ pub enum AlertKind {
     /// A person granted `user_messenger_contact` at login but no opt-in with the expected
     /// login_id arrived in time: the login_id derivation may be wrong for this app.
     LoginWithoutOptIn,
+    /// A function started without a usable secret (a fresh stack's empty placeholders, a missing
+    /// field, access denied): it answers "not configured" until the secret is filled.
+    NotConfigured,
 }
 
 impl Alert {
@@ -116,6 +119,22 @@ impl Alert {
         }
     }
 
+    /// A function that cannot work until its secret is filled: `problem` names the fields (never
+    /// a value), `meanwhile` says what the function does until then.
+    pub fn not_configured(page_id: &str, function: &str, problem: &str, meanwhile: &str) -> Self {
+        Self::for_page(
+            page_id,
+            AlertKind::NotConfigured,
+            false,
+            format!(
+                "the {function} function started without a usable secret ({problem}); until the \
+                 secret is filled it {meanwhile}. Fill it with `aws secretsmanager \
+                 put-secret-value` (README, \"Deploying with SAM\"); the function reads it again \
+                 at its next invocation (at most every 30 s), without a redeploy"
+            ),
+        )
+    }
+
     pub fn about(opt_in: &OptIn, kind: AlertKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
@@ -150,6 +169,7 @@ impl Alert {
             AlertKind::PolicyEnforcement => "Messenger policy enforcement",
             AlertKind::UnmatchedStop => "Stop request from a person not yet linked to an opt-in",
             AlertKind::LoginWithoutOptIn => "A granted login received no matching opt-in",
+            AlertKind::NotConfigured => "A function is not configured: fill its secret",
         };
         format!("{what} (Page {})", self.page_id)
     }

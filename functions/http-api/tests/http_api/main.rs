@@ -5,6 +5,7 @@ mod api;
 mod common;
 mod facebook_callbacks;
 mod login;
+mod not_configured;
 mod pages;
 mod security;
 mod user_ref;

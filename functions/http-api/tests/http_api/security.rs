@@ -85,7 +85,8 @@ async fn without_a_segment_the_facebook_routes_keep_their_paths() {
     assert!(answer.status().is_client_error() && error_code(&answer) != "not_found");
 }
 
-fn secret_with(keys: &[&str]) -> String {
+/// The secret filled in with these website API keys.
+pub(crate) fn secret_with(keys: &[&str]) -> String {
     let hashes: Vec<String> = keys.iter().map(|k| http_api::auth::key_hash(k)).collect();
     serde_json::json!({
         "app_secret": "test-app-secret",

@@ -310,6 +310,70 @@ async fn unparseable_records_are_left_for_the_dlq_and_others_proceed() {
     assert_eq!(w.messenger.sent().len(), 1);
 }
 
+/// The log lines written on this thread while the guard lives (a `#[tokio::test]` runs the
+/// handler on its own thread).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = lambda_runtime::tracing::subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+    fn lines_with(&self, text: &str) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_poison_records_error_line_names_its_sqs_message_id() {
+    let w = world();
+    let logs = Captured::default();
+    let guard = logs.start();
+    let mut batch = event("poison-7f3a", "not a job");
+    let mut v2 = event("v2-9c1e", r#"{"version":2,"page_id":"p","login_id":"l"}"#);
+    batch.records.append(&mut v2.records);
+    let r = handle_batch(&w.deps, batch).await;
+    drop(guard);
+    assert_eq!(r.batch_item_failures.len(), 2);
+    let poison = logs.lines_with("is not a send job");
+    assert_eq!(poison.len(), 1, "{poison:?}");
+    assert!(
+        poison[0].contains("message_id=\"poison-7f3a\""),
+        "{}",
+        poison[0]
+    );
+    let unknown = logs.lines_with("unknown version");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].contains("message_id=\"v2-9c1e\""),
+        "{}",
+        unknown[0]
+    );
+}
+
 #[tokio::test]
 async fn unknown_opt_in_is_dropped() {
     let w = world();

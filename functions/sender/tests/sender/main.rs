@@ -3,4 +3,5 @@
 
 mod batches;
 mod first_name;
+mod not_configured;
 mod twins;
