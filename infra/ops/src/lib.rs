@@ -14,6 +14,7 @@
 //! only parses arguments, finds the table and prints.
 
 pub mod doctor;
+pub mod flags;
 
 use shared::config::env;
 use shared::domain::opt_in::Millis;
@@ -63,26 +64,15 @@ pub enum Command {
 /// Parse the command line (without the program name).
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut parsed = Args::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+    let mut flags = flags::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => parsed.json = true,
-            "--since" => parsed.since = Some(value("--since")?),
-            "--until" => parsed.until = Some(value("--until")?),
-            "--table" => parsed.table = Some(value("--table")?),
-            "--html" => parsed.html = Some(PathBuf::from(value("--html")?)),
+            "--since" => parsed.since = Some(flags.value("--since")?),
+            "--until" => parsed.until = Some(flags.value("--until")?),
+            "--table" => parsed.table = Some(flags.value("--table")?),
+            "--html" => parsed.html = Some(PathBuf::from(flags.value("--html")?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

@@ -46,19 +46,12 @@ pub enum Command {
 /// Parse `doctor`'s arguments (after the subcommand).
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut parsed = Args::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
+    let mut flags = crate::flags::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--fix" => parsed.fix = true,
-            "--stack" => {
-                let name = inline.or_else(|| it.next()).filter(|v| !v.is_empty());
-                parsed.stack = Some(name.ok_or("--stack needs a value")?);
-            }
+            "--stack" => parsed.stack = Some(flags.value("--stack")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
