@@ -344,6 +344,7 @@ impl AwsPorts {
             queue: self.queue.clone(),
             retry: self.queue,
             scheduler: self.scheduler,
+            events: Arc::new(crate::adapters::events::EventsOff),
             alerts: self.alerts,
             metrics: self.metrics,
             clock: Arc::new(crate::adapters::clock::SystemClock),

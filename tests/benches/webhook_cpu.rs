@@ -36,6 +36,7 @@ fn deps(store: Arc<MemoryOptInStore>) -> Deps {
         queue: Arc::new(MemorySendQueue::default()),
         retry: Arc::new(shared::adapters::memory::queue::MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         clock: Arc::new(ManualClock::at(NOW)),
         metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),

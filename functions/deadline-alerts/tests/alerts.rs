@@ -52,6 +52,7 @@ fn world() -> World {
         queue: queue.clone(),
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: scheduler.clone(),
+        events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
         alerts: alerts.clone(),
         metrics: metrics.clone(),
         clock: clock.clone(),

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod clock;
 pub mod dynamodb;
 pub mod emf;
+pub mod events;
 pub mod graph;
 pub mod graph_admin;
 #[cfg(any(test, feature = "testing"))]

@@ -3,7 +3,7 @@
 //! `DelaySeconds` for a fresh one).
 
 use crate::adapters::aws::port_error;
-use crate::domain::jobs::SendJob;
+use crate::domain::jobs::{Job, SendJob};
 use crate::ports::error::{PortError, PortResult};
 use crate::ports::queue::SendQueue;
 use crate::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, RetryQueue};
@@ -48,8 +48,11 @@ impl SqsSendQueue {
 #[async_trait]
 impl SendQueue for SqsSendQueue {
     async fn enqueue(&self, job: &SendJob) -> PortResult<()> {
-        let body = serde_json::to_string(job)
-            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the send job: {e}")))?;
+        self.enqueue_job(&Job::Initial(job.clone())).await
+    }
+
+    async fn enqueue_job(&self, job: &Job) -> PortResult<()> {
+        let body = job.body();
         self.client
             .send_message()
             .queue_url(&self.queue_url)

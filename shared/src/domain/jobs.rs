@@ -28,6 +28,81 @@ impl SendJob {
     }
 }
 
+/// A follow-up message (issue 12): the message stored under `id` for the person `asid`, sent with
+/// `messaging_type: RESPONSE` to their PSID after the policy guard passes again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUpJob {
+    pub version: u32,
+    pub page_id: String,
+    pub asid: String,
+    /// The follow-up's own id (`GET /v1/users/{asid}/messages/{id}`).
+    pub id: String,
+}
+
+impl FollowUpJob {
+    pub const VERSION: u32 = 1;
+}
+
+/// The daily check of Meta's side (issue 13 §2): run by the sender, which holds the tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCheckJob {
+    pub version: u32,
+    pub page_id: String,
+}
+
+impl DriftCheckJob {
+    pub const VERSION: u32 = 1;
+}
+
+/// Every message on the send queue. An initial-message job is written without a `kind` (the
+/// version-1 [`SendJob`] shape, so jobs queued before a deploy stay readable); the others carry
+/// `"kind"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Initial(SendJob),
+    FollowUp(FollowUpJob),
+    DriftCheck(DriftCheckJob),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Tagged {
+    FollowUp(FollowUpJob),
+    DriftCheck(DriftCheckJob),
+}
+
+impl Job {
+    /// Parse an SQS body: `None` for anything unreadable or of an unknown version (a poison
+    /// message: the caller hands it to the dead-letter queue).
+    pub fn parse(body: &str) -> Option<Job> {
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        if value.get("kind").is_none() {
+            let job: SendJob = serde_json::from_value(value).ok()?;
+            return (job.version == SendJob::VERSION).then_some(Job::Initial(job));
+        }
+        match serde_json::from_value::<Tagged>(value).ok()? {
+            Tagged::FollowUp(job) if job.version == FollowUpJob::VERSION => {
+                Some(Job::FollowUp(job))
+            }
+            Tagged::DriftCheck(job) if job.version == DriftCheckJob::VERSION => {
+                Some(Job::DriftCheck(job))
+            }
+            _ => None,
+        }
+    }
+
+    /// The SQS body.
+    pub fn body(&self) -> String {
+        let encoded = match self {
+            Job::Initial(job) => serde_json::to_string(job),
+            Job::FollowUp(job) => serde_json::to_string(&Tagged::FollowUp(job.clone())),
+            Job::DriftCheck(job) => serde_json::to_string(&Tagged::DriftCheck(job.clone())),
+        };
+        // Plain structs of strings and numbers always encode.
+        encoded.unwrap_or_default()
+    }
+}
+
 /// The JSON Input of a deadline-alerts invocation: a per-opt-in schedule or the recurring sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -90,6 +165,35 @@ mod tests {
         let sweep: AlertInput = serde_json::from_str(r#"{"kind":"sweep"}"#).unwrap();
         assert_eq!(sweep, AlertInput::Sweep { version: 1 });
         assert!(serde_json::from_str::<AlertInput>(r#"{"kind":"other"}"#).is_err());
+    }
+
+    #[test]
+    fn jobs_round_trip_and_old_initial_jobs_stay_readable() {
+        let initial = Job::Initial(SendJob::for_key(&OptInKey::new("p", "l")));
+        assert_eq!(
+            initial.body(),
+            r#"{"version":1,"page_id":"p","login_id":"l"}"#,
+            "initial jobs keep the version-1 shape"
+        );
+        let follow_up = Job::FollowUp(FollowUpJob {
+            version: 1,
+            page_id: "p".into(),
+            asid: "a".into(),
+            id: "m".into(),
+        });
+        let drift = Job::DriftCheck(DriftCheckJob {
+            version: 1,
+            page_id: "p".into(),
+        });
+        for job in [initial, follow_up, drift] {
+            assert_eq!(Job::parse(&job.body()), Some(job));
+        }
+        assert_eq!(
+            Job::parse(r#"{"version":2,"page_id":"p","login_id":"l"}"#),
+            None
+        );
+        assert_eq!(Job::parse(r#"{"kind":"other","version":1}"#), None);
+        assert_eq!(Job::parse("not json"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::ports::alerts::Alerts;
 use crate::ports::clock::Clock;
 use crate::ports::conversations::ConversationStore;
 use crate::ports::erasure::ErasureStore;
+use crate::ports::events::EventPublisher;
 use crate::ports::logins::{FacebookLogin, LoginStore};
 use crate::ports::messenger::Messenger;
 use crate::ports::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct Ports {
     pub retry: Arc<dyn RetryQueue>,
     /// Deadline checks (EventBridge Scheduler).
     pub scheduler: Arc<dyn DeadlineScheduler>,
+    /// Events to the website backend (the events queue; `EventsOff` without `EVENTS_URL`).
+    pub events: Arc<dyn EventPublisher>,
     /// Operator alerts (SNS).
     pub alerts: Arc<dyn Alerts>,
     pub metrics: Arc<dyn Metrics>,

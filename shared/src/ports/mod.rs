@@ -8,6 +8,7 @@ pub mod clock;
 pub mod conversations;
 pub mod erasure;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod logins;
 pub mod messenger;

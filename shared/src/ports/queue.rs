@@ -1,6 +1,6 @@
 //! The send queue: new jobs ([`SendQueue`]) and backing a received job off ([`RetryQueue`]).
 
-use crate::domain::jobs::SendJob;
+use crate::domain::jobs::{Job, SendJob};
 use crate::ports::error::PortResult;
 use async_trait::async_trait;
 
@@ -8,6 +8,9 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait SendQueue: Send + Sync {
     async fn enqueue(&self, job: &SendJob) -> PortResult<()>;
+
+    /// Enqueue any kind of job ([`Job::body`]); `enqueue` is the initial-message case.
+    async fn enqueue_job(&self, job: &Job) -> PortResult<()>;
 }
 
 /// SQS's longest visibility timeout (12 hours).

@@ -76,6 +76,7 @@ mod tests {
             queue: queue.clone(),
             retry: Arc::new(MemoryRetryQueue::default()),
             scheduler: Arc::new(MemoryScheduler::default()),
+            events: Arc::new(crate::adapters::memory::events::MemoryEvents::default()),
             alerts: Arc::new(MemoryAlerts::default()),
             metrics: metrics.clone(),
             clock: Arc::new(ManualClock::at(0)),

@@ -403,6 +403,13 @@ mod tests {
             lock(&self.jobs).push(job.clone());
             Ok(())
         }
+
+        async fn enqueue_job(&self, job: &crate::domain::jobs::Job) -> PortResult<()> {
+            match job {
+                crate::domain::jobs::Job::Initial(job) => self.enqueue(job).await,
+                _ => Ok(()),
+            }
+        }
     }
 
     struct World {

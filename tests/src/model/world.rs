@@ -179,6 +179,7 @@ impl World {
             queue: send_queue.clone(),
             retry: retry.clone(),
             scheduler: scheduler.clone(),
+            events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
             alerts: alerts.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),

@@ -134,6 +134,7 @@ impl SenderWorld {
             queue: queue.clone(),
             retry: retry.clone(),
             scheduler: scheduler.clone(),
+            events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
             alerts: alerts.clone(),
             metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),
             clock: clock.clone(),

@@ -55,6 +55,7 @@ fn twins() -> Twins {
         queue: Arc::new(MemorySendQueue::default()),
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
         clock: Arc::new(ManualClock::at(NOW)),

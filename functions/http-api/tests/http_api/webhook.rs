@@ -44,6 +44,7 @@ fn world() -> World {
         )),
         queue: queue.clone(),
         scheduler: scheduler.clone(),
+        events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
         alerts: alerts.clone(),
         metrics: metrics.clone(),
         ..twin_ports()

@@ -53,6 +53,7 @@ impl Twins {
             queue: self.queue.clone(),
             retry: self.retry.clone(),
             scheduler: self.scheduler.clone(),
+            events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
             alerts: self.alerts.clone(),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod conversations;
 pub mod erasure;
+pub mod events;
 pub mod logins;
 pub mod messenger;
 pub mod metrics;

@@ -2,7 +2,7 @@
 //! every visibility change and delayed job.
 
 use crate::adapters::memory::sync::lock;
-use crate::domain::jobs::SendJob;
+use crate::domain::jobs::{Job, SendJob};
 use crate::ports::error::{PortError, PortResult};
 use crate::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, RetryQueue, SendQueue};
 use async_trait::async_trait;
@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Default)]
 pub struct MemorySendQueue {
     pub jobs: Mutex<VecDeque<SendJob>>,
+    /// Jobs of the other kinds (follow-ups, drift checks), in order.
+    pub other_jobs: Mutex<Vec<Job>>,
     pub fail: std::sync::atomic::AtomicBool,
 }
 
@@ -31,6 +33,19 @@ impl SendQueue for MemorySendQueue {
         }
         lock(&self.jobs).push_back(job.clone());
         Ok(())
+    }
+
+    async fn enqueue_job(&self, job: &Job) -> PortResult<()> {
+        match job {
+            Job::Initial(job) => self.enqueue(job).await,
+            other => {
+                if self.fail.load(Ordering::SeqCst) {
+                    return Err(PortError::new("memory-queue", "injected failure"));
+                }
+                lock(&self.other_jobs).push(other.clone());
+                Ok(())
+            }
+        }
     }
 }
 

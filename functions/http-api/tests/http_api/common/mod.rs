@@ -112,6 +112,7 @@ pub fn twin_ports() -> Ports {
         queue,
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
         clock: Arc::new(ManualClock::at(NOW)),
