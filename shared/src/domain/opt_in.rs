@@ -331,6 +331,13 @@ impl OptIn {
         self
     }
 
+    /// Whether the person has opted out of this Page: the opt-in ended in `OPTED_OUT`, or an
+    /// opt-out was recorded after it ended (a `SENT` opt-in keeps its state and its evidence and
+    /// gets `opted_out_at`). Every later follow-up is refused with `opted_out` on this one rule.
+    pub fn has_opted_out(&self) -> bool {
+        self.state == State::OptedOut || self.opted_out_at.is_some()
+    }
+
     pub fn deadline_passed(&self, now: Millis) -> bool {
         now >= self.deadline_at
     }
