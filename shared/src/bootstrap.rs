@@ -286,6 +286,8 @@ pub struct AwsPorts {
     /// EMF lines on stdout (CloudWatch Logs extracts the metrics).
     pub metrics: Arc<crate::adapters::emf::EmfStdout>,
     pub erasure: Arc<crate::adapters::dynamodb::erasure::DynamoErasureStore>,
+    /// The events queue ([`crate::adapters::events::SqsEvents`]), or `EventsOff` without `EVENTS_URL`.
+    pub events: Arc<dyn crate::ports::events::EventPublisher>,
 }
 
 impl AwsPorts {
@@ -315,7 +317,22 @@ impl AwsPorts {
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )),
+            events: events_publisher(config, sdk),
         }
+    }
+}
+
+/// Events on (`EVENTS_URL` and `EVENTS_QUEUE_URL` set): the events queue; else `EventsOff`.
+pub fn events_publisher(
+    config: &Config,
+    sdk: &SdkConfig,
+) -> Arc<dyn crate::ports::events::EventPublisher> {
+    match (&config.events.url, &config.events.queue_url) {
+        (Some(_), Some(queue_url)) => Arc::new(crate::adapters::events::SqsEvents::new(
+            aws_sdk_sqs::Client::new(sdk),
+            queue_url.clone(),
+        )),
+        _ => Arc::new(crate::adapters::events::EventsOff),
     }
 }
 
@@ -344,7 +361,7 @@ impl AwsPorts {
             queue: self.queue.clone(),
             retry: self.queue,
             scheduler: self.scheduler,
-            events: Arc::new(crate::adapters::events::EventsOff),
+            events: self.events,
             alerts: self.alerts,
             metrics: self.metrics,
             clock: Arc::new(crate::adapters::clock::SystemClock),

@@ -1,10 +1,14 @@
-//! Events off: the [`EventPublisher`] of a deployment without `EVENTS_URL` accepts every event and
-//! drops it (nothing is queued, nothing is delivered).
+//! Events to the website backend on AWS: [`EventsOff`] (no `EVENTS_URL`: every event is accepted
+//! and dropped) and [`SqsEvents`] (the events queue: `publish` is one `SendMessage` of the event's
+//! JSON; the event sender's [`EventQueue`] side backs records off and dead-letters unreadable ones).
 
+use crate::adapters::aws::port_error;
 use crate::domain::events::OutboundEvent;
-use crate::ports::error::PortResult;
-use crate::ports::events::EventPublisher;
+use crate::ports::error::{PortError, PortResult};
+use crate::ports::events::{EventPublisher, EventQueue};
+use crate::ports::queue::MAX_VISIBILITY_SECONDS;
 use async_trait::async_trait;
+use aws_sdk_sqs::Client;
 
 /// The publisher when events are off.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,5 +18,78 @@ pub struct EventsOff;
 impl EventPublisher for EventsOff {
     async fn publish(&self, _event: &OutboundEvent) -> PortResult<()> {
         Ok(())
+    }
+}
+
+const SERVICE: &str = "sqs-events";
+
+/// The events queue on SQS (and, for the event sender, its dead-letter queue).
+#[derive(Debug, Clone)]
+pub struct SqsEvents {
+    client: Client,
+    queue_url: String,
+    dlq_url: Option<String>,
+}
+
+impl SqsEvents {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dlq_url: None,
+        }
+    }
+
+    /// With the dead-letter queue the event sender moves unreadable records to.
+    pub fn with_dead_letter_queue(mut self, dlq_url: Option<String>) -> Self {
+        self.dlq_url = dlq_url;
+        self
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    async fn send(&self, queue_url: &str, body: String) -> PortResult<()> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "SendMessage", &e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventPublisher for SqsEvents {
+    async fn publish(&self, event: &OutboundEvent) -> PortResult<()> {
+        let body = serde_json::to_string(event)
+            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the event: {e}")))?;
+        self.send(&self.queue_url, body).await
+    }
+}
+
+#[async_trait]
+impl EventQueue for SqsEvents {
+    async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()> {
+        let seconds = i32::try_from(delay_seconds.min(MAX_VISIBILITY_SECONDS)).unwrap_or(0);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| port_error(SERVICE, "ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str) -> PortResult<()> {
+        let Some(dlq) = &self.dlq_url else {
+            return Err(PortError::new(SERVICE, "EVENTS_DLQ_URL is not configured"));
+        };
+        self.send(dlq, body.to_owned()).await
     }
 }

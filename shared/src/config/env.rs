@@ -55,3 +55,16 @@ pub const FIRST_NAME_FALLBACK: &str = "FIRST_NAME_FALLBACK";
 // Logging (checked by `bootstrap::check_log_levels_from_env`).
 pub const RUST_LOG: &str = "RUST_LOG";
 pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+
+// Events to the website backend ([`crate::config::events::EventsConfig`]).
+/// Where events are POSTed (template parameter `EventsUrl`); empty = events off.
+pub const EVENTS_URL: &str = "EVENTS_URL";
+/// The events queue every emitting function publishes to.
+pub const EVENTS_QUEUE_URL: &str = "EVENTS_QUEUE_URL";
+/// The events dead-letter queue (the event sender moves an unreadable record there at once).
+pub const EVENTS_DLQ_URL: &str = "EVENTS_DLQ_URL";
+/// The event sender's own secret (`{"events_signing_secret": "whsec_…"}`).
+pub const EVENTS_SIGNING_SECRET_ID: &str = "EVENTS_SIGNING_SECRET_ID";
+/// First retry delay of a failed delivery, doubling per attempt (default 30). For tests only:
+/// `0` retries at once, so a test can walk a record through every receive without waiting.
+pub const EVENTS_RETRY_BASE_SECONDS: &str = "EVENTS_RETRY_BASE_SECONDS";

@@ -3,6 +3,7 @@
 //! environment variable ([`mod@env`]).
 
 pub mod env;
+pub mod events;
 pub mod login;
 pub mod reader;
 pub mod secrets;

@@ -72,6 +72,8 @@ pub struct Config {
     /// How long the http-api trusts its copy of the secret before reading it again, so a revoked
     /// API key stops working within this time instead of at the next cold start.
     pub secret_ttl_ms: Millis,
+    /// Events to the website backend (`EVENTS_URL`, the events queue; docs/events.md).
+    pub events: crate::config::events::EventsConfig,
 }
 
 /// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
@@ -194,6 +196,7 @@ impl Config {
         }
         let secret_ttl_seconds =
             r.number(env::SECRET_TTL_SECONDS, DEFAULT_SECRET_TTL_SECONDS, 0, 3600);
+        let events = crate::config::events::EventsConfig::from_reader(&mut r);
 
         r.finish(Config {
             table_name,
@@ -223,6 +226,7 @@ impl Config {
             orphan_login_alert_after_ms: orphan_login_minutes * 60_000,
             facebook_path_segment,
             secret_ttl_ms: secret_ttl_seconds * 1000,
+            events,
         })
     }
 }

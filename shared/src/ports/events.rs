@@ -11,3 +11,16 @@ pub trait EventPublisher: Send + Sync {
     /// Queue `event` for delivery. Events off (no `EVENTS_URL`): accepted and dropped.
     async fn publish(&self, event: &OutboundEvent) -> PortResult<()>;
 }
+
+/// The event sender's side of the events queue: backing a failed delivery off, and moving a
+/// record that can never be delivered (unreadable) to the dead-letter queue at once.
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Make the received record visible again `delay_seconds` from now (`ChangeMessageVisibility`,
+    /// at most [`crate::ports::queue::MAX_VISIBILITY_SECONDS`]); the caller also reports it in
+    /// `batchItemFailures`, so the receive count grows towards the dead-letter queue.
+    async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()>;
+
+    /// Put `body` on the events dead-letter queue as it is (the caller then acknowledges the record).
+    async fn dead_letter(&self, body: &str) -> PortResult<()>;
+}

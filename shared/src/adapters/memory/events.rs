@@ -1,4 +1,5 @@
-//! In-memory twin of [`EventPublisher`]: records every published event, can be made to fail.
+//! In-memory twins of [`EventPublisher`] (records every published event) and of the event sender's
+//! [`crate::ports::events::EventQueue`] (records backoffs and dead letters); both can be made to fail.
 
 use crate::adapters::memory::sync::lock;
 use crate::domain::events::{EventType, OutboundEvent};
@@ -36,6 +37,47 @@ impl EventPublisher for MemoryEvents {
             return Err(PortError::new("memory-events", "injected failure"));
         }
         lock(&self.events).push(event.clone());
+        Ok(())
+    }
+}
+
+/// In-memory twin of [`EventQueue`]: records the backoffs and the dead letters; can be made to fail.
+#[derive(Default)]
+pub struct MemoryEventQueue {
+    /// (receipt handle, delay in seconds), in call order.
+    pub retries: Mutex<Vec<(String, u32)>>,
+    pub dead_letters: Mutex<Vec<String>>,
+    pub fail: AtomicBool,
+}
+
+impl MemoryEventQueue {
+    pub fn retries(&self) -> Vec<(String, u32)> {
+        lock(&self.retries).clone()
+    }
+
+    pub fn dead_letters(&self) -> Vec<String> {
+        lock(&self.dead_letters).clone()
+    }
+
+    fn check(&self) -> PortResult<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory-event-queue", "injected failure"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::events::EventQueue for MemoryEventQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()> {
+        self.check()?;
+        lock(&self.retries).push((receipt_handle.to_owned(), delay_seconds));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str) -> PortResult<()> {
+        self.check()?;
+        lock(&self.dead_letters).push(body.to_owned());
         Ok(())
     }
 }
