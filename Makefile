@@ -69,7 +69,7 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml
 
 bench: venv lambda-build ## Benchmarks (criterion and harnesses), printed as comparable figures
-	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
+	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts --bin event-sender
 	$(CARGO) bench --locked --workspace
 
 SOAK_OPT_INS ?= 2000
@@ -110,7 +110,7 @@ size: lambda-build ## The functions as cargo lambda builds them (x86_64) and the
 # `python3 -m ziglang`: the venv's python3 comes first on PATH.
 lambda-build: bench-tools
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --locked --release --x86-64 \
-	  --bin http-api --bin sender --bin deadline-alerts
+	  --bin http-api --bin sender --bin deadline-alerts --bin event-sender
 
 report: ## Compliance report of the opt-in table (the local stack's by default); ARGS="--since 7d --json --table NAME"
 	@test -x target/debug/ops || echo "==> first build of the ops tool (a few minutes once; cargo shows its progress)"
@@ -125,8 +125,8 @@ doctor: ## Preflight checklist of the local stack of `make run` (✔/✘ with fi
 	$(CARGO) run --quiet --locked -p ops -- doctor $(ARGS)
 
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
-	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts
-	@ls -l target/release/http-api target/release/sender target/release/deadline-alerts
+	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts --bin event-sender
+	@ls -l target/release/http-api target/release/sender target/release/deadline-alerts target/release/event-sender
 
 # ---------------------------------------------------------------- deploying with SAM
 # The pinned SAM CLI with the pinned cargo-lambda and zig that `sam build` runs, in a venv of their

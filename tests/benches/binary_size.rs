@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 const GOAL_MB: f64 = 8.0;
-const FUNCTIONS: [&str; 3] = ["http-api", "sender", "deadline-alerts"];
+const FUNCTIONS: [&str; 4] = ["http-api", "sender", "deadline-alerts", "event-sender"];
 
 fn main() {
     println!();

@@ -166,7 +166,7 @@ fn every_function_logs_to_its_own_group_with_a_retention() {
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(k, r)| (k.as_str().unwrap(), r))
         .collect();
-    assert_eq!(functions.len(), 3);
+    assert_eq!(functions.len(), 4);
     for (name, function) in functions {
         let p = &function["Properties"];
         let Value::Tagged(group) = &p["LoggingConfig"]["LogGroup"] else {

@@ -1,4 +1,4 @@
-//! SAM's own sample events, fed to the three handlers over in-memory twins. The fixtures in
+//! SAM's own sample events, fed to the four handlers over in-memory twins. The fixtures in
 //! tests/fixtures/sam-events/ are what `make sam-events` writes (`sam local generate-event`,
 //! offline, unedited): what the Lambda runtime hands the functions deserializes into their event
 //! types and is answered — a poison SQS message ends in `batchItemFailures`, not a panic, and an
@@ -165,5 +165,59 @@ async fn the_schedule_input_is_handled_and_an_eventbridge_envelope_refused_reada
         diagnostic.error_message.contains("sweep"),
         "{}",
         diagnostic.error_message
+    );
+}
+
+/// The event sender over the events queue's twin, delivering to `url`.
+fn event_sender_deps(
+    url: &str,
+    queue: Arc<shared::adapters::memory::events::MemoryEventQueue>,
+) -> event_sender::Deps {
+    let config = test_config(&[("EVENTS_URL", url), ("EVENTS_QUEUE_URL", "http://q")]);
+    let secrets = event_sender::signing::EventsSecrets::from_json(
+        r#"{"events_signing_secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
+    )
+    .unwrap();
+    event_sender::Deps::new(
+        &config,
+        &secrets,
+        queue,
+        Arc::new(ManualClock::at(NOW)),
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+/// Issue 12: SAM's SQS sample is handled by the event sender: its body is no event, so it goes to
+/// the events dead-letter queue at once (acknowledged, not retried); the same record carrying an
+/// event is delivered, and retried on SAM's `ApproximateReceiveCount` when the receiver is down.
+#[tokio::test]
+async fn sams_sqs_events_are_handled_by_the_event_sender() {
+    // A port nothing listens on: the receiver is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/backend/events", closed.local_addr().unwrap());
+    drop(closed);
+    let queue = Arc::new(shared::adapters::memory::events::MemoryEventQueue::default());
+    let deps = event_sender_deps(&url, queue.clone());
+
+    let poison: SqsEvent = serde_json::from_str(&fixture("sqs_poison.json")).unwrap();
+    let response = event_sender::handle_batch(&deps, poison).await;
+    assert!(failed_ids(&response).is_empty(), "{response:?}");
+    assert_eq!(queue.dead_letters(), ["Hello from SQS!"]);
+
+    let mut event: SqsEvent = serde_json::from_str(&fixture("sqs_poison.json")).unwrap();
+    let outbound = shared::domain::events::OutboundEvent::new(
+        shared::domain::events::EventType::OptInExpired,
+        "sam",
+        NOW,
+        serde_json::Map::new(),
+    );
+    event.records[0].body = Some(serde_json::to_string(&outbound).unwrap());
+    let response = event_sender::handle_batch(&deps, event).await;
+    assert_eq!(failed_ids(&response), [SAM_MESSAGE_ID]);
+    assert_eq!(
+        queue.retries(),
+        [("MessageReceiptHandle".to_owned(), 30)],
+        "receive 1 of SAM's sample: the first retry delay"
     );
 }

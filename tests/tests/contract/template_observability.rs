@@ -37,6 +37,7 @@ fn every_alarm_notifies_the_alert_topic() {
         "SendDeadLetterQueueAlarm",
         "SchedulerDeadLetterQueueAlarm",
         "SenderErrorsAlarm",
+        "EventsDeadLetterQueueAlarm",
     ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
@@ -82,6 +83,10 @@ fn the_dead_letter_alarms_watch_their_queues() {
         (
             "SchedulerDeadLetterQueueAlarm",
             "SchedulerDeadLetterQueue.QueueName",
+        ),
+        (
+            "EventsDeadLetterQueueAlarm",
+            "EventsDeadLetterQueue.QueueName",
         ),
     ] {
         let a = &t["Resources"][alarm]["Properties"];
@@ -306,4 +311,36 @@ fn every_route_is_throttled_to_its_own_traffic() {
         let text = format!("{:?}", t["Outputs"][output]["Value"]);
         assert!(text.contains("${FacebookPathSegment}"), "{output}: {text}");
     }
+}
+
+/// Issue 12: the events queue retries for at least 24 hours (its `maxReceiveCount` is the event
+/// sender's, whose schedule spans 29 hours), keeps messages longer than that, dead-letters into the
+/// events DLQ (kept 14 days) with SQS-managed encryption, and its consumer reports partial failures.
+#[test]
+fn the_events_queue_retries_for_a_day_then_dead_letters() {
+    let t = template();
+    let q = &t["Resources"]["EventsQueue"]["Properties"];
+    assert_eq!(
+        q["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+        Some(u64::from(event_sender::MAX_RECEIVE_COUNT))
+    );
+    let (tag, target) = tagged(&q["RedrivePolicy"]["deadLetterTargetArn"]);
+    assert_eq!((tag.as_str(), target.as_str()), ("!GetAtt", Some("EventsDeadLetterQueue.Arn")));
+    assert_eq!(q["MessageRetentionPeriod"].as_i64(), Some(345_600));
+    assert_eq!(q["SqsManagedSseEnabled"].as_bool(), Some(true));
+    let timeout = t["Resources"]["EventSenderFunction"]["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(q["VisibilityTimeout"].as_i64(), Some(6 * timeout));
+    let dlq = &t["Resources"]["EventsDeadLetterQueue"]["Properties"];
+    assert_eq!(dlq["MessageRetentionPeriod"].as_i64(), Some(1_209_600));
+    assert_eq!(dlq["SqsManagedSseEnabled"].as_bool(), Some(true));
+    let event = &t["Resources"]["EventSenderFunction"]["Properties"]["Events"]["EventsQueueMessages"];
+    assert_eq!(event["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        event["Properties"]["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    // Events off by default.
+    assert_eq!(t["Parameters"]["EventsUrl"]["Default"].as_str(), Some(""));
 }
