@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cdp;
+pub mod event_receiver;
 pub mod lambda_process;
 pub mod model;
 pub mod population;

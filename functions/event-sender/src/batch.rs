@@ -32,18 +32,24 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
 
 /// Handle one SQS batch of events.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let work = event.records.iter().map(|record| {
-        let message_id = record.message_id.as_deref().unwrap_or("");
-        let span = info_span!("event_record", message_id);
-        async move { (record, handle_record(deps, record).await) }.instrument(span)
-    });
-    let outcomes: Vec<_> = futures::stream::iter(work)
-        .buffer_unordered(MAX_IN_FLIGHT)
+    let work: Vec<_> = event
+        .records
+        .iter()
+        .map(|record| {
+            let message_id = record.message_id.as_deref().unwrap_or("");
+            handle_record(deps, record).instrument(info_span!("event_record", message_id))
+        })
+        .collect();
+    // In order (the outcomes line up with the records), at most MAX_IN_FLIGHT at once.
+    let outcomes: Vec<Outcome> = futures::stream::iter(work)
+        .buffered(MAX_IN_FLIGHT)
         .collect()
         .await;
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = outcomes
-        .into_iter()
+    response.batch_item_failures = event
+        .records
+        .iter()
+        .zip(outcomes)
         .filter(|(_, outcome)| *outcome == Outcome::Retry)
         .map(|(record, _)| failure(record))
         .collect();

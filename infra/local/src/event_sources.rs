@@ -1,6 +1,7 @@
 //! The Lambda event source mapping for SQS and EventBridge Scheduler, as they behave in AWS:
-//! - SQS: receive batches, invoke the sender with an `SqsEvent`, delete only what the batch
-//!   response does not list as failed (so visibility timeout, receive count and the DLQ work);
+//! - SQS: receive batches, invoke the function (the sender, the event sender: any [`SqsHandler`])
+//!   with an `SqsEvent`, delete only what the batch response does not list as failed (so
+//!   visibility timeout, receive count and the DLQ work);
 //! - Scheduler: fire one-time schedules of the group when due (then delete them, as
 //!   `ActionAfterCompletion: DELETE` does), and the recurring sweep at its rate.
 
@@ -13,15 +14,50 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-/// Poll `queue_url` and drive the sender until `stop` turns true. An invocation that outlives
-/// `timeout` (the function's Timeout) is dropped mid-flight, as Lambda ends a timed-out
-/// invocation: its batch comes back after the visibility timeout.
+/// An SQS-triggered function, as the event source mapping invokes it.
+pub type SqsHandler = Arc<
+    dyn Fn(SqsEvent) -> futures::future::BoxFuture<'static, SqsBatchResponse> + Send + Sync,
+>;
+
+/// The sender as an [`SqsHandler`].
+pub fn sender_handler(deps: Arc<sender::Deps>) -> SqsHandler {
+    Arc::new(move |event| {
+        let deps = deps.clone();
+        Box::pin(async move { sender::handle_batch(&deps, event).await })
+    })
+}
+
+/// The event sender as an [`SqsHandler`].
+pub fn event_sender_handler(deps: Arc<event_sender::Deps>) -> SqsHandler {
+    Arc::new(move |event| {
+        let deps = deps.clone();
+        Box::pin(async move { event_sender::handle_batch(&deps, event).await })
+    })
+}
+
+/// Poll `queue_url` and drive the sender until `stop` turns true ([`run_sqs_source`]).
 pub async fn run_sqs_poller(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     queue_arn: String,
     timeout: Duration,
     deps: Arc<sender::Deps>,
+    paused: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+) {
+    let handler = sender_handler(deps);
+    run_sqs_source(sqs, queue_url, queue_arn, timeout, handler, paused, stop).await
+}
+
+/// Poll `queue_url` and drive `handler` until `stop` turns true. An invocation that outlives
+/// `timeout` (the function's Timeout) is dropped mid-flight, as Lambda ends a timed-out
+/// invocation: its batch comes back after the visibility timeout.
+pub async fn run_sqs_source(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    timeout: Duration,
+    handler: SqsHandler,
     paused: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -78,12 +114,12 @@ pub async fn run_sqs_poller(
                 continue;
             }
         };
-        match tokio::time::timeout(timeout, sender::handle_batch(&deps, event)).await {
+        match tokio::time::timeout(timeout, handler(event)).await {
             Ok(response) => settle_batch(&sqs, &queue_url, &messages, &response).await,
             Err(_) => error!(
                 timeout_s = timeout.as_secs_f64(),
                 records = messages.len(),
-                "sender invocation timed out; its batch comes back after the visibility timeout"
+                "invocation timed out; its batch comes back after the visibility timeout"
             ),
         }
     }

@@ -7,6 +7,7 @@
 mod adapters;
 mod conversation;
 mod deadlines;
+mod events;
 mod login;
 mod sender;
 mod sender_graph;

@@ -27,5 +27,5 @@ mod resources;
 mod stack;
 mod template;
 
-pub use stack::{ProvisionError, Provisioned, provision};
+pub use stack::{ProvisionError, Provisioned, ProvisionedEvents, provision};
 pub use template::LOCAL_ACCOUNT_ID;

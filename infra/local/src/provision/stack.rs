@@ -31,6 +31,20 @@ pub struct Provisioned {
     pub max_receive_count: i32,
     /// `SenderFunction.Timeout`: the local SQS event source ends an invocation after it, as Lambda does.
     pub sender_timeout_s: u64,
+    /// The events queue, its dead-letter queue and the signing key's secret (`EventsQueue`,
+    /// `EventsDeadLetterQueue`, `EventsSigningSecret`), when the template has them.
+    pub events: Option<ProvisionedEvents>,
+}
+
+/// The events resources of the template (issue 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedEvents {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+    pub signing_secret_id: String,
+    /// `EventSenderFunction.Timeout`.
+    pub sender_timeout_s: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +78,10 @@ pub(super) const SCHEDULE_GROUP: &str = "DeadlineScheduleGroup";
 pub(super) const ALERT_TOPIC: &str = "AlertTopic";
 pub(super) const APP_SECRET: &str = "AppSecret";
 pub(super) const PAGE_TOKEN_SECRET: &str = "PageTokenSecret";
+pub(super) const EVENTS_QUEUE: &str = "EventsQueue";
+pub(super) const EVENTS_DLQ: &str = "EventsDeadLetterQueue";
+pub(super) const EVENTS_SIGNING_SECRET: &str = "EventsSigningSecret";
+pub(super) const EVENT_SENDER_FUNCTION: &str = "EventSenderFunction";
 /// The function whose `ScheduleV2` event `Sweep` is the recurring sweep.
 pub(super) const SWEEP_FUNCTION: &str = "DeadlineAlertsFunction";
 pub(super) const SWEEP_EVENT: &str = "Sweep";
@@ -293,18 +311,7 @@ impl Provisioner {
         let max_receive_count = max_receive_count
             .parse()
             .map_err(|_| invalid(SEND_QUEUE, "RedrivePolicy.maxReceiveCount is not a number"))?;
-        let declared = self.template.resource(SENDER_FUNCTION).is_some();
-        let timeout = if declared {
-            self.string_property(SENDER_FUNCTION, "Timeout")?
-        } else {
-            None
-        };
-        let sender_timeout_s = match timeout {
-            None => DEFAULT_FUNCTION_TIMEOUT_S,
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid(SENDER_FUNCTION, format!("Timeout {v:?} is not a number")))?,
-        };
+        let sender_timeout_s = self.function_timeout(SENDER_FUNCTION)?;
         Ok(Provisioned {
             table_name: self.created(OPT_IN_TABLE, TABLE)?.reference.clone(),
             send_queue_url: send_queue.reference.clone(),
@@ -330,6 +337,42 @@ impl Provisioner {
             send_queue_visibility_timeout_s: visibility,
             max_receive_count,
             sender_timeout_s,
+            events: self.provisioned_events()?,
         })
+    }
+
+    /// `Timeout` of the function `id` (Lambda's default when absent or undeclared).
+    fn function_timeout(&self, id: &str) -> Result<u64, ProvisionError> {
+        let declared = self.template.resource(id).is_some();
+        let timeout = if declared {
+            self.string_property(id, "Timeout")?
+        } else {
+            None
+        };
+        match timeout {
+            None => Ok(DEFAULT_FUNCTION_TIMEOUT_S),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(id, format!("Timeout {v:?} is not a number"))),
+        }
+    }
+
+    /// The events resources, when the template declares the events queue.
+    fn provisioned_events(&self) -> Result<Option<ProvisionedEvents>, ProvisionError> {
+        if self.template.resource(EVENTS_QUEUE).is_none() {
+            return Ok(None);
+        }
+        let queue = self.created(EVENTS_QUEUE, QUEUE)?;
+        Ok(Some(ProvisionedEvents {
+            queue_url: queue.reference.clone(),
+            queue_arn: queue
+                .attributes
+                .get("Arn")
+                .cloned()
+                .ok_or_else(|| invalid(EVENTS_QUEUE, "no Arn"))?,
+            dlq_url: self.created(EVENTS_DLQ, QUEUE)?.reference.clone(),
+            signing_secret_id: self.created(EVENTS_SIGNING_SECRET, SECRET)?.reference.clone(),
+            sender_timeout_s: self.function_timeout(EVENT_SENDER_FUNCTION)?,
+        }))
     }
 }
