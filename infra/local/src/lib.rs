@@ -25,6 +25,16 @@ use tokio::task::JoinHandle;
 /// so the README's and the banner's `curl` lines work as printed. Never used outside the local runner.
 pub const DEFAULT_LOCAL_API_KEY: &str = "local-dev-key-not-secret";
 
+/// The events signing key a local stack uses when `EVENTS_SIGNING_SECRET` is unset: the base64 of
+/// 36 bytes that say they are local (`local-events-signing-key-not-secret!`). Never used outside
+/// the local runner; the example site's receiver verifies with it.
+pub const DEFAULT_LOCAL_EVENTS_SIGNING_SECRET: &str =
+    "whsec_bG9jYWwtZXZlbnRzLXNpZ25pbmcta2V5LW5vdC1zZWNyZXQh";
+
+/// The example site's event receiver (its "backend" page), where a local stack delivers events
+/// when `EVENTS_URL` is unset.
+pub const EXAMPLE_SITE_EVENTS_PATH: &str = "/backend/events";
+
 /// The secret values the local stack seeds into the emulator's Secrets Manager.
 #[derive(Clone)]
 pub struct LocalSecrets {
@@ -35,6 +45,8 @@ pub struct LocalSecrets {
     /// Plain API keys; the secret stores their SHA-256 digests, as in production.
     /// Default: [`DEFAULT_LOCAL_API_KEY`] alone.
     pub api_keys: Vec<String>,
+    /// The events signing key (`whsec_…`), seeded as `events_signing_secret`.
+    pub events_signing_secret: String,
 }
 
 impl Default for LocalSecrets {
@@ -46,6 +58,7 @@ impl Default for LocalSecrets {
             client_token: sb::DEFAULT_CLIENT_TOKEN.into(),
             verify_token: sb::DEFAULT_VERIFY_TOKEN.into(),
             api_keys: vec![DEFAULT_LOCAL_API_KEY.to_owned()],
+            events_signing_secret: DEFAULT_LOCAL_EVENTS_SIGNING_SECRET.to_owned(),
         }
     }
 }
@@ -64,6 +77,7 @@ impl LocalSecrets {
             "client_token": self.client_token,
             "verify_token": self.verify_token,
             "api_key_hashes": hashes,
+            "events_signing_secret": self.events_signing_secret,
         })
         .to_string()
     }
@@ -129,6 +143,8 @@ pub enum LocalError {
     },
     #[error("could not build the Graph client: {0}")]
     Graph(String),
+    #[error("events: {0}")]
+    Events(String),
 }
 
 /// The message for an address the local runner cannot listen on: names the variable to change
@@ -251,6 +267,25 @@ impl LocalStack {
             (env::PUBLIC_BASE_URL.into(), api_base_url.clone()),
             (env::ALLOWED_RETURN_ORIGINS.into(), site_base_url.clone()),
         ];
+        // Events on, to the example site's receiver unless EVENTS_URL says otherwise (an override).
+        let derived: Vec<(String, String)> = match &provisioned.events {
+            Some(events) => derived
+                .into_iter()
+                .chain([
+                    (
+                        env::EVENTS_URL.to_owned(),
+                        format!("{site_base_url}{EXAMPLE_SITE_EVENTS_PATH}"),
+                    ),
+                    (env::EVENTS_QUEUE_URL.to_owned(), events.queue_url.clone()),
+                    (env::EVENTS_DLQ_URL.to_owned(), events.dlq_url.clone()),
+                    (
+                        env::EVENTS_SIGNING_SECRET_ID.to_owned(),
+                        events.signing_secret_id.clone(),
+                    ),
+                ])
+                .collect(),
+            None => derived,
+        };
         // The sender reads its Page token from its own secret, as in AWS.
         let derived: Vec<(String, String)> = derived
             .into_iter()
@@ -289,6 +324,18 @@ impl LocalStack {
             deadline_alerts::Deps::from_aws(config.clone(), sdk)
                 .map_err(|e| LocalError::Graph(e.to_string()))?,
         );
+        // The event sender reads its key from its own secret, as in AWS.
+        let event_sender_deps = match (&provisioned.events, &config.events.url) {
+            (Some(events), Some(_)) => {
+                let secrets = event_sender::deps::load_secrets(&config, sdk)
+                    .await
+                    .map_err(LocalError::Events)?;
+                let deps = event_sender::Deps::from_aws(&config, &secrets, sdk)
+                    .map_err(LocalError::Events)?;
+                Some((events.clone(), Arc::new(deps)))
+            }
+            _ => None,
+        };
         // Later entries win when set as environment variables: overrides last.
         let function_env: Vec<(String, String)> = derived.into_iter().chain(overrides).collect();
 
@@ -345,6 +392,18 @@ impl LocalStack {
                     .unwrap_or(Duration::from_secs(provisioned.sender_timeout_s)),
                 sender_deps.clone(),
                 paused_rx.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        if let Some((events, deps)) = event_sender_deps {
+            let (_, never_paused) = watch::channel(false);
+            tasks.push(tokio::spawn(event_sources::run_sqs_source(
+                sqs.clone(),
+                events.queue_url,
+                events.queue_arn,
+                Duration::from_secs(events.sender_timeout_s),
+                event_sources::event_sender_handler(deps),
+                never_paused,
                 stop_rx.clone(),
             )));
         }
@@ -472,6 +531,18 @@ mod tests {
             DEFAULT_LOCAL_API_KEY.as_bytes(),
         ));
         assert_eq!(json["api_key_hashes"], serde_json::json!([digest]));
+    }
+
+    /// Issue 12: the seeded secret holds an events signing key the event sender accepts.
+    #[test]
+    fn the_default_secret_holds_a_usable_events_signing_key() {
+        use shared::config::secrets::SecretView;
+        let json = LocalSecrets::default().to_json();
+        let secrets = event_sender::signing::EventsSecrets::from_json(&json).unwrap();
+        assert_eq!(
+            secrets.events_signing_secret.expose(),
+            DEFAULT_LOCAL_EVENTS_SIGNING_SECRET
+        );
     }
 
     #[test]

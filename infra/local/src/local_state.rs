@@ -16,6 +16,10 @@ pub struct LocalState {
     pub table_name: String,
     pub alert_topic_arn: String,
     pub api_base_url: String,
+    /// Where the event sender delivers events (`EVENTS_URL`; by default the example site's
+    /// receiver, `/backend/events`). Absent in files written before events existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_url: Option<String>,
 }
 
 /// Write `state` to [`STATE_FILE`] under the current directory.
@@ -78,6 +82,7 @@ mod tests {
             table_name: "local-OptInTable".into(),
             alert_topic_arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
             api_base_url: "http://127.0.0.1:3000".into(),
+            events_url: Some("http://127.0.0.1:8080/backend/events".into()),
         };
         let path = write_in(&dir, &state).unwrap();
         assert!(path.ends_with(".local/stack.json"));

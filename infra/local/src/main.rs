@@ -74,6 +74,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     .collect()
             })
             .unwrap_or_else(|| vec![local_runner::DEFAULT_LOCAL_API_KEY.to_owned()]),
+        // The key that signs events (Standard Webhooks, whsec_…), as the Facebook secrets are taken.
+        events_signing_secret: env_or(
+            "EVENTS_SIGNING_SECRET",
+            local_runner::DEFAULT_LOCAL_EVENTS_SIGNING_SECRET,
+        ),
     };
     let app_id = env_or(env::FB_APP_ID, sb::DEFAULT_APP_ID);
     let page_id = env_or(env::FB_PAGE_ID, sb::DEFAULT_PAGE_ID);
@@ -121,6 +126,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let api_key = secrets.api_keys.first().cloned().unwrap_or_default();
     let key_is_default = api_key == local_runner::DEFAULT_LOCAL_API_KEY;
     settings.secrets = secrets;
+    // EVENTS_URL: where events go; by default the example site's receiver (/backend/events).
+    if let Some(url) = env(env::EVENTS_URL) {
+        settings = settings.with(env::EVENTS_URL, url);
+    }
     if let Some(seconds) = env("SWEEP_EVERY_SECONDS") {
         let seconds = seconds
             .parse()
@@ -277,6 +286,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         table_name: stack.provisioned.table_name.clone(),
         alert_topic_arn: stack.provisioned.alert_topic_arn.clone(),
         api_base_url: stack.api_base_url.clone(),
+        events_url: stack.config.events.url.clone(),
     });
     if let Err(e) = &state_file {
         eprintln!("  (could not write the local state file: {e})");

@@ -211,6 +211,7 @@ async fn the_report_of_a_seeded_table() {
             table_name: p.table_name.clone(),
             alert_topic_arn: p.alert_topic_arn.clone(),
             api_base_url: "http://127.0.0.1:3000".into(),
+            events_url: None,
         },
     )
     .unwrap();

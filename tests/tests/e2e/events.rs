@@ -1,0 +1,46 @@
+//! Events through the local stack (issue 12): the local runner provisions the events queue and the
+//! signing key's secret from template.yaml, takes `EVENTS_URL` and `EVENTS_SIGNING_SECRET` from its
+//! settings (the environment, for `make run`), and its SQS poller drives the event sender, whose
+//! deliveries the Standard Webhooks reference package verifies. Without `EVENTS_URL` the events go
+//! to the example site's receiver (`/backend/events`).
+
+use integration_tests::event_receiver::{EventReceiver, verify_with_reference_package};
+use integration_tests::worlds::stack::start_stack;
+use shared::config::env;
+use shared::domain::events::{EventType, OutboundEvent};
+use std::time::Duration;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
+    let receiver = EventReceiver::start().await;
+    let url = receiver.url.clone();
+    let stack = start_stack(move |mut s| {
+        s.secrets.events_signing_secret = SECRET.to_owned();
+        s.with(env::EVENTS_URL, url)
+    })
+    .await;
+    assert_eq!(stack.local.config.events.url.as_deref(), Some(receiver.url.as_str()));
+    let publisher = shared::bootstrap::events_publisher(&stack.local.config, &stack.sdk);
+    let mut data = serde_json::Map::new();
+    data.insert("asid".into(), "42".into());
+    let event = OutboundEvent::new(EventType::OptInExpired, "local-stack", 1_764_000_000_000, data);
+    publisher.publish(&event).await.unwrap();
+    let delivered = receiver.wait_for_delivered(1, Duration::from_secs(20)).await;
+    assert_eq!(delivered.len(), 1, "the event sender's poller delivered it");
+    assert_eq!(delivered[0].webhook_id(), event.id);
+    verify_with_reference_package(SECRET, &delivered[0]).unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_events_url_events_go_to_the_example_sites_receiver() {
+    let stack = start_stack(|s| s).await;
+    assert_eq!(
+        stack.local.config.events.url,
+        Some(format!("{}/backend/events", stack.local.site_base_url))
+    );
+    assert!(stack.local.config.events.queue_url.is_some());
+    stack.stop().await;
+}
