@@ -65,9 +65,7 @@ impl EventReceiver {
                     };
                     let headers = headers
                         .iter()
-                        .map(|(k, v)| {
-                            (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                        })
+                        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                         .collect();
                     seen.deliveries.lock().unwrap().push(Delivery {
                         headers,

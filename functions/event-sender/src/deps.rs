@@ -62,8 +62,9 @@ impl Deps {
             .queue_url
             .clone()
             .ok_or("EVENTS_QUEUE_URL is missing")?;
-        let queue = shared::adapters::events::SqsEvents::new(aws_sdk_sqs::Client::new(sdk), queue_url)
-            .with_dead_letter_queue(config.events.dlq_url.clone());
+        let queue =
+            shared::adapters::events::SqsEvents::new(aws_sdk_sqs::Client::new(sdk), queue_url)
+                .with_dead_letter_queue(config.events.dlq_url.clone());
         Self::new(
             config,
             secrets,

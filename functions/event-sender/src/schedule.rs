@@ -40,11 +40,13 @@ mod tests {
             .collect();
         assert_eq!(
             delays,
-            [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15_360, 30_720, 42_900]
+            [
+                30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15_360, 30_720, 42_900
+            ]
         );
         assert_eq!(retry_delay_seconds(40, BASE), MAX_DELAY_SECONDS);
         assert_eq!(retry_delay_seconds(u32::MAX, u32::MAX), MAX_DELAY_SECONDS);
-        assert!(MAX_DELAY_SECONDS < shared::ports::queue::MAX_VISIBILITY_SECONDS);
+        const { assert!(MAX_DELAY_SECONDS < shared::ports::queue::MAX_VISIBILITY_SECONDS) };
         // Tests only: base 0 retries at once.
         assert_eq!(retry_delay_seconds(5, 0), 0);
     }
@@ -55,9 +57,8 @@ mod tests {
     /// the smallest count that lasts 24 hours.
     #[test]
     fn retries_last_at_least_24_hours_and_13_attempts_is_the_least_that_does() {
-        let span = |attempts: u32| -> u32 {
-            (1..attempts).map(|n| retry_delay_seconds(n, BASE)).sum()
-        };
+        let span =
+            |attempts: u32| -> u32 { (1..attempts).map(|n| retry_delay_seconds(n, BASE)).sum() };
         assert_eq!(span(MAX_RECEIVE_COUNT), 104_310);
         assert!(span(MAX_RECEIVE_COUNT) >= 86_400);
         assert_eq!(span(MAX_RECEIVE_COUNT - 1), 61_410);

@@ -56,7 +56,9 @@ impl Signer {
             "the secret's events_signing_secret must be {SECRET_PREFIX} followed by the base64 of at least {MIN_KEY_BYTES} random bytes"
         );
         if encoded.is_empty() {
-            return Err(format!("the secret's events_signing_secret is empty ({rule})"));
+            return Err(format!(
+                "the secret's events_signing_secret is empty ({rule})"
+            ));
         }
         let key = base64::engine::general_purpose::STANDARD
             .decode(encoded)
@@ -116,7 +118,10 @@ mod tests {
             ("whsec_not base64!!", "not base64"),
         ] {
             let e = Signer::new(&SecretString::new(value)).err().expect(value);
-            assert!(e.contains("events_signing_secret") && e.contains(why), "{e}");
+            assert!(
+                e.contains("events_signing_secret") && e.contains(why),
+                "{e}"
+            );
             if value.len() > 6 {
                 assert!(!e.contains(&value[6..]), "{e} echoes the value");
             }
@@ -128,8 +133,10 @@ mod tests {
         let e = EventsSecrets::from_json(r#"{}"#).unwrap_err().to_string();
         assert!(e.contains("events_signing_secret is empty"), "{e}");
         assert!(
-            EventsSecrets::from_json(r#"{"events_signing_secret":"C2FVsBQIhrscChlQIMV9b5sSYspob7oD"}"#)
-                .is_ok()
+            EventsSecrets::from_json(
+                r#"{"events_signing_secret":"C2FVsBQIhrscChlQIMV9b5sSYspob7oD"}"#
+            )
+            .is_ok()
         );
     }
 }

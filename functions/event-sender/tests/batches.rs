@@ -50,13 +50,16 @@ async fn receiver() -> (String, Arc<Received>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/backend/events?token=receiver-secret"), state)
+    (
+        format!("http://{addr}/backend/events?token=receiver-secret"),
+        state,
+    )
 }
 
 fn deps(url: &str, queue: Arc<MemoryEventQueue>, timeout: Duration) -> Deps {
     let config = test_config(&[("EVENTS_URL", url), ("EVENTS_QUEUE_URL", "http://q")]);
-    let secrets = EventsSecrets::from_json(&format!(r#"{{"events_signing_secret":"{SECRET}"}}"#))
-        .unwrap();
+    let secrets =
+        EventsSecrets::from_json(&format!(r#"{{"events_signing_secret":"{SECRET}"}}"#)).unwrap();
     Deps::new(&config, &secrets, queue, Arc::new(SystemClock), timeout).unwrap()
 }
 
@@ -64,7 +67,12 @@ fn event(n: u32) -> OutboundEvent {
     let mut data = serde_json::Map::new();
     data.insert("asid".into(), format!("asid-{n}").into());
     data.insert("text".into(), "hello, a reply".into());
-    OutboundEvent::new(EventType::PersonReplied, &format!("occurrence-{n}"), 1_764_000_000_000, data)
+    OutboundEvent::new(
+        EventType::PersonReplied,
+        &format!("occurrence-{n}"),
+        1_764_000_000_000,
+        data,
+    )
 }
 
 /// An SQS batch of `(message id, body, receive count)`.
@@ -121,8 +129,15 @@ async fn a_2xx_is_delivered_once_signed_as_standard_webhooks_says() {
             .expect("webhook-id is the event's id");
         assert_eq!(body, &sent.body());
         assert_eq!(headers["content-type"], "application/json");
-        assert!(headers["webhook-signature"].to_str().unwrap().starts_with("v1,"));
-        verifier.verify(body.as_bytes(), headers).expect("the signature verifies");
+        assert!(
+            headers["webhook-signature"]
+                .to_str()
+                .unwrap()
+                .starts_with("v1,")
+        );
+        verifier
+            .verify(body.as_bytes(), headers)
+            .expect("the signature verifies");
         let tampered = body.replace("hello", "HELLO");
         assert!(verifier.verify(tampered.as_bytes(), headers).is_err());
     }
@@ -137,7 +152,11 @@ async fn a_500_is_retried_later_and_later() {
     let body = serde_json::to_string(&event(1)).unwrap();
     let response = event_sender::handle_batch(
         &deps,
-        batch(&[("m1", body.clone(), 1), ("m3", body.clone(), 3), ("m12", body, 12)]),
+        batch(&[
+            ("m1", body.clone(), 1),
+            ("m3", body.clone(), 3),
+            ("m12", body, 12),
+        ]),
     )
     .await;
     assert_eq!(failed(&response), ["m1", "m12", "m3"]);
@@ -220,8 +239,7 @@ async fn an_unreadable_record_goes_to_the_dead_letter_queue_without_retries() {
 
     // The dead-letter queue unreachable: the record is left for a retry, never dropped.
     queue.fail.store(true, Ordering::SeqCst);
-    let response =
-        event_sender::handle_batch(&deps, batch(&[("poison", "{}".into(), 1)])).await;
+    let response = event_sender::handle_batch(&deps, batch(&[("poison", "{}".into(), 1)])).await;
     assert_eq!(failed(&response), ["poison"]);
 }
 

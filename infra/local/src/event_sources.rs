@@ -15,9 +15,8 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 /// An SQS-triggered function, as the event source mapping invokes it.
-pub type SqsHandler = Arc<
-    dyn Fn(SqsEvent) -> futures::future::BoxFuture<'static, SqsBatchResponse> + Send + Sync,
->;
+pub type SqsHandler =
+    Arc<dyn Fn(SqsEvent) -> futures::future::BoxFuture<'static, SqsBatchResponse> + Send + Sync>;
 
 /// The sender as an [`SqsHandler`].
 pub fn sender_handler(deps: Arc<sender::Deps>) -> SqsHandler {

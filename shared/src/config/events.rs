@@ -29,7 +29,9 @@ pub const DEFAULT_EVENTS_RETRY_BASE_SECONDS: u32 = 30;
 impl EventsConfig {
     /// Read the variables above; problems are recorded on `r` by name.
     pub fn from_reader(r: &mut Reader<'_>) -> Self {
-        let url = r.optional(env::EVENTS_URL).map(|u| r.url(env::EVENTS_URL, u));
+        let url = r
+            .optional(env::EVENTS_URL)
+            .map(|u| r.url(env::EVENTS_URL, u));
         let queue_url = r.optional(env::EVENTS_QUEUE_URL);
         if url.is_some() && queue_url.is_none() {
             r.problem(format!(
@@ -85,9 +87,15 @@ mod tests {
     fn a_url_needs_the_queue_and_must_be_http() {
         let (_, problems) = read(&[("EVENTS_URL", "https://shop.example/hooks")]);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("EVENTS_QUEUE_URL is missing"), "{problems:?}");
+        assert!(
+            problems[0].contains("EVENTS_QUEUE_URL is missing"),
+            "{problems:?}"
+        );
         let (_, problems) = read(&[("EVENTS_URL", "ftp://x"), ("EVENTS_QUEUE_URL", "q")]);
-        assert!(problems[0].contains("EVENTS_URL must be an http(s) URL"), "{problems:?}");
+        assert!(
+            problems[0].contains("EVENTS_URL must be an http(s) URL"),
+            "{problems:?}"
+        );
         let (c, problems) = read(&[
             ("EVENTS_URL", "https://shop.example/hooks/"),
             ("EVENTS_QUEUE_URL", "http://q"),

@@ -665,7 +665,10 @@ fn only_the_event_sender_can_read_the_events_signing_secret() {
     let secret = &template["Resources"]["EventsSigningSecret"];
     assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
     let generate = &secret["Properties"]["GenerateSecretString"];
-    assert_eq!(generate["GenerateStringKey"].as_str(), Some("events_signing_secret"));
+    assert_eq!(
+        generate["GenerateStringKey"].as_str(),
+        Some("events_signing_secret")
+    );
     // 32 alphanumeric characters: the base64 of 24 bytes, the shortest key the sender accepts.
     assert_eq!(generate["PasswordLength"].as_i64(), Some(32));
     assert_eq!(generate["ExcludePunctuation"].as_bool(), Some(true));
@@ -689,13 +692,20 @@ fn only_the_event_sender_can_read_the_events_signing_secret() {
             .iter()
             .any(|r| r == "EventsSigningSecret")
         {
-            assert_eq!(name, "EventSenderFunction", "{name} is given the signing secret");
+            assert_eq!(
+                name, "EventSenderFunction",
+                "{name} is given the signing secret"
+            );
         }
     }
     assert_eq!(readers, ["EventSenderFunction"]);
     publishers.sort();
     assert_eq!(
         publishers,
-        ["DeadlineAlertsFunction", "HttpApiFunction", "SenderFunction"]
+        [
+            "DeadlineAlertsFunction",
+            "HttpApiFunction",
+            "SenderFunction"
+        ]
     );
 }

@@ -325,7 +325,10 @@ fn the_events_queue_retries_for_a_day_then_dead_letters() {
         Some(u64::from(event_sender::MAX_RECEIVE_COUNT))
     );
     let (tag, target) = tagged(&q["RedrivePolicy"]["deadLetterTargetArn"]);
-    assert_eq!((tag.as_str(), target.as_str()), ("!GetAtt", Some("EventsDeadLetterQueue.Arn")));
+    assert_eq!(
+        (tag.as_str(), target.as_str()),
+        ("!GetAtt", Some("EventsDeadLetterQueue.Arn"))
+    );
     assert_eq!(q["MessageRetentionPeriod"].as_i64(), Some(345_600));
     assert_eq!(q["SqsManagedSseEnabled"].as_bool(), Some(true));
     let timeout = t["Resources"]["EventSenderFunction"]["Properties"]["Timeout"]
@@ -335,7 +338,8 @@ fn the_events_queue_retries_for_a_day_then_dead_letters() {
     let dlq = &t["Resources"]["EventsDeadLetterQueue"]["Properties"];
     assert_eq!(dlq["MessageRetentionPeriod"].as_i64(), Some(1_209_600));
     assert_eq!(dlq["SqsManagedSseEnabled"].as_bool(), Some(true));
-    let event = &t["Resources"]["EventSenderFunction"]["Properties"]["Events"]["EventsQueueMessages"];
+    let event =
+        &t["Resources"]["EventSenderFunction"]["Properties"]["Events"]["EventsQueueMessages"];
     assert_eq!(event["Type"].as_str(), Some("SQS"));
     assert_eq!(
         event["Properties"]["FunctionResponseTypes"][0].as_str(),

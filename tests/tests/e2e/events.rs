@@ -21,13 +21,23 @@ async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
         s.with(env::EVENTS_URL, url)
     })
     .await;
-    assert_eq!(stack.local.config.events.url.as_deref(), Some(receiver.url.as_str()));
+    assert_eq!(
+        stack.local.config.events.url.as_deref(),
+        Some(receiver.url.as_str())
+    );
     let publisher = shared::bootstrap::events_publisher(&stack.local.config, &stack.sdk);
     let mut data = serde_json::Map::new();
     data.insert("asid".into(), "42".into());
-    let event = OutboundEvent::new(EventType::OptInExpired, "local-stack", 1_764_000_000_000, data);
+    let event = OutboundEvent::new(
+        EventType::OptInExpired,
+        "local-stack",
+        1_764_000_000_000,
+        data,
+    );
     publisher.publish(&event).await.unwrap();
-    let delivered = receiver.wait_for_delivered(1, Duration::from_secs(20)).await;
+    let delivered = receiver
+        .wait_for_delivered(1, Duration::from_secs(20))
+        .await;
     assert_eq!(delivered.len(), 1, "the event sender's poller delivered it");
     assert_eq!(delivered[0].webhook_id(), event.id);
     verify_with_reference_package(SECRET, &delivered[0]).unwrap();

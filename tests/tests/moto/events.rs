@@ -39,16 +39,27 @@ async fn world() -> EventsWorld {
     let sdk = moto.sdk_config().await;
     let stack = format!("ev{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let secret_json = serde_json::json!({ "events_signing_secret": SIGNING_SECRET }).to_string();
-    let p: Provisioned = provision(&workspace_root().join("template.yaml"), &sdk, &stack, &secret_json)
-        .await
-        .unwrap_or_else(|e| panic!("provisioning failed: {e}"));
-    let events = p.events.clone().expect("template.yaml declares the events queue");
+    let p: Provisioned = provision(
+        &workspace_root().join("template.yaml"),
+        &sdk,
+        &stack,
+        &secret_json,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("provisioning failed: {e}"));
+    let events = p
+        .events
+        .clone()
+        .expect("template.yaml declares the events queue");
     let receiver = EventReceiver::start().await;
     let vars: Vec<(&str, String)> = vec![
         (env::TABLE_NAME, p.table_name.clone()),
         (env::SEND_QUEUE_URL, p.send_queue_url.clone()),
         (env::SCHEDULE_GROUP, p.schedule_group.clone()),
-        (env::SCHEDULER_ROLE_ARN, "arn:aws:iam::123456789012:role/r".into()),
+        (
+            env::SCHEDULER_ROLE_ARN,
+            "arn:aws:iam::123456789012:role/r".into(),
+        ),
         (
             env::DEADLINE_FUNCTION_ARN,
             "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
@@ -60,11 +71,16 @@ async fn world() -> EventsWorld {
         (env::EVENTS_URL, receiver.url.clone()),
         (env::EVENTS_QUEUE_URL, events.queue_url.clone()),
         (env::EVENTS_DLQ_URL, events.dlq_url.clone()),
-        (env::EVENTS_SIGNING_SECRET_ID, events.signing_secret_id.clone()),
+        (
+            env::EVENTS_SIGNING_SECRET_ID,
+            events.signing_secret_id.clone(),
+        ),
         (env::EVENTS_RETRY_BASE_SECONDS, "0".into()),
     ];
     let config = Config::from_lookup(|name| {
-        vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let publisher = shared::bootstrap::events_publisher(&config, &sdk);
@@ -103,10 +119,16 @@ impl EventsWorld {
         if messages.is_empty() {
             return 0;
         }
-        let event = local_runner::event_sources::sqs_event(&messages, &self.events.queue_arn).unwrap();
+        let event =
+            local_runner::event_sources::sqs_event(&messages, &self.events.queue_arn).unwrap();
         let response = event_sender::handle_batch(&self.sender, event).await;
-        local_runner::event_sources::settle_batch(&sqs, &self.events.queue_url, &messages, &response)
-            .await;
+        local_runner::event_sources::settle_batch(
+            &sqs,
+            &self.events.queue_url,
+            &messages,
+            &response,
+        )
+        .await;
         messages.len()
     }
 
@@ -169,7 +191,11 @@ async fn deliveries_through_the_queue_verify_with_the_standard_webhooks_referenc
             .iter()
             .find(|e| e.id == d.webhook_id())
             .expect("webhook-id is the published event's id");
-        assert_eq!(d.body, event.body(), "the body is the event's, byte for byte");
+        assert_eq!(
+            d.body,
+            event.body(),
+            "the body is the event's, byte for byte"
+        );
         assert_eq!(d.headers["content-type"], "application/json");
         verify_with_reference_package(&secret, d)
             .unwrap_or_else(|e| panic!("the reference package refused a delivery: {e}"));
@@ -229,7 +255,8 @@ async fn after_the_last_attempt_the_event_is_in_the_dead_letter_queue() {
     w.receiver.set_down(true);
     let published = w.publish(1).await;
     let max = event_sender::MAX_RECEIVE_COUNT as usize;
-    w.drive_until(|w| w.receiver.deliveries().len() >= max).await;
+    w.drive_until(|w| w.receiver.deliveries().len() >= max)
+        .await;
     // The next receive moves it (the template's maxReceiveCount, applied by moto).
     for _ in 0..3 {
         w.drive_once().await;

@@ -371,7 +371,10 @@ impl Provisioner {
                 .cloned()
                 .ok_or_else(|| invalid(EVENTS_QUEUE, "no Arn"))?,
             dlq_url: self.created(EVENTS_DLQ, QUEUE)?.reference.clone(),
-            signing_secret_id: self.created(EVENTS_SIGNING_SECRET, SECRET)?.reference.clone(),
+            signing_secret_id: self
+                .created(EVENTS_SIGNING_SECRET, SECRET)?
+                .reference
+                .clone(),
             sender_timeout_s: self.function_timeout(EVENT_SENDER_FUNCTION)?,
         }))
     }
