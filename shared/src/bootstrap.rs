@@ -82,6 +82,32 @@ where
 #[error("not configured: {0}")]
 pub struct NotConfigured(pub String);
 
+/// [`UntilConfigured::start`] as a Lambda main runs it: `build` (over copies of `config` and
+/// `sdk`) retried every [`NOT_CONFIGURED_RETRY`], the alert on the stack's topic.
+pub async fn start_until_configured<D, F, Fut>(
+    config: Config,
+    sdk: SdkConfig,
+    function: &'static str,
+    meanwhile: &'static str,
+    build: F,
+) -> UntilConfigured<D>
+where
+    D: Send + Sync + 'static,
+    F: Fn(Config, SdkConfig) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<D, String>> + Send + 'static,
+{
+    let alerts = AwsPorts::new(&config, &sdk).alerts;
+    let page_id = config.fb_page_id.clone();
+    let build = build_deps(move || build(config.clone(), sdk.clone()));
+    let tell = Unconfigured {
+        function,
+        meanwhile,
+        page_id: &page_id,
+        alerts: &*alerts,
+    };
+    UntilConfigured::start(build, NOT_CONFIGURED_RETRY, tell).await
+}
+
 /// A function's dependencies that need the secret, built at cold start, or, while they cannot be
 /// built, the reason. A fresh stack's secret holds empty placeholders until the operator fills it:
 /// instead of exiting at every cold start (a crash loop that fills dead-letter queues and fires

@@ -23,11 +23,8 @@ pub enum Outcome {
 
 /// The record's attempt number: SQS's `ApproximateReceiveCount` (1 on the first receive).
 pub fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1)
+    let count = record.attributes.get("ApproximateReceiveCount");
+    count.and_then(|c| c.parse().ok()).unwrap_or(1)
 }
 
 /// Handle one SQS batch of events.
@@ -45,22 +42,23 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         .buffered(MAX_IN_FLIGHT)
         .collect()
         .await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = event
-        .records
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, outcome)| *outcome == Outcome::Retry)
-        .map(|(record, _)| failure(record))
-        .collect();
-    response
+    let retried = event.records.iter().zip(outcomes);
+    retry_all(
+        retried
+            .filter(|(_, o)| *o == Outcome::Retry)
+            .map(|(r, _)| r),
+    )
 }
 
-/// The `batchItemFailures` entry that makes SQS deliver `record` again.
-pub fn failure(record: &SqsMessage) -> BatchItemFailure {
-    let mut failure = BatchItemFailure::default();
-    failure.item_identifier = record.message_id.clone().unwrap_or_default();
-    failure
+/// The response that makes SQS deliver each of `records` again (`batchItemFailures`).
+pub fn retry_all<'a>(records: impl Iterator<Item = &'a SqsMessage>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in records {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = record.message_id.clone().unwrap_or_default();
+        response.batch_item_failures.push(failure);
+    }
+    response
 }
 
 /// Deliver one record, or back it off, or dead-letter it when it cannot be read.

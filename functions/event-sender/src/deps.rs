@@ -36,11 +36,10 @@ impl Deps {
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let url = config
-            .events
-            .url
-            .clone()
-            .ok_or("EVENTS_URL is empty: events are off, there is nowhere to deliver to")?;
+        let url = required(
+            &config.events.url,
+            "EVENTS_URL is empty: events are off, there is nowhere to deliver to",
+        )?;
         Ok(Self {
             url,
             signer: Signer::new(&secrets.events_signing_secret)?,
@@ -57,11 +56,7 @@ impl Deps {
         secrets: &EventsSecrets,
         sdk: &SdkConfig,
     ) -> Result<Self, String> {
-        let queue_url = config
-            .events
-            .queue_url
-            .clone()
-            .ok_or("EVENTS_QUEUE_URL is missing")?;
+        let queue_url = required(&config.events.queue_url, "EVENTS_QUEUE_URL is missing")?;
         let queue =
             shared::adapters::events::SqsEvents::new(aws_sdk_sqs::Client::new(sdk), queue_url)
                 .with_dead_letter_queue(config.events.dlq_url.clone());
@@ -77,13 +72,17 @@ impl Deps {
 
 /// The event sender's secret, from its own Secrets Manager secret (`EVENTS_SIGNING_SECRET_ID`).
 pub async fn load_secrets(config: &Config, sdk: &SdkConfig) -> Result<EventsSecrets, String> {
-    let id = config
-        .events
-        .signing_secret_id
-        .as_deref()
-        .ok_or("EVENTS_SIGNING_SECRET_ID is missing")?;
+    let id = required(
+        &config.events.signing_secret_id,
+        "EVENTS_SIGNING_SECRET_ID is missing",
+    )?;
     let client = aws_sdk_secretsmanager::Client::new(sdk);
-    shared::adapters::secrets::load_secret_view::<EventsSecrets>(&client, id)
+    shared::adapters::secrets::load_secret_view::<EventsSecrets>(&client, &id)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The value of a setting the event sender cannot work without, or `problem`.
+fn required(value: &Option<String>, problem: &str) -> Result<String, String> {
+    value.clone().ok_or_else(|| problem.to_owned())
 }

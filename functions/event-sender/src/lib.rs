@@ -15,9 +15,7 @@ pub mod signing;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::bootstrap::{
-    AwsPorts, NotConfigured, SdkConfig, Unconfigured, UntilConfigured, build_deps,
-};
+use shared::bootstrap::{SdkConfig, UntilConfigured};
 use shared::config::settings::Config;
 
 pub use batch::handle_batch;
@@ -30,12 +28,11 @@ pub async fn run() -> Result<(), Error> {
     shared::bootstrap::check_log_levels_from_env()?;
     lambda_runtime::tracing::init_default_subscriber();
     let (config, sdk) = shared::bootstrap::load_settings().await?;
-    let sender = EventSender::from_aws(config, sdk).await;
-    let sender = &sender;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    let sender = &EventSender::from_aws(config, sdk).await;
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(sender.handle(event.payload).await)
-    }))
-    .await
+    });
+    lambda_runtime::run(handler).await
 }
 
 /// What the event sender does while it is not configured (the alert says it).
@@ -54,48 +51,35 @@ impl EventSender {
 
     /// The production wiring: the signing secret from its own secret, then [`Deps::from_aws`].
     pub async fn from_aws(config: Config, sdk: SdkConfig) -> Self {
-        let alerts = AwsPorts::new(&config, &sdk).alerts;
-        let page_id = config.fb_page_id.clone();
-        let build = build_deps(move || {
-            let (config, sdk) = (config.clone(), sdk.clone());
-            async move {
-                let secrets = deps::load_secrets(&config, &sdk).await?;
-                Deps::from_aws(&config, &secrets, &sdk)
-            }
-        });
+        let build = |config: Config, sdk: SdkConfig| async move {
+            let secrets = deps::load_secrets(&config, &sdk).await?;
+            Deps::from_aws(&config, &secrets, &sdk)
+        };
+        let meanwhile = WHILE_NOT_CONFIGURED;
         Self(
-            UntilConfigured::start(
+            shared::bootstrap::start_until_configured(
+                config,
+                sdk,
+                "event-sender",
+                meanwhile,
                 build,
-                shared::bootstrap::NOT_CONFIGURED_RETRY,
-                Unconfigured {
-                    function: "event-sender",
-                    meanwhile: WHILE_NOT_CONFIGURED,
-                    page_id: &page_id,
-                    alerts: &*alerts,
-                },
             )
             .await,
         )
     }
 
-    /// Handle one SQS batch, or hand it back while not configured.
+    /// Handle one SQS batch, or, while not configured, report every record in
+    /// `batchItemFailures` untouched: SQS delivers each again after the visibility timeout.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        match self.0.get().await {
-            Ok(deps) => handle_batch(&deps, event).await,
-            Err(problem) => hand_back(&event, &problem),
-        }
+        let problem = match self.0.get().await {
+            Ok(deps) => return handle_batch(&deps, event).await,
+            Err(problem) => problem,
+        };
+        tracing::error!(
+            records = event.records.len(),
+            problem = %problem,
+            "the event sender is not configured: the batch is left in the events queue"
+        );
+        batch::retry_all(event.records.iter())
     }
-}
-
-/// Every record of the batch reported in `batchItemFailures`, untouched: SQS delivers each again
-/// after the visibility timeout. One log line per batch says why.
-pub fn hand_back(event: &SqsEvent, problem: &NotConfigured) -> SqsBatchResponse {
-    tracing::error!(
-        records = event.records.len(),
-        problem = %problem,
-        "the event sender is not configured: the batch is left in the events queue"
-    );
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = event.records.iter().map(batch::failure).collect();
-    response
 }

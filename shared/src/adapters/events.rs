@@ -3,10 +3,11 @@
 //! JSON; the event sender's [`EventQueue`] side backs records off and dead-letters unreadable ones).
 
 use crate::adapters::aws::port_error;
+use crate::adapters::sqs::SqsSendQueue;
 use crate::domain::events::OutboundEvent;
 use crate::ports::error::{PortError, PortResult};
 use crate::ports::events::{EventPublisher, EventQueue};
-use crate::ports::queue::MAX_VISIBILITY_SECONDS;
+use crate::ports::queue::RetryQueue;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
@@ -27,15 +28,16 @@ const SERVICE: &str = "sqs-events";
 #[derive(Debug, Clone)]
 pub struct SqsEvents {
     client: Client,
-    queue_url: String,
+    /// The events queue; its visibility changes are the send queue's ([`RetryQueue`]).
+    queue: SqsSendQueue,
     dlq_url: Option<String>,
 }
 
 impl SqsEvents {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
+            queue: SqsSendQueue::new(client.clone(), queue_url),
             client,
-            queue_url: queue_url.into(),
             dlq_url: None,
         }
     }
@@ -47,18 +49,16 @@ impl SqsEvents {
     }
 
     pub fn queue_url(&self) -> &str {
-        &self.queue_url
+        self.queue.queue_url()
     }
 
+    /// One `SendMessage` of `body` to `queue_url`.
     async fn send(&self, queue_url: &str, body: String) -> PortResult<()> {
-        self.client
-            .send_message()
-            .queue_url(queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "SendMessage", &e))?;
-        Ok(())
+        let request = self.client.send_message().queue_url(queue_url);
+        match request.message_body(body).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(port_error(SERVICE, "SendMessage", &e)),
+        }
     }
 }
 
@@ -67,23 +67,14 @@ impl EventPublisher for SqsEvents {
     async fn publish(&self, event: &OutboundEvent) -> PortResult<()> {
         let body = serde_json::to_string(event)
             .map_err(|e| PortError::new(SERVICE, format!("cannot encode the event: {e}")))?;
-        self.send(&self.queue_url, body).await
+        self.send(self.queue.queue_url(), body).await
     }
 }
 
 #[async_trait]
 impl EventQueue for SqsEvents {
     async fn retry_after(&self, receipt_handle: &str, delay_seconds: u32) -> PortResult<()> {
-        let seconds = i32::try_from(delay_seconds.min(MAX_VISIBILITY_SECONDS)).unwrap_or(0);
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-            .map_err(|e| port_error(SERVICE, "ChangeMessageVisibility", &e))?;
-        Ok(())
+        RetryQueue::retry_after(&self.queue, receipt_handle, delay_seconds).await
     }
 
     async fn dead_letter(&self, body: &str) -> PortResult<()> {

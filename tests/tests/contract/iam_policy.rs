@@ -361,7 +361,7 @@ const WIRING: &[(&str, &str, &[&str])] = &[
     (
         "EventSenderFunction",
         "functions/event-sender/src",
-        &["events.rs", "sns.rs", "secrets.rs"],
+        &["events.rs", "sqs.rs", "sns.rs", "secrets.rs"],
     ),
 ];
 
