@@ -5,6 +5,10 @@
 //!
 //! The signature itself is the reference crate's (`standardwebhooks`, by the specification's
 //! authors), so what a receiver's library checks is what we compute; this file only checks the key.
+//!
+//! Rotation: the secret may hold two keys (or more), separated by a space, new first; each signs,
+//! and `webhook-signature` carries every signature, space-separated, as the specification allows,
+//! so a receiver verifying with either key accepts the delivery (docs/events.md).
 
 use base64::Engine;
 use serde::Deserialize;
@@ -43,40 +47,65 @@ impl SecretView for EventsSecrets {
     }
 }
 
-/// Signs deliveries with one key.
-pub struct Signer(standardwebhooks::Webhook);
+/// Signs deliveries with the secret's key(s).
+pub struct Signer(Vec<standardwebhooks::Webhook>);
 
 impl Signer {
-    /// The key of `secret` (`whsec_…` or bare base64). The error names the field and the rule,
-    /// never the value.
+    /// The keys of `secret` (each `whsec_…` or bare base64, separated by spaces). The error names
+    /// the field and the rule, never the value.
     pub fn new(secret: &SecretString) -> Result<Self, String> {
-        let value = secret.expose().trim();
-        let encoded = value.strip_prefix(SECRET_PREFIX).unwrap_or(value);
-        let rule = format!(
+        let keys = secret
+            .expose()
+            .split_whitespace()
+            .map(Self::key)
+            .collect::<Result<Vec<_>, String>>()?;
+        if keys.is_empty() {
+            return Err(format!(
+                "the secret's events_signing_secret is empty ({})",
+                Self::rule()
+            ));
+        }
+        Ok(Self(keys))
+    }
+
+    fn rule() -> String {
+        format!(
             "the secret's events_signing_secret must be {SECRET_PREFIX} followed by the base64 of at least {MIN_KEY_BYTES} random bytes"
-        );
+        )
+    }
+
+    /// One key (`whsec_…` or bare base64) of at least [`MIN_KEY_BYTES`].
+    fn key(value: &str) -> Result<standardwebhooks::Webhook, String> {
+        let encoded = value.strip_prefix(SECRET_PREFIX).unwrap_or(value);
         if encoded.is_empty() {
             return Err(format!(
-                "the secret's events_signing_secret is empty ({rule})"
+                "the secret's events_signing_secret is empty ({})",
+                Self::rule()
             ));
         }
         let key = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|_| format!("{rule} (it is not base64)"))?;
+            .map_err(|_| format!("{} (it is not base64)", Self::rule()))?;
         if key.len() < MIN_KEY_BYTES {
-            return Err(format!("{rule} (it decodes to {} bytes)", key.len()));
+            return Err(format!(
+                "{} (it decodes to {} bytes)",
+                Self::rule(),
+                key.len()
+            ));
         }
-        standardwebhooks::Webhook::from_bytes(key)
-            .map(Self)
-            .map_err(|_| rule)
+        standardwebhooks::Webhook::from_bytes(key).map_err(|_| Self::rule())
     }
 
-    /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (Unix seconds).
+    /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (Unix seconds): one
+    /// `v1,…` per key, space-separated.
     pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
-        // `sign` fails only on a payload that is not UTF-8, which a `&str` never is.
-        self.0
-            .sign(id, timestamp, body.as_bytes())
-            .unwrap_or_default()
+        let signatures: Vec<String> = self
+            .0
+            .iter()
+            // `sign` fails only on a payload that is not UTF-8, which a `&str` never is.
+            .filter_map(|key| key.sign(id, timestamp, body.as_bytes()).ok())
+            .collect();
+        signatures.join(" ")
     }
 }
 
@@ -107,6 +136,41 @@ mod tests {
         let a = Signer::new(&SecretString::new(bare)).unwrap();
         let b = Signer::new(&SecretString::new(format!("whsec_{bare}"))).unwrap();
         assert_eq!(a.sign("id", 1, "{}"), b.sign("id", 1, "{}"));
+    }
+
+    /// Rotation: with the new key and the old one in the secret, a receiver that still verifies
+    /// with the old key and one that already has the new key both accept the delivery.
+    #[test]
+    fn two_keys_sign_twice_so_either_verifies_during_a_rotation() {
+        let (new, old) = (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "C2FVsBQIhrscChlQIMV9b5sSYspob7oD",
+        );
+        let signer = Signer::new(&SecretString::new(format!(" {new}  {old} "))).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let body = r#"{"type":"optin.expired"}"#;
+        let header = signer.sign("evt_1", now, body);
+        assert_eq!(header.split(' ').count(), 2, "{header}");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "evt_1".parse().unwrap());
+        headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
+        headers.insert("webhook-signature", header.parse().unwrap());
+        for key in [new.to_owned(), format!("whsec_{old}")] {
+            let verifier = standardwebhooks::Webhook::new(&key).unwrap();
+            verifier
+                .verify(body.as_bytes(), &headers)
+                .expect("verifies");
+        }
+        let other = standardwebhooks::Webhook::new(
+            "whsec_bG9jYWwtZXZlbnRzLXNpZ25pbmcta2V5LW5vdC1zZWNyZXQh",
+        )
+        .unwrap();
+        assert!(other.verify(body.as_bytes(), &headers).is_err());
+        // One bad key among good ones refuses the whole secret.
+        assert!(Signer::new(&SecretString::new(format!("{new} whsec_c2hvcnQ="))).is_err());
     }
 
     #[test]

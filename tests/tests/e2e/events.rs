@@ -10,14 +10,16 @@ use shared::config::env;
 use shared::domain::events::{EventType, OutboundEvent};
 use std::time::Duration;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// A rotation in progress: the new key, then the old one (docs/events.md).
+const NEW_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OLD_KEY: &str = "whsec_C2FVsBQIhrscChlQIMV9b5sSYspob7oD";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
     let receiver = EventReceiver::start().await;
     let url = receiver.url.clone();
     let stack = start_stack(move |mut s| {
-        s.secrets.events_signing_secret = SECRET.to_owned();
+        s.secrets.events_signing_secret = format!("{NEW_KEY} {OLD_KEY}");
         s.with(env::EVENTS_URL, url)
     })
     .await;
@@ -40,7 +42,16 @@ async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
         .await;
     assert_eq!(delivered.len(), 1, "the event sender's poller delivered it");
     assert_eq!(delivered[0].webhook_id(), event.id);
-    verify_with_reference_package(SECRET, &delivered[0]).unwrap();
+    // Both a receiver still on the old key and one on the new key accept it.
+    verify_with_reference_package(NEW_KEY, &delivered[0]).unwrap();
+    verify_with_reference_package(OLD_KEY, &delivered[0]).unwrap();
+    assert!(
+        verify_with_reference_package(
+            local_runner::DEFAULT_LOCAL_EVENTS_SIGNING_SECRET,
+            &delivered[0]
+        )
+        .is_err()
+    );
     stack.stop().await;
 }
 
