@@ -252,6 +252,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "                          (200: the local demo person; 401: wrong key; a real asid after a login)"
     );
     println!("  AWS emulator (moto)     {aws_endpoint}");
+    if let Some(url) = &stack.config.events.url {
+        // The URL as configured: a local stack's own (or the operator's EVENTS_URL).
+        println!("  Events delivered to     {url}   (signed, Standard Webhooks: docs/events.md)");
+    }
     if let Some(s) = &sandbox {
         println!(
             "  Messenger sandbox       {}/   (start page: links, state, controls)",
