@@ -276,3 +276,28 @@ async fn not_configured_hands_every_record_back_untouched_and_alerts_once() {
     let text = format!("{:?}", published[0]);
     assert!(text.contains("events_signing_secret is empty"), "{text}");
 }
+
+/// What is kept of a failed attempt (and logged) never carries the URL: its query may hold the
+/// receiver's token (reqwest's errors name the URL unless stripped).
+#[tokio::test]
+async fn a_failure_reason_never_carries_the_url() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/backend/events?token=receiver-secret",
+        listener.local_addr().unwrap()
+    );
+    drop(listener);
+    let secrets =
+        EventsSecrets::from_json(&format!(r#"{{"events_signing_secret":"{SECRET}"}}"#)).unwrap();
+    let signer = event_sender::signing::Signer::new(&secrets.events_signing_secret).unwrap();
+    let http = event_sender::deliver::client(Duration::from_secs(2)).unwrap();
+    let attempt = event_sender::deliver::post(&http, &url, &signer, &event(1), 1).await;
+    let event_sender::deliver::Attempt::Failed { status, reason } = attempt else {
+        panic!("delivered to a closed port: {attempt:?}");
+    };
+    assert_eq!(status, None);
+    assert!(
+        !reason.contains("receiver-secret") && !reason.contains("127.0.0.1"),
+        "{reason}"
+    );
+}
