@@ -8,4 +8,5 @@
 pub mod browser;
 pub mod callback;
 pub mod start;
+pub mod start_at_login;
 pub mod verify;
