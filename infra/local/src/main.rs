@@ -154,6 +154,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         env::ALLOWED_RETURN_ORIGINS,
         env::LOGIN_EXTRA_SCOPES,
         env::DERIVE_LOGIN_ID,
+        env::START_AT_LOGIN,
         env::FIRST_NAME_FALLBACK,
         env::GRAPH_TIMEOUT_MS,
         env::SEND_LEASE_SECONDS,

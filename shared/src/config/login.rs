@@ -57,6 +57,13 @@ impl LoginConfig {
         }
         let derive_login_id = r.flag(env::DERIVE_LOGIN_ID, true);
         let start_at_login = r.flag(env::START_AT_LOGIN, false);
+        if start_at_login && !derive_login_id {
+            r.problem(format!(
+                "{}=true needs {}=true (the opt-in is keyed by the derived login_id)",
+                env::START_AT_LOGIN,
+                env::DERIVE_LOGIN_ID
+            ));
+        }
         // An explicitly empty fallback is allowed ("Hi{first_name}!" → "Hi!").
         let first_name_fallback = r
             .raw(env::FIRST_NAME_FALLBACK)
@@ -157,6 +164,16 @@ mod tests {
         LoginConfig::read(&env(Some("sometimes")), &mut problems);
         assert!(
             problems.len() == 1 && problems[0].contains("START_AT_LOGIN"),
+            "{problems:?}"
+        );
+        let without_derivation = |k: &str| match k {
+            "START_AT_LOGIN" => Some("true".to_owned()),
+            "DERIVE_LOGIN_ID" => Some("false".to_owned()),
+            _ => None,
+        };
+        LoginConfig::read(&without_derivation, &mut problems);
+        assert!(
+            problems.len() == 2 && problems[1].contains("needs DERIVE_LOGIN_ID=true"),
             "{problems:?}"
         );
     }

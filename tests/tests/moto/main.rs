@@ -10,4 +10,5 @@ mod deadlines;
 mod login;
 mod sender;
 mod sender_graph;
+mod start_at_login;
 mod sweep;

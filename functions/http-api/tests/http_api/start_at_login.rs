@@ -127,8 +127,9 @@ async fn start_at_login_is_off_by_default_and_needs_the_permission_and_a_login_i
     send(&w, login_callback(&w, "code-1", false).await).await;
     assert!(w.store.all().is_empty() && w.queue.jobs().is_empty());
 
-    // On, but no login_id derived (derivation off).
-    let w = world_with(&[("START_AT_LOGIN", "true"), ("DERIVE_LOGIN_ID", "false")]);
+    // On, but no login_id derived (the secret has no client_token).
+    let mut w = world_with(ON);
+    w.deps.secrets.client_token = shared::config::secrets::SecretString::new("");
     send(&w, login_callback(&w, "code-1", true).await).await;
     assert_eq!(w.logins.logins().len(), 1);
     assert!(w.store.all().is_empty() && w.queue.jobs().is_empty());
