@@ -5,6 +5,7 @@
 pub mod alert_inbox;
 pub mod api_gateway;
 pub mod event_sources;
+pub mod example_backend;
 pub mod example_site;
 pub mod local_state;
 pub mod moto;
@@ -35,6 +36,9 @@ pub struct LocalSecrets {
     /// Plain API keys; the secret stores their SHA-256 digests, as in production.
     /// Default: [`DEFAULT_LOCAL_API_KEY`] alone.
     pub api_keys: Vec<String>,
+    /// The Standard Webhooks secret events are signed with (`whsec_` + base64), the one the
+    /// example site's backend verifies with: `EVENTS_SIGNING_SECRET`, else a fresh one per run.
+    pub events_signing_secret: String,
 }
 
 impl Default for LocalSecrets {
@@ -46,6 +50,7 @@ impl Default for LocalSecrets {
             client_token: sb::DEFAULT_CLIENT_TOKEN.into(),
             verify_token: sb::DEFAULT_VERIFY_TOKEN.into(),
             api_keys: vec![DEFAULT_LOCAL_API_KEY.to_owned()],
+            events_signing_secret: example_backend::new_signing_secret(),
         }
     }
 }
@@ -129,6 +134,8 @@ pub enum LocalError {
     },
     #[error("could not build the Graph client: {0}")]
     Graph(String),
+    #[error("the example site: {0}")]
+    Site(String),
 }
 
 /// The message for an address the local runner cannot listen on: names the variable to change
@@ -170,6 +177,8 @@ pub struct LocalStack {
     pub http_addr: SocketAddr,
     /// The example website (`GET /`), with its "Continue with Facebook" link.
     pub site_base_url: String,
+    /// The example site's backend: the events it received (`/backend`).
+    pub example_backend: Arc<example_backend::Backend>,
     pub provisioned: Provisioned,
     pub config: Config,
     /// The functions' environment (what template.yaml's `Environment` resolves to here, with the
@@ -321,6 +330,20 @@ impl LocalStack {
             &format!("{}/_sandbox/inbox?format=html", config.graph_api_base_url),
         ))
         .merge(example_site::report_router(Arc::new(history)));
+        let example_backend = Arc::new(
+            example_backend::Backend::new(
+                &settings.secrets.events_signing_secret,
+                &api_base_url,
+                settings
+                    .secrets
+                    .api_keys
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )
+            .map_err(LocalError::Site)?,
+        );
+        let site = site.merge(example_backend::router(example_backend.clone()));
         let mut site_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -366,6 +389,7 @@ impl LocalStack {
             stack_name: settings.stack_name.clone(),
             http_addr,
             site_base_url,
+            example_backend,
             provisioned,
             config,
             function_env,
@@ -373,6 +397,11 @@ impl LocalStack {
             sender_paused,
             tasks,
         })
+    }
+
+    /// Where the example site's backend receives events: the `EVENTS_URL` of a local stack.
+    pub fn events_receiver_url(&self) -> String {
+        format!("{}/backend/events", self.site_base_url)
     }
 
     /// Where the routes only Facebook calls live: the API's base URL, plus `/{segment}` when

@@ -74,6 +74,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     .collect()
             })
             .unwrap_or_else(|| vec![local_runner::DEFAULT_LOCAL_API_KEY.to_owned()]),
+        events_signing_secret: env("EVENTS_SIGNING_SECRET")
+            .unwrap_or_else(local_runner::example_backend::new_signing_secret),
     };
     let app_id = env_or(env::FB_APP_ID, sb::DEFAULT_APP_ID);
     let page_id = env_or(env::FB_PAGE_ID, sb::DEFAULT_PAGE_ID);
@@ -175,6 +177,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // One list for the banner and the sandbox's start page.
     let links = [
         ("Example website", format!("{}/", stack.site_base_url)),
+        (
+            "Example site backend",
+            format!("{}/backend", stack.site_base_url),
+        ),
         (
             "Compliance report page",
             format!("{}/report.html", stack.site_base_url),
