@@ -525,6 +525,33 @@ mod tests {
         server.abort();
     }
 
+    #[tokio::test]
+    async fn over_http_a_bad_signature_is_401_a_good_one_204_and_the_page_has_a_strict_csp() {
+        let b = Arc::new(backend());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, router(b)).await });
+        let http = reqwest::Client::new();
+        let body = event("optin.received", serde_json::json!({"asid": "5"}));
+        let post = |headers: HeaderMap| {
+            http.post(format!("{base}/backend/events"))
+                .headers(headers)
+                .body(body.clone())
+                .send()
+        };
+        let old = post(signed("evt_1", now() - 600, &body, SECRET)).await.unwrap();
+        assert_eq!(old.status(), 401);
+        let good = post(signed("evt_1", now(), &body, SECRET)).await.unwrap();
+        assert_eq!(good.status(), 204);
+        let page = http.get(format!("{base}/backend")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert_eq!(csp, *CONTENT_SECURITY_POLICY);
+        let html = page.text().await.unwrap();
+        assert_eq!(html.matches("<code>optin.received</code>").count(), 1);
+        server.abort();
+    }
+
     #[test]
     fn a_new_signing_secret_is_whsec_and_24_random_bytes() {
         let s = new_signing_secret();
