@@ -276,17 +276,19 @@ pub fn escape(s: &str) -> String {
 }
 
 fn html_page(body: String) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(csp) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    response
+    // A policy that does not parse as a header value falls back to allowing nothing at all.
+    let csp = HeaderValue::from_str(&CONTENT_SECURITY_POLICY)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    let html = HeaderValue::from_static("text/html; charset=utf-8");
+    (
+        [
+            (header::CONTENT_TYPE, html),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn receive_events(
@@ -539,13 +541,18 @@ mod tests {
                 .body(body.clone())
                 .send()
         };
-        let old = post(signed("evt_1", now() - 600, &body, SECRET)).await.unwrap();
+        let old = post(signed("evt_1", now() - 600, &body, SECRET))
+            .await
+            .unwrap();
         assert_eq!(old.status(), 401);
         let good = post(signed("evt_1", now(), &body, SECRET)).await.unwrap();
         assert_eq!(good.status(), 204);
         let page = http.get(format!("{base}/backend")).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(csp, *CONTENT_SECURITY_POLICY);
         let html = page.text().await.unwrap();
         assert_eq!(html.matches("<code>optin.received</code>").count(), 1);
