@@ -29,6 +29,9 @@ pub static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Events kept for the page (the oldest are dropped beyond it: a long `make run` stays small).
+const MAX_EVENTS: usize = 1_000;
+
 /// Longest reply text sent on (the API refuses longer ones itself; this only bounds the form).
 const MAX_REPLY_BYTES: usize = 8 * 1024;
 
@@ -130,6 +133,9 @@ impl Backend {
         if !log.seen.insert(id.clone()) {
             return Ok(false);
         }
+        if log.events.len() >= MAX_EVENTS {
+            log.events.remove(0);
+        }
         log.events.push(Received {
             id,
             event_type,
@@ -201,10 +207,16 @@ impl Backend {
         }
         for (person, events) in &people {
             let asid = events.iter().find_map(|e| e.field("asid"));
+            let user_ref = events.iter().rev().find_map(|e| e.field("user_ref"));
+            let heading = match (asid, user_ref) {
+                (Some(_), Some(r)) => {
+                    format!("{} <small>user_ref {}</small>", escape(person), escape(r))
+                }
+                _ => escape(person),
+            };
             html.push_str(&format!(
-                "<section class=\"card person\"><h2>{}</h2><table><thead><tr><th>when</th>\
-                 <th>event</th><th>data</th></tr></thead><tbody>",
-                escape(person)
+                "<section class=\"card person\"><h2>{heading}</h2><table><thead><tr><th>when</th>\
+                 <th>event</th><th>data</th></tr></thead><tbody>"
             ));
             for e in events {
                 html.push_str(&format!(
@@ -389,7 +401,10 @@ mod tests {
             Ok(true)
         );
         let page = b.page();
-        assert!(page.contains("<h2>7654321</h2>"), "{page}");
+        assert!(
+            page.contains("<h2>7654321 <small>user_ref cust_1</small></h2>"),
+            "{page}"
+        );
         assert!(page.contains("<code>message.sent</code>"), "{page}");
         assert!(page.contains("user_ref=cust_1"), "{page}");
         assert!(page.contains("name=\"asid\" value=\"7654321\""), "{page}");
