@@ -475,17 +475,20 @@ mod tests {
         let b = backend();
         let body = event(
             "person.replied",
-            serde_json::json!({"asid": "1", "text": "<script>alert(1)</script> & \"hi\""}),
+            serde_json::json!({"asid": "1<i>", "user_ref": "r<u>",
+                "text": "<script>alert(1)</script> & \"hi\""}),
         );
         b.receive(&signed("evt_x", now(), &body, SECRET), body.as_bytes())
             .unwrap();
         b.log()
             .answers
-            .insert("1".into(), "409 <b>outside_window</b>".into());
+            .insert("1<i>".into(), "409 <b>outside_window</b>".into());
         let page = b.page();
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;hi&quot;"));
         assert!(page.contains("409 &lt;b&gt;outside_window&lt;/b&gt;"));
+        assert!(!page.contains("<i>") && !page.contains("<u>"), "{page}");
+        assert!(page.contains("<h2>1&lt;i&gt; <small>user_ref r&lt;u&gt;</small></h2>"));
         assert!(!CONTENT_SECURITY_POLICY.contains("script-src"));
         assert!(CONTENT_SECURITY_POLICY.starts_with("default-src 'none'"));
     }
