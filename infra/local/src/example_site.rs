@@ -1,7 +1,8 @@
 //! The example website of the local stack: one static page (`infra/local/example/index.html`)
 //! with a "Continue with Facebook" link to the API's `/login/start?return_to=<this page>`, so a
 //! person can click the whole flow in a browser. Served on its own origin, like a real website.
-//! It also links `GET /report.html`: the compliance report of the local table, rendered live by the
+//! It also links the shop's backend page (`/backend`, `example_backend`: the events it receives and
+//! a reply box) and `GET /report.html`: the compliance report of the local table, rendered live by the
 //! same function as `make report ARGS="--html FILE"`.
 
 use axum::http::{StatusCode, header};
@@ -120,6 +121,7 @@ mod tests {
         assert!(html.contains("Continue with Facebook"));
         assert!(html.contains("href=\"http://127.0.0.1:4000/_sandbox/inbox?format=html\""));
         assert!(html.contains("<a id=\"report\" href=\"/report.html\">"));
+        assert!(html.contains("<a id=\"backend\" href=\"/backend\">"));
         assert!(!html.contains("{{"));
     }
 }

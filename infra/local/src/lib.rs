@@ -5,6 +5,7 @@
 pub mod alert_inbox;
 pub mod api_gateway;
 pub mod event_sources;
+pub mod example_backend;
 pub mod example_site;
 pub mod local_state;
 pub mod moto;
@@ -145,6 +146,8 @@ pub enum LocalError {
     Graph(String),
     #[error("events: {0}")]
     Events(String),
+    #[error("the example site: {0}")]
+    Site(String),
 }
 
 /// The message for an address the local runner cannot listen on: names the variable to change
@@ -186,6 +189,8 @@ pub struct LocalStack {
     pub http_addr: SocketAddr,
     /// The example website (`GET /`), with its "Continue with Facebook" link.
     pub site_base_url: String,
+    /// The example site's backend: the events it received (`/backend`).
+    pub example_backend: Arc<example_backend::Backend>,
     pub provisioned: Provisioned,
     pub config: Config,
     /// The functions' environment (what template.yaml's `Environment` resolves to here, with the
@@ -368,6 +373,20 @@ impl LocalStack {
             &format!("{}/_sandbox/inbox?format=html", config.graph_api_base_url),
         ))
         .merge(example_site::report_router(Arc::new(history)));
+        let example_backend = Arc::new(
+            example_backend::Backend::new(
+                &settings.secrets.events_signing_secret,
+                &api_base_url,
+                settings
+                    .secrets
+                    .api_keys
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )
+            .map_err(LocalError::Site)?,
+        );
+        let site = site.merge(example_backend::router(example_backend.clone()));
         let mut site_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -425,6 +444,7 @@ impl LocalStack {
             stack_name: settings.stack_name.clone(),
             http_addr,
             site_base_url,
+            example_backend,
             provisioned,
             config,
             function_env,
@@ -432,6 +452,11 @@ impl LocalStack {
             sender_paused,
             tasks,
         })
+    }
+
+    /// Where the example site's backend receives events: the `EVENTS_URL` of a local stack.
+    pub fn events_receiver_url(&self) -> String {
+        format!("{}/backend/events", self.site_base_url)
     }
 
     /// Where the routes only Facebook calls live: the API's base URL, plus `/{segment}` when

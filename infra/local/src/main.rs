@@ -163,6 +163,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         env::ALLOWED_RETURN_ORIGINS,
         env::LOGIN_EXTRA_SCOPES,
         env::DERIVE_LOGIN_ID,
+        env::START_AT_LOGIN,
         env::FIRST_NAME_FALLBACK,
         env::GRAPH_TIMEOUT_MS,
         env::SEND_LEASE_SECONDS,
@@ -183,6 +184,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // One list for the banner and the sandbox's start page.
     let links = [
         ("Example website", format!("{}/", stack.site_base_url)),
+        (
+            "Example site backend",
+            format!("{}/backend", stack.site_base_url),
+        ),
         (
             "Compliance report page",
             format!("{}/report.html", stack.site_base_url),

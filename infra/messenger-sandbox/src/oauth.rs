@@ -174,6 +174,9 @@ pub(crate) async fn opt_in_after_allow(
     if timing == WebhookTiming::None {
         return (login_id, None);
     }
+    // The login_id is messageable from "Allow" on, before its webhook is delivered (Meta's FAQ: it
+    // exists before the auth flow finishes), so an app that sends at login (START_AT_LOGIN) can.
+    app.record_optin(&login_id, now_ms());
     let Some(url) = app.webhook_url() else {
         tracing::warn!("no webhook URL configured: the opt-in webhook is not sent");
         return (login_id, None);

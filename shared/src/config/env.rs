@@ -51,6 +51,8 @@ pub const ALLOWED_RETURN_ORIGINS: &str = "ALLOWED_RETURN_ORIGINS";
 pub const LOGIN_EXTRA_SCOPES: &str = "LOGIN_EXTRA_SCOPES";
 pub const DERIVE_LOGIN_ID: &str = "DERIVE_LOGIN_ID";
 pub const FIRST_NAME_FALLBACK: &str = "FIRST_NAME_FALLBACK";
+/// Create the opt-in at the login callback instead of waiting for the webhook (default false).
+pub const START_AT_LOGIN: &str = "START_AT_LOGIN";
 
 // Logging (checked by `bootstrap::check_log_levels_from_env`).
 pub const RUST_LOG: &str = "RUST_LOG";

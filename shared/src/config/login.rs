@@ -17,6 +17,10 @@ pub struct LoginConfig {
     pub derive_login_id: bool,
     /// What replaces `{first_name}` when the first name is unknown (`FIRST_NAME_FALLBACK`).
     pub first_name_fallback: String,
+    /// Create the opt-in (and queue the send) when a login grants the permission, with the derived
+    /// login_id, instead of waiting for the `messaging_optins` webhook (`START_AT_LOGIN`, default
+    /// false: Meta's login_id derivation is unverified live).
+    pub start_at_login: bool,
 }
 
 pub const DEFAULT_FIRST_NAME_FALLBACK: &str = "there";
@@ -52,6 +56,14 @@ impl LoginConfig {
             }
         }
         let derive_login_id = r.flag(env::DERIVE_LOGIN_ID, true);
+        let start_at_login = r.flag(env::START_AT_LOGIN, false);
+        if start_at_login && !derive_login_id {
+            r.problem(format!(
+                "{}=true needs {}=true (the opt-in is keyed by the derived login_id)",
+                env::START_AT_LOGIN,
+                env::DERIVE_LOGIN_ID
+            ));
+        }
         // An explicitly empty fallback is allowed ("Hi{first_name}!" → "Hi!").
         let first_name_fallback = r
             .raw(env::FIRST_NAME_FALLBACK)
@@ -67,6 +79,7 @@ impl LoginConfig {
             extra_scopes,
             derive_login_id,
             first_name_fallback,
+            start_at_login,
         }
     }
 
@@ -132,5 +145,36 @@ mod tests {
             &mut problems,
         );
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn start_at_login_is_off_unless_set_and_a_bad_value_is_named() {
+        let env = |v: Option<&'static str>| {
+            move |k: &str| {
+                (k == "START_AT_LOGIN")
+                    .then_some(v)
+                    .flatten()
+                    .map(str::to_owned)
+            }
+        };
+        let mut problems = Vec::new();
+        assert!(!LoginConfig::read(&env(None), &mut problems).start_at_login);
+        assert!(LoginConfig::read(&env(Some("true")), &mut problems).start_at_login);
+        assert!(problems.is_empty(), "{problems:?}");
+        LoginConfig::read(&env(Some("sometimes")), &mut problems);
+        assert!(
+            problems.len() == 1 && problems[0].contains("START_AT_LOGIN"),
+            "{problems:?}"
+        );
+        let without_derivation = |k: &str| match k {
+            "START_AT_LOGIN" => Some("true".to_owned()),
+            "DERIVE_LOGIN_ID" => Some("false".to_owned()),
+            _ => None,
+        };
+        LoginConfig::read(&without_derivation, &mut problems);
+        assert!(
+            problems.len() == 2 && problems[1].contains("needs DERIVE_LOGIN_ID=true"),
+            "{problems:?}"
+        );
     }
 }

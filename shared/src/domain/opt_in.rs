@@ -264,6 +264,10 @@ pub struct OptIn {
     /// When the person last wrote to the Page: the standard 24-hour reply window runs from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_user_message_at: Option<Millis>,
+    /// Created by a login (`START_AT_LOGIN`), not by the webhook: the webhook that follows is a
+    /// duplicate and queues nothing (the login already did), and only the sweep re-queues it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started_at_login: bool,
     #[serde(default)]
     pub updated_at: Millis,
 }
@@ -308,6 +312,7 @@ impl OptIn {
             last_error: None,
             psid: None,
             last_user_message_at: None,
+            started_at_login: false,
             updated_at: received_at,
         }
     }

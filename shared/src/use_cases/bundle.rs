@@ -4,6 +4,7 @@
 use crate::config::settings::Config;
 use crate::ports::bundle::Ports;
 use crate::use_cases::expire::Deadlines;
+use crate::use_cases::opt_in::OptInRecording;
 use crate::use_cases::opt_out::OptOuts;
 use crate::use_cases::page::PagePorts;
 
@@ -40,6 +41,19 @@ impl Ports {
             self.clock.as_ref(),
             config,
         )
+    }
+
+    /// Record an opt-in from the webhook or a login ([`OptInRecording`]), with the configured
+    /// window and alert lead.
+    pub fn opt_in_recording(&self, config: &Config) -> OptInRecording<'_> {
+        OptInRecording {
+            store: self.opt_ins.as_ref(),
+            queue: self.queue.as_ref(),
+            scheduler: self.scheduler.as_ref(),
+            deadlines: self.deadlines(),
+            window_ms: config.optin_window_ms,
+            alert_lead_ms: config.alert_lead_ms,
+        }
     }
 }
 

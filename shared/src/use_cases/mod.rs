@@ -6,5 +6,6 @@ pub mod alert;
 pub mod bundle;
 pub mod deletion;
 pub mod expire;
+pub mod opt_in;
 pub mod opt_out;
 pub mod page;

@@ -16,3 +16,4 @@ mod pages;
 mod promises;
 mod report_html;
 mod sender;
+mod start_at_login;

@@ -11,4 +11,5 @@ mod events;
 mod login;
 mod sender;
 mod sender_graph;
+mod start_at_login;
 mod sweep;

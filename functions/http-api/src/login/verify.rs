@@ -150,5 +150,8 @@ pub async fn record(
         stale = matches!(recorded, shared::domain::login::LoginRecorded::Stale(_)),
         "login recorded"
     );
+    if let shared::domain::login::LoginRecorded::Done(stored) = &recorded {
+        super::start_at_login::start_opt_in(deps, stored).await;
+    }
     Ok(recorded.login().clone())
 }

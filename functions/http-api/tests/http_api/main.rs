@@ -8,5 +8,6 @@ mod login;
 mod not_configured;
 mod pages;
 mod security;
+mod start_at_login;
 mod user_ref;
 mod webhook;

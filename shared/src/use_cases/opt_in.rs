@@ -1,0 +1,259 @@
+//! Record an opt-in and arrange what follows it (the send job, the deadline alert): the one path
+//! of the `messaging_optins` webhook and of a login with `START_AT_LOGIN`, so both pass the same
+//! erasure check and conditional write, and whichever comes second finds the opt-in there and is a
+//! duplicate (no second job, no second message).
+
+use crate::domain::erasure::erasure_marker;
+use crate::domain::jobs::{DeadlineCheck, SendJob};
+use crate::domain::opt_in::{Millis, OptIn, OptInKey, State, login_id_prefix};
+use crate::ports::error::PortResult;
+use crate::ports::opt_ins::{ConsentGuard, OptInStore, Recorded};
+use crate::ports::queue::SendQueue;
+use crate::ports::scheduler::DeadlineScheduler;
+use crate::use_cases::expire::Deadlines;
+use tracing::{error, info};
+
+/// Where a consent was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The `messaging_optins` webhook, with its own event time when it carried one.
+    Webhook { timestamp: Option<Millis> },
+    /// A login that granted `user_messenger_contact`, with the derived login_id
+    /// (`START_AT_LOGIN`): opted in at the login's time. Never a new consent after an opt-out
+    /// (only Meta's webhook, dated, can be one).
+    Login,
+}
+
+/// What recording did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptInRecorded {
+    /// A new opt-in (or a new consent after an opt-out): the send is queued, the alert arranged.
+    New(Box<OptIn>),
+    /// One was already there (the stored copy): a redelivery, or the second of login and webhook.
+    Duplicate(Box<OptIn>),
+    /// From before the person's data deletion: nothing written.
+    Erased,
+}
+
+/// The ports recording an opt-in needs ([`crate::ports::bundle::Ports::opt_in_recording`]).
+#[derive(Clone, Copy)]
+pub struct OptInRecording<'a> {
+    pub store: &'a dyn OptInStore,
+    pub queue: &'a dyn SendQueue,
+    pub scheduler: &'a dyn DeadlineScheduler,
+    pub deadlines: Deadlines<'a>,
+    pub window_ms: Millis,
+    pub alert_lead_ms: Millis,
+}
+
+impl OptInRecording<'_> {
+    /// Record the opt-in of `key` seen at `now` (one transaction with the erasure check), then
+    /// queue the send and arrange the deadline alert. `app_secret` keys the erasure marker.
+    pub async fn record(
+        &self,
+        key: OptInKey,
+        origin: Origin,
+        app_secret: &str,
+        now: Millis,
+    ) -> PortResult<OptInRecorded> {
+        let timestamp = match origin {
+            Origin::Webhook { timestamp } => timestamp,
+            Origin::Login => None,
+        };
+        let mut opt_in = OptIn::new(key, timestamp, now, self.window_ms, self.alert_lead_ms);
+        opt_in.started_at_login = origin == Origin::Login;
+        let login = login_id_prefix(&opt_in.login_id);
+        // One transaction checks the person's erasure marker with the write: an opt-in from before a
+        // data deletion (a redelivered webhook, or one racing the deletion) never comes back; one
+        // after it is a new consent. An opted-out opt-in is replaced only by a new consent dated
+        // beyond Meta's redelivery horizon (`crate::domain::opt_in::is_new_consent`).
+        let guard = ConsentGuard {
+            erasure_marker: erasure_marker(app_secret, &opt_in.key()),
+            event_at: timestamp.filter(|t| *t > 0).map(|_| opt_in.opted_in_at),
+        };
+        let recorded = self
+            .store
+            .record_opt_in(&opt_in, &guard)
+            .await
+            .inspect_err(|e| {
+                error!(login_id_prefix = %login, error = %e, "could not record the opt-in");
+            })?;
+        let opt_in = match recorded {
+            Recorded::New => {
+                info!(
+                    login_id_prefix = %login,
+                    deadline_at = opt_in.deadline_at,
+                    at_login = opt_in.started_at_login,
+                    "opt-in recorded"
+                );
+                opt_in
+            }
+            Recorded::Renewed(renewed) => {
+                info!(
+                    login_id_prefix = %login,
+                    generation = renewed.generation,
+                    deadline_at = renewed.deadline_at,
+                    "new consent after an opt-out recorded"
+                );
+                *renewed
+            }
+            Recorded::Erased => {
+                info!(login_id_prefix = %login, "opt-in from before a data deletion; ignored");
+                return Ok(OptInRecorded::Erased);
+            }
+            Recorded::AlreadyExists(existing) => {
+                info!(
+                    login_id_prefix = %login,
+                    state = %existing.state,
+                    at_login = origin == Origin::Login,
+                    "duplicate opt-in"
+                );
+                if repeats_follow_up(&existing, origin) {
+                    self.follow_up(&existing, now).await;
+                }
+                return Ok(OptInRecorded::Duplicate(existing));
+            }
+        };
+        self.follow_up(&opt_in, now).await;
+        Ok(OptInRecorded::New(Box::new(opt_in)))
+    }
+
+    /// Enqueue the send and arrange the deadline alert. Failures are logged, not returned: the
+    /// opt-in is recorded, the recurring sweep re-enqueues stuck opt-ins and covers missing
+    /// schedules.
+    async fn follow_up(&self, opt_in: &OptIn, now: Millis) {
+        let key = opt_in.key();
+        let login = login_id_prefix(&key.login_id);
+        let enqueue = async {
+            if let Err(e) = self.queue.enqueue(&SendJob::for_key(&key)).await {
+                error!(login_id_prefix = %login, error = %e, "could not enqueue the send job");
+            }
+        };
+        let arrange_alert = async {
+            if opt_in.deadline_passed(now) {
+                // Nothing to schedule: the sender marks it EXPIRED and alerts.
+                return;
+            }
+            if opt_in.alert_at <= now {
+                // A late webhook: the alert time has already passed, so alert now (once).
+                self.deadlines
+                    .alert_at_risk_once(opt_in, now, LATE_OPT_IN)
+                    .await;
+                return;
+            }
+            let check = DeadlineCheck::for_opt_in(opt_in);
+            if let Err(e) = self
+                .scheduler
+                .schedule_deadline_check(&check, opt_in.alert_at)
+                .await
+            {
+                error!(login_id_prefix = %login, error = %e, "could not create the deadline schedule");
+            }
+        };
+        futures::join!(enqueue, arrange_alert);
+    }
+}
+
+/// Whether a duplicate repeats the follow-up steps: only a webhook redelivery of an opt-in the
+/// webhook itself created and no sender has touched yet (the first delivery may have failed after
+/// the write). A login never repeats them, and neither does the webhook that follows an opt-in a
+/// login created: that is the duplicate `START_AT_LOGIN` expects, and repeating it would queue a
+/// second job. (A login-created opt-in whose job was lost is re-queued by the sweep.)
+fn repeats_follow_up(existing: &OptIn, origin: Origin) -> bool {
+    existing.state == State::OptedIn
+        && !existing.started_at_login
+        && matches!(origin, Origin::Webhook { .. })
+}
+
+/// Why a late opt-in is alerted at once.
+const LATE_OPT_IN: &str =
+    "the opt-in arrived after its alert time; the initial message is not yet sent";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::alerts::MemoryAlerts;
+    use crate::adapters::memory::metrics::MemoryMetrics;
+    use crate::adapters::memory::opt_ins::MemoryOptInStore;
+    use crate::adapters::memory::queue::MemorySendQueue;
+    use crate::adapters::memory::scheduler::MemoryScheduler;
+
+    struct Twins {
+        store: MemoryOptInStore,
+        queue: MemorySendQueue,
+        scheduler: MemoryScheduler,
+        alerts: MemoryAlerts,
+        metrics: MemoryMetrics,
+    }
+
+    impl Twins {
+        fn new() -> Self {
+            Self {
+                store: MemoryOptInStore::new(),
+                queue: MemorySendQueue::default(),
+                scheduler: MemoryScheduler::default(),
+                alerts: MemoryAlerts::default(),
+                metrics: MemoryMetrics::default(),
+            }
+        }
+
+        fn recording(&self) -> OptInRecording<'_> {
+            OptInRecording {
+                store: &self.store,
+                queue: &self.queue,
+                scheduler: &self.scheduler,
+                deadlines: Deadlines {
+                    store: &self.store,
+                    scheduler: &self.scheduler,
+                    alerts: &self.alerts,
+                    metrics: &self.metrics,
+                },
+                window_ms: 86_400_000,
+                alert_lead_ms: 7_200_000,
+            }
+        }
+
+        async fn record(&self, origin: Origin, now: Millis) -> OptInRecorded {
+            self.recording()
+                .record(OptInKey::new("p", "lid"), origin, "secret", now)
+                .await
+                .unwrap()
+        }
+    }
+
+    const T: Millis = 1_795_536_000_000;
+
+    #[tokio::test]
+    async fn a_login_opt_in_is_dated_at_the_login_and_the_webhook_after_it_queues_nothing() {
+        let t = Twins::new();
+        let OptInRecorded::New(o) = t.record(Origin::Login, T).await else {
+            panic!("the login creates the opt-in")
+        };
+        assert!(o.started_at_login);
+        assert_eq!((o.opted_in_at, o.deadline_at), (T, T + 86_400_000));
+        let webhook = Origin::Webhook {
+            timestamp: Some(T - 1_000),
+        };
+        assert!(matches!(
+            t.record(webhook, T + 2_000).await,
+            OptInRecorded::Duplicate(_)
+        ));
+        assert_eq!(t.queue.jobs().len(), 1, "one send job");
+    }
+
+    #[tokio::test]
+    async fn a_login_after_the_webhook_queues_nothing_but_a_webhook_redelivery_still_does() {
+        let t = Twins::new();
+        let webhook = Origin::Webhook { timestamp: Some(T) };
+        assert!(matches!(t.record(webhook, T).await, OptInRecorded::New(_)));
+        assert!(matches!(
+            t.record(Origin::Login, T + 1_000).await,
+            OptInRecorded::Duplicate(_)
+        ));
+        assert_eq!(t.queue.jobs().len(), 1);
+        // The webhook's own redelivery repeats the follow-up (its first delivery may have failed
+        // after the write): unchanged by START_AT_LOGIN.
+        t.record(webhook, T + 2_000).await;
+        assert_eq!(t.queue.jobs().len(), 2);
+    }
+}
