@@ -72,6 +72,9 @@ pub struct Config {
     /// How long the http-api trusts its copy of the secret before reading it again, so a revoked
     /// API key stops working within this time instead of at the next cold start.
     pub secret_ttl_ms: Millis,
+    /// `HUMAN_AGENT_TAG` (default false): follow-ups may go up to 7 days after the person's last
+    /// message, tagged `HUMAN_AGENT` past the first 24 hours. Only with Meta's approval of the tag.
+    pub human_agent_tag: bool,
 }
 
 /// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
@@ -194,6 +197,7 @@ impl Config {
         }
         let secret_ttl_seconds =
             r.number(env::SECRET_TTL_SECONDS, DEFAULT_SECRET_TTL_SECONDS, 0, 3600);
+        let human_agent_tag = r.flag(env::HUMAN_AGENT_TAG, false);
 
         r.finish(Config {
             table_name,
@@ -223,6 +227,7 @@ impl Config {
             orphan_login_alert_after_ms: orphan_login_minutes * 60_000,
             facebook_path_segment,
             secret_ttl_ms: secret_ttl_seconds * 1000,
+            human_agent_tag,
         })
     }
 }

@@ -54,6 +54,7 @@ impl Twins {
             retry: self.retry.clone(),
             scheduler: self.scheduler.clone(),
             events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+            follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
             alerts: self.alerts.clone(),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
