@@ -28,15 +28,25 @@ pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 /// in the dead-letter queue) when it is not one this code can read.
 fn parse_job(record: &SqsMessage) -> Option<Job> {
     let message_id = record.message_id.as_deref().unwrap_or("");
-    let job = record.body.as_deref().and_then(Job::parse);
-    if job.is_none() {
-        // Left for the DLQ: not a job, or a newer producer wrote a version this code does not know.
-        error!(
-            message_id,
-            "send job body is not a job of a known kind and version; left for the dead-letter queue"
-        );
+    let body = record.body.as_deref().unwrap_or("");
+    if let Some(job) = Job::parse(body) {
+        return Some(job);
     }
-    job
+    let version = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+    match version {
+        // Left for the DLQ: a newer producer wrote a version (or a kind) this code does not know.
+        Some(version) => error!(
+            message_id,
+            version, "send job of an unknown version; left for the dead-letter queue"
+        ),
+        None => error!(
+            message_id,
+            "send job body is not a send job; left for the dead-letter queue"
+        ),
+    }
+    None
 }
 
 fn receive_count(record: &SqsMessage) -> u32 {
