@@ -77,10 +77,7 @@ fn refused(refusal: Refusal) -> Response<Body> {
     if let Refusal::OutsideWindow { window_ended_at } = refusal {
         error["window_ended_at"] = utc(window_ended_at).into();
     }
-    json(
-        StatusCode::CONFLICT,
-        &serde_json::json!({ "error": error }),
-    )
+    json(StatusCode::CONFLICT, &serde_json::json!({ "error": error }))
 }
 
 fn accepted(id: &str) -> Response<Body> {
@@ -200,11 +197,7 @@ pub async fn send_follow_up(
 }
 
 /// `GET /v1/users/{asid}/messages/{id}`.
-pub async fn get_follow_up(
-    deps: &Deps,
-    asid: &str,
-    id: &str,
-) -> Result<Response<Body>, HttpError> {
+pub async fn get_follow_up(deps: &Deps, asid: &str, id: &str) -> Result<Response<Body>, HttpError> {
     if !is_valid_asid(asid) || !is_valid_id(id) {
         return Err(HttpError::not_found("no such message"));
     }

@@ -85,7 +85,10 @@ pub async fn process_follow_up(deps: &Deps, job: &FollowUpJob, message_id: &str)
             return fail(deps, &claimed, &owner, refusal.code(), &person).await;
         }
         Err(refusal) => {
-            info!(code = refusal.code(), "follow-up stopped by the guard before the send");
+            info!(
+                code = refusal.code(),
+                "follow-up stopped by the guard before the send"
+            );
             return fail(deps, &claimed, &owner, refusal.code(), &person).await;
         }
     };
@@ -186,7 +189,10 @@ async fn failed(
     );
     if let Some(reason) = final_reason(graph_error, claimed.attempts) {
         if reason == "configuration" || reason == "page_restricted" {
-            error!(reason, "a follow-up failed on the Page's configuration or restriction");
+            error!(
+                reason,
+                "a follow-up failed on the Page's configuration or restriction"
+            );
         }
         return fail(deps, claimed, owner, reason, person).await;
     }
@@ -201,12 +207,7 @@ async fn failed(
     ) else {
         return fail(deps, claimed, owner, "outside_window", person).await;
     };
-    match deps
-        .ports
-        .follow_ups
-        .finish_follow_up(&claimed.key(), owner, &FollowUpOutcome::Retry, now)
-        .await
-    {
+    match finish(deps, claimed, owner, &FollowUpOutcome::Retry, now).await {
         Ok(FollowUpChange::Done(_)) => RecordOutcome::RetryIn(seconds),
         Ok(FollowUpChange::Refused(_)) => RecordOutcome::Done,
         Err(e) => {
@@ -215,6 +216,20 @@ async fn failed(
             RecordOutcome::RetryKeep(seconds)
         }
     }
+}
+
+/// End the claim on `claimed` with `outcome` (conditional: still queued, still ours).
+async fn finish(
+    deps: &Deps,
+    claimed: &FollowUp,
+    owner: &str,
+    outcome: &FollowUpOutcome,
+    now: Millis,
+) -> PortResult<FollowUpChange> {
+    deps.ports
+        .follow_ups
+        .finish_follow_up(&claimed.key(), owner, outcome, now)
+        .await
 }
 
 /// End the follow-up as failed with `reason`, and say so to the website backend.
@@ -229,12 +244,7 @@ async fn fail(
     let outcome = FollowUpOutcome::Failed {
         reason: reason.to_owned(),
     };
-    match deps
-        .ports
-        .follow_ups
-        .finish_follow_up(&claimed.key(), owner, &outcome, now)
-        .await
-    {
+    match finish(deps, claimed, owner, &outcome, now).await {
         Ok(FollowUpChange::Done(item)) => {
             let mut data = event_data(&item, person);
             data.insert("reason".into(), reason.into());
@@ -264,12 +274,7 @@ async fn record_sent(
         if retry > 0 {
             tokio::time::sleep(Duration::from_millis(100 * u64::from(retry))).await;
         }
-        match deps
-            .ports
-            .follow_ups
-            .finish_follow_up(&claimed.key(), owner, &outcome, now)
-            .await
-        {
+        match finish(deps, claimed, owner, &outcome, now).await {
             Ok(FollowUpChange::Done(item)) => {
                 info!(attempts = item.attempts, "follow-up sent");
                 let mut data = event_data(&item, person);
@@ -290,10 +295,7 @@ async fn record_sent(
 
 /// The fields every follow-up event carries: the person, the kind, the follow-up's id, the
 /// person's state and the website's `user_ref`.
-fn event_data(
-    item: &FollowUp,
-    person: &Person<'_>,
-) -> serde_json::Map<String, serde_json::Value> {
+fn event_data(item: &FollowUp, person: &Person<'_>) -> serde_json::Map<String, serde_json::Value> {
     let mut data = serde_json::Map::new();
     data.insert("asid".into(), item.asid.clone().into());
     data.insert("kind".into(), KIND.into());

@@ -90,7 +90,11 @@ pub struct Allowed {
 ///
 /// The window runs from the person's last message; a time in the future (a skewed clock) counts as
 /// `now`, so it can never open a window that ends later than `now` + the window.
-pub fn guard(opt_in: Option<&OptIn>, now: Millis, human_agent_tag: bool) -> Result<Allowed, Refusal> {
+pub fn guard(
+    opt_in: Option<&OptIn>,
+    now: Millis,
+    human_agent_tag: bool,
+) -> Result<Allowed, Refusal> {
     let Some(opt_in) = opt_in else {
         return Err(Refusal::NoConversation);
     };
@@ -248,7 +252,13 @@ pub struct FollowUp {
 
 impl FollowUp {
     /// A new queued follow-up (`id`: fresh and unguessable, chosen by the caller).
-    pub fn queued(page_id: &str, asid: &str, id: &str, message: FollowUpMessage, now: Millis) -> Self {
+    pub fn queued(
+        page_id: &str,
+        asid: &str,
+        id: &str,
+        message: FollowUpMessage,
+        now: Millis,
+    ) -> Self {
         Self {
             page_id: page_id.to_owned(),
             asid: asid.to_owned(),
@@ -514,7 +524,10 @@ mod tests {
         assert_eq!(request_hash("1", &m), request_hash("1", &m));
         assert_ne!(request_hash("1", &m), request_hash("2", &m));
         assert_ne!(request_hash("1", &m), request_hash("1", &other));
-        assert_ne!(idempotency_key_hash("p", "k"), idempotency_key_hash("q", "k"));
+        assert_ne!(
+            idempotency_key_hash("p", "k"),
+            idempotency_key_hash("q", "k")
+        );
     }
 
     #[test]

@@ -95,8 +95,16 @@ async fn one_idempotency_key_creates_one_follow_up_even_concurrently() {
         .filter(|o| **o == CreatedFollowUp::Created)
         .count();
     assert_eq!(created, 1, "{outcomes:?}");
-    let winner = if outcomes[0] == CreatedFollowUp::Created { &a } else { &b };
-    let loser = if outcomes[0] == CreatedFollowUp::Created { &b } else { &a };
+    let winner = if outcomes[0] == CreatedFollowUp::Created {
+        &a
+    } else {
+        &b
+    };
+    let loser = if outcomes[0] == CreatedFollowUp::Created {
+        &b
+    } else {
+        &a
+    };
     // The refusal carries the winner's record; the loser's follow-up was not written.
     assert!(outcomes.iter().any(|o| matches!(
         o,
@@ -108,12 +116,18 @@ async fn one_idempotency_key_creates_one_follow_up_even_concurrently() {
         "stored as given (quick replies included)"
     );
     assert_eq!(store.get_follow_up(&loser.key()).await.unwrap(), None);
-    let live = store.idempotency_record(&ra.key_hash, T0 + 1).await.unwrap();
+    let live = store
+        .idempotency_record(&ra.key_hash, T0 + 1)
+        .await
+        .unwrap();
     assert_eq!(live.map(|r| r.follow_up_id), Some(winner.id.clone()));
 
     // 24 hours later the record no longer counts (whatever the TTL has done) and the key is free.
     let later = T0 + IDEMPOTENCY_WINDOW_MS;
-    assert_eq!(store.idempotency_record(&ra.key_hash, later).await.unwrap(), None);
+    assert_eq!(
+        store.idempotency_record(&ra.key_hash, later).await.unwrap(),
+        None
+    );
     let c = follow_up("fu_c");
     let rc = record("fu_c", "other", later);
     assert_eq!(
@@ -126,20 +140,32 @@ async fn one_idempotency_key_creates_one_follow_up_even_concurrently() {
         store.create_follow_up(&d, None, T0).await.unwrap(),
         CreatedFollowUp::Created
     );
-    assert!(store.create_follow_up(&d, None, T0).await.is_err(), "an id is never overwritten");
+    assert!(
+        store.create_follow_up(&d, None, T0).await.is_err(),
+        "an id is never overwritten"
+    );
     let raw = aws_sdk_dynamodb::Client::new(&s.sdk)
         .get_item()
         .table_name(&s.p.table_name)
-        .key(table::PK, aws_sdk_dynamodb::types::AttributeValue::S(
-            table::follow_up_pk(&d.page_id, &d.asid, &d.id),
-        ))
-        .key(table::SK, aws_sdk_dynamodb::types::AttributeValue::S(table::FOLLOW_UP_SK.into()))
+        .key(
+            table::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(table::follow_up_pk(
+                &d.page_id, &d.asid, &d.id,
+            )),
+        )
+        .key(
+            table::SK,
+            aws_sdk_dynamodb::types::AttributeValue::S(table::FOLLOW_UP_SK.into()),
+        )
         .send()
         .await
         .unwrap()
         .item
         .unwrap();
-    assert!(raw.contains_key(table::EXPIRES_AT), "the follow-up has a TTL");
+    assert!(
+        raw.contains_key(table::EXPIRES_AT),
+        "the follow-up has a TTL"
+    );
 }
 
 #[tokio::test]
@@ -150,20 +176,32 @@ async fn follow_up_transitions_are_conditional_on_queued_and_the_lease_owner() {
     let key = f.key();
     store.create_follow_up(&f, None, T0).await.unwrap();
 
-    let claimed = match store.claim_follow_up(&key, "a", T0, T0 + 60_000).await.unwrap() {
+    let claimed = match store
+        .claim_follow_up(&key, "a", T0, T0 + 60_000)
+        .await
+        .unwrap()
+    {
         FollowUpChange::Done(item) => item,
         other => panic!("{other:?}"),
     };
-    assert_eq!((claimed.attempts, claimed.lease_owner.as_deref()), (1, Some("a")));
+    assert_eq!(
+        (claimed.attempts, claimed.lease_owner.as_deref()),
+        (1, Some("a"))
+    );
     // A second claim while the lease lives is refused, with the item.
     assert!(matches!(
         store.claim_follow_up(&key, "b", T0 + 1, T0 + 60_001).await.unwrap(),
         FollowUpChange::Refused(Some(item)) if item.lease_owner.as_deref() == Some("a")
     ));
     // Only the owner finishes.
-    let sent = FollowUpOutcome::Sent { message_id: "m_1".into() };
+    let sent = FollowUpOutcome::Sent {
+        message_id: "m_1".into(),
+    };
     assert!(matches!(
-        store.finish_follow_up(&key, "b", &sent, T0 + 2).await.unwrap(),
+        store
+            .finish_follow_up(&key, "b", &sent, T0 + 2)
+            .await
+            .unwrap(),
         FollowUpChange::Refused(Some(_))
     ));
     // A retry releases the lease; the next claim counts a second attempt.
@@ -171,12 +209,18 @@ async fn follow_up_transitions_are_conditional_on_queued_and_the_lease_owner() {
         .finish_follow_up(&key, "a", &FollowUpOutcome::Retry, T0 + 3)
         .await
         .unwrap();
-    assert!(matches!(released, FollowUpChange::Done(ref i) if i.lease_owner.is_none() && i.state == FollowUpState::Queued));
+    assert!(
+        matches!(released, FollowUpChange::Done(ref i) if i.lease_owner.is_none() && i.state == FollowUpState::Queued)
+    );
     assert!(matches!(
         store.claim_follow_up(&key, "b", T0 + 4, T0 + 60_004).await.unwrap(),
         FollowUpChange::Done(item) if item.attempts == 2
     ));
-    let done = match store.finish_follow_up(&key, "b", &sent, T0 + 5).await.unwrap() {
+    let done = match store
+        .finish_follow_up(&key, "b", &sent, T0 + 5)
+        .await
+        .unwrap()
+    {
         FollowUpChange::Done(item) => item,
         other => panic!("{other:?}"),
     };
@@ -187,10 +231,15 @@ async fn follow_up_transitions_are_conditional_on_queued_and_the_lease_owner() {
     assert!(done.lease_owner.is_none() && done.lease_until.is_none());
     // Sent is final: no claim, no other outcome, even for the last owner.
     assert!(matches!(
-        store.claim_follow_up(&key, "c", T0 + 10 * 60_000, T0 + 11 * 60_000).await.unwrap(),
+        store
+            .claim_follow_up(&key, "c", T0 + 10 * 60_000, T0 + 11 * 60_000)
+            .await
+            .unwrap(),
         FollowUpChange::Refused(Some(_))
     ));
-    let failed = FollowUpOutcome::Failed { reason: "opted_out".into() };
+    let failed = FollowUpOutcome::Failed {
+        reason: "opted_out".into(),
+    };
     assert!(matches!(
         store.finish_follow_up(&key, "b", &failed, T0 + 6).await.unwrap(),
         FollowUpChange::Refused(Some(item)) if item.state == FollowUpState::Sent
@@ -199,14 +248,24 @@ async fn follow_up_transitions_are_conditional_on_queued_and_the_lease_owner() {
     let mut missing = key.clone();
     missing.id = "fu_missing".into();
     assert_eq!(
-        store.claim_follow_up(&missing, "a", T0, T0 + 1).await.unwrap(),
+        store
+            .claim_follow_up(&missing, "a", T0, T0 + 1)
+            .await
+            .unwrap(),
         FollowUpChange::Refused(None)
     );
     // A failure records its reason.
     let g = follow_up("fu_2");
     store.create_follow_up(&g, None, T0).await.unwrap();
-    store.claim_follow_up(&g.key(), "a", T0, T0 + 60_000).await.unwrap();
-    let failed = match store.finish_follow_up(&g.key(), "a", &failed, T0 + 7).await.unwrap() {
+    store
+        .claim_follow_up(&g.key(), "a", T0, T0 + 60_000)
+        .await
+        .unwrap();
+    let failed = match store
+        .finish_follow_up(&g.key(), "a", &failed, T0 + 7)
+        .await
+        .unwrap()
+    {
         FollowUpChange::Done(item) => item,
         other => panic!("{other:?}"),
     };

@@ -49,7 +49,12 @@ async fn person_opted_out(
     o.opted_out_at = opted_out_at;
     w.store.create_opt_in(&o).await.unwrap();
     if let Some(at) = last_message {
-        assert!(w.store.link_psid(&key, &format!("psid-{asid}"), at).await.unwrap());
+        assert!(
+            w.store
+                .link_psid(&key, &format!("psid-{asid}"), at)
+                .await
+                .unwrap()
+        );
     }
     key
 }
@@ -101,7 +106,10 @@ async fn a_follow_up_inside_the_window_is_queued_and_readable() {
     .await;
     assert_eq!(r.status(), 200);
     let v = json_of(&r);
-    assert_eq!((v["id"].as_str(), v["state"].as_str()), (Some(id.as_str()), Some("queued")));
+    assert_eq!(
+        (v["id"].as_str(), v["state"].as_str()),
+        (Some(id.as_str()), Some("queued"))
+    );
     assert_eq!(v["message_id"], serde_json::Value::Null);
     // Another person's path, an unknown id, a malformed id: 404.
     for path in [
@@ -132,7 +140,11 @@ async fn each_refusal_is_a_409_and_queues_nothing() {
         ("4", "outside_window"),
     ] {
         let r = send(&w, follow_up(asid, HELLO).h("idempotency-key", asid)).await;
-        assert_eq!((r.status().as_u16(), error_code(&r)), (409, code.into()), "{asid}");
+        assert_eq!(
+            (r.status().as_u16(), error_code(&r)),
+            (409, code.into()),
+            "{asid}"
+        );
     }
     let r = send(&w, follow_up("2", HELLO)).await;
     assert_eq!(
@@ -141,7 +153,10 @@ async fn each_refusal_is_a_409_and_queues_nothing() {
         "24 hours after the last message"
     );
     let r = send(&w, follow_up("777", HELLO)).await;
-    assert_eq!((r.status().as_u16(), error_code(&r)), (404, "unknown_person".into()));
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r)),
+        (404, "unknown_person".into())
+    );
     nothing_written(&w);
 }
 
@@ -152,7 +167,10 @@ async fn human_agent_tag_extends_the_window_to_7_days() {
     person(&w, "8", Some(NOW - 8 * 24 * HOUR_MS)).await;
     assert_eq!(send(&w, follow_up("2", HELLO)).await.status(), 202);
     let r = send(&w, follow_up("8", HELLO)).await;
-    assert_eq!((r.status().as_u16(), error_code(&r)), (409, "outside_window".into()));
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r)),
+        (409, "outside_window".into())
+    );
 }
 
 #[tokio::test]
@@ -170,8 +188,16 @@ async fn hostile_requests_are_a_clear_4xx_and_write_nothing() {
         (follow_up("555", &long), 400, "invalid_message"),
         (follow_up("555", &fourteen), 400, "invalid_message"),
         (follow_up("555", r#"{"text":""}"#), 400, "invalid_message"),
-        (follow_up("555", r#"{"text":"hi","tag":"HUMAN_AGENT"}"#), 400, "invalid_request"),
-        (follow_up("555", r#"{"quick_replies":[]}"#), 400, "invalid_request"),
+        (
+            follow_up("555", r#"{"text":"hi","tag":"HUMAN_AGENT"}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            follow_up("555", r#"{"quick_replies":[]}"#),
+            400,
+            "invalid_request",
+        ),
         (
             follow_up(
                 "555",
@@ -262,7 +288,11 @@ impl FollowUpStore for Interleaving {
         tokio::task::yield_now().await;
         self.0.create_follow_up(f, i, now).await
     }
-    async fn idempotency_record(&self, k: &str, now: Millis) -> PortResult<Option<IdempotencyRecord>> {
+    async fn idempotency_record(
+        &self,
+        k: &str,
+        now: Millis,
+    ) -> PortResult<Option<IdempotencyRecord>> {
         tokio::task::yield_now().await;
         self.0.idempotency_record(k, now).await
     }

@@ -64,7 +64,13 @@ impl World {
             })
             .await
             .unwrap();
-        let mut o = OptIn::new(key.clone(), Some(NOW - 30 * HOUR_MS), NOW - 30 * HOUR_MS, 24 * HOUR_MS, 0);
+        let mut o = OptIn::new(
+            key.clone(),
+            Some(NOW - 30 * HOUR_MS),
+            NOW - 30 * HOUR_MS,
+            24 * HOUR_MS,
+            0,
+        );
         o.state = State::Sent;
         o.opted_out_at = opted_out_at;
         self.twins.store.create_opt_in(&o).await.unwrap();
@@ -108,7 +114,12 @@ impl World {
     }
 
     async fn stored(&self, key: &FollowUpKey) -> FollowUp {
-        self.twins.follow_ups.get_follow_up(key).await.unwrap().unwrap()
+        self.twins
+            .follow_ups
+            .get_follow_up(key)
+            .await
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -137,7 +148,10 @@ async fn a_follow_up_is_sent_once_with_response_to_the_psid() {
     assert_eq!(data["asid"], ASID);
     assert_eq!(data["user_ref"], "cust_42");
     assert_eq!(data["state"], "SENT");
-    assert_eq!(data["message_id"], stored.message_id.clone().unwrap().as_str());
+    assert_eq!(
+        data["message_id"],
+        stored.message_id.clone().unwrap().as_str()
+    );
     // A duplicate job (or a redelivery) sends nothing more.
     assert!(w.deliver("msg-2", &key).await.is_empty());
     assert_eq!(w.twins.messenger.follow_ups().len(), 1);
@@ -199,7 +213,10 @@ async fn a_transient_graph_error_is_retried_inside_the_window() {
     assert_eq!(visibility.len(), 1);
     let stored = w.stored(&key).await;
     assert_eq!((stored.state, stored.attempts), (FollowUpState::Queued, 1));
-    assert!(stored.lease_owner.is_none(), "the lease is released for the retry");
+    assert!(
+        stored.lease_owner.is_none(),
+        "the lease is released for the retry"
+    );
     assert!(w.twins.messenger.follow_ups().is_empty());
     // The retry comes back and sends.
     w.twins.clock.advance(i64::from(visibility[0].1) * 1000);

@@ -22,9 +22,8 @@ use crate::ports::follow_ups::{CreatedFollowUp, FollowUpChange, FollowUpStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
@@ -42,7 +41,8 @@ fn follow_up_key(k: &FollowUpKey) -> Item {
 }
 
 fn encode<T: serde::Serialize>(value: &T, what: &str) -> PortResult<Item> {
-    dynamo::to_item(value).map_err(|e| PortError::new(SERVICE, format!("cannot encode {what}: {e}")))
+    dynamo::to_item(value)
+        .map_err(|e| PortError::new(SERVICE, format!("cannot encode {what}: {e}")))
 }
 
 fn follow_up_item(follow_up: &FollowUp) -> PortResult<Item> {
@@ -85,37 +85,15 @@ impl DynamoFollowUpStore {
 
     /// One conditional update of a follow-up: `Done(new item)` or `Refused(current item)`.
     async fn update(&self, k: &FollowUpKey, op: &str, expr: Expr) -> PortResult<FollowUpChange> {
-        let result = self
-            .db
-            .client
-            .update_item()
-            .table_name(&self.db.name)
-            .set_key(Some(follow_up_key(k)))
-            .update_expression(expr.update)
-            .condition_expression(expr.condition)
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| build_error(op, "UpdateItem returned no attributes"))?;
-                Ok(FollowUpChange::Done(Box::new(decode(item, "follow-up")?)))
+        match self.db.update(follow_up_key(k), expr, op).await? {
+            Ok(item) => Ok(FollowUpChange::Done(Box::new(decode(item, "follow-up")?))),
+            Err(refused) => {
+                let current = match refused {
+                    Some(item) => Some(decode(item, "follow-up")?),
+                    None => self.get_follow_up(k).await?,
+                };
+                Ok(FollowUpChange::Refused(current.map(Box::new)))
             }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    let current = match refused.item.clone() {
-                        Some(item) => Some(decode(item, "follow-up")?),
-                        None => self.get_follow_up(k).await?,
-                    };
-                    Ok(FollowUpChange::Refused(current.map(Box::new)))
-                }
-                _ => Err(port_error(SERVICE, op, &err)),
-            },
         }
     }
 }
@@ -235,17 +213,14 @@ impl FollowUpStore for DynamoFollowUpStore {
     ) -> PortResult<FollowUpChange> {
         let mut e = Expr::default();
         e.condition = queued_condition(&mut e, None, now);
-        let attempts = e.name("attempts");
-        let one = e.value("one", n(1));
-        e.set_update(
-            &[
-                ("lease_owner", s(owner)),
-                ("lease_until", n(lease_until)),
-                ("updated_at", n(now)),
-            ],
-            &[],
-            &format!("ADD {attempts} {one}"),
-        );
+        // The attempt is counted with the claim, as for an opt-in.
+        let add = format!("ADD {} {}", e.name("attempts"), e.value("one", n(1)));
+        let lease = [
+            ("lease_owner", s(owner)),
+            ("lease_until", n(lease_until)),
+            ("updated_at", n(now)),
+        ];
+        e.set_update(&lease, &[], &add);
         self.update(k, "claim_follow_up", e).await
     }
 

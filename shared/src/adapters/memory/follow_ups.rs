@@ -93,9 +93,7 @@ impl FollowUpStore for MemoryFollowUps {
         if let Some(record) = idempotency {
             items.keys.insert(record.key_hash.clone(), record.clone());
         }
-        items
-            .follow_ups
-            .insert(follow_up.key(), follow_up.clone());
+        items.follow_ups.insert(follow_up.key(), follow_up.clone());
         Ok(CreatedFollowUp::Created)
     }
 
