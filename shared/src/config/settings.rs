@@ -271,6 +271,17 @@ mod tests {
     }
 
     #[test]
+    fn human_agent_tag_is_off_unless_set_to_true() {
+        assert!(!load(&base()).unwrap().human_agent_tag);
+        let mut env = base();
+        env.insert("HUMAN_AGENT_TAG", "true");
+        assert!(load(&env).unwrap().human_agent_tag);
+        env.insert("HUMAN_AGENT_TAG", "yes");
+        let e = load(&env).unwrap_err().to_string();
+        assert!(e.contains("HUMAN_AGENT_TAG must be true or false"), "{e}");
+    }
+
+    #[test]
     fn stop_keywords_are_configurable() {
         let mut env = base();
         env.insert("STOP_KEYWORDS", " Halt, ENOUGH ,,");
