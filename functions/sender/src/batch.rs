@@ -13,7 +13,7 @@ use crate::follow_up::process_follow_up;
 use crate::pause::PageViews;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
-use shared::domain::jobs::{Job, SendJob};
+use shared::domain::jobs::Job;
 use shared::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS};
 use tracing::{Instrument, error, info_span, warn};
 
@@ -105,12 +105,8 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     for ((record, job), outcome) in event.records.iter().zip(&jobs).zip(outcomes) {
         let failed = match (outcome, job) {
             (RecordOutcome::Done, _) => false,
-            (RecordOutcome::RetryIn(seconds), Some(Job::Initial(job))) => {
+            (RecordOutcome::RetryIn(seconds), Some(job)) => {
                 back_off(deps, record, Some(job), seconds).await
-            }
-            // Other kinds are backed off on their own message only.
-            (RecordOutcome::RetryIn(seconds), Some(_)) => {
-                back_off(deps, record, None, seconds).await
             }
             (RecordOutcome::RetryKeep(seconds), _) => back_off(deps, record, None, seconds).await,
             _ => true,
@@ -134,14 +130,14 @@ pub(crate) fn failure(record: &SqsMessage) -> BatchItemFailure {
 /// On its first receives the record itself is delayed (`ChangeMessageVisibility`, then reported
 /// in `batchItemFailures`). Later, the retry moves to a fresh message (`DelaySeconds`) and this
 /// one is acknowledged, so transient failures never push a record towards the DLQ.
-async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&SendJob>, seconds: u32) -> bool {
+async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&Job>, seconds: u32) -> bool {
     if let Some(job) = job
         && receive_count(record) >= HANDOVER_FROM_RECEIVE
     {
         match deps
             .ports
             .retry
-            .enqueue_after(job, seconds.min(MAX_DELAY_SECONDS))
+            .enqueue_job_after(job, seconds.min(MAX_DELAY_SECONDS))
             .await
         {
             Ok(()) => return false,

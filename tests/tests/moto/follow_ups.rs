@@ -155,7 +155,7 @@ async fn one_idempotency_key_creates_one_follow_up_even_concurrently() {
         )
         .key(
             table::SK,
-            aws_sdk_dynamodb::types::AttributeValue::S(table::FOLLOW_UP_SK.into()),
+            aws_sdk_dynamodb::types::AttributeValue::S(table::follow_up_sk(&d.id)),
         )
         .send()
         .await

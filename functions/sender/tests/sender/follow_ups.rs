@@ -44,6 +44,15 @@ fn event(message_id: &str, body: &str) -> SqsEvent {
     serde_json::from_str(&fixture).unwrap()
 }
 
+fn job(key: &FollowUpKey) -> Job {
+    Job::FollowUp(FollowUpJob {
+        version: FollowUpJob::VERSION,
+        page_id: key.page_id.clone(),
+        asid: key.asid.clone(),
+        id: key.id.clone(),
+    })
+}
+
 impl World {
     /// The person: a LOGIN with a `user_ref`, their SENT opt-in, their last message at `last`,
     /// and an opt-out at `opted_out_at` if any.
@@ -99,13 +108,21 @@ impl World {
     }
 
     async fn deliver(&self, message_id: &str, key: &FollowUpKey) -> Vec<String> {
-        let job = Job::FollowUp(FollowUpJob {
-            version: FollowUpJob::VERSION,
-            page_id: key.page_id.clone(),
-            asid: key.asid.clone(),
-            id: key.id.clone(),
-        });
-        let response = handle_batch(&self.deps, event(message_id, &job.body())).await;
+        self.deliver_at_receive(message_id, key, 1).await
+    }
+
+    /// Deliver the follow-up's job as its `receives`-th receive.
+    async fn deliver_at_receive(
+        &self,
+        message_id: &str,
+        key: &FollowUpKey,
+        receives: u32,
+    ) -> Vec<String> {
+        let mut batch = event(message_id, &job(key).body());
+        batch.records[0]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receives.to_string());
+        let response = handle_batch(&self.deps, batch).await;
         response
             .batch_item_failures
             .into_iter()
@@ -223,6 +240,24 @@ async fn a_transient_graph_error_is_retried_inside_the_window() {
     assert!(w.deliver("msg-1", &key).await.is_empty());
     assert_eq!(w.twins.messenger.follow_ups().len(), 1);
     assert_eq!(w.stored(&key).await.state, FollowUpState::Sent);
+}
+
+#[tokio::test]
+async fn a_late_retry_is_handed_to_a_fresh_message_not_pushed_to_the_dlq() {
+    let w = world(&[]);
+    w.person(NOW - HOUR_MS, None).await;
+    let key = w.accepted("fu_1").await;
+    w.twins.messenger.then_fail(transient());
+    assert!(
+        w.deliver_at_receive("msg-1", &key, sender::HANDOVER_FROM_RECEIVE)
+            .await
+            .is_empty(),
+        "acknowledged: the retry lives on in a new message"
+    );
+    let delayed = w.twins.retry.delayed_jobs.lock().unwrap().clone();
+    assert_eq!(delayed.len(), 1);
+    assert_eq!(delayed[0].0, job(&key));
+    assert!(w.twins.retry.visibility().is_empty());
 }
 
 #[tokio::test]

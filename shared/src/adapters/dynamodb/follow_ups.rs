@@ -2,6 +2,7 @@
 //! (layout in [`crate::adapters::dynamodb::table`]). Semantics match
 //! [`crate::adapters::memory::follow_ups::MemoryFollowUps`]:
 //!
+//! - a person's follow-ups share one partition (`FOLLOWUP#{page}#{asid}`), one item per id;
 //! - a follow-up and its key record are one `TransactWriteItems` of two conditional puts (the
 //!   follow-up `attribute_not_exists(pk)`, the record the same or older than 24 hours), so two
 //!   concurrent requests with one key create one follow-up;
@@ -35,8 +36,8 @@ pub struct DynamoFollowUpStore {
 
 fn follow_up_key(k: &FollowUpKey) -> Item {
     key(
-        table::follow_up_pk(&k.page_id, &k.asid, &k.id),
-        table::FOLLOW_UP_SK,
+        table::follow_up_pk(&k.page_id, &k.asid),
+        &table::follow_up_sk(&k.id),
     )
 }
 
@@ -270,8 +271,8 @@ mod tests {
             1_000_000,
         );
         let item = follow_up_item(&f).unwrap();
-        assert_eq!(item[table::PK], s("FOLLOWUP#p#42#fu_1"));
-        assert_eq!(item[table::SK], s("FOLLOWUP"));
+        assert_eq!(item[table::PK], s("FOLLOWUP#p#42"));
+        assert_eq!(item[table::SK], s("FOLLOWUP#fu_1"));
         assert_eq!(
             item[table::EXPIRES_AT],
             n((1_000_000 + FOLLOW_UP_RETENTION_MS) / 1000)

@@ -58,18 +58,23 @@ use crate::domain::opt_in::{Millis, OptInKey};
 ///
 /// | item            | pk                                   | sk            |
 /// |-----------------|--------------------------------------|---------------|
-/// | follow-up       | `FOLLOWUP#{page_id}#{asid}#{id}`     | `FOLLOWUP`    |
+/// | follow-up       | `FOLLOWUP#{page_id}#{asid}`          | `FOLLOWUP#{id}` |
 /// | idempotency key | `IDEMPOTENCY#{sha256 of page + key}` | `IDEMPOTENCY` |
 ///
 /// A follow-up holds the serde fields of [`crate::domain::follow_up::FollowUp`] (the message as a
 /// map) and `expires_at` ([`crate::domain::follow_up::FOLLOW_UP_RETENTION_MS`] after its
 /// creation); an idempotency record those of [`crate::domain::follow_up::IdempotencyRecord`] and
 /// `expires_at` 24 hours after its creation (readers also check `created_at`: the TTL deletes late).
-pub const FOLLOW_UP_SK: &str = "FOLLOWUP";
+/// A person's follow-ups share one partition, so a data deletion can find them with one `Query`.
+pub const FOLLOW_UP_SK_PREFIX: &str = "FOLLOWUP#";
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 
-pub fn follow_up_pk(page_id: &str, asid: &str, id: &str) -> String {
-    format!("FOLLOWUP#{page_id}#{asid}#{id}")
+pub fn follow_up_pk(page_id: &str, asid: &str) -> String {
+    format!("FOLLOWUP#{page_id}#{asid}")
+}
+
+pub fn follow_up_sk(id: &str) -> String {
+    format!("{FOLLOW_UP_SK_PREFIX}{id}")
 }
 
 pub fn idempotency_pk(key_hash: &str) -> String {
