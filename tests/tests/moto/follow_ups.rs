@@ -149,9 +149,7 @@ async fn one_idempotency_key_creates_one_follow_up_even_concurrently() {
         .table_name(&s.p.table_name)
         .key(
             table::PK,
-            aws_sdk_dynamodb::types::AttributeValue::S(table::follow_up_pk(
-                &d.page_id, &d.asid, &d.id,
-            )),
+            aws_sdk_dynamodb::types::AttributeValue::S(table::follow_up_pk(&d.page_id, &d.asid)),
         )
         .key(
             table::SK,
