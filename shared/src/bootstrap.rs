@@ -393,6 +393,12 @@ impl AwsPorts {
             clock: Arc::new(crate::adapters::clock::SystemClock),
             facebook: graph.clone(),
             messenger: graph,
+            follow_ups: Arc::new(
+                crate::adapters::dynamodb::follow_ups::DynamoFollowUpStore::from_sdk(
+                    sdk,
+                    config.table_name.clone(),
+                ),
+            ),
         }
     }
 }

@@ -37,6 +37,7 @@ fn deps(store: Arc<MemoryOptInStore>) -> Deps {
         retry: Arc::new(shared::adapters::memory::queue::MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+        follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         clock: Arc::new(ManualClock::at(NOW)),
         metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),

@@ -53,6 +53,7 @@ fn world() -> World {
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: scheduler.clone(),
         events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+        follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
         alerts: alerts.clone(),
         metrics: metrics.clone(),
         clock: clock.clone(),

@@ -38,7 +38,7 @@ fn is_json(request: &Request) -> bool {
 }
 
 /// Content type, size and JSON shape, in that order.
-fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, HttpError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, HttpError> {
     if !is_json(request) {
         return Err(HttpError::unsupported_media_type(
             "the body must be application/json",
@@ -140,7 +140,7 @@ fn refused_login(e: Refusal) -> HttpError {
     }
 }
 
-async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
+pub(crate) async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
     if !is_valid_asid(asid) {
         return Err(HttpError::bad_request(
             "invalid_asid",
@@ -161,7 +161,7 @@ async fn load_login(deps: &Deps, asid: &str) -> Result<Login, HttpError> {
         })
 }
 
-async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, HttpError> {
+pub(crate) async fn load_opt_in(deps: &Deps, login: &Login) -> Result<Option<OptIn>, HttpError> {
     let Some(key) = login.opt_in_key() else {
         return Ok(None);
     };

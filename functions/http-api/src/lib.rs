@@ -16,6 +16,7 @@ pub mod auth;
 pub mod deps;
 pub mod facebook_callbacks;
 pub mod login;
+pub mod messages;
 pub mod openapi;
 pub mod pages;
 pub mod response;
@@ -62,6 +63,8 @@ enum Endpoint {
     RecordLogin,
     GetUser,
     OptOut,
+    SendFollowUp,
+    GetFollowUp,
 }
 
 /// Every route: mount, method, path (`{name}` matches one segment), endpoint.
@@ -80,6 +83,8 @@ const ROUTES: &[(Mount, &str, &str, Endpoint)] = &[
     (Mount::Api, "POST", "/v1/logins", Endpoint::RecordLogin),
     (Mount::Api, "GET", "/v1/users/{asid}", Endpoint::GetUser),
     (Mount::Api, "POST", "/v1/users/{asid}/opt-out", Endpoint::OptOut),
+    (Mount::Api, "POST", "/v1/users/{asid}/messages", Endpoint::SendFollowUp),
+    (Mount::Api, "GET", "/v1/users/{asid}/messages/{id}", Endpoint::GetFollowUp),
 ];
 
 /// Route one request. Infallible by design. A browser (`Accept: text/html`) gets a refusal as a
@@ -169,6 +174,11 @@ async fn route(deps: &Deps, request: &Request) -> Result<Response<Body>, HttpErr
         Endpoint::RecordLogin => api::record_login(deps, request).await,
         Endpoint::GetUser => api::get_user(deps, asid).await,
         Endpoint::OptOut => api::opt_out(deps, request, asid).await,
+        Endpoint::SendFollowUp => messages::send_follow_up(deps, request, asid).await,
+        Endpoint::GetFollowUp => {
+            let id = params.get(1).copied().unwrap_or_default();
+            messages::get_follow_up(deps, asid, id).await
+        }
     }
 }
 

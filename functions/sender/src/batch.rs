@@ -9,10 +9,11 @@
 use crate::attempt::process_job;
 use crate::backoff::RecordOutcome;
 use crate::deps::Deps;
+use crate::follow_up::process_follow_up;
 use crate::pause::PageViews;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
-use shared::domain::jobs::SendJob;
+use shared::domain::jobs::Job;
 use shared::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS};
 use tracing::{Instrument, error, info_span, warn};
 
@@ -23,29 +24,29 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// up the receives that move a crashing or unparseable record to the dead-letter queue.
 pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 
-/// The record's send job; `None` (logged with the SQS message id, so the operator can find the
-/// record in the dead-letter queue) when it is not one this code can read.
-fn parse_job(record: &SqsMessage) -> Option<SendJob> {
+/// The record's job; `None` (logged with the SQS message id, so the operator can find the record
+/// in the dead-letter queue) when it is not one this code can read.
+fn parse_job(record: &SqsMessage) -> Option<Job> {
     let message_id = record.message_id.as_deref().unwrap_or("");
-    match record.body.as_deref().map(serde_json::from_str::<SendJob>) {
-        Some(Ok(job)) if job.version == SendJob::VERSION => Some(job),
-        Some(Ok(job)) => {
-            // Left for the DLQ: a newer producer wrote a version this code does not know.
-            error!(
-                message_id,
-                version = job.version,
-                "send job of an unknown version; left for the dead-letter queue"
-            );
-            None
-        }
-        _ => {
-            error!(
-                message_id,
-                "send job body is not a send job; left for the dead-letter queue"
-            );
-            None
-        }
+    let body = record.body.as_deref().unwrap_or("");
+    if let Some(job) = Job::parse(body) {
+        return Some(job);
     }
+    let version = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+    match version {
+        // Left for the DLQ: a newer producer wrote a version (or a kind) this code does not know.
+        Some(version) => error!(
+            message_id,
+            version, "send job of an unknown version; left for the dead-letter queue"
+        ),
+        None => error!(
+            message_id,
+            "send job body is not a send job; left for the dead-letter queue"
+        ),
+    }
+    None
 }
 
 fn receive_count(record: &SqsMessage) -> u32 {
@@ -60,8 +61,15 @@ fn receive_count(record: &SqsMessage) -> u32 {
 /// once), each in its own span; retried records are backed off and reported in
 /// `batchItemFailures`.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let jobs: Vec<Option<SendJob>> = event.records.iter().map(parse_job).collect();
-    let page_ids: Vec<String> = jobs.iter().flatten().map(|j| j.page_id.clone()).collect();
+    let jobs: Vec<Option<Job>> = event.records.iter().map(parse_job).collect();
+    let page_ids: Vec<String> = jobs
+        .iter()
+        .flatten()
+        .filter_map(|j| match j {
+            Job::Initial(job) => Some(job.page_id.clone()),
+            _ => None,
+        })
+        .collect();
     let views = PageViews::load(deps, page_ids).await;
     let views = &views;
     let in_flight = deps.config.send.max_in_flight.max(1);
@@ -74,7 +82,12 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             let span = info_span!("send_job", message_id);
             async move {
                 match job {
-                    Some(job) => process_job(deps, views, &job.key(), message_id).await,
+                    Some(Job::Initial(job)) => {
+                        process_job(deps, views, &job.key(), message_id).await
+                    }
+                    Some(Job::FollowUp(job)) => process_follow_up(deps, job, message_id).await,
+                    // Handled by the drift check.
+                    Some(Job::DriftCheck(_)) => RecordOutcome::Done,
                     None => RecordOutcome::Unreadable,
                 }
             }
@@ -117,14 +130,14 @@ pub(crate) fn failure(record: &SqsMessage) -> BatchItemFailure {
 /// On its first receives the record itself is delayed (`ChangeMessageVisibility`, then reported
 /// in `batchItemFailures`). Later, the retry moves to a fresh message (`DelaySeconds`) and this
 /// one is acknowledged, so transient failures never push a record towards the DLQ.
-async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&SendJob>, seconds: u32) -> bool {
+async fn back_off(deps: &Deps, record: &SqsMessage, job: Option<&Job>, seconds: u32) -> bool {
     if let Some(job) = job
         && receive_count(record) >= HANDOVER_FROM_RECEIVE
     {
         match deps
             .ports
             .retry
-            .enqueue_after(job, seconds.min(MAX_DELAY_SECONDS))
+            .enqueue_job_after(job, seconds.min(MAX_DELAY_SECONDS))
             .await
         {
             Ok(()) => return false,

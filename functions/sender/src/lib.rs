@@ -23,6 +23,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod batch;
 pub mod deps;
+pub mod follow_up;
 pub mod pacer;
 pub mod pause;
 pub mod record;

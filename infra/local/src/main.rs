@@ -174,6 +174,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         env::PAUSE_PROBE_SECONDS,
         env::FACEBOOK_PATH_SEGMENT,
         env::SECRET_TTL_SECONDS,
+        env::HUMAN_AGENT_TAG,
     ] {
         if let Some(value) = env(name) {
             settings = settings.with(name, value);

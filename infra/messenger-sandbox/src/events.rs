@@ -113,6 +113,11 @@ async fn message(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         item["prior_message"] =
             serde_json::json!({"source": "login_connect", "identifier": login_id});
     }
+    // Meta's messaging window for messages to this PSID runs from here, whatever the app's
+    // webhook answers (only a configured webhook means the person could write at all).
+    if state.webhook_url().is_some() {
+        state.record_person_message(&psid, &login_id, now);
+    }
     let mut response = deliver_messaging(&state, item).await;
     if response.status() == StatusCode::OK {
         // The inbox page shows the person's side of the conversation too.

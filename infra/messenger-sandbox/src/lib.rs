@@ -108,7 +108,17 @@ pub struct SandboxConfig {
     pub rate_limit_per_second: u32,
     /// Added to every Send API call.
     pub latency_ms: u64,
+    /// Meta's standard messaging window: a message to a PSID (`recipient.id`) without the
+    /// `HUMAN_AGENT` tag is refused this long after the person's last message (`10`/`2018278`).
+    pub reply_window_ms: i64,
+    /// The `HUMAN_AGENT` tag's window (`messaging_type: MESSAGE_TAG`, `tag: HUMAN_AGENT`).
+    pub human_agent_window_ms: i64,
 }
+
+/// Meta's standard messaging window: 24 hours after the person's last message.
+pub const DEFAULT_REPLY_WINDOW_MS: i64 = 86_400_000;
+/// The `HUMAN_AGENT` tag's window: 7 days after the person's last message.
+pub const DEFAULT_HUMAN_AGENT_WINDOW_MS: i64 = 7 * 86_400_000;
 
 /// Meta's Send API limit for text messages, per Page.
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 300;
@@ -127,6 +137,8 @@ impl Default for SandboxConfig {
             optin_window_ms: DEFAULT_OPTIN_WINDOW_MS,
             rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
             latency_ms: 0,
+            reply_window_ms: DEFAULT_REPLY_WINDOW_MS,
+            human_agent_window_ms: DEFAULT_HUMAN_AGENT_WINDOW_MS,
         }
     }
 }

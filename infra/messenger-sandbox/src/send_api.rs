@@ -60,7 +60,13 @@ async fn send_message(
     let recipient = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
         let b = b.as_object()?;
         let r = object_field(b, "recipient")?;
-        non_empty_str(&r, "login_id").map(str::to_owned)
+        match non_empty_str(&r, "login_id") {
+            Some(login_id) => Some(login_id.to_owned()),
+            // A PSID's person is held by their login_id too.
+            None => state
+                .conversation(non_empty_str(&r, "id")?)
+                .map(|c| c.login_id),
+        }
     });
     state.holds.wait_until_released(recipient.as_deref()).await;
     match handle(&state, &page_id, &query, &body) {
@@ -182,8 +188,11 @@ fn handle(
             "(#100) Param notification_type must be one of {REGULAR, SILENT_PUSH, NO_PUSH}",
         ));
     }
+    if let Some(psid) = non_empty_str(&recipient, "id") {
+        return send_to_psid(state, psid, body, messaging_type, text);
+    }
     let Some(login_id) = non_empty_str(&recipient, "login_id") else {
-        // PSIDs, user_refs, phone numbers: the sandbox knows no such person.
+        // user_refs, phone numbers: the sandbox knows no such person.
         return Err(GraphError::invalid_parameter(NO_MATCHING_USER).with_subcode(2_018_001));
     };
     // 5. No tags for the initial message to a login_id.
@@ -210,6 +219,47 @@ fn handle(
         opted_in_at_ms: optin.opted_in_at_ms,
     });
     tracing::info!(%message_id, messaging_type, "sandbox received a message");
+    Ok(message_id)
+}
+
+/// A message to a PSID (`recipient.id`, a person who wrote to the Page): inside Meta's standard
+/// window (24 hours after the person's last message), or the `HUMAN_AGENT` tag's 7 days with
+/// `messaging_type: MESSAGE_TAG`, `tag: HUMAN_AGENT`; after it, Graph's `10`/`2018278`.
+fn send_to_psid(
+    state: &AppState,
+    psid: &str,
+    body: &Map<String, Value>,
+    messaging_type: &str,
+    text: &str,
+) -> Result<String, GraphError> {
+    let config = &state.config;
+    let person = state
+        .conversation(psid)
+        .ok_or_else(|| GraphError::invalid_parameter(NO_MATCHING_USER).with_subcode(2_018_001))?;
+    let human_agent = messaging_type == "MESSAGE_TAG"
+        && body.get("tag").and_then(Value::as_str) == Some("HUMAN_AGENT");
+    let window = if human_agent {
+        config.human_agent_window_ms
+    } else {
+        config.reply_window_ms
+    };
+    let now = now_ms();
+    if now >= person.last_message_at_ms.saturating_add(window) {
+        return Err(GraphError::new(10, OAUTH_EXCEPTION, OUTSIDE_WINDOW).with_subcode(2_018_278));
+    }
+    let message_id = format!("m_{}", random_alphanumeric(48));
+    state.push_message(InboxMessage {
+        message_id: message_id.clone(),
+        page_id: config.page_id.clone(),
+        login_id: person.login_id.clone(),
+        text: text.to_owned(),
+        messaging_type: messaging_type.to_owned(),
+        received_at_ms: now,
+        opted_in_at_ms: state
+            .optin(&person.login_id)
+            .map_or(0, |o| o.opted_in_at_ms),
+    });
+    tracing::info!(%message_id, messaging_type, "sandbox received a message to a PSID");
     Ok(message_id)
 }
 

@@ -53,6 +53,14 @@ pub(crate) struct PersonEvent {
     pub act: PersonAct,
 }
 
+/// A person who wrote to the Page: who they are and when they last wrote (the messaging window
+/// for messages to their PSID runs from there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Conversation {
+    pub login_id: String,
+    pub last_message_at_ms: i64,
+}
+
 /// Everything the sandbox saw, for the pages: opt-ins, messages both ways, the Page's policy.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Records {
@@ -61,6 +69,8 @@ pub(crate) struct Records {
     pub person_events: Vec<PersonEvent>,
     /// The last policy enforcement sent (`block`, `unblock`, `warning`), if any.
     pub policy: Option<String>,
+    /// The people who wrote to the Page, by PSID.
+    pub conversations: HashMap<String, Conversation>,
 }
 
 pub(crate) struct AppState {
@@ -162,6 +172,22 @@ impl AppState {
 
     pub fn optin(&self, login_id: &str) -> Option<OptIn> {
         self.records().optins.get(login_id).cloned()
+    }
+
+    /// The person behind `psid` wrote to the Page at `at_ms`.
+    pub fn record_person_message(&self, psid: &str, login_id: &str, at_ms: i64) {
+        self.records().conversations.insert(
+            psid.to_owned(),
+            Conversation {
+                login_id: login_id.to_owned(),
+                last_message_at_ms: at_ms,
+            },
+        );
+    }
+
+    /// The conversation of `psid`, if the person ever wrote to the Page.
+    pub fn conversation(&self, psid: &str) -> Option<Conversation> {
+        self.records().conversations.get(psid).cloned()
     }
 
     pub fn push_message(&self, message: InboxMessage) {

@@ -13,6 +13,7 @@
 use crate::adapters::emf::EmfStdout;
 use crate::config::secrets::{SecretString, Secrets};
 use crate::config::settings::{Config, MessagingType};
+use crate::domain::follow_up::{Delivery, FollowUpMessage};
 use crate::domain::login::{PermissionRow, Profile, TokenInfo, UserToken};
 use crate::facebook::crypto::appsecret_proof;
 use crate::facebook::graph_error::{GraphError, GraphErrorEnvelope};
@@ -179,28 +180,21 @@ pub(crate) async fn error_from(response: reqwest::Response) -> GraphError {
     }
 }
 
-#[async_trait]
-impl Messenger for GraphClient {
-    async fn send_initial_message(
+impl GraphClient {
+    /// `POST /{page_id}/messages` with `body`: the message id, or Graph's error.
+    async fn post_message(
         &self,
         page_id: &str,
-        login_id: &str,
-        text: &str,
+        body: &serde_json::Value,
     ) -> Result<SentMessage, GraphError> {
         let url = self.url(
             &format!("{page_id}/messages"),
             self.page_access_token.expose(),
         )?;
-        // Never a tag: the initial Login Connect message must be UPDATE or RESPONSE.
-        let body = serde_json::json!({
-            "recipient": { "login_id": login_id },
-            "messaging_type": self.messaging_type.as_str(),
-            "message": { "text": text },
-        });
         let response = self
             .http
             .post(url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(transport_error)?;
@@ -214,6 +208,43 @@ impl Messenger for GraphClient {
         Ok(SentMessage {
             message_id: sent.message_id,
         })
+    }
+}
+
+#[async_trait]
+impl Messenger for GraphClient {
+    async fn send_initial_message(
+        &self,
+        page_id: &str,
+        login_id: &str,
+        text: &str,
+    ) -> Result<SentMessage, GraphError> {
+        // Never a tag: the initial Login Connect message must be UPDATE or RESPONSE.
+        let body = serde_json::json!({
+            "recipient": { "login_id": login_id },
+            "messaging_type": self.messaging_type.as_str(),
+            "message": { "text": text },
+        });
+        self.post_message(page_id, &body).await
+    }
+
+    async fn send_follow_up(
+        &self,
+        page_id: &str,
+        psid: &str,
+        message: &FollowUpMessage,
+        delivery: Delivery,
+    ) -> Result<SentMessage, GraphError> {
+        let mut body = serde_json::json!({
+            "recipient": { "id": psid },
+            "messaging_type": delivery.messaging_type(),
+            "message": message.to_graph(),
+        });
+        // A tag only when the guard chose HUMAN_AGENT (HUMAN_AGENT_TAG=true, past 24 hours).
+        if let Some(tag) = delivery.tag() {
+            body["tag"] = serde_json::Value::from(tag);
+        }
+        self.post_message(page_id, &body).await
     }
 }
 

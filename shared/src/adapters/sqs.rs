@@ -4,7 +4,7 @@
 
 use crate::adapters::aws::port_error;
 use crate::domain::jobs::{Job, SendJob};
-use crate::ports::error::{PortError, PortResult};
+use crate::ports::error::PortResult;
 use crate::ports::queue::SendQueue;
 use crate::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS, RetryQueue};
 use async_trait::async_trait;
@@ -72,13 +72,16 @@ impl RetryQueue for SqsSendQueue {
     }
 
     async fn enqueue_after(&self, job: &SendJob, delay_seconds: u32) -> PortResult<()> {
-        let body = serde_json::to_string(job)
-            .map_err(|e| PortError::new(SERVICE, format!("cannot encode the send job: {e}")))?;
+        self.enqueue_job_after(&Job::Initial(job.clone()), delay_seconds)
+            .await
+    }
+
+    async fn enqueue_job_after(&self, job: &Job, delay_seconds: u32) -> PortResult<()> {
         let delay = i32::try_from(delay_seconds.min(MAX_DELAY_SECONDS)).unwrap_or(0);
         self.client
             .send_message()
             .queue_url(self.queue_url())
-            .message_body(body)
+            .message_body(job.body())
             .delay_seconds(delay)
             .send()
             .await

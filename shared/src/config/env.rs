@@ -30,6 +30,8 @@ pub const INITIAL_MESSAGE_TEXT: &str = "INITIAL_MESSAGE_TEXT";
 pub const MESSAGING_TYPE: &str = "MESSAGING_TYPE";
 pub const OPTIN_WINDOW_SECONDS: &str = "OPTIN_WINDOW_SECONDS";
 pub const STOP_KEYWORDS: &str = "STOP_KEYWORDS";
+/// Follow-ups past 24 hours (up to 7 days) with the `HUMAN_AGENT` tag: needs Meta's approval.
+pub const HUMAN_AGENT_TAG: &str = "HUMAN_AGENT_TAG";
 
 // Alerts (deadline-alerts).
 pub const ALERT_LEAD_MINUTES: &str = "ALERT_LEAD_MINUTES";

@@ -74,6 +74,9 @@ pub struct Config {
     pub secret_ttl_ms: Millis,
     /// Events to the website backend (`EVENTS_URL`, the events queue; docs/events.md).
     pub events: crate::config::events::EventsConfig,
+    /// `HUMAN_AGENT_TAG` (default false): follow-ups may go up to 7 days after the person's last
+    /// message, tagged `HUMAN_AGENT` past the first 24 hours. Only with Meta's approval of the tag.
+    pub human_agent_tag: bool,
 }
 
 /// The newest Graph version (v27.0, released 2026-11-04); v25.0 stays valid until 2028-07-29.
@@ -197,6 +200,7 @@ impl Config {
         let secret_ttl_seconds =
             r.number(env::SECRET_TTL_SECONDS, DEFAULT_SECRET_TTL_SECONDS, 0, 3600);
         let events = crate::config::events::EventsConfig::from_reader(&mut r);
+        let human_agent_tag = r.flag(env::HUMAN_AGENT_TAG, false);
 
         r.finish(Config {
             table_name,
@@ -227,6 +231,7 @@ impl Config {
             facebook_path_segment,
             secret_ttl_ms: secret_ttl_seconds * 1000,
             events,
+            human_agent_tag,
         })
     }
 }
@@ -267,6 +272,17 @@ mod tests {
         assert_eq!(c.optin_window_ms, 86_400_000);
         assert_eq!(c.public_base_url, None);
         assert!(c.stop_keywords.contains(&"stop".to_string()));
+    }
+
+    #[test]
+    fn human_agent_tag_is_off_unless_set_to_true() {
+        assert!(!load(&base()).unwrap().human_agent_tag);
+        let mut env = base();
+        env.insert("HUMAN_AGENT_TAG", "true");
+        assert!(load(&env).unwrap().human_agent_tag);
+        env.insert("HUMAN_AGENT_TAG", "yes");
+        let e = load(&env).unwrap_err().to_string();
+        assert!(e.contains("HUMAN_AGENT_TAG must be true or false"), "{e}");
     }
 
     #[test]

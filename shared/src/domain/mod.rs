@@ -4,6 +4,7 @@ pub mod alert;
 pub mod attention;
 pub mod erasure;
 pub mod events;
+pub mod follow_up;
 pub mod jobs;
 pub mod login;
 pub mod message;

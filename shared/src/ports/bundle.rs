@@ -8,6 +8,7 @@ use crate::ports::clock::Clock;
 use crate::ports::conversations::ConversationStore;
 use crate::ports::erasure::ErasureStore;
 use crate::ports::events::EventPublisher;
+use crate::ports::follow_ups::FollowUpStore;
 use crate::ports::logins::{FacebookLogin, LoginStore};
 use crate::ports::messenger::Messenger;
 use crate::ports::metrics::Metrics;
@@ -48,4 +49,6 @@ pub struct Ports {
     pub facebook: Arc<dyn FacebookLogin>,
     /// The Send API (only the sender's adapter holds a Page token).
     pub messenger: Arc<dyn Messenger>,
+    /// FOLLOWUP items and their `Idempotency-Key` records (issue 12 §2).
+    pub follow_ups: Arc<dyn FollowUpStore>,
 }

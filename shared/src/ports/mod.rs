@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod erasure;
 pub mod error;
 pub mod events;
+pub mod follow_ups;
 pub mod history;
 pub mod logins;
 pub mod messenger;

@@ -28,4 +28,8 @@ pub trait RetryQueue: Send + Sync {
     /// Enqueue a new job that becomes visible `delay_seconds` from now (at most
     /// [`MAX_DELAY_SECONDS`]). A new message starts a new receive count.
     async fn enqueue_after(&self, job: &SendJob, delay_seconds: u32) -> PortResult<()>;
+
+    /// [`Self::enqueue_after`] for any kind of job ([`Job::body`]): a follow-up's retry is
+    /// handed over the same way.
+    async fn enqueue_job_after(&self, job: &Job, delay_seconds: u32) -> PortResult<()>;
 }

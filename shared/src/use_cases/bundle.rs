@@ -91,6 +91,7 @@ mod tests {
             retry: Arc::new(MemoryRetryQueue::default()),
             scheduler: Arc::new(MemoryScheduler::default()),
             events: Arc::new(crate::adapters::memory::events::MemoryEvents::default()),
+            follow_ups: Arc::new(crate::adapters::memory::follow_ups::MemoryFollowUps::default()),
             alerts: Arc::new(MemoryAlerts::default()),
             metrics: metrics.clone(),
             clock: Arc::new(ManualClock::at(0)),

@@ -180,6 +180,7 @@ impl World {
             retry: retry.clone(),
             scheduler: scheduler.clone(),
             events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+            follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
             alerts: alerts.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),

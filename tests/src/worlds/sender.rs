@@ -135,6 +135,7 @@ impl SenderWorld {
             retry: retry.clone(),
             scheduler: scheduler.clone(),
             events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+            follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
             alerts: alerts.clone(),
             metrics: Arc::new(shared::adapters::memory::metrics::MemoryMetrics::default()),
             clock: clock.clone(),

@@ -56,6 +56,7 @@ fn twins() -> Twins {
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+        follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
         clock: Arc::new(ManualClock::at(NOW)),

@@ -956,7 +956,125 @@ fn table(api_base_url: &str, site: &str, replay_state: &str, replay_cookie: &str
     ];
     rows.extend(signed_request_rows("/facebook/deauthorize"));
     rows.extend(signed_request_rows("/facebook/data-deletion"));
+    rows.extend(follow_up_rows());
     rows
+}
+
+/// `POST /v1/users/{asid}/messages` and `GET …/messages/{id}` (issue 12 §2): each refusal before
+/// anything is written. (An idempotency mismatch needs an accepted request first: the http-api's
+/// `messages` tests cover it, asserting nothing more is written.)
+fn follow_up_rows() -> Vec<Row> {
+    let path = "/v1/users/1/messages";
+    let auth = || vec![json_ct(), bearer(API_KEY)];
+    let reply = r#"{"content_type":"text","title":"t","payload":"p"}"#;
+    let fourteen = format!(
+        r#"{{"text":"hi","quick_replies":[{}]}}"#,
+        vec![reply; 14].join(",")
+    );
+    let long = serde_json::json!({ "text": "x".repeat(2000) }).to_string();
+    let mut key_too_long = auth();
+    key_too_long.push(("idempotency-key", "k".repeat(256)));
+    vec![
+        row(
+            "follow-up without a key",
+            "POST",
+            path,
+            vec![json_ct()],
+            r#"{"text":"hi"}"#,
+            401,
+            "unauthorized",
+        ),
+        row(
+            "follow-up with a wrong key",
+            "POST",
+            path,
+            vec![json_ct(), bearer("wrong-key")],
+            r#"{"text":"hi"}"#,
+            401,
+            "unauthorized",
+        ),
+        row(
+            "follow-up bad JSON",
+            "POST",
+            path,
+            auth(),
+            "{\"text\":",
+            400,
+            "invalid_json",
+        ),
+        row(
+            "follow-up of 2000 characters",
+            "POST",
+            path,
+            auth(),
+            long,
+            400,
+            "invalid_message",
+        ),
+        row(
+            "follow-up with 14 quick replies",
+            "POST",
+            path,
+            auth(),
+            fourteen,
+            400,
+            "invalid_message",
+        ),
+        row(
+            "follow-up with an unknown field",
+            "POST",
+            path,
+            auth(),
+            r#"{"text":"hi","tag":"HUMAN_AGENT"}"#,
+            400,
+            "invalid_request",
+        ),
+        row(
+            "follow-up with an overlong Idempotency-Key",
+            "POST",
+            path,
+            key_too_long,
+            r#"{"text":"hi"}"#,
+            400,
+            "invalid_idempotency_key",
+        ),
+        row(
+            "follow-up to an unknown asid",
+            "POST",
+            path,
+            auth(),
+            r#"{"text":"hi"}"#,
+            404,
+            "unknown_person",
+        ),
+        row(
+            "follow-up to a malformed asid",
+            "POST",
+            "/v1/users/abc/messages",
+            auth(),
+            r#"{"text":"hi"}"#,
+            400,
+            "invalid_asid",
+        ),
+        row(
+            "follow-up state of an unknown id",
+            "GET",
+            "/v1/users/1/messages/fu_00000000000000000000000000000000",
+            vec![bearer(API_KEY)],
+            "",
+            404,
+            "not_found",
+        ),
+        row(
+            "follow-up state without a key",
+            "GET",
+            "/v1/users/1/messages/fu_00000000000000000000000000000000",
+            vec![],
+            "",
+            401,
+            "unauthorized",
+        ),
+    ]
 }
 
 fn encode(s: &str) -> String {

@@ -610,3 +610,77 @@ async fn an_opt_out_through_the_api_before_the_sender_runs_sends_nothing() {
     assert_eq!(s.user(&asid).await["state"], "OPTED_OUT");
     s.stop().await;
 }
+
+/// Issue 12 §2 end to end: a follow-up before the person wrote is refused (`no_conversation`);
+/// after they write, it reaches their PSID with RESPONSE through the queue and the sender, and its
+/// state reads `sent` with Graph's message id.
+#[tokio::test]
+async fn a_follow_up_reaches_the_person_after_they_wrote_and_not_before() {
+    let s = stack().await;
+    let token = s
+        .sandbox_token(serde_json::json!({"first_name": "Gus", "webhook": "before"}))
+        .await;
+    let asid = token["asid"].as_str().unwrap().to_owned();
+    let r = s
+        .api(reqwest::Method::POST, "/v1/logins")
+        .json(&serde_json::json!({"user_access_token": token["access_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.wait_for_state(&key(&asid), State::Sent).await;
+    let follow_up = || {
+        s.api(reqwest::Method::POST, &format!("/v1/users/{asid}/messages"))
+            .json(&serde_json::json!({"text": "Your order has shipped"}))
+    };
+    let r = follow_up().send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "no_conversation");
+
+    // The person writes to the Page: the webhook links their PSID.
+    let wrote: serde_json::Value = s
+        .http
+        .post(format!("{}/_sandbox/message", s.sandbox.base_url))
+        .json(&serde_json::json!({"login_id": login_id(&asid), "text": "Where is my order?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wrote["webhook_status"], 200, "{wrote}");
+
+    let r = follow_up().send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let state = loop {
+        let r = s
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/users/{asid}/messages/{id}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        if v["state"] != "queued" {
+            break v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["state"], "sent", "{state}");
+    let inbox = s.inbox_for(&login_id(&asid));
+    assert_eq!(inbox.len(), 2, "the initial message and the follow-up");
+    assert_eq!(inbox[1].text, "Your order has shipped");
+    assert_eq!(inbox[1].messaging_type, "RESPONSE");
+    assert_eq!(
+        state["message_id"].as_str(),
+        Some(inbox[1].message_id.as_str())
+    );
+    s.stop().await;
+}

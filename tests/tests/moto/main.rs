@@ -8,6 +8,7 @@ mod adapters;
 mod conversation;
 mod deadlines;
 mod events;
+mod follow_ups;
 mod login;
 mod sender;
 mod sender_graph;

@@ -258,6 +258,9 @@ async fn the_same_opt_in_enqueued_ten_times_and_two_senders_polling_at_once_send
                 retry: queue,
                 scheduler: Arc::new(MemoryScheduler::default()),
                 events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+                follow_ups: Arc::new(
+                    shared::adapters::memory::follow_ups::MemoryFollowUps::default(),
+                ),
                 alerts: Arc::new(MemoryAlerts::default()),
                 messenger: Arc::new(GraphClient::new(&w.deps.config, &sandbox_secrets()).unwrap()),
                 clock: Arc::new(SystemClock),

@@ -439,6 +439,8 @@ async fn openapi_document_is_served_and_lists_every_route() {
         ("/v1/logins", "post"),
         ("/v1/users/{asid}", "get"),
         ("/v1/users/{asid}/opt-out", "post"),
+        ("/v1/users/{asid}/messages", "post"),
+        ("/v1/users/{asid}/messages/{id}", "get"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }

@@ -5,6 +5,7 @@ mod api;
 mod common;
 mod facebook_callbacks;
 mod login;
+mod messages;
 mod not_configured;
 mod pages;
 mod security;

@@ -45,6 +45,7 @@ fn world() -> World {
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+        follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
         alerts: alerts.clone(),
         metrics: metrics.clone(),
         ..twin_ports()

@@ -3,5 +3,6 @@
 
 mod batches;
 mod first_name;
+mod follow_ups;
 mod not_configured;
 mod twins;

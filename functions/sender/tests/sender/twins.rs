@@ -24,6 +24,8 @@ pub struct Twins {
     pub messenger: Arc<MemoryMessenger>,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<MemoryMetrics>,
+    pub events: Arc<shared::adapters::memory::events::MemoryEvents>,
+    pub follow_ups: Arc<shared::adapters::memory::follow_ups::MemoryFollowUps>,
 }
 
 impl Twins {
@@ -39,6 +41,8 @@ impl Twins {
             messenger: Arc::new(MemoryMessenger::default()),
             clock: Arc::new(ManualClock::at(now)),
             metrics: Arc::new(MemoryMetrics::default()),
+            events: Arc::default(),
+            follow_ups: Arc::default(),
         }
     }
 
@@ -53,7 +57,8 @@ impl Twins {
             queue: self.queue.clone(),
             retry: self.retry.clone(),
             scheduler: self.scheduler.clone(),
-            events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+            events: self.events.clone(),
+            follow_ups: self.follow_ups.clone(),
             alerts: self.alerts.clone(),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),

@@ -4,4 +4,5 @@
 mod controls;
 mod oauth;
 mod page_setup;
+mod psid;
 mod traffic;

@@ -3,13 +3,16 @@
 //! they all make.
 
 use crate::adapters::aws::port_error;
+use crate::adapters::dynamodb::codec::Expr;
 use crate::adapters::dynamodb::codec::{Item, SERVICE, s};
 use crate::adapters::dynamodb::table;
+use crate::ports::error::PortError;
 use crate::ports::error::PortResult;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 /// The table: one client (a cheap clone sharing the connection pool) and its name.
 #[derive(Debug, Clone)]
@@ -67,6 +70,41 @@ impl Table {
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refused)) => {
                     Ok(PutNew::Exists(refused.item.clone()))
+                }
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}
+
+/// What a conditional update did: the item after it, or the refusal with the item as it was
+/// (`None` when DynamoDB did not send it: the item is missing, or the caller reads it).
+pub type Updated = Result<Item, Option<Item>>;
+
+impl Table {
+    /// One conditional `UpdateItem` of `expr` at `key`, returning the new item, or the refused
+    /// one in the same round trip. `op` names the call in errors.
+    pub async fn update(&self, key: Item, expr: Expr, op: &str) -> PortResult<Updated> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(Ok).ok_or_else(|| {
+                PortError::new(SERVICE, format!("{op}: UpdateItem returned no attributes"))
+            }),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(Err(refused.item.clone()))
                 }
                 _ => Err(port_error(SERVICE, op, &err)),
             },

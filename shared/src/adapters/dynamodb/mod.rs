@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod conversations;
 pub mod erasure;
+pub mod follow_ups;
 pub mod handle;
 pub mod logins;
 pub mod opt_ins;

@@ -26,9 +26,8 @@ use crate::ports::opt_ins::{ConsentGuard, Created, OptInStore, Recorded, Transit
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
@@ -61,38 +60,15 @@ impl DynamoOptInStore {
         op: &str,
         expr: Expr,
     ) -> PortResult<Transitioned> {
-        let result = self
-            .db
-            .client
-            .update_item()
-            .table_name(&self.db.name)
-            .set_key(Some(Self::key(key)))
-            .update_expression(expr.update)
-            .condition_expression(expr.condition)
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.attributes {
-                Some(item) => Ok(Transitioned::Done(Box::new(from_item(item)?))),
-                None => Err(PortError::new(
-                    SERVICE,
-                    format!("{op}: UpdateItem returned no attributes"),
-                )),
-            },
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    let current = match refused.item.clone() {
-                        Some(item) => Some(from_item(item)?),
-                        None => self.get_opt_in(key).await?,
-                    };
-                    Ok(Transitioned::Refused(current.map(Box::new)))
-                }
-                _ => Err(port_error(SERVICE, op, &err)),
-            },
+        match self.db.update(Self::key(key), expr, op).await? {
+            Ok(item) => Ok(Transitioned::Done(Box::new(from_item(item)?))),
+            Err(refused) => {
+                let current = match refused {
+                    Some(item) => Some(from_item(item)?),
+                    None => self.get_opt_in(key).await?,
+                };
+                Ok(Transitioned::Refused(current.map(Box::new)))
+            }
         }
     }
 }

@@ -54,6 +54,33 @@
 
 use crate::domain::opt_in::{Millis, OptInKey};
 
+/// Follow-up messages (issue 12 §2), [`crate::adapters::dynamodb::follow_ups`]:
+///
+/// | item            | pk                                   | sk            |
+/// |-----------------|--------------------------------------|---------------|
+/// | follow-up       | `FOLLOWUP#{page_id}#{asid}`          | `FOLLOWUP#{id}` |
+/// | idempotency key | `IDEMPOTENCY#{sha256 of page + key}` | `IDEMPOTENCY` |
+///
+/// A follow-up holds the serde fields of [`crate::domain::follow_up::FollowUp`] (the message as a
+/// map) and `expires_at` ([`crate::domain::follow_up::FOLLOW_UP_RETENTION_MS`] after its
+/// creation); an idempotency record those of [`crate::domain::follow_up::IdempotencyRecord`] and
+/// `expires_at` 24 hours after its creation (readers also check `created_at`: the TTL deletes late).
+/// A person's follow-ups share one partition, so a data deletion can find them with one `Query`.
+pub const FOLLOW_UP_SK_PREFIX: &str = "FOLLOWUP#";
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+
+pub fn follow_up_pk(page_id: &str, asid: &str) -> String {
+    format!("FOLLOWUP#{page_id}#{asid}")
+}
+
+pub fn follow_up_sk(id: &str) -> String {
+    format!("{FOLLOW_UP_SK_PREFIX}{id}")
+}
+
+pub fn idempotency_pk(key_hash: &str) -> String {
+    format!("IDEMPOTENCY#{key_hash}")
+}
+
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const OPTIN_SK: &str = "OPTIN";

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conversations;
 pub mod erasure;
 pub mod events;
+pub mod follow_ups;
 pub mod logins;
 pub mod messenger;
 pub mod metrics;

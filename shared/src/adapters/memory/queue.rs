@@ -56,6 +56,8 @@ pub struct MemoryRetryQueue {
     pub visibility: Mutex<Vec<(String, u32)>>,
     /// (job, seconds) of every `enqueue_after`.
     pub delayed: Mutex<Vec<(SendJob, u32)>>,
+    /// (job, seconds) of every `enqueue_job_after` of another kind than an initial message.
+    pub delayed_jobs: Mutex<Vec<(Job, u32)>>,
     pub fail: AtomicBool,
 }
 
@@ -97,5 +99,17 @@ impl RetryQueue for MemoryRetryQueue {
         self.check()?;
         lock(&self.delayed).push((job.clone(), delay_seconds.min(MAX_DELAY_SECONDS)));
         Ok(())
+    }
+
+    async fn enqueue_job_after(&self, job: &Job, delay_seconds: u32) -> PortResult<()> {
+        match job {
+            Job::Initial(job) => self.enqueue_after(job, delay_seconds).await,
+            other => {
+                self.check()?;
+                lock(&self.delayed_jobs)
+                    .push((other.clone(), delay_seconds.min(MAX_DELAY_SECONDS)));
+                Ok(())
+            }
+        }
     }
 }

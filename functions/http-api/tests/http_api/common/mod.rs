@@ -39,6 +39,7 @@ pub struct World {
     pub queue: Arc<MemorySendQueue>,
     pub scheduler: Arc<MemoryScheduler>,
     pub clock: Arc<ManualClock>,
+    pub follow_ups: Arc<shared::adapters::memory::follow_ups::MemoryFollowUps>,
 }
 
 pub fn secrets() -> Secrets {
@@ -72,6 +73,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
     let queue = Arc::new(MemorySendQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let clock = Arc::new(ManualClock::at(NOW));
+    let follow_ups = Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default());
     let ports = Ports {
         opt_ins: store.clone(),
         conversations: store.clone(),
@@ -82,6 +84,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         clock: clock.clone(),
+        follow_ups: follow_ups.clone(),
         ..twin_ports()
     };
     let deps = Deps::from_ports(test_config(&env), secrets().into(), &ports);
@@ -93,6 +96,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         queue,
         scheduler,
         clock,
+        follow_ups,
     }
 }
 
@@ -113,6 +117,7 @@ pub fn twin_ports() -> Ports {
         retry: Arc::new(MemoryRetryQueue::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+        follow_ups: Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default()),
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
         clock: Arc::new(ManualClock::at(NOW)),
