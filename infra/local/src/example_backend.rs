@@ -92,8 +92,11 @@ pub enum Refused {
 impl Backend {
     /// A backend verifying with `signing_secret` (`whsec_…`) and replying through the product
     /// API at `api_base_url` with `api_key`.
+    /// `signing_secret` may list several keys separated by spaces (a rotation in progress, as the
+    /// event sender signs with each); a website verifies with its own one: here the first.
     pub fn new(signing_secret: &str, api_base_url: &str, api_key: &str) -> Result<Self, String> {
-        let verifier = standardwebhooks::Webhook::new(signing_secret)
+        let own_key = signing_secret.split_whitespace().next().unwrap_or_default();
+        let verifier = standardwebhooks::Webhook::new(own_key)
             .map_err(|e| format!("EVENTS_SIGNING_SECRET is not a whsec_ secret: {e}"))?;
         Ok(Self {
             verifier,
