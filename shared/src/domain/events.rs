@@ -5,7 +5,8 @@
 //! Every `data` carries `occurred_at` and the person's `state`, and the website's `user_ref` when
 //! one is known, so a receiver can order events itself (delivery order is not guaranteed).
 
-use crate::domain::opt_in::{Millis, utc};
+use crate::domain::login::Permission;
+use crate::domain::opt_in::{HOUR_MS, Millis, OptIn, State, utc};
 use serde::{Deserialize, Serialize};
 
 /// The event types, as their wire names (`type` of the body).
@@ -110,6 +111,206 @@ impl OutboundEvent {
         })
         .to_string()
     }
+}
+
+/// Who an event is about, as every `data` carries it: the person's asid, the website's
+/// `user_ref`, and the person's state (the opt-in's state wire name), each `null` when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub asid: Option<String>,
+    pub user_ref: Option<String>,
+    pub state: Option<State>,
+}
+
+/// Which message a `message.*` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Initial,
+    FollowUp,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Initial => "initial",
+            MessageKind::FollowUp => "follow_up",
+        }
+    }
+}
+
+/// The standard messaging window a person's message opens (Meta: 24 hours after it).
+pub const REPLY_WINDOW_MS: Millis = 24 * HOUR_MS;
+
+/// The stable id of one opt-in (one consent: Page, login_id and generation), for the website:
+/// the `id` of its initial message's `message.sent` / `message.failed`, and the occurrence its
+/// other events derive from. A hash, so the login_id is never in an event in clear.
+pub fn opt_in_id(opt_in: &OptIn) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(
+        format!(
+            "{}\u{1f}{}\u{1f}{}",
+            opt_in.page_id, opt_in.login_id, opt_in.generation
+        )
+        .as_bytes(),
+    );
+    format!("optin_{}", &hex::encode(digest)[..32])
+}
+
+fn event(
+    event_type: EventType,
+    occurrence: &str,
+    occurred_at: Millis,
+    subject: &Subject,
+    fields: serde_json::Value,
+) -> OutboundEvent {
+    let mut data = match fields {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    data.insert("asid".into(), subject.asid.clone().into());
+    data.insert("state".into(), subject.state.map(State::as_str).into());
+    data.insert("user_ref".into(), subject.user_ref.clone().into());
+    OutboundEvent::new(event_type, occurrence, occurred_at, data)
+}
+
+/// `login.completed`: one login (occurrence: the person and the login's time).
+pub fn login_completed(subject: &Subject, permission: Permission, login_at: Millis) -> OutboundEvent {
+    let occurrence = format!("{}\u{1f}{login_at}", subject.asid.as_deref().unwrap_or(""));
+    event(
+        EventType::LoginCompleted,
+        &occurrence,
+        login_at,
+        subject,
+        serde_json::json!({"permission": permission.as_str()}),
+    )
+}
+
+/// `optin.received`: the opt-in (one per consent), at its opt-in time.
+pub fn opt_in_received(subject: &Subject, opt_in: &OptIn) -> OutboundEvent {
+    event(
+        EventType::OptInReceived,
+        &opt_in_id(opt_in),
+        opt_in.opted_in_at,
+        subject,
+        serde_json::json!({
+            "opted_in_at": utc_millis(opt_in.opted_in_at),
+            "deadline_at": utc_millis(opt_in.deadline_at),
+        }),
+    )
+}
+
+/// `message.sent`: message `id` of `kind` (the initial one: [`opt_in_id`]) accepted by Meta as
+/// `message_id` at `sent_at` (occurrence: kind and id, so a retried producer repeats the id).
+pub fn message_sent(
+    subject: &Subject,
+    kind: MessageKind,
+    id: &str,
+    message_id: &str,
+    sent_at: Millis,
+) -> OutboundEvent {
+    event(
+        EventType::MessageSent,
+        &format!("{}\u{1f}{id}", kind.as_str()),
+        sent_at,
+        subject,
+        serde_json::json!({
+            "kind": kind.as_str(),
+            "id": id,
+            "message_id": message_id,
+            "sent_at": utc_millis(sent_at),
+        }),
+    )
+}
+
+/// `message.failed`: message `id` of `kind` will not be sent, for `reason` (a short code).
+pub fn message_failed(
+    subject: &Subject,
+    kind: MessageKind,
+    id: &str,
+    reason: &str,
+    failed_at: Millis,
+) -> OutboundEvent {
+    event(
+        EventType::MessageFailed,
+        &format!("{}\u{1f}{id}", kind.as_str()),
+        failed_at,
+        subject,
+        serde_json::json!({"kind": kind.as_str(), "id": id, "reason": reason}),
+    )
+}
+
+/// `optin.expired`: the opt-in's window ended with no message sent.
+pub fn opt_in_expired(subject: &Subject, opt_in: &OptIn, at: Millis) -> OutboundEvent {
+    event(
+        EventType::OptInExpired,
+        &opt_in_id(opt_in),
+        at,
+        subject,
+        serde_json::json!({}),
+    )
+}
+
+/// `optin.unreachable`: Meta says the person cannot be reached.
+pub fn opt_in_unreachable(subject: &Subject, opt_in: &OptIn, at: Millis) -> OutboundEvent {
+    event(
+        EventType::OptInUnreachable,
+        &opt_in_id(opt_in),
+        at,
+        subject,
+        serde_json::json!({}),
+    )
+}
+
+/// `person.opted_out`: the opt-out recorded on `opt_in` (once per consent), from `source`
+/// (`api`, `stop_keyword`, `stop_notifications`, `deauthorize`, `data_deletion`, …).
+pub fn person_opted_out(
+    subject: &Subject,
+    opt_in: &OptIn,
+    source: &str,
+    opted_out_at: Millis,
+) -> OutboundEvent {
+    event(
+        EventType::PersonOptedOut,
+        &opt_in_id(opt_in),
+        opted_out_at,
+        subject,
+        serde_json::json!({"source": source}),
+    )
+}
+
+/// `person.replied`: the person wrote `text` at `received_at`; the standard window runs to
+/// `received_at` + 24 h. The occurrence names the conversation (`thread`, e.g. Page and PSID),
+/// the time and the text, so a redelivered webhook repeats the id.
+pub fn person_replied(
+    subject: &Subject,
+    thread: &str,
+    text: &str,
+    received_at: Millis,
+) -> OutboundEvent {
+    event(
+        EventType::PersonReplied,
+        &format!("{thread}\u{1f}{received_at}\u{1f}{text}"),
+        received_at,
+        subject,
+        serde_json::json!({
+            "text": text,
+            "received_at": utc_millis(received_at),
+            "window_ends_at": utc_millis(received_at.saturating_add(REPLY_WINDOW_MS)),
+        }),
+    )
+}
+
+/// `person.deleted`: the person's data was erased (Meta's data deletion callback), with the
+/// confirmation code Meta was given (the occurrence: one per deletion request).
+pub fn person_deleted(subject: &Subject, confirmation_code: &str, at: Millis) -> OutboundEvent {
+    event(
+        EventType::PersonDeleted,
+        confirmation_code,
+        at,
+        subject,
+        serde_json::json!({"confirmation_code": confirmation_code}),
+    )
 }
 
 /// RFC 3339 with milliseconds (events of the same second stay ordered).

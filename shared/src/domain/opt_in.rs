@@ -92,10 +92,14 @@ pub enum Event {
     /// A send job found its Page paused (our configuration is wrong or the Page is restricted):
     /// the opt-in waits, unsent, until the Page resumes.
     PagePaused,
+    /// The person opted out after their opt-in ended (SENT, UNREACHABLE or EXPIRED): the opt-out
+    /// is recorded on it (`opted_out_at`, once) and the state and its evidence stay as they are,
+    /// so [`OptIn::has_opted_out`] refuses every later follow-up.
+    OptOutAfterEnd,
 }
 
 impl Event {
-    pub const ALL: [Event; 10] = [
+    pub const ALL: [Event; 11] = [
         Event::Claim,
         Event::Accepted,
         Event::TransientFailure,
@@ -106,6 +110,7 @@ impl Event {
         Event::OptOut,
         Event::Resume,
         Event::PagePaused,
+        Event::OptOutAfterEnd,
     ];
 
     /// The states this event may leave from.
@@ -125,12 +130,14 @@ impl Event {
             Event::OptOut => &[OptedIn, Sending, Retrying, Paused],
             Event::Resume => &[Paused],
             Event::PagePaused => &[OptedIn, Retrying],
+            Event::OptOutAfterEnd => &[Sent, Unreachable, Expired],
         }
     }
 
-    /// The state this event leads to.
-    pub fn target(self) -> State {
-        match self {
+    /// The state this event leads to; `None` for an event that records something on the opt-in
+    /// and leaves its state as it is ([`Event::OptOutAfterEnd`]).
+    pub fn target(self) -> Option<State> {
+        Some(match self {
             Event::Claim => State::Sending,
             Event::Accepted => State::Sent,
             Event::TransientFailure => State::Retrying,
@@ -141,7 +148,8 @@ impl Event {
             Event::OptOut => State::OptedOut,
             Event::Resume => State::Retrying,
             Event::PagePaused => State::Paused,
-        }
+            Event::OptOutAfterEnd => return None,
+        })
     }
 
     /// Whether leaving `SENDING` with this event requires the current lease to have expired
@@ -173,7 +181,7 @@ pub struct TransitionRefused {
 /// The pure state machine: where `event` takes an opt-in that is in `from`.
 pub fn transition(from: State, event: Event) -> Result<State, TransitionRefused> {
     if event.sources().contains(&from) {
-        Ok(event.target())
+        Ok(event.target().unwrap_or(from))
     } else {
         Err(TransitionRefused { from, event })
     }
@@ -440,6 +448,9 @@ mod tests {
             (State::Paused, Event::Resume, State::Retrying),
             (State::OptedIn, Event::PagePaused, State::Paused),
             (State::Retrying, Event::PagePaused, State::Paused),
+            (State::Sent, Event::OptOutAfterEnd, State::Sent),
+            (State::Unreachable, Event::OptOutAfterEnd, State::Unreachable),
+            (State::Expired, Event::OptOutAfterEnd, State::Expired),
         ];
         for (from, event, to) in expected {
             assert_eq!(transition(*from, *event), Ok(*to), "{from} --{event:?}-->");
@@ -468,14 +479,27 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_refuse_every_event() {
+    fn nothing_leaves_a_terminal_state() {
         for from in State::ALL.into_iter().filter(|s| s.is_terminal()) {
             for event in Event::ALL {
-                assert!(
-                    transition(from, event).is_err(),
-                    "{from} accepted {event:?}"
-                );
+                match transition(from, event) {
+                    Err(_) => {}
+                    // Issue 12: an opt-out after the end is recorded; the state stays.
+                    Ok(to) => assert_eq!(
+                        (to, event),
+                        (from, Event::OptOutAfterEnd),
+                        "{from} left by {event:?}"
+                    ),
+                }
             }
+        }
+        // Every state but OPTED_OUT can record an opt-out, one way or the other.
+        for from in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+            let recorded = [Event::OptOut, Event::OptOutAfterEnd]
+                .iter()
+                .filter(|e| transition(from, **e).is_ok())
+                .count();
+            assert_eq!(recorded, 1, "{from}");
         }
     }
 
@@ -489,6 +513,7 @@ mod tests {
 
     #[test]
     fn sending_rules_distinguish_owner_from_expired_lease() {
+        assert!(!Event::OptOutAfterEnd.sources().contains(&State::Sending));
         for event in Event::ALL {
             if event.sources().contains(&State::Sending) && event != Event::OptOut {
                 assert!(

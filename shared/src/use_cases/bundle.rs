@@ -3,6 +3,7 @@
 
 use crate::config::settings::Config;
 use crate::ports::bundle::Ports;
+use crate::use_cases::events::Events;
 use crate::use_cases::expire::Deadlines;
 use crate::use_cases::opt_out::OptOuts;
 use crate::use_cases::page::PagePorts;
@@ -15,6 +16,19 @@ impl Ports {
             scheduler: self.scheduler.as_ref(),
             alerts: self.alerts.as_ref(),
             metrics: self.metrics.as_ref(),
+            events: self.events(),
+        }
+    }
+
+    /// Events to the website backend ([`Events`]); failures absorbed unless the producer asks
+    /// for them ([`Events::redelivered`]).
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            publisher: self.events.as_ref(),
+            logins: self.logins.as_ref(),
+            opt_ins: self.opt_ins.as_ref(),
+            metrics: self.metrics.as_ref(),
+            redelivered: false,
         }
     }
 
@@ -26,6 +40,7 @@ impl Ports {
             scheduler: self.scheduler.as_ref(),
             alerts: self.alerts.as_ref(),
             metrics: self.metrics.as_ref(),
+            events: self.events(),
             window_ms: config.optin_window_ms,
             alert_lead_ms: config.alert_lead_ms,
         }

@@ -1,6 +1,7 @@
 //! A Login Connect opt-in (`optin.login_id`): recorded with one conditional write that also checks
-//! the person's erasure marker, then the send is queued and the deadline alert arranged. A
-//! redelivery of an opt-in no sender has touched yet repeats those follow-up steps.
+//! the person's erasure marker, then the send is queued, the deadline alert arranged and
+//! `optin.received` emitted. A redelivery of an opt-in no sender has touched yet repeats those
+//! follow-up steps; every redelivery emits `optin.received` again, with the same event id.
 
 use super::outcome::ItemOutcome;
 use crate::deps::Deps;
@@ -69,13 +70,37 @@ pub async fn on_opt_in(
             // Only an opt-in no sender has touched yet needs the follow-up steps again (the
             // first delivery may have failed after the write); later states are past them.
             if existing.state != shared::domain::opt_in::State::OptedIn {
+                received(deps, &as_received(&existing, opt_in)).await?;
                 return Ok(ItemOutcome::Duplicate);
             }
             (*existing, ItemOutcome::Duplicate)
         }
     };
     follow_up(deps, &opt_in, now).await;
+    received(deps, &opt_in).await?;
     Ok(outcome)
+}
+
+/// `optin.received`, for the first delivery and again for every redelivery (the same event id):
+/// a failure is returned, so Facebook redelivers and the redelivery emits it again.
+async fn received(deps: &Deps, opt_in: &OptIn) -> Result<(), PortError> {
+    deps.ports
+        .events()
+        .redelivered()
+        .opt_in_received(opt_in)
+        .await
+}
+
+/// The opt-in a redelivery reports: the stored one, or, when a stop came first (an opt-out
+/// placeholder holds no opt-in evidence), this webhook's, in the placeholder's state.
+fn as_received(existing: &OptIn, webhook: OptIn) -> OptIn {
+    if !shared::use_cases::opt_out::is_placeholder(existing) {
+        return existing.clone();
+    }
+    OptIn {
+        state: existing.state,
+        ..webhook
+    }
 }
 
 /// Enqueue the send and arrange the deadline alert. Failures are logged, not returned: the opt-in

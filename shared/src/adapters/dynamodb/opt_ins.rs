@@ -13,7 +13,7 @@
 
 use crate::adapters::aws::port_error;
 use crate::adapters::dynamodb::codec::{
-    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s,
+    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s, target_state,
 };
 use crate::adapters::dynamodb::handle::{PutNew, Table, due_shard_query};
 use crate::adapters::dynamodb::table;
@@ -199,6 +199,16 @@ fn renewal_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// Record the state the opt-out found (SENDING: a send was in flight). First in the SET list:
+/// every right-hand side reads the item as it was before this update.
+fn record_opted_out_from(e: &mut Expr) {
+    let from = e.name("opted_out_from");
+    let state = e.name("state");
+    e.update = e
+        .update
+        .replacen("SET ", &format!("SET {from} = {state}, "), 1);
+}
+
 fn finish_event(outcome: &SendOutcome) -> Event {
     match outcome {
         SendOutcome::Sent { .. } => Event::Accepted,
@@ -311,13 +321,14 @@ impl OptInStore for DynamoOptInStore {
         e.condition = format!("{sources} AND {deadline} > {now_v}");
         let attempts = e.name("attempts");
         let one = e.value("one", n(1));
+        let mut set = target_state(event);
+        set.extend([
+            ("lease_owner", s(owner)),
+            ("lease_until", n(lease_until)),
+            ("updated_at", n(now)),
+        ]);
         e.set_update(
-            &[
-                ("state", s(event.target().as_str())),
-                ("lease_owner", s(owner)),
-                ("lease_until", n(lease_until)),
-                ("updated_at", n(now)),
-            ],
+            &set,
             &[],
             &format!("ADD {attempts} {one}"),
         );
@@ -334,7 +345,10 @@ impl OptInStore for DynamoOptInStore {
         let event = finish_event(outcome);
         let mut e = Expr::default();
         e.condition = e.source_condition(event, now, Some(owner));
-        let target = s(event.target().as_str());
+        let target = match event.target() {
+            Some(target) => s(target.as_str()),
+            None => return Err(PortError::new(SERVICE, "finish_send: no target state")),
+        };
         match outcome {
             SendOutcome::Sent { message_id } => e.set_update(
                 &[
@@ -422,14 +436,28 @@ impl OptInStore for DynamoOptInStore {
             ],
             &LEASE_AND_DUE,
         );
-        // Record the state the opt-out found (SENDING: a send was in flight). First in the SET
-        // list: every right-hand side reads the item as it was before this update.
-        let from = e.name("opted_out_from");
-        let state = e.name("state");
-        e.update = e
-            .update
-            .replacen("SET ", &format!("SET {from} = {state}, "), 1);
+        record_opted_out_from(&mut e);
         self.update(key, "opt_out", e).await
+    }
+
+    async fn opt_out_after_end(
+        &self,
+        key: &OptInKey,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let mut e = Expr::transition(
+            Event::OptOutAfterEnd,
+            now,
+            None,
+            &[("opted_out_at", n(now)), ("opt_out_source", s(source))],
+            &[],
+        );
+        // Once: an opt-out already recorded keeps its time and source.
+        let out = e.name("opted_out_at");
+        e.condition = format!("{} AND attribute_not_exists({out})", e.condition);
+        record_opted_out_from(&mut e);
+        self.update(key, "opt_out_after_end", e).await
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {

@@ -138,6 +138,38 @@ impl MemoryOptInStore {
     }
 }
 
+impl MemoryOptInStore {
+    /// An opt-out by `event` ([`Event::OptOut`] ends the opt-in, [`Event::OptOutAfterEnd`] keeps
+    /// its state), recorded once, with the state it found, as the DynamoDB updates do.
+    fn record_opt_out(
+        &self,
+        key: &OptInKey,
+        event: Event,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let found = std::cell::Cell::new(None);
+        self.apply(
+            key,
+            event,
+            |i| {
+                found.set(Some(i.state));
+                // After the end: once (DynamoDB: `attribute_not_exists(opted_out_at)`).
+                event == Event::OptOut || i.opted_out_at.is_none()
+            },
+            |i| {
+                i.opted_out_from = found.get();
+                i.opted_out_at = Some(now);
+                i.opt_out_source = Some(source.to_owned());
+                i.updated_at = now;
+                if event == Event::OptOut {
+                    end(i, now);
+                }
+            },
+        )
+    }
+}
+
 fn end(item: &mut OptIn, now: Millis) {
     item.terminal_at = Some(now);
     item.lease_owner = None;
@@ -291,23 +323,16 @@ impl OptInStore for MemoryOptInStore {
     }
 
     async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
-        // The state the opt-out found, recorded as the DynamoDB update's `SET from = state` does.
-        let found = std::cell::Cell::new(None);
-        self.apply(
-            key,
-            Event::OptOut,
-            |i| {
-                found.set(Some(i.state));
-                true
-            },
-            |i| {
-                i.opted_out_from = found.get();
-                i.opted_out_at = Some(now);
-                i.opt_out_source = Some(source.to_owned());
-                i.updated_at = now;
-                end(i, now);
-            },
-        )
+        self.record_opt_out(key, Event::OptOut, source, now)
+    }
+
+    async fn opt_out_after_end(
+        &self,
+        key: &OptInKey,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        self.record_opt_out(key, Event::OptOutAfterEnd, source, now)
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
