@@ -39,6 +39,8 @@ pub struct World {
     pub queue: Arc<MemorySendQueue>,
     pub scheduler: Arc<MemoryScheduler>,
     pub clock: Arc<ManualClock>,
+    /// Events to the website backend, as published.
+    pub events: Arc<shared::adapters::memory::events::MemoryEvents>,
 }
 
 pub fn secrets() -> Secrets {
@@ -72,6 +74,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
     let queue = Arc::new(MemorySendQueue::default());
     let scheduler = Arc::new(MemoryScheduler::default());
     let clock = Arc::new(ManualClock::at(NOW));
+    let events = Arc::new(shared::adapters::memory::events::MemoryEvents::default());
     let ports = Ports {
         opt_ins: store.clone(),
         conversations: store.clone(),
@@ -82,6 +85,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         queue: queue.clone(),
         scheduler: scheduler.clone(),
         clock: clock.clone(),
+        events: events.clone(),
         ..twin_ports()
     };
     let deps = Deps::from_ports(test_config(&env), secrets().into(), &ports);
@@ -93,6 +97,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         queue,
         scheduler,
         clock,
+        events,
     }
 }
 
