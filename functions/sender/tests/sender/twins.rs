@@ -24,6 +24,7 @@ pub struct Twins {
     pub messenger: Arc<MemoryMessenger>,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<MemoryMetrics>,
+    pub events: Arc<shared::adapters::memory::events::MemoryEvents>,
 }
 
 impl Twins {
@@ -39,6 +40,7 @@ impl Twins {
             messenger: Arc::new(MemoryMessenger::default()),
             clock: Arc::new(ManualClock::at(now)),
             metrics: Arc::new(MemoryMetrics::default()),
+            events: Arc::default(),
         }
     }
 
@@ -53,7 +55,7 @@ impl Twins {
             queue: self.queue.clone(),
             retry: self.retry.clone(),
             scheduler: self.scheduler.clone(),
-            events: Arc::new(shared::adapters::memory::events::MemoryEvents::default()),
+            events: self.events.clone(),
             alerts: self.alerts.clone(),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
