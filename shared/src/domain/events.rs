@@ -333,6 +333,144 @@ mod tests {
         assert!(a.starts_with("evt_") && a.len() == 36);
     }
 
+    fn subject() -> Subject {
+        Subject {
+            asid: Some("42".into()),
+            user_ref: Some("cust_1".into()),
+            state: Some(State::Sent),
+        }
+    }
+
+    fn opt_in() -> OptIn {
+        let mut o = OptIn::new(
+            crate::domain::opt_in::OptInKey::new("p", "login-secret"),
+            Some(1_764_000_000_000),
+            1_764_000_000_000,
+            24 * HOUR_MS,
+            0,
+        );
+        o.generation = 1;
+        o
+    }
+
+    /// The keys of an event's `data`, sorted.
+    fn keys(event: &OutboundEvent) -> Vec<&str> {
+        let mut keys: Vec<&str> = event.data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    const COMMON: [&str; 4] = ["asid", "occurred_at", "state", "user_ref"];
+
+    fn with_common<'a>(own: &[&'a str]) -> Vec<&'a str> {
+        let mut all: Vec<&str> = COMMON.iter().copied().chain(own.iter().copied()).collect();
+        all.sort_unstable();
+        all
+    }
+
+    #[test]
+    fn every_constructor_builds_its_type_with_its_fields_and_the_common_ones() {
+        let s = subject();
+        let o = opt_in();
+        let id = opt_in_id(&o);
+        let at = 1_764_000_100_000;
+        let cases = [
+            (
+                login_completed(&s, Permission::Granted, at),
+                EventType::LoginCompleted,
+                vec!["permission"],
+            ),
+            (
+                opt_in_received(&s, &o),
+                EventType::OptInReceived,
+                vec!["deadline_at", "opted_in_at"],
+            ),
+            (
+                message_sent(&s, MessageKind::Initial, &id, "m.1", at),
+                EventType::MessageSent,
+                vec!["id", "kind", "message_id", "sent_at"],
+            ),
+            (
+                message_failed(&s, MessageKind::FollowUp, "msg_1", "outside_window", at),
+                EventType::MessageFailed,
+                vec!["id", "kind", "reason"],
+            ),
+            (
+                opt_in_expired(&s, &o, at),
+                EventType::OptInExpired,
+                vec![],
+            ),
+            (
+                opt_in_unreachable(&s, &o, at),
+                EventType::OptInUnreachable,
+                vec![],
+            ),
+            (
+                person_opted_out(&s, &o, "stop_keyword", at),
+                EventType::PersonOptedOut,
+                vec!["source"],
+            ),
+            (
+                person_replied(&s, "p\u{1f}psid", "hi", at),
+                EventType::PersonReplied,
+                vec!["received_at", "text", "window_ends_at"],
+            ),
+            (
+                person_deleted(&s, "CODE1", at),
+                EventType::PersonDeleted,
+                vec!["confirmation_code"],
+            ),
+        ];
+        for (event, event_type, own) in &cases {
+            assert_eq!(event.event_type, *event_type);
+            assert_eq!(keys(event), with_common(own), "{event_type:?}");
+            assert_eq!(event.data["asid"], "42");
+            assert_eq!(event.data["user_ref"], "cust_1");
+            assert_eq!(event.data["state"], "SENT");
+            assert!(!event.body().contains("login-secret"), "{event_type:?}");
+        }
+        let sent = &cases[2].0;
+        assert_eq!(sent.data["kind"], "initial");
+        assert_eq!(sent.data["id"], id.as_str());
+        assert_eq!(sent.data["sent_at"], "2025-11-24T16:01:40.000Z");
+        assert_eq!(cases[3].0.data["kind"], "follow_up");
+        assert_eq!(cases[0].0.data["permission"], "granted");
+        let replied = &cases[7].0;
+        assert_eq!(replied.data["received_at"], "2025-11-24T16:01:40.000Z");
+        assert_eq!(replied.data["window_ends_at"], "2025-11-25T16:01:40.000Z");
+        assert_eq!(cases[1].0.occurred_at, o.opted_in_at);
+        // Unknown: nulls, never missing keys.
+        let unknown = opt_in_expired(&Subject::default(), &o, at);
+        for key in ["asid", "user_ref", "state"] {
+            assert_eq!(unknown.data[key], serde_json::Value::Null, "{key}");
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_occurrence_not_the_emission() {
+        let s = subject();
+        let o = opt_in();
+        let id = opt_in_id(&o);
+        assert!(id.starts_with("optin_") && id.len() == 38);
+        assert!(!id.contains("login-secret"));
+        let mut next = o.clone();
+        next.generation = 2;
+        assert_ne!(opt_in_id(&next), id, "a new consent is a new opt-in");
+        // The same occurrence, whenever and with whatever subject it is built: the same id.
+        let a = message_sent(&s, MessageKind::Initial, &id, "m.1", 1);
+        let b = message_sent(&Subject::default(), MessageKind::Initial, &id, "m.1", 2);
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, message_sent(&s, MessageKind::FollowUp, &id, "m.1", 1).id);
+        assert_eq!(
+            person_opted_out(&s, &o, "api", 5).id,
+            person_opted_out(&s, &o, "api", 5).id
+        );
+        let r1 = person_replied(&s, "t", "hi", 7);
+        assert_eq!(r1.id, person_replied(&s, "t", "hi", 7).id);
+        assert_ne!(r1.id, person_replied(&s, "t", "hi", 8).id);
+        assert_ne!(r1.id, person_replied(&s, "t", "hello", 7).id);
+    }
+
     #[test]
     fn the_body_is_the_standard_webhooks_envelope() {
         let mut data = serde_json::Map::new();

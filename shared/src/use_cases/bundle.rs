@@ -82,6 +82,7 @@ mod tests {
         let logins = Arc::new(MemoryLoginStore::default());
         let metrics = Arc::new(MemoryMetrics::default());
         let queue = Arc::new(MemorySendQueue::default());
+        let events = Arc::new(crate::adapters::memory::events::MemoryEvents::default());
         let ports = Ports {
             opt_ins: opt_ins.clone(),
             conversations: opt_ins.clone(),
@@ -91,7 +92,7 @@ mod tests {
             queue: queue.clone(),
             retry: Arc::new(MemoryRetryQueue::default()),
             scheduler: Arc::new(MemoryScheduler::default()),
-            events: Arc::new(crate::adapters::memory::events::MemoryEvents::default()),
+            events: events.clone(),
             alerts: Arc::new(MemoryAlerts::default()),
             metrics: metrics.clone(),
             clock: Arc::new(ManualClock::at(0)),
@@ -103,6 +104,9 @@ mod tests {
         opt_ins.create_opt_in(&o).await.unwrap();
         assert!(ports.deadlines().expire(&o.key(), 1_000).await.is_some());
         assert_eq!(metrics.sum(Metric::DeadlinesMissed), 1.0);
+        use crate::domain::events::EventType;
+        assert_eq!(events.of_type(EventType::OptInExpired).len(), 1);
+        assert_eq!(events.of_type(EventType::MessageFailed).len(), 1);
         let other = OptIn::new(OptInKey::new("p", "b"), Some(0), 0, 1_000, 0);
         opt_ins.create_opt_in(&other).await.unwrap();
         ports
@@ -112,6 +116,7 @@ mod tests {
             .unwrap();
         let stored = opt_ins.get_opt_in(&other.key()).await.unwrap().unwrap();
         assert_eq!(stored.state, State::OptedOut);
+        assert_eq!(events.of_type(EventType::PersonOptedOut).len(), 1);
         assert_eq!(ports.page_ports(&config).margin_ms, requeue_margin(&config));
     }
 
