@@ -8,6 +8,7 @@ mod adapters;
 mod conversation;
 mod deadlines;
 mod login;
+mod opt_out_after_end;
 mod sender;
 mod sender_graph;
 mod sweep;
