@@ -175,7 +175,11 @@ fn event(
 }
 
 /// `login.completed`: one login (occurrence: the person and the login's time).
-pub fn login_completed(subject: &Subject, permission: Permission, login_at: Millis) -> OutboundEvent {
+pub fn login_completed(
+    subject: &Subject,
+    permission: Permission,
+    login_at: Millis,
+) -> OutboundEvent {
     let occurrence = format!("{}\u{1f}{login_at}", subject.asid.as_deref().unwrap_or(""));
     event(
         EventType::LoginCompleted,
@@ -395,11 +399,7 @@ mod tests {
                 EventType::MessageFailed,
                 vec!["id", "kind", "reason"],
             ),
-            (
-                opt_in_expired(&s, &o, at),
-                EventType::OptInExpired,
-                vec![],
-            ),
+            (opt_in_expired(&s, &o, at), EventType::OptInExpired, vec![]),
             (
                 opt_in_unreachable(&s, &o, at),
                 EventType::OptInUnreachable,
@@ -460,7 +460,10 @@ mod tests {
         let a = message_sent(&s, MessageKind::Initial, &id, "m.1", 1);
         let b = message_sent(&Subject::default(), MessageKind::Initial, &id, "m.1", 2);
         assert_eq!(a.id, b.id);
-        assert_ne!(a.id, message_sent(&s, MessageKind::FollowUp, &id, "m.1", 1).id);
+        assert_ne!(
+            a.id,
+            message_sent(&s, MessageKind::FollowUp, &id, "m.1", 1).id
+        );
         assert_eq!(
             person_opted_out(&s, &o, "api", 5).id,
             person_opted_out(&s, &o, "api", 5).id

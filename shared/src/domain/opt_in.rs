@@ -449,7 +449,11 @@ mod tests {
             (State::OptedIn, Event::PagePaused, State::Paused),
             (State::Retrying, Event::PagePaused, State::Paused),
             (State::Sent, Event::OptOutAfterEnd, State::Sent),
-            (State::Unreachable, Event::OptOutAfterEnd, State::Unreachable),
+            (
+                State::Unreachable,
+                Event::OptOutAfterEnd,
+                State::Unreachable,
+            ),
             (State::Expired, Event::OptOutAfterEnd, State::Expired),
         ];
         for (from, event, to) in expected {

@@ -68,7 +68,13 @@ impl<'a> Events<'a> {
         }
     }
 
-    fn not_queued(&self, page_id: &str, event_type: &str, id: &str, e: PortError) -> PortResult<()> {
+    fn not_queued(
+        &self,
+        page_id: &str,
+        event_type: &str,
+        id: &str,
+        e: PortError,
+    ) -> PortResult<()> {
         error!(event_type, event_id = %id, error = %e, redelivered = self.redelivered, "event not queued");
         self.metrics
             .record(page_id, &[Sample::count(Metric::EventsNotQueued)]);
@@ -131,11 +137,8 @@ impl<'a> Events<'a> {
             user_ref: login.user_ref.clone(),
             state,
         };
-        let event = crate::domain::events::login_completed(
-            &subject,
-            login.permission,
-            login.last_login_at,
-        );
+        let event =
+            crate::domain::events::login_completed(&subject, login.permission, login.last_login_at);
         self.publish(&login.page_id, &event).await
     }
 

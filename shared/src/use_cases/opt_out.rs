@@ -565,18 +565,33 @@ mod tests {
         assert_eq!(out.unwrap().outcome, OptOutOutcome::Recorded);
         assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 1.0);
         // Redelivered (a webhook): the failure is returned, the opt-out stays recorded.
-        let failed = w.ports().redelivered().opt_out_person(&o.key(), "api", 2_100).await;
+        let failed = w
+            .ports()
+            .redelivered()
+            .opt_out_person(&o.key(), "api", 2_100)
+            .await;
         assert!(failed.is_err());
         assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 2.0);
         let now = w.store.get_opt_in(&o.key()).await.unwrap().unwrap();
-        assert_eq!((now.state, now.opted_out_at), (State::OptedOut, Some(2_000)));
+        assert_eq!(
+            (now.state, now.opted_out_at),
+            (State::OptedOut, Some(2_000))
+        );
         // The redelivery emits it, with the id the first try would have had.
         w.events.fail.store(false, Ordering::SeqCst);
-        w.ports().redelivered().opt_out_person(&o.key(), "api", 2_200).await.unwrap();
+        w.ports()
+            .redelivered()
+            .opt_out_person(&o.key(), "api", 2_200)
+            .await
+            .unwrap();
         let emitted = w.events.of_type(EventType::PersonOptedOut);
         assert_eq!(emitted.len(), 1);
         assert_eq!(emitted[0].data["state"], "OPTED_OUT");
-        assert_eq!(emitted[0].data["asid"], serde_json::Value::Null, "no LOGIN linked");
+        assert_eq!(
+            emitted[0].data["asid"],
+            serde_json::Value::Null,
+            "no LOGIN linked"
+        );
         assert_eq!(
             emitted[0].id,
             crate::domain::events::person_opted_out(&Default::default(), &now, "api", 2_000).id

@@ -13,7 +13,10 @@ const SECRET_JSON: &str =
     r#"{"app_secret":"a","page_access_token":"p","client_token":"c","verify_token":"v"}"#;
 
 /// The store over a fresh stack; the moto handle keeps the server up while the test holds it.
-async fn store() -> (std::sync::Arc<integration_tests::moto::MotoServer>, DynamoOptInStore) {
+async fn store() -> (
+    std::sync::Arc<integration_tests::moto::MotoServer>,
+    DynamoOptInStore,
+) {
     let moto = shared_moto();
     let sdk = moto.sdk_config().await;
     let stack = format!("o{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -30,14 +33,26 @@ async fn store() -> (std::sync::Arc<integration_tests::moto::MotoServer>, Dynamo
 }
 
 async fn opted_in(store: &DynamoOptInStore, login_id: &str) -> OptInKey {
-    let o = OptIn::new(OptInKey::new("200", login_id), Some(1_000), 1_000, 60_000, 0);
+    let o = OptIn::new(
+        OptInKey::new("200", login_id),
+        Some(1_000),
+        1_000,
+        60_000,
+        0,
+    );
     store.create_opt_in(&o).await.unwrap();
     o.key()
 }
 
 async fn sent(store: &DynamoOptInStore, login_id: &str) -> OptInKey {
     let key = opted_in(store, login_id).await;
-    assert!(store.claim_for_send(&key, "s", 2_000, 30_000).await.unwrap().is_done());
+    assert!(
+        store
+            .claim_for_send(&key, "s", 2_000, 30_000)
+            .await
+            .unwrap()
+            .is_done()
+    );
     let outcome = SendOutcome::Sent {
         message_id: "m.1".into(),
     };
@@ -51,7 +66,8 @@ async fn an_opt_out_after_the_initial_message_is_recorded_once_and_keeps_the_evi
     let (_moto, store) = store().await;
     let key = sent(&store, "L1").await;
     // The opt-out of a live opt-in is refused: SENT is not one of its sources.
-    let Transitioned::Refused(Some(found)) = store.opt_out(&key, "stop_keyword", 3_000).await.unwrap()
+    let Transitioned::Refused(Some(found)) =
+        store.opt_out(&key, "stop_keyword", 3_000).await.unwrap()
     else {
         panic!("SENT is terminal");
     };
@@ -64,8 +80,14 @@ async fn an_opt_out_after_the_initial_message_is_recorded_once_and_keeps_the_evi
         panic!("the opt-out after the end must be recorded");
     };
     assert_eq!(item.state, State::Sent);
-    assert_eq!((item.message_id.as_deref(), item.sent_at), (Some("m.1"), Some(2_500)));
-    assert_eq!((item.opted_out_at, item.terminal_at), (Some(3_000), Some(2_500)));
+    assert_eq!(
+        (item.message_id.as_deref(), item.sent_at),
+        (Some("m.1"), Some(2_500))
+    );
+    assert_eq!(
+        (item.opted_out_at, item.terminal_at),
+        (Some(3_000), Some(2_500))
+    );
     assert_eq!(item.opt_out_source.as_deref(), Some("stop_keyword"));
     assert_eq!(item.opted_out_from, Some(State::Sent));
     assert!(item.has_opted_out());
@@ -84,18 +106,33 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
     // EXPIRED and UNREACHABLE: recorded, state kept.
     let expired = opted_in(&store, "E").await;
     assert!(store.expire(&expired, 61_000).await.unwrap().is_done());
-    let done = store.opt_out_after_end(&expired, "api", 62_000).await.unwrap();
+    let done = store
+        .opt_out_after_end(&expired, "api", 62_000)
+        .await
+        .unwrap();
     let Transitioned::Done(item) = done else {
         panic!("EXPIRED: {done:?}");
     };
-    assert_eq!((item.state, item.opted_out_at), (State::Expired, Some(62_000)));
+    assert_eq!(
+        (item.state, item.opted_out_at),
+        (State::Expired, Some(62_000))
+    );
     let unreachable = opted_in(&store, "U").await;
-    store.claim_for_send(&unreachable, "s", 2_000, 30_000).await.unwrap();
+    store
+        .claim_for_send(&unreachable, "s", 2_000, 30_000)
+        .await
+        .unwrap();
     let outcome = SendOutcome::Unreachable {
         error: Default::default(),
     };
-    store.finish_send(&unreachable, "s", &outcome, 2_100).await.unwrap();
-    let done = store.opt_out_after_end(&unreachable, "deauthorize", 3_000).await.unwrap();
+    store
+        .finish_send(&unreachable, "s", &outcome, 2_100)
+        .await
+        .unwrap();
+    let done = store
+        .opt_out_after_end(&unreachable, "deauthorize", 3_000)
+        .await
+        .unwrap();
     assert!(done.is_done(), "UNREACHABLE: {done:?}");
     // A live opt-in, an opted-out one, none: refused, unchanged.
     let live = opted_in(&store, "L").await;
@@ -105,7 +142,13 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
     };
     assert_eq!((item.state, item.opted_out_at), (State::OptedIn, None));
     assert!(store.opt_out(&live, "api", 3_000).await.unwrap().is_done());
-    assert!(!store.opt_out_after_end(&live, "api", 4_000).await.unwrap().is_done());
+    assert!(
+        !store
+            .opt_out_after_end(&live, "api", 4_000)
+            .await
+            .unwrap()
+            .is_done()
+    );
     assert_eq!(
         store.get_opt_in(&live).await.unwrap().unwrap().opted_out_at,
         Some(3_000)

@@ -74,10 +74,7 @@ pub async fn on_message(
     };
     // The reply, to the website (its text in the event body only, never in a log).
     if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
-        opt_outs
-            .events
-            .person_replied(&key, psid, text, at)
-            .await?;
+        opt_outs.events.person_replied(&key, psid, text, at).await?;
     }
     Ok(outcome)
 }

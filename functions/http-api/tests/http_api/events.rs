@@ -71,7 +71,10 @@ fn key() -> OptInKey {
 /// The person's opt-in, its initial message sent at `NOW + 1000`.
 async fn sent(w: &World) {
     let key = key();
-    w.store.claim_for_send(&key, "s", NOW, NOW + 60_000).await.unwrap();
+    w.store
+        .claim_for_send(&key, "s", NOW, NOW + 60_000)
+        .await
+        .unwrap();
     let outcome = SendOutcome::Sent {
         message_id: "m.1".into(),
     };
@@ -118,8 +121,16 @@ async fn an_event_not_queued_makes_the_webhook_ask_for_redelivery_and_keeps_the_
     w.events.fail.store(true, Ordering::SeqCst);
     let r = send(&w, opt_in("L1", NOW)).await;
     assert_eq!(r.status(), 503, "Meta must redeliver");
-    let stored = w.store.get_opt_in(&OptInKey::new(PAGE, "L1")).await.unwrap();
-    assert_eq!(stored.unwrap().state, State::OptedIn, "recorded all the same");
+    let stored = w
+        .store
+        .get_opt_in(&OptInKey::new(PAGE, "L1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.unwrap().state,
+        State::OptedIn,
+        "recorded all the same"
+    );
     assert_eq!(w.queue.jobs().len(), 1, "the send is queued all the same");
     w.events.fail.store(false, Ordering::SeqCst);
     assert_eq!(send(&w, opt_in("L1", NOW)).await.status(), 200);
@@ -139,7 +150,10 @@ async fn stop_after_the_initial_message_is_recorded_answered_and_emitted() {
     assert_eq!(r.status(), 200);
     let item = w.store.get_opt_in(&key()).await.unwrap().unwrap();
     assert!(item.has_opted_out());
-    assert_eq!((item.state, item.message_id.as_deref()), (State::Sent, Some("m.1")));
+    assert_eq!(
+        (item.state, item.message_id.as_deref()),
+        (State::Sent, Some("m.1"))
+    );
     let e = only(&w, EventType::PersonOptedOut);
     assert_eq!(e.data["source"], "stop_keyword");
     assert_eq!(e.data["state"], "SENT");
@@ -149,7 +163,11 @@ async fn stop_after_the_initial_message_is_recorded_answered_and_emitted() {
     let user = json_of(&r);
     assert_eq!(user["state"], "SENT");
     assert_eq!(user["opted_out_at"], "2026-11-24T17:00:00.000Z");
-    let r = send(&w, Req::post(&format!("/v1/users/{ASID}/opt-out")).key(KEY_OLD)).await;
+    let r = send(
+        &w,
+        Req::post(&format!("/v1/users/{ASID}/opt-out")).key(KEY_OLD),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(json_of(&r)["in_flight"], false);
     assert_eq!(json_of(&r)["opted_out_at"], "2026-11-24T17:00:00.000Z");
@@ -164,7 +182,11 @@ async fn a_reply_becomes_person_replied_with_its_window() {
     let login_id = expected_login_id(ASID);
     send(&w, opt_in(&login_id, NOW)).await;
     w.clock.set(NOW + 60_000);
-    let r = send(&w, message("PSID1", "Is it in blue?", Some(&login_id), NOW + 5)).await;
+    let r = send(
+        &w,
+        message("PSID1", "Is it in blue?", Some(&login_id), NOW + 5),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let e = only(&w, EventType::PersonReplied);
     assert_eq!(e.data["text"], "Is it in blue?");
@@ -172,7 +194,11 @@ async fn a_reply_becomes_person_replied_with_its_window() {
     assert_eq!(e.data["received_at"], "2026-11-24T16:00:00.005Z");
     assert_eq!(e.data["window_ends_at"], "2026-11-25T16:00:00.005Z");
     // Later messages carry only the PSID; a redelivery repeats the id.
-    send(&w, message("PSID1", "Is it in blue?", Some(&login_id), NOW + 5)).await;
+    send(
+        &w,
+        message("PSID1", "Is it in blue?", Some(&login_id), NOW + 5),
+    )
+    .await;
     send(&w, message("PSID1", "thanks", None, NOW + 9)).await;
     let all = w.events.of_type(EventType::PersonReplied);
     assert_eq!(all.len(), 3);
@@ -203,7 +229,10 @@ async fn a_data_deletion_emits_opted_out_then_deleted_with_the_user_ref() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let code = json_of(&r)["confirmation_code"].as_str().unwrap().to_owned();
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = only(&w, EventType::PersonOptedOut);
     assert_eq!(out.data["source"], "data_deletion");
     let deleted = only(&w, EventType::PersonDeleted);

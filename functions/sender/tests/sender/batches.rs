@@ -894,7 +894,11 @@ async fn the_opt_in_is_claimed_only_after_the_text_is_rendered() {
     handle_batch(&w.deps, job_event("m1", &key)).await;
     // The render's read comes before the claim; the event's (issue 12) after SENT.
     let states = logins.states_at_read.lock().unwrap().clone();
-    assert_eq!(states.first(), Some(&State::OptedIn), "rendered before the claim");
+    assert_eq!(
+        states.first(),
+        Some(&State::OptedIn),
+        "rendered before the claim"
+    );
     assert!(
         !states.contains(&State::Sending),
         "not SENDING during a LOGIN read: {states:?}"

@@ -51,7 +51,12 @@ async fn the_initial_message_emits_message_sent_and_a_redelivered_job_the_same_i
     let twins = Twins::at(NOW);
     let deps = sender(&twins);
     let o = opted_in(&twins, NOW - 5_000).await;
-    assert!(handle_batch(&deps, job("m1", &o.key())).await.batch_item_failures.is_empty());
+    assert!(
+        handle_batch(&deps, job("m1", &o.key()))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
     let sent = twins.events.of_type(EventType::MessageSent);
     assert_eq!(sent.len(), 1);
     let data = &sent[0].data;
@@ -100,11 +105,23 @@ async fn a_missed_deadline_emits_optin_expired() {
     let deps = sender(&twins);
     let o = opted_in(&twins, NOW - 25 * HOUR_MS).await;
     handle_batch(&deps, job("m1", &o.key())).await;
-    assert_eq!(twins.store.get_opt_in(&o.key()).await.unwrap().unwrap().state, State::Expired);
+    assert_eq!(
+        twins
+            .store
+            .get_opt_in(&o.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Expired
+    );
     let expired = twins.events.of_type(EventType::OptInExpired);
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].data["state"], "EXPIRED");
-    assert_eq!(twins.events.of_type(EventType::MessageFailed)[0].data["reason"], "expired");
+    assert_eq!(
+        twins.events.of_type(EventType::MessageFailed)[0].data["reason"],
+        "expired"
+    );
     assert!(twins.messenger.sent().is_empty());
 }
 
@@ -116,7 +133,16 @@ async fn an_event_not_queued_brings_the_record_back_and_its_retry_emits_it() {
     twins.events.fail.store(true, Ordering::SeqCst);
     let r = handle_batch(&deps, job("m1", &o.key())).await;
     assert_eq!(r.batch_item_failures.len(), 1, "SQS must bring it back");
-    assert_eq!(twins.store.get_opt_in(&o.key()).await.unwrap().unwrap().state, State::Sent);
+    assert_eq!(
+        twins
+            .store
+            .get_opt_in(&o.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Sent
+    );
     assert_eq!(twins.metrics.sum(Metric::EventsNotQueued), 1.0);
     twins.events.fail.store(false, Ordering::SeqCst);
     let r = handle_batch(&deps, job("m1", &o.key())).await;

@@ -327,11 +327,7 @@ impl OptInStore for DynamoOptInStore {
             ("lease_until", n(lease_until)),
             ("updated_at", n(now)),
         ]);
-        e.set_update(
-            &set,
-            &[],
-            &format!("ADD {attempts} {one}"),
-        );
+        e.set_update(&set, &[], &format!("ADD {attempts} {one}"));
         self.update(key, "claim", e).await
     }
 
