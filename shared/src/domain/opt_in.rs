@@ -384,6 +384,23 @@ pub fn is_new_consent(current: &OptIn, event_at: Option<Millis>) -> bool {
             .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
 }
 
+/// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
+/// opt-in): such an item holds no opt-in evidence.
+pub const BEFORE_OPT_IN_SUFFIX: &str = "_before_opt_in";
+
+/// The `opt_out_source` of a placeholder created for an opt-out from `source`.
+pub fn placeholder_source(source: &str) -> String {
+    format!("{source}{BEFORE_OPT_IN_SUFFIX}")
+}
+
+/// Whether the item is a placeholder (an opt-out recorded before any opt-in), not an opt-in.
+pub fn is_placeholder(opt_in: &OptIn) -> bool {
+    opt_in
+        .opt_out_source
+        .as_deref()
+        .is_some_and(|s| s.ends_with(BEFORE_OPT_IN_SUFFIX))
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

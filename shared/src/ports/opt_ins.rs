@@ -115,12 +115,8 @@ pub trait OptInStore: Send + Sync {
     /// `opted_out_at`, `opt_out_source` and `opted_out_from` set ([`crate::domain::opt_in::Event::OptOutAfterEnd`]):
     /// an opt-out after the opt-in ended is recorded once, and its evidence (`message_id`,
     /// `sent_at`) is kept.
-    async fn opt_out_after_end(
-        &self,
-        key: &OptInKey,
-        source: &str,
-        now: Millis,
-    ) -> PortResult<Transitioned>;
+    /// (`by`: the opt-out's source; `at`: when.)
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned>;
 
     /// Set `alerted_at` once (the condition makes concurrent alerters agree on one winner).
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;

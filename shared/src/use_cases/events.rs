@@ -25,25 +25,28 @@ use crate::domain::events::{
 };
 use crate::domain::login::Login;
 use crate::domain::metrics::{Metric, Sample};
-use crate::domain::opt_in::{Millis, OptIn, OptInKey, State};
+use crate::domain::opt_in::{BEFORE_OPT_IN_SUFFIX, Millis, OptIn, OptInKey, State, is_placeholder};
 use crate::ports::error::{PortError, PortResult};
 use crate::ports::events::EventPublisher;
 use crate::ports::logins::LoginStore;
 use crate::ports::metrics::Metrics;
 use crate::ports::opt_ins::OptInStore;
-use crate::use_cases::opt_out::{BEFORE_OPT_IN_SUFFIX, is_placeholder};
 use tracing::{debug, error};
 
 /// The ports an event needs ([`crate::ports::bundle::Ports::events`]).
 #[derive(Clone, Copy)]
 pub struct Events<'a> {
-    pub publisher: &'a dyn EventPublisher,
-    pub logins: &'a dyn LoginStore,
-    pub opt_ins: &'a dyn OptInStore,
-    pub metrics: &'a dyn Metrics,
     /// The producer is retried by its caller: a failure is returned (after being logged and
     /// counted) so the retry emits again. Otherwise it is absorbed.
     pub redelivered: bool,
+    /// The events queue (`EventsOff` without `EVENTS_URL`).
+    pub publisher: &'a dyn EventPublisher,
+    /// The person behind an opt-in: the LOGIN link (asid) and the LOGIN (`user_ref`).
+    pub logins: &'a dyn LoginStore,
+    /// The person's state, for the producers that do not hold the opt-in.
+    pub opt_ins: &'a dyn OptInStore,
+    /// `EventsNotQueued`.
+    pub metrics: &'a dyn Metrics,
 }
 
 impl<'a> Events<'a> {

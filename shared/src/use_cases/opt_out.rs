@@ -27,22 +27,8 @@ use crate::use_cases::events::Events;
 use crate::use_cases::expire::cancel_schedule;
 use tracing::{info, warn};
 
-/// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
-/// opt-in): such an item holds no opt-in evidence.
-pub const BEFORE_OPT_IN_SUFFIX: &str = "_before_opt_in";
-
-/// The `opt_out_source` of a placeholder created for an opt-out from `source`.
-pub fn placeholder_source(source: &str) -> String {
-    format!("{source}{BEFORE_OPT_IN_SUFFIX}")
-}
-
-/// Whether the item is a placeholder (an opt-out recorded before any opt-in), not an opt-in.
-pub fn is_placeholder(opt_in: &OptIn) -> bool {
-    opt_in
-        .opt_out_source
-        .as_deref()
-        .is_some_and(|s| s.ends_with(BEFORE_OPT_IN_SUFFIX))
-}
+// The placeholder's marks live with the opt-in (the events use case reads them too).
+pub use crate::domain::opt_in::{BEFORE_OPT_IN_SUFFIX, is_placeholder, placeholder_source};
 
 /// What an opt-out did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +174,7 @@ impl<'a> OptOuts<'a> {
                 if Event::OptOutAfterEnd.sources().contains(&item.state)
                     && item.opted_out_at.is_none() =>
             {
-                result = self.store.opt_out_after_end(key, source, now).await?;
+                result = self.store.opt_out_late(key, source, now).await?;
                 if let Transitioned::Done(item) = &result {
                     info!(
                         login_id_prefix = %login_id_prefix(&key.login_id),

@@ -73,7 +73,7 @@ async fn an_opt_out_after_the_initial_message_is_recorded_once_and_keeps_the_evi
     };
     assert!(Event::OptOutAfterEnd.sources().contains(&found.state));
     let Transitioned::Done(item) = store
-        .opt_out_after_end(&key, "stop_keyword", 3_000)
+        .opt_out_late(&key, "stop_keyword", 3_000)
         .await
         .unwrap()
     else {
@@ -92,7 +92,7 @@ async fn an_opt_out_after_the_initial_message_is_recorded_once_and_keeps_the_evi
     assert_eq!(item.opted_out_from, Some(State::Sent));
     assert!(item.has_opted_out());
     // Once: a second one is refused and changes nothing.
-    let again = store.opt_out_after_end(&key, "api", 4_000).await.unwrap();
+    let again = store.opt_out_late(&key, "api", 4_000).await.unwrap();
     let Transitioned::Refused(Some(kept)) = again else {
         panic!("recorded once: {again:?}");
     };
@@ -106,10 +106,7 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
     // EXPIRED and UNREACHABLE: recorded, state kept.
     let expired = opted_in(&store, "E").await;
     assert!(store.expire(&expired, 61_000).await.unwrap().is_done());
-    let done = store
-        .opt_out_after_end(&expired, "api", 62_000)
-        .await
-        .unwrap();
+    let done = store.opt_out_late(&expired, "api", 62_000).await.unwrap();
     let Transitioned::Done(item) = done else {
         panic!("EXPIRED: {done:?}");
     };
@@ -130,13 +127,13 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
         .await
         .unwrap();
     let done = store
-        .opt_out_after_end(&unreachable, "deauthorize", 3_000)
+        .opt_out_late(&unreachable, "deauthorize", 3_000)
         .await
         .unwrap();
     assert!(done.is_done(), "UNREACHABLE: {done:?}");
     // A live opt-in, an opted-out one, none: refused, unchanged.
     let live = opted_in(&store, "L").await;
-    let refused = store.opt_out_after_end(&live, "api", 3_000).await.unwrap();
+    let refused = store.opt_out_late(&live, "api", 3_000).await.unwrap();
     let Transitioned::Refused(Some(item)) = refused else {
         panic!("OPTED_IN: {refused:?}");
     };
@@ -144,7 +141,7 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
     assert!(store.opt_out(&live, "api", 3_000).await.unwrap().is_done());
     assert!(
         !store
-            .opt_out_after_end(&live, "api", 4_000)
+            .opt_out_late(&live, "api", 4_000)
             .await
             .unwrap()
             .is_done()
@@ -155,7 +152,7 @@ async fn only_ended_opt_ins_take_an_opt_out_after_the_end() {
     );
     let none = OptInKey::new("200", "NONE");
     assert_eq!(
-        store.opt_out_after_end(&none, "api", 3_000).await.unwrap(),
+        store.opt_out_late(&none, "api", 3_000).await.unwrap(),
         Transitioned::Refused(None)
     );
 }
@@ -165,8 +162,8 @@ async fn concurrent_opt_outs_after_the_end_record_one() {
     let (_moto, store) = store().await;
     let key = sent(&store, "C").await;
     let (a, b) = futures::join!(
-        store.opt_out_after_end(&key, "stop_keyword", 5_000),
-        store.opt_out_after_end(&key, "api", 5_001),
+        store.opt_out_late(&key, "stop_keyword", 5_000),
+        store.opt_out_late(&key, "api", 5_001),
     );
     let done = [a.unwrap(), b.unwrap()]
         .iter()

@@ -436,24 +436,19 @@ impl OptInStore for DynamoOptInStore {
         self.update(key, "opt_out", e).await
     }
 
-    async fn opt_out_after_end(
-        &self,
-        key: &OptInKey,
-        source: &str,
-        now: Millis,
-    ) -> PortResult<Transitioned> {
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned> {
         let mut e = Expr::transition(
             Event::OptOutAfterEnd,
-            now,
+            at,
             None,
-            &[("opted_out_at", n(now)), ("opt_out_source", s(source))],
+            &[("opted_out_at", n(at)), ("opt_out_source", s(by))],
             &[],
         );
         // Once: an opt-out already recorded keeps its time and source.
         let out = e.name("opted_out_at");
         e.condition = format!("{} AND attribute_not_exists({out})", e.condition);
         record_opted_out_from(&mut e);
-        self.update(key, "opt_out_after_end", e).await
+        self.update(key, "opt_out_late", e).await
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {

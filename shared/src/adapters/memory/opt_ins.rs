@@ -326,13 +326,8 @@ impl OptInStore for MemoryOptInStore {
         self.record_opt_out(key, Event::OptOut, source, now)
     }
 
-    async fn opt_out_after_end(
-        &self,
-        key: &OptInKey,
-        source: &str,
-        now: Millis,
-    ) -> PortResult<Transitioned> {
-        self.record_opt_out(key, Event::OptOutAfterEnd, source, now)
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned> {
+        self.record_opt_out(key, Event::OptOutAfterEnd, by, at)
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
