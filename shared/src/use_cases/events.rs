@@ -264,3 +264,106 @@ fn opted_out_event(subject: &Subject, opt_in: &OptIn) -> Option<OutboundEvent> {
     };
     Some(person_opted_out(subject, opt_in, source, at))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::events::MemoryEvents;
+    use crate::adapters::memory::logins::MemoryLoginStore;
+    use crate::adapters::memory::metrics::MemoryMetrics;
+    use crate::adapters::memory::opt_ins::MemoryOptInStore;
+    use crate::domain::events::EventType;
+    use crate::domain::opt_in::placeholder_source;
+    use std::sync::atomic::Ordering;
+
+    #[derive(Default)]
+    struct World {
+        publisher: MemoryEvents,
+        logins: MemoryLoginStore,
+        opt_ins: MemoryOptInStore,
+        metrics: MemoryMetrics,
+    }
+
+    impl World {
+        fn events(&self) -> Events<'_> {
+            Events {
+                redelivered: false,
+                publisher: &self.publisher,
+                logins: &self.logins,
+                opt_ins: &self.opt_ins,
+                metrics: &self.metrics,
+            }
+        }
+
+        fn types(&self) -> Vec<EventType> {
+            self.publisher
+                .events()
+                .iter()
+                .map(|e| e.event_type)
+                .collect()
+        }
+    }
+
+    fn opt_in() -> OptIn {
+        OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 60_000, 0)
+    }
+
+    #[tokio::test]
+    async fn a_live_opt_in_has_no_end_to_emit() {
+        let w = World::default();
+        let mut o = opt_in();
+        for state in [
+            State::OptedIn,
+            State::Sending,
+            State::Retrying,
+            State::Paused,
+        ] {
+            o.state = state;
+            w.events().ended(&o).await.unwrap();
+        }
+        assert!(w.types().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_end_is_read_from_the_record() {
+        let w = World::default();
+        // A send in flight at the opt-out landed: both are told.
+        let mut o = opt_in();
+        o.state = State::OptedOut;
+        o.opted_out_at = Some(2_000);
+        o.opt_out_source = Some("api".into());
+        o.message_id = Some("m.1".into());
+        o.sent_at = Some(2_100);
+        w.events().ended(&o).await.unwrap();
+        assert_eq!(
+            w.types(),
+            [EventType::MessageSent, EventType::PersonOptedOut]
+        );
+        // A placeholder: the source the person used, without the placeholder's suffix.
+        let mut placeholder = opt_in();
+        placeholder.state = State::OptedOut;
+        placeholder.opted_out_at = Some(3_000);
+        placeholder.opt_out_source = Some(placeholder_source("stop_keyword"));
+        w.events().opted_out(&placeholder).await.unwrap();
+        let out = w.publisher.of_type(EventType::PersonOptedOut);
+        assert_eq!(out[1].data["source"], "stop_keyword");
+        // No opt-out recorded: nothing.
+        w.events().opted_out(&opt_in()).await.unwrap();
+        assert_eq!(w.publisher.events().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unresolved_person_counts_as_not_queued_and_is_returned_only_when_retried() {
+        let w = World::default();
+        w.logins.fail.store(true, Ordering::SeqCst);
+        let mut o = opt_in();
+        o.state = State::Expired;
+        assert!(w.events().ended(&o).await.is_ok(), "absorbed");
+        assert!(
+            w.events().redelivered().ended(&o).await.is_err(),
+            "returned"
+        );
+        assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 2.0);
+        assert!(w.types().is_empty(), "never an event without its person");
+    }
+}
