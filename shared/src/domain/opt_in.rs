@@ -371,17 +371,18 @@ impl OptIn {
 pub const REDELIVERY_HORIZON_MS: Millis = 36 * HOUR_MS;
 
 /// Whether an opt-in webhook dated `event_at` is a new consent that replaces `current`: only an
-/// opted-out opt-in (or an opt-out placeholder) is replaced, and only by an event later than the
-/// opt-out by more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it.
-/// A webhook without its own event time (`None`) is never a new consent.
+/// opt-in the person opted out of (OPTED_OUT, an opt-out placeholder, or an ended opt-in with an
+/// opt-out recorded after its end) is replaced, and only by an event later than the opt-out by
+/// more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it. A
+/// webhook without its own event time (`None`) is never a new consent.
 pub fn is_new_consent(current: &OptIn, event_at: Option<Millis>) -> bool {
     let Some(event_at) = event_at else {
         return false;
     };
-    current.state == State::OptedOut
-        && current
-            .opted_out_at
-            .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
+    // Every opt-out writes `opted_out_at`: it alone says the person opted out (has_opted_out).
+    current
+        .opted_out_at
+        .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
 }
 
 /// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
@@ -640,9 +641,18 @@ mod tests {
             "the withdrawn consent itself"
         );
         assert!(!is_new_consent(&out, None), "no event time, no new consent");
-        for state in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+        // Issue 12: an opt-out recorded after the end counts too (the state stays SENT, …).
+        for state in [State::Sent, State::Unreachable, State::Expired] {
+            let mut ended = out.clone();
+            ended.state = state;
+            assert!(is_new_consent(&ended, Some(horizon + 1)), "{state}");
+            assert!(!is_new_consent(&ended, Some(horizon)), "{state}");
+        }
+        // No opt-out recorded: never replaced, whatever the state.
+        for state in State::ALL {
             let mut other = out.clone();
             other.state = state;
+            other.opted_out_at = None;
             assert!(!is_new_consent(&other, Some(horizon + 1)), "{state}");
         }
         let mut no_time = out;

@@ -171,3 +171,35 @@ async fn concurrent_opt_outs_after_the_end_record_one() {
         .count();
     assert_eq!(done, 1, "exactly one writer wins");
 }
+
+#[tokio::test]
+async fn a_new_consent_after_an_opt_out_after_the_end_renews_the_opt_in() {
+    use shared::domain::opt_in::REDELIVERY_HORIZON_MS;
+    use shared::ports::opt_ins::{ConsentGuard, Recorded};
+    let (_moto, store) = store().await;
+    let key = sent(&store, "R").await;
+    assert!(
+        store
+            .opt_out_late(&key, "api", 3_000)
+            .await
+            .unwrap()
+            .is_done()
+    );
+    let at = 3_000 + REDELIVERY_HORIZON_MS + 1;
+    let guard = ConsentGuard {
+        erasure_marker: "marker-r".into(),
+        event_at: Some(at),
+    };
+    let again = OptIn::new(key.clone(), Some(at), at, 60_000, 0);
+    let recorded = store.record_opt_in(&again, &guard).await.unwrap();
+    let Recorded::Renewed(renewed) = recorded else {
+        panic!("a new consent: {recorded:?}");
+    };
+    assert_eq!((renewed.generation, renewed.state), (1, State::OptedIn));
+    assert!(!renewed.has_opted_out());
+    let stored = store.get_opt_in(&key).await.unwrap().unwrap();
+    assert_eq!(
+        stored.previous_generations[0].message_id.as_deref(),
+        Some("m.1")
+    );
+}

@@ -179,14 +179,13 @@ fn renewal_put(
     let mut put = Put::builder()
         .table_name(table_name)
         .set_item(Some(to_item(renewed)?))
+        // `opted_out_at` exists only once the person opted out (OPTED_OUT, or after the end).
         .condition_expression(format!(
-            "#state = :opted_out AND #opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
+            "#opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
         ))
-        .expression_attribute_names("#state", "state")
         .expression_attribute_names("#opted_out_at", "opted_out_at")
         .expression_attribute_names("#generation", "generation")
         .expression_attribute_names("#updated_at", "updated_at")
-        .expression_attribute_values(":opted_out", s(State::OptedOut.as_str()))
         .expression_attribute_values(":cutoff", n(cutoff))
         .expression_attribute_values(":updated_at", n(previous.updated_at))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -680,7 +679,7 @@ mod tests {
         assert_eq!(
             put.condition_expression(),
             Some(
-                "#state = :opted_out AND #opted_out_at < :cutoff AND \
+                "#opted_out_at < :cutoff AND \
                  attribute_not_exists(#generation) AND #updated_at = :updated_at"
             )
         );
@@ -689,7 +688,6 @@ mod tests {
             values[":cutoff"],
             n(at - crate::domain::opt_in::REDELIVERY_HORIZON_MS)
         );
-        assert_eq!(values[":opted_out"], s("OPTED_OUT"));
         assert_eq!(put.item()["generation"], n(1));
         // A later generation must still be the one that was read.
         let mut second = renewed.clone();

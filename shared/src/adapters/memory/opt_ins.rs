@@ -427,6 +427,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_consent_after_an_opt_out_after_the_end_starts_a_new_generation() {
+        let s = MemoryOptInStore::new();
+        let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
+        s.record_opt_in(&first, &guard("m", Some(0))).await.unwrap();
+        s.claim_for_send(&first.key(), "s", 1, 500).await.unwrap();
+        let sent = SendOutcome::Sent {
+            message_id: "m.1".into(),
+        };
+        s.finish_send(&first.key(), "s", &sent, 2).await.unwrap();
+        assert!(
+            s.opt_out_late(&first.key(), "api", 10)
+                .await
+                .unwrap()
+                .is_done()
+        );
+        let at = 10 + crate::domain::opt_in::REDELIVERY_HORIZON_MS;
+        let within = OptIn::new(first.key(), Some(at), at, 1000, 0);
+        assert!(matches!(
+            s.record_opt_in(&within, &guard("m", Some(at)))
+                .await
+                .unwrap(),
+            Recorded::AlreadyExists(_)
+        ));
+        let again = OptIn::new(first.key(), Some(at + 1), at + 1, 1000, 0);
+        let Recorded::Renewed(renewed) = s
+            .record_opt_in(&again, &guard("m", Some(at + 1)))
+            .await
+            .unwrap()
+        else {
+            panic!("a consent beyond the horizon after a late opt-out is new");
+        };
+        assert!(!renewed.has_opted_out(), "the new consent is not opted out");
+        assert_eq!(
+            renewed.previous_generations[0].message_id.as_deref(),
+            Some("m.1")
+        );
+    }
+
+    #[tokio::test]
     async fn a_new_consent_after_an_opt_out_is_recorded_as_a_new_generation() {
         let s = MemoryOptInStore::new();
         let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
