@@ -442,20 +442,15 @@ mod tests {
                 .unwrap()
                 .is_done()
         );
-        let at = 10 + crate::domain::opt_in::REDELIVERY_HORIZON_MS;
-        let within = OptIn::new(first.key(), Some(at), at, 1000, 0);
-        assert!(matches!(
-            s.record_opt_in(&within, &guard("m", Some(at)))
-                .await
-                .unwrap(),
-            Recorded::AlreadyExists(_)
-        ));
-        let again = OptIn::new(first.key(), Some(at + 1), at + 1, 1000, 0);
-        let Recorded::Renewed(renewed) = s
-            .record_opt_in(&again, &guard("m", Some(at + 1)))
-            .await
-            .unwrap()
-        else {
+        // The webhook of a consent dated `t`.
+        let consent_at = async |t: Millis| {
+            let o = OptIn::new(first.key(), Some(t), t, 1000, 0);
+            s.record_opt_in(&o, &guard("m", Some(t))).await.unwrap()
+        };
+        let horizon = 10 + crate::domain::opt_in::REDELIVERY_HORIZON_MS;
+        let within = consent_at(horizon).await;
+        assert!(matches!(within, Recorded::AlreadyExists(_)), "{within:?}");
+        let Recorded::Renewed(renewed) = consent_at(horizon + 1).await else {
             panic!("a consent beyond the horizon after a late opt-out is new");
         };
         assert!(!renewed.has_opted_out(), "the new consent is not opted out");
