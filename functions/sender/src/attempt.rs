@@ -63,11 +63,11 @@ async fn attempt(deps: &Deps, key: &OptInKey, message_id: &str, probing: bool) -
     let done_at = deps.ports.clock.now();
     match result {
         Ok(sent) => {
-            record::sent(deps, &claimed, &owner, sent.message_id, done_at).await;
+            let outcome = record::sent(deps, &claimed, &owner, sent.message_id, done_at).await;
             if probing {
                 pause::probe_succeeded(deps, &key.page_id).await;
             }
-            RecordOutcome::Done
+            outcome
         }
         Err(graph_error) => {
             record::failed(deps, &claimed, &owner, &graph_error, done_at, probing).await
@@ -179,10 +179,11 @@ async fn initial_message(deps: &Deps, key: &OptInKey) -> String {
     )
 }
 
-/// The claim was refused: decide from the item's current state.
+/// The claim was refused: decide from the item's current state. An ended opt-in's events are
+/// emitted again (the same ids): this job may be the retry of one whose events were not queued.
 async fn not_claimed(deps: &Deps, item: &OptIn, now: Millis, message_id: &str) -> RecordOutcome {
     if item.state.is_terminal() {
-        return RecordOutcome::Done;
+        return record::ended(deps, item).await;
     }
     let live_lease = item.state == State::Sending && !item.lease_expired(now);
     if live_lease {

@@ -3,6 +3,10 @@
 //! counted, never hidden), a transient failure (RETRYING with a backoff that still lands before the
 //! deadline, else EXPIRED with an alert), or a final one (UNREACHABLE, the window closed, or PAUSED
 //! with the Page paused through [`crate::pause`]).
+//!
+//! An opt-in that ended here is reported to the website ([`ended`]: `message.sent`, `message.failed`
+//! with `optin.unreachable` / `optin.expired`); an event that cannot be queued makes the record come
+//! back, and the job that finds the opt-in ended reports it again, with the same event ids.
 
 use crate::backoff::{self, RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
@@ -35,6 +39,15 @@ async fn pause_before_try(retry: u32) {
     }
 }
 
+/// The website hears how the opt-in ended (whoever ended it); when the events cannot be queued
+/// the record comes back (SQS) and the job finding the opt-in ended emits them again.
+pub(crate) async fn ended(deps: &Deps, item: &OptIn) -> RecordOutcome {
+    match deps.ports.events().redelivered().ended(item).await {
+        Ok(()) => RecordOutcome::Done,
+        Err(_) => RecordOutcome::RetryIn(store_retry_seconds()),
+    }
+}
+
 /// Write SENT. Graph has accepted the message: from here until the write is durable is the only
 /// window in which a crash can lead to a second message (docs/sender.md measures it), so the
 /// write is retried briefly rather than given up.
@@ -44,7 +57,7 @@ pub(crate) async fn sent(
     owner: &str,
     message_id: String,
     now: Millis,
-) {
+) -> RecordOutcome {
     let key = claimed.key();
     let login = login_id_prefix(&key.login_id);
     let outcome = SendOutcome::Sent {
@@ -69,7 +82,7 @@ pub(crate) async fn sent(
                     "initial message sent"
                 );
                 expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
-                return;
+                return ended(deps, &item).await;
             }
             Ok(Transitioned::Refused(Some(current)))
                 if current.state == State::Sent
@@ -78,11 +91,11 @@ pub(crate) async fn sent(
                 // An earlier try of this write succeeded but its answer was lost.
                 metrics::record_sent(deps.ports.metrics.as_ref(), &current);
                 expire::cancel_schedule(deps.ports.scheduler.as_ref(), &key).await;
-                return;
+                return ended(deps, &current).await;
             }
             Ok(Transitioned::Refused(current)) => {
                 refused_after_send(deps, claimed, current.map(|c| *c), &message_id, now).await;
-                return;
+                return RecordOutcome::Done;
             }
             Err(e) => warn!(login_id_prefix = %login, error = %e, retry, "SENT write failed"),
         }
@@ -91,6 +104,7 @@ pub(crate) async fn sent(
         login_id_prefix = %login,
         "message accepted by Graph but SENT could not be written; the lease protects against a resend until it expires"
     );
+    RecordOutcome::Done
 }
 
 /// Graph accepted the message but the `SENT` write was refused: the opt-in changed while the
@@ -138,7 +152,12 @@ async fn refused_after_send(
             .record_send_after_opt_out(&key, claimed.attempts, message_id, sent_at)
             .await
         {
-            Ok(Transitioned::Done(_)) => return,
+            Ok(Transitioned::Done(item)) => {
+                // `message.sent` (it landed) beside `person.opted_out`; absorbed: the send job
+                // is done either way.
+                let _ = deps.ports.events().ended(&item).await;
+                return;
+            }
             // An earlier try succeeded but its answer was lost.
             Ok(Transitioned::Refused(Some(item)))
                 if item.sent_after_opt_out && item.message_id.as_deref() == Some(message_id) =>
@@ -234,7 +253,7 @@ pub(crate) async fn out_of_time(
                 Alert::gave_up(&item, now, detail)
             };
             alert::publish(deps.ports.alerts.as_ref(), &alert).await;
-            RecordOutcome::Done
+            ended(deps, &item).await
         }
         Ok(Transitioned::Refused(_)) => RecordOutcome::Done,
         Err(e) => {
@@ -334,7 +353,7 @@ pub(crate) async fn failed(
     if let Some(cause) = PauseCause::for_class(class) {
         pause::page_error(deps, &item, cause, graph_error, probing).await;
     }
-    RecordOutcome::Done
+    ended(deps, &item).await
 }
 
 /// A transient failure: RETRYING with a backoff that still lands before the deadline, or EXPIRED

@@ -92,10 +92,14 @@ pub enum Event {
     /// A send job found its Page paused (our configuration is wrong or the Page is restricted):
     /// the opt-in waits, unsent, until the Page resumes.
     PagePaused,
+    /// The person opted out after their opt-in ended (SENT, UNREACHABLE or EXPIRED): the opt-out
+    /// is recorded on it (`opted_out_at`, once) and the state and its evidence stay as they are,
+    /// so [`OptIn::has_opted_out`] refuses every later follow-up.
+    OptOutAfterEnd,
 }
 
 impl Event {
-    pub const ALL: [Event; 10] = [
+    pub const ALL: [Event; 11] = [
         Event::Claim,
         Event::Accepted,
         Event::TransientFailure,
@@ -106,6 +110,7 @@ impl Event {
         Event::OptOut,
         Event::Resume,
         Event::PagePaused,
+        Event::OptOutAfterEnd,
     ];
 
     /// The states this event may leave from.
@@ -125,12 +130,14 @@ impl Event {
             Event::OptOut => &[OptedIn, Sending, Retrying, Paused],
             Event::Resume => &[Paused],
             Event::PagePaused => &[OptedIn, Retrying],
+            Event::OptOutAfterEnd => &[Sent, Unreachable, Expired],
         }
     }
 
-    /// The state this event leads to.
-    pub fn target(self) -> State {
-        match self {
+    /// The state this event leads to; `None` for an event that records something on the opt-in
+    /// and leaves its state as it is ([`Event::OptOutAfterEnd`]).
+    pub fn target(self) -> Option<State> {
+        Some(match self {
             Event::Claim => State::Sending,
             Event::Accepted => State::Sent,
             Event::TransientFailure => State::Retrying,
@@ -141,7 +148,8 @@ impl Event {
             Event::OptOut => State::OptedOut,
             Event::Resume => State::Retrying,
             Event::PagePaused => State::Paused,
-        }
+            Event::OptOutAfterEnd => return None,
+        })
     }
 
     /// Whether leaving `SENDING` with this event requires the current lease to have expired
@@ -173,7 +181,7 @@ pub struct TransitionRefused {
 /// The pure state machine: where `event` takes an opt-in that is in `from`.
 pub fn transition(from: State, event: Event) -> Result<State, TransitionRefused> {
     if event.sources().contains(&from) {
-        Ok(event.target())
+        Ok(event.target().unwrap_or(from))
     } else {
         Err(TransitionRefused { from, event })
     }
@@ -368,17 +376,35 @@ impl OptIn {
 pub const REDELIVERY_HORIZON_MS: Millis = 36 * HOUR_MS;
 
 /// Whether an opt-in webhook dated `event_at` is a new consent that replaces `current`: only an
-/// opted-out opt-in (or an opt-out placeholder) is replaced, and only by an event later than the
-/// opt-out by more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it.
-/// A webhook without its own event time (`None`) is never a new consent.
+/// opt-in the person opted out of (OPTED_OUT, an opt-out placeholder, or an ended opt-in with an
+/// opt-out recorded after its end) is replaced, and only by an event later than the opt-out by
+/// more than [`REDELIVERY_HORIZON_MS`], so a redelivered old webhook can never revive it. A
+/// webhook without its own event time (`None`) is never a new consent.
 pub fn is_new_consent(current: &OptIn, event_at: Option<Millis>) -> bool {
     let Some(event_at) = event_at else {
         return false;
     };
-    current.state == State::OptedOut
-        && current
-            .opted_out_at
-            .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
+    // Every opt-out writes `opted_out_at`: it alone says the person opted out (has_opted_out).
+    current
+        .opted_out_at
+        .is_some_and(|out| event_at > out.saturating_add(REDELIVERY_HORIZON_MS))
+}
+
+/// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
+/// opt-in): such an item holds no opt-in evidence.
+pub const BEFORE_OPT_IN_SUFFIX: &str = "_before_opt_in";
+
+/// The `opt_out_source` of a placeholder created for an opt-out from `source`.
+pub fn placeholder_source(source: &str) -> String {
+    format!("{source}{BEFORE_OPT_IN_SUFFIX}")
+}
+
+/// Whether the item is a placeholder (an opt-out recorded before any opt-in), not an opt-in.
+pub fn is_placeholder(opt_in: &OptIn) -> bool {
+    opt_in
+        .opt_out_source
+        .as_deref()
+        .is_some_and(|s| s.ends_with(BEFORE_OPT_IN_SUFFIX))
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -445,6 +471,13 @@ mod tests {
             (State::Paused, Event::Resume, State::Retrying),
             (State::OptedIn, Event::PagePaused, State::Paused),
             (State::Retrying, Event::PagePaused, State::Paused),
+            (State::Sent, Event::OptOutAfterEnd, State::Sent),
+            (
+                State::Unreachable,
+                Event::OptOutAfterEnd,
+                State::Unreachable,
+            ),
+            (State::Expired, Event::OptOutAfterEnd, State::Expired),
         ];
         for (from, event, to) in expected {
             assert_eq!(transition(*from, *event), Ok(*to), "{from} --{event:?}-->");
@@ -473,14 +506,27 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_refuse_every_event() {
+    fn nothing_leaves_a_terminal_state() {
         for from in State::ALL.into_iter().filter(|s| s.is_terminal()) {
             for event in Event::ALL {
-                assert!(
-                    transition(from, event).is_err(),
-                    "{from} accepted {event:?}"
-                );
+                match transition(from, event) {
+                    Err(_) => {}
+                    // Issue 12: an opt-out after the end is recorded; the state stays.
+                    Ok(to) => assert_eq!(
+                        (to, event),
+                        (from, Event::OptOutAfterEnd),
+                        "{from} left by {event:?}"
+                    ),
+                }
             }
+        }
+        // Every state but OPTED_OUT can record an opt-out, one way or the other.
+        for from in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+            let recorded = [Event::OptOut, Event::OptOutAfterEnd]
+                .iter()
+                .filter(|e| transition(from, **e).is_ok())
+                .count();
+            assert_eq!(recorded, 1, "{from}");
         }
     }
 
@@ -494,6 +540,7 @@ mod tests {
 
     #[test]
     fn sending_rules_distinguish_owner_from_expired_lease() {
+        assert!(!Event::OptOutAfterEnd.sources().contains(&State::Sending));
         for event in Event::ALL {
             if event.sources().contains(&State::Sending) && event != Event::OptOut {
                 assert!(
@@ -599,9 +646,18 @@ mod tests {
             "the withdrawn consent itself"
         );
         assert!(!is_new_consent(&out, None), "no event time, no new consent");
-        for state in State::ALL.into_iter().filter(|s| *s != State::OptedOut) {
+        // Issue 12: an opt-out recorded after the end counts too (the state stays SENT, …).
+        for state in [State::Sent, State::Unreachable, State::Expired] {
+            let mut ended = out.clone();
+            ended.state = state;
+            assert!(is_new_consent(&ended, Some(horizon + 1)), "{state}");
+            assert!(!is_new_consent(&ended, Some(horizon)), "{state}");
+        }
+        // No opt-out recorded: never replaced, whatever the state.
+        for state in State::ALL {
             let mut other = out.clone();
             other.state = state;
+            other.opted_out_at = None;
             assert!(!is_new_consent(&other, Some(horizon + 1)), "{state}");
         }
         let mut no_time = out;

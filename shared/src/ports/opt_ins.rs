@@ -111,6 +111,13 @@ pub trait OptInStore: Send + Sync {
     /// Any non-terminal state → OPTED_OUT.
     async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned>;
 
+    /// SENT | UNREACHABLE | EXPIRED, with no opt-out recorded yet → the same state, with
+    /// `opted_out_at`, `opt_out_source` and `opted_out_from` set ([`crate::domain::opt_in::Event::OptOutAfterEnd`]):
+    /// an opt-out after the opt-in ended is recorded once, and its evidence (`message_id`,
+    /// `sent_at`) is kept.
+    /// (`by`: the opt-out's source; `at`: when.)
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned>;
+
     /// Set `alerted_at` once (the condition makes concurrent alerters agree on one winner).
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned>;
 

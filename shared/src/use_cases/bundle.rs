@@ -3,6 +3,7 @@
 
 use crate::config::settings::Config;
 use crate::ports::bundle::Ports;
+use crate::use_cases::events::Events;
 use crate::use_cases::expire::Deadlines;
 use crate::use_cases::opt_in::OptInRecording;
 use crate::use_cases::opt_out::OptOuts;
@@ -16,6 +17,19 @@ impl Ports {
             scheduler: self.scheduler.as_ref(),
             alerts: self.alerts.as_ref(),
             metrics: self.metrics.as_ref(),
+            events: self.events(),
+        }
+    }
+
+    /// Events to the website backend ([`Events`]); failures absorbed unless the producer asks
+    /// for them ([`Events::redelivered`]).
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            publisher: self.events.as_ref(),
+            logins: self.logins.as_ref(),
+            opt_ins: self.opt_ins.as_ref(),
+            metrics: self.metrics.as_ref(),
+            redelivered: false,
         }
     }
 
@@ -27,6 +41,7 @@ impl Ports {
             scheduler: self.scheduler.as_ref(),
             alerts: self.alerts.as_ref(),
             metrics: self.metrics.as_ref(),
+            events: self.events(),
             window_ms: config.optin_window_ms,
             alert_lead_ms: config.alert_lead_ms,
         }
@@ -81,6 +96,7 @@ mod tests {
         let logins = Arc::new(MemoryLoginStore::default());
         let metrics = Arc::new(MemoryMetrics::default());
         let queue = Arc::new(MemorySendQueue::default());
+        let events = Arc::new(crate::adapters::memory::events::MemoryEvents::default());
         let ports = Ports {
             opt_ins: opt_ins.clone(),
             conversations: opt_ins.clone(),
@@ -90,7 +106,7 @@ mod tests {
             queue: queue.clone(),
             retry: Arc::new(MemoryRetryQueue::default()),
             scheduler: Arc::new(MemoryScheduler::default()),
-            events: Arc::new(crate::adapters::memory::events::MemoryEvents::default()),
+            events: events.clone(),
             follow_ups: Arc::new(crate::adapters::memory::follow_ups::MemoryFollowUps::default()),
             alerts: Arc::new(MemoryAlerts::default()),
             metrics: metrics.clone(),
@@ -103,6 +119,9 @@ mod tests {
         opt_ins.create_opt_in(&o).await.unwrap();
         assert!(ports.deadlines().expire(&o.key(), 1_000).await.is_some());
         assert_eq!(metrics.sum(Metric::DeadlinesMissed), 1.0);
+        use crate::domain::events::EventType;
+        assert_eq!(events.of_type(EventType::OptInExpired).len(), 1);
+        assert_eq!(events.of_type(EventType::MessageFailed).len(), 1);
         let other = OptIn::new(OptInKey::new("p", "b"), Some(0), 0, 1_000, 0);
         opt_ins.create_opt_in(&other).await.unwrap();
         ports
@@ -112,6 +131,7 @@ mod tests {
             .unwrap();
         let stored = opt_ins.get_opt_in(&other.key()).await.unwrap().unwrap();
         assert_eq!(stored.state, State::OptedOut);
+        assert_eq!(events.of_type(EventType::PersonOptedOut).len(), 1);
         assert_eq!(ports.page_ports(&config).margin_ms, requeue_margin(&config));
     }
 

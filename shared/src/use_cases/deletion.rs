@@ -11,6 +11,7 @@
 use crate::domain::erasure::{
     DeletionRecord, KnownOptIn, PersonItems, STATUS_COMPLETED, STATUS_PARTIAL, erasure_marker,
 };
+use crate::domain::events::Subject;
 use crate::domain::login::Permission;
 use crate::domain::opt_in::{Millis, OptInKey, login_id_prefix};
 use crate::ports::erasure::ErasureStore;
@@ -130,7 +131,8 @@ impl Deletions<'_> {
 
     /// Data deletion: stop every send (the conditional opt-out the claim checks), then erase the
     /// LOGIN and every linked opt-in with its PSID link, pending stop and login link, leaving an
-    /// erasure marker; record the status (`completed`, or `partial` with why) under `code`.
+    /// erasure marker; record the status (`completed`, or `partial` with why) under `code`; then
+    /// `person.deleted` (after `person.opted_out`), carrying the `user_ref` read before the erasure.
     pub async fn delete_person(
         &self,
         person: &Person<'_>,
@@ -138,10 +140,9 @@ impl Deletions<'_> {
         code: &str,
         now: Millis,
     ) -> PortResult<DeletionRecord> {
-        let granted = self
-            .logins
-            .get_login(person.page_id, person.asid)
-            .await?
+        let login = self.logins.get_login(person.page_id, person.asid).await?;
+        let granted = login
+            .as_ref()
             .is_some_and(|login| login.permission == Permission::Granted);
         let keys = opt_in_keys(self.logins, person).await?;
         let mut found = false;
@@ -188,6 +189,17 @@ impl Deletions<'_> {
             items_erased: erased,
             partial_reason,
         };
-        self.erasure.put_deletion_record(&record).await
+        let record = self.erasure.put_deletion_record(&record).await?;
+        // The person as they were: the website's reference is erased with the LOGIN.
+        let subject = Subject {
+            asid: Some(person.asid.to_owned()),
+            user_ref: login.and_then(|login| login.user_ref),
+            state: None,
+        };
+        self.opt_outs
+            .events
+            .person_deleted(person.page_id, &subject, &record.confirmation_code, now)
+            .await?;
+        Ok(record)
     }
 }

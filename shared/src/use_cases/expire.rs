@@ -8,6 +8,7 @@ use crate::ports::metrics::{self, Metrics};
 use crate::ports::opt_ins::{OptInStore, Transitioned};
 use crate::ports::scheduler::DeadlineScheduler;
 use crate::use_cases::alert::{alert_at_risk_once, publish};
+use crate::use_cases::events::Events;
 use tracing::{error, warn};
 
 /// The ports a deadline's outcome needs, named once ([`crate::ports::bundle::Ports::deadlines`])
@@ -18,12 +19,15 @@ pub struct Deadlines<'a> {
     pub scheduler: &'a dyn DeadlineScheduler,
     pub alerts: &'a dyn Alerts,
     pub metrics: &'a dyn Metrics,
+    /// `optin.expired` (absorbing failures: the schedule and the sweep are not retried for it).
+    pub events: Events<'a>,
 }
 
 impl Deadlines<'_> {
-    /// [`expire_opt_in`] over these ports.
+    /// [`expire_opt_in`] over these ports, then the opt-in's end events (`message.failed`,
+    /// `optin.expired`) when this call expired it.
     pub async fn expire(&self, key: &OptInKey, now: Millis) -> Option<OptIn> {
-        expire_opt_in(
+        let expired = expire_opt_in(
             self.store,
             self.scheduler,
             self.alerts,
@@ -31,7 +35,10 @@ impl Deadlines<'_> {
             key,
             now,
         )
-        .await
+        .await?;
+        // Absorbed (logged and counted) unless these events were built for a retried producer.
+        let _ = self.events.ended(&expired).await;
+        Some(expired)
     }
 
     /// [`alert_at_risk_once`] over these ports.

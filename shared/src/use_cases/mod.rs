@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod bundle;
 pub mod deletion;
+pub mod events;
 pub mod expire;
 pub mod opt_in;
 pub mod opt_out;

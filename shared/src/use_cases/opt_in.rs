@@ -180,6 +180,8 @@ mod tests {
 
     struct Twins {
         store: MemoryOptInStore,
+        logins: crate::adapters::memory::logins::MemoryLoginStore,
+        events: crate::adapters::memory::events::MemoryEvents,
         queue: MemorySendQueue,
         scheduler: MemoryScheduler,
         alerts: MemoryAlerts,
@@ -190,6 +192,8 @@ mod tests {
         fn new() -> Self {
             Self {
                 store: MemoryOptInStore::new(),
+                logins: crate::adapters::memory::logins::MemoryLoginStore::new(),
+                events: crate::adapters::memory::events::MemoryEvents::default(),
                 queue: MemorySendQueue::default(),
                 scheduler: MemoryScheduler::default(),
                 alerts: MemoryAlerts::default(),
@@ -207,6 +211,13 @@ mod tests {
                     scheduler: &self.scheduler,
                     alerts: &self.alerts,
                     metrics: &self.metrics,
+                    events: crate::use_cases::events::Events {
+                        publisher: &self.events,
+                        logins: &self.logins,
+                        opt_ins: &self.store,
+                        metrics: &self.metrics,
+                        redelivered: false,
+                    },
                 },
                 window_ms: 86_400_000,
                 alert_lead_ms: 7_200_000,

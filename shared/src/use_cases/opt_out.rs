@@ -6,9 +6,15 @@
 //! takes its place (the opt-in webhook that arrives later finds it and sends nothing); a stop from
 //! a PSID no opt-in is linked to is kept as a pending stop (counted, alerted) and applied when
 //! the PSID is linked.
+//!
+//! An opt-out after the opt-in ended (SENT, UNREACHABLE, EXPIRED) is recorded on it too, once,
+//! keeping its state and evidence ([`crate::domain::opt_in::Event::OptOutAfterEnd`]): every later
+//! follow-up is refused on [`OptIn::has_opted_out`]. Every opt-out emits `person.opted_out`, and
+//! so does a repeat of one (same event id, from the record), so a caller that is retried —
+//! Meta redelivering a webhook answered 5xx — emits it again ([`OptOuts::redelivered`]).
 
 use crate::domain::alert::{Alert, AlertKind};
-use crate::domain::opt_in::{Millis, OptIn, OptInKey, State, login_id_prefix, utc};
+use crate::domain::opt_in::{Event, Millis, OptIn, OptInKey, State, login_id_prefix, utc};
 use crate::ports::alerts::Alerts;
 use crate::ports::conversations::{ConversationStore, PendingStop};
 use crate::ports::error::{PortError, PortResult};
@@ -17,35 +23,46 @@ use crate::ports::metrics::Metrics;
 use crate::ports::opt_ins::{Created, OptInStore, Transitioned};
 use crate::ports::scheduler::DeadlineScheduler;
 use crate::use_cases::alert::publish;
+use crate::use_cases::events::Events;
 use crate::use_cases::expire::cancel_schedule;
 use tracing::{info, warn};
 
-/// The suffix of an `opt_out_source` recorded on a placeholder (the opt-out came before the
-/// opt-in): such an item holds no opt-in evidence.
-pub const BEFORE_OPT_IN_SUFFIX: &str = "_before_opt_in";
-
-/// The `opt_out_source` of a placeholder created for an opt-out from `source`.
-pub fn placeholder_source(source: &str) -> String {
-    format!("{source}{BEFORE_OPT_IN_SUFFIX}")
-}
-
-/// Whether the item is a placeholder (an opt-out recorded before any opt-in), not an opt-in.
-pub fn is_placeholder(opt_in: &OptIn) -> bool {
-    opt_in
-        .opt_out_source
-        .as_deref()
-        .is_some_and(|s| s.ends_with(BEFORE_OPT_IN_SUFFIX))
-}
+// The placeholder's marks live with the opt-in (the events use case reads them too).
+pub use crate::domain::opt_in::{BEFORE_OPT_IN_SUFFIX, is_placeholder, placeholder_source};
 
 /// What an opt-out did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptOutOutcome {
     /// This call moved the opt-in to OPTED_OUT.
     Recorded,
+    /// The opt-in had ended (SENT, UNREACHABLE, EXPIRED): this call recorded the opt-out on it,
+    /// keeping its state and evidence.
+    RecordedAfterEnd,
     /// No opt-in existed: an OPTED_OUT placeholder now stands in its place.
     Placeholder,
-    /// The opt-in was already terminal (sent, expired, unreachable, opted out): left as it is.
-    AlreadyTerminal,
+    /// An opt-out was already recorded (OPTED_OUT, or recorded after the end): left as it is.
+    AlreadyRecorded,
+}
+
+impl OptOut {
+    /// What an opt-out write returned: the item as it is, or `None` when no opt-in exists.
+    fn from_write(result: Transitioned) -> Option<Self> {
+        match result {
+            Transitioned::Done(item) => Some(OptOut {
+                outcome: if item.state == State::OptedOut {
+                    OptOutOutcome::Recorded
+                } else {
+                    OptOutOutcome::RecordedAfterEnd
+                },
+                item: *item,
+            }),
+            Transitioned::Refused(Some(item)) => Some(OptOut {
+                item: *item,
+                outcome: OptOutOutcome::AlreadyRecorded,
+            }),
+            Transitioned::Refused(None) => None,
+        }
+    }
 }
 
 /// The opt-in as an opt-out left it.
@@ -86,7 +103,7 @@ pub struct StopRequest<'a> {
 /// What a stop request did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopOutcome {
-    /// The opt-in (or its placeholder) is OPTED_OUT, or was already terminal.
+    /// The opt-out is recorded on the opt-in (or its placeholder), by this call or before.
     OptedOut(Box<OptOut>),
     /// No opt-in is known for the PSID: the stop is kept (pending) until the PSID is linked.
     /// `new` is false for a repeat of a stop already kept.
@@ -114,29 +131,63 @@ pub struct OptOuts<'a> {
     pub scheduler: &'a dyn DeadlineScheduler,
     pub alerts: &'a dyn Alerts,
     pub metrics: &'a dyn Metrics,
+    /// `person.opted_out`, for every opt-out and every repeat of one.
+    pub events: Events<'a>,
     /// The opt-in window and alert lead a placeholder is given (the configured ones).
     pub window_ms: Millis,
     pub alert_lead_ms: Millis,
 }
 
-impl OptOuts<'_> {
+impl<'a> OptOuts<'a> {
+    /// For a caller its own caller retries (a webhook): an event that could not be queued fails
+    /// the call (after the opt-out is recorded), so the retry emits it again.
+    pub fn redelivered(self) -> Self {
+        Self {
+            events: self.events.redelivered(),
+            ..self
+        }
+    }
+
     /// Any non-terminal state → OPTED_OUT with a conditional write, then the deadline schedule
-    /// is deleted. An opt-in already terminal (sent, expired, …) is left as it is.
+    /// is deleted. An opt-in that ended (sent, expired, unreachable) gets the opt-out recorded
+    /// on it, once, its state and evidence kept. Then `person.opted_out` is emitted whenever the
+    /// item records an opt-out (by this call or an earlier one: the same event id).
     pub async fn opt_out_opt_in(
         &self,
         key: &OptInKey,
         source: &str,
         now: Millis,
     ) -> PortResult<Transitioned> {
-        let result = self.store.opt_out(key, source, now).await?;
-        if let Transitioned::Done(item) = &result {
-            info!(
-                login_id_prefix = %login_id_prefix(&key.login_id),
-                source,
-                in_flight = in_flight(item),
-                "opt-in OPTED_OUT"
-            );
-            cancel_schedule(self.scheduler, key).await;
+        let mut result = self.store.opt_out(key, source, now).await?;
+        match &result {
+            Transitioned::Done(item) => {
+                info!(
+                    login_id_prefix = %login_id_prefix(&key.login_id),
+                    source,
+                    in_flight = in_flight(item),
+                    "opt-in OPTED_OUT"
+                );
+                cancel_schedule(self.scheduler, key).await;
+            }
+            // Nothing leaves an ended opt-in, so no race can undo this reading.
+            Transitioned::Refused(Some(item))
+                if Event::OptOutAfterEnd.sources().contains(&item.state)
+                    && item.opted_out_at.is_none() =>
+            {
+                result = self.store.opt_out_late(key, source, now).await?;
+                if let Transitioned::Done(item) = &result {
+                    info!(
+                        login_id_prefix = %login_id_prefix(&key.login_id),
+                        source,
+                        state = %item.state,
+                        "opt-out recorded after the opt-in ended"
+                    );
+                }
+            }
+            _ => {}
+        }
+        if let Transitioned::Done(item) | Transitioned::Refused(Some(item)) = &result {
+            self.events.opted_out(item).await?;
         }
         Ok(result)
     }
@@ -153,20 +204,9 @@ impl OptOuts<'_> {
     ) -> PortResult<OptOut> {
         // At most two rounds: an opt-in created by a concurrent webhook is opted out in the second.
         for _ in 0..2 {
-            match self.opt_out_opt_in(key, source, now).await? {
-                Transitioned::Done(item) => {
-                    return Ok(OptOut {
-                        item: *item,
-                        outcome: OptOutOutcome::Recorded,
-                    });
-                }
-                Transitioned::Refused(Some(item)) => {
-                    return Ok(OptOut {
-                        item: *item,
-                        outcome: OptOutOutcome::AlreadyTerminal,
-                    });
-                }
-                Transitioned::Refused(None) => {
+            match OptOut::from_write(self.opt_out_opt_in(key, source, now).await?) {
+                Some(out) => return Ok(out),
+                None => {
                     let mut placeholder = OptIn::new(
                         key.clone(),
                         Some(now),
@@ -184,6 +224,7 @@ impl OptOuts<'_> {
                             source,
                             "opt-out before the opt-in: OPTED_OUT placeholder recorded"
                         );
+                        self.events.opted_out(&placeholder).await?;
                         return Ok(OptOut {
                             item: placeholder,
                             outcome: OptOutOutcome::Placeholder,
@@ -227,23 +268,10 @@ impl OptOuts<'_> {
             .conversations
             .opt_in_for_psid(stop.page_id, psid)
             .await?
+            // None: a link whose opt-in is gone: keep the stop like any unlinked one.
+            && let Some(out) = OptOut::from_write(self.opt_out_opt_in(&key, stop.source, now).await?)
         {
-            match self.opt_out_opt_in(&key, stop.source, now).await? {
-                Transitioned::Done(item) => {
-                    return Ok(StopOutcome::OptedOut(Box::new(OptOut {
-                        item: *item,
-                        outcome: OptOutOutcome::Recorded,
-                    })));
-                }
-                Transitioned::Refused(Some(item)) => {
-                    return Ok(StopOutcome::OptedOut(Box::new(OptOut {
-                        item: *item,
-                        outcome: OptOutOutcome::AlreadyTerminal,
-                    })));
-                }
-                // A link whose opt-in is gone: keep the stop like any unlinked one.
-                Transitioned::Refused(None) => {}
-            }
+            return Ok(StopOutcome::OptedOut(Box::new(out)));
         }
         let pending = PendingStop {
             page_id: stop.page_id.to_owned(),
@@ -300,16 +328,9 @@ impl OptOuts<'_> {
         let Some(stop) = self.conversations.pending_stop(&key.page_id, psid).await? else {
             return Ok(None);
         };
-        let out = match self.opt_out_opt_in(key, &stop.source, now).await? {
-            Transitioned::Done(item) => OptOut {
-                item: *item,
-                outcome: OptOutOutcome::Recorded,
-            },
-            Transitioned::Refused(Some(item)) => OptOut {
-                item: *item,
-                outcome: OptOutOutcome::AlreadyTerminal,
-            },
-            Transitioned::Refused(None) => return Ok(None),
+        let Some(out) = OptOut::from_write(self.opt_out_opt_in(key, &stop.source, now).await?)
+        else {
+            return Ok(None);
         };
         info!(
             login_id_prefix = %login_id_prefix(&key.login_id),
@@ -343,17 +364,26 @@ impl OptOuts<'_> {
 mod tests {
     use super::*;
     use crate::adapters::memory::alerts::MemoryAlerts;
+    use crate::adapters::memory::events::MemoryEvents;
+    use crate::adapters::memory::logins::MemoryLoginStore;
     use crate::adapters::memory::metrics::MemoryMetrics;
     use crate::adapters::memory::opt_ins::MemoryOptInStore;
     use crate::adapters::memory::scheduler::MemoryScheduler;
+    use crate::domain::events::EventType;
     use crate::domain::jobs::DeadlineCheck;
+    use crate::domain::login::{Login, LoginSource, Permission};
     use crate::domain::metrics::Metric;
+    use crate::domain::opt_in::SendOutcome;
+    use crate::ports::logins::LoginStore;
+    use std::sync::atomic::Ordering;
 
     struct World {
         store: MemoryOptInStore,
         scheduler: MemoryScheduler,
         alerts: MemoryAlerts,
         metrics: MemoryMetrics,
+        logins: MemoryLoginStore,
+        events: MemoryEvents,
     }
 
     impl World {
@@ -363,6 +393,8 @@ mod tests {
                 scheduler: MemoryScheduler::default(),
                 alerts: MemoryAlerts::default(),
                 metrics: MemoryMetrics::default(),
+                logins: MemoryLoginStore::new(),
+                events: MemoryEvents::default(),
             }
         }
 
@@ -373,9 +405,47 @@ mod tests {
                 scheduler: &self.scheduler,
                 alerts: &self.alerts,
                 metrics: &self.metrics,
+                events: Events {
+                    publisher: &self.events,
+                    logins: &self.logins,
+                    opt_ins: &self.store,
+                    metrics: &self.metrics,
+                    redelivered: false,
+                },
                 window_ms: 60_000,
                 alert_lead_ms: 0,
             }
+        }
+
+        /// The person's LOGIN, linked to `login-1`, with the website's `user_ref`.
+        async fn logged_in(&self) {
+            let login = Login {
+                page_id: "p".into(),
+                asid: "1234".into(),
+                first_name: None,
+                permission: Permission::Granted,
+                expected_login_id: Some("login-1".into()),
+                login_at: 500,
+                last_login_at: 500,
+                source: LoginSource::Api,
+                user_ref: Some("shop-42".into()),
+            };
+            self.logins.record_login(&login).await.unwrap();
+        }
+
+        /// The opt-in of `login-1`, its initial message sent.
+        async fn sent(&self) -> OptIn {
+            let o = self.recorded().await;
+            self.store
+                .claim_for_send(&o.key(), "s", 1_500, 30_000)
+                .await
+                .unwrap();
+            let sent = SendOutcome::Sent {
+                message_id: "m.1".into(),
+            };
+            let done = self.store.finish_send(&o.key(), "s", &sent, 2_000).await;
+            assert!(done.unwrap().is_done());
+            o
         }
 
         async fn recorded(&self) -> OptIn {
@@ -409,18 +479,109 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_terminal_opt_in_is_not_opted_out_and_keeps_its_evidence() {
+    async fn an_ended_opt_in_records_the_opt_out_once_and_keeps_its_state() {
         let w = World::new();
         let o = w.recorded().await;
         w.store.expire(&o.key(), o.deadline_at).await.unwrap();
-        let out = w
+        let at = o.deadline_at + 1;
+        let out = w.ports().opt_out_person(&o.key(), "api", at).await.unwrap();
+        assert_eq!(out.outcome, OptOutOutcome::RecordedAfterEnd);
+        assert!(!out.in_flight());
+        let now = w.store.get_opt_in(&o.key()).await.unwrap().unwrap();
+        assert_eq!((now.state, now.opted_out_at), (State::Expired, Some(at)));
+        assert_eq!(now.opt_out_source.as_deref(), Some("api"));
+        assert!(now.has_opted_out());
+        // Once: a later opt-out keeps the first one's time and source.
+        let again = w
             .ports()
-            .opt_out_person(&o.key(), "api", o.deadline_at + 1)
+            .opt_out_person(&o.key(), "deauthorize", at + 5)
             .await
             .unwrap();
-        assert_eq!(out.outcome, OptOutOutcome::AlreadyTerminal);
+        assert_eq!(again.outcome, OptOutOutcome::AlreadyRecorded);
+        assert_eq!(again.item.opted_out_at, Some(at));
+        assert_eq!(again.item.opt_out_source.as_deref(), Some("api"));
+    }
+
+    /// Issue 12: "an opt-out after the initial message must still count". Before, SENT was
+    /// terminal and a STOP after it changed nothing and was not even recorded.
+    #[tokio::test]
+    async fn stop_after_the_initial_message_is_recorded() {
+        let w = World::new();
+        w.logged_in().await;
+        let o = w.sent().await;
+        let stop = StopRequest {
+            page_id: "p",
+            psid: Some("PSID1"),
+            login_id: Some("login-1"),
+            source: "stop_keyword",
+            wrote_at: Some(3_000),
+        };
+        let outcome = w.ports().stop_request(stop, 3_000).await.unwrap();
+        let StopOutcome::OptedOut(out) = outcome else {
+            panic!("the stop must opt the person out: {outcome:?}");
+        };
+        assert_eq!(out.outcome, OptOutOutcome::RecordedAfterEnd);
         let now = w.store.get_opt_in(&o.key()).await.unwrap().unwrap();
-        assert_eq!((now.state, now.opt_out_source), (State::Expired, None));
+        assert!(now.has_opted_out(), "the stop is recorded");
+        assert_eq!(now.state, State::Sent, "the SENT evidence is kept");
+        assert_eq!(now.message_id.as_deref(), Some("m.1"));
+        assert_eq!((now.sent_at, now.opted_out_at), (Some(2_000), Some(3_000)));
+        assert_eq!(now.opt_out_source.as_deref(), Some("stop_keyword"));
+        let emitted = w.events.of_type(EventType::PersonOptedOut);
+        assert_eq!(emitted.len(), 1);
+        let data = &emitted[0].data;
+        assert_eq!(data["asid"], "1234");
+        assert_eq!(data["user_ref"], "shop-42");
+        assert_eq!(data["source"], "stop_keyword");
+        assert_eq!(data["state"], "SENT");
+        // Meta redelivers the STOP: nothing changes, the same event id is emitted again.
+        w.ports().stop_request(stop, 9_000).await.unwrap();
+        let again = w.events.of_type(EventType::PersonOptedOut);
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1], emitted[0]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_publisher_does_not_undo_a_committed_opt_out() {
+        let w = World::new();
+        let o = w.recorded().await;
+        w.events.fail.store(true, Ordering::SeqCst);
+        // Absorbed (the website API): the opt-out is answered as recorded.
+        let out = w.ports().opt_out_person(&o.key(), "api", 2_000).await;
+        assert_eq!(out.unwrap().outcome, OptOutOutcome::Recorded);
+        assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 1.0);
+        // Redelivered (a webhook): the failure is returned, the opt-out stays recorded.
+        let failed = w
+            .ports()
+            .redelivered()
+            .opt_out_person(&o.key(), "api", 2_100)
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 2.0);
+        let now = w.store.get_opt_in(&o.key()).await.unwrap().unwrap();
+        assert_eq!(
+            (now.state, now.opted_out_at),
+            (State::OptedOut, Some(2_000))
+        );
+        // The redelivery emits it, with the id the first try would have had.
+        w.events.fail.store(false, Ordering::SeqCst);
+        w.ports()
+            .redelivered()
+            .opt_out_person(&o.key(), "api", 2_200)
+            .await
+            .unwrap();
+        let emitted = w.events.of_type(EventType::PersonOptedOut);
+        assert_eq!(emitted.len(), 1);
+        assert_eq!(emitted[0].data["state"], "OPTED_OUT");
+        assert_eq!(
+            emitted[0].data["asid"],
+            serde_json::Value::Null,
+            "no LOGIN linked"
+        );
+        assert_eq!(
+            emitted[0].id,
+            crate::domain::events::person_opted_out(&Default::default(), &now, "api", 2_000).id
+        );
     }
 
     #[tokio::test]
@@ -476,6 +637,10 @@ mod tests {
         let stored = w.store.get_opt_in(&key).await.unwrap().unwrap();
         assert_eq!(stored.state, State::OptedOut);
         assert!(!out.in_flight());
+        // The website hears the source without the placeholder suffix.
+        let emitted = w.events.of_type(EventType::PersonOptedOut);
+        assert_eq!(emitted.len(), 1);
+        assert_eq!(emitted[0].data["source"], "stop_keyword");
     }
 
     #[tokio::test]

@@ -73,6 +73,42 @@ pub fn p1_nothing_sent_after_an_opt_out(model: &Model) -> Verdict {
     Ok(())
 }
 
+/// Issue 12, "an opt-out after the initial message must still count": once an opt-out is
+/// acknowledged, whatever state the opt-in was in (SENT included), the person's record says so
+/// for good ([`shared::domain::opt_in::OptIn::has_opted_out`], the rule follow-ups are refused on),
+/// until a data deletion erases the record. (That nothing is sent after it is [`p1_nothing_sent_after_an_opt_out`].)
+pub async fn opt_outs_are_kept_whatever_the_state(model: &Model) -> Verdict {
+    let w = &model.world;
+    for ack in &model.seen.opt_outs {
+        if ack.via == super::run::Via::Deletion {
+            continue;
+        }
+        let erased_since = model
+            .seen
+            .deletions
+            .iter()
+            .any(|d| d.p == ack.p && d.tick >= ack.tick);
+        if erased_since {
+            continue;
+        }
+        let item = w
+            .store
+            .get_opt_in(&w.people[ack.p].key())
+            .await
+            .ok()
+            .flatten();
+        if !item.as_ref().is_some_and(|i| i.has_opted_out()) {
+            return Err(format!(
+                "person {} opted out via {:?} (acknowledged), yet their record does not say so (state {})",
+                ack.p,
+                ack.via,
+                item.map_or("missing".into(), |i| i.state.to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Promise 1: a send already in flight when the opt-out is recorded is recorded on the opt-in
 /// (its message id, or `sent_after_opt_out`), never hidden.
 pub async fn p1_an_in_flight_send_is_recorded(model: &Model) -> Verdict {

@@ -62,6 +62,11 @@ const CHECKS: &[(&str, &str, &str)] = &[
         "code 100 \"No matching user found\" / \"Invalid FBID\" pauses the Page",
     ),
     (
+        "opt_out_kept",
+        "issue 12: an opt-out counts whatever the opt-in's state, and for good",
+        "STOP / API opt-out / deauthorize after the initial message not recorded (SENT was terminal)",
+    ),
+    (
         "requeue",
         "paused opt-ins are sent again once their Page is active",
         "unblock re-queues one at a time and gives up at the first error; the sweep ignores PAUSED",
@@ -98,6 +103,10 @@ async fn check_all(model: &Model) -> Result<(), (String, String)> {
         (
             "requeue",
             checks::paused_opt_ins_are_requeued_when_the_page_is_active(model).await,
+        ),
+        (
+            "opt_out_kept",
+            checks::opt_outs_are_kept_whatever_the_state(model).await,
         ),
     ];
     for (name, verdict) in verdicts {
@@ -294,6 +303,24 @@ fn stop_before_the_opt_in_is_not_lost() {
             Step::Drain { minutes: 1 },
         ],
     );
+}
+
+/// Issue 12: a STOP (and an API opt-out) after the initial message was sent is recorded.
+#[test]
+fn stop_after_the_initial_message_is_kept() {
+    for via in [Via::StopLinked, Via::Api, Via::StopUnlinked] {
+        holds(
+            true,
+            vec![
+                Step::Login { p: 0 },
+                Step::OptIn { p: 0, age_min: 0 },
+                Step::Drain { minutes: 1 },
+                Step::Hello { p: 0, linked: true },
+                Step::OptOut { p: 0, via },
+                Step::Drain { minutes: 5 },
+            ],
+        );
+    }
 }
 
 #[test]

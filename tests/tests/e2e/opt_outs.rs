@@ -80,6 +80,32 @@ async fn a_reply_after_the_initial_message_links_the_psid() {
     s.stop().await;
 }
 
+/// Issue 12: a "Stop" after the initial message is recorded on the SENT opt-in (its evidence
+/// kept), through the local stack's production wiring and DynamoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_after_the_initial_message_is_recorded_end_to_end() {
+    let s = start_stack(|settings| settings).await;
+    let login_id = s.opt_in().await;
+    let sent = s.wait_for_state(&login_id, State::Sent).await;
+    let answer = s
+        .sandbox_post(
+            "/_sandbox/message",
+            serde_json::json!({"login_id": login_id, "text": "Stop"}),
+        )
+        .await;
+    assert_eq!(answer["webhook_status"], 200);
+    let item = s.item(&login_id).await.unwrap();
+    assert!(item.has_opted_out(), "the stop counts after SENT");
+    assert_eq!(item.state, State::Sent);
+    assert_eq!(
+        (item.message_id, item.sent_at),
+        (sent.message_id, sent.sent_at)
+    );
+    assert_eq!(item.opt_out_source.as_deref(), Some("stop_keyword"));
+    assert_eq!(s.inbox_for(&login_id).len(), 1);
+    s.stop().await;
+}
+
 /// Every attribute value of every item, as text.
 async fn all_values(s: &integration_tests::worlds::stack::TestStack) -> Vec<String> {
     let out = aws_sdk_dynamodb::Client::new(&s.sdk)

@@ -10,6 +10,7 @@ mod deadlines;
 mod events;
 mod follow_ups;
 mod login;
+mod opt_out_after_end;
 mod sender;
 mod sender_graph;
 mod start_at_login;

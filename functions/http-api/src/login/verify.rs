@@ -1,5 +1,6 @@
 //! Verifying a user access token and recording the LOGIN: shared by `/login/callback` (after the
-//! code exchange) and `POST /v1/logins` (tokens from the JavaScript SDK).
+//! code exchange) and `POST /v1/logins` (tokens from the JavaScript SDK), which both emit
+//! `login.completed` here.
 //!
 //! The token lives only in this request: it is passed to Graph and dropped, never stored or logged.
 
@@ -150,8 +151,10 @@ pub async fn record(
         stale = matches!(recorded, shared::domain::login::LoginRecorded::Stale(_)),
         "login recorded"
     );
-    if let shared::domain::login::LoginRecorded::Done(stored) = &recorded {
-        super::start_at_login::start_opt_in(deps, stored).await;
+    if let shared::domain::login::LoginRecorded::Done(login) = &recorded {
+        // Absorbed (logged, counted): the login is recorded and nobody retries this request.
+        let _ = deps.ports.events().login_completed(login).await;
+        super::start_at_login::start_opt_in(deps, login).await;
     }
     Ok(recorded.login().clone())
 }

@@ -2,7 +2,9 @@
 //! opt-in (the standard 24-hour reply window then runs from their last message), and a stop
 //! keyword or a "STOP NOTIFICATIONS" status opts them out at once, through the one opt-out use
 //! case ([`shared::use_cases::opt_out`]): before the opt-in exists too (a placeholder), and from a
-//! PSID not linked yet (kept as a pending stop, counted and alerted).
+//! PSID not linked yet (kept as a pending stop, counted and alerted). Any other text in a linked
+//! conversation becomes `person.replied` for the website (the text in the event body only).
+//! Events that cannot be queued fail the item, so Meta redelivers and they are emitted again.
 
 use super::outcome::ItemOutcome;
 use crate::deps::Deps;
@@ -35,7 +37,8 @@ pub async fn on_message(
 ) -> Result<ItemOutcome, PortError> {
     let now = deps.ports.clock.now();
     let at = timestamp.filter(|t| *t > 0).map_or(now, |t| t.min(now));
-    let opt_outs = deps.ports.opt_outs(&deps.config);
+    // A webhook answered 5xx is redelivered: events that could not be queued fail the item.
+    let opt_outs = deps.ports.opt_outs(&deps.config).redelivered();
     if text.is_some_and(|t| is_stop_request(t, &deps.config.stop_keywords)) {
         // Whatever arrived first: the placeholder path with a login_id, the PSID link without,
         // else kept as pending. A failure is returned so Facebook redelivers.
@@ -61,14 +64,19 @@ pub async fn on_message(
             None => return Ok(ItemOutcome::Ignored),
         },
     };
-    match opt_outs.link(&key, psid, at, now).await? {
-        Linked::Unknown => Ok(ItemOutcome::Ignored),
+    let outcome = match opt_outs.link(&key, psid, at, now).await? {
+        Linked::Unknown => return Ok(ItemOutcome::Ignored),
         Linked::Linked => {
             info!(login_id_prefix = %login_id_prefix(&key.login_id), "person wrote to the Page; PSID linked");
-            Ok(ItemOutcome::Ignored)
+            ItemOutcome::Ignored
         }
-        Linked::Stopped(_) => Ok(ItemOutcome::OptedOut),
+        Linked::Stopped(_) => ItemOutcome::OptedOut,
+    };
+    // The reply, to the website (its text in the event body only, never in a log).
+    if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+        opt_outs.events.person_replied(&key, psid, text, at).await?;
     }
+    Ok(outcome)
 }
 
 /// A `notification_messages_status`: `STOP NOTIFICATIONS` opts the person out.
@@ -94,6 +102,7 @@ pub async fn on_notification_status(
     let outcome = deps
         .ports
         .opt_outs(&deps.config)
+        .redelivered()
         .stop_request(stop, deps.ports.clock.now())
         .await?;
     if let StopOutcome::Unmatched = outcome {

@@ -3,6 +3,7 @@
 
 mod api;
 mod common;
+mod events;
 mod facebook_callbacks;
 mod login;
 mod messages;

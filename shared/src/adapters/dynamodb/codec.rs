@@ -67,6 +67,15 @@ pub fn last_error_value(error: &LastError) -> PortResult<AttributeValue> {
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode last_error: {e}")))
 }
 
+/// `state` set to the event's target, or nothing for an event that leaves the state as it is.
+pub fn target_state(event: Event) -> Vec<(&'static str, AttributeValue)> {
+    event
+        .target()
+        .map(|target| ("state", s(target.as_str())))
+        .into_iter()
+        .collect()
+}
+
 /// An update with its condition and placeholders. Every attribute goes through a `#name`
 /// placeholder (several of ours, like `state`, are DynamoDB reserved words).
 #[derive(Default)]
@@ -142,7 +151,7 @@ impl Expr {
         more: &[(&str, AttributeValue)],
         remove: &[&str],
     ) {
-        let mut set = vec![("state", s(event.target().as_str()))];
+        let mut set = target_state(event);
         set.extend(more.iter().cloned());
         set.push(("updated_at", n(now)));
         self.set_update(&set, remove, "");

@@ -13,7 +13,7 @@
 
 use crate::adapters::aws::port_error;
 use crate::adapters::dynamodb::codec::{
-    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s,
+    Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s, target_state,
 };
 use crate::adapters::dynamodb::handle::{PutNew, Table, due_shard_query};
 use crate::adapters::dynamodb::table;
@@ -155,14 +155,13 @@ fn renewal_put(
     let mut put = Put::builder()
         .table_name(table_name)
         .set_item(Some(to_item(renewed)?))
+        // `opted_out_at` exists only once the person opted out (OPTED_OUT, or after the end).
         .condition_expression(format!(
-            "#state = :opted_out AND #opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
+            "#opted_out_at < :cutoff AND {generation} AND #updated_at = :updated_at"
         ))
-        .expression_attribute_names("#state", "state")
         .expression_attribute_names("#opted_out_at", "opted_out_at")
         .expression_attribute_names("#generation", "generation")
         .expression_attribute_names("#updated_at", "updated_at")
-        .expression_attribute_values(":opted_out", s(State::OptedOut.as_str()))
         .expression_attribute_values(":cutoff", n(cutoff))
         .expression_attribute_values(":updated_at", n(previous.updated_at))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -173,6 +172,16 @@ fn renewal_put(
         .build()
         .map_err(|e| PortError::new(SERVICE, format!("cannot build the renewal put: {e}")))?;
     Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// Record the state the opt-out found (SENDING: a send was in flight). First in the SET list:
+/// every right-hand side reads the item as it was before this update.
+fn record_opted_out_from(e: &mut Expr) {
+    let from = e.name("opted_out_from");
+    let state = e.name("state");
+    e.update = e
+        .update
+        .replacen("SET ", &format!("SET {from} = {state}, "), 1);
 }
 
 fn finish_event(outcome: &SendOutcome) -> Event {
@@ -287,16 +296,13 @@ impl OptInStore for DynamoOptInStore {
         e.condition = format!("{sources} AND {deadline} > {now_v}");
         let attempts = e.name("attempts");
         let one = e.value("one", n(1));
-        e.set_update(
-            &[
-                ("state", s(event.target().as_str())),
-                ("lease_owner", s(owner)),
-                ("lease_until", n(lease_until)),
-                ("updated_at", n(now)),
-            ],
-            &[],
-            &format!("ADD {attempts} {one}"),
-        );
+        let mut set = target_state(event);
+        set.extend([
+            ("lease_owner", s(owner)),
+            ("lease_until", n(lease_until)),
+            ("updated_at", n(now)),
+        ]);
+        e.set_update(&set, &[], &format!("ADD {attempts} {one}"));
         self.update(key, "claim", e).await
     }
 
@@ -310,7 +316,10 @@ impl OptInStore for DynamoOptInStore {
         let event = finish_event(outcome);
         let mut e = Expr::default();
         e.condition = e.source_condition(event, now, Some(owner));
-        let target = s(event.target().as_str());
+        let target = match event.target() {
+            Some(target) => s(target.as_str()),
+            None => return Err(PortError::new(SERVICE, "finish_send: no target state")),
+        };
         match outcome {
             SendOutcome::Sent { message_id } => e.set_update(
                 &[
@@ -398,14 +407,23 @@ impl OptInStore for DynamoOptInStore {
             ],
             &LEASE_AND_DUE,
         );
-        // Record the state the opt-out found (SENDING: a send was in flight). First in the SET
-        // list: every right-hand side reads the item as it was before this update.
-        let from = e.name("opted_out_from");
-        let state = e.name("state");
-        e.update = e
-            .update
-            .replacen("SET ", &format!("SET {from} = {state}, "), 1);
+        record_opted_out_from(&mut e);
         self.update(key, "opt_out", e).await
+    }
+
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned> {
+        let mut e = Expr::transition(
+            Event::OptOutAfterEnd,
+            at,
+            None,
+            &[("opted_out_at", n(at)), ("opt_out_source", s(by))],
+            &[],
+        );
+        // Once: an opt-out already recorded keeps its time and source.
+        let out = e.name("opted_out_at");
+        e.condition = format!("{} AND attribute_not_exists({out})", e.condition);
+        record_opted_out_from(&mut e);
+        self.update(key, "opt_out_late", e).await
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
@@ -637,7 +655,7 @@ mod tests {
         assert_eq!(
             put.condition_expression(),
             Some(
-                "#state = :opted_out AND #opted_out_at < :cutoff AND \
+                "#opted_out_at < :cutoff AND \
                  attribute_not_exists(#generation) AND #updated_at = :updated_at"
             )
         );
@@ -646,7 +664,6 @@ mod tests {
             values[":cutoff"],
             n(at - crate::domain::opt_in::REDELIVERY_HORIZON_MS)
         );
-        assert_eq!(values[":opted_out"], s("OPTED_OUT"));
         assert_eq!(put.item()["generation"], n(1));
         // A later generation must still be the one that was read.
         let mut second = renewed.clone();

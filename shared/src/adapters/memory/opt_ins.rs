@@ -138,6 +138,38 @@ impl MemoryOptInStore {
     }
 }
 
+impl MemoryOptInStore {
+    /// An opt-out by `event` ([`Event::OptOut`] ends the opt-in, [`Event::OptOutAfterEnd`] keeps
+    /// its state), recorded once, with the state it found, as the DynamoDB updates do.
+    fn record_opt_out(
+        &self,
+        key: &OptInKey,
+        event: Event,
+        source: &str,
+        now: Millis,
+    ) -> PortResult<Transitioned> {
+        let found = std::cell::Cell::new(None);
+        self.apply(
+            key,
+            event,
+            |i| {
+                found.set(Some(i.state));
+                // After the end: once (DynamoDB: `attribute_not_exists(opted_out_at)`).
+                event == Event::OptOut || i.opted_out_at.is_none()
+            },
+            |i| {
+                i.opted_out_from = found.get();
+                i.opted_out_at = Some(now);
+                i.opt_out_source = Some(source.to_owned());
+                i.updated_at = now;
+                if event == Event::OptOut {
+                    end(i, now);
+                }
+            },
+        )
+    }
+}
+
 fn end(item: &mut OptIn, now: Millis) {
     item.terminal_at = Some(now);
     item.lease_owner = None;
@@ -291,23 +323,11 @@ impl OptInStore for MemoryOptInStore {
     }
 
     async fn opt_out(&self, key: &OptInKey, source: &str, now: Millis) -> PortResult<Transitioned> {
-        // The state the opt-out found, recorded as the DynamoDB update's `SET from = state` does.
-        let found = std::cell::Cell::new(None);
-        self.apply(
-            key,
-            Event::OptOut,
-            |i| {
-                found.set(Some(i.state));
-                true
-            },
-            |i| {
-                i.opted_out_from = found.get();
-                i.opted_out_at = Some(now);
-                i.opt_out_source = Some(source.to_owned());
-                i.updated_at = now;
-                end(i, now);
-            },
-        )
+        self.record_opt_out(key, Event::OptOut, source, now)
+    }
+
+    async fn opt_out_late(&self, key: &OptInKey, by: &str, at: Millis) -> PortResult<Transitioned> {
+        self.record_opt_out(key, Event::OptOutAfterEnd, by, at)
     }
 
     async fn mark_alerted(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
@@ -403,6 +423,40 @@ mod tests {
         assert_eq!(
             s.record_opt_in(&o, &guard("other", Some(0))).await.unwrap(),
             Recorded::AlreadyExists(Box::new(later))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_consent_after_an_opt_out_after_the_end_starts_a_new_generation() {
+        let s = MemoryOptInStore::new();
+        let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
+        s.record_opt_in(&first, &guard("m", Some(0))).await.unwrap();
+        s.claim_for_send(&first.key(), "s", 1, 500).await.unwrap();
+        let sent = SendOutcome::Sent {
+            message_id: "m.1".into(),
+        };
+        s.finish_send(&first.key(), "s", &sent, 2).await.unwrap();
+        assert!(
+            s.opt_out_late(&first.key(), "api", 10)
+                .await
+                .unwrap()
+                .is_done()
+        );
+        // The webhook of a consent dated `t`.
+        let consent_at = async |t: Millis| {
+            let o = OptIn::new(first.key(), Some(t), t, 1000, 0);
+            s.record_opt_in(&o, &guard("m", Some(t))).await.unwrap()
+        };
+        let horizon = 10 + crate::domain::opt_in::REDELIVERY_HORIZON_MS;
+        let within = consent_at(horizon).await;
+        assert!(matches!(within, Recorded::AlreadyExists(_)), "{within:?}");
+        let Recorded::Renewed(renewed) = consent_at(horizon + 1).await else {
+            panic!("a consent beyond the horizon after a late opt-out is new");
+        };
+        assert!(!renewed.has_opted_out(), "the new consent is not opted out");
+        assert_eq!(
+            renewed.previous_generations[0].message_id.as_deref(),
+            Some("m.1")
         );
     }
 

@@ -40,6 +40,8 @@ pub struct World {
     pub scheduler: Arc<MemoryScheduler>,
     pub clock: Arc<ManualClock>,
     pub follow_ups: Arc<shared::adapters::memory::follow_ups::MemoryFollowUps>,
+    /// Events to the website backend, as published.
+    pub events: Arc<shared::adapters::memory::events::MemoryEvents>,
 }
 
 pub fn secrets() -> Secrets {
@@ -74,6 +76,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
     let scheduler = Arc::new(MemoryScheduler::default());
     let clock = Arc::new(ManualClock::at(NOW));
     let follow_ups = Arc::new(shared::adapters::memory::follow_ups::MemoryFollowUps::default());
+    let events = Arc::new(shared::adapters::memory::events::MemoryEvents::default());
     let ports = Ports {
         opt_ins: store.clone(),
         conversations: store.clone(),
@@ -85,6 +88,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         scheduler: scheduler.clone(),
         clock: clock.clone(),
         follow_ups: follow_ups.clone(),
+        events: events.clone(),
         ..twin_ports()
     };
     let deps = Deps::from_ports(test_config(&env), secrets().into(), &ports);
@@ -97,6 +101,7 @@ pub fn world_with(overrides: &[(&str, &str)]) -> World {
         scheduler,
         clock,
         follow_ups,
+        events,
     }
 }
 
