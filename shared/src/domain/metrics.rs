@@ -16,6 +16,7 @@
 //! | `SentAfterOptOut` | Count | Graph accepted a message after the opt-out was recorded (in flight) |
 //! | `UnmatchedStops` | Count | a stop request came from a PSID no opt-in is linked to (kept, alerted) |
 //! | `LoginsWithoutOptIn` | Count | a granted login got no matching opt-in in time (alerted once) |
+//! | `DriftProblems` | Count | the daily drift check: how many checks of Meta's side fail (0 when all pass) |
 
 use crate::domain::opt_in::Millis;
 
@@ -32,10 +33,11 @@ pub enum Metric {
     SentAfterOptOut,
     UnmatchedStops,
     LoginsWithoutOptIn,
+    DriftProblems,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 9] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
@@ -44,6 +46,7 @@ impl Metric {
         Metric::SentAfterOptOut,
         Metric::UnmatchedStops,
         Metric::LoginsWithoutOptIn,
+        Metric::DriftProblems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Metric {
             Metric::SentAfterOptOut => "SentAfterOptOut",
             Metric::UnmatchedStops => "UnmatchedStops",
             Metric::LoginsWithoutOptIn => "LoginsWithoutOptIn",
+            Metric::DriftProblems => "DriftProblems",
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod attention;
 pub mod erasure;
+pub mod drift;
 pub mod events;
 pub mod jobs;
 pub mod login;

@@ -3,11 +3,12 @@
 //! they all make.
 
 use crate::adapters::aws::port_error;
-use crate::adapters::dynamodb::codec::{Item, SERVICE, s};
+use crate::adapters::dynamodb::codec::{Expr, Item, SERVICE, s};
 use crate::adapters::dynamodb::table;
 use crate::ports::error::PortResult;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
@@ -68,6 +69,32 @@ impl Table {
                 Some(PutItemError::ConditionalCheckFailedException(refused)) => {
                     Ok(PutNew::Exists(refused.item.clone()))
                 }
+                _ => Err(port_error(SERVICE, op, &err)),
+            },
+        }
+    }
+}
+
+impl Table {
+    /// One conditional `UpdateItem` of the item at `key` (`expr`'s update, condition and
+    /// placeholders): `true` when the condition held and the item was written, `false` when
+    /// DynamoDB refused it on the condition. `op` names the call in errors.
+    pub async fn update_if(&self, key: Item, expr: Expr, op: &str) -> PortResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
                 _ => Err(port_error(SERVICE, op, &err)),
             },
         }
