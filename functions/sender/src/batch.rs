@@ -12,7 +12,7 @@ use crate::deps::Deps;
 use crate::pause::PageViews;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
-use shared::domain::jobs::SendJob;
+use shared::domain::jobs::{Job, SendJob};
 use shared::ports::queue::{MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS};
 use tracing::{Instrument, error, info_span, warn};
 
@@ -23,29 +23,18 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// up the receives that move a crashing or unparseable record to the dead-letter queue.
 pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 
-/// The record's send job; `None` (logged with the SQS message id, so the operator can find the
-/// record in the dead-letter queue) when it is not one this code can read.
-fn parse_job(record: &SqsMessage) -> Option<SendJob> {
+/// The record's job; `None` (logged with the SQS message id, so the operator can find the record
+/// in the dead-letter queue) when it is not one this code can read (an unknown kind or version).
+fn parse_job(record: &SqsMessage) -> Option<Job> {
     let message_id = record.message_id.as_deref().unwrap_or("");
-    match record.body.as_deref().map(serde_json::from_str::<SendJob>) {
-        Some(Ok(job)) if job.version == SendJob::VERSION => Some(job),
-        Some(Ok(job)) => {
-            // Left for the DLQ: a newer producer wrote a version this code does not know.
-            error!(
-                message_id,
-                version = job.version,
-                "send job of an unknown version; left for the dead-letter queue"
-            );
-            None
-        }
-        _ => {
-            error!(
-                message_id,
-                "send job body is not a send job; left for the dead-letter queue"
-            );
-            None
-        }
+    let job = record.body.as_deref().and_then(Job::parse);
+    if job.is_none() {
+        error!(
+            message_id,
+            "queue message is not a job of a known kind and version; left for the dead-letter queue"
+        );
     }
+    job
 }
 
 fn receive_count(record: &SqsMessage) -> u32 {
@@ -60,8 +49,14 @@ fn receive_count(record: &SqsMessage) -> u32 {
 /// once), each in its own span; retried records are backed off and reported in
 /// `batchItemFailures`.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let jobs: Vec<Option<SendJob>> = event.records.iter().map(parse_job).collect();
-    let page_ids: Vec<String> = jobs.iter().flatten().map(|j| j.page_id.clone()).collect();
+    let jobs: Vec<Option<Job>> = event.records.iter().map(parse_job).collect();
+    let page_ids: Vec<String> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Some(Job::Initial(job)) => Some(job.page_id.clone()),
+            _ => None,
+        })
+        .collect();
     let views = PageViews::load(deps, page_ids).await;
     let views = &views;
     let in_flight = deps.config.send.max_in_flight.max(1);
@@ -74,8 +69,11 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             let span = info_span!("send_job", message_id);
             async move {
                 match job {
-                    Some(job) => process_job(deps, views, &job.key(), message_id).await,
-                    None => RecordOutcome::Unreadable,
+                    Some(Job::Initial(job)) => {
+                        process_job(deps, views, &job.key(), message_id).await
+                    }
+                    Some(Job::DriftCheck(job)) => crate::drift::check(deps, job).await,
+                    _ => RecordOutcome::Unreadable,
                 }
             }
             .instrument(span)
@@ -92,7 +90,7 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     for ((record, job), outcome) in event.records.iter().zip(&jobs).zip(outcomes) {
         let failed = match (outcome, job) {
             (RecordOutcome::Done, _) => false,
-            (RecordOutcome::RetryIn(seconds), Some(job)) => {
+            (RecordOutcome::RetryIn(seconds), Some(Job::Initial(job))) => {
                 back_off(deps, record, Some(job), seconds).await
             }
             (RecordOutcome::RetryKeep(seconds), _) => back_off(deps, record, None, seconds).await,

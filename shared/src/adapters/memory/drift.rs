@@ -90,3 +90,42 @@ impl MetaSetup for MemoryMetaSetup {
         lock(&self.answers).clone()
     }
 }
+
+/// What Meta answers about a healthy setup of `target`: a valid PAGE token of its Page and app
+/// with `pages_messaging` that never expires, the Page and the app subscribed with every field to
+/// `target`'s webhook URL, served in the version asked for.
+pub fn healthy_answers(target: &crate::domain::preflight::Target) -> SetupAnswers {
+    use crate::facebook::page_setup::{
+        AppSubscription, PAGES_MESSAGING, REQUIRED_WEBHOOK_FIELDS, SubscribedApp,
+        SubscriptionField, TokenDebug,
+    };
+    let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS.iter().map(|f| f.to_string()).collect();
+    SetupAnswers {
+        token: Ok(TokenDebug {
+            is_valid: true,
+            token_type: Some("PAGE".into()),
+            profile_id: Some(target.page_id.clone()),
+            app_id: Some(target.app_id.clone()),
+            scopes: vec![PAGES_MESSAGING.into()],
+            ..TokenDebug::default()
+        }),
+        page_apps: Ok(vec![SubscribedApp {
+            id: target.app_id.clone(),
+            subscribed_fields: fields.clone(),
+            ..SubscribedApp::default()
+        }]),
+        app_subscriptions: Ok(vec![AppSubscription {
+            object: "page".into(),
+            callback_url: target.webhook_url.clone(),
+            active: true,
+            fields: fields
+                .into_iter()
+                .map(|name| SubscriptionField {
+                    name,
+                    version: None,
+                })
+                .collect(),
+        }]),
+        served_version: Some(target.graph_version.clone()),
+    }
+}
