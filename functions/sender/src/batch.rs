@@ -27,12 +27,23 @@ pub const HANDOVER_FROM_RECEIVE: u32 = MAX_RECEIVE_COUNT - 2;
 /// in the dead-letter queue) when it is not one this code can read (an unknown kind or version).
 fn parse_job(record: &SqsMessage) -> Option<Job> {
     let message_id = record.message_id.as_deref().unwrap_or("");
-    let job = record.body.as_deref().and_then(Job::parse);
+    let body = record.body.as_deref().unwrap_or("");
+    let job = Job::parse(body);
     if job.is_none() {
-        error!(
-            message_id,
-            "queue message is not a job of a known kind and version; left for the dead-letter queue"
-        );
+        // Left for the DLQ: a newer producer may have written a version this code does not know.
+        match serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
+        {
+            Some(version) => error!(
+                message_id,
+                version, "send job of an unknown version; left for the dead-letter queue"
+            ),
+            None => error!(
+                message_id,
+                "send job body is not a send job; left for the dead-letter queue"
+            ),
+        }
     }
     job
 }
