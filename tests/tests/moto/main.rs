@@ -7,6 +7,7 @@
 mod adapters;
 mod conversation;
 mod deadlines;
+mod drift;
 mod login;
 mod sender;
 mod sender_graph;
