@@ -591,7 +591,9 @@ async fn the_sweep_queues_one_drift_check_per_day_however_often_it_runs() {
 #[tokio::test]
 async fn a_failed_drift_claim_leaves_the_day_to_the_next_sweep() {
     let w = world();
-    w.store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    w.store
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     // The sweep itself fails on the store; the drift claim is not reached or fails: no job.
     let _ = handle(&w.deps, sweep()).await;
     assert!(drift_jobs(&w).is_empty());

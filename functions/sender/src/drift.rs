@@ -66,7 +66,10 @@ pub async fn check(deps: &Deps, job: &DriftCheckJob) -> RecordOutcome {
         .iter()
         .filter(|f| matches!(f.verdict, Verdict::Failing(_)))
         .count();
-    if findings.iter().any(|f| !matches!(f.verdict, Verdict::Unknown(_))) {
+    if findings
+        .iter()
+        .any(|f| !matches!(f.verdict, Verdict::Unknown(_)))
+    {
         deps.ports.metrics.record(
             page_id,
             &[Sample {

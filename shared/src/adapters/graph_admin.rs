@@ -10,13 +10,13 @@
 
 use crate::adapters::graph::{API_VERSION_HEADER, GraphInitError, error_from, transport_error};
 use crate::config::secrets::SecretString;
+use crate::domain::drift::SetupAnswers;
 use crate::facebook::crypto::appsecret_proof;
 use crate::facebook::graph_error::GraphError;
 use crate::facebook::page_setup::{
     AppSubscription, AppSubscriptionsResponse, SubscribedApp, SubscribedAppsResponse,
     SuccessResponse, TokenDebug, TokenDebugResponse,
 };
-use crate::domain::drift::SetupAnswers;
 use crate::ports::drift::MetaSetup;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -185,7 +185,10 @@ impl GraphAdmin {
         let served_version = [
             token.as_ref().ok().and_then(|a| a.version.clone()),
             page_apps.as_ref().ok().and_then(|a| a.version.clone()),
-            app_subscriptions.as_ref().ok().and_then(|a| a.version.clone()),
+            app_subscriptions
+                .as_ref()
+                .ok()
+                .and_then(|a| a.version.clone()),
         ]
         .into_iter()
         .flatten()

@@ -100,19 +100,16 @@ fn unknown_unless_refused<T>(answer: &Result<T, GraphError>) -> Option<Verdict> 
     match answer {
         Ok(_) => None,
         Err(GraphError::Api { body, .. }) if body.code == 190 => None,
-        Err(other) => Some(Verdict::Unknown(format!("Graph could not be asked ({other})"))),
+        Err(other) => Some(Verdict::Unknown(format!(
+            "Graph could not be asked ({other})"
+        ))),
     }
 }
 
 /// Every check's verdict, from doctor's own check functions (same lines, same fixes).
 pub fn evaluate(target: &Target, answers: &SetupAnswers, now: Millis) -> Vec<Finding> {
-    let token = unknown_unless_refused(&answers.token).unwrap_or_else(|| {
-        verdict_of(preflight::page_token(
-            target,
-            answers.token.as_ref(),
-            now,
-        ))
-    });
+    let token = unknown_unless_refused(&answers.token)
+        .unwrap_or_else(|| verdict_of(preflight::page_token(target, answers.token.as_ref(), now)));
     // A refused subscription read was made with a token the token check judges: one problem,
     // one alert (the token's).
     let page = match &answers.page_apps {
@@ -206,7 +203,10 @@ mod tests {
     }
 
     fn healthy() -> SetupAnswers {
-        let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS.iter().map(|f| f.to_string()).collect();
+        let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
         SetupAnswers {
             token: Ok(TokenDebug {
                 is_valid: true,
@@ -280,9 +280,17 @@ mod tests {
         };
         let alert = problem_alert("2", DriftCheck::PageToken, lines);
         assert_eq!(alert.kind, AlertKind::MetaSetupDrift);
-        assert!(alert.detail.contains("✘ Page token is not valid"), "{}", alert.detail);
+        assert!(
+            alert.detail.contains("✘ Page token is not valid"),
+            "{}",
+            alert.detail
+        );
         // The fix doctor prints, word for word.
-        assert!(alert.detail.contains(&format!("fix: {}", target().token_fix())));
+        assert!(
+            alert
+                .detail
+                .contains(&format!("fix: {}", target().token_fix()))
+        );
     }
 
     #[test]
@@ -329,7 +337,11 @@ mod tests {
         let Verdict::Failing(app) = &findings[2].verdict else {
             unreachable!()
         };
-        assert_eq!(app.len(), 3, "callback, inactive, fields: one problem, three lines");
+        assert_eq!(
+            app.len(),
+            3,
+            "callback, inactive, fields: one problem, three lines"
+        );
     }
 
     #[test]

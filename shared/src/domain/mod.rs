@@ -2,8 +2,8 @@
 
 pub mod alert;
 pub mod attention;
-pub mod erasure;
 pub mod drift;
+pub mod erasure;
 pub mod events;
 pub mod jobs;
 pub mod login;

@@ -73,12 +73,7 @@ async fn concurrent_sweeps_claim_a_day_once() {
     let store = Arc::new(store);
     let claims = futures::future::join_all((0..8).map(|_| {
         let store = store.clone();
-        async move {
-            store
-                .claim_drift_day(PAGE, "2026-11-24", 1)
-                .await
-                .unwrap()
-        }
+        async move { store.claim_drift_day(PAGE, "2026-11-24", 1).await.unwrap() }
     }))
     .await;
     assert_eq!(claims.iter().filter(|c| **c).count(), 1, "{claims:?}");

@@ -99,7 +99,11 @@ async fn a_drift_problem_alerts_once_with_doctors_fix_and_its_recovery_once() {
     w.meta.set(w.invalidated());
     assert!(!w.run().await);
     assert!(!w.run().await);
-    assert_eq!(w.kinds(), [AlertKind::MetaSetupDrift], "one alert, not one per run");
+    assert_eq!(
+        w.kinds(),
+        [AlertKind::MetaSetupDrift],
+        "one alert, not one per run"
+    );
     let alert = &w.twins.alerts.published()[0];
     assert!(
         alert.detail.contains("✘ Page token is not valid (190/460"),
@@ -107,7 +111,11 @@ async fn a_drift_problem_alerts_once_with_doctors_fix_and_its_recovery_once() {
         alert.detail
     );
     let fix = sender::drift::target(&w.deps.config).token_fix();
-    assert!(alert.detail.contains(&format!("fix: {fix}")), "{}", alert.detail);
+    assert!(
+        alert.detail.contains(&format!("fix: {fix}")),
+        "{}",
+        alert.detail
+    );
     assert_eq!(w.twins.store.drift_status(PAGE, "page_token"), Some(true));
 
     w.meta.set(w.healthy());

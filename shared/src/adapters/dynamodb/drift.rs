@@ -22,8 +22,7 @@ impl DriftStatusStore for DynamoOptInStore {
         let now_value = e.value("now", n(now));
         e.update = format!("SET {day_name} = {day_value}, {claimed_at} = {now_value}");
         // Days are `YYYY-MM-DD`: their string order is their time order.
-        e.condition =
-            format!("attribute_not_exists({day_name}) OR {day_name} < {day_value}");
+        e.condition = format!("attribute_not_exists({day_name}) OR {day_name} < {day_value}");
         let item = key(table::page_pk(page_id), table::DRIFT_DAY_SK);
         self.db.update_if(item, e, "UpdateItem (drift day)").await
     }

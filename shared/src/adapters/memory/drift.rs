@@ -85,8 +85,7 @@ impl MemoryMetaSetup {
 #[async_trait]
 impl MetaSetup for MemoryMetaSetup {
     async fn read_setup(&self, _page_id: &str) -> Option<SetupAnswers> {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         lock(&self.answers).clone()
     }
 }
@@ -99,7 +98,10 @@ pub fn healthy_answers(target: &crate::domain::preflight::Target) -> SetupAnswer
         AppSubscription, PAGES_MESSAGING, REQUIRED_WEBHOOK_FIELDS, SubscribedApp,
         SubscriptionField, TokenDebug,
     };
-    let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS.iter().map(|f| f.to_string()).collect();
+    let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     SetupAnswers {
         token: Ok(TokenDebug {
             is_valid: true,
