@@ -575,7 +575,7 @@ async fn the_sweep_queues_one_drift_check_per_day_however_often_it_runs() {
         version: 1,
         page_id: PAGE.into(),
     });
-    assert_eq!(drift_jobs(&w), [expected.clone()]);
+    assert_eq!(drift_jobs(&w), std::slice::from_ref(&expected));
     // The same day, later: nothing more. The next day: one more.
     w.clock.advance(7 * HOUR_MS);
     handle(&w.deps, sweep()).await.unwrap();

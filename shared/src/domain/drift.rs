@@ -182,59 +182,58 @@ pub fn recovered_alert(page_id: &str, check: DriftCheck) -> Alert {
     )
 }
 
+/// What Meta answers about a healthy setup of `target`: a valid PAGE token of its Page and app
+/// with `pages_messaging` that never expires, the Page and the app subscribed with every field to
+/// `target`'s webhook URL, served in the version asked for. The baseline of the tests (twins,
+/// sender) that break one answer at a time.
+pub fn healthy_answers(target: &Target) -> SetupAnswers {
+    use crate::facebook::page_setup::{
+        PAGES_MESSAGING, REQUIRED_WEBHOOK_FIELDS, SubscriptionField,
+    };
+    let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    SetupAnswers {
+        token: Ok(TokenDebug {
+            is_valid: true,
+            token_type: Some("PAGE".into()),
+            profile_id: Some(target.page_id.clone()),
+            app_id: Some(target.app_id.clone()),
+            scopes: vec![PAGES_MESSAGING.into()],
+            ..TokenDebug::default()
+        }),
+        page_apps: Ok(vec![SubscribedApp {
+            id: target.app_id.clone(),
+            subscribed_fields: fields.clone(),
+            ..SubscribedApp::default()
+        }]),
+        app_subscriptions: Ok(vec![AppSubscription {
+            object: "page".into(),
+            callback_url: target.webhook_url.clone(),
+            active: true,
+            fields: fields
+                .into_iter()
+                .map(|name| SubscriptionField {
+                    name,
+                    version: None,
+                })
+                .collect(),
+        }]),
+        served_version: Some(target.graph_version.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::preflight::tests::target;
     use crate::facebook::graph_error::GraphErrorBody;
-    use crate::facebook::page_setup::{REQUIRED_WEBHOOK_FIELDS, SubscriptionField};
 
     const NOW: Millis = 1_795_536_000_000;
 
-    fn target() -> Target {
-        Target {
-            app_id: "1".into(),
-            page_id: "2".into(),
-            webhook_url: "https://api.example/seg/webhooks/messenger".into(),
-            graph_version: "v27.0".into(),
-            secret_id: "arn:secret:main".into(),
-            page_token_secret_id: Some("arn:secret:page".into()),
-            fix_command: "ops doctor --fix".into(),
-        }
-    }
-
     fn healthy() -> SetupAnswers {
-        let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS
-            .iter()
-            .map(|f| f.to_string())
-            .collect();
-        SetupAnswers {
-            token: Ok(TokenDebug {
-                is_valid: true,
-                token_type: Some("PAGE".into()),
-                profile_id: Some("2".into()),
-                app_id: Some("1".into()),
-                scopes: vec!["pages_messaging".into()],
-                ..TokenDebug::default()
-            }),
-            page_apps: Ok(vec![SubscribedApp {
-                id: "1".into(),
-                subscribed_fields: fields.clone(),
-                ..SubscribedApp::default()
-            }]),
-            app_subscriptions: Ok(vec![AppSubscription {
-                object: "page".into(),
-                callback_url: target().webhook_url,
-                active: true,
-                fields: fields
-                    .into_iter()
-                    .map(|name| SubscriptionField {
-                        name,
-                        version: None,
-                    })
-                    .collect(),
-            }]),
-            served_version: Some("v27.0".into()),
-        }
+        healthy_answers(&target())
     }
 
     fn refused(code: i64) -> GraphError {

@@ -9,21 +9,12 @@ use crate::domain::opt_in::Millis;
 use crate::ports::drift::{DriftStatusStore, MetaSetup, StatusChange};
 use crate::ports::error::PortResult;
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::sync::Mutex;
-
-/// The drift items of the twin's table: the claimed day per Page, the failing flag per (Page,
-/// check).
-#[derive(Default)]
-pub struct DriftItems {
-    days: Mutex<HashMap<String, String>>,
-    failing: Mutex<HashMap<(String, String), bool>>,
-}
 
 impl MemoryOptInStore {
     /// The recorded status of `check` (`None`: never recorded).
     pub fn drift_status(&self, page_id: &str, check: &str) -> Option<bool> {
-        lock(&self.drift.failing)
+        lock(&self.drift_failing)
             .get(&(page_id.to_owned(), check.to_owned()))
             .copied()
     }
@@ -33,7 +24,7 @@ impl MemoryOptInStore {
 impl DriftStatusStore for MemoryOptInStore {
     async fn claim_drift_day(&self, page_id: &str, day: &str, _now: Millis) -> PortResult<bool> {
         self.check()?;
-        let mut days = lock(&self.drift.days);
+        let mut days = lock(&self.drift_days);
         match days.get(page_id) {
             Some(claimed) if claimed.as_str() >= day => Ok(false),
             _ => {
@@ -51,7 +42,7 @@ impl DriftStatusStore for MemoryOptInStore {
         _now: Millis,
     ) -> PortResult<StatusChange> {
         self.check()?;
-        let mut all = lock(&self.drift.failing);
+        let mut all = lock(&self.drift_failing);
         let key = (page_id.to_owned(), check.to_owned());
         let was_failing = all.get(&key).copied().unwrap_or(false);
         Ok(match (was_failing, failing) {
@@ -87,47 +78,5 @@ impl MetaSetup for MemoryMetaSetup {
     async fn read_setup(&self, _page_id: &str) -> Option<SetupAnswers> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         lock(&self.answers).clone()
-    }
-}
-
-/// What Meta answers about a healthy setup of `target`: a valid PAGE token of its Page and app
-/// with `pages_messaging` that never expires, the Page and the app subscribed with every field to
-/// `target`'s webhook URL, served in the version asked for.
-pub fn healthy_answers(target: &crate::domain::preflight::Target) -> SetupAnswers {
-    use crate::facebook::page_setup::{
-        AppSubscription, PAGES_MESSAGING, REQUIRED_WEBHOOK_FIELDS, SubscribedApp,
-        SubscriptionField, TokenDebug,
-    };
-    let fields: Vec<String> = REQUIRED_WEBHOOK_FIELDS
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
-    SetupAnswers {
-        token: Ok(TokenDebug {
-            is_valid: true,
-            token_type: Some("PAGE".into()),
-            profile_id: Some(target.page_id.clone()),
-            app_id: Some(target.app_id.clone()),
-            scopes: vec![PAGES_MESSAGING.into()],
-            ..TokenDebug::default()
-        }),
-        page_apps: Ok(vec![SubscribedApp {
-            id: target.app_id.clone(),
-            subscribed_fields: fields.clone(),
-            ..SubscribedApp::default()
-        }]),
-        app_subscriptions: Ok(vec![AppSubscription {
-            object: "page".into(),
-            callback_url: target.webhook_url.clone(),
-            active: true,
-            fields: fields
-                .into_iter()
-                .map(|name| SubscriptionField {
-                    name,
-                    version: None,
-                })
-                .collect(),
-        }]),
-        served_version: Some(target.graph_version.clone()),
     }
 }
