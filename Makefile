@@ -124,6 +124,10 @@ doctor: ## Preflight checklist of the local stack of `make run` (✔/✘ with fi
 	$(CARGO) build --locked -p ops
 	$(CARGO) run --quiet --locked -p ops -- doctor $(ARGS)
 
+.PHONY: redrive
+redrive: ## Show the dead-letter queues, refuse terminal/late jobs, move the rest back; ARGS="--discard-refused --manual" locally, ARGS="--stack NAME" for a deployed one
+	$(CARGO) run --quiet --locked -p ops -- redrive $(ARGS)
+
 package: ## Release binaries for x86_64 (what `sam build` does with cargo lambda, for arm64)
 	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts --bin event-sender
 	@ls -l target/release/http-api target/release/sender target/release/deadline-alerts target/release/event-sender

@@ -9,6 +9,11 @@
 //! login whose expected opt-in never arrived (`ORPHAN_LOGIN_ALERT_AFTER_MINUTES`): the sign that the
 //! login_id derivation does not match the app.
 //!
+//! Once a day the sweep also queues the drift check of Meta's side (issue 13 §2, a
+//! [`Job::DriftCheck`] the sender runs: it holds the tokens, this function reads no secret). "Once
+//! a day" is a conditional write of the day on the Page's drift item, not a read: however many
+//! sweeps run (retries, concurrent invocations), one of them per UTC day queues the check.
+//!
 //! The sweep also queues again the PAUSED opt-ins that the Page's last resume (an accepted probe
 //! or Meta's unblock) left behind — its re-queue failed, or the process stopped after setting the
 //! Page ACTIVE — through [`shared::use_cases::page`]: each at most once per sweep, and only for one
@@ -22,7 +27,7 @@ use shared::config::secrets::SecretString;
 use shared::config::settings::Config;
 use shared::domain::alert::Alert;
 use shared::domain::attention::{is_stuck, next_attention};
-use shared::domain::jobs::{AlertInput, SendJob};
+use shared::domain::jobs::{AlertInput, DriftCheckJob, Job, SendJob};
 use shared::domain::opt_in::{Millis, OptIn, login_id_prefix};
 use shared::ports::bundle::Ports;
 use shared::ports::error::PortError;
@@ -48,6 +53,9 @@ pub struct Deps {
     /// deadline-alerts uses the opt-in and Page stores, the send queue, the scheduler (to cancel),
     /// alerts, metrics, the clock and the LOGIN store (granted logins whose opt-in never arrived).
     pub ports: Ports,
+    /// Whether the sweep queues the daily drift check (on in every wiring; the moto world turns
+    /// it off so that its queue holds only the send jobs its tests count).
+    pub drift_checks: bool,
 }
 
 impl Deps {
@@ -64,6 +72,7 @@ impl Deps {
         Self {
             config,
             ports: ports.clone(),
+            drift_checks: true,
         }
     }
 }
@@ -174,6 +183,9 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         AlertInput::Sweep { .. } => {
             sweep(deps, now, &mut summary).await?;
             summary.logins_without_opt_in = alert_logins_without_opt_in(deps, now).await;
+            if deps.drift_checks {
+                queue_drift_check(deps, now).await;
+            }
         }
     }
     info!(
@@ -408,4 +420,35 @@ async fn settle_waiting_login(
     alert::publish(deps.ports.alerts.as_ref(), &alert).await;
     shared::ports::metrics::record_login_without_opt_in(deps.ports.metrics.as_ref(), page_id);
     true
+}
+
+/// Queue today's drift check, when no sweep of today has (a conditional write of the day claims
+/// it first). Returns whether this sweep queued it. Failures are logged: a claim that fails leaves
+/// the day to the next sweep; a claimed day whose job could not be queued has no check (the next
+/// day's runs), so that no day ever has two.
+pub async fn queue_drift_check(deps: &Deps, now: Millis) -> bool {
+    let page_id = deps.config.fb_page_id.as_str();
+    let day = shared::domain::drift::day(now);
+    match deps.ports.pages.claim_drift_day(page_id, &day, now).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            error!(error = %e, "could not claim today's drift check; the next sweep tries again");
+            return false;
+        }
+    }
+    let job = Job::DriftCheck(DriftCheckJob {
+        version: DriftCheckJob::VERSION,
+        page_id: page_id.to_owned(),
+    });
+    match deps.ports.queue.enqueue_job(&job).await {
+        Ok(()) => {
+            info!(day = %day, "drift check of Meta's side queued for the sender");
+            true
+        }
+        Err(e) => {
+            error!(error = %e, day = %day, "could not queue today's drift check");
+            false
+        }
+    }
 }

@@ -556,3 +556,51 @@ async fn a_failed_invocation_reports_a_readable_error_type_not_a_rust_type() {
         diagnostic.error_message
     );
 }
+
+/// The drift checks the sweeps queued so far.
+fn drift_jobs(w: &World) -> Vec<shared::domain::jobs::Job> {
+    w.queue
+        .other_jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+#[tokio::test]
+async fn the_sweep_queues_one_drift_check_per_day_however_often_it_runs() {
+    let w = world();
+    for _ in 0..3 {
+        handle(&w.deps, sweep()).await.unwrap();
+    }
+    let expected = shared::domain::jobs::Job::DriftCheck(shared::domain::jobs::DriftCheckJob {
+        version: 1,
+        page_id: PAGE.into(),
+    });
+    assert_eq!(drift_jobs(&w), std::slice::from_ref(&expected));
+    // The same day, later: nothing more. The next day: one more.
+    w.clock.advance(7 * HOUR_MS);
+    handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(drift_jobs(&w).len(), 1);
+    w.clock.advance(HOUR_MS);
+    handle(&w.deps, sweep()).await.unwrap();
+    handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(drift_jobs(&w), [expected.clone(), expected]);
+    // Not the send jobs: the initial-message queue is untouched.
+    assert!(w.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_drift_claim_leaves_the_day_to_the_next_sweep() {
+    let w = world();
+    w.store
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The sweep itself fails on the store; the drift claim is not reached or fails: no job.
+    let _ = handle(&w.deps, sweep()).await;
+    assert!(drift_jobs(&w).is_empty());
+    w.store
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(drift_jobs(&w).len(), 1);
+}

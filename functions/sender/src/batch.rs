@@ -86,8 +86,7 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
                         process_job(deps, views, &job.key(), message_id).await
                     }
                     Some(Job::FollowUp(job)) => process_follow_up(deps, job, message_id).await,
-                    // Handled by the drift check.
-                    Some(Job::DriftCheck(_)) => RecordOutcome::Done,
+                    Some(Job::DriftCheck(job)) => crate::drift::check(deps, job).await,
                     None => RecordOutcome::Unreadable,
                 }
             }

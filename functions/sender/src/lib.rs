@@ -17,12 +17,13 @@
 //!
 //! The files: [`batch`] (SQS in and out), [`attempt`] (claim → send), [`record`] (what Graph
 //! answered), [`pause`] (the Page pause and its probe), [`pacer`], [`backoff`], [`deps`] (the
-//! wiring). Operator documentation: docs/sender.md.
+//! wiring), [`drift`] (the daily check of Meta's side). Operator documentation: docs/sender.md.
 
 pub mod attempt;
 pub mod backoff;
 pub mod batch;
 pub mod deps;
+pub mod drift;
 pub mod follow_up;
 pub mod pacer;
 pub mod pause;

@@ -15,6 +15,7 @@
 
 pub mod doctor;
 pub mod flags;
+pub mod redrive;
 
 use shared::config::env;
 use shared::domain::opt_in::Millis;

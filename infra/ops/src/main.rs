@@ -1,5 +1,5 @@
-//! `ops`: the operator CLI. `ops report` (see `ops report --help`, docs/alerts.md) and
-//! `ops doctor` (see `ops doctor --help`, docs/operate.md).
+//! `ops`: the operator CLI. `ops report` (see `ops report --help`, docs/alerts.md),
+//! `ops doctor` (see `ops doctor --help`, docs/operate.md) and `ops redrive` (`ops redrive --help`).
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ Usage: ops <command> [options]
 Commands:
   report    the compliance report of the opt-in table (ops report --help)
   doctor    the preflight checklist of a stack, ✔ or ✘ with the fix (ops doctor --help)
+  redrive   move dead-letter messages back, refusing what must not be sent (ops redrive --help)
 ";
 
 #[tokio::main]
@@ -19,6 +20,7 @@ async fn main() -> ExitCode {
     match command.as_deref() {
         Some("report") => report(args.collect(), now).await,
         Some("doctor") => doctor(args.collect(), now).await,
+        Some("redrive") => redrive(args.collect(), now).await,
         Some("-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -83,6 +85,35 @@ async fn doctor(args: Vec<String>, now: i64) -> ExitCode {
         Err(e) => {
             eprintln!("ops doctor: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+async fn redrive(args: Vec<String>, now: i64) -> ExitCode {
+    use ops::redrive;
+    let args = match redrive::parse_args(args) {
+        Ok(redrive::Command::Help) => {
+            print!("{}", redrive::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(redrive::Command::Run(args)) => args,
+        Err(e) => {
+            eprintln!("ops redrive: {e}\n\n{}", redrive::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match redrive::run(&args, now).await {
+        Ok(outcome) => {
+            print!("{}", outcome.text);
+            if outcome.blocked {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("ops redrive: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The Graph calls about the app's and the Page's setup, made by the operator's preflight checks
-//! (`ops doctor`), not by the functions: `debug_token` of the Page token, the Page's
-//! `subscribed_apps` (read, and subscribe with `--fix`) and the app's webhook `subscriptions`.
+//! The Graph calls about the app's and the Page's setup: `debug_token` of the Page token, the
+//! Page's `subscribed_apps` (read, and subscribe with `--fix`) and the app's webhook
+//! `subscriptions`. Made by the operator's preflight checks (`ops doctor`) and, once a day, by the
+//! sender's drift check ([`PageSetupReader`], the [`MetaSetup`] port: the sender holds the Page
+//! token and the app secret the calls need; issue 13 §2).
 //!
 //! Like [`super::graph::GraphClient`], every call carries `appsecret_proof` and errors lose their
 //! URL (tokens travel in the query). Each answer comes with the version Graph says served it
@@ -8,12 +10,15 @@
 
 use crate::adapters::graph::{API_VERSION_HEADER, GraphInitError, error_from, transport_error};
 use crate::config::secrets::SecretString;
+use crate::domain::drift::SetupAnswers;
 use crate::facebook::crypto::appsecret_proof;
 use crate::facebook::graph_error::GraphError;
 use crate::facebook::page_setup::{
     AppSubscription, AppSubscriptionsResponse, SubscribedApp, SubscribedAppsResponse,
     SuccessResponse, TokenDebug, TokenDebugResponse,
 };
+use crate::ports::drift::MetaSetup;
+use async_trait::async_trait;
 use std::time::Duration;
 
 /// An answer and the version Graph says served it.
@@ -168,5 +173,50 @@ impl GraphAdmin {
         let answer: Served<AppSubscriptionsResponse> =
             self.call(self.http.get(url), "subscriptions").await?;
         Ok(answer.map(|a| a.data))
+    }
+}
+
+impl GraphAdmin {
+    /// The three reads the Graph checks judge, and the version Graph says served them.
+    pub async fn setup_answers(&self, page_id: &str, page_token: &SecretString) -> SetupAnswers {
+        let token = self.debug_token(page_token).await;
+        let page_apps = self.subscribed_apps(page_id, page_token).await;
+        let app_subscriptions = self.app_subscriptions().await;
+        let served_version = [
+            token.as_ref().ok().and_then(|a| a.version.clone()),
+            page_apps.as_ref().ok().and_then(|a| a.version.clone()),
+            app_subscriptions
+                .as_ref()
+                .ok()
+                .and_then(|a| a.version.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        SetupAnswers {
+            token: token.map(|a| a.value),
+            page_apps: page_apps.map(|a| a.value),
+            app_subscriptions: app_subscriptions.map(|a| a.value),
+            served_version,
+        }
+    }
+}
+
+/// The sender's [`MetaSetup`]: a [`GraphAdmin`] with the Page token.
+pub struct PageSetupReader {
+    admin: GraphAdmin,
+    page_token: SecretString,
+}
+
+impl PageSetupReader {
+    pub fn new(admin: GraphAdmin, page_token: SecretString) -> Self {
+        Self { admin, page_token }
+    }
+}
+
+#[async_trait]
+impl MetaSetup for PageSetupReader {
+    async fn read_setup(&self, page_id: &str) -> Option<SetupAnswers> {
+        Some(self.admin.setup_answers(page_id, &self.page_token).await)
     }
 }

@@ -81,6 +81,11 @@ pub enum AlertKind {
     /// A function started without a usable secret (a fresh stack's empty placeholders, a missing
     /// field, access denied): it answers "not configured" until the secret is filled.
     NotConfigured,
+    /// The daily drift check (issue 13 §2) found a new problem on Meta's side (the Page token,
+    /// a webhook subscription, the Graph version): once per problem, with doctor's fix.
+    MetaSetupDrift,
+    /// A problem the drift check alerted about is gone.
+    MetaSetupRecovered,
 }
 
 impl Alert {
@@ -170,6 +175,8 @@ impl Alert {
             AlertKind::UnmatchedStop => "Stop request from a person not yet linked to an opt-in",
             AlertKind::LoginWithoutOptIn => "A granted login received no matching opt-in",
             AlertKind::NotConfigured => "A function is not configured: fill its secret",
+            AlertKind::MetaSetupDrift => "Meta's side of the integration drifted",
+            AlertKind::MetaSetupRecovered => "Meta's side of the integration recovered",
         };
         format!("{what} (Page {})", self.page_id)
     }

@@ -17,6 +17,7 @@
 //! | `UnmatchedStops` | Count | a stop request came from a PSID no opt-in is linked to (kept, alerted) |
 //! | `LoginsWithoutOptIn` | Count | a granted login got no matching opt-in in time (alerted once) |
 //! | `EventsNotQueued` | Count | an event to the website backend could not be queued (`use_cases::events`) |
+//! | `DriftProblems` | Count | the daily drift check: how many checks of Meta's side fail (0 when all pass) |
 
 use crate::domain::opt_in::Millis;
 
@@ -34,10 +35,11 @@ pub enum Metric {
     UnmatchedStops,
     LoginsWithoutOptIn,
     EventsNotQueued,
+    DriftProblems,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::InitialMessagesSent,
         Metric::OptInToSendSeconds,
         Metric::OptInsAtRisk,
@@ -47,6 +49,7 @@ impl Metric {
         Metric::UnmatchedStops,
         Metric::LoginsWithoutOptIn,
         Metric::EventsNotQueued,
+        Metric::DriftProblems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Metric {
             Metric::UnmatchedStops => "UnmatchedStops",
             Metric::LoginsWithoutOptIn => "LoginsWithoutOptIn",
             Metric::EventsNotQueued => "EventsNotQueued",
+            Metric::DriftProblems => "DriftProblems",
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod attention;
+pub mod drift;
 pub mod erasure;
 pub mod events;
 pub mod follow_up;

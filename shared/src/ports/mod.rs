@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod bundle;
 pub mod clock;
 pub mod conversations;
+pub mod drift;
 pub mod erasure;
 pub mod error;
 pub mod events;

@@ -3,6 +3,7 @@
 
 use crate::domain::opt_in::{LastError, Millis, OptIn, OptInKey};
 use crate::domain::page::{PageChange, PageState, PauseCause};
+use crate::ports::drift::DriftStatusStore;
 use crate::ports::error::PortResult;
 use crate::ports::opt_ins::Transitioned;
 use async_trait::async_trait;
@@ -11,8 +12,11 @@ use async_trait::async_trait;
 /// an adapter implements [`Self::change_page`] from the guard of [`crate::domain::page::PageEvent`] (the
 /// one definition), and the named changes below are that call. Each returns `true` only for the
 /// call that made the change (that caller alerts or re-queues, so it happens once).
+///
+/// The drift check's status items are the Page's too ([`DriftStatusStore`], a supertrait): every
+/// wiring that has a Page store has them, with no field of its own in the port bundle.
 #[async_trait]
-pub trait PageStateStore: Send + Sync {
+pub trait PageStateStore: DriftStatusStore + Send + Sync {
     async fn get_page(&self, page_id: &str) -> PortResult<Option<PageState>>;
 
     /// Apply `change` at `now` when its event's guard holds for the stored item (a missing item is

@@ -6,6 +6,7 @@
 mod browser_smoke;
 mod deadlines;
 mod doctor;
+mod drift;
 mod events;
 mod hostile_input;
 mod log_secrets;

@@ -7,6 +7,7 @@
 mod adapters;
 mod conversation;
 mod deadlines;
+mod drift;
 mod events;
 mod follow_ups;
 mod login;

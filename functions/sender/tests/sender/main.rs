@@ -2,6 +2,7 @@
 //! `{first_name}` rendering (`first_name`), over in-memory ports (`twins`).
 
 mod batches;
+mod drift;
 mod events;
 mod first_name;
 mod follow_ups;

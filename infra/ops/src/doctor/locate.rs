@@ -147,6 +147,10 @@ pub fn facts_of(
                 .collect(),
         ),
         fix_command: format!("cargo run -p ops -- doctor --stack {stack} --fix"),
+        table_name: resources
+            .iter()
+            .find(|(id, kind, _)| id == "OptInTable" && kind == "AWS::DynamoDB::Table")
+            .map(|(_, _, physical)| physical.clone()),
     })
 }
 

@@ -88,6 +88,10 @@ pub struct Facts {
     /// How to run doctor with `--fix` against this stack (the fix of the subscription line).
     #[serde(default)]
     pub fix_command: String,
+    /// The opt-in table (`ops redrive` looks the dead-lettered jobs' opt-ins up); locally it is
+    /// read from `.local/stack.json` instead.
+    #[serde(default)]
+    pub table_name: Option<String>,
 }
 
 impl Facts {

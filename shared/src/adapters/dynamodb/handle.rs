@@ -84,6 +84,12 @@ pub type Updated = Result<Item, Option<Item>>;
 impl Table {
     /// One conditional `UpdateItem` of `expr` at `key`, returning the new item, or the refused
     /// one in the same round trip. `op` names the call in errors.
+    /// One conditional `UpdateItem` (as [`Table::update`]): `true` when the condition held and the
+    /// item was written, `false` when DynamoDB refused it on the condition.
+    pub async fn update_if(&self, key: Item, expr: Expr, op: &str) -> PortResult<bool> {
+        Ok(self.update(key, expr, op).await?.is_ok())
+    }
+
     pub async fn update(&self, key: Item, expr: Expr, op: &str) -> PortResult<Updated> {
         let result = self
             .client

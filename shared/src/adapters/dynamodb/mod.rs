@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod conversations;
+pub mod drift;
 pub mod erasure;
 pub mod follow_ups;
 pub mod handle;

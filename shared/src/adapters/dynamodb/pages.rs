@@ -16,7 +16,6 @@ use crate::ports::error::{PortError, PortResult};
 use crate::ports::opt_ins::Transitioned;
 use crate::ports::pages::PageStateStore;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
@@ -95,25 +94,7 @@ fn page_from_item(item: Item) -> PortResult<PageState> {
 impl DynamoOptInStore {
     /// One conditional update of the Page item: `true` when the condition held.
     async fn update_page(&self, page_id: &str, op: &str, expr: Expr) -> PortResult<bool> {
-        let result = self
-            .db
-            .client
-            .update_item()
-            .table_name(&self.db.name)
-            .set_key(Some(page_key(page_id)))
-            .update_expression(expr.update)
-            .condition_expression(expr.condition)
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(port_error(SERVICE, op, &err)),
-            },
-        }
+        self.db.update_if(page_key(page_id), expr, op).await
     }
 }
 

@@ -20,6 +20,8 @@
 //! (TTL): [`LOGIN_RETENTION_MS`] after the last login for LOGIN and link, the state's own expiry
 //! for a state. No index is needed: every lookup is by key.
 //! | Page state    | `PAGE#{page_id}`                 | `STATE` |
+//! | drift day     | `PAGE#{page_id}`                 | `DRIFT#DAY` |
+//! | drift status  | `PAGE#{page_id}`                 | `DRIFT#{check}` |
 //!
 //! A PSID link holds `page_id`, `login_id`, `expires_at`; it is written only in the transaction
 //! that updates its opt-in under `attribute_exists` (so nothing re-links an erased opt-in). A
@@ -137,6 +139,15 @@ pub fn login_state_pk(state_hash: &str) -> String {
 }
 
 pub const PAGE_STATE_SK: &str = "STATE";
+
+/// The drift check's day claim (`day`, `claimed_at`): the sweep enqueues one check per day.
+pub const DRIFT_DAY_SK: &str = "DRIFT#DAY";
+
+/// The sort key of a drift check's last-known status (`failing` BOOL, `failing_since`,
+/// `recovered_at`), in the Page's partition ([`crate::domain::drift::DriftCheck::as_str`]).
+pub fn drift_sk(check: &str) -> String {
+    format!("DRIFT#{check}")
+}
 
 /// The partition key of a Page's state item (whether the sender may send for it).
 pub fn page_pk(page_id: &str) -> String {

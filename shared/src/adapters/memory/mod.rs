@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod clock;
 pub mod config;
 pub mod conversations;
+pub mod drift;
 pub mod erasure;
 pub mod events;
 pub mod follow_ups;

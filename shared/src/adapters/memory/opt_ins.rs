@@ -26,6 +26,10 @@ pub struct MemoryOptInStore {
     pub(super) attention: Mutex<HashMap<OptInKey, Millis>>,
     /// Page state items (see [`crate::adapters::memory::pages`]).
     pub(super) pages: Mutex<HashMap<String, PageState>>,
+    /// The drift check's items (see [`crate::adapters::memory::drift`]): the claimed day per
+    /// Page, and the failing flag per (Page, check).
+    pub(super) drift_days: Mutex<HashMap<String, String>>,
+    pub(super) drift_failing: Mutex<HashMap<(String, String), bool>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
     /// Erasure markers → erased_at (written by [`crate::adapters::memory::erasure::MemoryErasure`]; checked by `record_opt_in` under
