@@ -684,3 +684,154 @@ async fn a_follow_up_reaches_the_person_after_they_wrote_and_not_before() {
     );
     s.stop().await;
 }
+
+/// Issue 12's "done when", from both sides, through the local stack: the website's `user_ref` on
+/// the login → the opt-in → the initial message → `message.sent` at the example site's backend
+/// (verified there with the Standard Webhooks crate) carrying the `user_ref`; the person replies →
+/// `person.replied`; a follow-up inside the window → sent to the PSID with RESPONSE; 25 hours after
+/// the person's last message → 409 `outside_window`, nothing sent; after STOP → 409 `opted_out`
+/// and `person.opted_out`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_whole_conversation_reaches_the_website_and_stays_inside_metas_windows() {
+    let s = stack().await;
+    let token = s
+        .sandbox_token(serde_json::json!({"first_name": "Ada", "webhook": "before"}))
+        .await;
+    let asid = token["asid"].as_str().unwrap().to_owned();
+    let r = s
+        .api(reqwest::Method::POST, "/v1/logins")
+        .json(&serde_json::json!({
+            "user_access_token": token["access_token"],
+            "user_ref": "customer_42",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.wait_for_state(&key(&asid), State::Sent).await;
+
+    let event = |event_type: &'static str, kind: Option<&'static str>| {
+        let backend = s.local.example_backend.clone();
+        let asid = asid.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                if let Some(e) = backend.events().into_iter().find(|e| {
+                    e.event_type == event_type
+                        && e.data.get("asid").and_then(|v| v.as_str()) == Some(asid.as_str())
+                        && kind
+                            .is_none_or(|k| e.data.get("kind").and_then(|v| v.as_str()) == Some(k))
+                }) {
+                    return e;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "no {event_type} event reached the website: {:?}",
+                    backend
+                        .events()
+                        .iter()
+                        .map(|e| e.event_type.clone())
+                        .collect::<Vec<_>>()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let sent = event("message.sent", Some("initial")).await;
+    assert_eq!(sent.data["user_ref"], "customer_42", "{:?}", sent.data);
+    let login_completed = event("login.completed", None).await;
+    assert_eq!(login_completed.data["permission"], "granted");
+    assert_eq!(login_completed.data["user_ref"], "customer_42");
+
+    // The person replies on Messenger.
+    let wrote = person_writes(&s, &asid, "Where is my order?").await;
+    assert_eq!(wrote["webhook_status"], 200, "{wrote}");
+    let replied = event("person.replied", None).await;
+    assert_eq!(replied.data["text"], "Where is my order?");
+    assert_eq!(replied.data["user_ref"], "customer_42");
+    assert!(replied.data["window_ends_at"].is_string());
+
+    // A follow-up inside the window: sent to the PSID with RESPONSE.
+    let follow_up = |text: &'static str| {
+        s.api(reqwest::Method::POST, &format!("/v1/users/{asid}/messages"))
+            .json(&serde_json::json!({ "text": text }))
+    };
+    let r = follow_up("Your order has shipped").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let follow_up_sent = event("message.sent", Some("follow_up")).await;
+    assert_eq!(follow_up_sent.data["user_ref"], "customer_42");
+    let inbox = s.inbox_for(&login_id(&asid));
+    assert_eq!(inbox.len(), 2, "the initial message and the follow-up");
+    assert_eq!(inbox[1].messaging_type, "RESPONSE");
+    assert_eq!(
+        follow_up_sent.data["message_id"].as_str(),
+        Some(inbox[1].message_id.as_str())
+    );
+
+    // 25 hours after the person's last message (the reply is dated back in the table).
+    let now = chrono::Utc::now().timestamp_millis();
+    aws_sdk_dynamodb::Client::new(&s.sdk)
+        .update_item()
+        .table_name(&s.local.provisioned.table_name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "OPTIN#{}#{}",
+                sb::DEFAULT_PAGE_ID,
+                login_id(&asid)
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("OPTIN".into()),
+        )
+        .update_expression("SET last_user_message_at = :at")
+        .expression_attribute_values(
+            ":at",
+            aws_sdk_dynamodb::types::AttributeValue::N((now - 25 * 3_600_000).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = follow_up("Are you still there?").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "outside_window", "{v}");
+    assert!(
+        v["error"]["window_ended_at"].is_string() || v["window_ended_at"].is_string(),
+        "{v}"
+    );
+
+    // The person writes again (the window reopens), then says STOP.
+    for text in ["One more question", "STOP"] {
+        let wrote = person_writes(&s, &asid, text).await;
+        assert_eq!(wrote["webhook_status"], 200, "{wrote}");
+    }
+    let opted_out = event("person.opted_out", None).await;
+    assert_eq!(opted_out.data["source"], "stop_keyword");
+    assert_eq!(opted_out.data["user_ref"], "customer_42");
+    let r = follow_up("Last chance!").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "opted_out", "{v}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.inbox_for(&login_id(&asid)).len(),
+        2,
+        "nothing sent outside the window or after the opt-out"
+    );
+    s.stop().await;
+}
+
+/// The person writes to the Page in the sandbox (its webhook reaches the stack).
+async fn person_writes(s: &Stack, asid: &str, text: &str) -> serde_json::Value {
+    s.http
+        .post(format!("{}/_sandbox/message", s.sandbox.base_url))
+        .json(&serde_json::json!({"login_id": login_id(asid), "text": text}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
