@@ -88,6 +88,7 @@ fn deletions(deps: &Deps) -> Deletions<'_> {
         opt_outs: deps.ports.opt_outs(&deps.config),
         logins: deps.ports.logins.as_ref(),
         erasure: deps.ports.erasure.as_ref(),
+        follow_ups: deps.ports.follow_ups.as_ref(),
         app_secret: deps.secrets.app_secret.expose(),
     }
 }

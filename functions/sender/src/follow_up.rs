@@ -12,13 +12,13 @@
 use crate::backoff::{self, RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
 use crate::record::{MAX_BOUNDED_ATTEMPTS, MAX_UNKNOWN_ATTEMPTS};
-use shared::domain::events::{EventType, OutboundEvent};
+use shared::domain::events::{MessageKind, OutboundEvent, Subject, message_failed, message_sent};
 use shared::domain::follow_up::{
     FollowUp, FollowUpKey, FollowUpOutcome, FollowUpState, Refusal, guard,
 };
 use shared::domain::jobs::FollowUpJob;
 use shared::domain::login::Login;
-use shared::domain::opt_in::{Millis, OptIn, utc};
+use shared::domain::opt_in::{Millis, OptIn};
 use shared::facebook::graph_error::{ErrorClass, GraphError};
 use shared::ports::error::PortResult;
 use shared::ports::follow_ups::FollowUpChange;
@@ -27,9 +27,6 @@ use tracing::{error, info, warn};
 
 /// Tries of the `sent` write after Graph accepted the message (as for the initial message).
 const WRITE_TRIES: u32 = 3;
-
-/// `kind` of the follow-ups' `message.sent` / `message.failed` events.
-pub const KIND: &str = "follow_up";
 
 /// One follow-up job. Returns what to do with its record.
 pub async fn process_follow_up(deps: &Deps, job: &FollowUpJob, message_id: &str) -> RecordOutcome {
@@ -246,9 +243,14 @@ async fn fail(
     };
     match finish(deps, claimed, owner, &outcome, now).await {
         Ok(FollowUpChange::Done(item)) => {
-            let mut data = event_data(&item, person);
-            data.insert("reason".into(), reason.into());
-            publish(deps, EventType::MessageFailed, &item, now, data).await;
+            let event = message_failed(
+                &subject(&item, person),
+                MessageKind::FollowUp,
+                &item.id,
+                reason,
+                now,
+            );
+            publish(deps, &item, &event).await;
             RecordOutcome::Done
         }
         Ok(FollowUpChange::Refused(_)) => RecordOutcome::Done,
@@ -277,10 +279,15 @@ async fn record_sent(
         match finish(deps, claimed, owner, &outcome, now).await {
             Ok(FollowUpChange::Done(item)) => {
                 info!(attempts = item.attempts, "follow-up sent");
-                let mut data = event_data(&item, person);
-                data.insert("message_id".into(), item.message_id.clone().into());
-                data.insert("sent_at".into(), utc(now).into());
-                publish(deps, EventType::MessageSent, &item, now, data).await;
+                let message_id = item.message_id.clone().unwrap_or_default();
+                let event = message_sent(
+                    &subject(&item, person),
+                    MessageKind::FollowUp,
+                    &item.id,
+                    &message_id,
+                    now,
+                );
+                publish(deps, &item, &event).await;
                 return;
             }
             Ok(FollowUpChange::Refused(_)) => {
@@ -293,36 +300,18 @@ async fn record_sent(
     error!("follow-up accepted by Graph but `sent` could not be written");
 }
 
-/// The fields every follow-up event carries: the person, the kind, the follow-up's id, the
-/// person's state and the website's `user_ref`.
-fn event_data(item: &FollowUp, person: &Person<'_>) -> serde_json::Map<String, serde_json::Value> {
-    let mut data = serde_json::Map::new();
-    data.insert("asid".into(), item.asid.clone().into());
-    data.insert("kind".into(), KIND.into());
-    data.insert("id".into(), item.id.clone().into());
-    data.insert(
-        "state".into(),
-        person.opt_in.map(|o| o.state.as_str()).into(),
-    );
-    data.insert(
-        "user_ref".into(),
-        person.login.and_then(|l| l.user_ref.clone()).into(),
-    );
-    data
+/// The person a follow-up's event is about: the asid, the website's `user_ref`, the opt-in's state.
+fn subject(item: &FollowUp, person: &Person<'_>) -> Subject {
+    Subject {
+        asid: Some(item.asid.clone()),
+        user_ref: person.login.and_then(|l| l.user_ref.clone()),
+        state: person.opt_in.map(|o| o.state),
+    }
 }
 
-/// Publish a follow-up's event; the occurrence is the follow-up itself, so a retried job emits the
-/// same `webhook-id`. A failure is logged: the follow-up's state stays readable through the API.
-async fn publish(
-    deps: &Deps,
-    event_type: EventType,
-    item: &FollowUp,
-    at: Millis,
-    data: serde_json::Map<String, serde_json::Value>,
-) {
-    let occurrence = format!("{}#{}#{}", item.page_id, item.asid, item.id);
-    let event = OutboundEvent::new(event_type, &occurrence, at, data);
-    if let Err(e) = deps.ports.events.publish(&event).await {
-        warn!(error = %e, event = event_type.as_str(), "could not publish the follow-up's event");
-    }
+/// Publish a follow-up's event through the one events use case (a failure is logged and counted as
+/// `EventsNotQueued`, then absorbed: the follow-up's state stays readable through the API). The
+/// event's id comes from the follow-up's own id, so a retried job emits the same `webhook-id`.
+async fn publish(deps: &Deps, item: &FollowUp, event: &OutboundEvent) {
+    let _ = deps.ports.events().publish(&item.page_id, event).await;
 }

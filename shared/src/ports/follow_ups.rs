@@ -63,4 +63,8 @@ pub trait FollowUpStore: Send + Sync {
         outcome: &FollowUpOutcome,
         now: Millis,
     ) -> PortResult<FollowUpChange>;
+
+    /// Data deletion: delete every follow-up of the person (they hold the asid and the text).
+    /// Idempotent. Returns how many were deleted.
+    async fn erase_person(&self, page_id: &str, asid: &str) -> PortResult<u32>;
 }

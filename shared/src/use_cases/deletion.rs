@@ -99,6 +99,8 @@ pub struct Deletions<'a> {
     pub opt_outs: OptOuts<'a>,
     pub logins: &'a dyn LoginStore,
     pub erasure: &'a dyn ErasureStore,
+    /// The person's follow-ups (their text and asid) are erased with them.
+    pub follow_ups: &'a dyn crate::ports::follow_ups::FollowUpStore,
     /// Keys the erasure markers.
     pub app_secret: &'a str,
 }
@@ -162,7 +164,11 @@ impl Deletions<'_> {
                 })
                 .collect(),
         };
-        let erased = self.erasure.erase(&items, now).await?;
+        let erased = self.erasure.erase(&items, now).await?
+            + self
+                .follow_ups
+                .erase_person(person.page_id, person.asid)
+                .await?;
         let partial_reason = if keys.is_empty() {
             Some(unlinked_reason(person))
         } else if granted && !found {

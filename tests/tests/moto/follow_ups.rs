@@ -272,3 +272,41 @@ async fn follow_up_transitions_are_conditional_on_queued_and_the_lease_owner() {
         (FollowUpState::Failed, Some("opted_out"), Some(T0 + 7))
     );
 }
+
+#[tokio::test]
+async fn a_data_deletion_erases_every_follow_up_of_the_person_and_only_theirs() {
+    let s = stack().await;
+    let store = s.store();
+    for id in ["fu_1", "fu_2", "fu_3"] {
+        assert_eq!(
+            store
+                .create_follow_up(&follow_up(id), None, T0)
+                .await
+                .unwrap(),
+            CreatedFollowUp::Created
+        );
+    }
+    let mut other = follow_up("fu_other");
+    other.asid = "556".into();
+    store.create_follow_up(&other, None, T0).await.unwrap();
+
+    assert_eq!(
+        store.erase_person("200000000000002", "555").await.unwrap(),
+        3
+    );
+    for id in ["fu_1", "fu_2", "fu_3"] {
+        assert_eq!(
+            store.get_follow_up(&follow_up(id).key()).await.unwrap(),
+            None
+        );
+    }
+    assert!(
+        store.get_follow_up(&other.key()).await.unwrap().is_some(),
+        "another person's follow-up stays"
+    );
+    // Again: nothing left, nothing fails.
+    assert_eq!(
+        store.erase_person("200000000000002", "555").await.unwrap(),
+        0
+    );
+}

@@ -551,3 +551,44 @@ async fn deletion_of_a_declined_login_without_opt_in_is_completed() {
     let (json, _) = status_of(&w, &code).await;
     assert_eq!(json["status"], "completed", "{json}");
 }
+
+#[tokio::test]
+async fn deletion_erases_the_persons_follow_ups_too() {
+    let w = world();
+    log_in(&w, "333", "Hana").await;
+    let login_id = login_id_of("333");
+    send(&w, optin_webhook(&login_id, NOW)).await;
+    let key = shared::domain::opt_in::OptInKey::new(PAGE, &login_id);
+    w.store.link_psid(&key, "PSID333", NOW).await.unwrap();
+    let r = send(
+        &w,
+        Req::post("/v1/users/333/messages")
+            .key(KEY_NEW)
+            .json(r#"{"text":"Your order has shipped"}"#),
+    )
+    .await;
+    assert_eq!(r.status(), 202, "{:?}", r.body());
+    assert_eq!(w.follow_ups.all().len(), 1);
+
+    let sr = signed(b"test-app-secret", "333", NOW_S);
+    let r = send(&w, form("/facebook/data-deletion", &sr)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        w.follow_ups.all().is_empty(),
+        "the follow-up (the person's asid and the text) is erased"
+    );
+    let code = json_of(&r)["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = json_of(
+        &send(
+            &w,
+            Req::get("/facebook/data-deletion/status")
+                .q("code", &code)
+                .h("accept", "application/json"),
+        )
+        .await,
+    );
+    assert_eq!(status["status"], "completed", "{status}");
+}

@@ -317,6 +317,9 @@ impl FollowUpStore for Interleaving {
     ) -> PortResult<FollowUpChange> {
         self.0.finish_follow_up(k, o, out, now).await
     }
+    async fn erase_person(&self, page_id: &str, asid: &str) -> PortResult<u32> {
+        self.0.erase_person(page_id, asid).await
+    }
 }
 
 #[tokio::test]

@@ -120,6 +120,44 @@ fn queued_condition(e: &mut Expr, owner: Option<&str>, now: Millis) -> String {
 
 #[async_trait]
 impl FollowUpStore for DynamoFollowUpStore {
+    async fn erase_person(&self, page_id: &str, asid: &str) -> PortResult<u32> {
+        let pk = table::follow_up_pk(page_id, asid);
+        let mut deleted = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .db
+                .client
+                .query()
+                .table_name(&self.db.name)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", table::PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .projection_expression("#pk, #sk")
+                .expression_attribute_names("#sk", table::SK)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error(SERVICE, "erase_person (query)", &e))?;
+            for item in page.items() {
+                self.db
+                    .client
+                    .delete_item()
+                    .table_name(&self.db.name)
+                    .set_key(Some(item.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| port_error(SERVICE, "erase_person (delete)", &e))?;
+                deleted += 1;
+            }
+            match page.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(deleted),
+            }
+        }
+    }
+
     async fn create_follow_up(
         &self,
         follow_up: &FollowUp,

@@ -73,6 +73,16 @@ impl MemoryFollowUps {
 
 #[async_trait]
 impl FollowUpStore for MemoryFollowUps {
+    async fn erase_person(&self, page_id: &str, asid: &str) -> PortResult<u32> {
+        self.check()?;
+        let mut items = lock(&self.items);
+        let before = items.follow_ups.len();
+        items
+            .follow_ups
+            .retain(|k, _| !(k.page_id == page_id && k.asid == asid));
+        Ok(u32::try_from(before - items.follow_ups.len()).unwrap_or(u32::MAX))
+    }
+
     async fn create_follow_up(
         &self,
         follow_up: &FollowUp,
