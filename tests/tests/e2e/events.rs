@@ -65,3 +65,66 @@ async fn without_events_url_events_go_to_the_example_sites_receiver() {
     assert!(stack.local.config.events.queue_url.is_some());
     stack.stop().await;
 }
+
+/// Issue 12: the events endpoint down for a while → every message still goes out on time, and
+/// every event is delivered later, none lost, each verified by the reference package.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_events_endpoint_never_blocks_a_message_and_loses_no_event() {
+    let receiver = EventReceiver::start().await;
+    let url = receiver.url.clone();
+    let stack = start_stack(move |s| {
+        s.with(env::EVENTS_URL, url)
+            // Retries after 1, 2, 4 … s instead of 30 s, 60 s … (tests only).
+            .with(env::EVENTS_RETRY_BASE_SECONDS, "1")
+    })
+    .await;
+    receiver.set_down(true);
+    let mut people = Vec::new();
+    for _ in 0..3 {
+        people.push(stack.opt_in().await);
+    }
+    for login_id in &people {
+        stack
+            .wait_for_state(login_id, shared::domain::opt_in::State::Sent)
+            .await;
+        assert_eq!(stack.inbox_for(login_id).len(), 1);
+    }
+    // The endpoint was tried and refused; nothing is delivered yet.
+    let tried = std::time::Instant::now();
+    while receiver.deliveries().is_empty() && tried.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!receiver.deliveries().is_empty(), "the event sender tried");
+    assert!(receiver.delivered().is_empty());
+
+    receiver.set_down(false);
+    // optin.received and message.sent for each person.
+    let expected = 2 * people.len();
+    let delivered = receiver
+        .wait_for_delivered(expected, Duration::from_secs(60))
+        .await;
+    let ids: std::collections::BTreeSet<&str> = delivered.iter().map(|d| d.webhook_id()).collect();
+    assert_eq!(
+        ids.len(),
+        expected,
+        "every event delivered once the endpoint is back"
+    );
+    for delivery in &delivered {
+        verify_with_reference_package(local_runner::DEFAULT_LOCAL_EVENTS_SIGNING_SECRET, delivery)
+            .unwrap();
+    }
+    let types: Vec<String> = delivered
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(&d.body).ok())
+        .filter_map(|b| b["type"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "message.sent").count(),
+        people.len()
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "optin.received").count(),
+        people.len()
+    );
+    stack.stop().await;
+}
