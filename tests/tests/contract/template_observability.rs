@@ -348,3 +348,28 @@ fn the_events_queue_retries_for_a_day_then_dead_letters() {
     // Events off by default.
     assert_eq!(t["Parameters"]["EventsUrl"]["Default"].as_str(), Some(""));
 }
+
+/// Issue 13 §5: the dashboard ($3 a month, the largest idle item) can be left out; then nothing
+/// else in the template may refer to it (only its own output, under the same condition).
+#[test]
+fn the_dashboard_is_optional_and_nothing_else_depends_on_it() {
+    let t = template();
+    assert_eq!(t["Parameters"]["CreateDashboard"]["Default"], "true");
+    assert_eq!(
+        t["Resources"]["OperationsDashboard"]["Condition"],
+        "WantsDashboard"
+    );
+    let text =
+        std::fs::read_to_string(integration_tests::moto::workspace_root().join("template.yaml"))
+            .unwrap();
+    let mentions: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("OperationsDashboard") && !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(
+        mentions.len(),
+        2,
+        "the resource and the DashboardUrl output only: {mentions:?}"
+    );
+    assert_eq!(t["Outputs"]["DashboardUrl"]["Condition"], "WantsDashboard");
+}
