@@ -29,6 +29,8 @@ use tracing::{error, info, warn};
 pub const REQUEUE_LIMIT: usize = 20_000;
 /// Enqueues in flight at once during a re-queue.
 pub const REQUEUE_CONCURRENCY: usize = 16;
+/// Paused opt-ins (earliest deadline first) looked at for one that can still be the probe.
+const PROBE_CANDIDATES: usize = 50;
 /// Tries per enqueue before the re-queue counts it as not queued.
 pub const ENQUEUE_ATTEMPTS: u32 = 3;
 /// The due index is eventually consistent: a resume looks for paused opt-ins twice, this far
@@ -240,6 +242,40 @@ impl PagePorts<'_> {
             Some(page) => self.requeue_left_behind(&page, window_ms, already).await,
             None => Ok(0),
         }
+    }
+
+    /// The sweep's part for a paused Page: when its probe chain is broken
+    /// ([`PageState::probe_chain_broken`]: the prober crashed before queueing the next probe), queue
+    /// one probe job ([`Self::queue_probe`]). `true` when one was queued.
+    pub async fn restart_probe_chain(
+        &self,
+        page_id: &str,
+        probe_interval_ms: Millis,
+    ) -> PortResult<bool> {
+        match self.pages.get_page(page_id).await? {
+            Some(page) if page.probe_chain_broken(self.clock.now(), probe_interval_ms) => {
+                self.queue_probe(page_id, None).await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Queue one job for the Page's PAUSED opt-in (not `except`) with the earliest deadline a send
+    /// can still reach: delivered while the probe is due, it takes the probe slot. `true` when one
+    /// was queued; `false` when no paused opt-in can be sent any more (a new opt-in probes then).
+    pub async fn queue_probe(&self, page_id: &str, except: Option<&OptInKey>) -> PortResult<bool> {
+        let now = self.clock.now();
+        let paused = self.pages.paused_opt_ins(page_id, PROBE_CANDIDATES).await?;
+        let Some(key) = paused
+            .iter()
+            .filter(|o| o.deadline_at.saturating_sub(now) > self.margin_ms)
+            .map(OptIn::key)
+            .find(|key| Some(key) != except)
+        else {
+            return Ok(false);
+        };
+        self.queue.enqueue(&SendJob::for_key(&key)).await?;
+        Ok(true)
     }
 
     async fn requeue_left_behind(
