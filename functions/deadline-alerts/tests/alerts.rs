@@ -562,7 +562,8 @@ async fn a_crashed_prober_is_replaced_by_the_sweep() {
     assert!(w.queue.jobs().is_empty());
     // Overdue: one job, for the paused opt-in with the earliest deadline a send can still reach
     // (not L0, whose deadline has passed).
-    w.clock.set(next_probe + interval + PROBE_CHAIN_SLACK_MS + 1);
+    w.clock
+        .set(next_probe + interval + PROBE_CHAIN_SLACK_MS + 1);
     let s = handle(&w.deps, sweep()).await.unwrap();
     assert_eq!(s.probes_restarted, 1);
     let jobs: Vec<String> = w.queue.jobs().into_iter().map(|j| j.login_id).collect();

@@ -9,7 +9,15 @@
 //!    parks the Page's opt-ins in PAUSED instead of sending (OPTED_IN | RETRYING → PAUSED,
 //!    conditional, like every transition);
 //! 3. **probes**: every `PAUSE_PROBE_SECONDS` one job wins the probe slot (a conditional write on
-//!    `probe_at`) and sends. A delayed job keeps one probe coming even when no new opt-in arrives;
+//!    `probe_at`) and sends. The prober then queues the next probe job, one interval later: that
+//!    chain keeps one probe coming even when no new opt-in arrives. A job for an opt-in already
+//!    PAUSED (a duplicate: each redelivered opt-in webhook queues one) comes back only when the
+//!    probe is due or due within seconds (the chain's own job, delivered a little early); when the
+//!    next probe is further off, a probe was taken and its prober holds the chain, so the job is
+//!    acknowledged and the resume re-queues the opt-in. N duplicates thus cost N receives once,
+//!    not N per probe interval until the deadline. A prober that crashes before queueing the next
+//!    probe breaks the chain: the sweep (deadline-alerts) queues one probe job once the probe is
+//!    overdue by more than an interval ([`shared::domain::page::PageState::probe_chain_broken`]);
 //! 4. **resumes** when a probe is accepted: the Page goes back to ACTIVE (conditional: one resumer)
 //!    and every paused opt-in still before its deadline is queued again
 //!    ([`shared::use_cases::page`], the same use case as Meta's unblock). Paused opt-ins whose
@@ -148,10 +156,7 @@ pub(crate) async fn job_for_paused_page(
 /// This job's opt-in cannot be the probe (it ended, or its deadline is too close): queue a job
 /// for another paused opt-in of the Page, which will take the probe slot.
 async fn hand_probe_to_another(deps: &Deps, key: &OptInKey) {
-    if let Err(e) = page_ports(deps)
-        .queue_probe(&key.page_id, Some(key))
-        .await
-    {
+    if let Err(e) = page_ports(deps).queue_probe(&key.page_id, Some(key)).await {
         warn!(error = %e, "could not queue a probe");
     }
 }
@@ -181,7 +186,9 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState) -> PausedJob {
             {
                 RecordOutcome::RetryIn(MAX_DELAY_SECONDS)
             }
-            State::Paused if !item.deadline_passed(now) => already_parked(deps, key, page, now).await,
+            State::Paused if !item.deadline_passed(now) => {
+                already_parked(deps, key, page, now).await
+            }
             // A sender crashed while sending: come back when the probe is due, when this job
             // can be the probe (the lease has expired).
             State::Sending if !item.deadline_passed(now) && item.lease_expired(now) => {
@@ -206,7 +213,12 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState) -> PausedJob {
 /// deadline.
 ///
 /// The Page is read again: the batch's view may be older than a probe another job took meanwhile.
-async fn already_parked(deps: &Deps, key: &OptInKey, view: &PageState, now: Millis) -> RecordOutcome {
+async fn already_parked(
+    deps: &Deps,
+    key: &OptInKey,
+    view: &PageState,
+    now: Millis,
+) -> RecordOutcome {
     let fresh = match deps.ports.pages.get_page(&key.page_id).await {
         Ok(page) => page,
         Err(e) => {
@@ -214,7 +226,10 @@ async fn already_parked(deps: &Deps, key: &OptInKey, view: &PageState, now: Mill
             Some(view.clone())
         }
     };
-    match fresh.as_ref().and_then(|p| p.is_paused().then_some(p.probe_at)) {
+    match fresh
+        .as_ref()
+        .and_then(|p| p.is_paused().then_some(p.probe_at))
+    {
         // Resumed meanwhile: come back and let the claim decide (duplicates of a sent opt-in
         // are acknowledged then).
         None => RecordOutcome::RetryIn(1),

@@ -370,7 +370,9 @@ mod tests {
         let limit = 100 + interval + PROBE_CHAIN_SLACK_MS;
         assert!(!p.probe_chain_broken(limit, interval), "a late chain job");
         assert!(p.probe_chain_broken(limit + 1, interval));
-        assert!(!paused(PauseCause::PolicyBlock, Some(100)).probe_chain_broken(limit + 1, interval));
+        assert!(
+            !paused(PauseCause::PolicyBlock, Some(100)).probe_chain_broken(limit + 1, interval)
+        );
         assert!(!paused(PauseCause::Configuration, None).probe_chain_broken(limit + 1, interval));
         let mut resumed = p;
         resumed.status = PageStatus::Active;

@@ -722,8 +722,15 @@ async fn duplicate_jobs_of_a_parked_opt_in_die_out() {
         w.messenger.then_fail(api_error(400, 190, None));
         let r = handle_batch(&w.deps, batch_of(&format!("r{round}-"), &key, pending)).await;
         pending = r.batch_item_failures.len() + w.retry.take_delayed().len();
-        assert_eq!(pending, 1, "round {round}: one job per Page keeps coming back");
-        assert_eq!(w.state(&key).await.attempts, 1 + round, "one probe per interval");
+        assert_eq!(
+            pending, 1,
+            "round {round}: one job per Page keeps coming back"
+        );
+        assert_eq!(
+            w.state(&key).await.attempts,
+            1 + round,
+            "one probe per interval"
+        );
     }
     // Even a batch of duplicates at the probe time: one probes, the rest are acknowledged.
     w.clock.advance(60_000);
