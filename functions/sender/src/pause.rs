@@ -226,22 +226,23 @@ async fn already_parked(
             Some(view.clone())
         }
     };
-    match fresh
-        .as_ref()
-        .and_then(|p| p.is_paused().then_some(p.probe_at))
-    {
-        // Resumed meanwhile: come back and let the claim decide (duplicates of a sent opt-in
-        // are acknowledged then).
-        None => RecordOutcome::RetryIn(1),
-        // The probe is due, or due so soon that this may be the chain's job delivered a little
-        // early (clocks differ): come back then and try for the slot.
-        Some(Some(at)) if at.saturating_sub(now) <= PROBE_EARLY_SLACK_MS => {
-            RecordOutcome::RetryIn(seconds_until(at, now).min(MAX_DELAY_SECONDS))
-        }
-        // The next probe is a while off, so a probe was just taken and its prober queues the next
-        // one (or the Page is blocked: the unblock re-queues). If that prober crashes, the sweep
-        // queues a probe job once the chain is overdue ([`PageState::probe_chain_broken`]).
-        Some(_) => RecordOutcome::Done,
+    match fresh.as_ref() {
+        // Blocked by Meta meanwhile: its unblock re-queues.
+        Some(p) if p.is_blocked() => RecordOutcome::Done,
+        Some(p) if p.is_paused() => match p.probe_at {
+            // The probe is due, or due so soon that this may be the chain's job delivered a
+            // little early (clocks differ): come back then and try for the slot.
+            Some(at) if at.saturating_sub(now) <= PROBE_EARLY_SLACK_MS => {
+                RecordOutcome::RetryIn(seconds_until(at, now).min(MAX_DELAY_SECONDS))
+            }
+            // The next probe is a while off: a probe was taken and its prober queues the next
+            // one. If that prober crashed, the sweep queues a probe job once the chain is overdue
+            // (`PageState::probe_chain_broken`).
+            _ => RecordOutcome::Done,
+        },
+        // Resumed meanwhile: come back and let the claim decide (duplicates of a sent opt-in are
+        // acknowledged then).
+        _ => RecordOutcome::RetryIn(1),
     }
 }
 
