@@ -384,6 +384,7 @@ mod tests {
     use crate::adapters::memory::clock::ManualClock;
     use crate::adapters::memory::opt_ins::MemoryOptInStore;
     use crate::domain::opt_in::{HOUR_MS, OptIn};
+    use crate::domain::page::PROBE_CHAIN_SLACK_MS;
     use crate::ports::opt_ins::OptInStore;
     use async_trait::async_trait;
     use std::collections::HashMap;
@@ -612,6 +613,24 @@ mod tests {
             w.ports().unblock("never-paused").await.unwrap(),
             Unblocked::AlreadyActive { queued: 0 }
         );
+    }
+
+    #[tokio::test]
+    async fn a_probe_job_goes_to_another_paused_opt_in_a_send_can_still_reach() {
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
+        let close = OptIn::new(OptInKey::new(PAGE, "close"), Some(NOW), NOW, 10_000, 0);
+        w.store.create_opt_in(&close).await.unwrap();
+        w.store.park_opt_in(&close.key(), NOW).await.unwrap();
+        w.parked("b").await;
+        let a = OptInKey::new(PAGE, "a");
+        // Earliest deadline first, but not "close" (too near its deadline) and not the asker.
+        assert!(w.ports().queue_probe(PAGE, Some(&a)).await.unwrap());
+        assert_eq!(w.queue.logins(), ["b"]);
+        // The chain is alive (its probe a minute off): the sweep queues nothing.
+        assert!(!w.ports().restart_probe_chain(PAGE, 60_000).await.unwrap());
+        w.clock.advance(120_001 + PROBE_CHAIN_SLACK_MS);
+        assert!(w.ports().restart_probe_chain(PAGE, 60_000).await.unwrap());
+        assert_eq!(w.queue.logins(), ["a", "b"]);
     }
 
     #[tokio::test]
