@@ -17,7 +17,11 @@
 //! The sweep also queues again the PAUSED opt-ins that the Page's last resume (an accepted probe
 //! or Meta's unblock) left behind — its re-queue failed, or the process stopped after setting the
 //! Page ACTIVE — through [`shared::use_cases::page`]: each at most once per sweep, and only for one
-//! opt-in window after the resume (nothing parked before it can still be sent later).
+//! opt-in window after the resume (nothing parked before it can still be sent later). While the
+//! Page is paused by us, it queues one probe job when the probe is overdue by more than a probe
+//! interval ([`shared::domain::page::PageState::probe_chain_broken`]): the sender acknowledges
+//! duplicate jobs of parked opt-ins, so a prober that crashed before queueing the next probe
+//! would otherwise leave the Page without one.
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -110,6 +114,8 @@ pub struct Summary {
     pub logins_without_opt_in: usize,
     /// PAUSED opt-ins a Page resume left behind, queued again.
     pub requeued_paused: usize,
+    /// Probe jobs queued for a paused Page whose probe chain was broken (0 or 1).
+    pub probes_restarted: usize,
 }
 
 impl Summary {
@@ -196,6 +202,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         deferred = summary.deferred,
         logins_without_opt_in = summary.logins_without_opt_in,
         requeued_paused = summary.requeued_paused,
+        probes_restarted = summary.probes_restarted,
         "deadline-alerts done"
     );
     Ok(summary)
@@ -203,6 +210,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
 
 async fn sweep(deps: &Deps, now: Millis, summary: &mut Summary) -> Result<(), AlertsError> {
     summary.requeued_paused = requeue_left_behind(deps).await;
+    summary.probes_restarted = usize::from(restart_probe_chain(deps).await);
     let started = Instant::now();
     for _ in 0..SWEEP_MAX_ROUNDS {
         let due = deps
@@ -249,6 +257,29 @@ async fn requeue_left_behind(deps: &Deps) -> usize {
         Err(e) => error!(error = %e, "could not queue the paused opt-ins left behind by a resume"),
     }
     queued.len()
+}
+
+/// Queue one probe job for the served Page when it is paused by us and its probe chain is broken
+/// (the prober crashed before queueing the next probe; jobs of parked opt-ins no longer come back
+/// at each probe time, so nothing else would probe until a new opt-in arrives). Failures are
+/// logged: the next sweep tries again.
+async fn restart_probe_chain(deps: &Deps) -> bool {
+    let ports = deps.ports.page_ports(&deps.config);
+    match ports
+        .restart_probe_chain(&deps.config.fb_page_id, deps.config.send.probe_interval_ms)
+        .await
+    {
+        Ok(restarted) => {
+            if restarted {
+                info!("the paused Page's probe was overdue: a probe job queued");
+            }
+            restarted
+        }
+        Err(e) => {
+            error!(error = %e, "could not restart the paused Page's probe");
+            false
+        }
+    }
 }
 
 /// What attending to one opt-in did.

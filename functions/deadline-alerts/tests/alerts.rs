@@ -518,6 +518,68 @@ async fn the_sweep_requeues_paused_opt_ins_whose_page_is_active_again() {
     assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued_paused, 0);
 }
 
+/// The sender acknowledges duplicate jobs of parked opt-ins (they no longer come back at every
+/// probe time), so a prober that took the probe slot and crashed before queueing the next probe
+/// leaves the paused Page with no probe coming: the sweep queues one once the probe is overdue by
+/// more than a probe interval (plus slack), and nothing while the chain is alive or the Page blocked.
+#[tokio::test]
+async fn a_crashed_prober_is_replaced_by_the_sweep() {
+    use shared::domain::page::{PROBE_CHAIN_SLACK_MS, PauseCause};
+    use shared::ports::clock::Clock;
+    use shared::ports::pages::PageStateStore;
+    let w = world();
+    let interval = w.deps.config.send.probe_interval_ms;
+    let near = OptIn::new(OptInKey::new(PAGE, "L0"), Some(T0), T0, 60_000, 0);
+    w.store.create_opt_in(&near).await.unwrap();
+    let o = w.opt_in("L1").await;
+    let later = w.opt_in("L2").await;
+    let error = shared::domain::opt_in::LastError {
+        code: 190,
+        ..Default::default()
+    };
+    let first_probe = T0 + interval;
+    assert!(
+        w.store
+            .pause_page(PAGE, PauseCause::Configuration, &error, T0, first_probe)
+            .await
+            .unwrap()
+    );
+    for key in [near.key(), o.key(), later.key()] {
+        assert!(w.store.park_opt_in(&key, T0 + 1).await.unwrap().is_done());
+    }
+    // The prober takes the slot, then crashes: no next probe job.
+    let next_probe = first_probe + interval;
+    assert!(
+        w.store
+            .take_probe(PAGE, first_probe, next_probe)
+            .await
+            .unwrap()
+    );
+    // Within an interval and the slack of the probe time, the chain may just be late.
+    w.clock.set(next_probe + interval + PROBE_CHAIN_SLACK_MS);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!((s.probes_restarted, s.requeued), (0, 0));
+    assert!(w.queue.jobs().is_empty());
+    // Overdue: one job, for the paused opt-in with the earliest deadline a send can still reach
+    // (not L0, whose deadline has passed).
+    w.clock
+        .set(next_probe + interval + PROBE_CHAIN_SLACK_MS + 1);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(s.probes_restarted, 1);
+    let jobs: Vec<String> = w.queue.jobs().into_iter().map(|j| j.login_id).collect();
+    assert_eq!(jobs, ["L1"]);
+    // The job is delivered and takes the slot: the chain is alive again, no more jobs.
+    let now = w.clock.now();
+    assert!(w.store.take_probe(PAGE, now, now + interval).await.unwrap());
+    w.clock.set(now + interval);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().probes_restarted, 0);
+    // Meta blocks the Page: no probe, whatever the time.
+    assert!(w.store.block_page(PAGE, &error, now).await.unwrap());
+    w.clock.set(now + 10 * interval);
+    assert_eq!(handle(&w.deps, sweep()).await.unwrap().probes_restarted, 0);
+    assert_eq!(w.queue.jobs().len(), 1);
+}
+
 #[tokio::test]
 async fn the_sweep_leaves_a_blocked_page_alone() {
     use shared::ports::pages::PageStateStore;

@@ -9,7 +9,15 @@
 //!    parks the Page's opt-ins in PAUSED instead of sending (OPTED_IN | RETRYING → PAUSED,
 //!    conditional, like every transition);
 //! 3. **probes**: every `PAUSE_PROBE_SECONDS` one job wins the probe slot (a conditional write on
-//!    `probe_at`) and sends. A delayed job keeps one probe coming even when no new opt-in arrives;
+//!    `probe_at`) and sends. The prober then queues the next probe job, one interval later: that
+//!    chain keeps one probe coming even when no new opt-in arrives. A job for an opt-in already
+//!    PAUSED (a duplicate: each redelivered opt-in webhook queues one) comes back only when the
+//!    probe is due or due within seconds (the chain's own job, delivered a little early); when the
+//!    next probe is further off, a probe was taken and its prober holds the chain, so the job is
+//!    acknowledged and the resume re-queues the opt-in. N duplicates thus cost N receives once,
+//!    not N per probe interval until the deadline. A prober that crashes before queueing the next
+//!    probe breaks the chain: the sweep (deadline-alerts) queues one probe job once the probe is
+//!    overdue by more than an interval ([`shared::domain::page::PageState::probe_chain_broken`]);
 //! 4. **resumes** when a probe is accepted: the Page goes back to ACTIVE (conditional: one resumer)
 //!    and every paused opt-in still before its deadline is queued again
 //!    ([`shared::use_cases::page`], the same use case as Meta's unblock). Paused opt-ins whose
@@ -96,6 +104,11 @@ fn page_ports(deps: &Deps) -> PagePorts<'_> {
     deps.ports.page_ports(&deps.config)
 }
 
+/// How early a job for a parked opt-in may arrive and still wait for the probe slot: the chain's
+/// next probe job is queued one probe interval after the last probe's send, so it arrives at the
+/// probe time, earlier only by the difference between two senders' clocks.
+const PROBE_EARLY_SLACK_MS: Millis = 5_000;
+
 fn probe_interval_seconds(deps: &Deps) -> u32 {
     u32::try_from(ceil_seconds(deps.config.send.probe_interval_ms))
         .unwrap_or(MAX_DELAY_SECONDS)
@@ -133,7 +146,7 @@ pub(crate) async fn job_for_paused_page(
                     Err(e) => warn!(error = %e, "could not take the probe slot"),
                 }
             }
-            Ok(_) => hand_probe_to_another(deps, key, now).await,
+            Ok(_) => hand_probe_to_another(deps, key).await,
             Err(e) => warn!(error = %e, "could not read the opt-in"),
         }
     }
@@ -142,23 +155,8 @@ pub(crate) async fn job_for_paused_page(
 
 /// This job's opt-in cannot be the probe (it ended, or its deadline is too close): queue a job
 /// for another paused opt-in of the Page, which will take the probe slot.
-async fn hand_probe_to_another(deps: &Deps, key: &OptInKey, now: Millis) {
-    let others = match deps.ports.pages.paused_opt_ins(&key.page_id, 50).await {
-        Ok(o) => o,
-        Err(e) => {
-            warn!(error = %e, "could not list paused opt-ins");
-            return;
-        }
-    };
-    if let Some(other) = others
-        .iter()
-        .find(|o| o.key() != *key && probe_candidate(deps, o, now))
-        && let Err(e) = deps
-            .ports
-            .queue
-            .enqueue(&SendJob::for_key(&other.key()))
-            .await
-    {
+async fn hand_probe_to_another(deps: &Deps, key: &OptInKey) {
+    if let Err(e) = page_ports(deps).queue_probe(&key.page_id, Some(key)).await {
         warn!(error = %e, "could not queue a probe");
     }
 }
@@ -188,13 +186,12 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState) -> PausedJob {
             {
                 RecordOutcome::RetryIn(MAX_DELAY_SECONDS)
             }
-            // Already parked (the probe job, or a duplicate), or a sender crashed while sending:
-            // come back when the probe is due. A probe chain thus survives a job delivered a
-            // little early or a prober that crashed before queueing the next probe.
-            State::Paused | State::Sending
-                if !item.deadline_passed(now)
-                    && (item.state == State::Paused || item.lease_expired(now)) =>
-            {
+            State::Paused if !item.deadline_passed(now) => {
+                already_parked(deps, key, page, now).await
+            }
+            // A sender crashed while sending: come back when the probe is due, when this job
+            // can be the probe (the lease has expired).
+            State::Sending if !item.deadline_passed(now) && item.lease_expired(now) => {
                 let until = page.probe_at.unwrap_or(now);
                 RecordOutcome::RetryIn(seconds_until(until, now).min(MAX_DELAY_SECONDS))
             }
@@ -207,6 +204,46 @@ async fn park(deps: &Deps, key: &OptInKey, page: &PageState) -> PausedJob {
         }
     };
     PausedJob::Done(outcome)
+}
+
+/// A job for an opt-in already PAUSED on a Page paused by us: the chain's probe job, or a
+/// duplicate (a redelivered webhook queues one each time). Only a job that may be the next probe
+/// comes back; the others are acknowledged, since the Page's resume re-queues every paused opt-in.
+/// Without this, N duplicates came back every probe interval, N deliveries each time, until the
+/// deadline.
+///
+/// The Page is read again: the batch's view may be older than a probe another job took meanwhile.
+async fn already_parked(
+    deps: &Deps,
+    key: &OptInKey,
+    view: &PageState,
+    now: Millis,
+) -> RecordOutcome {
+    let fresh = match deps.ports.pages.get_page(&key.page_id).await {
+        Ok(page) => page,
+        Err(e) => {
+            warn!(error = %e, "could not read the Page state again; using the batch's");
+            Some(view.clone())
+        }
+    };
+    match fresh.as_ref() {
+        // Blocked by Meta meanwhile: its unblock re-queues.
+        Some(p) if p.is_blocked() => RecordOutcome::Done,
+        Some(p) if p.is_paused() => match p.probe_at {
+            // The probe is due, or due so soon that this may be the chain's job delivered a
+            // little early (clocks differ): come back then and try for the slot.
+            Some(at) if at.saturating_sub(now) <= PROBE_EARLY_SLACK_MS => {
+                RecordOutcome::RetryIn(seconds_until(at, now).min(MAX_DELAY_SECONDS))
+            }
+            // The next probe is a while off: a probe was taken and its prober queues the next
+            // one. If that prober crashed, the sweep queues a probe job once the chain is overdue
+            // (`PageState::probe_chain_broken`).
+            _ => RecordOutcome::Done,
+        },
+        // Resumed meanwhile: come back and let the claim decide (duplicates of a sent opt-in are
+        // acknowledged then).
+        _ => RecordOutcome::RetryIn(1),
+    }
 }
 
 /// After the probe's send: keep one probe coming while the Page is still paused (not when Meta
@@ -232,7 +269,8 @@ async fn schedule_probe(deps: &Deps, key: &OptInKey) {
         .enqueue_after(&SendJob::for_key(key), probe_interval_seconds(deps))
         .await
     {
-        // New jobs for the Page still probe when the slot is due.
+        // New jobs for the Page still probe when the slot is due, and the sweep queues a probe
+        // job once the chain is overdue.
         warn!(error = %e, "could not schedule the next probe");
     }
 }

@@ -51,6 +51,10 @@ impl PauseCause {
     }
 }
 
+/// How late a live probe chain may take its slot: the probe's own send (at most the Graph
+/// timeout) and the queue's delivery, with room to spare. See [`PageState::probe_chain_broken`].
+pub const PROBE_CHAIN_SLACK_MS: Millis = 60_000;
+
 /// The Page state item. A Page without one is active.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageState {
@@ -89,6 +93,19 @@ impl PageState {
     /// Whether a probe may be taken at `now` (the guard of [`PageEvent::TakeProbe`]).
     pub fn probe_due(&self, now: Millis) -> bool {
         PageEvent::TakeProbe.guard().holds(Some(self), now)
+    }
+
+    /// Whether the Page's probe chain is broken at `now`: paused by us (a blocked Page has no
+    /// probe) and its probe time passed more than one probe interval (`interval_ms`) plus
+    /// [`PROBE_CHAIN_SLACK_MS`] ago. A live chain takes the slot within the slack of its time (the
+    /// next probe job is queued one interval after the last probe's send), so a probe this
+    /// overdue has no job coming: its prober crashed, or could not queue the next probe.
+    pub fn probe_chain_broken(&self, now: Millis, interval_ms: Millis) -> bool {
+        self.is_paused()
+            && !self.is_blocked()
+            && self.probe_at.is_some_and(|at| {
+                now.saturating_sub(at) > interval_ms.saturating_add(PROBE_CHAIN_SLACK_MS)
+            })
     }
 
     /// Whether `opt_in` is a PAUSED opt-in this Page left behind when it last resumed: the Page is
@@ -344,6 +361,22 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["status"], "ACTIVE");
         assert_eq!(json["cause"], "configuration");
+    }
+
+    #[test]
+    fn a_probe_chain_is_broken_only_past_an_interval_and_the_slack_and_never_when_blocked() {
+        let interval = 300_000;
+        let p = paused(PauseCause::Configuration, Some(100));
+        let limit = 100 + interval + PROBE_CHAIN_SLACK_MS;
+        assert!(!p.probe_chain_broken(limit, interval), "a late chain job");
+        assert!(p.probe_chain_broken(limit + 1, interval));
+        assert!(
+            !paused(PauseCause::PolicyBlock, Some(100)).probe_chain_broken(limit + 1, interval)
+        );
+        assert!(!paused(PauseCause::Configuration, None).probe_chain_broken(limit + 1, interval));
+        let mut resumed = p;
+        resumed.status = PageStatus::Active;
+        assert!(!resumed.probe_chain_broken(limit + 1, interval));
     }
 
     fn paused(cause: PauseCause, probe_at: Option<Millis>) -> PageState {

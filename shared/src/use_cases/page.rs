@@ -29,6 +29,8 @@ use tracing::{error, info, warn};
 pub const REQUEUE_LIMIT: usize = 20_000;
 /// Enqueues in flight at once during a re-queue.
 pub const REQUEUE_CONCURRENCY: usize = 16;
+/// Paused opt-ins (earliest deadline first) looked at for one that can still be the probe.
+const PROBE_CANDIDATES: usize = 50;
 /// Tries per enqueue before the re-queue counts it as not queued.
 pub const ENQUEUE_ATTEMPTS: u32 = 3;
 /// The due index is eventually consistent: a resume looks for paused opt-ins twice, this far
@@ -242,6 +244,40 @@ impl PagePorts<'_> {
         }
     }
 
+    /// The sweep's part for a paused Page: when its probe chain is broken
+    /// ([`PageState::probe_chain_broken`]: the prober crashed before queueing the next probe), queue
+    /// one probe job ([`Self::queue_probe`]). `true` when one was queued.
+    pub async fn restart_probe_chain(
+        &self,
+        page_id: &str,
+        probe_interval_ms: Millis,
+    ) -> PortResult<bool> {
+        match self.pages.get_page(page_id).await? {
+            Some(page) if page.probe_chain_broken(self.clock.now(), probe_interval_ms) => {
+                self.queue_probe(page_id, None).await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Queue one job for the Page's PAUSED opt-in (not `except`) with the earliest deadline a send
+    /// can still reach: delivered while the probe is due, it takes the probe slot. `true` when one
+    /// was queued; `false` when no paused opt-in can be sent any more (a new opt-in probes then).
+    pub async fn queue_probe(&self, page_id: &str, except: Option<&OptInKey>) -> PortResult<bool> {
+        let now = self.clock.now();
+        let paused = self.pages.paused_opt_ins(page_id, PROBE_CANDIDATES).await?;
+        let Some(key) = paused
+            .iter()
+            .filter(|o| o.deadline_at.saturating_sub(now) > self.margin_ms)
+            .map(OptIn::key)
+            .find(|key| Some(key) != except)
+        else {
+            return Ok(false);
+        };
+        self.queue.enqueue(&SendJob::for_key(&key)).await?;
+        Ok(true)
+    }
+
     async fn requeue_left_behind(
         &self,
         page: &PageState,
@@ -348,6 +384,7 @@ mod tests {
     use crate::adapters::memory::clock::ManualClock;
     use crate::adapters::memory::opt_ins::MemoryOptInStore;
     use crate::domain::opt_in::{HOUR_MS, OptIn};
+    use crate::domain::page::PROBE_CHAIN_SLACK_MS;
     use crate::ports::opt_ins::OptInStore;
     use async_trait::async_trait;
     use std::collections::HashMap;
@@ -576,6 +613,24 @@ mod tests {
             w.ports().unblock("never-paused").await.unwrap(),
             Unblocked::AlreadyActive { queued: 0 }
         );
+    }
+
+    #[tokio::test]
+    async fn a_probe_job_goes_to_another_paused_opt_in_a_send_can_still_reach() {
+        let w = World::paused_by_us_with_a_parked_opt_in().await;
+        let close = OptIn::new(OptInKey::new(PAGE, "close"), Some(NOW), NOW, 10_000, 0);
+        w.store.create_opt_in(&close).await.unwrap();
+        w.store.park_opt_in(&close.key(), NOW).await.unwrap();
+        w.parked("b").await;
+        let a = OptInKey::new(PAGE, "a");
+        // Earliest deadline first, but not "close" (too near its deadline) and not the asker.
+        assert!(w.ports().queue_probe(PAGE, Some(&a)).await.unwrap());
+        assert_eq!(w.queue.logins(), ["b"]);
+        // The chain is alive (its probe a minute off): the sweep queues nothing.
+        assert!(!w.ports().restart_probe_chain(PAGE, 60_000).await.unwrap());
+        w.clock.advance(120_001 + PROBE_CHAIN_SLACK_MS);
+        assert!(w.ports().restart_probe_chain(PAGE, 60_000).await.unwrap());
+        assert_eq!(w.queue.logins(), ["a", "b"]);
     }
 
     #[tokio::test]

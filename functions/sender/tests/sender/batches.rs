@@ -686,6 +686,63 @@ async fn a_probe_job_delivered_early_comes_back_when_the_probe_is_due() {
     assert!(!w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
 }
 
+/// `n` jobs of one opt-in in one batch, with message ids `{prefix}0`, `{prefix}1`, …
+fn batch_of(prefix: &str, key: &OptInKey, n: usize) -> SqsEvent {
+    let mut e = job_event(&format!("{prefix}0"), key);
+    for i in 1..n {
+        e.records
+            .extend(job_event(&format!("{prefix}{i}"), key).records);
+    }
+    e
+}
+
+/// Promise 5 (the model's seed 4ef262b2…): an opt-in webhook delivered six times queues six jobs
+/// (by design); Graph answers 190 and the Page pauses. Every duplicate job of the parked opt-in
+/// used to come back at each probe time: N deliveries per probe interval, until the deadline.
+/// Now only the probe chain's one job comes back.
+#[tokio::test]
+async fn duplicate_jobs_of_a_parked_opt_in_die_out() {
+    let w = world_with(&[(env::PAUSE_PROBE_SECONDS, "60")]);
+    let key = w.opt_in("L1", NOW).await;
+    w.messenger.then_fail(api_error(400, 190, None));
+    let r = handle_batch(&w.deps, job_event("m0", &key)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.store.get_page(PAGE).await.unwrap().unwrap().is_paused());
+    assert_eq!(w.state(&key).await.state, State::Paused);
+    assert_eq!(w.retry.take_delayed().len(), 1, "the probe chain's job");
+    // Five duplicates arrive while the Page is paused, its probe a minute off.
+    w.clock.advance(1_000);
+    let r = handle_batch(&w.deps, batch_of("dup", &key, 5)).await;
+    let back = r.batch_item_failures.len() + w.retry.take_delayed().len();
+    assert_eq!(back, 0, "the duplicates are acknowledged");
+    // Probe after probe (Graph still refusing), one job comes back, the chain's.
+    let mut pending = 1;
+    for round in 1..=3 {
+        w.clock.advance(60_000);
+        w.messenger.then_fail(api_error(400, 190, None));
+        let r = handle_batch(&w.deps, batch_of(&format!("r{round}-"), &key, pending)).await;
+        pending = r.batch_item_failures.len() + w.retry.take_delayed().len();
+        assert_eq!(
+            pending, 1,
+            "round {round}: one job per Page keeps coming back"
+        );
+        assert_eq!(
+            w.state(&key).await.attempts,
+            1 + round,
+            "one probe per interval"
+        );
+    }
+    // Even a batch of duplicates at the probe time: one probes, the rest are acknowledged.
+    w.clock.advance(60_000);
+    w.messenger.then_fail(api_error(400, 190, None));
+    let r = handle_batch(&w.deps, batch_of("late", &key, 4)).await;
+    let back = r.batch_item_failures.len() + w.retry.take_delayed().len();
+    assert_eq!(back, 1);
+    assert_eq!(w.state(&key).await.attempts, 5);
+    assert!(w.messenger.sent().is_empty());
+    assert_eq!(w.alerts.published().len(), 1, "one alert for the pause");
+}
+
 // ------------------------------------------------------------------------------------------------
 // The SENDING window, the margins, in-flight sends at an opt-out (issue 10)
 // ------------------------------------------------------------------------------------------------
@@ -995,7 +1052,7 @@ async fn the_claim_is_taken_after_pacing_so_the_whole_lease_is_left_at_the_send(
 }
 
 #[tokio::test]
-async fn a_parked_job_whose_probe_time_is_i64_max_waits_the_longest_delay_never_one_second() {
+async fn a_parked_job_whose_probe_time_is_i64_max_is_acknowledged_never_retried_every_second() {
     let w = world();
     let key = w.opt_in("L1", NOW).await;
     let reason = shared::domain::opt_in::LastError {
@@ -1015,17 +1072,13 @@ async fn a_parked_job_whose_probe_time_is_i64_max_waits_the_longest_delay_never_
     let r = handle_batch(&w.deps, job_event("m1", &key)).await;
     assert!(r.batch_item_failures.is_empty(), "parked");
     assert_eq!(w.state(&key).await.state, State::Paused);
-    // A duplicate job for the parked opt-in comes back when the probe is due: as late as SQS
-    // allows, not every second.
+    // A duplicate job for the parked opt-in: the probe is far off, so it is acknowledged (the
+    // resume re-queues the opt-in), never retried every second. (It used to come back at SQS's
+    // longest delay; duplicates no longer come back at all.)
     let r = handle_batch(&w.deps, job_event("m2", &key)).await;
-    assert_eq!(r.batch_item_failures.len(), 1);
-    assert_eq!(
-        w.retry.visibility(),
-        vec![(
-            "MessageReceiptHandle".to_owned(),
-            shared::ports::queue::MAX_DELAY_SECONDS
-        )]
-    );
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.retry.visibility().is_empty());
+    assert!(w.retry.delayed().is_empty());
     assert!(w.messenger.sent().is_empty());
 }
 
