@@ -486,6 +486,7 @@ impl LocalStack {
             alert_topic_arn: p.alert_topic_arn.clone(),
             send_dlq_url: p.send_dlq_url.clone(),
             scheduler_dlq_url: p.scheduler_dlq_url.clone(),
+            events_dlq_url: p.events.as_ref().map(|e| e.dlq_url.clone()),
             sweep_schedule: p.sweep_schedule.clone(),
         }
     }

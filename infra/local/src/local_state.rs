@@ -51,6 +51,8 @@ pub struct DoctorState {
     pub alert_topic_arn: String,
     pub send_dlq_url: String,
     pub scheduler_dlq_url: String,
+    /// `None` while events are off (no events queue provisioned).
+    pub events_dlq_url: Option<String>,
     pub sweep_schedule: Option<String>,
 }
 

@@ -616,6 +616,8 @@ pub enum DeadLetterQueue {
     Send,
     /// Failed deadline schedules and alert invocations (`SchedulerDeadLetterQueue`).
     Scheduler,
+    /// Events the website backend did not accept within 29 hours (`EventsDeadLetterQueue`).
+    Events,
 }
 
 /// A dead-letter queue is empty (`ApproximateNumberOfMessages`).
@@ -623,6 +625,7 @@ pub fn dead_letter_queue(kind: DeadLetterQueue, url: &str, messages: Result<u64,
     let name = match kind {
         DeadLetterQueue::Send => "the send dead-letter queue",
         DeadLetterQueue::Scheduler => "the scheduler dead-letter queue",
+        DeadLetterQueue::Events => "the events dead-letter queue",
     };
     let count = match messages {
         Ok(n) => n,
@@ -631,12 +634,21 @@ pub fn dead_letter_queue(kind: DeadLetterQueue, url: &str, messages: Result<u64,
     if count == 0 {
         return Check::pass(format!("{name} is empty"));
     }
+    // Events are undelivered, not failed sends: the cause is the receiver.
+    let cause = match kind {
+        DeadLetterQueue::Events => {
+            "fix the website's receiver (docs/events.md: answer 2xx within 10 s, verify the signature with the current key)"
+        }
+        DeadLetterQueue::Send | DeadLetterQueue::Scheduler => "fix the cause (docs/alerts.md)",
+    };
     let look = format!(
-        "look at them (aws sqs receive-message --queue-url {url} --visibility-timeout 0 --max-number-of-messages 10 --attribute-names All), fix the cause (docs/alerts.md)"
+        "look at them (aws sqs receive-message --queue-url {url} --visibility-timeout 0 --max-number-of-messages 10 --attribute-names All), {cause}"
     );
     let then = match kind {
         DeadLetterQueue::Send => "then move them back to the send queue: aws sqs start-message-move-task --source-arn <SendDeadLetterQueue ARN> (the sender skips opt-ins already terminal)".to_owned(),
         DeadLetterQueue::Scheduler => format!("then empty it: aws sqs purge-queue --queue-url {url} (the sweep re-checks every open opt-in)"),
+        // `ops redrive` handles the send and scheduler DLQs only.
+        DeadLetterQueue::Events => "then move them back with SQS's StartMessageMoveTask (console: Start DLQ redrive): aws sqs start-message-move-task --source-arn <EventsDeadLetterQueue ARN> (their webhook-ids are unchanged, so a receiver that has one ignores it)".to_owned(),
     };
     Check::fail(
         format!("{name} holds {count} message(s)"),
@@ -1058,6 +1070,21 @@ pub(crate) mod tests {
                 .unwrap()
                 .contains("purge-queue --queue-url https://q/s")
         );
+        let events = dead_letter_queue(DeadLetterQueue::Events, "https://q/e", Ok(3));
+        assert_eq!(events.status, Status::Fail);
+        assert_eq!(
+            events.what,
+            "the events dead-letter queue holds 3 message(s)"
+        );
+        let fix = events.fix.unwrap();
+        for expected in [
+            "--queue-url https://q/e",
+            "fix the website's receiver (docs/events.md",
+            "StartMessageMoveTask (console: Start DLQ redrive)",
+            "--source-arn <EventsDeadLetterQueue ARN>",
+        ] {
+            assert!(fix.contains(expected), "{expected} in {fix}");
+        }
     }
 
     #[test]

@@ -113,6 +113,7 @@ async fn make_doctor_on_a_fresh_local_stack_is_all_ticks() {
         "✔ the alert topic has 1 confirmed subscription(s) (sqs)",
         "✔ the send dead-letter queue is empty",
         "✔ the scheduler dead-letter queue is empty",
+        "✔ the events dead-letter queue is empty",
         "is ENABLED",
     ] {
         assert!(text.contains(line), "{line:?} not in\n{text}");
@@ -428,10 +429,14 @@ async fn an_alert_topic_nobody_receives_is_a_cross() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_message_in_either_dead_letter_queue_is_a_cross() {
+async fn a_message_in_any_dead_letter_queue_is_a_cross() {
     let stack = ready_stack().await;
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let p = &stack.local.provisioned;
+    let events = p
+        .events
+        .as_ref()
+        .unwrap_or_else(|| panic!("the local stack provisions the events queues"));
     for (url, what, fix) in [
         (
             &p.send_dlq_url,
@@ -442,6 +447,11 @@ async fn a_message_in_either_dead_letter_queue_is_a_cross() {
             &p.scheduler_dlq_url,
             "the scheduler dead-letter queue holds 1 message(s)",
             "purge-queue",
+        ),
+        (
+            &events.dlq_url,
+            "the events dead-letter queue holds 1 message(s)",
+            "StartMessageMoveTask (console: Start DLQ redrive)",
         ),
     ] {
         sqs.send_message()

@@ -100,16 +100,21 @@ impl SecretDocs {
     }
 }
 
-/// The AWS side: alert topic, both dead-letter queues, alarms, the sweep schedule.
+/// The AWS side: alert topic, the dead-letter queues (send, scheduler, events), alarms, the sweep
+/// schedule.
 pub async fn checks(sdk: &aws_config::SdkConfig, facts: &Facts) -> Vec<Check> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    vec![
+    let mut checks = vec![
         alert_topic(sdk, facts).await,
         dead_letter_queue(&sqs, DeadLetterQueue::Send, &facts.send_dlq_url).await,
         dead_letter_queue(&sqs, DeadLetterQueue::Scheduler, &facts.scheduler_dlq_url).await,
-        alarms(sdk, facts).await,
-        sweep_schedule(sdk, facts).await,
-    ]
+    ];
+    if let Some(url) = &facts.events_dlq_url {
+        checks.push(dead_letter_queue(&sqs, DeadLetterQueue::Events, url).await);
+    }
+    checks.push(alarms(sdk, facts).await);
+    checks.push(sweep_schedule(sdk, facts).await);
+    checks
 }
 
 async fn alert_topic(sdk: &aws_config::SdkConfig, facts: &Facts) -> Check {

@@ -133,6 +133,7 @@ pub fn facts_of(
         alert_topic_arn: output("AlertTopicArn")?,
         send_dlq_url: output("SendDeadLetterQueueUrl")?,
         scheduler_dlq_url: output("SchedulerDeadLetterQueueUrl")?,
+        events_dlq_url: Some(output("EventsDeadLetterQueueUrl")?),
         sweep_schedule: resources
             .iter()
             .find(|(id, kind, _)| {
@@ -167,6 +168,7 @@ mod tests {
             ("AlertTopicArn", "arn:t"),
             ("SendDeadLetterQueueUrl", "https://q/send-dlq"),
             ("SchedulerDeadLetterQueueUrl", "https://q/sched-dlq"),
+            ("EventsDeadLetterQueueUrl", "https://q/events-dlq"),
         ]
         .into_iter()
         .collect();
@@ -202,6 +204,7 @@ mod tests {
         assert_eq!(f.graph_api_version, "v25.0");
         assert_eq!(f.graph_api_base_url, "https://graph.facebook.com");
         assert_eq!(f.page_token_secret_id.as_deref(), Some("arn:p"));
+        assert_eq!(f.events_dlq_url.as_deref(), Some("https://q/events-dlq"));
         assert_eq!(
             f.sweep_schedule.as_deref(),
             Some("prod-DeadlineAlertsFunctionSweep-AbC")

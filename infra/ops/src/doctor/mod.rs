@@ -79,6 +79,10 @@ pub struct Facts {
     pub alert_topic_arn: String,
     pub send_dlq_url: String,
     pub scheduler_dlq_url: String,
+    /// The events dead-letter queue (`EventsDeadLetterQueueUrl`); `None`: a local stack with
+    /// events off (no line).
+    #[serde(default)]
+    pub events_dlq_url: Option<String>,
     /// The recurring sweep's schedule, in the default group.
     #[serde(default)]
     pub sweep_schedule: Option<String>,
