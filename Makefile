@@ -69,7 +69,7 @@ lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml
 
 bench: venv lambda-build ## Benchmarks (criterion and harnesses), printed as comparable figures
-	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts --bin event-sender
+	$(CARGO) build --locked --release --bin http-api --bin sender --bin deadline-alerts --bin event-sender --bin hello-lambda
 	$(CARGO) bench --locked --workspace
 
 SOAK_OPT_INS ?= 2000

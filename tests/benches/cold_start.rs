@@ -8,7 +8,11 @@
 //! spent until its first `next` (its threads' `/proc/<pid>/task/*/schedstat`): on a machine shared
 //! with other work it moves far less than the wall clock, so it compares two builds better.
 //!
-//! The binaries are `target/release/{http-api,sender,deadline-alerts}` (or those in
+//! Issue 13 §5: `hello-lambda` (infra/hello-lambda: the smallest `lambda_runtime` function, same
+//! release profile) is spawned in the same run, and each function's init (wall clock and CPU) is
+//! printed as a ratio to it: absolute times drift on a shared machine, the ratio holds. Goal ≤ 1.5×.
+//!
+//! The binaries are `target/release/{hello-lambda,http-api,sender,deadline-alerts,event-sender}` (or those in
 //! `COLD_START_BIN_DIR`); `make bench` builds them first (`make package` does too). Measured on the machine running the bench (x86_64 locally),
 //! with moto on loopback, so the secret read is a loopback round trip, not a VPC-less AWS call.
 
@@ -27,6 +31,10 @@ const RUNS: usize = 5;
 const TIMEOUT: Duration = Duration::from_secs(15);
 const INIT_GOAL_MS: f64 = 30.0;
 const RSS_GOAL_MB: f64 = 32.0;
+/// Each function's init against `hello-lambda`'s, measured in the same run.
+const RATIO_GOAL: f64 = 1.5;
+/// The yardstick: no config, no SDK, no secret.
+const HELLO: &str = "hello-lambda";
 
 fn main() {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -60,12 +68,18 @@ async fn run() {
         eprintln!("cannot locate the target directory");
         return;
     };
-    let functions = ["http-api", "sender", "deadline-alerts"];
+    let functions = [
+        HELLO,
+        "http-api",
+        "sender",
+        "deadline-alerts",
+        "event-sender",
+    ];
     let missing: Vec<_> = functions.iter().filter(|f| !dir.join(f).exists()).collect();
     if !missing.is_empty() {
         println!(
             "  skipped: {missing:?} not built in {}; run `make bench` (it builds them) or \
-             `cargo build --release --bin http-api --bin sender --bin deadline-alerts`",
+             `cargo build --release --bin hello-lambda --bin http-api --bin sender --bin deadline-alerts --bin event-sender`",
             dir.display()
         );
         return;
@@ -123,6 +137,16 @@ async fn run() {
         ("ALLOWED_RETURN_ORIGINS", "https://www.example.com".into()),
         ("RUST_LOG", "warn".into()),
     ];
+    // The event sender's (the others only publish to the queue when EVENTS_URL is set).
+    let mut env = env;
+    if let Some(events) = &provisioned.events {
+        env.extend([
+            ("EVENTS_URL", "http://127.0.0.1:9/events".to_owned()),
+            ("EVENTS_QUEUE_URL", events.queue_url.clone()),
+            ("EVENTS_DLQ_URL", events.dlq_url.clone()),
+            ("EVENTS_SIGNING_SECRET_ID", events.signing_secret_id.clone()),
+        ]);
+    }
     println!(
         "  {RUNS} spawns per function; moto at {}; AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
         moto.endpoint
@@ -137,6 +161,8 @@ async fn run() {
         "peak RSS MB (med/max)",
         "init CPU ms (med/max)"
     );
+    // (function, median init ms, median init CPU ms), for the ratios.
+    let mut medians: Vec<(&str, f64, Option<f64>)> = Vec::new();
     for function in functions {
         let event = event_for(function);
         let mut samples = Vec::new();
@@ -155,6 +181,11 @@ async fn run() {
         let resp: Vec<f64> = samples.iter().map(|s| s.response_ms).collect();
         let rss: Vec<f64> = samples.iter().map(|s| s.rss_mb).collect();
         let cpu: Vec<f64> = samples.iter().filter_map(|s| s.init_cpu_ms).collect();
+        medians.push((
+            function,
+            median(&init),
+            (!cpu.is_empty()).then(|| median(&cpu)),
+        ));
         let cpu = if cpu.is_empty() {
             format!("{:>21}", "n/a")
         } else {
@@ -181,7 +212,33 @@ async fn run() {
     println!(
         "  goals: init < {INIT_GOAL_MS} ms, peak RSS < {RSS_GOAL_MB} MB (median and max above)"
     );
+    print_ratios(&medians);
     println!();
+}
+
+/// Each function's median init (wall clock and CPU) over `hello-lambda`'s, from the same run.
+fn print_ratios(medians: &[(&str, f64, Option<f64>)]) {
+    let Some(&(_, hello_init, hello_cpu)) = medians.iter().find(|m| m.0 == HELLO) else {
+        println!("  ratios: {HELLO} did not start; no ratio");
+        return;
+    };
+    println!();
+    println!("  init as a ratio to {HELLO} (same run; goal ≤ {RATIO_GOAL}×)");
+    for &(function, init, cpu) in medians.iter().filter(|m| m.0 != HELLO) {
+        let wall = init / hello_init;
+        let cpu_ratio = match (cpu, hello_cpu) {
+            (Some(c), Some(h)) if h > 0.0 => format!("{:.2}×", c / h),
+            _ => "n/a".to_owned(),
+        };
+        println!(
+            "  {function:<16} wall {wall:>5.2}×  CPU {cpu_ratio:>6}  {}",
+            if wall <= RATIO_GOAL {
+                "ok"
+            } else {
+                "over the goal"
+            }
+        );
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -233,6 +290,9 @@ fn event_for(function: &str) -> serde_json::Value {
                 "awsRegion": "us-east-1"
             }]})
         }
+        // An empty batch: the event sender starts (its own secret read) and answers.
+        "event-sender" => serde_json::json!({"Records": []}),
+        HELLO => serde_json::json!({}),
         _ => serde_json::json!({"kind": "sweep", "version": 1}),
     }
 }
