@@ -29,10 +29,6 @@ use tracing::info;
 
 /// The request header of an idempotent request.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// A replayed request re-queues its follow-up when it is still unattempted this long after its
-/// creation (its first job was lost: the enqueue failed after the write). Duplicate jobs are
-/// harmless: the sender's claim lets one attempt through at a time.
-const REQUEUE_AFTER_MS: Millis = 10_000;
 
 /// The `Idempotency-Key` header, if any: 1–255 printable ASCII characters.
 fn idempotency_key(request: &Request) -> Result<Option<String>, HttpError> {
@@ -127,12 +123,10 @@ async fn replay(
         .get_follow_up(&key)
         .await
         .map_err(|e| HttpError::failed("could not read the follow-up", e))?;
-    let now = deps.ports.clock.now();
-    if stored.is_some_and(|f| {
-        f.state == FollowUpState::Queued
-            && f.attempts == 0
-            && now - f.created_at >= REQUEUE_AFTER_MS
-    }) {
+    // A replay re-queues a follow-up no sender has attempted yet: its first job may have been
+    // lost (the enqueue failed after the write, and the client, answered 503, retried). Duplicate
+    // jobs are harmless: the sender's claim lets one attempt through, and a sent one is refused.
+    if stored.is_some_and(|f| f.state == FollowUpState::Queued && f.attempts == 0) {
         enqueue(deps, page_id, &key.asid, &key.id).await?;
     }
     Ok(accepted(&key.id))

@@ -259,8 +259,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  AWS emulator (moto)     {aws_endpoint}");
     if let Some(url) = &stack.config.events.url {
-        // The URL as configured: a local stack's own (or the operator's EVENTS_URL).
-        println!("  Events delivered to     {url}   (signed, Standard Webhooks: docs/events.md)");
+        // Without its query: an operator's EVENTS_URL may carry the receiver's token there.
+        let shown = url.split(['?', '#']).next().unwrap_or_default();
+        println!("  Events delivered to     {shown}   (signed, Standard Webhooks: docs/events.md)");
     }
     if let Some(s) = &sandbox {
         println!(

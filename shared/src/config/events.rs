@@ -31,7 +31,8 @@ impl EventsConfig {
     pub fn from_reader(r: &mut Reader<'_>) -> Self {
         let url = r
             .optional(env::EVENTS_URL)
-            .map(|u| r.url(env::EVENTS_URL, u));
+            // It may carry the receiver's token: a problem names the variable, not the value.
+            .map(|u| r.secret_url(env::EVENTS_URL, u));
         let queue_url = r.optional(env::EVENTS_QUEUE_URL);
         if url.is_some() && queue_url.is_none() {
             r.problem(format!(
@@ -104,5 +105,13 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(c.url.as_deref(), Some("https://shop.example/hooks"));
         assert_eq!(c.retry_base_seconds, 0);
+    }
+
+    #[test]
+    fn a_bad_events_url_is_named_never_echoed() {
+        let (_, problems) = read(&[(env::EVENTS_URL, "htp://hooks.example.com/in?token=s3cr3t")]);
+        let all = problems.join("; ");
+        assert!(all.contains("EVENTS_URL must be an http(s) URL"), "{all}");
+        assert!(!all.contains("s3cr3t"), "{all}");
     }
 }

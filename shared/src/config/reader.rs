@@ -102,13 +102,27 @@ impl<'a> Reader<'a> {
 
     /// `value` as an http(s) URL without its trailing slash.
     pub fn url(&mut self, name: &str, value: String) -> String {
+        self.checked_url(name, value, true)
+    }
+
+    /// [`Self::url`] for a URL that may carry a credential (a receiver's token in its query): a
+    /// problem names the variable, never the value, since configuration errors are logged.
+    pub fn secret_url(&mut self, name: &str, value: String) -> String {
+        self.checked_url(name, value, false)
+    }
+
+    fn checked_url(&mut self, name: &str, value: String, echo: bool) -> String {
         match url::Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
                 value.trim_end_matches('/').to_owned()
             }
-            _ => {
+            _ if echo => {
                 self.problems
                     .push(format!("{name} must be an http(s) URL (got {value:?})"));
+                value
+            }
+            _ => {
+                self.problems.push(format!("{name} must be an http(s) URL"));
                 value
             }
         }
