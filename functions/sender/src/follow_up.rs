@@ -12,7 +12,7 @@
 use crate::backoff::{self, RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
 use crate::record::{MAX_BOUNDED_ATTEMPTS, MAX_UNKNOWN_ATTEMPTS};
-use shared::domain::events::{MessageKind, OutboundEvent, Subject, message_failed, message_sent};
+use shared::domain::events::{MessageKind, Subject, message_failed, message_sent};
 use shared::domain::follow_up::{
     FollowUp, FollowUpKey, FollowUpOutcome, FollowUpState, Refusal, guard,
 };
@@ -49,6 +49,23 @@ pub async fn process_follow_up(deps: &Deps, job: &FollowUpJob, message_id: &str)
         Ok(FollowUpChange::Refused(None)) => {
             warn!("follow-up job for an unknown follow-up; dropped");
             return RecordOutcome::Done;
+        }
+        Ok(FollowUpChange::Refused(Some(item))) if item.state != FollowUpState::Queued => {
+            // Finished: emit its end event again (the same id). When the first emission could not
+            // be queued, the record was handed back for exactly this.
+            return match person(deps, &key).await {
+                Ok((login, opt_in)) => {
+                    let person = Person {
+                        login: login.as_ref(),
+                        opt_in: opt_in.as_ref(),
+                    };
+                    emit_end(deps, &item, &person).await
+                }
+                Err(e) => {
+                    error!(error = %e, "could not read the person of a finished follow-up");
+                    RecordOutcome::RetryIn(store_retry_seconds())
+                }
+            };
         }
         Ok(FollowUpChange::Refused(Some(item))) => return not_claimed(&item, now, message_id),
         Err(e) => {
@@ -101,10 +118,7 @@ pub async fn process_follow_up(deps: &Deps, job: &FollowUpJob, message_id: &str)
         .await;
     let done_at = deps.ports.clock.now();
     match result {
-        Ok(sent) => {
-            record_sent(deps, &claimed, &owner, sent.message_id, done_at, &person).await;
-            RecordOutcome::Done
-        }
+        Ok(sent) => record_sent(deps, &claimed, &owner, sent.message_id, done_at, &person).await,
         Err(graph_error) => {
             failed(
                 deps,
@@ -242,17 +256,7 @@ async fn fail(
         reason: reason.to_owned(),
     };
     match finish(deps, claimed, owner, &outcome, now).await {
-        Ok(FollowUpChange::Done(item)) => {
-            let event = message_failed(
-                &subject(&item, person),
-                MessageKind::FollowUp,
-                &item.id,
-                reason,
-                now,
-            );
-            publish(deps, &item, &event).await;
-            RecordOutcome::Done
-        }
+        Ok(FollowUpChange::Done(item)) => emit_end(deps, &item, person).await,
         Ok(FollowUpChange::Refused(_)) => RecordOutcome::Done,
         Err(e) => {
             error!(error = %e, "could not record the failed follow-up");
@@ -270,7 +274,7 @@ async fn record_sent(
     message_id: String,
     now: Millis,
     person: &Person<'_>,
-) {
+) -> RecordOutcome {
     let outcome = FollowUpOutcome::Sent { message_id };
     for retry in 0..WRITE_TRIES {
         if retry > 0 {
@@ -279,25 +283,17 @@ async fn record_sent(
         match finish(deps, claimed, owner, &outcome, now).await {
             Ok(FollowUpChange::Done(item)) => {
                 info!(attempts = item.attempts, "follow-up sent");
-                let message_id = item.message_id.clone().unwrap_or_default();
-                let event = message_sent(
-                    &subject(&item, person),
-                    MessageKind::FollowUp,
-                    &item.id,
-                    &message_id,
-                    now,
-                );
-                publish(deps, &item, &event).await;
-                return;
+                return emit_end(deps, &item, person).await;
             }
             Ok(FollowUpChange::Refused(_)) => {
                 warn!("follow-up accepted by Graph but its lease was lost meanwhile; left as is");
-                return;
+                return RecordOutcome::Done;
             }
             Err(e) => warn!(error = %e, retry, "follow-up sent write failed"),
         }
     }
     error!("follow-up accepted by Graph but `sent` could not be written");
+    RecordOutcome::Done
 }
 
 /// The person a follow-up's event is about: the asid, the website's `user_ref`, the opt-in's state.
@@ -309,9 +305,38 @@ fn subject(item: &FollowUp, person: &Person<'_>) -> Subject {
     }
 }
 
-/// Publish a follow-up's event through the one events use case (a failure is logged and counted as
-/// `EventsNotQueued`, then absorbed: the follow-up's state stays readable through the API). The
-/// event's id comes from the follow-up's own id, so a retried job emits the same `webhook-id`.
-async fn publish(deps: &Deps, item: &FollowUp, event: &OutboundEvent) {
-    let _ = deps.ports.events().publish(&item.page_id, event).await;
+/// A finished follow-up's end event (`message.sent` or `message.failed`), from the stored record,
+/// through the one events use case. Its id comes from the follow-up's own id, so emitting it again
+/// gives the same `webhook-id`. A failure to queue it hands the record back
+/// ([`events::Events::redelivered`]): the job comes back, finds the follow-up finished and emits
+/// again; nothing is sent twice (the claim refuses a finished follow-up).
+async fn emit_end(deps: &Deps, item: &FollowUp, person: &Person<'_>) -> RecordOutcome {
+    let subject = subject(item, person);
+    let event = match item.state {
+        FollowUpState::Sent => message_sent(
+            &subject,
+            MessageKind::FollowUp,
+            &item.id,
+            item.message_id.as_deref().unwrap_or_default(),
+            item.sent_at.unwrap_or(item.updated_at),
+        ),
+        FollowUpState::Failed => message_failed(
+            &subject,
+            MessageKind::FollowUp,
+            &item.id,
+            item.reason.as_deref().unwrap_or("unknown"),
+            item.failed_at.unwrap_or(item.updated_at),
+        ),
+        FollowUpState::Queued => return RecordOutcome::Done,
+    };
+    match deps
+        .ports
+        .events()
+        .redelivered()
+        .publish(&item.page_id, &event)
+        .await
+    {
+        Ok(()) => RecordOutcome::Done,
+        Err(_) => RecordOutcome::RetryIn(store_retry_seconds()),
+    }
 }

@@ -299,3 +299,33 @@ async fn past_24_hours_only_human_agent_tag_sends_and_with_the_tag() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_follow_up_event_that_could_not_be_queued_is_emitted_when_the_job_comes_back() {
+    let w = world(&[]);
+    w.person(NOW - HOUR_MS, None).await;
+    let key = w.accepted("fu_1").await;
+    w.twins
+        .events
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        w.deliver("msg-1", &key).await,
+        vec!["msg-1".to_owned()],
+        "sent, but its event not queued: the record is handed back"
+    );
+    assert_eq!(w.stored(&key).await.state, FollowUpState::Sent);
+    w.twins
+        .events
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(w.deliver("msg-1", &key).await.is_empty());
+    let events = w.twins.events.of_type(EventType::MessageSent);
+    assert_eq!(events.len(), 1, "emitted when the job came back");
+    assert_eq!(events[0].data["id"], "fu_1");
+    assert_eq!(
+        w.twins.messenger.follow_ups().len(),
+        1,
+        "and nothing was sent twice"
+    );
+}
