@@ -192,7 +192,14 @@ pub async fn send_follow_up(
 
 /// `GET /v1/users/{asid}/messages/{id}`.
 pub async fn get_follow_up(deps: &Deps, asid: &str, id: &str) -> Result<Response<Body>, HttpError> {
-    if !is_valid_asid(asid) || !is_valid_id(id) {
+    if !is_valid_asid(asid) {
+        // As every /v1/users/{asid} route answers a malformed asid.
+        return Err(HttpError::bad_request(
+            "invalid_asid",
+            "asid must be the person's numeric app-scoped user id",
+        ));
+    }
+    if !is_valid_id(id) {
         return Err(HttpError::not_found("no such message"));
     }
     let key = FollowUpKey {
