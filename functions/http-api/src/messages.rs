@@ -101,6 +101,7 @@ async fn enqueue(deps: &Deps, page_id: &str, asid: &str, id: &str) -> Result<(),
 /// (re-queuing a follow-up whose job was lost), 409 for another.
 async fn replay(
     deps: &Deps,
+    asid: &str,
     request_hash: &str,
     existing: &IdempotencyRecord,
 ) -> Result<Response<Body>, HttpError> {
@@ -114,7 +115,8 @@ async fn replay(
     let page_id = &deps.config.fb_page_id;
     let key = FollowUpKey {
         page_id: page_id.clone(),
-        asid: existing.asid.clone(),
+        // The same request hash means the same asid (the hash binds it).
+        asid: asid.to_owned(),
         id: existing.follow_up_id.clone(),
     };
     let stored = deps
@@ -151,7 +153,6 @@ pub async fn send_follow_up(
     let record = key.map(|key| IdempotencyRecord {
         key_hash: idempotency_key_hash(page_id, &key),
         request_hash: hash.clone(),
-        asid: asid.to_owned(),
         follow_up_id: id.clone(),
         created_at: now,
     });
@@ -162,7 +163,7 @@ pub async fn send_follow_up(
             .await
             .map_err(|e| HttpError::failed("could not read the idempotency key", e))?
     {
-        return replay(deps, &hash, &existing).await;
+        return replay(deps, asid, &hash, &existing).await;
     }
     let opt_in = load_opt_in(deps, &login).await?;
     if let Err(refusal) = guard(opt_in.as_ref(), now, deps.config.human_agent_tag) {
@@ -177,7 +178,9 @@ pub async fn send_follow_up(
     {
         CreatedFollowUp::Created => {}
         // A concurrent request with the same key won: answer as it did.
-        CreatedFollowUp::KeyTaken(Some(existing)) => return replay(deps, &hash, &existing).await,
+        CreatedFollowUp::KeyTaken(Some(existing)) => {
+            return replay(deps, asid, &hash, &existing).await;
+        }
         CreatedFollowUp::KeyTaken(None) => {
             return Err(HttpError::failed(
                 "idempotency key taken but unreadable",

@@ -326,12 +326,12 @@ impl FollowUpOutcome {
 }
 
 /// An `Idempotency-Key` as it is remembered: the hash of the key (per Page) and of the request it
-/// came with, and the follow-up it created.
+/// came with, and the follow-up it created. No asid in clear (the request hash binds it): a data
+/// deletion, which finds the person's items by asid, leaves nothing here that names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub key_hash: String,
     pub request_hash: String,
-    pub asid: String,
     pub follow_up_id: String,
     pub created_at: Millis,
 }

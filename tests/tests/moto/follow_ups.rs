@@ -73,7 +73,6 @@ fn record(id: &str, request_hash: &str, at: Millis) -> IdempotencyRecord {
     IdempotencyRecord {
         key_hash: "k".repeat(64),
         request_hash: request_hash.into(),
-        asid: "555".into(),
         follow_up_id: id.into(),
         created_at: at,
     }
