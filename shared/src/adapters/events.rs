@@ -20,6 +20,10 @@ impl EventPublisher for EventsOff {
     async fn publish(&self, _event: &OutboundEvent) -> PortResult<()> {
         Ok(())
     }
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 const SERVICE: &str = "sqs-events";

@@ -10,6 +10,12 @@ use async_trait::async_trait;
 pub trait EventPublisher: Send + Sync {
     /// Queue `event` for delivery. Events off (no `EVENTS_URL`): accepted and dropped.
     async fn publish(&self, event: &OutboundEvent) -> PortResult<()>;
+
+    /// Whether published events go anywhere. `false` (events off) lets the emitting use case skip
+    /// the reads that name the person, on every producer's path.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// The event sender's side of the events queue: backing a failed delivery off, and moving a

@@ -113,6 +113,9 @@ impl<'a> Events<'a> {
         state: Option<State>,
         build: impl FnOnce(&Subject) -> Vec<OutboundEvent>,
     ) -> PortResult<()> {
+        if !self.publisher.enabled() {
+            return Ok(());
+        }
         let subject = match self.subject(key, state).await {
             Ok(subject) => subject,
             Err(e) => return self.not_queued(&key.page_id, "(person unresolved)", "-", e),
@@ -128,6 +131,9 @@ impl<'a> Events<'a> {
 
     /// `login.completed`, with the state of the person's opt-in when one is linked.
     pub async fn login_completed(&self, login: &Login) -> PortResult<()> {
+        if !self.publisher.enabled() {
+            return Ok(());
+        }
         let state = match login.opt_in_key() {
             Some(key) => match self.opt_ins.get_opt_in(&key).await {
                 Ok(opt_in) => opt_in.map(|o| o.state),
@@ -186,6 +192,9 @@ impl<'a> Events<'a> {
         text: &str,
         received_at: Millis,
     ) -> PortResult<()> {
+        if !self.publisher.enabled() {
+            return Ok(());
+        }
         let state = match self.opt_ins.get_opt_in(key).await {
             Ok(opt_in) => opt_in.map(|o| o.state),
             Err(e) => return self.not_queued(&key.page_id, "person.replied", "-", e),
@@ -306,6 +315,32 @@ mod tests {
 
     fn opt_in() -> OptIn {
         OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 60_000, 0)
+    }
+
+    #[tokio::test]
+    async fn with_events_off_nothing_is_read_to_name_the_person() {
+        let w = World::default();
+        // Every read would fail: with events on that is a counted `EventsNotQueued`.
+        w.logins.fail.store(true, Ordering::SeqCst);
+        w.opt_ins.fail.store(true, Ordering::SeqCst);
+        let off = Events {
+            publisher: &crate::adapters::events::EventsOff,
+            ..w.events()
+        };
+        let mut o = opt_in();
+        o.state = State::Sent;
+        o.message_id = Some("m.1".into());
+        o.sent_at = Some(2_000);
+        off.redelivered().ended(&o).await.unwrap();
+        off.redelivered().opt_in_received(&o).await.unwrap();
+        off.redelivered()
+            .person_replied(&o.key(), "psid", "hi", 3_000)
+            .await
+            .unwrap();
+        assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 0.0);
+        // The same with events on: the failed read is counted and returned.
+        assert!(w.events().redelivered().ended(&o).await.is_err());
+        assert_eq!(w.metrics.sum(Metric::EventsNotQueued), 1.0);
     }
 
     #[tokio::test]
