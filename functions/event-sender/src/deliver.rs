@@ -59,7 +59,10 @@ pub async fn post(
 /// The HTTP client of the event sender: `timeout` per attempt (10 s in production), redirects
 /// not followed (a 3xx is a failure: the receiver's URL is configured, not discovered).
 pub fn client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let tls = shared::adapters::tls::web_tls()
+        .map_err(|e| format!("could not build the TLS configuration: {e}"))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())

@@ -33,9 +33,13 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// The loader [`load_sdk_config`] uses: the environment's settings, with [`timeout_config`].
+/// The loader [`load_sdk_config`] uses: the environment's settings, with [`timeout_config`] and
+/// the HTTPS client of [`crate::adapters::tls::aws_https_client`] (no certificate file read at
+/// cold start).
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config())
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeout_config())
+        .http_client(crate::adapters::tls::aws_https_client())
 }
 
 /// Load the SDK configuration from the environment, with [`timeout_config`].

@@ -85,7 +85,9 @@ impl GraphClient {
         app_secret: SecretString,
         page_access_token: SecretString,
     ) -> Result<Self, GraphInitError> {
+        let tls = crate::adapters::tls::web_tls().map_err(|e| GraphInitError(e.to_string()))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_millis(config.graph_timeout_ms.min(3_000)))
             .timeout(Duration::from_millis(config.graph_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(50))

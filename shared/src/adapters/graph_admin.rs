@@ -53,7 +53,9 @@ impl GraphAdmin {
         app_secret: SecretString,
         timeout: Duration,
     ) -> Result<Self, GraphInitError> {
+        let tls = crate::adapters::tls::web_tls().map_err(|e| GraphInitError(e.to_string()))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(timeout)
             .user_agent(concat!("login-connect-ops/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -14,3 +14,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod sns;
 pub mod sqs;
+pub mod tls;
