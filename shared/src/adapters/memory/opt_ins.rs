@@ -447,6 +447,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stopped_writers_opt_in_is_erased_by_its_redelivery_as_the_dynamodb_adapter_does() {
+        let s = MemoryOptInStore::new();
+        let mut o = opt_in(1000);
+        o.psid = Some("psid".into());
+        // What a writer stopped between its write and its check leaves (DynamoDB), linked since.
+        lock(&s.items).insert(o.key(), o.clone());
+        lock(&s.psids).insert(("p".into(), "psid".into()), o.key());
+        lock(&s.erased).insert("m".into(), 0);
+        assert_eq!(
+            s.record_opt_in(&opt_in(1000), &guard("m", Some(0)))
+                .await
+                .unwrap(),
+            Recorded::Erased
+        );
+        assert!(s.all().is_empty());
+        assert!(s.psid_links().is_empty());
+        // A claimed one was checked by whoever queued its job: a duplicate, as stored.
+        let mut claimed = opt_in(1000);
+        claimed.state = State::Sending;
+        claimed.attempts = 1;
+        lock(&s.items).insert(claimed.key(), claimed.clone());
+        assert_eq!(
+            s.record_opt_in(&opt_in(1000), &guard("m", Some(0)))
+                .await
+                .unwrap(),
+            Recorded::AlreadyExists(Box::new(claimed))
+        );
+    }
+
+    #[tokio::test]
     async fn a_new_consent_after_an_opt_out_after_the_end_starts_a_new_generation() {
         let s = MemoryOptInStore::new();
         let first = OptIn::new(OptInKey::new("p", "l"), Some(0), 0, 1000, 0);
