@@ -151,12 +151,18 @@ async fn a_consent_given_after_the_deletion_is_recorded() {
     let key = w.key("after-1");
     let o = OptIn::new(key.clone(), Some(t + 1), t + 5, WINDOW, 0);
     assert_eq!(
-        w.store.record_opt_in(&o, &guard(&key, t + 1)).await.unwrap(),
+        w.store
+            .record_opt_in(&o, &guard(&key, t + 1))
+            .await
+            .unwrap(),
         Recorded::New
     );
     assert_eq!(w.store.get_opt_in(&key).await.unwrap(), Some(o.clone()));
     assert_eq!(
-        w.store.record_opt_in(&o, &guard(&key, t + 1)).await.unwrap(),
+        w.store
+            .record_opt_in(&o, &guard(&key, t + 1))
+            .await
+            .unwrap(),
         Recorded::AlreadyExists(Box::new(o))
     );
     // A new consent whose writer stopped before its check: its redelivery keeps it.
@@ -164,7 +170,10 @@ async fn a_consent_given_after_the_deletion_is_recorded() {
     let o = OptIn::new(key.clone(), Some(t + 1), t + 5, WINDOW, 0);
     put_unchecked(&w, &o).await;
     assert_eq!(
-        w.store.record_opt_in(&o, &guard(&key, t + 1)).await.unwrap(),
+        w.store
+            .record_opt_in(&o, &guard(&key, t + 1))
+            .await
+            .unwrap(),
         Recorded::AlreadyExists(Box::new(o.clone()))
     );
     assert_eq!(w.store.get_opt_in(&key).await.unwrap(), Some(o));
@@ -241,7 +250,12 @@ async fn a_deletion_racing_the_opt_in_webhook_leaves_no_opt_in_and_sends_nothing
         let delete = async {
             tokio::time::sleep(std::time::Duration::from_millis(delete_delay)).await;
             deletions
-                .delete_person(&person, "data_deletion", &format!("code-{round}"), deleted_at)
+                .delete_person(
+                    &person,
+                    "data_deletion",
+                    &format!("code-{round}"),
+                    deleted_at,
+                )
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: deletion failed: {e}"))
         };

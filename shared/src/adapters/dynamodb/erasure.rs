@@ -48,7 +48,11 @@ impl DynamoErasureStore {
 
     /// Erase what is keyed by the PSID of a deleted opt-in item `old` (its PSID link and pending
     /// stop); how many existed. Also used by `record_opt_in` when it deletes its own write.
-    pub(super) async fn erase_psid_items(&self, page_id: &str, old: Option<&Item>) -> PortResult<u32> {
+    pub(super) async fn erase_psid_items(
+        &self,
+        page_id: &str,
+        old: Option<&Item>,
+    ) -> PortResult<u32> {
         let Some(AttributeValue::S(psid)) = old.and_then(|i| i.get("psid")) else {
             return Ok(0);
         };
@@ -56,7 +60,10 @@ impl DynamoErasureStore {
             .deleted(table::psid_pk(page_id, psid), table::PSID_SK)
             .await?
             + self
-                .deleted(table::pending_stop_pk(page_id, psid), table::PENDING_STOP_SK)
+                .deleted(
+                    table::pending_stop_pk(page_id, psid),
+                    table::PENDING_STOP_SK,
+                )
                 .await?)
     }
 

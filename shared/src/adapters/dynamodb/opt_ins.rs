@@ -123,7 +123,9 @@ impl DynamoOptInStore {
         let erasure = DynamoErasureStore {
             db: self.db.clone(),
         };
-        erasure.erase_psid_items(&ours.page_id, old.as_ref()).await?;
+        erasure
+            .erase_psid_items(&ours.page_id, old.as_ref())
+            .await?;
         Ok(())
     }
 }

@@ -215,7 +215,9 @@ impl OptInStore for MemoryOptInStore {
         let renewed = match items.get(&key) {
             None if erases(erased_at, opt_in.opted_in_at) => return Ok(Recorded::Erased),
             None => None,
-            Some(current) if may_be_unchecked(current) && erases(erased_at, current.opted_in_at) => {
+            Some(current)
+                if may_be_unchecked(current) && erases(erased_at, current.opted_in_at) =>
+            {
                 let removed = items.remove(&key);
                 drop(items);
                 lock(&self.attention).remove(&key);
