@@ -62,18 +62,18 @@ async fn put_unchecked(w: &World, o: &OptIn) {
         .unwrap();
 }
 
-async fn exists(w: &World, pk: String, sk: &str) -> bool {
-    client(w)
-        .get_item()
-        .table_name(&w.p.table_name)
-        .key(table::PK, AttributeValue::S(pk))
-        .key(table::SK, AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
+/// Meta redelivers the webhook of the consent at `t`, a minute later.
+async fn redeliver(w: &World, key: &OptInKey, t: Millis) -> Recorded {
+    let redelivered = OptIn::new(key.clone(), Some(t), t + 60_000, WINDOW, 0);
+    w.store
+        .record_opt_in(&redelivered, &guard(key, t))
         .await
         .unwrap()
-        .item
-        .is_some()
+}
+
+/// Whether the table holds the item (`conversation::exists`, on this world's table).
+async fn exists(w: &World, pk: String, sk: &str) -> bool {
+    crate::conversation::exists(&client(w), &w.p.table_name, pk, sk).await
 }
 
 #[tokio::test]
@@ -107,14 +107,7 @@ async fn a_stopped_writers_opt_in_is_erased_by_the_redelivered_webhook_with_its_
     assert!(w.store.link_psid(&key, "PSID-C", t + 6).await.unwrap());
     // The deletion ran before the item was written: its erase found nothing, its marker stays.
     put_marker(&w, &key, t + 10).await;
-    let redelivered = OptIn::new(key.clone(), Some(t), t + 60_000, WINDOW, 0);
-    assert_eq!(
-        w.store
-            .record_opt_in(&redelivered, &guard(&key, t))
-            .await
-            .unwrap(),
-        Recorded::Erased
-    );
+    assert_eq!(redeliver(&w, &key, t).await, Recorded::Erased);
     assert!(!exists(&w, table::opt_in_pk(&key), table::OPTIN_SK).await);
     assert!(!exists(&w, table::psid_pk(PAGE, "PSID-C"), table::PSID_SK).await);
     assert_eq!(w.store.opt_in_for_psid(PAGE, "PSID-C").await.unwrap(), None);
@@ -131,12 +124,8 @@ async fn a_claimed_opt_in_was_checked_by_whoever_queued_its_job_and_a_duplicate_
     put_unchecked(&w, &o).await;
     // A marker over a claimed item is a deletion in progress: its erase deletes the item.
     put_marker(&w, &key, t + 10).await;
-    let redelivered = OptIn::new(key.clone(), Some(t), t + 60_000, WINDOW, 0);
     assert_eq!(
-        w.store
-            .record_opt_in(&redelivered, &guard(&key, t))
-            .await
-            .unwrap(),
+        redeliver(&w, &key, t).await,
         Recorded::AlreadyExists(Box::new(o))
     );
 }
