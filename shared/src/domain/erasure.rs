@@ -85,6 +85,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_erasure_covers_consents_up_to_its_time_and_only_unclaimed_first_generations_need_a_check()
+    {
+        assert!(erases(Some(5), 5) && erases(Some(5), 4));
+        assert!(!erases(Some(5), 6) && !erases(None, 0));
+        let o = OptIn::new(OptInKey::new("p", "l"), Some(1), 1, 10, 0);
+        assert!(may_be_unchecked(&o));
+        let claimed = OptIn {
+            attempts: 1,
+            ..o.clone()
+        };
+        let renewed = OptIn {
+            generation: 1,
+            ..o.clone()
+        };
+        let out = OptIn {
+            state: State::OptedOut,
+            ..o
+        };
+        assert!(
+            !may_be_unchecked(&claimed) && !may_be_unchecked(&renewed) && !may_be_unchecked(&out)
+        );
+    }
+
+    #[test]
     fn markers_and_codes_are_stable_keyed_and_opaque() {
         let k = OptInKey::new("1", "login-abc");
         let m = erasure_marker("s", &k);
