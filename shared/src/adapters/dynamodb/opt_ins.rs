@@ -4,8 +4,8 @@
 //! webhook writes the first generation with a conditional `PutItem` and then reads the person's
 //! erasure marker, deleting its own write when the marker erases it (why that is safe:
 //! [`OptInStore::record_opt_in`] below); a new consent after an opt-out is one
-//! `TransactWriteItems` that checks the marker and replaces the opted-out generation conditionally. The conditions are derived from
-//! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain::opt_in`]
+//! `TransactWriteItems` that checks the marker and replaces the opted-out generation
+//! conditionally. The conditions are derived from [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain::opt_in`]
 //! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
 //! [`crate::adapters::dynamodb::table`]. Semantics match [`crate::adapters::memory::opt_ins::MemoryOptInStore`] exactly.
 //!
@@ -261,8 +261,10 @@ impl OptInStore for DynamoOptInStore {
     /// a deletion writes the marker before it erases the opt-in
     /// ([`crate::adapters::dynamodb::erasure`]): if the read misses the marker, the marker (and
     /// so the erase) comes after the write, and the erase deletes the item; if it sees it, this
-    /// call deletes it. No job is queued before the check (the use case enqueues only after this
-    /// returns). A writer that stopped between its write and its check left an item still OPTED_IN
+    /// call deletes it. Nothing acts on the item before the check: the use case enqueues its job
+    /// only after this returns, and the sweep must not re-enqueue it either (new opt-ins enter the
+    /// due index only in `follow_up`, after the check; before that change, the item's first
+    /// attention time is its alert time, far later). A writer that stopped between its write and its check left an item still OPTED_IN
     /// and unclaimed ([`may_be_unchecked`]); its webhook went unanswered, so Meta redelivers it,
     /// and the duplicate runs the check in its place. A new consent after an opt-out (rare) stays
     /// one transaction with the check. docs/decisions.md, "Recording an opt-in: write, then check
