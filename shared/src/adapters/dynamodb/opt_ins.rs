@@ -5,8 +5,8 @@
 //! erasure marker, deleting its own write when the marker erases it (why that is safe:
 //! [`OptInStore::record_opt_in`] below); a new consent after an opt-out is one
 //! `TransactWriteItems` that checks the marker and replaces the opted-out generation
-//! conditionally. The conditions are derived from [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain::opt_in`]
-//! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
+//! conditionally. The conditions are derived from [`Event::sources`] and the lease rules of
+//! [`Event`], so the state machine in [`crate::domain::opt_in`] is what the database enforces. The item layout (keys, sparse due index, TTL) is in
 //! [`crate::adapters::dynamodb::table`]. Semantics match [`crate::adapters::memory::opt_ins::MemoryOptInStore`] exactly.
 //!
 //! A refused condition returns the item as it is, read in the same round trip with
