@@ -6,7 +6,7 @@
 //! is [`crate::use_cases::deletion`], the store
 //! [`crate::ports::erasure::ErasureStore`].
 
-use crate::domain::opt_in::{Millis, OptInKey};
+use crate::domain::opt_in::{Millis, OptIn, OptInKey, State};
 use crate::facebook::crypto::hmac_sha256_hex;
 use serde::{Deserialize, Serialize};
 
@@ -65,9 +65,48 @@ pub struct PersonItems {
     pub opt_ins: Vec<KnownOptIn>,
 }
 
+/// Whether a person's erasure at `erased_at` (their marker; `None`: never erased) covers a consent
+/// given at `opted_in_at`: a consent from before or at the deletion is erased, a later one is new.
+pub fn erases(erased_at: Option<Millis>, opted_in_at: Millis) -> bool {
+    erased_at.is_some_and(|erased_at| opted_in_at <= erased_at)
+}
+
+/// Whether a stored opt-in may never have passed its erasure check. The first generation is
+/// written before its marker is read (`OptInStore::record_opt_in`), so a writer that stopped in
+/// between (its webhook unanswered, so Meta redelivers it) leaves one still OPTED_IN, unclaimed.
+/// Later generations are written in one transaction with the check, and a claim needs a send job,
+/// queued only after a check: neither needs another.
+pub fn may_be_unchecked(stored: &OptIn) -> bool {
+    stored.generation == 0 && stored.state == State::OptedIn && stored.attempts == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_erasure_covers_consents_up_to_its_time_and_only_unclaimed_first_generations_need_a_check()
+    {
+        assert!(erases(Some(5), 5) && erases(Some(5), 4));
+        assert!(!erases(Some(5), 6) && !erases(None, 0));
+        let o = OptIn::new(OptInKey::new("p", "l"), Some(1), 1, 10, 0);
+        assert!(may_be_unchecked(&o));
+        let claimed = OptIn {
+            attempts: 1,
+            ..o.clone()
+        };
+        let renewed = OptIn {
+            generation: 1,
+            ..o.clone()
+        };
+        let out = OptIn {
+            state: State::OptedOut,
+            ..o
+        };
+        assert!(
+            !may_be_unchecked(&claimed) && !may_be_unchecked(&renewed) && !may_be_unchecked(&out)
+        );
+    }
 
     #[test]
     fn markers_and_codes_are_stable_keyed_and_opaque() {

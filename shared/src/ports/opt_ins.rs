@@ -38,7 +38,7 @@ pub enum Recorded {
     /// One exists and this webhook does not replace it (a redelivery, or within the redelivery
     /// horizon of an opt-out); the stored copy, unchanged.
     AlreadyExists(Box<OptIn>),
-    /// The person's data was erased at or after this opt-in's time: nothing is written.
+    /// The person's data was erased at or after this opt-in's time: nothing is left written.
     Erased,
 }
 
@@ -63,8 +63,9 @@ pub trait OptInStore: Send + Sync {
     /// Store a new opt-in unless one exists for the same key.
     async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created>;
 
-    /// Record an opt-in webhook in one transaction that also checks the person's erasure marker
-    /// (`guard`), so a webhook racing a data deletion can never recreate the person's data. When an
+    /// Record an opt-in webhook, checking the person's erasure marker (`guard`), so a webhook racing
+    /// a data deletion can never recreate the person's data (DynamoDB: the write, then the check,
+    /// deleting its own write when erased; docs/decisions.md). When an
     /// opted-out opt-in exists and the webhook is a new consent
     /// ([`crate::domain::opt_in::is_new_consent`]), the next generation replaces it, conditional on the
     /// stored item still being that opted-out generation.

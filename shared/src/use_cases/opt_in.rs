@@ -47,7 +47,7 @@ pub struct OptInRecording<'a> {
 }
 
 impl OptInRecording<'_> {
-    /// Record the opt-in of `key` seen at `now` (one transaction with the erasure check), then
+    /// Record the opt-in of `key` seen at `now` (the write and the erasure check), then
     /// queue the send and arrange the deadline alert. `app_secret` keys the erasure marker.
     pub async fn record(
         &self,
@@ -63,9 +63,9 @@ impl OptInRecording<'_> {
         let mut opt_in = OptIn::new(key, timestamp, now, self.window_ms, self.alert_lead_ms);
         opt_in.started_at_login = origin == Origin::Login;
         let login = login_id_prefix(&opt_in.login_id);
-        // One transaction checks the person's erasure marker with the write: an opt-in from before a
-        // data deletion (a redelivered webhook, or one racing the deletion) never comes back; one
-        // after it is a new consent. An opted-out opt-in is replaced only by a new consent dated
+        // The store checks the person's erasure marker after its write, and nothing is queued
+        // before it returns: an opt-in from before a data deletion (a redelivered webhook, or one
+        // racing the deletion) never comes back; one after it is a new consent. An opted-out opt-in is replaced only by a new consent dated
         // beyond Meta's redelivery horizon (`crate::domain::opt_in::is_new_consent`).
         let guard = ConsentGuard {
             erasure_marker: erasure_marker(app_secret, &opt_in.key()),

@@ -384,7 +384,7 @@ const NOT_CALLED: &[(&str, &str, &[&str], &str)] = &[
     (
         "SenderFunction",
         "dynamodb:DeleteItem",
-        &["consume_state", "erase"],
+        &["consume_state", "erase", "record_opt_in"],
         "login state and erasure belong to the http-api",
     ),
     (
@@ -408,7 +408,7 @@ const NOT_CALLED: &[(&str, &str, &[&str], &str)] = &[
     (
         "DeadlineAlertsFunction",
         "dynamodb:DeleteItem",
-        &["consume_state", "erase"],
+        &["consume_state", "erase", "record_opt_in"],
         "login state and erasure belong to the http-api; the sweep only reads LOGINs and marks them",
     ),
     (

@@ -415,7 +415,7 @@ fn consent(marker: &str, event_at: Millis) -> shared::ports::opt_ins::ConsentGua
 }
 
 #[tokio::test]
-async fn an_opt_in_racing_a_deletion_is_refused_by_the_erasure_marker_in_the_same_transaction() {
+async fn an_opt_in_racing_a_deletion_is_refused_by_the_erasure_marker() {
     use shared::ports::opt_ins::Recorded;
     let s = stack().await;
     let store = s.store();

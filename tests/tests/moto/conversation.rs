@@ -100,7 +100,12 @@ async fn provisioned() -> (
 }
 
 /// Whether the table holds an item with this partition key.
-async fn exists(client: &aws_sdk_dynamodb::Client, table: &str, pk: String, sk: &str) -> bool {
+pub(crate) async fn exists(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+) -> bool {
     use aws_sdk_dynamodb::types::AttributeValue;
     client
         .get_item()

@@ -11,6 +11,7 @@ mod drift;
 mod events;
 mod follow_ups;
 mod login;
+mod opt_in_erasure;
 mod opt_out_after_end;
 mod sender;
 mod sender_graph;

@@ -46,10 +46,32 @@ impl DynamoErasureStore {
         Ok(u32::from(self.delete(pk, sk).await?.is_some()))
     }
 
+    /// Erase what is keyed by the PSID of a deleted opt-in item `old` (its PSID link and pending
+    /// stop); how many existed. Also used by `record_opt_in` when it deletes its own write.
+    pub(super) async fn erase_psid_items(
+        &self,
+        page_id: &str,
+        old: Option<&Item>,
+    ) -> PortResult<u32> {
+        let Some(AttributeValue::S(psid)) = old.and_then(|i| i.get("psid")) else {
+            return Ok(0);
+        };
+        Ok(self
+            .deleted(table::psid_pk(page_id, psid), table::PSID_SK)
+            .await?
+            + self
+                .deleted(
+                    table::pending_stop_pk(page_id, psid),
+                    table::PENDING_STOP_SK,
+                )
+                .await?)
+    }
+
     /// Erase one opt-in and everything keyed by it; how many items existed.
     async fn erase_opt_in(&self, known: &KnownOptIn, now: Millis) -> PortResult<u32> {
         let key = &known.key;
         // The marker first: from now on an old webhook cannot recreate the opt-in.
+        // `record_opt_in` relies on this order (marker, then the opt-in): see its doc comment.
         self.db
             .client
             .put_item()
@@ -64,17 +86,7 @@ impl DynamoErasureStore {
         // written for it (link_psid requires the opt-in in the same transaction).
         let old = self.delete(table::opt_in_pk(key), table::OPTIN_SK).await?;
         let mut deleted = u32::from(old.is_some());
-        if let Some(AttributeValue::S(psid)) = old.as_ref().and_then(|i| i.get("psid")) {
-            deleted += self
-                .deleted(table::psid_pk(&key.page_id, psid), table::PSID_SK)
-                .await?;
-            deleted += self
-                .deleted(
-                    table::pending_stop_pk(&key.page_id, psid),
-                    table::PENDING_STOP_SK,
-                )
-                .await?;
-        }
+        deleted += self.erase_psid_items(&key.page_id, old.as_ref()).await?;
         deleted += self
             .deleted(table::login_link_pk(key), table::LOGIN_LINK_SK)
             .await?;

@@ -1,10 +1,12 @@
 //! [`OptInStore`] on DynamoDB.
 //!
-//! Every state change is one conditional `UpdateItem`/`PutItem`, or, for recording an opt-in
-//! webhook, one `TransactWriteItems` that also checks the person's erasure marker (and, for a new
-//! consent after an opt-out, replaces the opted-out generation conditionally); the conditions are derived from
-//! [`Event::sources`] and the lease rules of [`Event`], so the state machine in [`crate::domain::opt_in`]
-//! is what the database enforces. The item layout (keys, sparse due index, TTL) is in
+//! Every state change is one conditional `UpdateItem`/`PutItem`/`DeleteItem`. Recording an opt-in
+//! webhook writes the first generation with a conditional `PutItem` and then reads the person's
+//! erasure marker, deleting its own write when the marker erases it (why that is safe:
+//! [`OptInStore::record_opt_in`] below); a new consent after an opt-out is one
+//! `TransactWriteItems` that checks the marker and replaces the opted-out generation
+//! conditionally. The conditions are derived from [`Event::sources`] and the lease rules of
+//! [`Event`], so the state machine in [`crate::domain::opt_in`] is what the database enforces. The item layout (keys, sparse due index, TTL) is in
 //! [`crate::adapters::dynamodb::table`]. Semantics match [`crate::adapters::memory::opt_ins::MemoryOptInStore`] exactly.
 //!
 //! A refused condition returns the item as it is, read in the same round trip with
@@ -15,19 +17,23 @@ use crate::adapters::aws::port_error;
 use crate::adapters::dynamodb::codec::{
     Expr, Item, LEASE, LEASE_AND_DUE, SERVICE, from_item, last_error_value, n, s, target_state,
 };
+use crate::adapters::dynamodb::erasure::DynamoErasureStore;
 use crate::adapters::dynamodb::handle::{PutNew, Table, due_shard_query};
 use crate::adapters::dynamodb::table;
 use crate::domain::attention::first_attention;
+use crate::domain::erasure::{erases, may_be_unchecked};
 use crate::domain::opt_in::{
     Event, Millis, OptIn, OptInKey, REDELIVERY_HORIZON_MS, SendOutcome, State,
 };
+use crate::ports::erasure::ErasureStore;
 use crate::ports::error::{PortError, PortResult};
 use crate::ports::opt_ins::{ConsentGuard, Created, OptInStore, Recorded, Transitioned};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
@@ -70,6 +76,57 @@ impl DynamoOptInStore {
                 Ok(Transitioned::Refused(current.map(Box::new)))
             }
         }
+    }
+}
+
+impl DynamoOptInStore {
+    /// Whether the person's erasure marker (a strongly consistent read: it must see a marker
+    /// written before it) erases the consent `opt_in`.
+    async fn erased(&self, guard: &ConsentGuard, opt_in: &OptIn) -> PortResult<bool> {
+        let erasure = DynamoErasureStore {
+            db: self.db.clone(),
+        };
+        let erased_at = erasure.erased_at(&guard.erasure_marker).await?;
+        Ok(erases(erased_at, opt_in.opted_in_at))
+    }
+
+    /// Delete the first generation `ours` of an erased person (and the PSID link and pending stop
+    /// written for it meanwhile), whatever touched it since: the marker says this consent is
+    /// erased. Conditional on it still being that generation (same `opted_in_at`, `created_at`,
+    /// no `generation`): anything else is gone already or a later consent with its own check.
+    async fn delete_erased(&self, ours: &OptIn) -> PortResult<()> {
+        let result = self
+            .db
+            .client
+            .delete_item()
+            .table_name(&self.db.name)
+            .set_key(Some(Self::key(&ours.key())))
+            .condition_expression(
+                "#opted_in_at = :opted_in_at AND #created_at = :created_at \
+                 AND attribute_not_exists(#generation)",
+            )
+            .expression_attribute_names("#opted_in_at", "opted_in_at")
+            .expression_attribute_names("#created_at", "created_at")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_values(":opted_in_at", n(ours.opted_in_at))
+            .expression_attribute_values(":created_at", n(ours.created_at))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(out) => out.attributes,
+            Err(err) => match err.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => return Ok(()),
+                _ => return Err(port_error(SERVICE, "DeleteItem erased opt-in", &err)),
+            },
+        };
+        let erasure = DynamoErasureStore {
+            db: self.db.clone(),
+        };
+        erasure
+            .erase_psid_items(&ours.page_id, old.as_ref())
+            .await?;
+        Ok(())
     }
 }
 
@@ -120,19 +177,6 @@ fn erasure_check(
         .build()
         .map_err(|e| PortError::new(SERVICE, format!("cannot build the erasure check: {e}")))?;
     Ok(TransactWriteItem::builder().condition_check(check).build())
-}
-
-/// The first generation: `attribute_not_exists(pk)`.
-fn first_generation_put(table_name: &str, opt_in: &OptIn) -> PortResult<TransactWriteItem> {
-    let put = Put::builder()
-        .table_name(table_name)
-        .set_item(Some(to_item(opt_in)?))
-        .condition_expression("attribute_not_exists(#pk)")
-        .expression_attribute_names("#pk", table::PK)
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .map_err(|e| PortError::new(SERVICE, format!("cannot build the opt-in put: {e}")))?;
-    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// The next generation, replacing `previous` only while it is still that opted-out generation and
@@ -211,24 +255,54 @@ impl OptInStore for DynamoOptInStore {
         }
     }
 
+    /// Record an opt-in webhook. The first generation is a conditional `PutItem`, THEN a
+    /// consistent read of the person's erasure marker: when it erases this consent, the call
+    /// deletes what it wrote and answers [`Recorded::Erased`]. Safe without a transaction because
+    /// a deletion writes the marker before it erases the opt-in
+    /// ([`crate::adapters::dynamodb::erasure`]): if the read misses the marker, the marker (and
+    /// so the erase) comes after the write, and the erase deletes the item; if it sees it, this
+    /// call deletes it. Nothing acts on the item before the check: the use case enqueues its job
+    /// only after this returns, and the sweep must not re-enqueue it either (new opt-ins enter the
+    /// due index only in `follow_up`, after the check; before that change, the item's first
+    /// attention time is its alert time, far later). A writer that stopped between its write and its check left an item still OPTED_IN
+    /// and unclaimed ([`may_be_unchecked`]); its webhook went unanswered, so Meta redelivers it,
+    /// and the duplicate runs the check in its place. A new consent after an opt-out (rare) stays
+    /// one transaction with the check. docs/decisions.md, "Recording an opt-in: write, then check
+    /// the erasure marker".
     async fn record_opt_in(&self, opt_in: &OptIn, guard: &ConsentGuard) -> PortResult<Recorded> {
         // What the previous round found stored (None: nothing, so try to create). A refused
         // renewal or a transaction conflict is decided again from the item as it then is.
         let mut stored: Option<OptIn> = None;
         for _ in 0..RECORD_ROUNDS {
-            let (write, renewed) = match &stored {
-                None => (first_generation_put(&self.db.name, opt_in)?, None),
-                Some(current) => {
-                    if opt_in.state != State::OptedIn
-                        || !crate::domain::opt_in::is_new_consent(current, guard.event_at)
-                    {
-                        return Ok(Recorded::AlreadyExists(Box::new(current.clone())));
+            let current = match stored.take() {
+                Some(current) => current,
+                None => match self.db.put_new(to_item(opt_in)?, "PutItem opt-in").await? {
+                    PutNew::Stored => {
+                        if self.erased(guard, opt_in).await? {
+                            self.delete_erased(opt_in).await?;
+                            return Ok(Recorded::Erased);
+                        }
+                        return Ok(Recorded::New);
                     }
-                    let renewed = opt_in.clone().renewing(current);
-                    let put = renewal_put(&self.db.name, &renewed, current, guard.event_at)?;
-                    (put, Some(renewed))
-                }
+                    PutNew::Exists(Some(item)) => from_item(item)?,
+                    // Refused, then gone (erased meanwhile): write again.
+                    PutNew::Exists(None) => match self.get_opt_in(&opt_in.key()).await? {
+                        Some(current) => current,
+                        None => continue,
+                    },
+                },
             };
+            if may_be_unchecked(&current) && self.erased(guard, &current).await? {
+                self.delete_erased(&current).await?;
+                return Ok(Recorded::Erased);
+            }
+            if opt_in.state != State::OptedIn
+                || !crate::domain::opt_in::is_new_consent(&current, guard.event_at)
+            {
+                return Ok(Recorded::AlreadyExists(Box::new(current)));
+            }
+            let renewed = opt_in.clone().renewing(&current);
+            let write = renewal_put(&self.db.name, &renewed, &current, guard.event_at)?;
             let check = erasure_check(&self.db.name, &guard.erasure_marker, opt_in.opted_in_at)?;
             let result = self
                 .db
@@ -239,12 +313,7 @@ impl OptInStore for DynamoOptInStore {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => {
-                    return Ok(match renewed {
-                        None => Recorded::New,
-                        Some(renewed) => Recorded::Renewed(Box::new(renewed)),
-                    });
-                }
+                Ok(_) => return Ok(Recorded::Renewed(Box::new(renewed))),
                 Err(err) => err,
             };
             let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =

@@ -4,6 +4,7 @@
 
 use crate::adapters::memory::sync::lock;
 use crate::domain::attention::first_attention;
+use crate::domain::erasure::{erases, may_be_unchecked};
 use crate::domain::opt_in::{Event, Millis, OptIn, OptInKey, SendOutcome, State, transition};
 use crate::domain::page::PageState;
 use crate::ports::conversations::PendingStop;
@@ -53,8 +54,14 @@ impl MemoryOptInStore {
     /// items existed.
     pub fn remove(&self, key: &OptInKey) -> u32 {
         let removed = lock(&self.items).remove(key);
+        self.remove_links(key, removed.as_ref()) + u32::from(removed.is_some())
+    }
+
+    /// Remove the PSID links of `key` and the pending stop of the removed opt-in's PSID; how many
+    /// existed.
+    fn remove_links(&self, key: &OptInKey, removed: Option<&OptIn>) -> u32 {
         let mut n = 0;
-        if let Some(psid) = removed.as_ref().and_then(|o| o.psid.clone()) {
+        if let Some(psid) = removed.and_then(|o| o.psid.clone()) {
             n += u32::from(
                 lock(&self.pending_stops)
                     .remove(&(key.page_id.clone(), psid))
@@ -64,7 +71,7 @@ impl MemoryOptInStore {
         let mut psids = lock(&self.psids);
         let before = psids.len();
         psids.retain(|_, k| k != key);
-        n + u32::from(removed.is_some()) + (before - psids.len()) as u32
+        n + (before - psids.len()) as u32
     }
 
     /// Every pending stop (tests).
@@ -200,19 +207,30 @@ impl OptInStore for MemoryOptInStore {
         self.run_before_create();
         self.check()?;
         let mut items = lock(&self.items);
-        let erased = lock(&self.erased)
-            .get(&guard.erasure_marker)
-            .is_some_and(|erased_at| opt_in.opted_in_at <= *erased_at);
-        if erased {
-            return Ok(Recorded::Erased);
-        }
+        // Atomic here, with the outcomes of the DynamoDB adapter's write-then-check: a first
+        // generation erased by the marker is not written; a stored one that may never have been
+        // checked (a writer stopped before its check) is checked and removed; a renewal is checked.
+        let erased_at = lock(&self.erased).get(&guard.erasure_marker).copied();
         let key = opt_in.key();
         let renewed = match items.get(&key) {
+            None if erases(erased_at, opt_in.opted_in_at) => return Ok(Recorded::Erased),
             None => None,
+            Some(current)
+                if may_be_unchecked(current) && erases(erased_at, current.opted_in_at) =>
+            {
+                let removed = items.remove(&key);
+                drop(items);
+                lock(&self.attention).remove(&key);
+                self.remove_links(&key, removed.as_ref());
+                return Ok(Recorded::Erased);
+            }
             Some(current)
                 if opt_in.state == State::OptedIn
                     && crate::domain::opt_in::is_new_consent(current, guard.event_at) =>
             {
+                if erases(erased_at, opt_in.opted_in_at) {
+                    return Ok(Recorded::Erased);
+                }
                 Some(opt_in.clone().renewing(current))
             }
             Some(current) => return Ok(Recorded::AlreadyExists(Box::new(current.clone()))),
@@ -427,6 +445,36 @@ mod tests {
         assert_eq!(
             s.record_opt_in(&o, &guard("other", Some(0))).await.unwrap(),
             Recorded::AlreadyExists(Box::new(later))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writers_opt_in_is_erased_by_its_redelivery_as_the_dynamodb_adapter_does() {
+        let s = MemoryOptInStore::new();
+        let mut o = opt_in(1000);
+        o.psid = Some("psid".into());
+        // What a writer stopped between its write and its check leaves (DynamoDB), linked since.
+        lock(&s.items).insert(o.key(), o.clone());
+        lock(&s.psids).insert(("p".into(), "psid".into()), o.key());
+        lock(&s.erased).insert("m".into(), 0);
+        assert_eq!(
+            s.record_opt_in(&opt_in(1000), &guard("m", Some(0)))
+                .await
+                .unwrap(),
+            Recorded::Erased
+        );
+        assert!(s.all().is_empty());
+        assert!(s.psid_links().is_empty());
+        // A claimed one was checked by whoever queued its job: a duplicate, as stored.
+        let mut claimed = opt_in(1000);
+        claimed.state = State::Sending;
+        claimed.attempts = 1;
+        lock(&s.items).insert(claimed.key(), claimed.clone());
+        assert_eq!(
+            s.record_opt_in(&opt_in(1000), &guard("m", Some(0)))
+                .await
+                .unwrap(),
+            Recorded::AlreadyExists(Box::new(claimed))
         );
     }
 
