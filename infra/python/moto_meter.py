@@ -199,6 +199,14 @@ def _current(table, key):
     return item.to_json()["Attributes"] if item is not None else None
 
 
+def _kind(table, key):
+    """The item's kind: its partition key up to the first '#' (OPTIN, PAGE, ERASED, ...), no more
+    of it (the rest names people)."""
+    value = (key or {}).get(table.hash_key_attr) or {}
+    text = value.get("S") if isinstance(value, dict) else None
+    return text.split("#", 1)[0] if isinstance(text, str) else "?"
+
+
 def _write_targets(action, body):
     """(table, key or item, factor) of each item a write request names."""
     if action in ("PutItem", "UpdateItem", "DeleteItem"):
@@ -270,7 +278,8 @@ def _dynamodb_line(handler, action, body, run):
     if action == "GetItem":
         table = backend.tables.get(body.get("TableName"))
         if table is not None:
-            reads_before.append((table, _current(table, body.get("Key", {}))))
+            key = body.get("Key", {})
+            reads_before.append((table, key, _current(table, key)))
     elif action in ("BatchGetItem", "TransactGetItems"):
         pairs = []
         if action == "BatchGetItem":
@@ -285,7 +294,7 @@ def _dynamodb_line(handler, action, body, run):
         for name, key in pairs:
             table = backend.tables.get(name)
             if table is not None:
-                reads_before.append((table, _current(table, key)))
+                reads_before.append((table, key, _current(table, key)))
     if action in ("Query", "Scan"):
         _reads["items"] = []
     try:
@@ -293,10 +302,16 @@ def _dynamodb_line(handler, action, body, run):
     finally:
         scanned, _reads["items"] = _reads["items"], None
     line = {"status": status, "wru": 0, "rru": 0, "index_wru": {}}
-    tables = {t.name for t, *_ in targets} | {t.name for t, _ in reads_before}
+    tables = {t.name for t, *_ in targets} | {t.name for t, *_ in reads_before}
     if body.get("TableName"):
         tables.add(body["TableName"])
     line["table"] = ",".join(sorted(tables))
+    kinds = {_kind(t, k) for t, k, *_ in targets} | {_kind(t, k) for t, k, _ in reads_before}
+    if action == "Query":
+        values = body.get("ExpressionAttributeValues") or {}
+        kinds |= {v["S"].split("#", 1)[0] for v in values.values() if "S" in v and "#" in v["S"]}
+    if kinds:
+        line["kinds"] = "+".join(sorted(kinds))
     for table, key, factor, before in targets:
         after = _current(table, key) if status == 200 else before
         line["wru"] += factor * write_units(item_size(before), item_size(after))
@@ -308,14 +323,14 @@ def _dynamodb_line(handler, action, body, run):
                 line["index_wru"][name] = line["index_wru"].get(name, 0) + units
     consistent = bool(body.get("ConsistentRead"))
     if action == "GetItem":
-        line["rru"] = sum(read_units(item_size(item), consistent) for _, item in reads_before)
+        line["rru"] = sum(read_units(item_size(item), consistent) for *_, item in reads_before)
     elif action == "BatchGetItem":
         line["rru"] = sum(
             read_units(item_size(item), bool(spec_consistent(body, table.name)))
-            for table, item in reads_before
+            for table, _, item in reads_before
         )
     elif action == "TransactGetItems":
-        line["rru"] = sum(2 * read_units(item_size(item), True) for _, item in reads_before)
+        line["rru"] = sum(2 * read_units(item_size(item), True) for *_, item in reads_before)
     elif action in ("Query", "Scan"):
         size = sum(item_size(i.to_json()["Attributes"]) for i in scanned or [])
         line["rru"] = read_units(size, consistent)

@@ -267,6 +267,7 @@ class MeterOnMoto(unittest.TestCase):
         self.assertEqual(transaction["wru"], 4, transaction)
         self.assertEqual(transaction["index_wru"], {"due-index": 1}, transaction)
         self.assertEqual(transaction["caller"], "meter-test")
+        self.assertEqual(transaction["kinds"], "erased+p")
         update = by_action["UpdateItem"][0]
         self.assertEqual(update["wru"], 1, update)
         self.assertEqual(update["index_wru"], {"due-index": 1}, update)
