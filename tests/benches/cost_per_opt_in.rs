@@ -86,6 +86,8 @@ struct Measured {
     meter_file: PathBuf,
     meter_from: u64,
     logs: BTreeMap<String, LogBytes>,
+    /// The first lines of each function (distinct messages), as written.
+    samples: BTreeMap<String, Vec<String>>,
     invocations: BTreeMap<String, u64>,
     delivered: usize,
     facebook_path_segment: String,
@@ -105,15 +107,28 @@ fn main() {
 
 // ---- the child: the run itself ----
 
-/// A writer that counts what the subscriber writes (one write per formatted line).
+/// How many lines of each function the report shows (the first ones of distinct messages).
+const SAMPLE_LINES: usize = 3;
+
+/// A writer that counts what the subscriber writes (one write per formatted line) and keeps the
+/// first lines of distinct messages as samples.
 #[derive(Clone, Default)]
-struct Counter(Arc<Mutex<LogBytes>>);
+struct Counter(Arc<Mutex<(LogBytes, Vec<String>)>>);
 
 impl Write for Counter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        c.lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
-        c.bytes += buf.iter().filter(|b| **b != b'\n').count() as u64;
+        c.0.lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        c.0.bytes += buf.iter().filter(|b| **b != b'\n').count() as u64;
+        let line = String::from_utf8_lossy(buf).trim_end().to_owned();
+        let message = |l: &str| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .map(|v| v["fields"]["message"].clone())
+                .unwrap_or_default()
+        };
+        if c.1.len() < SAMPLE_LINES && !c.1.iter().any(|l| message(l) == message(&line)) {
+            c.1.push(line);
+        }
         Ok(buf.len())
     }
 
@@ -194,10 +209,11 @@ fn child(results: PathBuf) {
         .build()
         .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
     let mut measured = runtime.block_on(measure());
-    measured.logs = counters
-        .iter()
-        .map(|(k, c)| (k.clone(), *c.0.lock().unwrap_or_else(|p| p.into_inner())))
-        .collect();
+    for (function, counter) in &counters {
+        let c = counter.0.lock().unwrap_or_else(|p| p.into_inner());
+        measured.logs.insert(function.clone(), c.0);
+        measured.samples.insert(function.clone(), c.1.clone());
+    }
     measured.invocations = invocations
         .0
         .lock()
@@ -613,6 +629,9 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
             continue;
         }
         println!("    {:<16} {:>8.1} B in {:.2} lines (own lines, inside its invocations)", function, l.bytes as f64 / n, l.lines as f64 / n);
+        for sample in m.samples.get(function).into_iter().flatten() {
+            println!("      {} B: {sample}", sample.len());
+        }
         log_bytes += l.bytes as f64;
         log_events += l.lines as f64;
     }
@@ -648,7 +667,8 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
             .iter()
             .filter(|((s, a, _), _)| s == service && a == action)
             .map(|(_, t)| t.requests)
-            .sum()
+            .sum::<f64>()
+            + 0.0 // an empty sum is -0.0
     };
     let full_batches = n / 10.0;
     let per_m = |x: f64| x / n * 1_000_000.0;
