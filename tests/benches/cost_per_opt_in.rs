@@ -239,6 +239,10 @@ async fn measure() -> Measured {
     let meter_file =
         std::env::temp_dir().join(format!("cost-meter-{}.jsonl", uuid::Uuid::new_v4().simple()));
     let meter = meter_file.to_string_lossy().into_owned();
+    // Created empty here: a moto that does not meter leaves it empty, and the report fails.
+    if let Err(e) = std::fs::File::create(&meter_file) {
+        fail(format!("{meter}: {e}"));
+    }
     let moto = MotoServer::start_with_env(&[("MOTO_METER_FILE", &meter)])
         .unwrap_or_else(|e| fail(format!("cannot start moto: {e}")));
     let sdk = moto.sdk_config().await;
@@ -685,7 +689,7 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         Line { label: format!("DynamoDB reads ({:.3} RRU; the Page read once per batch)", rru_total / n), observed: per_m(rru_total) * RRU_PER_M / 1e6, full: per_m(rru_total - rru_page + rru_page / sender_batches * full_batches) * RRU_PER_M / 1e6 },
         Line { label: format!("SQS, product ({:.2} requests: SendMessage …)", sqs_product / n), observed: per_m(sqs_product) * SQS_PER_M / 1e6, full: per_m(sqs_product) * SQS_PER_M / 1e6 },
         Line { label: "SQS, event source (1 receive + 1 DeleteMessageBatch per batch)".into(), observed: per_m(2.0 * sender_batches) * SQS_PER_M / 1e6, full: per_m(2.0 * full_batches) * SQS_PER_M / 1e6 },
-        Line { label: format!("Scheduler ({:.0} creates, {:.0} deletes: not charged; {:.0} invocations)", count("scheduler", "CreateSchedule"), count("scheduler", "DeleteSchedule"), deadline_runs), observed: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6, full: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6 },
+        Line { label: format!("Scheduler ({:.0} creates, {:.0} deletes free; {:.0} runs)", count("scheduler", "CreateSchedule"), count("scheduler", "DeleteSchedule"), deadline_runs), observed: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6, full: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6 },
         Line { label: format!("SNS ({:.0} publishes)", count("sns", "Publish")), observed: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6, full: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6 },
         Line { label: format!("Secrets Manager ({:.0} GetSecretValue)", count("secretsmanager", "GetSecretValue")), observed: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL, full: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL },
         Line { label: format!("CloudWatch Logs ({logs_per_opt_in:.0} B per opt-in)"), observed: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB, full: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB },
