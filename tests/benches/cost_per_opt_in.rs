@@ -226,7 +226,10 @@ fn child(results: PathBuf) {
 }
 
 fn opt_in_count() -> usize {
-    match std::env::var("COST_OPT_INS").ok().and_then(|v| v.parse().ok()) {
+    match std::env::var("COST_OPT_INS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(n) if n > 0 => n,
         _ if cfg!(debug_assertions) => 40,
         _ => 200,
@@ -236,8 +239,10 @@ fn opt_in_count() -> usize {
 async fn measure() -> Measured {
     let opt_ins = opt_in_count();
     let events = std::env::var("COST_EVENTS").is_ok_and(|v| v == "1");
-    let meter_file =
-        std::env::temp_dir().join(format!("cost-meter-{}.jsonl", uuid::Uuid::new_v4().simple()));
+    let meter_file = std::env::temp_dir().join(format!(
+        "cost-meter-{}.jsonl",
+        uuid::Uuid::new_v4().simple()
+    ));
     let meter = meter_file.to_string_lossy().into_owned();
     // Created empty here: a moto that does not meter leaves it empty, and the report fails.
     if let Err(e) = std::fs::File::create(&meter_file) {
@@ -281,7 +286,10 @@ async fn measure() -> Measured {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let meter_from = std::fs::metadata(&meter_file).map(|m| m.len()).unwrap_or(0);
 
-    eprintln!("cost bench: {opt_ins} opt-ins, {CONCURRENCY} webhooks in flight, events {}", if events { "on" } else { "off" });
+    eprintln!(
+        "cost bench: {opt_ins} opt-ins, {CONCURRENCY} webhooks in flight, events {}",
+        if events { "on" } else { "off" }
+    );
     let started = Instant::now();
     let http = reqwest::Client::new();
     let optin_url = format!("{}/_sandbox/optin", sandbox.base_url);
@@ -289,12 +297,16 @@ async fn measure() -> Measured {
         .map(|i| {
             let (http, url) = (http.clone(), optin_url.clone());
             async move {
-                let answer: serde_json::Value = match http.post(&url).json(&serde_json::json!({})).send().await {
-                    Ok(r) => r.json().await.unwrap_or_default(),
-                    Err(e) => fail(format!("opt-in {i}: {e}")),
-                };
+                let answer: serde_json::Value =
+                    match http.post(&url).json(&serde_json::json!({})).send().await {
+                        Ok(r) => r.json().await.unwrap_or_default(),
+                        Err(e) => fail(format!("opt-in {i}: {e}")),
+                    };
                 if answer["webhook_statuses"] != serde_json::json!([200]) {
-                    fail(format!("opt-in {i}: the webhook answered {}", answer["webhook_statuses"]));
+                    fail(format!(
+                        "opt-in {i}: the webhook answered {}",
+                        answer["webhook_statuses"]
+                    ));
                 }
                 answer["login_id"].as_str().unwrap_or_default().to_owned()
             }
@@ -321,7 +333,10 @@ async fn measure() -> Measured {
         waiting = still;
         if !waiting.is_empty() {
             if Instant::now() > deadline {
-                fail(format!("{} of {opt_ins} opt-ins were not SENT within 180 s", waiting.len()));
+                fail(format!(
+                    "{} of {opt_ins} opt-ins were not SENT within 180 s",
+                    waiting.len()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -336,7 +351,11 @@ async fn measure() -> Measured {
             fail(format!("an opt-in got {messages} messages, not 1"));
         }
     }
-    let facebook_path_segment = local.config.facebook_path_segment.clone().unwrap_or_default();
+    let facebook_path_segment = local
+        .config
+        .facebook_path_segment
+        .clone()
+        .unwrap_or_default();
     local.shutdown().await;
     sandbox.shutdown().await;
     drop(moto);
@@ -421,20 +440,26 @@ fn read_meter(path: &Path, from: u64) -> Meter {
 fn emulation(service: &str, action: &str) -> bool {
     matches!(
         (service, action),
-        ("sqs", "ReceiveMessage" | "DeleteMessage" | "DeleteMessageBatch" | "ChangeMessageVisibility")
-            | ("scheduler", "ListSchedules" | "GetSchedule")
+        (
+            "sqs",
+            "ReceiveMessage" | "DeleteMessage" | "DeleteMessageBatch" | "ChangeMessageVisibility"
+        ) | ("scheduler", "ListSchedules" | "GetSchedule")
     )
 }
 
 /// The EMF lines of the child's stdout, by metric names; other lines are passed on.
 fn count_emf(stdout: impl std::io::Read) -> BTreeMap<String, LogBytes> {
     let mut emf: BTreeMap<String, LogBytes> = BTreeMap::new();
-    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-        let parsed: Option<serde_json::Value> = if line.starts_with('{') && line.contains("\"_aws\"") {
-            serde_json::from_str(&line).ok()
-        } else {
-            None
-        };
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let parsed: Option<serde_json::Value> =
+            if line.starts_with('{') && line.contains("\"_aws\"") {
+                serde_json::from_str(&line).ok()
+            } else {
+                None
+            };
         match parsed {
             Some(v) => {
                 let names: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -453,10 +478,9 @@ fn count_emf(stdout: impl std::io::Read) -> BTreeMap<String, LogBytes> {
 
 /// The HTTP API access log line of one webhook, in template.yaml's `AccessLogSettings` format.
 fn access_log_line(facebook_path_segment: &str) -> String {
-    let template = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
-    )
-    .unwrap_or_else(|e| fail(format!("template.yaml: {e}")));
+    let template =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap_or_else(|e| fail(format!("template.yaml: {e}")));
     let after = template
         .split("AccessLogSettings:")
         .nth(1)
@@ -475,7 +499,10 @@ fn access_log_line(facebook_path_segment: &str) -> String {
     format
         .replace("$context.requestId", "Jd9bmhKdoAMEbKA=")
         .replace("$context.requestTime", "30/Nov/2026:20:31:06 +0000")
-        .replace("$context.routeKey", &format!("POST /{segment}/webhooks/messenger"))
+        .replace(
+            "$context.routeKey",
+            &format!("POST /{segment}/webhooks/messenger"),
+        )
         .replace("$context.status", "200")
         .replace("$context.responseLength", "11")
         .replace("$context.integrationLatency", "35")
@@ -497,7 +524,8 @@ fn platform_records() -> [String; 2] {
 }
 
 fn parent() {
-    let results = std::env::temp_dir().join(format!("cost-bench-{}.json", uuid::Uuid::new_v4().simple()));
+    let results =
+        std::env::temp_dir().join(format!("cost-bench-{}.json", uuid::Uuid::new_v4().simple()));
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(format!("this binary: {e}")));
     let mut child = std::process::Command::new(exe)
         .env(CHILD_RESULTS, &results)
@@ -532,7 +560,9 @@ struct Line {
 fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
     let n = m.opt_ins as f64;
     if meter.lines == 0 {
-        fail("the meter recorded no request: is MOTO_METER_FILE honoured (infra/python/moto_meter.py)?");
+        fail(
+            "the meter recorded no request: is MOTO_METER_FILE honoured (infra/python/moto_meter.py)?",
+        );
     }
     let dynamo_requests: f64 = meter
         .by
@@ -547,7 +577,10 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
     let webhooks = invocations(Function::HttpApi);
     let sender_batches = invocations(Function::Sender);
     if webhooks < n || sender_batches == 0.0 {
-        fail(format!("invocations seen: {:?} for {} opt-ins", m.invocations, m.opt_ins));
+        fail(format!(
+            "invocations seen: {:?} for {} opt-ins",
+            m.invocations, m.opt_ins
+        ));
     }
     let batch_messages: u64 = meter.batches.iter().sum();
     let mean_batch = batch_messages as f64 / meter.batches.len().max(1) as f64;
@@ -558,14 +591,26 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         m.opt_ins,
         CONCURRENCY,
         m.seconds,
-        if m.events { "on" } else { "off (template default)" }
+        if m.events {
+            "on"
+        } else {
+            "off (template default)"
+        }
     );
-    println!("  meter: {} AWS requests after start-up (the bench's own reads left out)", meter.lines);
+    println!(
+        "  meter: {} AWS requests after start-up (the bench's own reads left out)",
+        meter.lines
+    );
 
     println!();
     println!("  invocations per opt-in");
     for f in Function::ALL {
-        println!("    {:<16} {:>7.3}  ({} in all)", f.name(), invocations(f) / n, invocations(f));
+        println!(
+            "    {:<16} {:>7.3}  ({} in all)",
+            f.name(),
+            invocations(f) / n,
+            invocations(f)
+        );
     }
     let mut histogram: BTreeMap<u64, u64> = BTreeMap::new();
     for b in &meter.batches {
@@ -573,14 +618,23 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
     }
     println!(
         "    sender batch sizes seen (messages per receive → receives): {}; mean {:.2}; {} empty receives (idle polling, not per opt-in)",
-        histogram.iter().map(|(k, v)| format!("{k}→{v}")).collect::<Vec<_>>().join(" "),
+        histogram
+            .iter()
+            .map(|(k, v)| format!("{k}→{v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         mean_batch,
         meter.empty_receives
     );
 
     println!();
-    println!("  AWS requests per opt-in (product code; * = the local runner standing in for AWS's event source / Scheduler)");
-    println!("    {:<11} {:<20} {:<22} {:>9} {:>8} {:>8} {:>8}  index WRU", "service", "action", "items", "requests", "WRU", "RRU", "failed");
+    println!(
+        "  AWS requests per opt-in (product code; * = the local runner standing in for AWS's event source / Scheduler)"
+    );
+    println!(
+        "    {:<11} {:<20} {:<22} {:>9} {:>8} {:>8} {:>8}  index WRU",
+        "service", "action", "items", "requests", "WRU", "RRU", "failed"
+    );
     let mut wru_table = 0.0;
     let mut index_total: BTreeMap<String, f64> = BTreeMap::new();
     let mut rru_total = 0.0;
@@ -617,7 +671,11 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         "    DynamoDB per opt-in: WRU {:.3} table + {:.3} index ({}) = {:.3}; RRU {:.3} (of which the per-batch Page read {:.3})",
         wru_table / n,
         wru_index / n,
-        index_total.iter().map(|(k, v)| format!("{k} {:.3}", v / n)).collect::<Vec<_>>().join(", "),
+        index_total
+            .iter()
+            .map(|(k, v)| format!("{k} {:.3}", v / n))
+            .collect::<Vec<_>>()
+            .join(", "),
         (wru_table + wru_index) / n,
         rru_total / n,
         rru_page / n
@@ -625,14 +683,21 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
 
     // Logs.
     println!();
-    println!("  log bytes per opt-in (JSON, INFO; a line's bytes without its newline; +{LOG_EVENT_OVERHEAD} B per event counted below)");
+    println!(
+        "  log bytes per opt-in (JSON, INFO; a line's bytes without its newline; +{LOG_EVENT_OVERHEAD} B per event counted below)"
+    );
     let mut log_bytes = 0.0;
     let mut log_events = 0.0;
     for (function, l) in &m.logs {
         if l.lines == 0 {
             continue;
         }
-        println!("    {:<16} {:>8.1} B in {:.2} lines (own lines, inside its invocations)", function, l.bytes as f64 / n, l.lines as f64 / n);
+        println!(
+            "    {:<16} {:>8.1} B in {:.2} lines (own lines, inside its invocations)",
+            function,
+            l.bytes as f64 / n,
+            l.lines as f64 / n
+        );
         for sample in m.samples.get(function).into_iter().flatten() {
             println!("      {} B: {sample}", sample.len());
         }
@@ -640,12 +705,22 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         log_events += l.lines as f64;
     }
     for (names, l) in emf {
-        println!("    EMF {:<12} {:>8.1} B in {:.2} lines ({})", "", l.bytes as f64 / n, l.lines as f64 / n, names);
+        println!(
+            "    EMF {:<12} {:>8.1} B in {:.2} lines ({})",
+            "",
+            l.bytes as f64 / n,
+            l.lines as f64 / n,
+            names
+        );
         log_bytes += l.bytes as f64;
         log_events += l.lines as f64;
     }
     let access = access_log_line(&m.facebook_path_segment);
-    println!("    API access log   {:>8.1} B per webhook ({} B line, template.yaml's format: {access})", access.len() as f64 * webhooks / n, access.len());
+    println!(
+        "    API access log   {:>8.1} B per webhook ({} B line, template.yaml's format: {access})",
+        access.len() as f64 * webhooks / n,
+        access.len()
+    );
     log_bytes += access.len() as f64 * webhooks;
     log_events += webhooks;
     let [start, platform_report] = platform_records();
@@ -656,7 +731,11 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         (start.len() + platform_report.len()) as f64 * (webhooks + sender_batches) / n
     );
     let logs_per_opt_in = (log_bytes + LOG_EVENT_OVERHEAD * log_events) / n;
-    println!("    total {:.1} B per opt-in ({:.2} events)", logs_per_opt_in, log_events / n);
+    println!(
+        "    total {:.1} B per opt-in ({:.2} events)",
+        logs_per_opt_in,
+        log_events / n
+    );
 
     // Dollars.
     let sqs_product: f64 = meter
@@ -679,30 +758,119 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
     let deadline_runs = invocations(Function::DeadlineAlerts);
     let event_sender_runs = invocations(Function::EventSender);
     let lines = [
-        Line { label: format!("API Gateway HTTP API ({:.2} requests)", webhooks / n), observed: per_m(webhooks) * API_PER_M / 1e6, full: per_m(webhooks) * API_PER_M / 1e6 },
-        Line { label: "Lambda requests, http-api".into(), observed: per_m(webhooks) * LAMBDA_REQUEST_PER_M / 1e6, full: per_m(webhooks) * LAMBDA_REQUEST_PER_M / 1e6 },
-        Line { label: format!("Lambda GB-s, http-api ({MEMORY_GB} GB × {HTTP_API_SECONDS} s, assumed)"), observed: per_m(webhooks) * MEMORY_GB * HTTP_API_SECONDS * LAMBDA_GB_S, full: per_m(webhooks) * MEMORY_GB * HTTP_API_SECONDS * LAMBDA_GB_S },
-        Line { label: format!("Lambda requests, sender (batches of {mean_batch:.2} | 10)"), observed: per_m(sender_batches) * LAMBDA_REQUEST_PER_M / 1e6, full: per_m(full_batches) * LAMBDA_REQUEST_PER_M / 1e6 },
-        Line { label: format!("Lambda GB-s, sender ({MEMORY_GB} GB × {SENDER_SECONDS_PER_BATCH} s per batch, assumed)"), observed: per_m(sender_batches) * MEMORY_GB * SENDER_SECONDS_PER_BATCH * LAMBDA_GB_S, full: per_m(full_batches) * MEMORY_GB * SENDER_SECONDS_PER_BATCH * LAMBDA_GB_S },
-        Line { label: "Lambda, deadline-alerts + event-sender (requests)".into(), observed: per_m(deadline_runs + event_sender_runs) * LAMBDA_REQUEST_PER_M / 1e6, full: per_m(deadline_runs + event_sender_runs) * LAMBDA_REQUEST_PER_M / 1e6 },
-        Line { label: format!("DynamoDB writes ({:.2} WRU: {:.2} table + {:.2} index)", (wru_table + wru_index) / n, wru_table / n, wru_index / n), observed: per_m(wru_table + wru_index) * WRU_PER_M / 1e6, full: per_m(wru_table + wru_index) * WRU_PER_M / 1e6 },
-        Line { label: format!("DynamoDB reads ({:.3} RRU; the Page read once per batch)", rru_total / n), observed: per_m(rru_total) * RRU_PER_M / 1e6, full: per_m(rru_total - rru_page + rru_page / sender_batches * full_batches) * RRU_PER_M / 1e6 },
-        Line { label: format!("SQS, product ({:.2} requests: SendMessage …)", sqs_product / n), observed: per_m(sqs_product) * SQS_PER_M / 1e6, full: per_m(sqs_product) * SQS_PER_M / 1e6 },
-        Line { label: "SQS, event source (1 receive + 1 DeleteMessageBatch per batch)".into(), observed: per_m(2.0 * sender_batches) * SQS_PER_M / 1e6, full: per_m(2.0 * full_batches) * SQS_PER_M / 1e6 },
-        Line { label: format!("Scheduler ({:.0} creates, {:.0} deletes free; {:.0} runs)", count("scheduler", "CreateSchedule"), count("scheduler", "DeleteSchedule"), deadline_runs), observed: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6, full: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6 },
-        Line { label: format!("SNS ({:.0} publishes)", count("sns", "Publish")), observed: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6, full: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6 },
-        Line { label: format!("Secrets Manager ({:.0} GetSecretValue)", count("secretsmanager", "GetSecretValue")), observed: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL, full: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL },
-        Line { label: format!("CloudWatch Logs ({logs_per_opt_in:.0} B per opt-in)"), observed: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB, full: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB },
+        Line {
+            label: format!("API Gateway HTTP API ({:.2} requests)", webhooks / n),
+            observed: per_m(webhooks) * API_PER_M / 1e6,
+            full: per_m(webhooks) * API_PER_M / 1e6,
+        },
+        Line {
+            label: "Lambda requests, http-api".into(),
+            observed: per_m(webhooks) * LAMBDA_REQUEST_PER_M / 1e6,
+            full: per_m(webhooks) * LAMBDA_REQUEST_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "Lambda GB-s, http-api ({MEMORY_GB} GB × {HTTP_API_SECONDS} s, assumed)"
+            ),
+            observed: per_m(webhooks) * MEMORY_GB * HTTP_API_SECONDS * LAMBDA_GB_S,
+            full: per_m(webhooks) * MEMORY_GB * HTTP_API_SECONDS * LAMBDA_GB_S,
+        },
+        Line {
+            label: format!("Lambda requests, sender (batches of {mean_batch:.2} | 10)"),
+            observed: per_m(sender_batches) * LAMBDA_REQUEST_PER_M / 1e6,
+            full: per_m(full_batches) * LAMBDA_REQUEST_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "Lambda GB-s, sender ({MEMORY_GB} GB × {SENDER_SECONDS_PER_BATCH} s per batch, assumed)"
+            ),
+            observed: per_m(sender_batches) * MEMORY_GB * SENDER_SECONDS_PER_BATCH * LAMBDA_GB_S,
+            full: per_m(full_batches) * MEMORY_GB * SENDER_SECONDS_PER_BATCH * LAMBDA_GB_S,
+        },
+        Line {
+            label: "Lambda, deadline-alerts + event-sender (requests)".into(),
+            observed: per_m(deadline_runs + event_sender_runs) * LAMBDA_REQUEST_PER_M / 1e6,
+            full: per_m(deadline_runs + event_sender_runs) * LAMBDA_REQUEST_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "DynamoDB writes ({:.2} WRU: {:.2} table + {:.2} index)",
+                (wru_table + wru_index) / n,
+                wru_table / n,
+                wru_index / n
+            ),
+            observed: per_m(wru_table + wru_index) * WRU_PER_M / 1e6,
+            full: per_m(wru_table + wru_index) * WRU_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "DynamoDB reads ({:.3} RRU; the Page read once per batch)",
+                rru_total / n
+            ),
+            observed: per_m(rru_total) * RRU_PER_M / 1e6,
+            full: per_m(rru_total - rru_page + rru_page / sender_batches * full_batches)
+                * RRU_PER_M
+                / 1e6,
+        },
+        Line {
+            label: format!(
+                "SQS, product ({:.2} requests: SendMessage …)",
+                sqs_product / n
+            ),
+            observed: per_m(sqs_product) * SQS_PER_M / 1e6,
+            full: per_m(sqs_product) * SQS_PER_M / 1e6,
+        },
+        Line {
+            label: "SQS, event source (1 receive + 1 DeleteMessageBatch per batch)".into(),
+            observed: per_m(2.0 * sender_batches) * SQS_PER_M / 1e6,
+            full: per_m(2.0 * full_batches) * SQS_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "Scheduler ({:.0} creates, {:.0} deletes free; {:.0} runs)",
+                count("scheduler", "CreateSchedule"),
+                count("scheduler", "DeleteSchedule"),
+                deadline_runs
+            ),
+            observed: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6,
+            full: per_m(deadline_runs) * SCHEDULER_PER_M / 1e6,
+        },
+        Line {
+            label: format!("SNS ({:.0} publishes)", count("sns", "Publish")),
+            observed: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6,
+            full: per_m(count("sns", "Publish")) * SNS_PER_M / 1e6,
+        },
+        Line {
+            label: format!(
+                "Secrets Manager ({:.0} GetSecretValue)",
+                count("secretsmanager", "GetSecretValue")
+            ),
+            observed: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL,
+            full: per_m(count("secretsmanager", "GetSecretValue")) * SECRETS_PER_CALL,
+        },
+        Line {
+            label: format!("CloudWatch Logs ({logs_per_opt_in:.0} B per opt-in)"),
+            observed: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB,
+            full: logs_per_opt_in * 1e6 / 1e9 * LOGS_PER_GB,
+        },
     ];
     println!();
-    println!("  $ per million opt-ins (docs/cost.md prices)          observed batches   full batches of 10");
+    println!(
+        "  $ per million opt-ins (docs/cost.md prices)          observed batches   full batches of 10"
+    );
     let (mut total_observed, mut total_full) = (0.0, 0.0);
     for l in &lines {
-        println!("    {:<62} {:>8.3}          {:>8.3}", l.label, l.observed, l.full);
+        println!(
+            "    {:<62} {:>8.3}          {:>8.3}",
+            l.label, l.observed, l.full
+        );
         total_observed += l.observed;
         total_full += l.full;
     }
-    println!("    {:<62} {:>8.2}          {:>8.2}   (goal ≤ 5.00 at full batches)", "total", total_observed, total_full);
+    println!(
+        "    {:<62} {:>8.2}          {:>8.2}   (goal ≤ 5.00 at full batches)",
+        "total", total_observed, total_full
+    );
     println!(
         "    notes: durations are docs/cost.md's assumptions, not measured here; the full-batch column keeps logs and writes as measured, and scales only per-batch items (sender requests and GB-s, the event source's SQS requests, the Page read)"
     );

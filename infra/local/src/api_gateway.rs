@@ -165,7 +165,9 @@ async fn forward(
     };
     let response = deps
         .handle(request)
-        .instrument(crate::invocation::span(crate::invocation::Function::HttpApi))
+        .instrument(crate::invocation::span(
+            crate::invocation::Function::HttpApi,
+        ))
         .await;
     let (parts, body) = response.into_parts();
     let bytes = match body {

@@ -5,6 +5,7 @@
 //! - Scheduler: fire one-time schedules of the group when due (then delete them, as
 //!   `ActionAfterCompletion: DELETE` does), and the recurring sweep at its rate.
 
+use crate::invocation::{Function, span};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::adapters::scheduler::parse_at_expression;
@@ -12,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use crate::invocation::{Function, span};
 use tracing::{Instrument, debug, error, info, warn};
 
 /// An SQS-triggered function, as the event source mapping invokes it.

@@ -53,9 +53,17 @@ pub fn span(function: Function) -> Span {
     let trace = trace_id();
     // The target must be a literal: one arm per function.
     match function {
-        Function::HttpApi => tracing::info_span!(target: "http-api", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace),
-        Function::Sender => tracing::info_span!(target: "sender", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace),
-        Function::DeadlineAlerts => tracing::info_span!(target: "deadline-alerts", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace),
-        Function::EventSender => tracing::info_span!(target: "event-sender", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace),
+        Function::HttpApi => {
+            tracing::info_span!(target: "http-api", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace)
+        }
+        Function::Sender => {
+            tracing::info_span!(target: "sender", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace)
+        }
+        Function::DeadlineAlerts => {
+            tracing::info_span!(target: "deadline-alerts", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace)
+        }
+        Function::EventSender => {
+            tracing::info_span!(target: "event-sender", "Lambda runtime invoke", requestId = %request_id, xrayTraceId = %trace)
+        }
     }
 }
