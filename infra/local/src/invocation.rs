@@ -67,3 +67,43 @@ pub fn span(function: Function) -> Span {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cost bench tells the functions' log lines apart by this span's target, and production
+    /// lines carry the runtime's span name and fields: both must hold for every function.
+    #[test]
+    fn each_invocation_span_is_the_runtimes_with_the_function_as_target() {
+        let registry = lambda_runtime::tracing::subscriber::registry();
+        tracing::subscriber::with_default(registry, || {
+            for function in Function::ALL {
+                let span = span(function);
+                let Some(meta) = span.metadata() else {
+                    panic!("{function:?}: the span is disabled");
+                };
+                assert_eq!(meta.name(), "Lambda runtime invoke");
+                assert_eq!(meta.target(), function.name());
+                let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+                assert_eq!(fields, ["requestId", "xrayTraceId"]);
+            }
+        });
+    }
+
+    #[test]
+    fn the_trace_header_has_lambdas_shape() {
+        let header = trace_id();
+        let parts: Vec<&str> = header.split(';').collect();
+        assert_eq!(parts.len(), 3, "{header}");
+        assert!(
+            parts[0].starts_with("Root=1-") && parts[0].len() == 7 + 8 + 1 + 24,
+            "{header}"
+        );
+        assert!(
+            parts[1].starts_with("Parent=") && parts[1].len() == 7 + 16,
+            "{header}"
+        );
+        assert_eq!(parts[2], "Sampled=0");
+    }
+}
