@@ -326,7 +326,7 @@ def _dynamodb_line(handler, action, body, run):
         line["rru"] = sum(read_units(item_size(item), consistent) for *_, item in reads_before)
     elif action == "BatchGetItem":
         line["rru"] = sum(
-            read_units(item_size(item), bool(spec_consistent(body, table.name)))
+            read_units(item_size(item), bool(_spec_consistent(body, table.name)))
             for table, _, item in reads_before
         )
     elif action == "TransactGetItems":
@@ -340,7 +340,7 @@ def _dynamodb_line(handler, action, body, run):
     return line, (status, headers, response)
 
 
-def spec_consistent(body, table_name):
+def _spec_consistent(body, table_name):
     return body.get("RequestItems", {}).get(table_name, {}).get("ConsistentRead", False)
 
 
