@@ -7,7 +7,8 @@ line to it. With the variable unset nothing is patched and moto runs as before.
 
 A line: {"service", "action", "caller" (the request's access key id, so a bench can leave its own
 reads out), "status", ...}; DynamoDB lines add "table", "wru", "rru" and "index_wru" ({index: WRU});
-SQS lines add "requests" (billed 64 KB chunks) and, for ReceiveMessage, "messages".
+SQS lines add "queue" (its name), "requests" (billed 64 KB chunks) and, for ReceiveMessage,
+"messages".
 
 The capacity rules, from the DynamoDB Developer Guide:
 - item size ("DynamoDB item sizes and formats", CapacityUnitCalculations.html): the sum over
@@ -351,6 +352,9 @@ def _sqs_details(handler, action, response_body):
         request = json.loads(handler.body or "{}") if handler.body else {}
     except (ValueError, TypeError):
         request = {}
+    queue_url = request.get("QueueUrl") or ""
+    if queue_url:
+        details["queue"] = queue_url.rstrip("/").rsplit("/", 1)[-1]
     if action == "SendMessage":
         payload = _utf8_len(request.get("MessageBody", "") or "")
         details["requests"] = sqs_chunks(payload)

@@ -91,6 +91,8 @@ struct Measured {
     invocations: BTreeMap<String, u64>,
     delivered: usize,
     facebook_path_segment: String,
+    /// The send queue's name (the sender's batches are its receives).
+    send_queue: String,
 }
 
 fn fail(message: impl std::fmt::Display) -> ! {
@@ -351,6 +353,13 @@ async fn measure() -> Measured {
             fail(format!("an opt-in got {messages} messages, not 1"));
         }
     }
+    let send_queue = local
+        .provisioned
+        .send_queue_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let facebook_path_segment = local
         .config
         .facebook_path_segment
@@ -367,6 +376,7 @@ async fn measure() -> Measured {
         meter_from,
         delivered: login_ids.len(),
         facebook_path_segment,
+        send_queue,
         ..Measured::default()
     }
 }
@@ -389,8 +399,8 @@ struct Tally {
 struct Meter {
     lines: usize,
     by: BTreeMap<(String, String, String), Tally>,
-    /// Non-empty receives' message counts (the batches the function got).
-    batches: Vec<u64>,
+    /// Non-empty receives' message counts per queue (the batches the functions got).
+    batches: BTreeMap<String, Vec<u64>>,
     empty_receives: u64,
 }
 
@@ -413,7 +423,7 @@ fn read_meter(path: &Path, from: u64) -> Meter {
         if service == "sqs" && action == "ReceiveMessage" {
             match v["messages"].as_u64() {
                 Some(0) | None => meter.empty_receives += 1,
-                Some(n) => meter.batches.push(n),
+                Some(n) => meter.batches.entry(s("queue")).or_default().push(n),
             }
         }
         let t = meter.by.entry((service, action, s("kinds"))).or_default();
@@ -582,8 +592,18 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
             m.invocations, m.opt_ins
         ));
     }
-    let batch_messages: u64 = meter.batches.iter().sum();
-    let mean_batch = batch_messages as f64 / meter.batches.len().max(1) as f64;
+    let no_batches = Vec::new();
+    let send_batches = meter.batches.get(&m.send_queue).unwrap_or(&no_batches);
+    let batch_messages: u64 = send_batches.iter().sum();
+    let mean_batch = batch_messages as f64 / send_batches.len().max(1) as f64;
+    // Other queues' batches (the events queue's, with events on): (receives, messages).
+    let other_batches = meter
+        .batches
+        .iter()
+        .filter(|(queue, _)| **queue != m.send_queue)
+        .fold((0.0, 0.0), |(r, msgs), (_, b)| {
+            (r + b.len() as f64, msgs + b.iter().sum::<u64>() as f64)
+        });
 
     println!();
     println!(
@@ -613,7 +633,7 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
         );
     }
     let mut histogram: BTreeMap<u64, u64> = BTreeMap::new();
-    for b in &meter.batches {
+    for b in send_batches {
         *histogram.entry(*b).or_default() += 1;
     }
     println!(
@@ -821,9 +841,9 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
             full: per_m(sqs_product) * SQS_PER_M / 1e6,
         },
         Line {
-            label: "SQS, event source (1 receive + 1 DeleteMessageBatch per batch)".into(),
-            observed: per_m(2.0 * sender_batches) * SQS_PER_M / 1e6,
-            full: per_m(2.0 * full_batches) * SQS_PER_M / 1e6,
+            label: "SQS, event sources (1 receive + 1 DeleteMessageBatch per batch)".into(),
+            observed: per_m(2.0 * (sender_batches + other_batches.0)) * SQS_PER_M / 1e6,
+            full: per_m(2.0 * (full_batches + other_batches.1 / 10.0)) * SQS_PER_M / 1e6,
         },
         Line {
             label: format!(
