@@ -9,7 +9,7 @@ export MOTO_SERVER_BIN := $(abspath $(VENV)/bin/moto_server)
 # CI builds from scratch: incremental caches only cost disk (gigabytes) and time there.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: help venv bench-tools sam-tools browser run test fmt fmt-check clippy test-rust lint-template bench size lambda-build soak fuzz report package deploy deploy-config deploy-check check-built-arch sam-events clean
+.PHONY: help venv bench-tools sam-tools browser run test fmt fmt-check clippy test-rust test-python lint-template bench size lambda-build soak fuzz report package deploy deploy-config deploy-check check-built-arch sam-events clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ browser: ## Debian's chromium for the headless smoke test (installed with apt-ge
 	  echo "warning: /usr/bin/chromium is absent and apt-get needs root; the browser smoke test will be skipped"; \
 	fi
 
-test: venv browser fmt-check clippy test-rust lint-template ## Everything CI checks
+test: venv browser fmt-check clippy test-rust test-python lint-template ## Everything CI checks
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -64,6 +64,10 @@ test-rust: venv ## Unit, moto-backed integration and end-to-end tests (ends with
 	@mkdir -p target && rm -f target/test-metrics.jsonl
 	set -o pipefail; $(CARGO) test --locked --workspace --no-fail-fast 2>&1 \
 	  | awk -v metrics=target/test-metrics.jsonl -f infra/local/test-summary.awk
+
+# The Python tools' own tests (infra/python/test_*.py: the moto meter's capacity rules).
+test-python: venv ## Unit tests of infra/python (the moto meter)
+	cd infra/python && $(abspath $(VENV))/bin/python -m unittest discover -p 'test_*.py'
 
 lint-template: venv ## cfn-lint on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml

@@ -16,6 +16,9 @@ only the items the transaction names (the only ones it can change: a Put replace
 removes, an Update changes its own item in place). Requests are serialized, so nothing else changes
 the table between the snapshot and a rollback.
 
+Metering: with MOTO_METER_FILE set, every request appends one JSON line there (service, action,
+DynamoDB capacity by DynamoDB's rules: `moto_meter.py`); unset, nothing is patched.
+
 Usage: the same arguments as moto_server (the local runner and the tests start it this way).
 """
 
@@ -25,6 +28,7 @@ import threading
 from collections import defaultdict
 
 import moto.dynamodb.models as dynamodb_models
+import moto_meter
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
@@ -114,4 +118,5 @@ def _transact_write_items_with_snapshots(self, transact_items):
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items_with_snapshots
 
 if __name__ == "__main__":
+    moto_meter.install(_dynamodb)
     sys.exit(main())

@@ -10,6 +10,7 @@ use base64::Engine;
 use lambda_http::Body;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// API Gateway's own payload limit.
 const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -162,7 +163,12 @@ async fn forward(
             return (StatusCode::BAD_REQUEST, "bad request").into_response();
         }
     };
-    let response = deps.handle(request).await;
+    let response = deps
+        .handle(request)
+        .instrument(crate::invocation::span(
+            crate::invocation::Function::HttpApi,
+        ))
+        .await;
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Vec::new(),

@@ -5,6 +5,7 @@
 //! - Scheduler: fire one-time schedules of the group when due (then delete them, as
 //!   `ActionAfterCompletion: DELETE` does), and the recurring sweep at its rate.
 
+use crate::invocation::{Function, span};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::adapters::scheduler::parse_at_expression;
@@ -12,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 /// An SQS-triggered function, as the event source mapping invokes it.
 pub type SqsHandler =
@@ -22,7 +23,11 @@ pub type SqsHandler =
 pub fn sender_handler(deps: Arc<sender::Deps>) -> SqsHandler {
     Arc::new(move |event| {
         let deps = deps.clone();
-        Box::pin(async move { sender::handle_batch(&deps, event).await })
+        Box::pin(async move {
+            sender::handle_batch(&deps, event)
+                .instrument(span(Function::Sender))
+                .await
+        })
     })
 }
 
@@ -30,7 +35,11 @@ pub fn sender_handler(deps: Arc<sender::Deps>) -> SqsHandler {
 pub fn event_sender_handler(deps: Arc<event_sender::Deps>) -> SqsHandler {
     Arc::new(move |event| {
         let deps = deps.clone();
-        Box::pin(async move { event_sender::handle_batch(&deps, event).await })
+        Box::pin(async move {
+            event_sender::handle_batch(&deps, event)
+                .instrument(span(Function::EventSender))
+                .await
+        })
     })
 }
 
@@ -211,6 +220,7 @@ pub async fn run_scheduler(
         if tokio::time::Instant::now() >= next_sweep {
             next_sweep = tokio::time::Instant::now() + sweep_every;
             match deadline_alerts::handle(&deps, serde_json::json!({"kind": "sweep", "version": 1}))
+                .instrument(span(Function::DeadlineAlerts))
                 .await
             {
                 Ok(summary) => debug!(?summary, "sweep"),
@@ -310,7 +320,10 @@ impl KnownSchedules {
             let input = input.clone();
             info!(schedule = %name, "firing one-time schedule");
             fired += 1;
-            if let Err(e) = deadline_alerts::handle(deps, input).await {
+            if let Err(e) = deadline_alerts::handle(deps, input)
+                .instrument(span(Function::DeadlineAlerts))
+                .await
+            {
                 error!(error = %e, schedule = %name, "deadline-alerts failed");
             }
             // ActionAfterCompletion: DELETE.

@@ -7,6 +7,7 @@ pub mod api_gateway;
 pub mod event_sources;
 pub mod example_backend;
 pub mod example_site;
+pub mod invocation;
 pub mod local_state;
 pub mod moto;
 pub mod provision;

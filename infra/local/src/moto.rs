@@ -58,6 +58,12 @@ fn answers_http(addr: SocketAddr) -> bool {
 impl MotoServer {
     /// Start a new moto server and wait until it answers HTTP.
     pub fn start() -> std::io::Result<MotoServer> {
+        Self::start_with_env(&[])
+    }
+
+    /// [`MotoServer::start`] with extra environment variables for the server process, e.g.
+    /// `MOTO_METER_FILE` (infra/python/moto_meter.py: one line per request, for the cost bench).
+    pub fn start_with_env(env: &[(&str, &str)]) -> std::io::Result<MotoServer> {
         let bin = moto_server_bin();
         if !bin.exists() {
             return Err(std::io::Error::new(
@@ -89,6 +95,7 @@ impl MotoServer {
         let child = Command::new(&python)
             .arg(&launcher)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(stderr)
