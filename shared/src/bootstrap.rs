@@ -96,7 +96,7 @@ where
     F: Fn(Config, SdkConfig) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<D, String>> + Send + 'static,
 {
-    let alerts = AwsPorts::new(&config, &sdk).alerts;
+    let alerts = sns_alerts(&config, &sdk);
     let page_id = config.fb_page_id.clone();
     let build = build_deps(move || build(config.clone(), sdk.clone()));
     let tell = Unconfigured {
@@ -314,17 +314,24 @@ pub struct AwsPorts {
     pub erasure: Arc<crate::adapters::dynamodb::erasure::DynamoErasureStore>,
     /// The events queue ([`crate::adapters::events::SqsEvents`]), or `EventsOff` without `EVENTS_URL`.
     pub events: Arc<dyn crate::ports::events::EventPublisher>,
+    /// The DynamoDB client the stores above share (and the LOGIN and follow-up stores reuse).
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl AwsPorts {
+    /// One SDK client per service, shared by every adapter of that service: a client is cheap to
+    /// clone, not to build (each construction parses its service's endpoint partitions and
+    /// compiles their patterns, a measurable share of a cold start).
     pub fn new(config: &Config, sdk: &SdkConfig) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         Self {
             store: Arc::new(DynamoOptInStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                dynamodb.clone(),
                 config.table_name.clone(),
             )),
             queue: Arc::new(SqsSendQueue::new(
-                aws_sdk_sqs::Client::new(sdk),
+                sqs.clone(),
                 config.send_queue_url.clone(),
             )),
             scheduler: Arc::new(EventBridgeDeadlineScheduler::new(
@@ -334,28 +341,34 @@ impl AwsPorts {
                 config.scheduler_role_arn.clone(),
                 config.scheduler_dlq_arn.clone(),
             )),
-            alerts: Arc::new(SnsAlerts::new(
-                aws_sdk_sns::Client::new(sdk),
-                config.alert_topic_arn.clone(),
-            )),
+            alerts: sns_alerts(config, sdk),
             metrics: Arc::new(crate::adapters::emf::EmfStdout),
             erasure: Arc::new(crate::adapters::dynamodb::erasure::DynamoErasureStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                dynamodb.clone(),
                 config.table_name.clone(),
             )),
-            events: events_publisher(config, sdk),
+            events: events_publisher(config, &sqs),
+            dynamodb,
         }
     }
+}
+
+/// The alert topic alone (what a function that is not configured yet needs to say so).
+pub fn sns_alerts(config: &Config, sdk: &SdkConfig) -> Arc<SnsAlerts> {
+    Arc::new(SnsAlerts::new(
+        aws_sdk_sns::Client::new(sdk),
+        config.alert_topic_arn.clone(),
+    ))
 }
 
 /// Events on (`EVENTS_URL` and `EVENTS_QUEUE_URL` set): the events queue; else `EventsOff`.
 pub fn events_publisher(
     config: &Config,
-    sdk: &SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
 ) -> Arc<dyn crate::ports::events::EventPublisher> {
     match (&config.events.url, &config.events.queue_url) {
         (Some(_), Some(queue_url)) => Arc::new(crate::adapters::events::SqsEvents::new(
-            aws_sdk_sqs::Client::new(sdk),
+            sqs.clone(),
             queue_url.clone(),
         )),
         _ => Arc::new(crate::adapters::events::EventsOff),
@@ -369,7 +382,6 @@ impl AwsPorts {
     pub fn into_ports(
         self,
         config: &Config,
-        sdk: &SdkConfig,
         graph: crate::adapters::graph::GraphClient,
     ) -> crate::ports::bundle::Ports {
         let graph = Arc::new(graph);
@@ -378,12 +390,10 @@ impl AwsPorts {
             conversations: self.store.clone(),
             pages: self.store,
             erasure: self.erasure,
-            logins: Arc::new(
-                crate::adapters::dynamodb::logins::DynamoLoginStore::from_sdk(
-                    sdk,
-                    config.table_name.clone(),
-                ),
-            ),
+            logins: Arc::new(crate::adapters::dynamodb::logins::DynamoLoginStore::new(
+                self.dynamodb.clone(),
+                config.table_name.clone(),
+            )),
             queue: self.queue.clone(),
             retry: self.queue,
             scheduler: self.scheduler,
@@ -394,8 +404,8 @@ impl AwsPorts {
             facebook: graph.clone(),
             messenger: graph,
             follow_ups: Arc::new(
-                crate::adapters::dynamodb::follow_ups::DynamoFollowUpStore::from_sdk(
-                    sdk,
+                crate::adapters::dynamodb::follow_ups::DynamoFollowUpStore::new(
+                    self.dynamodb,
                     config.table_name.clone(),
                 ),
             ),

@@ -50,7 +50,10 @@ async fn run() {
     let receiver = EventReceiver::start().await;
     let url = receiver.url.clone();
     let stack = start_stack(move |s| s.with(env::EVENTS_URL, url)).await;
-    let publisher = shared::bootstrap::events_publisher(&stack.local.config, &stack.sdk);
+    let publisher = shared::bootstrap::events_publisher(
+        &stack.local.config,
+        &aws_sdk_sqs::Client::new(&stack.sdk),
+    );
     println!();
     println!(
         "events — publish → received at a receiver on 127.0.0.1, through moto's SQS, the local SQS event source and the event sender"

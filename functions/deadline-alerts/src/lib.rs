@@ -67,7 +67,7 @@ impl Deps {
     /// never called here (no Page token, no app secret: this function reads no secret).
     pub fn from_aws(config: Config, sdk: &SdkConfig) -> Result<Self, GraphInitError> {
         let graph = GraphClient::for_login(&config, SecretString::default())?;
-        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, graph);
         Ok(Self::from_ports(config, &ports))
     }
 

@@ -45,7 +45,7 @@ impl Deps {
     ) -> Result<Self, GraphInitError> {
         let secrets = secrets.into();
         let graph = GraphClient::for_login(&config, secrets.app_secret.clone())?;
-        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, graph);
         Ok(Self::from_ports(config, secrets, &ports))
     }
 }
@@ -158,7 +158,7 @@ impl Service {
     /// The production wiring: [`LiveDeps::from_aws`] once the secret is usable; the alert goes to
     /// the stack's topic.
     pub async fn from_aws(config: Config, sdk: &SdkConfig) -> Self {
-        let alerts = AwsPorts::new(&config, sdk).alerts;
+        let alerts = shared::bootstrap::sns_alerts(&config, sdk);
         let page_id = config.fb_page_id.clone();
         let sdk = sdk.clone();
         let build = shared::bootstrap::build_deps(move || {

@@ -48,7 +48,7 @@ impl Deps {
             Duration::from_millis(config.graph_timeout_ms),
         )?;
         let meta = PageSetupReader::new(admin, secrets.page_access_token);
-        let ports = AwsPorts::new(&config, sdk).into_ports(&config, sdk, graph);
+        let ports = AwsPorts::new(&config, sdk).into_ports(&config, graph);
         Ok(Self::from_ports(config, &ports).with_meta_setup(Arc::new(meta)))
     }
 

@@ -31,9 +31,7 @@ pub mod record;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::bootstrap::{
-    AwsPorts, NotConfigured, SdkConfig, Unconfigured, UntilConfigured, build_deps,
-};
+use shared::bootstrap::{NotConfigured, SdkConfig, Unconfigured, UntilConfigured, build_deps};
 use shared::config::settings::Config;
 
 pub use attempt::process_job;
@@ -79,7 +77,7 @@ impl Sender {
     /// The production wiring: only the fields the sender uses (the app secret, and the Page token
     /// from its own secret), then [`Deps::from_aws`].
     pub async fn from_aws(config: Config, sdk: SdkConfig) -> Self {
-        let alerts = AwsPorts::new(&config, &sdk).alerts;
+        let alerts = shared::bootstrap::sns_alerts(&config, &sdk);
         let page_id = config.fb_page_id.clone();
         let build = build_deps(move || {
             let (config, sdk) = (config.clone(), sdk.clone());

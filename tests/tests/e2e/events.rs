@@ -27,7 +27,10 @@ async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
         stack.local.config.events.url.as_deref(),
         Some(receiver.url.as_str())
     );
-    let publisher = shared::bootstrap::events_publisher(&stack.local.config, &stack.sdk);
+    let publisher = shared::bootstrap::events_publisher(
+        &stack.local.config,
+        &aws_sdk_sqs::Client::new(&stack.sdk),
+    );
     let mut data = serde_json::Map::new();
     data.insert("asid".into(), "42".into());
     let event = OutboundEvent::new(
