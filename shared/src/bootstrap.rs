@@ -296,6 +296,7 @@ pub fn check_log_levels_from_env() -> Result<(), ConfigError> {
 
 pub use aws_config::SdkConfig;
 
+use crate::adapters::aws::LazyClient;
 use crate::adapters::dynamodb::opt_ins::DynamoOptInStore;
 use crate::adapters::scheduler::EventBridgeDeadlineScheduler;
 use crate::adapters::sns::SnsAlerts;
@@ -321,10 +322,12 @@ pub struct AwsPorts {
 impl AwsPorts {
     /// One SDK client per service, shared by every adapter of that service: a client is cheap to
     /// clone, not to build (each construction parses its service's endpoint partitions and
-    /// compiles their patterns, a measurable share of a cold start).
+    /// compiles their patterns, a measurable share of a cold start). DynamoDB, which every
+    /// invocation of every function calls, is built now; SQS, Scheduler and SNS on first use
+    /// ([`LazyClient`]): many instances never alert, and deadline-alerts queues only to retry.
     pub fn new(config: &Config, sdk: &SdkConfig) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let sqs = LazyClient::on_first_use(sdk, aws_sdk_sqs::Client::new);
         Self {
             store: Arc::new(DynamoOptInStore::new(
                 dynamodb.clone(),
@@ -335,7 +338,7 @@ impl AwsPorts {
                 config.send_queue_url.clone(),
             )),
             scheduler: Arc::new(EventBridgeDeadlineScheduler::new(
-                aws_sdk_scheduler::Client::new(sdk),
+                LazyClient::on_first_use(sdk, aws_sdk_scheduler::Client::new),
                 config.schedule_group.clone(),
                 config.deadline_function_arn.clone(),
                 config.scheduler_role_arn.clone(),
@@ -356,7 +359,7 @@ impl AwsPorts {
 /// The alert topic alone (what a function that is not configured yet needs to say so).
 pub fn sns_alerts(config: &Config, sdk: &SdkConfig) -> Arc<SnsAlerts> {
     Arc::new(SnsAlerts::new(
-        aws_sdk_sns::Client::new(sdk),
+        LazyClient::on_first_use(sdk, aws_sdk_sns::Client::new),
         config.alert_topic_arn.clone(),
     ))
 }
@@ -364,7 +367,7 @@ pub fn sns_alerts(config: &Config, sdk: &SdkConfig) -> Arc<SnsAlerts> {
 /// Events on (`EVENTS_URL` and `EVENTS_QUEUE_URL` set): the events queue; else `EventsOff`.
 pub fn events_publisher(
     config: &Config,
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &LazyClient<aws_sdk_sqs::Client>,
 ) -> Arc<dyn crate::ports::events::EventPublisher> {
     match (&config.events.url, &config.events.queue_url) {
         (Some(_), Some(queue_url)) => Arc::new(crate::adapters::events::SqsEvents::new(

@@ -52,7 +52,7 @@ async fn run() {
     let stack = start_stack(move |s| s.with(env::EVENTS_URL, url)).await;
     let publisher = shared::bootstrap::events_publisher(
         &stack.local.config,
-        &aws_sdk_sqs::Client::new(&stack.sdk),
+        &aws_sdk_sqs::Client::new(&stack.sdk).into(),
     );
     println!();
     println!(

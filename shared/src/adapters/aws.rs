@@ -47,6 +47,67 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
     sdk_config_loader().load().await
 }
 
+/// An SDK client built when an adapter first calls it, or given ready-made. Building one costs
+/// more than the rest of a cold start together (its service's endpoint partitions are parsed and
+/// their patterns compiled), and most invocations never call some services: deadline-alerts
+/// publishes to SNS only when it alerts, the sender queues on SQS only to retry. Cloning shares
+/// the one client.
+#[derive(Clone)]
+pub struct LazyClient<C>(std::sync::Arc<ClientSource<C>>);
+
+enum ClientSource<C> {
+    Ready(C),
+    OnFirstUse {
+        sdk: Box<aws_config::SdkConfig>,
+        build: fn(&aws_config::SdkConfig) -> C,
+        client: std::sync::OnceLock<C>,
+    },
+}
+
+impl<C> LazyClient<C> {
+    /// `build(sdk)` on the first [`LazyClient::get`], e.g. `aws_sdk_sns::Client::new`.
+    pub fn on_first_use(
+        sdk: &aws_config::SdkConfig,
+        build: fn(&aws_config::SdkConfig) -> C,
+    ) -> Self {
+        Self(std::sync::Arc::new(ClientSource::OnFirstUse {
+            sdk: Box::new(sdk.clone()),
+            build,
+            client: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The client, built now if this is its first use.
+    pub fn get(&self) -> &C {
+        match &*self.0 {
+            ClientSource::Ready(client) => client,
+            ClientSource::OnFirstUse { sdk, build, client } => client.get_or_init(|| build(sdk)),
+        }
+    }
+
+    /// Whether the client exists yet (for tests and the cold-start bench).
+    pub fn is_built(&self) -> bool {
+        match &*self.0 {
+            ClientSource::Ready(_) => true,
+            ClientSource::OnFirstUse { client, .. } => client.get().is_some(),
+        }
+    }
+}
+
+impl<C> From<C> for LazyClient<C> {
+    fn from(client: C) -> Self {
+        Self(std::sync::Arc::new(ClientSource::Ready(client)))
+    }
+}
+
+impl<C> std::fmt::Debug for LazyClient<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient")
+            .field("built", &self.is_built())
+            .finish()
+    }
+}
+
 use crate::ports::error::PortError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -78,6 +139,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn counted(_: &aws_config::SdkConfig) -> usize {
+        BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    #[test]
+    fn a_lazy_client_is_built_on_its_first_use_once_and_shared_by_its_clones() {
+        let sdk = aws_config::SdkConfig::builder().build();
+        let lazy = LazyClient::on_first_use(&sdk, counted);
+        let clone = lazy.clone();
+        assert!(!lazy.is_built());
+        assert_eq!(BUILT.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(*clone.get(), 1);
+        assert!(lazy.is_built());
+        assert_eq!(*lazy.get(), 1);
+        assert_eq!(BUILT.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let ready: LazyClient<usize> = 7.into();
+        assert!(ready.is_built());
+        assert_eq!(*ready.get(), 7);
+    }
 
     #[tokio::test]
     async fn every_client_built_from_the_loaded_config_has_operation_and_attempt_timeouts() {

@@ -31,14 +31,18 @@ const SERVICE: &str = "sqs-events";
 /// The events queue on SQS (and, for the event sender, its dead-letter queue).
 #[derive(Debug, Clone)]
 pub struct SqsEvents {
-    client: Client,
+    client: crate::adapters::aws::LazyClient<Client>,
     /// The events queue; its visibility changes are the send queue's ([`RetryQueue`]).
     queue: SqsSendQueue,
     dlq_url: Option<String>,
 }
 
 impl SqsEvents {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::adapters::aws::LazyClient<Client>>,
+        queue_url: impl Into<String>,
+    ) -> Self {
+        let client = client.into();
         Self {
             queue: SqsSendQueue::new(client.clone(), queue_url),
             client,
@@ -58,7 +62,7 @@ impl SqsEvents {
 
     /// One `SendMessage` of `body` to `queue_url`.
     async fn send(&self, queue_url: &str, body: String) -> PortResult<()> {
-        let request = self.client.send_message().queue_url(queue_url);
+        let request = self.client.get().send_message().queue_url(queue_url);
         match request.message_body(body).send().await {
             Ok(_) => Ok(()),
             Err(e) => Err(port_error(SERVICE, "SendMessage", &e)),

@@ -31,7 +31,7 @@ pub const SCHEDULE_TIMEZONE: &str = "UTC";
 /// The EventBridge Scheduler deadline scheduler.
 #[derive(Debug, Clone)]
 pub struct EventBridgeDeadlineScheduler {
-    client: Client,
+    client: crate::adapters::aws::LazyClient<Client>,
     group: String,
     target_arn: String,
     role_arn: String,
@@ -40,14 +40,14 @@ pub struct EventBridgeDeadlineScheduler {
 
 impl EventBridgeDeadlineScheduler {
     pub fn new(
-        client: Client,
+        client: impl Into<crate::adapters::aws::LazyClient<Client>>,
         group: impl Into<String>,
         target_arn: impl Into<String>,
         role_arn: impl Into<String>,
         dlq_arn: Option<String>,
     ) -> Self {
         Self {
-            client,
+            client: client.into(),
             group: group.into(),
             target_arn: target_arn.into(),
             role_arn: role_arn.into(),
@@ -111,6 +111,7 @@ impl DeadlineScheduler for EventBridgeDeadlineScheduler {
             .map_err(|e| build_error("the flexible time window", e))?;
         let result = self
             .client
+            .get()
             .create_schedule()
             .name(&name)
             .group_name(&self.group)
@@ -137,6 +138,7 @@ impl DeadlineScheduler for EventBridgeDeadlineScheduler {
         let name = deadline_schedule_name(key);
         let result = self
             .client
+            .get()
             .delete_schedule()
             .name(&name)
             .group_name(&self.group)

@@ -16,14 +16,17 @@ pub const MAX_SUBJECT_CHARS: usize = 100;
 /// The SNS alert topic.
 #[derive(Debug, Clone)]
 pub struct SnsAlerts {
-    client: Client,
+    client: crate::adapters::aws::LazyClient<Client>,
     topic_arn: String,
 }
 
 impl SnsAlerts {
-    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::adapters::aws::LazyClient<Client>>,
+        topic_arn: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             topic_arn: topic_arn.into(),
         }
     }
@@ -94,6 +97,7 @@ impl Alerts for SnsAlerts {
         let message = serde_json::to_string_pretty(alert)
             .map_err(|e| PortError::new(SERVICE, format!("cannot encode the alert: {e}")))?;
         self.client
+            .get()
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(sns_subject(&alert.subject()))

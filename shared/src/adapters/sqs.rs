@@ -15,14 +15,17 @@ pub(super) const SERVICE: &str = "sqs";
 /// The SQS send queue.
 #[derive(Debug, Clone)]
 pub struct SqsSendQueue {
-    pub(super) client: Client,
+    pub(super) client: crate::adapters::aws::LazyClient<Client>,
     queue_url: String,
 }
 
 impl SqsSendQueue {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::adapters::aws::LazyClient<Client>>,
+        queue_url: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             queue_url: queue_url.into(),
         }
     }
@@ -34,6 +37,7 @@ impl SqsSendQueue {
     /// Make a received message visible again after `seconds` (0–43 200), e.g. to back off a retry.
     pub async fn change_visibility(&self, receipt_handle: &str, seconds: i32) -> PortResult<()> {
         self.client
+            .get()
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
@@ -54,6 +58,7 @@ impl SendQueue for SqsSendQueue {
     async fn enqueue_job(&self, job: &Job) -> PortResult<()> {
         let body = job.body();
         self.client
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
@@ -79,6 +84,7 @@ impl RetryQueue for SqsSendQueue {
     async fn enqueue_job_after(&self, job: &Job, delay_seconds: u32) -> PortResult<()> {
         let delay = i32::try_from(delay_seconds.min(MAX_DELAY_SECONDS)).unwrap_or(0);
         self.client
+            .get()
             .send_message()
             .queue_url(self.queue_url())
             .message_body(job.body())

@@ -29,7 +29,7 @@ async fn the_local_stack_delivers_events_signed_with_the_configured_secret() {
     );
     let publisher = shared::bootstrap::events_publisher(
         &stack.local.config,
-        &aws_sdk_sqs::Client::new(&stack.sdk),
+        &aws_sdk_sqs::Client::new(&stack.sdk).into(),
     );
     let mut data = serde_json::Map::new();
     data.insert("asid".into(), "42".into());

@@ -83,7 +83,8 @@ async fn world() -> EventsWorld {
             .map(|(_, v)| v.clone())
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let publisher = shared::bootstrap::events_publisher(&config, &aws_sdk_sqs::Client::new(&sdk));
+    let publisher =
+        shared::bootstrap::events_publisher(&config, &aws_sdk_sqs::Client::new(&sdk).into());
     let secrets = event_sender::deps::load_secrets(&config, &sdk)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
