@@ -2,6 +2,10 @@
 //! recurring sweep (`sweep`). It re-reads the opt-in before acting, so late, duplicate or retried
 //! invocations are harmless.
 //!
+//! A deadline check (the opt-in's one-time schedule, which deletes itself once it ran) alerts when
+//! the opt-in is at risk, then puts it in the due index at its next attention time: from then on
+//! the sweep watches it (see [`shared::domain::attention`]).
+//!
 //! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
 //! come (see [`shared::domain::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
@@ -182,7 +186,8 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
                 .await?
                 .filter(|o| o.deadline_at == check.deadline_at)
             {
-                let visit = attend(deps, &opt_in, now, false).await;
+                let mut visit = attend(deps, &opt_in, now, false).await;
+                watch_after_schedule(deps, &opt_in, &mut visit).await?;
                 summary.add(&visit);
             }
         }
@@ -295,13 +300,37 @@ struct Visit {
     next: Option<Millis>,
 }
 
+/// After the one-time schedule fired (it deletes itself), the due index watches the opt-in from
+/// its next attention time (the deadline, a lease's end; at once when something is still to do),
+/// so the sweep expires it at the deadline. A failed write is returned: the scheduler retries the
+/// invocation (the alert is raised once: `mark_alerted`), then keeps it in its DLQ (alarmed).
+async fn watch_after_schedule(
+    deps: &Deps,
+    opt_in: &OptIn,
+    visit: &mut Visit,
+) -> Result<(), AlertsError> {
+    let Some(next) = visit.next else {
+        return Ok(());
+    };
+    match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
+        Ok(Transitioned::Done(_)) => visit.deferred = true,
+        // Terminal meanwhile (sent, opted out): nothing to watch.
+        Ok(Transitioned::Refused(_)) => {}
+        Err(e) => {
+            error!(error = %e, "could not put the opt-in in the due index after its schedule fired");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
 async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {
     let mut visit = attend(deps, opt_in, now, true).await;
     if let Some(next) = visit.next.filter(|next| *next > now && !visit.failed) {
         match deps
             .ports
             .opt_ins
-            .defer_attention(&opt_in.key(), next)
+            .watch_from(&opt_in.key(), next)
             .await
         {
             Ok(Transitioned::Done(_)) => visit.deferred = true,

@@ -3,6 +3,7 @@
 //! erasure check and conditional write, and whichever comes second finds the opt-in there and is a
 //! duplicate (no second job, no second message).
 
+use crate::domain::attention::first_attention;
 use crate::domain::erasure::erasure_marker;
 use crate::domain::jobs::{DeadlineCheck, SendJob};
 use crate::domain::opt_in::{Millis, OptIn, OptInKey, State, login_id_prefix};
@@ -109,48 +110,82 @@ impl OptInRecording<'_> {
                     "duplicate opt-in"
                 );
                 if repeats_follow_up(&existing, origin) {
-                    self.follow_up(&existing, now).await;
+                    self.follow_up(&existing, now).await?;
                 }
                 return Ok(OptInRecorded::Duplicate(existing));
             }
         };
-        self.follow_up(&opt_in, now).await;
+        self.follow_up(&opt_in, now).await?;
         Ok(OptInRecorded::New(Box::new(opt_in)))
     }
 
-    /// Enqueue the send and arrange the deadline alert. Failures are logged, not returned: the
-    /// opt-in is recorded, the recurring sweep re-enqueues stuck opt-ins and covers missing
-    /// schedules.
-    async fn follow_up(&self, opt_in: &OptIn, now: Millis) {
+    /// Enqueue the send and arrange the deadline alert, and when either is missing put the opt-in
+    /// in the due index at its first attention time, so something always watches it
+    /// ([`crate::domain::attention`]): the send job and the schedule, or the sweep. Enqueue and
+    /// schedule failures are logged; a failed index write is returned (the webhook answers 503,
+    /// Meta redelivers, and the redelivery repeats this follow-up: [`repeats_follow_up`]).
+    async fn follow_up(&self, opt_in: &OptIn, now: Millis) -> PortResult<()> {
         let key = opt_in.key();
         let login = login_id_prefix(&key.login_id);
         let enqueue = async {
-            if let Err(e) = self.queue.enqueue(&SendJob::for_key(&key)).await {
-                error!(login_id_prefix = %login, error = %e, "could not enqueue the send job");
+            match self.queue.enqueue(&SendJob::for_key(&key)).await {
+                Ok(()) => true,
+                Err(e) => {
+                    error!(login_id_prefix = %login, error = %e, "could not enqueue the send job");
+                    false
+                }
             }
         };
+        // Whether a deadline schedule now watches the alert.
         let arrange_alert = async {
             if opt_in.deadline_passed(now) {
-                // Nothing to schedule: the sender marks it EXPIRED and alerts.
-                return;
+                // Nothing to schedule: the sender (or the sweep) marks it EXPIRED and alerts.
+                return false;
             }
             if opt_in.alert_at <= now {
                 // A late webhook: the alert time has already passed, so alert now (once).
                 self.deadlines
                     .alert_at_risk_once(opt_in, now, LATE_OPT_IN)
                     .await;
-                return;
+                return false;
             }
             let check = DeadlineCheck::for_opt_in(opt_in);
-            if let Err(e) = self
+            match self
                 .scheduler
                 .schedule_deadline_check(&check, opt_in.alert_at)
                 .await
             {
-                error!(login_id_prefix = %login, error = %e, "could not create the deadline schedule");
+                Ok(()) => true,
+                Err(e) => {
+                    error!(login_id_prefix = %login, error = %e, "could not create the deadline schedule");
+                    false
+                }
             }
         };
-        futures::join!(enqueue, arrange_alert);
+        let (queued, scheduled) = futures::join!(enqueue, arrange_alert);
+        if queued && scheduled && !opt_in.started_at_login {
+            return Ok(());
+        }
+        // A login-created opt-in is watched by the index too: the webhook that follows it is a
+        // duplicate that repeats nothing, and a login is not redelivered.
+        self.watch(opt_in).await
+    }
+
+    /// Put the opt-in in the due index at its first attention time (refused when it is already
+    /// terminal: then nothing needs watching).
+    async fn watch(&self, opt_in: &OptIn) -> PortResult<()> {
+        let at = first_attention(opt_in);
+        self.store
+            .watch_from(&opt_in.key(), at)
+            .await
+            .map(|_| ())
+            .inspect_err(|e| {
+                error!(
+                    login_id_prefix = %login_id_prefix(&opt_in.login_id),
+                    error = %e,
+                    "could not put the opt-in in the due index"
+                );
+            })
     }
 }
 

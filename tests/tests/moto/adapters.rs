@@ -12,6 +12,7 @@ use shared::adapters::secrets::load_secrets;
 use shared::adapters::sns::SnsAlerts;
 use shared::adapters::sqs::SqsSendQueue;
 use shared::domain::alert::{Alert, AlertKind};
+use shared::domain::attention::first_attention;
 use shared::domain::jobs::{AlertInput, DeadlineCheck, SendJob, deadline_schedule_name};
 use shared::domain::opt_in::SendOutcome;
 use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State};
@@ -396,15 +397,21 @@ async fn create_is_conditional_and_a_duplicate_returns_the_stored_copy() {
     let raw = s.raw_item(&key).await;
     assert_eq!(raw[table::PK], AttributeValue::S(table::opt_in_pk(&key)));
     assert_eq!(raw[table::SK], AttributeValue::S(table::OPTIN_SK.into()));
-    assert_eq!(
-        raw[table::DUE_SHARD],
-        AttributeValue::S(table::due_shard(&key))
-    );
+    // Created: watched by its job and schedule, not in the due index (no index write).
+    assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
     assert_eq!(
         raw[table::EXPIRES_AT],
         AttributeValue::N(table::expires_at_seconds(o.deadline_at).to_string())
     );
     assert_eq!(raw["state"], AttributeValue::S("OPTED_IN".into()));
+    // Watched: its shard and attention time, the keys of the due index.
+    done(store.watch_from(&key, 123).await.unwrap());
+    let raw = s.raw_item(&key).await;
+    assert_eq!(
+        raw[table::DUE_SHARD],
+        AttributeValue::S(table::due_shard(&key))
+    );
+    assert_eq!(raw[table::DUE_AT], AttributeValue::N("123".into()));
 }
 
 fn consent(marker: &str, event_at: Millis) -> shared::ports::opt_ins::ConsentGuard {
@@ -521,10 +528,8 @@ async fn a_new_consent_after_an_opt_out_is_a_new_generation_written_conditionall
     );
     let raw = s.raw_item(&key).await;
     assert_eq!(raw["generation"], AttributeValue::N("1".into()));
-    assert_eq!(
-        raw[table::DUE_SHARD],
-        AttributeValue::S(table::due_shard(&key))
-    );
+    // The new generation is written whole, outside the due index (its follow-up watches it).
+    assert!(!raw.contains_key(table::DUE_SHARD));
     // The new generation is claimable and sent once in its own window.
     done(
         store
@@ -937,6 +942,8 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         // alert_at 100, 110, …, 250
         let o = opt_in(&format!("due-{i:02}"), 10_000, 100 + 10 * i);
         store.create_opt_in(&o).await.unwrap();
+        // Watched by the index from its first attention time (nothing else watches it here).
+        done(store.watch_from(&o.key(), first_attention(&o)).await.unwrap());
         all.push(o);
     }
     let shards: std::collections::HashSet<_> =
@@ -980,7 +987,7 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         AttributeValue::N("130".into()),
         "first attention: the alert time (before the 3-minute stuck check)"
     );
-    let deferred = done(store.defer_attention(&k3, 5_000).await.unwrap());
+    let deferred = done(store.watch_from(&k3, 5_000).await.unwrap());
     assert_eq!(deferred.state, State::OptedIn);
     assert_eq!(
         s.raw_item(&k3).await[table::DUE_AT],
@@ -1002,14 +1009,14 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         "most overdue first"
     );
     // Terminal opt-ins are never deferred back into the index.
-    let out = refused(store.defer_attention(&all[0].key(), 5_000).await.unwrap()).unwrap();
+    let out = refused(store.watch_from(&all[0].key(), 5_000).await.unwrap()).unwrap();
     assert_eq!(out.state, State::OptedOut);
     let raw = s.raw_item(&all[0].key()).await;
     assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
     assert_eq!(
         refused(
             store
-                .defer_attention(&OptInKey::new("1000", "nobody"), 1)
+                .watch_from(&OptInKey::new("1000", "nobody"), 1)
                 .await
                 .unwrap()
         ),
