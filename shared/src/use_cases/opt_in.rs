@@ -287,6 +287,108 @@ mod tests {
         assert_eq!(t.queue.jobs().len(), 1, "one send job");
     }
 
+    fn fail(flag: &std::sync::atomic::AtomicBool, on: bool) {
+        flag.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    const WEBHOOK: Origin = Origin::Webhook { timestamp: Some(T) };
+
+    fn key() -> OptInKey {
+        OptInKey::new("p", "lid")
+    }
+
+    #[tokio::test]
+    async fn an_opt_in_its_job_and_schedule_watch_never_enters_the_due_index() {
+        let t = Twins::new();
+        assert!(matches!(t.record(WEBHOOK, T).await, OptInRecorded::New(_)));
+        assert_eq!(t.queue.jobs().len(), 1);
+        assert!(t.scheduler.get(&key()).is_some());
+        assert_eq!(t.store.due_at(&key()), None, "no due-index write");
+    }
+
+    #[tokio::test]
+    async fn an_opt_in_whose_job_was_not_queued_is_watched_by_the_index_from_its_first_attention() {
+        let t = Twins::new();
+        fail(&t.queue.fail, true);
+        let OptInRecorded::New(o) = t.record(WEBHOOK, T).await else {
+            panic!("recorded")
+        };
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+        assert_eq!(first_attention(&o), T + crate::domain::attention::STUCK_AFTER_MS);
+    }
+
+    #[tokio::test]
+    async fn an_opt_in_whose_schedule_was_not_created_is_watched_by_the_index() {
+        let t = Twins::new();
+        fail(&t.scheduler.fail, true);
+        let OptInRecorded::New(o) = t.record(WEBHOOK, T).await else {
+            panic!("recorded")
+        };
+        assert_eq!(t.queue.jobs().len(), 1);
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+    }
+
+    #[tokio::test]
+    async fn a_late_or_login_created_opt_in_is_watched_by_the_index() {
+        // Late: the alert time has passed, no schedule is made (the alert is raised at once).
+        let t = Twins::new();
+        let late = Origin::Webhook {
+            timestamp: Some(T - 23 * 3_600_000),
+        };
+        let OptInRecorded::New(o) = t.record(late, T).await else {
+            panic!("recorded")
+        };
+        assert!(t.scheduler.get(&key()).is_none());
+        assert_eq!(t.store.due_at(&key()), Some(o.alert_at));
+        // Past its deadline already: no schedule either.
+        let t = Twins::new();
+        let expired = Origin::Webhook {
+            timestamp: Some(T - 25 * 3_600_000),
+        };
+        let OptInRecorded::New(o) = t.record(expired, T).await else {
+            panic!("recorded")
+        };
+        assert!(t.scheduler.get(&key()).is_none());
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+        assert!(first_attention(&o) <= T, "due at once");
+        // Created at login: the webhook after it repeats nothing, so the index watches it too.
+        let t = Twins::new();
+        let OptInRecorded::New(o) = t.record(Origin::Login, T).await else {
+            panic!("recorded")
+        };
+        assert!(t.scheduler.get(&key()).is_some());
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_due_index_write_fails_the_recording_and_the_redelivery_repeats_the_follow_up()
+    {
+        let t = Twins::new();
+        fail(&t.queue.fail, true);
+        fail(&t.store.fail_watch, true);
+        let first = t
+            .recording()
+            .record(key(), WEBHOOK, "secret", T)
+            .await;
+        assert!(first.is_err(), "the webhook answers 503: {first:?}");
+        assert_eq!(t.store.all().len(), 1, "the opt-in itself is recorded");
+        assert_eq!(t.store.due_at(&key()), None);
+        // Meta redelivers: a duplicate whose follow-up runs again.
+        fail(&t.queue.fail, false);
+        fail(&t.store.fail_watch, false);
+        assert!(matches!(
+            t.record(WEBHOOK, T + 60_000).await,
+            OptInRecorded::Duplicate(_)
+        ));
+        assert_eq!(t.queue.jobs().len(), 1, "queued by the redelivery");
+        assert!(t.scheduler.get(&key()).is_some());
+        // A redelivery whose enqueue fails again is watched by the index this time.
+        fail(&t.queue.fail, true);
+        t.record(WEBHOOK, T + 120_000).await;
+        let stored = t.store.all().remove(0);
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&stored)));
+    }
+
     #[tokio::test]
     async fn a_login_after_the_webhook_queues_nothing_but_a_webhook_redelivery_still_does() {
         let t = Twins::new();

@@ -35,6 +35,9 @@ pub struct MemoryOptInStore {
     pub(super) drift_failing: Mutex<HashMap<(String, String), bool>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
+    /// When set, only [`OptInStore::watch_from`] fails (the due-index write after a recorded
+    /// opt-in, while the recording itself works).
+    pub fail_watch: std::sync::atomic::AtomicBool,
     /// Erasure markers → erased_at (written by [`crate::adapters::memory::erasure::MemoryErasure`]; checked by `record_opt_in` under
     /// the items lock, as DynamoDB checks them in the same transaction).
     pub(super) erased: Mutex<HashMap<String, Millis>>,
@@ -385,6 +388,9 @@ impl OptInStore for MemoryOptInStore {
 
     async fn watch_from(&self, key: &OptInKey, at: Millis) -> PortResult<Transitioned> {
         self.check()?;
+        if self.fail_watch.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory-store", "injected due-index failure"));
+        }
         let items = lock(&self.items);
         match items.get(key) {
             Some(item) if !item.state.is_terminal() => {
@@ -520,8 +526,8 @@ mod tests {
         );
         assert_eq!(
             s.due_at(&first.key()),
-            Some(renewed.deadline_at),
-            "due for the sweep"
+            None,
+            "written anew, out of the due index until its follow-up watches it"
         );
         // The same new consent redelivered: a duplicate of the new generation.
         assert!(matches!(
@@ -686,6 +692,16 @@ mod tests {
         let o = opt_in(1000);
         let k = o.key();
         s.create_opt_in(&o).await.unwrap();
+        assert!(
+            s.due_for_attention(10_000, 10).await.unwrap().is_empty(),
+            "created: not in the due index"
+        );
+        assert!(
+            s.watch_from(&k, first_attention(&o))
+                .await
+                .unwrap()
+                .is_done()
+        );
         assert!(s.due_for_attention(999, 10).await.unwrap().is_empty());
         assert_eq!(s.due_for_attention(1000, 10).await.unwrap().len(), 1);
         assert!(s.mark_alerted(&k, 5).await.unwrap().is_done());
