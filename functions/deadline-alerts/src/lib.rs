@@ -114,6 +114,8 @@ pub struct Summary {
     pub requeued: usize,
     /// Opt-ins whose next attention time the sweep moved forward.
     pub deferred: usize,
+    /// Opt-ins a fired deadline check handed to the due index (the sweep watches them from then).
+    pub watched: usize,
     /// Granted logins alerted because no matching opt-in arrived in time.
     pub logins_without_opt_in: usize,
     /// PAUSED opt-ins a Page resume left behind, queued again.
@@ -129,6 +131,7 @@ impl Summary {
         self.expired += usize::from(visit.expired);
         self.requeued += usize::from(visit.requeued);
         self.deferred += usize::from(visit.deferred);
+        self.watched += usize::from(visit.watched);
     }
 }
 
@@ -205,6 +208,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         expired = summary.expired,
         requeued = summary.requeued,
         deferred = summary.deferred,
+        watched = summary.watched,
         logins_without_opt_in = summary.logins_without_opt_in,
         requeued_paused = summary.requeued_paused,
         probes_restarted = summary.probes_restarted,
@@ -294,6 +298,8 @@ struct Visit {
     expired: bool,
     requeued: bool,
     deferred: bool,
+    /// Put in the due index after its schedule fired.
+    watched: bool,
     /// Something could not be done: leave the opt-in due for the next sweep.
     failed: bool,
     /// When the sweep must look at it again (from [`next_attention`]).
@@ -313,7 +319,7 @@ async fn watch_after_schedule(
         return Ok(());
     };
     match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
-        Ok(Transitioned::Done(_)) => visit.deferred = true,
+        Ok(Transitioned::Done(_)) => visit.watched = true,
         // Terminal meanwhile (sent, opted out): nothing to watch.
         Ok(Transitioned::Refused(_)) => {}
         Err(e) => {
