@@ -333,12 +333,7 @@ async fn watch_after_schedule(
 async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {
     let mut visit = attend(deps, opt_in, now, true).await;
     if let Some(next) = visit.next.filter(|next| *next > now && !visit.failed) {
-        match deps
-            .ports
-            .opt_ins
-            .watch_from(&opt_in.key(), next)
-            .await
-        {
+        match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
             Ok(Transitioned::Done(_)) => visit.deferred = true,
             // Terminal meanwhile (sent, opted out): it has left the index.
             Ok(Transitioned::Refused(_)) => {}

@@ -114,7 +114,9 @@ impl World {
             .opt_in_recording(&self.deps.config)
             .record(
                 OptInKey::new(PAGE, login_id),
-                Origin::Webhook { timestamp: Some(T0) },
+                Origin::Webhook {
+                    timestamp: Some(T0),
+                },
                 "secret",
                 T0,
             )

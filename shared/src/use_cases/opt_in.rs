@@ -314,7 +314,10 @@ mod tests {
             panic!("recorded")
         };
         assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
-        assert_eq!(first_attention(&o), T + crate::domain::attention::STUCK_AFTER_MS);
+        assert_eq!(
+            first_attention(&o),
+            T + crate::domain::attention::STUCK_AFTER_MS
+        );
     }
 
     #[tokio::test]
@@ -366,10 +369,7 @@ mod tests {
         let t = Twins::new();
         fail(&t.queue.fail, true);
         fail(&t.store.fail_watch, true);
-        let first = t
-            .recording()
-            .record(key(), WEBHOOK, "secret", T)
-            .await;
+        let first = t.recording().record(key(), WEBHOOK, "secret", T).await;
         assert!(first.is_err(), "the webhook answers 503: {first:?}");
         assert_eq!(t.store.all().len(), 1, "the opt-in itself is recorded");
         assert_eq!(t.store.due_at(&key()), None);

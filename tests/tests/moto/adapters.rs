@@ -662,6 +662,13 @@ async fn transient_config_and_unreachable_outcomes() {
     let unreachable = opt_in("outcome-unreachable", 1_000, 900);
     for o in [&retry, &unreachable] {
         store.create_opt_in(o).await.unwrap();
+        // Watched by the index (as when its schedule could not be made).
+        done(
+            store
+                .watch_from(&o.key(), first_attention(o))
+                .await
+                .unwrap(),
+        );
         store.claim_for_send(&o.key(), "w", 1, 50).await.unwrap();
     }
     let r = done(
@@ -732,6 +739,52 @@ async fn transient_config_and_unreachable_outcomes() {
             .await
             .contains_key(table::DUE_SHARD)
     );
+}
+
+#[tokio::test]
+async fn a_paused_or_parked_opt_in_enters_the_due_index_so_the_resume_finds_it() {
+    use shared::ports::pages::PageStateStore;
+    let s = stack().await;
+    let store = s.store();
+    let paused = opt_in("outcome-paused", 1_000, 900);
+    let parked = opt_in("outcome-parked", 1_000, 900);
+    for o in [&paused, &parked] {
+        store.create_opt_in(o).await.unwrap();
+        assert!(!s.raw_item(&o.key()).await.contains_key(table::DUE_SHARD));
+    }
+    store
+        .claim_for_send(&paused.key(), "w", 1, 50)
+        .await
+        .unwrap();
+    let p = done(
+        store
+            .finish_send(
+                &paused.key(),
+                "w",
+                &SendOutcome::Paused { error: error(190) },
+                7,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(p.state, State::Paused);
+    done(store.park_opt_in(&parked.key(), 8).await.unwrap());
+    for (o, at) in [(&paused, "7"), (&parked, "8")] {
+        let raw = s.raw_item(&o.key()).await;
+        assert_eq!(
+            raw[table::DUE_SHARD],
+            AttributeValue::S(table::due_shard(&o.key()))
+        );
+        assert_eq!(raw[table::DUE_AT], AttributeValue::N(at.into()));
+    }
+    let found: Vec<String> = store
+        .paused_opt_ins(&paused.page_id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.login_id)
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
 }
 
 #[tokio::test]
@@ -943,7 +996,12 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         let o = opt_in(&format!("due-{i:02}"), 10_000, 100 + 10 * i);
         store.create_opt_in(&o).await.unwrap();
         // Watched by the index from its first attention time (nothing else watches it here).
-        done(store.watch_from(&o.key(), first_attention(&o)).await.unwrap());
+        done(
+            store
+                .watch_from(&o.key(), first_attention(&o))
+                .await
+                .unwrap(),
+        );
         all.push(o);
     }
     let shards: std::collections::HashSet<_> =
