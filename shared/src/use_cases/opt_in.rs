@@ -109,25 +109,31 @@ impl OptInRecording<'_> {
                     at_login = origin == Origin::Login,
                     "duplicate opt-in"
                 );
-                if repeats_follow_up(&existing, origin) {
-                    self.follow_up(&existing, now).await?;
+                match repeats_follow_up(&existing, origin) {
+                    Repeat::All => self.follow_up(&existing, now, true).await?,
+                    Repeat::Watch => self.follow_up(&existing, now, false).await?,
+                    Repeat::Nothing => {}
                 }
                 return Ok(OptInRecorded::Duplicate(existing));
             }
         };
-        self.follow_up(&opt_in, now).await?;
+        self.follow_up(&opt_in, now, true).await?;
         Ok(OptInRecorded::New(Box::new(opt_in)))
     }
 
-    /// Enqueue the send and arrange the deadline alert, and when either is missing put the opt-in
-    /// in the due index at its first attention time, so something always watches it
-    /// ([`crate::domain::attention`]): the send job and the schedule, or the sweep. Enqueue and
+    /// Enqueue the send (with `queue`) and arrange the deadline alert, and when either is missing
+    /// put the opt-in in the due index at its first attention time, so something always watches
+    /// it ([`crate::domain::attention`]): the send job and the schedule, or the sweep. Enqueue and
     /// schedule failures are logged; a failed index write is returned (the webhook answers 503,
     /// Meta redelivers, and the redelivery repeats this follow-up: [`repeats_follow_up`]).
-    async fn follow_up(&self, opt_in: &OptIn, now: Millis) -> PortResult<()> {
+    async fn follow_up(&self, opt_in: &OptIn, now: Millis, queue: bool) -> PortResult<()> {
         let key = opt_in.key();
         let login = login_id_prefix(&key.login_id);
         let enqueue = async {
+            if !queue {
+                // A job was queued before (or a sender holds the opt-in): it watches the send.
+                return true;
+            }
             match self.queue.enqueue(&SendJob::for_key(&key)).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -163,11 +169,9 @@ impl OptInRecording<'_> {
             }
         };
         let (queued, scheduled) = futures::join!(enqueue, arrange_alert);
-        if queued && scheduled && !opt_in.started_at_login {
+        if queued && scheduled {
             return Ok(());
         }
-        // A login-created opt-in is watched by the index too: the webhook that follows it is a
-        // duplicate that repeats nothing, and a login is not redelivered.
         self.watch(opt_in).await
     }
 
@@ -189,15 +193,34 @@ impl OptInRecording<'_> {
     }
 }
 
-/// Whether a duplicate repeats the follow-up steps: only a webhook redelivery of an opt-in the
-/// webhook itself created and no sender has touched yet (the first delivery may have failed after
-/// the write). A login never repeats them, and neither does the webhook that follows an opt-in a
-/// login created: that is the duplicate `START_AT_LOGIN` expects, and repeating it would queue a
-/// second job. (A login-created opt-in whose job was lost is re-queued by the sweep.)
-fn repeats_follow_up(existing: &OptIn, origin: Origin) -> bool {
-    existing.state == State::OptedIn
-        && !existing.started_at_login
-        && matches!(origin, Origin::Webhook { .. })
+/// What a duplicate repeats of the follow-up steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Nothing,
+    /// Arrange the alert again (the schedule, or the due index when it cannot be made), not the
+    /// job.
+    Watch,
+    /// Queue the job and arrange the alert again.
+    All,
+}
+
+/// What a duplicate repeats: only a webhook redelivery of an unsent opt-in repeats anything (the
+/// first delivery may have failed after the write, and it answered 200 only after its follow-up).
+/// It queues the job again only for an opt-in the webhook itself created and no sender has
+/// touched yet. After an opt-in a login created (`START_AT_LOGIN`) the webhook is the duplicate
+/// `START_AT_LOGIN` expects: a second job would be one too many, but arranging the alert again
+/// is free (creating an existing schedule is a no-op, not charged) and covers a login whose
+/// process stopped before its follow-up (a login is not redelivered). So does a redelivery that
+/// finds a sender at work after a delivery whose schedule and index write both failed. A login
+/// never repeats anything: the webhook's own delivery answers for it.
+fn repeats_follow_up(existing: &OptIn, origin: Origin) -> Repeat {
+    if existing.state.is_terminal() || !matches!(origin, Origin::Webhook { .. }) {
+        Repeat::Nothing
+    } else if existing.state == State::OptedIn && !existing.started_at_login {
+        Repeat::All
+    } else {
+        Repeat::Watch
+    }
 }
 
 /// Why a late opt-in is alerted at once.
@@ -354,13 +377,60 @@ mod tests {
         assert!(t.scheduler.get(&key()).is_none());
         assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
         assert!(first_attention(&o) <= T, "due at once");
-        // Created at login: the webhook after it repeats nothing, so the index watches it too.
+    }
+
+    #[tokio::test]
+    async fn the_webhook_after_a_login_created_opt_in_arranges_its_alert_again_but_queues_nothing()
+    {
+        // The login's process stopped after the write, before its follow-up: no job, no schedule.
         let t = Twins::new();
-        let OptInRecorded::New(o) = t.record(Origin::Login, T).await else {
-            panic!("recorded")
+        let o = OptIn::new(key(), None, T, 86_400_000, 7_200_000);
+        let guard = ConsentGuard {
+            erasure_marker: "m".into(),
+            event_at: None,
         };
-        assert!(t.scheduler.get(&key()).is_some());
+        let mut login_created = o.clone();
+        login_created.started_at_login = true;
+        t.store.record_opt_in(&login_created, &guard).await.unwrap();
+        assert!(t.scheduler.get(&key()).is_none());
+        // Meta's webhook: a duplicate that arranges the alert (the schedule watches it), no job.
+        assert!(matches!(
+            t.record(WEBHOOK, T + 2_000).await,
+            OptInRecorded::Duplicate(_)
+        ));
+        assert!(t.queue.jobs().is_empty(), "no second job");
+        assert!(t.scheduler.get(&key()).is_some(), "watched by its schedule");
+        // The same when the schedule cannot be made: the index watches it.
+        let t = Twins::new();
+        t.store.record_opt_in(&login_created, &guard).await.unwrap();
+        fail(&t.scheduler.fail, true);
+        t.record(WEBHOOK, T + 2_000).await;
+        assert!(t.queue.jobs().is_empty());
         assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_that_finds_a_sender_at_work_arranges_the_alert_again() {
+        // First delivery: queued, but neither the schedule nor the index write worked (503).
+        let t = Twins::new();
+        fail(&t.scheduler.fail, true);
+        fail(&t.store.fail_watch, true);
+        assert!(
+            t.recording()
+                .record(key(), WEBHOOK, "secret", T)
+                .await
+                .is_err()
+        );
+        fail(&t.scheduler.fail, false);
+        fail(&t.store.fail_watch, false);
+        // The sender claimed it meanwhile; Meta's redelivery arranges the alert, queues nothing.
+        t.store
+            .claim_for_send(&key(), "s", T + 1, T + 60_000)
+            .await
+            .unwrap();
+        t.record(WEBHOOK, T + 2_000).await;
+        assert_eq!(t.queue.jobs().len(), 1, "only the first delivery's job");
+        assert!(t.scheduler.get(&key()).is_some(), "watched by its schedule");
     }
 
     #[tokio::test]
