@@ -414,7 +414,7 @@ pub fn every_unsent_opt_in_is_watched(model: &Model) -> Verdict {
         let p = person_of(model, &item.login_id);
         let watched = scheduled.contains(&key)
             || w.store.due_at(&key).is_some()
-            || p.is_some_and(|p| model.seen.redelivery_pending.contains(&p));
+            || p.is_some_and(|p| model.seen.redelivery_pending.iter().any(|(q, _)| *q == p));
         if !watched {
             return Err(format!(
                 "person {}'s opt-in is {} and nothing watches it: no deadline schedule, not in the due index, its webhook acknowledged",

@@ -216,9 +216,9 @@ pub struct Observed {
     pub after_sweep: bool,
     /// The opt-ins that sweep had to look at (due in the attention index when it ran).
     pub swept: Vec<OptInKey>,
-    /// People whose last opt-in webhook delivery was not acknowledged (non-2xx): Meta redelivers
-    /// it, so until a delivery is acknowledged the redelivery watches their opt-in.
-    pub redelivery_pending: std::collections::HashSet<usize>,
+    /// Opt-in webhooks (person, event time) whose last delivery was not acknowledged (non-2xx):
+    /// Meta redelivers them, so until one is acknowledged its redelivery watches the opt-in.
+    pub redelivery_pending: std::collections::HashSet<(usize, Millis)>,
 }
 
 /// The last time the model's clock may reach: beyond Meta's 36 h redelivery horizon a new
@@ -562,11 +562,11 @@ impl Model {
         let ok = (200..300).contains(&status);
         let tick = w.ticks.next();
         let now = w.now();
-        for (p, _) in &past.opt_ins {
+        for opt_in in &past.opt_ins {
             if ok {
-                self.seen.redelivery_pending.remove(p);
+                self.seen.redelivery_pending.remove(opt_in);
             } else {
-                self.seen.redelivery_pending.insert(*p);
+                self.seen.redelivery_pending.insert(*opt_in);
             }
         }
         // An opt-in the delivery created is a consent even when the delivery answered 503 (its
