@@ -312,6 +312,11 @@ impl KnownSchedules {
             fired += 1;
             if let Err(e) = deadline_alerts::handle(deps, input).await {
                 error!(error = %e, schedule = %name, "deadline-alerts failed");
+                if matches!(e, deadline_alerts::AlertsError::Port(_)) {
+                    // Scheduler retries a failed invocation (its retry policy, then its DLQ): the
+                    // schedule stays and fires again at the next tick.
+                    continue;
+                }
             }
             // ActionAfterCompletion: DELETE.
             let _ = scheduler
