@@ -1,7 +1,10 @@
 //! Record an opt-in and arrange what follows it (the send job, the deadline alert): the one path
 //! of the `messaging_optins` webhook and of a login with `START_AT_LOGIN`, so both pass the same
 //! erasure check and conditional write, and whichever comes second finds the opt-in there and is a
-//! duplicate (no second job, no second message).
+//! duplicate (no second job, no second message). What follows keeps the opt-in watched
+//! ([`crate::domain::attention`]): its job and schedule, or else the due index; an error is
+//! returned only when none of them could be arranged, so the webhook answers 503 and Meta's
+//! redelivery tries again.
 
 use crate::domain::attention::first_attention;
 use crate::domain::erasure::erasure_marker;
@@ -49,7 +52,10 @@ pub struct OptInRecording<'a> {
 
 impl OptInRecording<'_> {
     /// Record the opt-in of `key` seen at `now` (one transaction with the erasure check), then
-    /// queue the send and arrange the deadline alert. `app_secret` keys the erasure marker.
+    /// queue the send and arrange the deadline alert (or put the opt-in in the due index when
+    /// either is missing). `app_secret` keys the erasure marker. An error: the opt-in may be
+    /// recorded but nothing may watch it yet; the caller must make it be tried again (the webhook
+    /// answers 503).
     pub async fn record(
         &self,
         key: OptInKey,
@@ -355,28 +361,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_late_or_login_created_opt_in_is_watched_by_the_index() {
-        // Late: the alert time has passed, no schedule is made (the alert is raised at once).
-        let t = Twins::new();
-        let late = Origin::Webhook {
-            timestamp: Some(T - 23 * 3_600_000),
-        };
-        let OptInRecorded::New(o) = t.record(late, T).await else {
-            panic!("recorded")
-        };
-        assert!(t.scheduler.get(&key()).is_none());
-        assert_eq!(t.store.due_at(&key()), Some(o.alert_at));
-        // Past its deadline already: no schedule either.
-        let t = Twins::new();
-        let expired = Origin::Webhook {
-            timestamp: Some(T - 25 * 3_600_000),
-        };
-        let OptInRecorded::New(o) = t.record(expired, T).await else {
-            panic!("recorded")
-        };
-        assert!(t.scheduler.get(&key()).is_none());
-        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
-        assert!(first_attention(&o) <= T, "due at once");
+    async fn a_late_opt_in_no_schedule_is_made_for_is_watched_by_the_index() {
+        // 23 h old: the alert time has passed (the alert is raised at once); 25 h old: the
+        // deadline too. No schedule is made for either.
+        for hours in [23, 25] {
+            let t = Twins::new();
+            let late = Origin::Webhook {
+                timestamp: Some(T - hours * 3_600_000),
+            };
+            let OptInRecorded::New(o) = t.record(late, T).await else {
+                panic!("recorded")
+            };
+            assert!(t.scheduler.get(&key()).is_none());
+            assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+            assert!(first_attention(&o) <= T, "due at once");
+        }
     }
 
     #[tokio::test]
