@@ -288,6 +288,14 @@ mod tests {
             }
         }
 
+        /// Record an opt-in that must be new; the opt-in as recorded.
+        async fn new_opt_in(&self, origin: Origin, now: Millis) -> OptIn {
+            match self.record(origin, now).await {
+                OptInRecorded::New(o) => *o,
+                other => panic!("not new: {other:?}"),
+            }
+        }
+
         async fn record(&self, origin: Origin, now: Millis) -> OptInRecorded {
             self.recording()
                 .record(OptInKey::new("p", "lid"), origin, "secret", now)
@@ -339,9 +347,7 @@ mod tests {
     async fn an_opt_in_whose_job_was_not_queued_is_watched_by_the_index_from_its_first_attention() {
         let t = Twins::new();
         fail(&t.queue.fail, true);
-        let OptInRecorded::New(o) = t.record(WEBHOOK, T).await else {
-            panic!("recorded")
-        };
+        let o = t.new_opt_in(WEBHOOK, T).await;
         assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
         assert_eq!(
             first_attention(&o),
@@ -353,9 +359,7 @@ mod tests {
     async fn an_opt_in_whose_schedule_was_not_created_is_watched_by_the_index() {
         let t = Twins::new();
         fail(&t.scheduler.fail, true);
-        let OptInRecorded::New(o) = t.record(WEBHOOK, T).await else {
-            panic!("recorded")
-        };
+        let o = t.new_opt_in(WEBHOOK, T).await;
         assert_eq!(t.queue.jobs().len(), 1);
         assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
     }
@@ -369,9 +373,7 @@ mod tests {
             let late = Origin::Webhook {
                 timestamp: Some(T - hours * 3_600_000),
             };
-            let OptInRecorded::New(o) = t.record(late, T).await else {
-                panic!("recorded")
-            };
+            let o = t.new_opt_in(late, T).await;
             assert!(t.scheduler.get(&key()).is_none());
             assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
             assert!(first_attention(&o) <= T, "due at once");
