@@ -17,7 +17,7 @@
 //!   deadline already past); if that write fails too the webhook answers 503 and Meta's
 //!   redelivery repeats the follow-up (a redelivery of an unsent opt-in always arranges its alert
 //!   again, free when the schedule exists; it queues a job again only when no sender has touched
-//!   the opt-in);
+//!   an opt-in the webhook created, and indexes an unclaimed one a login created instead);
 //! - when the schedule fires (it deletes itself), deadline-alerts alerts and puts the opt-in in
 //!   the index at [`next_attention`] (the deadline, a lease's end), so the sweep expires it; a
 //!   failed write fails the invocation, which Scheduler retries, then keeps in its DLQ (alarmed;

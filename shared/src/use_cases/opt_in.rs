@@ -116,29 +116,30 @@ impl OptInRecording<'_> {
                     "duplicate opt-in"
                 );
                 match repeats_follow_up(&existing, origin) {
-                    Repeat::All => self.follow_up(&existing, now, true).await?,
-                    Repeat::Watch => self.follow_up(&existing, now, false).await?,
+                    Repeat::All => self.follow_up(&existing, now, Job::Enqueue).await?,
+                    Repeat::Watch(job) => self.follow_up(&existing, now, job).await?,
                     Repeat::Nothing => {}
                 }
                 return Ok(OptInRecorded::Duplicate(existing));
             }
         };
-        self.follow_up(&opt_in, now, true).await?;
+        self.follow_up(&opt_in, now, Job::Enqueue).await?;
         Ok(OptInRecorded::New(Box::new(opt_in)))
     }
 
-    /// Enqueue the send (with `queue`) and arrange the deadline alert, and when either is missing
+    /// Enqueue the send (as `job` says) and arrange the deadline alert, and when either is missing
     /// put the opt-in in the due index at its first attention time, so something always watches
     /// it ([`crate::domain::attention`]): the send job and the schedule, or the sweep. Enqueue and
     /// schedule failures are logged; a failed index write is returned (the webhook answers 503,
     /// Meta redelivers, and the redelivery repeats this follow-up: [`repeats_follow_up`]).
-    async fn follow_up(&self, opt_in: &OptIn, now: Millis, queue: bool) -> PortResult<()> {
+    async fn follow_up(&self, opt_in: &OptIn, now: Millis, job: Job) -> PortResult<()> {
         let key = opt_in.key();
         let login = login_id_prefix(&key.login_id);
         let enqueue = async {
-            if !queue {
-                // A job was queued before (or a sender holds the opt-in): it watches the send.
-                return true;
+            match job {
+                Job::Held => return true,
+                Job::Unknown => return false,
+                Job::Enqueue => {}
             }
             match self.queue.enqueue(&SendJob::for_key(&key)).await {
                 Ok(()) => true,
@@ -199,13 +200,26 @@ impl OptInRecording<'_> {
     }
 }
 
+/// The send job, as a follow-up finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// Queue it (a new opt-in, or a redelivery before any sender touched it).
+    Enqueue,
+    /// A sender has the opt-in (it left OPTED_IN): its job watches the send.
+    Held,
+    /// Queued by a login whose process may have stopped before queueing it: not queued again (a
+    /// second job would be one too many), the due index watches it (the sweep re-enqueues it if
+    /// it is still OPTED_IN when it would count as stuck).
+    Unknown,
+}
+
 /// What a duplicate repeats of the follow-up steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repeat {
     Nothing,
-    /// Arrange the alert again (the schedule, or the due index when it cannot be made), not the
-    /// job.
-    Watch,
+    /// Arrange the alert again (the schedule, or the due index when it cannot be made), with the
+    /// job as it is.
+    Watch(Job),
     /// Queue the job and arrange the alert again.
     All,
 }
@@ -215,17 +229,20 @@ enum Repeat {
 /// It queues the job again only for an opt-in the webhook itself created and no sender has
 /// touched yet. After an opt-in a login created (`START_AT_LOGIN`) the webhook is the duplicate
 /// `START_AT_LOGIN` expects: a second job would be one too many, but arranging the alert again
-/// is free (creating an existing schedule is a no-op, not charged) and covers a login whose
-/// process stopped before its follow-up (a login is not redelivered). So does a redelivery that
-/// finds a sender at work after a delivery whose schedule and index write both failed. A login
-/// never repeats anything: the webhook's own delivery answers for it.
+/// is free (creating an existing schedule is a no-op, not charged) and, with the due index while
+/// no sender has claimed it yet, covers a login whose process stopped before its follow-up (a
+/// login is not redelivered). A redelivery that finds a sender at work arranges the alert again
+/// too (the delivery before may have failed to make both the schedule and the index write). A
+/// login never repeats anything: the webhook's own delivery answers for it.
 fn repeats_follow_up(existing: &OptIn, origin: Origin) -> Repeat {
     if existing.state.is_terminal() || !matches!(origin, Origin::Webhook { .. }) {
         Repeat::Nothing
-    } else if existing.state == State::OptedIn && !existing.started_at_login {
-        Repeat::All
+    } else if existing.state != State::OptedIn {
+        Repeat::Watch(Job::Held)
+    } else if existing.started_at_login {
+        Repeat::Watch(Job::Unknown)
     } else {
-        Repeat::Watch
+        Repeat::All
     }
 }
 
@@ -394,20 +411,27 @@ mod tests {
         login_created.started_at_login = true;
         t.store.record_opt_in(&login_created, &guard).await.unwrap();
         assert!(t.scheduler.get(&key()).is_none());
-        // Meta's webhook: a duplicate that arranges the alert (the schedule watches it), no job.
+        // Meta's webhook: a duplicate that arranges the alert (the schedule watches it) and,
+        // no sender having claimed it, hands it to the index (the sweep re-enqueues it if it is
+        // still OPTED_IN when it would count as stuck); no second job.
         assert!(matches!(
             t.record(WEBHOOK, T + 2_000).await,
             OptInRecorded::Duplicate(_)
         ));
         assert!(t.queue.jobs().is_empty(), "no second job");
         assert!(t.scheduler.get(&key()).is_some(), "watched by its schedule");
-        // The same when the schedule cannot be made: the index watches it.
+        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+        // Claimed by a sender before the webhook came (the usual case): no index write.
         let t = Twins::new();
         t.store.record_opt_in(&login_created, &guard).await.unwrap();
-        fail(&t.scheduler.fail, true);
+        t.store
+            .claim_for_send(&key(), "s", T + 1, T + 60_000)
+            .await
+            .unwrap();
         t.record(WEBHOOK, T + 2_000).await;
         assert!(t.queue.jobs().is_empty());
-        assert_eq!(t.store.due_at(&key()), Some(first_attention(&o)));
+        assert!(t.scheduler.get(&key()).is_some());
+        assert_eq!(t.store.due_at(&key()), None);
     }
 
     #[tokio::test]
