@@ -2,6 +2,10 @@
 //! recurring sweep (`sweep`). It re-reads the opt-in before acting, so late, duplicate or retried
 //! invocations are harmless.
 //!
+//! A deadline check (the opt-in's one-time schedule, which deletes itself once it ran) alerts when
+//! the opt-in is at risk, then puts it in the due index at its next attention time: from then on
+//! the sweep watches it (see [`shared::domain::attention`]).
+//!
 //! The sweep queries the sparse, sharded due index for the opt-ins whose next attention time has
 //! come (see [`shared::domain::attention`]): it re-enqueues those stuck in `OPTED_IN`, alerts once about
 //! those at risk, marks `EXPIRED` those past their deadline, and moves each one's next attention
@@ -110,6 +114,8 @@ pub struct Summary {
     pub requeued: usize,
     /// Opt-ins whose next attention time the sweep moved forward.
     pub deferred: usize,
+    /// Opt-ins a fired deadline check handed to the due index (the sweep watches them from then).
+    pub watched: usize,
     /// Granted logins alerted because no matching opt-in arrived in time.
     pub logins_without_opt_in: usize,
     /// PAUSED opt-ins a Page resume left behind, queued again.
@@ -125,6 +131,7 @@ impl Summary {
         self.expired += usize::from(visit.expired);
         self.requeued += usize::from(visit.requeued);
         self.deferred += usize::from(visit.deferred);
+        self.watched += usize::from(visit.watched);
     }
 }
 
@@ -182,7 +189,8 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
                 .await?
                 .filter(|o| o.deadline_at == check.deadline_at)
             {
-                let visit = attend(deps, &opt_in, now, false).await;
+                let mut visit = attend(deps, &opt_in, now, false).await;
+                watch_after_schedule(deps, &opt_in, &mut visit).await?;
                 summary.add(&visit);
             }
         }
@@ -200,6 +208,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
         expired = summary.expired,
         requeued = summary.requeued,
         deferred = summary.deferred,
+        watched = summary.watched,
         logins_without_opt_in = summary.logins_without_opt_in,
         requeued_paused = summary.requeued_paused,
         probes_restarted = summary.probes_restarted,
@@ -289,21 +298,42 @@ struct Visit {
     expired: bool,
     requeued: bool,
     deferred: bool,
+    /// Put in the due index after its schedule fired.
+    watched: bool,
     /// Something could not be done: leave the opt-in due for the next sweep.
     failed: bool,
     /// When the sweep must look at it again (from [`next_attention`]).
     next: Option<Millis>,
 }
 
+/// After the one-time schedule fired (it deletes itself), the due index watches the opt-in from
+/// its next attention time (the deadline, a lease's end; at once when something is still to do),
+/// so the sweep expires it at the deadline. A failed write is returned: the scheduler retries the
+/// invocation (the alert is raised once: `mark_alerted`), then keeps it in its DLQ (alarmed).
+async fn watch_after_schedule(
+    deps: &Deps,
+    opt_in: &OptIn,
+    visit: &mut Visit,
+) -> Result<(), AlertsError> {
+    let Some(next) = visit.next else {
+        return Ok(());
+    };
+    match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
+        Ok(Transitioned::Done(_)) => visit.watched = true,
+        // Terminal meanwhile (sent, opted out): nothing to watch.
+        Ok(Transitioned::Refused(_)) => {}
+        Err(e) => {
+            error!(error = %e, "could not put the opt-in in the due index after its schedule fired");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
 async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {
     let mut visit = attend(deps, opt_in, now, true).await;
     if let Some(next) = visit.next.filter(|next| *next > now && !visit.failed) {
-        match deps
-            .ports
-            .opt_ins
-            .defer_attention(&opt_in.key(), next)
-            .await
-        {
+        match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
             Ok(Transitioned::Done(_)) => visit.deferred = true,
             // Terminal meanwhile (sent, opted out): it has left the index.
             Ok(Transitioned::Refused(_)) => {}

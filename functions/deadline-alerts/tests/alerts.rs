@@ -13,12 +13,14 @@ use shared::adapters::memory::queue::MemoryRetryQueue;
 use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
 use shared::domain::alert::AlertKind;
+use shared::domain::attention::first_attention;
 use shared::domain::jobs::DeadlineCheck;
 use shared::domain::metrics::Metric;
 use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
 use shared::ports::bundle::Ports;
 use shared::ports::opt_ins::OptInStore;
 use shared::ports::scheduler::DeadlineScheduler;
+use shared::use_cases::opt_in::{OptInRecorded, Origin};
 use std::sync::Arc;
 
 const T0: i64 = 1_795_536_000_000;
@@ -90,6 +92,42 @@ impl World {
         o
     }
 
+    /// An opt-in nothing but the due index watches (its send job or schedule could not be made):
+    /// created, then watched from its first attention time, as the follow-up does.
+    async fn watched_opt_in(&self, login_id: &str) -> OptIn {
+        let o = self.opt_in(login_id).await;
+        assert!(
+            self.store
+                .watch_from(&o.key(), first_attention(&o))
+                .await
+                .unwrap()
+                .is_done()
+        );
+        o
+    }
+
+    /// Record an opt-in through the webhook's one path (`OptInRecording`), at `T0`.
+    async fn recorded(&self, login_id: &str) -> OptIn {
+        let recorded = self
+            .deps
+            .ports
+            .opt_in_recording(&self.deps.config)
+            .record(
+                OptInKey::new(PAGE, login_id),
+                Origin::Webhook {
+                    timestamp: Some(T0),
+                },
+                "secret",
+                T0,
+            )
+            .await
+            .unwrap();
+        let OptInRecorded::New(o) = recorded else {
+            panic!("a new opt-in: {recorded:?}")
+        };
+        *o
+    }
+
     fn check_input(o: &OptIn) -> serde_json::Value {
         serde_json::to_value(shared::domain::jobs::AlertInput::DeadlineCheck(
             DeadlineCheck::for_opt_in(o),
@@ -113,6 +151,7 @@ async fn deadline_check_alerts_once_for_an_unsent_opt_in() {
         Summary {
             checked: 1,
             alerted: 1,
+            watched: 1,
             ..Summary::default()
         }
     );
@@ -162,7 +201,7 @@ async fn sent_opt_ins_are_left_alone() {
 #[tokio::test]
 async fn sweep_expires_what_passed_its_deadline_and_alerts_missed() {
     let w = world();
-    let o = w.opt_in("L1").await;
+    let o = w.watched_opt_in("L1").await;
     w.clock.set(o.deadline_at);
     let s = handle(&w.deps, sweep()).await.unwrap();
     assert_eq!(s.expired, 1);
@@ -183,7 +222,7 @@ async fn sweep_expires_what_passed_its_deadline_and_alerts_missed() {
 #[tokio::test]
 async fn sweep_re_enqueues_opt_ins_stuck_in_opted_in() {
     let w = world();
-    let o = w.opt_in("L1").await;
+    let o = w.watched_opt_in("L1").await;
     w.clock.set(T0 + STUCK_AFTER_MS - 1);
     assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued, 0);
     w.clock.set(T0 + STUCK_AFTER_MS);
@@ -206,7 +245,7 @@ async fn bad_input_is_an_error() {
 #[tokio::test]
 async fn the_sweep_reads_an_opt_in_only_when_something_is_due() {
     let w = world();
-    let o = w.opt_in("L1").await;
+    let o = w.watched_opt_in("L1").await;
     let k = o.key();
     // Claimed (RETRYING): the sweep looks once at 3 minutes, then not until the alert time.
     w.store.claim_for_send(&k, "a", T0, T0 + 1).await.unwrap();
@@ -255,7 +294,7 @@ async fn the_sweep_reads_an_opt_in_only_when_something_is_due() {
 #[tokio::test]
 async fn a_stuck_opt_in_is_re_enqueued_again_while_it_stays_stuck() {
     let w = world();
-    let o = w.opt_in("L1").await;
+    let o = w.watched_opt_in("L1").await;
     w.clock.set(T0 + STUCK_AFTER_MS);
     assert_eq!(handle(&w.deps, sweep()).await.unwrap().requeued, 1);
     // The same sweep time again (a retried invocation): not due any more.
@@ -269,7 +308,7 @@ async fn a_stuck_opt_in_is_re_enqueued_again_while_it_stays_stuck() {
 #[tokio::test]
 async fn a_failed_re_enqueue_stays_due() {
     let w = world();
-    let o = w.opt_in("L1").await;
+    let o = w.watched_opt_in("L1").await;
     w.queue
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -665,4 +704,102 @@ async fn a_failed_drift_claim_leaves_the_day_to_the_next_sweep() {
         .store(false, std::sync::atomic::Ordering::SeqCst);
     handle(&w.deps, sweep()).await.unwrap();
     assert_eq!(drift_jobs(&w).len(), 1);
+}
+
+// The due index holds only the opt-ins nothing else watches (docs/decisions.md, "The due index
+// holds only what nothing else watches"): each way an opt-in enters it, then the sweep acting on it.
+
+fn fail(flag: &std::sync::atomic::AtomicBool, on: bool) {
+    flag.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn an_opt_in_whose_send_job_was_not_queued_is_indexed_and_the_sweep_re_enqueues_it() {
+    let w = world();
+    fail(&w.queue.fail, true);
+    let o = w.recorded("L1").await;
+    fail(&w.queue.fail, false);
+    assert!(w.queue.jobs().is_empty());
+    assert_eq!(w.store.due_at(&o.key()), Some(T0 + STUCK_AFTER_MS));
+    w.clock.set(T0 + STUCK_AFTER_MS);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!((s.checked, s.requeued, s.deferred), (1, 1, 1));
+    assert_eq!(w.queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn an_opt_in_whose_schedule_was_not_created_is_indexed_and_the_sweep_alerts() {
+    let w = world();
+    fail(&w.scheduler.fail, true);
+    let o = w.recorded("L1").await;
+    fail(&w.scheduler.fail, false);
+    assert!(w.scheduler.get(&o.key()).is_none());
+    // The sender tried and will retry (RETRYING): not stuck, so nothing for the sweep until the
+    // alert time.
+    let k = o.key();
+    w.store.claim_for_send(&k, "a", T0, T0 + 1).await.unwrap();
+    let retry = shared::domain::opt_in::SendOutcome::Retry {
+        error: Default::default(),
+    };
+    w.store.finish_send(&k, "a", &retry, T0 + 1).await.unwrap();
+    w.clock.set(T0 + STUCK_AFTER_MS);
+    handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(w.store.due_at(&k), Some(o.alert_at));
+    w.clock.set(o.alert_at);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(s.alerted, 1);
+    let kinds: Vec<AlertKind> = w.alerts.published().iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [AlertKind::DeadlineAtRisk]);
+    assert_eq!(w.store.due_at(&k), Some(o.deadline_at));
+}
+
+#[tokio::test]
+async fn a_fired_schedule_hands_the_opt_in_to_the_index_and_the_sweep_expires_it() {
+    let w = world();
+    let o = w.recorded("L1").await;
+    let k = o.key();
+    assert_eq!(w.store.due_at(&k), None, "job and schedule watch it");
+    // The sender keeps failing (RETRYING) until the alert time.
+    w.store.claim_for_send(&k, "a", T0, T0 + 1).await.unwrap();
+    let retry = shared::domain::opt_in::SendOutcome::Retry {
+        error: Default::default(),
+    };
+    w.store.finish_send(&k, "a", &retry, T0 + 1).await.unwrap();
+    w.clock.set(o.deadline_at - 1);
+    assert_eq!(
+        handle(&w.deps, sweep()).await.unwrap().checked,
+        0,
+        "not indexed: the sweep never reads it before its schedule fires"
+    );
+    w.clock.set(o.alert_at);
+    let fired = handle(&w.deps, World::check_input(&o)).await.unwrap();
+    assert_eq!((fired.alerted, fired.watched), (1, 1));
+    assert_eq!(w.store.due_at(&k), Some(o.deadline_at));
+    w.clock.set(o.deadline_at);
+    let s = handle(&w.deps, sweep()).await.unwrap();
+    assert_eq!(s.expired, 1);
+    let kinds: Vec<AlertKind> = w.alerts.published().iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [AlertKind::DeadlineAtRisk, AlertKind::DeadlineMissed]
+    );
+    assert_eq!(w.store.due_at(&k), None, "terminal: out of the index");
+}
+
+#[tokio::test]
+async fn a_fired_schedule_whose_index_write_fails_is_retried_and_alerts_once() {
+    let w = world();
+    let o = w.recorded("L1").await;
+    w.clock.set(o.alert_at);
+    fail(&w.store.fail_watch, true);
+    let failed = handle(&w.deps, World::check_input(&o)).await;
+    assert!(
+        matches!(failed, Err(deadline_alerts::AlertsError::Port(_))),
+        "the scheduler retries the invocation: {failed:?}"
+    );
+    fail(&w.store.fail_watch, false);
+    let retried = handle(&w.deps, World::check_input(&o)).await.unwrap();
+    assert_eq!((retried.alerted, retried.watched), (0, 1));
+    assert_eq!(w.alerts.published().len(), 1, "alerted once");
+    assert!(w.store.due_at(&o.key()).is_some());
 }

@@ -325,6 +325,11 @@ impl KnownSchedules {
                 .await
             {
                 error!(error = %e, schedule = %name, "deadline-alerts failed");
+                if matches!(e, deadline_alerts::AlertsError::Port(_)) {
+                    // Scheduler retries a failed invocation (its retry policy, then its DLQ): the
+                    // schedule stays and fires again at the next tick.
+                    continue;
+                }
             }
             // ActionAfterCompletion: DELETE.
             let _ = scheduler

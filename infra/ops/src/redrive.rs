@@ -12,8 +12,10 @@
 //!
 //! The send DLQ holds [`Job`] bodies; the scheduler DLQ holds deadline-alerts inputs
 //! ([`AlertInput`]). The scheduler DLQ has no source queue (EventBridge Scheduler delivered those
-//! messages): it is summarised and judged, refused messages may be discarded, and nothing is moved
-//! (the recurring sweep attends every due opt-in again).
+//! messages): it is summarised and judged, refused messages may be discarded, and nothing is moved:
+//! each live opt-in a deadline check names is put in the due index at once (`watch_from`), so the
+//! recurring sweep attends it (the index holds only what nothing else watches, and a deadline check
+//! that failed every retry may have left its opt-in unwatched).
 
 use crate::doctor::aws::describe;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
@@ -144,6 +146,8 @@ pub fn judge(
 
 /// One received message.
 struct Held {
+    /// The opt-in the message names (`None`: unreadable, or a sweep).
+    key: Option<OptInKey>,
     receipt_handle: String,
     body: String,
     sent_at: Option<Millis>,
@@ -297,6 +301,7 @@ pub async fn redrive_queue(
             .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
             .and_then(|t| t.parse().ok());
         held.push(Held {
+            key: key.clone(),
             receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
             refusal: judge(kind, key.as_ref(), found.as_ref(), now),
             body,
@@ -363,10 +368,19 @@ pub async fn redrive_queue(
     }
     let Some(source_url) = source_queue(sqs, dlq_url).await? else {
         release(sqs, dlq_url, &redrivable).await;
+        let mut watched = 0;
+        for key in redrivable.iter().filter_map(|h| h.key.as_ref()) {
+            let done = store
+                .watch_from(key, now)
+                .await
+                .map_err(|e| format!("putting an opt-in in the due index: {e}"))?;
+            watched += usize::from(done.is_done());
+        }
         text.push_str(&format!(
             "  {} message(s) NOT moved: this DLQ has no source queue (EventBridge Scheduler \
-             delivered them); the recurring sweep attends every due opt-in again, so after \
-             reading them purge it: aws sqs purge-queue --queue-url {dlq_url}\n",
+             delivered them); {watched} opt-in(s) they name put in the due index, so the \
+             recurring sweep attends them; after reading them purge it: aws sqs purge-queue \
+             --queue-url {dlq_url}\n",
             redrivable.len()
         ));
         return Ok(out);

@@ -210,3 +210,35 @@ async fn without_move_tasks_the_endpoint_is_named_and_manual_offered() {
         "left in the DLQ"
     );
 }
+
+/// The due index holds only what nothing else watches: a deadline check that failed every retry
+/// (in the scheduler DLQ) may name an opt-in nothing watches any more. Redrive cannot move it
+/// back (no source queue), so it puts the opt-in in the due index for the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_deadline_check_hands_its_opt_in_to_the_sweep() {
+    let w = world().await;
+    let store = DynamoOptInStore::new(
+        aws_sdk_dynamodb::Client::new(&w.located.sdk),
+        &w.p.table_name,
+    );
+    let live = OptInKey::new(PAGE, LIVE);
+    assert!(store.due_for_attention(w.now, 10).await.unwrap().is_empty());
+    let check = serde_json::to_string(&AlertInput::DeadlineCheck(DeadlineCheck {
+        version: 1,
+        page_id: PAGE.into(),
+        login_id: LIVE.into(),
+        deadline_at: w.now + 23 * HOUR_MS,
+    }))
+    .unwrap();
+    w.put(&w.p.scheduler_dlq_url, &check).await;
+    let outcome = w.redrive(Args::default()).await;
+    assert!(
+        outcome
+            .text
+            .contains("1 opt-in(s) they name put in the due index"),
+        "{}",
+        outcome.text
+    );
+    let due = store.due_for_attention(w.now, 10).await.unwrap();
+    assert_eq!(due.iter().map(|o| o.key()).collect::<Vec<_>>(), [live]);
+}

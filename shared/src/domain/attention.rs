@@ -6,6 +6,26 @@
 //! attending to one, moves its `due_at` to the next such instant. Opt-ins waiting quietly for their
 //! alert time are not read at all, however many there are.
 //!
+//! **Who watches an unsent opt-in** (issue 13 §5; the invariant every change here must keep):
+//! every unsent, non-terminal opt-in is always watched by its one-time deadline schedule, by the
+//! due index, or — until its webhook was answered 200 — by Meta's redelivery. The index holds only
+//! the opt-ins nothing else watches, so a sent one never costs an index write:
+//! - a recorded opt-in is **not** in the index: its send job watches the send, its schedule (at
+//!   the alert time) the alert; the webhook answers 200 only after that follow-up;
+//! - the follow-up puts it in the index at [`first_attention`] when the job could not be queued,
+//!   the schedule could not be created, or no schedule is made (a late opt-in: alert time or
+//!   deadline already past); if that write fails too the webhook answers 503 and Meta's
+//!   redelivery repeats the follow-up (a redelivery of an unsent opt-in always arranges its alert
+//!   again, free when the schedule exists; it queues a job again only when no sender has touched
+//!   an opt-in the webhook created, and indexes an unclaimed one a login created instead);
+//! - when the schedule fires (it deletes itself), deadline-alerts alerts and puts the opt-in in
+//!   the index at [`next_attention`] (the deadline, a lease's end), so the sweep expires it; a
+//!   failed write fails the invocation, which Scheduler retries, then keeps in its DLQ (alarmed;
+//!   `ops redrive` puts the opt-ins it names in the index);
+//! - a PAUSED opt-in (a send paused by a configuration error, or parked on a paused Page) enters
+//!   the index in the same write: the Page's resume finds PAUSED opt-ins there;
+//! - terminal writes remove `due_shard` and `due_at` (free when the item is not indexed).
+//!
 //! Pure functions; the store writes what they compute.
 
 use crate::domain::opt_in::{Millis, OptIn, State};
@@ -14,8 +34,9 @@ use crate::domain::opt_in::{Millis, OptIn, State};
 /// succeeded, the SQS send did not): the sweep enqueues it again.
 pub const STUCK_AFTER_MS: Millis = 3 * 60_000;
 
-/// The first instant the sweep must look at a new opt-in: when it would count as stuck, or its alert
-/// time, whichever comes first (a late webhook's alert time may already be past: then at once).
+/// The first instant the sweep must look at a new opt-in nothing else watches: when it would count
+/// as stuck, or its alert time, whichever comes first (a late webhook's alert time may already be
+/// past: then at once).
 pub fn first_attention(opt_in: &OptIn) -> Millis {
     opt_in
         .alert_at

@@ -126,8 +126,10 @@ pub trait OptInStore: Send + Sync {
     /// [`crate::domain::attention`], is at or before it), from the sparse due index, most overdue first.
     async fn due_for_attention(&self, due_by: Millis, limit: usize) -> PortResult<Vec<OptIn>>;
 
-    /// Set when the sweep must next look at this opt-in, only while it is not terminal.
-    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned>;
+    /// Watch this opt-in by the due index from `at`: put it in the index (or move its place) so
+    /// the sweep looks at it then, only while it is not terminal. The one write that enters the
+    /// index: a recorded opt-in is not in it ([`crate::domain::attention`] says when it must be).
+    async fn watch_from(&self, key: &OptInKey, at: Millis) -> PortResult<Transitioned>;
 }
 
 /// Shared handles to the ports, as the handlers receive them.

@@ -392,3 +392,36 @@ pub async fn paused_opt_ins_are_requeued_when_the_page_is_active(model: &Model) 
     }
     Ok(())
 }
+
+/// Issue 13 §5: every unsent, non-terminal opt-in is watched — by its deadline schedule, by the
+/// due index, or, until its webhook was acknowledged, by Meta's redelivery — so none misses its
+/// alert unnoticed, whatever failed (queue, Scheduler, the due-index write).
+pub fn every_unsent_opt_in_is_watched(model: &Model) -> Verdict {
+    let w = &model.world;
+    let scheduled: Vec<OptInKey> = w
+        .scheduler
+        .schedules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .map(|(check, _)| check.key())
+        .collect();
+    for item in w.store.all() {
+        if item.state.is_terminal() {
+            continue;
+        }
+        let key = item.key();
+        let p = person_of(model, &item.login_id);
+        let watched = scheduled.contains(&key)
+            || w.store.due_at(&key).is_some()
+            || p.is_some_and(|p| model.seen.redelivery_pending.iter().any(|(q, _)| *q == p));
+        if !watched {
+            return Err(format!(
+                "person {}'s opt-in is {} and nothing watches it: no deadline schedule, not in the due index, its webhook acknowledged",
+                p.map_or("?".into(), |p| p.to_string()),
+                item.state
+            ));
+        }
+    }
+    Ok(())
+}

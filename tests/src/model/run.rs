@@ -64,6 +64,10 @@ pub enum Step {
     Graph(Answer),
     /// The send queue refuses writes (or works again).
     QueueOutage(bool),
+    /// EventBridge Scheduler refuses to create schedules (or works again).
+    SchedulerOutage(bool),
+    /// The due-index write (`watch_from`) fails (or works again), the rest of DynamoDB working.
+    IndexOutage(bool),
     /// SQS delivers one visible job (two in one batch with `two`).
     Deliver {
         pick: usize,
@@ -123,6 +127,20 @@ impl fmt::Debug for Step {
                 f,
                 "send queue {}",
                 if *on { "refuses writes" } else { "works again" }
+            ),
+            Step::SchedulerOutage(on) => write!(
+                f,
+                "Scheduler {}",
+                if *on {
+                    "refuses new schedules"
+                } else {
+                    "works again"
+                }
+            ),
+            Step::IndexOutage(on) => write!(
+                f,
+                "due-index writes {}",
+                if *on { "fail" } else { "work again" }
             ),
             Step::Deliver { pick, two } => write!(
                 f,
@@ -198,6 +216,9 @@ pub struct Observed {
     pub after_sweep: bool,
     /// The opt-ins that sweep had to look at (due in the attention index when it ran).
     pub swept: Vec<OptInKey>,
+    /// Opt-in webhooks (person, event time) whose last delivery was not acknowledged (non-2xx):
+    /// Meta redelivers them, so until one is acknowledged its redelivery watches the opt-in.
+    pub redelivery_pending: std::collections::HashSet<(usize, Millis)>,
 }
 
 /// The last time the model's clock may reach: beyond Meta's 36 h redelivery horizon a new
@@ -321,6 +342,8 @@ impl Model {
             }
             Step::Graph(answer) => self.world.graph(*answer),
             Step::QueueOutage(on) => self.world.queue_outage(*on),
+            Step::SchedulerOutage(on) => self.world.scheduler_outage(*on),
+            Step::IndexOutage(on) => self.world.index_outage(*on),
             Step::Deliver { pick, two } => {
                 let visible = self.world.visible();
                 if !visible.is_empty() {
@@ -539,17 +562,26 @@ impl Model {
         let ok = (200..300).contains(&status);
         let tick = w.ticks.next();
         let now = w.now();
-        if ok {
-            for (i, (p, ts)) in past.opt_ins.iter().enumerate() {
-                let key = w.people[*p].key();
-                let after = w.store.get_opt_in(&key).await.ok().flatten();
-                if before[i].is_none() && after.is_some() {
-                    let opted_in_at = if *ts > 0 { (*ts).min(now) } else { now };
-                    self.seen
-                        .deadlines
-                        .push((tick, key, opted_in_at + self.world.window_ms()));
-                }
+        for opt_in in &past.opt_ins {
+            if ok {
+                self.seen.redelivery_pending.remove(opt_in);
+            } else {
+                self.seen.redelivery_pending.insert(*opt_in);
             }
+        }
+        // An opt-in the delivery created is a consent even when the delivery answered 503 (its
+        // follow-up could not be watched: Meta redelivers it, and its job may be queued).
+        for (i, (p, ts)) in past.opt_ins.iter().enumerate() {
+            let key = w.people[*p].key();
+            let after = w.store.get_opt_in(&key).await.ok().flatten();
+            if before[i].is_none() && after.is_some() {
+                let opted_in_at = if *ts > 0 { (*ts).min(now) } else { now };
+                self.seen
+                    .deadlines
+                    .push((tick, key, opted_in_at + self.world.window_ms()));
+            }
+        }
+        if ok {
             for p in &past.stops_linked {
                 self.seen.opt_outs.push(OptOutAck {
                     p: *p,

@@ -359,7 +359,8 @@ impl World {
     }
 
     /// Fire every per-opt-in schedule whose time has come (EventBridge Scheduler), then delete it
-    /// (one-time schedules delete themselves after they run).
+    /// (one-time schedules delete themselves after they run). An invocation that failed keeps
+    /// its schedule: Scheduler retries it (then its DLQ, alarmed, keeps it).
     pub async fn fire_schedules(&self) -> usize {
         let now = self.now();
         let due: Vec<(String, shared::domain::jobs::DeadlineCheck)> = {
@@ -379,7 +380,12 @@ impl World {
                 check.clone(),
             ))
             .unwrap_or_default();
-            let _ = deadline_alerts::handle(&self.deadlines, input).await;
+            if deadline_alerts::handle(&self.deadlines, input)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             self.scheduler
                 .schedules
                 .lock()
@@ -574,6 +580,16 @@ impl World {
     /// Make every send-queue write fail (or work again).
     pub fn queue_outage(&self, on: bool) {
         self.send_queue.fail.store(on, Ordering::SeqCst);
+    }
+
+    /// Make every schedule creation fail (or work again).
+    pub fn scheduler_outage(&self, on: bool) {
+        self.scheduler.fail.store(on, Ordering::SeqCst);
+    }
+
+    /// Make every due-index write fail (or work again).
+    pub fn index_outage(&self, on: bool) {
+        self.store.fail_watch.store(on, Ordering::SeqCst);
     }
 
     /// How long an opt-in may wait: its 24 h window.

@@ -67,6 +67,11 @@ const CHECKS: &[(&str, &str, &str)] = &[
         "STOP / API opt-out / deauthorize after the initial message not recorded (SENT was terminal)",
     ),
     (
+        "watched",
+        "issue 13: every unsent opt-in is watched (schedule, due index, or Meta's redelivery), so none misses its alert unnoticed",
+        "(none known) — the due index holds only what nothing else watches",
+    ),
+    (
         "requeue",
         "paused opt-ins are sent again once their Page is active",
         "unblock re-queues one at a time and gives up at the first error; the sweep ignores PAUSED",
@@ -104,6 +109,7 @@ async fn check_all(model: &Model) -> Result<(), (String, String)> {
             "requeue",
             checks::paused_opt_ins_are_requeued_when_the_page_is_active(model).await,
         ),
+        ("watched", checks::every_unsent_opt_in_is_watched(model)),
         (
             "opt_out_kept",
             checks::opt_outs_are_kept_whatever_the_state(model).await,
@@ -158,6 +164,8 @@ fn step(people: usize) -> impl Strategy<Value = Step> {
         2 => (0usize..8).prop_map(|pick| Step::RepeatWebhook { pick }),
         4 => answer().prop_map(Step::Graph),
         1 => any::<bool>().prop_map(Step::QueueOutage),
+        1 => any::<bool>().prop_map(Step::SchedulerOutage),
+        1 => any::<bool>().prop_map(Step::IndexOutage),
         7 => (0usize..4, any::<bool>()).prop_map(|(pick, two)| Step::Deliver { pick, two }),
         2 => (0usize..4, proptest::option::of(via()))
             .prop_map(|(pick, via)| Step::DeliverDuring { pick, via }),
@@ -457,6 +465,73 @@ fn a_crash_after_graph_accepted_resends_at_most_once() {
             },
             Step::Graph(Answer::Accept),
             Step::Drain { minutes: 30 },
+            Step::Sweep,
+        ],
+    );
+}
+
+// ---- Issue 13 §5: the due index holds only what nothing else watches ----
+
+/// The send job and the schedule both fail: the due index watches the opt-in, the sweep
+/// re-enqueues it once the queue works again, and the message goes out.
+#[test]
+fn an_opt_in_without_job_or_schedule_is_watched_by_the_index() {
+    holds(
+        true,
+        vec![
+            Step::QueueOutage(true),
+            Step::SchedulerOutage(true),
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::QueueOutage(false),
+            Step::SchedulerOutage(false),
+            Step::Advance { secs: 200 },
+            Step::Sweep,
+            Step::Drain { minutes: 2 },
+        ],
+    );
+}
+
+/// Nothing could watch the opt-in (queue, Scheduler and the index write all failed): the webhook
+/// answers 503, Meta's redelivery watches it and repeats the follow-up.
+#[test]
+fn an_opt_in_nothing_could_watch_is_left_to_metas_redelivery() {
+    holds(
+        true,
+        vec![
+            Step::QueueOutage(true),
+            Step::SchedulerOutage(true),
+            Step::IndexOutage(true),
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::QueueOutage(false),
+            Step::SchedulerOutage(false),
+            Step::IndexOutage(false),
+            Step::RepeatWebhook { pick: 0 },
+            Step::Drain { minutes: 2 },
+        ],
+    );
+}
+
+/// The deadline schedule fires while the index write fails: Scheduler keeps retrying it, and once
+/// the write works the index watches the opt-in until the sweep expires it.
+#[test]
+fn a_fired_schedule_whose_index_write_fails_keeps_watching() {
+    holds(
+        true,
+        vec![
+            Step::Graph(Answer::Transient),
+            Step::OptIn { p: 0, age_min: 0 },
+            Step::Deliver {
+                pick: 0,
+                two: false,
+            },
+            Step::Advance { secs: 8 * 3_600 },
+            Step::Advance { secs: 8 * 3_600 },
+            Step::Advance { secs: 7 * 3_600 },
+            Step::IndexOutage(true),
+            Step::FireSchedules,
+            Step::IndexOutage(false),
+            Step::FireSchedules,
+            Step::Advance { secs: 3_600 },
             Step::Sweep,
         ],
     );

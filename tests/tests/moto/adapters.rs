@@ -12,6 +12,7 @@ use shared::adapters::secrets::load_secrets;
 use shared::adapters::sns::SnsAlerts;
 use shared::adapters::sqs::SqsSendQueue;
 use shared::domain::alert::{Alert, AlertKind};
+use shared::domain::attention::first_attention;
 use shared::domain::jobs::{AlertInput, DeadlineCheck, SendJob, deadline_schedule_name};
 use shared::domain::opt_in::SendOutcome;
 use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State};
@@ -396,15 +397,21 @@ async fn create_is_conditional_and_a_duplicate_returns_the_stored_copy() {
     let raw = s.raw_item(&key).await;
     assert_eq!(raw[table::PK], AttributeValue::S(table::opt_in_pk(&key)));
     assert_eq!(raw[table::SK], AttributeValue::S(table::OPTIN_SK.into()));
-    assert_eq!(
-        raw[table::DUE_SHARD],
-        AttributeValue::S(table::due_shard(&key))
-    );
+    // Created: watched by its job and schedule, not in the due index (no index write).
+    assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
     assert_eq!(
         raw[table::EXPIRES_AT],
         AttributeValue::N(table::expires_at_seconds(o.deadline_at).to_string())
     );
     assert_eq!(raw["state"], AttributeValue::S("OPTED_IN".into()));
+    // Watched: its shard and attention time, the keys of the due index.
+    done(store.watch_from(&key, 123).await.unwrap());
+    let raw = s.raw_item(&key).await;
+    assert_eq!(
+        raw[table::DUE_SHARD],
+        AttributeValue::S(table::due_shard(&key))
+    );
+    assert_eq!(raw[table::DUE_AT], AttributeValue::N("123".into()));
 }
 
 fn consent(marker: &str, event_at: Millis) -> shared::ports::opt_ins::ConsentGuard {
@@ -521,10 +528,8 @@ async fn a_new_consent_after_an_opt_out_is_a_new_generation_written_conditionall
     );
     let raw = s.raw_item(&key).await;
     assert_eq!(raw["generation"], AttributeValue::N("1".into()));
-    assert_eq!(
-        raw[table::DUE_SHARD],
-        AttributeValue::S(table::due_shard(&key))
-    );
+    // The new generation is written whole, outside the due index (its follow-up watches it).
+    assert!(!raw.contains_key(table::DUE_SHARD));
     // The new generation is claimable and sent once in its own window.
     done(
         store
@@ -657,6 +662,13 @@ async fn transient_config_and_unreachable_outcomes() {
     let unreachable = opt_in("outcome-unreachable", 1_000, 900);
     for o in [&retry, &unreachable] {
         store.create_opt_in(o).await.unwrap();
+        // Watched by the index (as when its schedule could not be made).
+        done(
+            store
+                .watch_from(&o.key(), first_attention(o))
+                .await
+                .unwrap(),
+        );
         store.claim_for_send(&o.key(), "w", 1, 50).await.unwrap();
     }
     let r = done(
@@ -727,6 +739,52 @@ async fn transient_config_and_unreachable_outcomes() {
             .await
             .contains_key(table::DUE_SHARD)
     );
+}
+
+#[tokio::test]
+async fn a_paused_or_parked_opt_in_enters_the_due_index_so_the_resume_finds_it() {
+    use shared::ports::pages::PageStateStore;
+    let s = stack().await;
+    let store = s.store();
+    let paused = opt_in("outcome-paused", 1_000, 900);
+    let parked = opt_in("outcome-parked", 1_000, 900);
+    for o in [&paused, &parked] {
+        store.create_opt_in(o).await.unwrap();
+        assert!(!s.raw_item(&o.key()).await.contains_key(table::DUE_SHARD));
+    }
+    store
+        .claim_for_send(&paused.key(), "w", 1, 50)
+        .await
+        .unwrap();
+    let p = done(
+        store
+            .finish_send(
+                &paused.key(),
+                "w",
+                &SendOutcome::Paused { error: error(190) },
+                7,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(p.state, State::Paused);
+    done(store.park_opt_in(&parked.key(), 8).await.unwrap());
+    for (o, at) in [(&paused, "7"), (&parked, "8")] {
+        let raw = s.raw_item(&o.key()).await;
+        assert_eq!(
+            raw[table::DUE_SHARD],
+            AttributeValue::S(table::due_shard(&o.key()))
+        );
+        assert_eq!(raw[table::DUE_AT], AttributeValue::N(at.into()));
+    }
+    let found: Vec<String> = store
+        .paused_opt_ins(&paused.page_id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.login_id)
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
 }
 
 #[tokio::test]
@@ -937,6 +995,13 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         // alert_at 100, 110, …, 250
         let o = opt_in(&format!("due-{i:02}"), 10_000, 100 + 10 * i);
         store.create_opt_in(&o).await.unwrap();
+        // Watched by the index from its first attention time (nothing else watches it here).
+        done(
+            store
+                .watch_from(&o.key(), first_attention(&o))
+                .await
+                .unwrap(),
+        );
         all.push(o);
     }
     let shards: std::collections::HashSet<_> =
@@ -980,7 +1045,7 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         AttributeValue::N("130".into()),
         "first attention: the alert time (before the 3-minute stuck check)"
     );
-    let deferred = done(store.defer_attention(&k3, 5_000).await.unwrap());
+    let deferred = done(store.watch_from(&k3, 5_000).await.unwrap());
     assert_eq!(deferred.state, State::OptedIn);
     assert_eq!(
         s.raw_item(&k3).await[table::DUE_AT],
@@ -1002,14 +1067,14 @@ async fn due_for_attention_spans_shards_sorted_and_excludes_terminal() {
         "most overdue first"
     );
     // Terminal opt-ins are never deferred back into the index.
-    let out = refused(store.defer_attention(&all[0].key(), 5_000).await.unwrap()).unwrap();
+    let out = refused(store.watch_from(&all[0].key(), 5_000).await.unwrap()).unwrap();
     assert_eq!(out.state, State::OptedOut);
     let raw = s.raw_item(&all[0].key()).await;
     assert!(!raw.contains_key(table::DUE_SHARD) && !raw.contains_key(table::DUE_AT));
     assert_eq!(
         refused(
             store
-                .defer_attention(&OptInKey::new("1000", "nobody"), 1)
+                .watch_from(&OptInKey::new("1000", "nobody"), 1)
                 .await
                 .unwrap()
         ),

@@ -8,6 +8,7 @@ mod adapters;
 mod conversation;
 mod deadlines;
 mod drift;
+mod due_index;
 mod events;
 mod follow_ups;
 mod login;

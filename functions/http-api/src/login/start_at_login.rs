@@ -11,7 +11,8 @@ use tracing::{error, info};
 
 /// Record the opt-in of `login` when `START_AT_LOGIN` is on, the permission granted and the
 /// login_id known. A failure is logged, never returned: the LOGIN is recorded, and the webhook
-/// still records the opt-in when it comes.
+/// still records the opt-in when it comes (or, when this login recorded it, arranges its alert
+/// again: `shared::use_cases::opt_in`).
 pub async fn start_opt_in(deps: &Deps, login: &Login) {
     if !deps.config.login.start_at_login || login.permission != Permission::Granted {
         return;

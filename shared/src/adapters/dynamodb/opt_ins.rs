@@ -20,7 +20,6 @@ use crate::adapters::dynamodb::codec::{
 use crate::adapters::dynamodb::erasure::DynamoErasureStore;
 use crate::adapters::dynamodb::handle::{PutNew, Table, due_shard_query};
 use crate::adapters::dynamodb::table;
-use crate::domain::attention::first_attention;
 use crate::domain::erasure::{erases, may_be_unchecked};
 use crate::domain::opt_in::{
     Event, Millis, OptIn, OptInKey, REDELIVERY_HORIZON_MS, SendOutcome, State,
@@ -130,15 +129,11 @@ impl DynamoOptInStore {
     }
 }
 
-/// The full item of an opt-in: its serde fields plus keys, due shard and first attention time
-/// (while not terminal) and TTL.
+/// The item of an opt-in as recorded: its serde fields plus keys and TTL, and no due-index
+/// attributes: a new opt-in is watched by its send job and deadline schedule, and enters the due
+/// index only when nothing else watches it ([`OptInStore::watch_from`], see
+/// [`crate::domain::attention`]). A renewal replaces the whole item, so it leaves the index too.
 fn to_item(opt_in: &OptIn) -> PortResult<Item> {
-    item_with_due_at(opt_in, first_attention(opt_in))
-}
-
-/// The item of an opt-in whose next attention time is `due_at` (ignored when terminal): what the
-/// store writes, for tests and benchmarks that seed a table in bulk (BatchWriteItem).
-pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
     let mut item: Item = dynamo::to_item(opt_in)
         .map_err(|e| PortError::new(SERVICE, format!("cannot encode the opt-in: {e}")))?;
     let key = opt_in.key();
@@ -148,11 +143,27 @@ pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
         table::EXPIRES_AT.to_owned(),
         n(table::expires_at_seconds(opt_in.deadline_at)),
     );
+    Ok(item)
+}
+
+/// The item of an opt-in watched by the due index from `due_at` (no due attributes when
+/// terminal): what [`OptInStore::watch_from`] would leave, for tests and benchmarks that seed a
+/// table in bulk (BatchWriteItem).
+pub fn item_with_due_at(opt_in: &OptIn, due_at: Millis) -> PortResult<Item> {
+    let mut item = to_item(opt_in)?;
     if !opt_in.state.is_terminal() {
-        item.insert(table::DUE_SHARD.to_owned(), s(table::due_shard(&key)));
-        item.insert(table::DUE_AT.to_owned(), n(due_at));
+        item.extend(watch_set(&opt_in.key(), due_at).map(|(k, v)| (k.to_owned(), v)));
     }
     Ok(item)
+}
+
+/// The attributes that put an opt-in in the sparse due index, looked at from `due_at`: its shard
+/// (the index's partition key) and `due_at` (its sort key).
+pub(super) fn watch_set(key: &OptInKey, due_at: Millis) -> [(&'static str, AttributeValue); 2] {
+    [
+        (table::DUE_SHARD, s(table::due_shard(key))),
+        (table::DUE_AT, n(due_at)),
+    ]
 }
 
 /// Rounds [`OptInStore::record_opt_in`] tries before giving up (the webhook then answers 503 and
@@ -401,15 +412,19 @@ impl OptInStore for DynamoOptInStore {
                 &LEASE_AND_DUE,
                 "",
             ),
-            SendOutcome::Retry { error } | SendOutcome::Paused { error } => e.set_update(
-                &[
+            SendOutcome::Retry { error } | SendOutcome::Paused { error } => {
+                let mut set = vec![
                     ("state", target),
                     ("last_error", last_error_value(error)?),
                     ("updated_at", n(now)),
-                ],
-                &LEASE,
-                "",
-            ),
+                ];
+                if matches!(outcome, SendOutcome::Paused { .. }) {
+                    // Nothing else finds a PAUSED opt-in (the Page's resume queries the due
+                    // index for them): it is watched from now on.
+                    set.extend(watch_set(key, now));
+                }
+                e.set_update(&set, &LEASE, "")
+            }
             SendOutcome::Unreachable { error } | SendOutcome::WindowClosed { error } => e
                 .set_update(
                     &[
@@ -524,7 +539,7 @@ impl OptInStore for DynamoOptInStore {
         Ok(due)
     }
 
-    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned> {
+    async fn watch_from(&self, key: &OptInKey, at: Millis) -> PortResult<Transitioned> {
         let mut e = Expr::default();
         let state = e.name("state");
         let open: Vec<String> = State::ALL
@@ -533,8 +548,8 @@ impl OptInStore for DynamoOptInStore {
             .map(|st| e.state_value(st))
             .collect();
         e.condition = format!("{state} IN ({})", open.join(", "));
-        e.set_update(&[(table::DUE_AT, n(until))], &[], "");
-        self.update(key, "defer_attention", e).await
+        e.set_update(&watch_set(key, at), &[], "");
+        self.update(key, "watch_from", e).await
     }
 }
 
@@ -691,22 +706,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn items_carry_keys_ttl_and_a_due_shard_only_while_not_terminal() {
+    fn a_recorded_opt_in_is_not_in_the_due_index_and_a_watched_one_is_while_not_terminal() {
         let mut o = OptIn::new(OptInKey::new("p", "l"), Some(1_000), 1_000, 10_000, 0);
         let item = to_item(&o).unwrap();
         assert_eq!(item[table::PK], s("OPTIN#p#l"));
         assert_eq!(item[table::SK], s(table::OPTIN_SK));
-        assert_eq!(item[table::DUE_SHARD], s(table::due_shard(&o.key())));
-        // First looked at at its alert time (lead 0: the deadline, 10 s after the opt-in), which
-        // comes before the moment it would count as stuck (3 minutes).
-        assert_eq!(item[table::DUE_AT], n(11_000));
+        // Recorded: watched by its send job and schedule, not by the index (no index write).
+        assert!(!item.contains_key(table::DUE_SHARD));
+        assert!(!item.contains_key(table::DUE_AT));
         assert_eq!(
             item[table::EXPIRES_AT],
             n(table::expires_at_seconds(11_000))
         );
         assert_eq!(from_item(item).unwrap(), o);
+        let watched = item_with_due_at(&o, 11_000).unwrap();
+        assert_eq!(watched[table::DUE_SHARD], s(table::due_shard(&o.key())));
+        assert_eq!(watched[table::DUE_AT], n(11_000));
+        assert_eq!(from_item(watched).unwrap(), o);
         o.state = State::Sent;
-        let terminal = to_item(&o).unwrap();
+        let terminal = item_with_due_at(&o, 11_000).unwrap();
         assert!(!terminal.contains_key(table::DUE_SHARD));
         assert!(!terminal.contains_key(table::DUE_AT));
     }

@@ -8,7 +8,7 @@ use crate::adapters::dynamodb::codec::{
     Expr, Item, SERVICE, from_item, key, last_error_value, n, s,
 };
 use crate::adapters::dynamodb::handle::due_shard_query;
-use crate::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use crate::adapters::dynamodb::opt_ins::{DynamoOptInStore, watch_set};
 use crate::adapters::dynamodb::table;
 use crate::domain::opt_in::{Event, Millis, OptIn, OptInKey, State};
 use crate::domain::page::{PageChange, PageEvent, PageGuard, PageState, PageStatus, PauseCause};
@@ -175,7 +175,8 @@ impl PageStateStore for DynamoOptInStore {
     }
 
     async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
-        let e = Expr::transition(Event::PagePaused, now, None, &[], &[]);
+        // Watched from now on: the Page's resume finds PAUSED opt-ins in the due index.
+        let e = Expr::transition(Event::PagePaused, now, None, &watch_set(key, now), &[]);
         self.update(key, "park_opt_in", e).await
     }
 

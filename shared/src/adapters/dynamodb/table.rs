@@ -31,8 +31,12 @@
 //! linked.
 //!
 //! Opt-in attributes are the serde names of [`crate::domain::opt_in::OptIn`] (timestamps in epoch ms), plus:
-//! - `due_shard` (S): present only while the opt-in is unsent and not terminal; the partition key of
-//!   the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values so no partition runs hot;
+//! - `due_shard` (S): present only while the opt-in is unsent, not terminal, and **nothing else
+//!   watches it** (no send job or deadline schedule does: [`crate::domain::attention`] has the
+//!   invariant); the partition key of the sparse [`DUE_INDEX`], spread over [`DUE_SHARDS`] values
+//!   so no partition runs hot. A recorded opt-in has none (no index write while the sender
+//!   finishes it); `OptInStore::watch_from`, a PAUSED write and a park set it with `due_at`;
+//!   every terminal write removes both;
 //! - `due_at` (N): the sort key of [`DUE_INDEX`]: when the sweep must next look at the opt-in
 //!   ([`crate::domain::attention`]); a sweep at `now` queries `due_at <= now` in every shard;
 //! - `expires_at` (N, epoch **seconds**): DynamoDB TTL, [`RETENTION_AFTER_DEADLINE_MS`] after the deadline.

@@ -1,6 +1,8 @@
 //! In-memory twin of the opt-in store. It applies the same rules as the DynamoDB adapter (the
-//! conditions come from the same domain functions: [`transition`], [`first_attention`]), but it is
-//! never the only test: the real adapters are exercised against moto in `tests/`.
+//! conditions come from the same domain functions: [`transition`], [`first_attention`]), and keeps
+//! the due index as DynamoDB does: a recorded opt-in is not in it until
+//! [`OptInStore::watch_from`] (or a pause) puts it there. It is never the only test: the real
+//! adapters are exercised against moto in `tests/`.
 
 use crate::adapters::memory::sync::lock;
 use crate::domain::attention::first_attention;
@@ -23,7 +25,8 @@ pub struct MemoryOptInStore {
     pub(super) psids: Mutex<HashMap<(String, String), OptInKey>>,
     /// Stops from PSIDs not linked yet, by (page_id, psid).
     pub(super) pending_stops: Mutex<HashMap<(String, String), PendingStop>>,
-    /// The due index's sort key: when the sweep must next look at each unsent opt-in.
+    /// The due index: when the sweep must next look at each watched opt-in (an entry left by a
+    /// terminal item is ignored, as DynamoDB removes it).
     pub(super) attention: Mutex<HashMap<OptInKey, Millis>>,
     /// Page state items (see [`crate::adapters::memory::pages`]).
     pub(super) pages: Mutex<HashMap<String, PageState>>,
@@ -33,6 +36,9 @@ pub struct MemoryOptInStore {
     pub(super) drift_failing: Mutex<HashMap<(String, String), bool>>,
     /// When set, every call fails (to test failure paths).
     pub fail: std::sync::atomic::AtomicBool,
+    /// When set, only [`OptInStore::watch_from`] fails (the due-index write after a recorded
+    /// opt-in, while the recording itself works).
+    pub fail_watch: std::sync::atomic::AtomicBool,
     /// Erasure markers → erased_at (written by [`crate::adapters::memory::erasure::MemoryErasure`]; checked by `record_opt_in` under
     /// the items lock, as DynamoDB checks them in the same transaction).
     pub(super) erased: Mutex<HashMap<String, Millis>>,
@@ -100,12 +106,15 @@ impl MemoryOptInStore {
         }
     }
 
+    /// Seed an opt-in watched by the due index from its first attention time (as
+    /// [`crate::adapters::dynamodb::opt_ins::item_with_due_at`] seeds a table).
     pub fn insert(&self, opt_in: OptIn) {
         lock(&self.attention).insert(opt_in.key(), first_attention(&opt_in));
         lock(&self.items).insert(opt_in.key(), opt_in);
     }
 
-    /// When the sweep must next look at the opt-in (its `due_at`), while it is unsent.
+    /// When the sweep must next look at the opt-in (its `due_at`), while it is unsent and in the
+    /// due index; `None` when nothing put it there.
     pub fn due_at(&self, key: &OptInKey) -> Option<Millis> {
         let open = lock(&self.items)
             .get(key)
@@ -115,6 +124,11 @@ impl MemoryOptInStore {
         } else {
             None
         }
+    }
+
+    /// Put the opt-in in the due index at `now` (a PAUSED write does, in the same update).
+    pub(super) fn watch_now(&self, key: &OptInKey, now: Millis) {
+        lock(&self.attention).insert(key.clone(), now);
     }
 
     pub(super) fn check(&self) -> PortResult<()> {
@@ -197,7 +211,7 @@ impl OptInStore for MemoryOptInStore {
             Some(existing) => Ok(Created::AlreadyExists(Box::new(existing.clone()))),
             None => {
                 items.insert(opt_in.key(), opt_in.clone());
-                lock(&self.attention).insert(opt_in.key(), first_attention(opt_in));
+                lock(&self.attention).remove(&opt_in.key());
                 Ok(Created::New)
             }
         }
@@ -236,7 +250,8 @@ impl OptInStore for MemoryOptInStore {
             Some(current) => return Ok(Recorded::AlreadyExists(Box::new(current.clone()))),
         };
         let stored = renewed.clone().unwrap_or_else(|| opt_in.clone());
-        lock(&self.attention).insert(key.clone(), first_attention(&stored));
+        // The whole item is written anew, without the due attributes (not in the index).
+        lock(&self.attention).remove(&key);
         items.insert(key, stored);
         Ok(match renewed {
             None => Recorded::New,
@@ -283,7 +298,7 @@ impl OptInStore for MemoryOptInStore {
             SendOutcome::WindowClosed { .. } => Event::WindowRejected,
             SendOutcome::Paused { .. } => Event::ConfigRejected,
         };
-        self.apply(
+        let finished = self.apply(
             key,
             event,
             |i| i.lease_owner.as_deref() == Some(owner),
@@ -306,7 +321,12 @@ impl OptInStore for MemoryOptInStore {
                     }
                 }
             },
-        )
+        )?;
+        if finished.is_done() && matches!(outcome, SendOutcome::Paused { .. }) {
+            // As DynamoDB's PAUSED write: watched from now on (the Page's resume finds it there).
+            self.watch_now(key, now);
+        }
+        Ok(finished)
     }
 
     async fn record_send_after_opt_out(
@@ -384,12 +404,15 @@ impl OptInStore for MemoryOptInStore {
         Ok(due.into_iter().map(|(_, o)| o).collect())
     }
 
-    async fn defer_attention(&self, key: &OptInKey, until: Millis) -> PortResult<Transitioned> {
+    async fn watch_from(&self, key: &OptInKey, at: Millis) -> PortResult<Transitioned> {
         self.check()?;
+        if self.fail_watch.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory-store", "injected due-index failure"));
+        }
         let items = lock(&self.items);
         match items.get(key) {
             Some(item) if !item.state.is_terminal() => {
-                lock(&self.attention).insert(key.clone(), until);
+                lock(&self.attention).insert(key.clone(), at);
                 Ok(Transitioned::Done(Box::new(item.clone())))
             }
             other => Ok(Transitioned::Refused(other.cloned().map(Box::new))),
@@ -551,8 +574,8 @@ mod tests {
         );
         assert_eq!(
             s.due_at(&first.key()),
-            Some(renewed.deadline_at),
-            "due for the sweep"
+            None,
+            "written anew, out of the due index until its follow-up watches it"
         );
         // The same new consent redelivered: a duplicate of the new generation.
         assert!(matches!(
@@ -717,6 +740,16 @@ mod tests {
         let o = opt_in(1000);
         let k = o.key();
         s.create_opt_in(&o).await.unwrap();
+        assert!(
+            s.due_for_attention(10_000, 10).await.unwrap().is_empty(),
+            "created: not in the due index"
+        );
+        assert!(
+            s.watch_from(&k, first_attention(&o))
+                .await
+                .unwrap()
+                .is_done()
+        );
         assert!(s.due_for_attention(999, 10).await.unwrap().is_empty());
         assert_eq!(s.due_for_attention(1000, 10).await.unwrap().len(), 1);
         assert!(s.mark_alerted(&k, 5).await.unwrap().is_done());

@@ -43,7 +43,12 @@ impl PageStateStore for MemoryOptInStore {
     }
 
     async fn park_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
-        self.apply(key, Event::PagePaused, |_| true, |i| i.updated_at = now)
+        let parked = self.apply(key, Event::PagePaused, |_| true, |i| i.updated_at = now)?;
+        if parked.is_done() {
+            // As DynamoDB's park: watched from now on (the resume finds it in the due index).
+            self.watch_now(key, now);
+        }
+        Ok(parked)
     }
 
     async fn resume_opt_in(&self, key: &OptInKey, now: Millis) -> PortResult<Transitioned> {
@@ -57,9 +62,13 @@ impl PageStateStore for MemoryOptInStore {
 
     async fn paused_opt_ins(&self, page_id: &str, limit: usize) -> PortResult<Vec<OptIn>> {
         self.check()?;
+        // From the due index, as DynamoDB queries it: a PAUSED opt-in nothing put there is not found.
+        let watched: std::collections::HashSet<OptInKey> =
+            lock(&self.attention).keys().cloned().collect();
         let mut found: Vec<OptIn> = lock(&self.items)
             .values()
             .filter(|i| i.state == State::Paused && i.page_id == page_id)
+            .filter(|i| watched.contains(&i.key()))
             .cloned()
             .collect();
         found.sort_by(|a, b| (a.deadline_at, &a.login_id).cmp(&(b.deadline_at, &b.login_id)));
