@@ -142,8 +142,18 @@ async fn a_page_paused_by_a_bad_token_resumes_by_itself_through_the_probe() {
         .wait_for(&first, State::Paused, Duration::from_secs(20))
         .await;
     assert_eq!(paused.last_error.map(|e| e.code), Some(190));
-    let page = s.store.get_page(&first.page_id).await.unwrap().unwrap();
-    assert!(page.is_paused());
+    // The sender records the opt-in PAUSED, then pauses its Page: wait for the second write.
+    let paused_by = Instant::now() + Duration::from_secs(10);
+    while !s
+        .store
+        .get_page(&first.page_id)
+        .await
+        .unwrap()
+        .is_some_and(|page| page.is_paused())
+    {
+        assert!(Instant::now() < paused_by, "the Page was never paused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The fault was a single answer: "the operator has fixed it". The delayed probe job (2 s)
     // sends the first opt-in, the Page resumes, and a later opt-in goes straight through.
     s.wait_for(&first, State::Sent, Duration::from_secs(30))
