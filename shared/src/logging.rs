@@ -83,15 +83,22 @@ where
     }
 }
 
-/// Install `settings` as the process's subscriber, writing to `writer`; fails when one is set.
-pub fn try_init<W>(settings: LogSettings, writer: W) -> Result<(), TryInitError>
+/// The subscriber of `settings`, writing to `writer` (tests set it for a thread or a scope).
+pub fn subscriber<W>(settings: LogSettings, writer: W) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     Registry::default()
         .with(settings.filter)
         .with(layer(settings.json, writer))
-        .try_init()
+}
+
+/// Install `settings` as the process's subscriber, writing to `writer`; fails when one is set.
+pub fn try_init<W>(settings: LogSettings, writer: W) -> Result<(), TryInitError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    subscriber(settings, writer).try_init()
 }
 
 /// The environment's log settings to `writer`. A subscriber set already is kept (it receives
@@ -203,10 +210,7 @@ mod tests {
         let settings = LogSettings::from_lookup(env(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]));
         assert!(settings.json);
         let writer = lines.clone();
-        let subscriber = Registry::default()
-            .with(settings.filter)
-            .with(layer(true, move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, f);
+        tracing::subscriber::with_default(subscriber(settings, move || writer.clone()), f);
         lines
     }
 

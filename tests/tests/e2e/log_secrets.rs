@@ -2,7 +2,8 @@
 //! send, reply, login through the API, a refused webhook, data deletion) is captured, and none of
 //! the secrets, tokens, login_ids, PSIDs, asids or first names appears in it.
 //!
-//! The product's crates are captured at DEBUG (stricter than production's INFO), everything else at
+//! The lines are the functions' own JSON format (`shared::logging`, span fields included). The
+//! product's crates are captured at DEBUG (stricter than production's INFO), everything else at
 //! INFO. The Messenger sandbox (the fake Facebook, not the product) is left out. EMF metric lines
 //! are printed to stdout, not through tracing, and hold only counts and the Page id.
 //!
@@ -61,15 +62,9 @@ fn capture() -> Captured {
         "info,shared=debug,http_api=debug,sender=debug,deadline_alerts=debug,\
          local_runner=debug,integration_tests=debug,messenger_sandbox=off",
     );
-    let subscriber = ts::fmt()
-        .with_env_filter(filter)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_target(true)
-        .finish();
-    if let Err(e) =
-        lambda_runtime::tracing::subscriber::util::SubscriberInitExt::try_init(subscriber)
-    {
+    // The functions' own format (JSON, the spans' fields included), more levels.
+    let settings = shared::logging::LogSettings { json: true, filter };
+    if let Err(e) = shared::logging::try_init(settings, captured.clone()) {
         panic!("a global subscriber is already set: {e}");
     }
     captured
