@@ -68,9 +68,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // No colour codes: CloudWatch shows them as text.
     let text = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
+        .with_ansi(false)
         .with_writer(writer);
     if json {
         text.json()
@@ -115,12 +117,125 @@ pub fn init_logging() {
     init_logging_with_writer(std::io::stdout);
 }
 
+/// An in-memory log destination for tests: every writer appends to one buffer.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(any(test, feature = "testing"))]
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The lines written so far that contain `text`.
+    pub fn lines_with(&self, text: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+thread_local! {
+    static THIS_THREAD: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the writing thread, or nowhere.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Clone, Copy, Default)]
+struct ThreadCapture;
+
+#[cfg(any(test, feature = "testing"))]
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let capture = THIS_THREAD.with(|c| c.borrow().clone());
+        match capture {
+            Some(mut capture) => capture.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl<'a> MakeWriter<'a> for ThreadCapture {
+    type Writer = ThreadCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+/// Ends a [`capture_this_thread`] (the thread's previous capture, if any, resumes).
+#[cfg(any(test, feature = "testing"))]
+pub struct CaptureGuard(Option<Captured>);
+
+#[cfg(any(test, feature = "testing"))]
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        THIS_THREAD.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// This thread's lines into `logs`, in production's format and level (JSON, INFO), while the
+/// guard lives. One process-wide subscriber (set on first use) sends each line to the capture of
+/// the thread that wrote it. Process-wide rather than a thread's default: with a thread's
+/// default, a callsite first reached on another test's thread at the wrong moment can stay
+/// disabled (tracing caches its interest), and the line is lost at random.
+#[cfg(any(test, feature = "testing"))]
+pub fn capture_this_thread(logs: &Captured) -> Result<CaptureGuard, String> {
+    static SET: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        let settings =
+            LogSettings::from_lookup(|k| (k == "AWS_LAMBDA_LOG_FORMAT").then(|| "JSON".to_owned()));
+        try_init(settings, ThreadCapture).map_err(|e| e.to_string())
+    })
+    .clone()?;
+    let previous = THIS_THREAD.with(|c| c.borrow_mut().replace(logs.clone()));
+    Ok(CaptureGuard(previous))
+}
+
 /// Span fields as a JSON object (what the JSON format expects), without an unsampled
 /// `xrayTraceId`.
 struct SpanFields;
 
 impl SpanFields {
-    fn json(fields: impl RecordFields) -> Result<serde_json::Map<String, serde_json::Value>, fmt::Error> {
+    fn json(
+        fields: impl RecordFields,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, fmt::Error> {
         let mut text = String::new();
         JsonFields::new().format_fields(Writer::new(&mut text), fields)?;
         serde_json::from_str(&text).map_err(|_| fmt::Error)
@@ -168,54 +283,35 @@ impl<'w> FormatFields<'w> for SpanFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
-    /// The lines written while the guard lives.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Lines {
-        fn json(&self) -> Vec<serde_json::Value> {
-            let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            String::from_utf8_lossy(&bytes)
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-                .collect()
-        }
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-        }
+    fn json(lines: &Captured) -> Vec<serde_json::Value> {
+        lines
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
     }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     /// Runs `f` under the production JSON format at INFO, returning what it wrote.
-    fn json_lines(f: impl FnOnce()) -> Lines {
-        let lines = Lines::default();
+    fn json_lines(f: impl FnOnce()) -> Captured {
+        let lines = Captured::default();
         let settings = LogSettings::from_lookup(env(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]));
         assert!(settings.json);
-        let writer = lines.clone();
-        tracing::subscriber::with_default(subscriber(settings, move || writer.clone()), f);
+        tracing::subscriber::with_default(subscriber(settings, lines.clone()), f);
         lines
     }
 
     const REQUEST_ID: &str = "8f0e4f4c-5d1a-4c55-9e8b-3f3a1d2c7b6e";
-    const UNSAMPLED: &str = "Root=1-6b0de45d-688b8c949b544427b037df38;Parent=491154a4befa4322;Sampled=0";
+    const UNSAMPLED: &str =
+        "Root=1-6b0de45d-688b8c949b544427b037df38;Parent=491154a4befa4322;Sampled=0";
 
     #[test]
     fn a_json_line_carries_the_request_span_once_and_its_level() {
@@ -233,7 +329,7 @@ mod tests {
             tracing::debug!("not at INFO");
         });
         let text = lines.text();
-        let lines = lines.json();
+        let lines = json(&lines);
         assert_eq!(lines.len(), 2, "{text}");
         for line in &lines {
             assert_eq!(line["level"], "INFO", "{line}");
@@ -262,8 +358,8 @@ mod tests {
             );
             let _span = span.enter();
             tracing::warn!("kept");
-        })
-        .json();
+        });
+        let lines = json(&lines);
         assert_eq!(lines[0]["spans"][0][TRACE_FIELD], sampled.as_str());
     }
 
@@ -278,8 +374,8 @@ mod tests {
             span.record("tenantId", "t-1");
             let _span = span.enter();
             tracing::info!("recorded");
-        })
-        .json();
+        });
+        let lines = json(&lines);
         assert_eq!(lines[0]["spans"][0]["requestId"], REQUEST_ID);
         assert_eq!(lines[0]["spans"][0]["tenantId"], "t-1");
     }
@@ -305,7 +401,11 @@ mod tests {
         );
         // Directives on top of the level (the runtime's EnvFilter reads RUST_LOG as well).
         assert_eq!(
-            level(&[("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "shared=debug")]).as_deref(),
+            level(&[
+                ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+                ("RUST_LOG", "shared=debug")
+            ])
+            .as_deref(),
             Some("debug")
         );
         assert!(!LogSettings::from_lookup(env(&[])).json);

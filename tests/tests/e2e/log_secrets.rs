@@ -14,47 +14,11 @@ use lambda_runtime::tracing::subscriber as ts;
 use messenger_sandbox as sb;
 use shared::config::env;
 use shared::domain::opt_in::State;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use shared::logging::Captured;
 
 const API_KEY: &str = "log-check-site-key-6f1d";
 const ASID: &str = "27182818284590";
 const FIRST_NAME: &str = "Wilhelmina";
-
-/// Where the logs go: an in-memory buffer shared by every writer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        match self.0.lock() {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(p) => String::from_utf8_lossy(&p.into_inner()).into_owned(),
-        }
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut b) => b.extend_from_slice(buf),
-            Err(p) => p.into_inner().extend_from_slice(buf),
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> ts::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn capture() -> Captured {
     let captured = Captured::default();

@@ -12,6 +12,7 @@ use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
 use shared::domain::opt_in::{HOUR_MS, OptInKey, State};
 use shared::facebook::webhook::sign_webhook;
+use shared::logging::Captured;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -129,44 +130,26 @@ async fn signed_opt_in_is_recorded_enqueued_and_scheduled() {
     assert!(w.alerts.published().is_empty());
 }
 
-/// The log lines written on this thread while the guard lives, in the functions' JSON format.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// Production's log format and level (JSON, INFO) on this thread while the guard lives.
+fn capture(logs: &Captured) -> shared::logging::CaptureGuard {
+    match shared::logging::capture_this_thread(logs) {
+        Ok(guard) => guard,
+        Err(e) => panic!("no log capture: {e}"),
     }
 }
 
-impl Captured {
-    /// Production's format and level (INFO): what CloudWatch receives.
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let settings = shared::logging::LogSettings::from_lookup(|k| {
-            (k == "AWS_LAMBDA_LOG_FORMAT").then(|| "JSON".to_owned())
-        });
-        tracing::subscriber::set_default(shared::logging::subscriber(settings, move || {
-            writer.clone()
-        }))
-    }
-    fn messages(&self) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
-                Ok(v) => v["fields"]["message"].as_str().unwrap_or_default().to_owned(),
-                Err(e) => panic!("not a JSON line ({e}): {l}"),
-            })
-            .collect()
-    }
+/// The `message` of each JSON line written.
+fn messages(logs: &Captured) -> Vec<String> {
+    logs.text()
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            Err(e) => panic!("not a JSON line ({e}): {l}"),
+        })
+        .collect()
 }
 
 /// One opt-in, one INFO line from the http-api: "opt-in recorded" says it all; the webhook's
@@ -175,15 +158,18 @@ impl Captured {
 async fn a_webhook_of_new_opt_ins_logs_one_info_line_per_opt_in() {
     let w = world();
     let logs = Captured::default();
-    let guard = logs.start();
+    let guard = capture(&logs);
     let body = optin_body(&["L1", "L2"], NOW);
     assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
-    assert_eq!(logs.messages(), ["opt-in recorded", "opt-in recorded"]);
+    assert_eq!(messages(&logs), ["opt-in recorded", "opt-in recorded"]);
     // A redelivery: duplicates are worth a line.
     assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
     drop(guard);
-    let messages = logs.messages();
-    assert_eq!(messages.last().map(String::as_str), Some("webhook processed"));
+    let messages = messages(&logs);
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("webhook processed")
+    );
 }
 
 #[tokio::test]
