@@ -294,6 +294,9 @@ pub fn check_log_levels_from_env() -> Result<(), ConfigError> {
     check_log_levels(|k| std::env::var(k).ok())
 }
 
+/// Every main's log format (`crate::logging`), set up right after [`check_log_levels_from_env`].
+pub use crate::logging::{init_logging, init_logging_with_writer};
+
 pub use aws_config::SdkConfig;
 
 use crate::adapters::aws::LazyClient;

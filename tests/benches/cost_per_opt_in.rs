@@ -11,9 +11,9 @@
 //! batch size and at full batches of 10.
 //!
 //! Logs: the functions run in-process, each invocation inside the span Lambda's runtime opens
-//! (local_runner::invocation); a JSON subscriber per function (the format of
-//! `lambda_runtime::tracing::init_default_subscriber` with `AWS_LAMBDA_LOG_FORMAT=JSON`, INFO)
-//! counts the bytes of the lines inside that function's invocations. EMF metric lines go to
+//! (local_runner::invocation); a JSON subscriber per function (the functions' own format,
+//! `shared::logging` with `AWS_LAMBDA_LOG_FORMAT=JSON`, INFO) counts the bytes of the lines
+//! inside that function's invocations. EMF metric lines go to
 //! stdout, not through tracing: the measurement runs in a child process of this binary and the
 //! parent counts the EMF lines of its stdout.
 //!
@@ -176,11 +176,7 @@ fn capture_logs() -> (BTreeMap<String, Counter>, Invocations) {
         let name = function.name();
         let counter = Counter::default();
         counters.insert(name.to_owned(), counter.clone());
-        let layer = ts::fmt::layer()
-            .json()
-            .with_target(false)
-            .without_time()
-            .with_writer(counter)
+        let layer = shared::logging::layer(true, counter)
             .with_filter(filter::dynamic_filter_fn(move |meta, cx| {
                 if *meta.level() > Level::INFO {
                     return false;

@@ -91,7 +91,7 @@ impl Deps {
 /// secret either).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     shared::bootstrap::check_log_levels_from_env()?;
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::bootstrap::init_logging();
     let (config, sdk) = shared::bootstrap::load_settings().await?;
     let deps = Deps::from_aws(config, &sdk)?;
     let deps = &deps;

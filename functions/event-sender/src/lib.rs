@@ -26,7 +26,7 @@ pub use schedule::MAX_RECEIVE_COUNT;
 /// (cold start), then handle SQS batches until the runtime stops.
 pub async fn run() -> Result<(), Error> {
     shared::bootstrap::check_log_levels_from_env()?;
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::bootstrap::init_logging();
     let (config, sdk) = shared::bootstrap::load_settings().await?;
     let sender = &EventSender::from_aws(config, sdk).await;
     let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {

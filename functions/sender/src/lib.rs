@@ -48,7 +48,7 @@ pub use record::{MAX_BOUNDED_ATTEMPTS, MAX_UNKNOWN_ATTEMPTS};
 /// yet does not stop the start ([`Sender`]).
 pub async fn run() -> Result<(), Error> {
     shared::bootstrap::check_log_levels_from_env()?;
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::bootstrap::init_logging();
     let (config, sdk) = shared::bootstrap::load_settings().await?;
     let sender = Sender::from_aws(config, sdk).await;
     let sender = &sender;

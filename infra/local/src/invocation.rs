@@ -1,6 +1,6 @@
 //! The span Lambda's Rust runtime opens around every invocation, here around each handler call of
-//! the local stack: production log lines (JSON format) carry it as `"span"` and `"spans"`, so the
-//! local lines have the same shape and size. Its target names the function (the JSON format does
+//! the local stack: production log lines (JSON format, `shared::logging`) carry it in `"spans"`,
+//! so the local lines have the same shape and size. Its target names the function (the JSON format does
 //! not print span targets), which lets a test's subscriber tell the functions' lines apart (the
 //! cost bench counts log bytes per function this way).
 

@@ -47,7 +47,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::bootstrap::init_logging();
     use messenger_sandbox as sb;
 
     // AWS: an emulator already running, or our own moto.

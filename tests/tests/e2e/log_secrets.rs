@@ -2,7 +2,8 @@
 //! send, reply, login through the API, a refused webhook, data deletion) is captured, and none of
 //! the secrets, tokens, login_ids, PSIDs, asids or first names appears in it.
 //!
-//! The product's crates are captured at DEBUG (stricter than production's INFO), everything else at
+//! The lines are the functions' own JSON format (`shared::logging`, span fields included). The
+//! product's crates are captured at DEBUG (stricter than production's INFO), everything else at
 //! INFO. The Messenger sandbox (the fake Facebook, not the product) is left out. EMF metric lines
 //! are printed to stdout, not through tracing, and hold only counts and the Page id.
 //!
@@ -13,47 +14,11 @@ use lambda_runtime::tracing::subscriber as ts;
 use messenger_sandbox as sb;
 use shared::config::env;
 use shared::domain::opt_in::State;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use shared::logging::Captured;
 
 const API_KEY: &str = "log-check-site-key-6f1d";
 const ASID: &str = "27182818284590";
 const FIRST_NAME: &str = "Wilhelmina";
-
-/// Where the logs go: an in-memory buffer shared by every writer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        match self.0.lock() {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(p) => String::from_utf8_lossy(&p.into_inner()).into_owned(),
-        }
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut b) => b.extend_from_slice(buf),
-            Err(p) => p.into_inner().extend_from_slice(buf),
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> ts::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn capture() -> Captured {
     let captured = Captured::default();
@@ -61,15 +26,9 @@ fn capture() -> Captured {
         "info,shared=debug,http_api=debug,sender=debug,deadline_alerts=debug,\
          local_runner=debug,integration_tests=debug,messenger_sandbox=off",
     );
-    let subscriber = ts::fmt()
-        .with_env_filter(filter)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_target(true)
-        .finish();
-    if let Err(e) =
-        lambda_runtime::tracing::subscriber::util::SubscriberInitExt::try_init(subscriber)
-    {
+    // The functions' own format (JSON, the spans' fields included), more levels.
+    let settings = shared::logging::LogSettings { json: true, filter };
+    if let Err(e) = shared::logging::try_init(settings, captured.clone()) {
         panic!("a global subscriber is already set: {e}");
     }
     captured

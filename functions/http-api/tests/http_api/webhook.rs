@@ -12,6 +12,7 @@ use shared::adapters::memory::queue::MemorySendQueue;
 use shared::adapters::memory::scheduler::MemoryScheduler;
 use shared::domain::opt_in::{HOUR_MS, OptInKey, State};
 use shared::facebook::webhook::sign_webhook;
+use shared::logging::Captured;
 use shared::ports::bundle::Ports;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -127,6 +128,48 @@ async fn signed_opt_in_is_recorded_enqueued_and_scheduled() {
     let (check, at) = w.scheduler.get(&OptInKey::new(PAGE, "L1")).unwrap();
     assert_eq!((check.deadline_at, at), (item.deadline_at, item.alert_at));
     assert!(w.alerts.published().is_empty());
+}
+
+/// Production's log format and level (JSON, INFO) on this thread while the guard lives.
+fn capture(logs: &Captured) -> shared::logging::CaptureGuard {
+    match shared::logging::capture_this_thread(logs) {
+        Ok(guard) => guard,
+        Err(e) => panic!("no log capture: {e}"),
+    }
+}
+
+/// The `message` of each JSON line written.
+fn messages(logs: &Captured) -> Vec<String> {
+    logs.text()
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            Err(e) => panic!("not a JSON line ({e}): {l}"),
+        })
+        .collect()
+}
+
+/// One opt-in, one INFO line from the http-api: "opt-in recorded" says it all; the webhook's
+/// summary repeats it (new=1) and is DEBUG then. Anything else keeps the summary at INFO.
+#[tokio::test]
+async fn a_webhook_of_new_opt_ins_logs_one_info_line_per_opt_in() {
+    let w = world();
+    let logs = Captured::default();
+    let guard = capture(&logs);
+    let body = optin_body(&["L1", "L2"], NOW);
+    assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    assert_eq!(messages(&logs), ["opt-in recorded", "opt-in recorded"]);
+    // A redelivery: duplicates are worth a line.
+    assert_eq!(handle(&w.deps, signed(&body)).await.status(), 200);
+    drop(guard);
+    let messages = messages(&logs);
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("webhook processed")
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use shared::domain::jobs::{DeadlineCheck, SendJob};
 use shared::domain::metrics::Metric;
 use shared::domain::opt_in::{HOUR_MS, OptIn, OptInKey, State};
 use shared::facebook::graph_error::{GraphError, GraphErrorBody};
+use shared::logging::Captured;
 use shared::ports::opt_ins::OptInStore;
 use shared::ports::pages::PageStateStore;
 use shared::ports::scheduler::DeadlineScheduler;
@@ -311,47 +312,20 @@ async fn unparseable_records_are_left_for_the_dlq_and_others_proceed() {
 }
 
 /// The log lines written on this thread while the guard lives (a `#[tokio::test]` runs the
-/// handler on its own thread).
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = lambda_runtime::tracing::subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-    fn lines_with(&self, text: &str) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|l| l.contains(text))
-            .map(str::to_owned)
-            .collect()
-    }
+/// handler on its own thread), in the text format.
+fn capture(logs: &Captured) -> tracing::subscriber::DefaultGuard {
+    let subscriber = shared::logging::subscriber(
+        shared::logging::LogSettings::from_lookup(|_| None),
+        logs.clone(),
+    );
+    tracing::subscriber::set_default(subscriber)
 }
 
 #[tokio::test]
 async fn a_poison_records_error_line_names_its_sqs_message_id() {
     let w = world();
     let logs = Captured::default();
-    let guard = logs.start();
+    let guard = capture(&logs);
     let mut batch = event("poison-7f3a", "not a job");
     let mut v2 = event("v2-9c1e", r#"{"version":2,"page_id":"p","login_id":"l"}"#);
     batch.records.append(&mut v2.records);
