@@ -682,16 +682,21 @@ fn report(m: &Measured, meter: &Meter, emf: &BTreeMap<String, LogBytes>) {
             *index_total.entry(k.clone()).or_default() += v;
         }
     }
-    let wru_index: f64 = index_total.values().sum();
+    // `+ 0.0`: an empty f64 sum is -0.0, printed "-0.000".
+    let wru_index: f64 = index_total.values().sum::<f64>() + 0.0;
     println!(
         "    DynamoDB per opt-in: WRU {:.3} table + {:.3} index ({}) = {:.3}; RRU {:.3} (of which the per-batch Page read {:.3})",
         wru_table / n,
         wru_index / n,
-        index_total
-            .iter()
-            .map(|(k, v)| format!("{k} {:.3}", v / n))
-            .collect::<Vec<_>>()
-            .join(", "),
+        if index_total.is_empty() {
+            "no index writes".to_owned()
+        } else {
+            index_total
+                .iter()
+                .map(|(k, v)| format!("{k} {:.3}", v / n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
         (wru_table + wru_index) / n,
         rru_total / n,
         rru_page / n
