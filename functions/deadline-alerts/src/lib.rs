@@ -36,7 +36,7 @@ use shared::config::settings::Config;
 use shared::domain::alert::Alert;
 use shared::domain::attention::{is_stuck, next_attention};
 use shared::domain::jobs::{AlertInput, DriftCheckJob, Job, SendJob};
-use shared::domain::opt_in::{Millis, OptIn, login_id_prefix};
+use shared::domain::opt_in::{Millis, OptIn, OptInKey, login_id_prefix};
 use shared::ports::bundle::Ports;
 use shared::ports::error::PortError;
 use shared::ports::opt_ins::Transitioned;
@@ -180,6 +180,11 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
     let mut summary = Summary::default();
     match input {
         AlertInput::DeadlineCheck(check) => {
+            // First hand the opt-in to the sweep (due now; one conditional write, no read): the
+            // schedule is spent once it fired, and an invocation that fails after this point
+            // (Lambda retries twice, then keeps the record in the scheduler DLQ) must not leave
+            // the opt-in watched by nothing. Attending below moves its due time on.
+            hand_to_sweep(deps, &check.key(), now).await?;
             // A check whose deadline is not the opt-in's belongs to an earlier generation (the
             // person opted out, then consented anew): the new generation has its own schedule.
             if let Some(opt_in) = deps
@@ -310,6 +315,18 @@ struct Visit {
 /// its next attention time (the deadline, a lease's end; at once when something is still to do),
 /// so the sweep expires it at the deadline. A failed write is returned: the scheduler retries the
 /// invocation (the alert is raised once: `mark_alerted`), then keeps it in its DLQ (alarmed).
+/// Put the opt-in of a fired schedule in the due index, due `now` (refused when terminal or gone:
+/// nothing to watch). A failure fails the invocation, which Lambda retries.
+async fn hand_to_sweep(deps: &Deps, key: &OptInKey, now: Millis) -> Result<(), AlertsError> {
+    match deps.ports.opt_ins.watch_from(key, now).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            error!(error = %e, "could not hand the opt-in of a fired schedule to the sweep");
+            Err(e.into())
+        }
+    }
+}
+
 async fn watch_after_schedule(
     deps: &Deps,
     opt_in: &OptIn,

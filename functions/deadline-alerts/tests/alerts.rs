@@ -799,7 +799,35 @@ async fn a_fired_schedule_whose_index_write_fails_is_retried_and_alerts_once() {
     );
     fail(&w.store.fail_watch, false);
     let retried = handle(&w.deps, World::check_input(&o)).await.unwrap();
-    assert_eq!((retried.alerted, retried.watched), (0, 1));
+    assert_eq!((retried.alerted, retried.watched), (1, 1));
     assert_eq!(w.alerts.published().len(), 1, "alerted once");
     assert!(w.store.due_at(&o.key()).is_some());
+}
+
+/// Review finding: the fired schedule is spent; when its invocation fails after reading nothing
+/// (here the read of the opt-in), Lambda's retries end in the scheduler DLQ and the opt-in must
+/// still be watched: the check hands it to the sweep first, which alerts at its next run.
+#[tokio::test]
+async fn a_fired_schedule_whose_invocation_fails_leaves_the_opt_in_to_the_sweep() {
+    let w = world();
+    let o = w.recorded("L1").await;
+    w.clock.set(o.alert_at);
+    fail(&w.store.fail_get, true);
+    let failed = handle(&w.deps, World::check_input(&o)).await;
+    assert!(
+        matches!(failed, Err(deadline_alerts::AlertsError::Port(_))),
+        "{failed:?}"
+    );
+    assert_eq!(
+        w.store.due_at(&o.key()),
+        Some(o.alert_at),
+        "watched by the index"
+    );
+    fail(&w.store.fail_get, false);
+    w.clock.set(o.alert_at + 60_000);
+    let swept = handle(&w.deps, serde_json::json!({"kind": "sweep", "version": 1}))
+        .await
+        .unwrap();
+    assert_eq!(swept.alerted, 1);
+    assert_eq!(w.alerts.published().len(), 1, "alerted once, by the sweep");
 }

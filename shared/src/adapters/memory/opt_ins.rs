@@ -39,6 +39,8 @@ pub struct MemoryOptInStore {
     /// When set, only [`OptInStore::watch_from`] fails (the due-index write after a recorded
     /// opt-in, while the recording itself works).
     pub fail_watch: std::sync::atomic::AtomicBool,
+    /// When set, only [`OptInStore::get_opt_in`] fails (a read failing after a write worked).
+    pub fail_get: std::sync::atomic::AtomicBool,
     /// Erasure markers → erased_at (written by [`crate::adapters::memory::erasure::MemoryErasure`]; checked by `record_opt_in` under
     /// the items lock, as DynamoDB checks them in the same transaction).
     pub(super) erased: Mutex<HashMap<String, Millis>>,
@@ -261,6 +263,9 @@ impl OptInStore for MemoryOptInStore {
 
     async fn get_opt_in(&self, key: &OptInKey) -> PortResult<Option<OptIn>> {
         self.check()?;
+        if self.fail_get.load(Ordering::SeqCst) {
+            return Err(PortError::new("memory", "injected get_opt_in failure"));
+        }
         Ok(lock(&self.items).get(key).cloned())
     }
 
