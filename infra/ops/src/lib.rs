@@ -168,7 +168,7 @@ pub async fn store_for(source: &Source) -> shared::adapters::dynamodb::opt_ins::
     use aws_config::{BehaviorVersion, Region};
     let (sdk, table) = match source {
         Source::Aws { table } => (
-            shared::adapters::aws::load_sdk_config().await,
+            shared::adapters::aws::load_operator_sdk_config().await,
             table.clone(),
         ),
         Source::Local {

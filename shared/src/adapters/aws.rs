@@ -47,6 +47,16 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
     sdk_config_loader().load().await
 }
 
+/// The operator CLI's SDK configuration (`ops`): [`timeout_config`], and the SDK's default HTTPS
+/// client with the platform's roots — an operator's machine may sit behind a TLS-inspecting proxy
+/// whose CA only the host trusts; its cold start does not matter.
+pub async fn load_operator_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeout_config())
+        .load()
+        .await
+}
+
 /// An SDK client built when an adapter first calls it, or given ready-made. Building one costs
 /// more than the rest of a cold start together (its service's endpoint partitions are parsed and
 /// their patterns compiled), and most invocations never call some services: deadline-alerts

@@ -47,7 +47,7 @@ pub async fn sdk_config(facts: &Facts) -> aws_config::SdkConfig {
                 .load()
                 .await
         }
-        None => shared::adapters::aws::load_sdk_config().await,
+        None => shared::adapters::aws::load_operator_sdk_config().await,
     }
 }
 
@@ -56,7 +56,7 @@ pub const SWEEP_SCHEDULE_LOGICAL_ID: &str = "DeadlineAlertsFunctionSweep";
 
 /// A deployed stack, read with the operator's credentials.
 pub async fn deployed(stack: &str) -> Result<Facts, String> {
-    let sdk = shared::adapters::aws::load_sdk_config().await;
+    let sdk = shared::adapters::aws::load_operator_sdk_config().await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let described = cfn
         .describe_stacks()
