@@ -395,7 +395,7 @@ async fn attend(deps: &Deps, opt_in: &OptIn, now: Millis, sweeping: bool) -> Vis
         view.alerted_at = Some(now);
     }
     if sweeping && is_stuck(opt_in, now) {
-        match deps.ports.queue.enqueue(&SendJob::for_key(&key)).await {
+        match deps.ports.queue.enqueue(&SendJob::for_opt_in(opt_in)).await {
             Ok(()) => {
                 info!(login_id_prefix = %login_id_prefix(&opt_in.login_id), "stuck opt-in re-enqueued");
                 visit.requeued = true;

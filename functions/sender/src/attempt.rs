@@ -11,6 +11,7 @@ use crate::backoff::{RecordOutcome, seconds_until, store_retry_seconds};
 use crate::deps::Deps;
 use crate::pause::{self, PageViews, PausedJob};
 use crate::record;
+use shared::domain::jobs::SendJob;
 use shared::domain::message::{needs_first_name, render_initial_message};
 use shared::domain::opt_in::SendOutcome;
 use shared::domain::opt_in::{LastError, Millis, OptIn, OptInKey, State, login_id_prefix};
@@ -22,15 +23,16 @@ use tracing::{error, warn};
 pub async fn process_job(
     deps: &Deps,
     views: &PageViews,
-    key: &OptInKey,
+    job: &SendJob,
     message_id: &str,
 ) -> RecordOutcome {
+    let key = &job.key();
     let Some(page) = views.paused(&key.page_id) else {
-        return attempt(deps, key, message_id, false).await;
+        return attempt(deps, key, job.created_at, message_id, false).await;
     };
     match pause::job_for_paused_page(deps, key, page).await {
         PausedJob::Probe => {
-            let outcome = attempt(deps, key, message_id, true).await;
+            let outcome = attempt(deps, key, job.created_at, message_id, true).await;
             pause::after_probe(deps, key).await;
             outcome
         }
@@ -41,12 +43,18 @@ pub async fn process_job(
 
 /// Render, pace, claim, check the margins, send, record. `probing`: this send is the probe of a
 /// paused Page.
-async fn attempt(deps: &Deps, key: &OptInKey, message_id: &str, probing: bool) -> RecordOutcome {
+async fn attempt(
+    deps: &Deps,
+    key: &OptInKey,
+    incarnation: Option<Millis>,
+    message_id: &str,
+    probing: bool,
+) -> RecordOutcome {
     // The lease owner names the message, so a redelivery recognises its own earlier attempt.
     let owner = format!("{message_id}:{}", uuid::Uuid::new_v4().simple());
     let text = initial_message(deps, key).await;
     let waited = deps.pacer.acquire(&key.page_id).await;
-    let claimed = match claim(deps, key, &owner, message_id).await {
+    let claimed = match claim(deps, key, incarnation, &owner, message_id).await {
         Ok(claimed) => claimed,
         Err(outcome) => return outcome,
     };
@@ -80,6 +88,7 @@ async fn attempt(deps: &Deps, key: &OptInKey, message_id: &str, probing: bool) -
 async fn claim(
     deps: &Deps,
     key: &OptInKey,
+    incarnation: Option<Millis>,
     owner: &str,
     message_id: &str,
 ) -> Result<Box<OptIn>, RecordOutcome> {
@@ -87,15 +96,33 @@ async fn claim(
     let mut resumed = false;
     loop {
         let now = deps.ports.clock.now();
-        match deps
-            .ports
-            .opt_ins
-            .claim_for_send(key, owner, now, now + deps.config.send_lease_ms)
-            .await
-        {
+        let lease_until = now + deps.config.send_lease_ms;
+        let claimed = match incarnation {
+            Some(created_at) => {
+                deps.ports
+                    .opt_ins
+                    .claim_incarnation_for_send(key, created_at, owner, now, lease_until)
+                    .await
+            }
+            None => {
+                deps.ports
+                    .opt_ins
+                    .claim_for_send(key, owner, now, lease_until)
+                    .await
+            }
+        };
+        match claimed {
             Ok(Transitioned::Done(item)) => return Ok(item),
             Ok(Transitioned::Refused(None)) => {
                 warn!(login_id_prefix = %login, "send job for an unknown opt-in; dropped");
+                return Err(RecordOutcome::Done);
+            }
+            Ok(Transitioned::Refused(Some(item)))
+                if incarnation.is_some_and(|created_at| created_at != item.created_at) =>
+            {
+                // Queued for an earlier incarnation (erased, or replaced by a new consent, which
+                // has its own job): never sends for this one.
+                warn!(login_id_prefix = %login, "send job for an earlier incarnation of the opt-in; dropped");
                 return Err(RecordOutcome::Done);
             }
             Ok(Transitioned::Refused(Some(item))) => {

@@ -82,9 +82,7 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             let span = info_span!("send_job", message_id);
             async move {
                 match job {
-                    Some(Job::Initial(job)) => {
-                        process_job(deps, views, &job.key(), message_id).await
-                    }
+                    Some(Job::Initial(job)) => process_job(deps, views, job, message_id).await,
                     Some(Job::FollowUp(job)) => process_follow_up(deps, job, message_id).await,
                     Some(Job::DriftCheck(job)) => crate::drift::check(deps, job).await,
                     None => RecordOutcome::Unreadable,

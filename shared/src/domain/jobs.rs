@@ -10,6 +10,12 @@ pub struct SendJob {
     pub version: u32,
     pub page_id: String,
     pub login_id: String,
+    /// The incarnation of the opt-in the job was queued for (its `created_at`), when the queuer
+    /// had the item: only that incarnation may be claimed. A job queued before a data deletion
+    /// then cannot claim a later re-write of the erased consent that its own writer has not
+    /// checked against the erasure marker yet. Absent (older jobs, probes): any incarnation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Millis>,
 }
 
 impl SendJob {
@@ -20,6 +26,15 @@ impl SendJob {
             version: Self::VERSION,
             page_id: key.page_id.clone(),
             login_id: key.login_id.clone(),
+            created_at: None,
+        }
+    }
+
+    /// The job for this incarnation of the opt-in (see [`SendJob::created_at`]).
+    pub fn for_opt_in(opt_in: &OptIn) -> Self {
+        Self {
+            created_at: Some(opt_in.created_at),
+            ..Self::for_key(&opt_in.key())
         }
     }
 

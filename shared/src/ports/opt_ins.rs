@@ -83,6 +83,17 @@ pub trait OptInStore: Send + Sync {
         lease_until: Millis,
     ) -> PortResult<Transitioned>;
 
+    /// [`OptInStore::claim_for_send`], only when the stored opt-in is the incarnation recorded at
+    /// `created_at` (the one the send job was queued for, [`crate::domain::jobs::SendJob::created_at`]).
+    async fn claim_incarnation_for_send(
+        &self,
+        key: &OptInKey,
+        created_at: Millis,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned>;
+
     /// SENDING → the outcome's state, only by the lease owner. `SENT` records `message_id` and `sent_at`.
     async fn finish_send(
         &self,

@@ -141,7 +141,7 @@ impl OptInRecording<'_> {
                 Job::Unknown => return false,
                 Job::Enqueue => {}
             }
-            match self.queue.enqueue(&SendJob::for_key(&key)).await {
+            match self.queue.enqueue(&SendJob::for_opt_in(opt_in)).await {
                 Ok(()) => true,
                 Err(e) => {
                     error!(login_id_prefix = %login, error = %e, "could not enqueue the send job");

@@ -266,15 +266,14 @@ impl PagePorts<'_> {
     pub async fn queue_probe(&self, page_id: &str, except: Option<&OptInKey>) -> PortResult<bool> {
         let now = self.clock.now();
         let paused = self.pages.paused_opt_ins(page_id, PROBE_CANDIDATES).await?;
-        let Some(key) = paused
+        let Some(opt_in) = paused
             .iter()
             .filter(|o| o.deadline_at.saturating_sub(now) > self.margin_ms)
-            .map(OptIn::key)
-            .find(|key| Some(key) != except)
+            .find(|o| Some(&o.key()) != except)
         else {
             return Ok(false);
         };
-        self.queue.enqueue(&SendJob::for_key(&key)).await?;
+        self.queue.enqueue(&SendJob::for_opt_in(opt_in)).await?;
         Ok(true)
     }
 

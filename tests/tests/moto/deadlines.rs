@@ -192,7 +192,13 @@ async fn run_job(
     key: &shared::domain::opt_in::OptInKey,
 ) -> sender::RecordOutcome {
     let views = sender::PageViews::load(&w.sender, vec![key.page_id.clone()]).await;
-    sender::process_job(&w.sender, &views, key, "deadline-test-job").await
+    sender::process_job(
+        &w.sender,
+        &views,
+        &shared::domain::jobs::SendJob::for_key(key),
+        "deadline-test-job",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -209,6 +209,18 @@ impl OptInStore for FailingWatch {
             .claim_for_send(key, owner, now, lease_until)
             .await
     }
+    async fn claim_incarnation_for_send(
+        &self,
+        key: &OptInKey,
+        created_at: Millis,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        self.store
+            .claim_incarnation_for_send(key, created_at, owner, now, lease_until)
+            .await
+    }
     async fn finish_send(
         &self,
         key: &OptInKey,

@@ -56,10 +56,19 @@ async fn put_unchecked(w: &World, o: &OptIn) {
     client(w)
         .put_item()
         .table_name(&w.p.table_name)
-        .set_item(Some(item_with_due_at(o, o.alert_at).unwrap()))
+        .set_item(Some(recorded_item(o)))
         .send()
         .await
         .unwrap();
+}
+
+/// The item as `record_opt_in` writes it: no due-index attributes (a new opt-in is watched by its
+/// job and schedule).
+fn recorded_item(o: &OptIn) -> std::collections::HashMap<String, AttributeValue> {
+    let mut item = item_with_due_at(o, o.alert_at).unwrap();
+    item.remove(table::DUE_SHARD);
+    item.remove(table::DUE_AT);
+    item
 }
 
 /// Meta redelivers the webhook of the consent at `t`, a minute later.
@@ -276,5 +285,65 @@ async fn a_deletion_racing_the_opt_in_webhook_leaves_no_opt_in_and_sends_nothing
     assert!(
         sent_to_erased.is_empty(),
         "seed {seed}: messages sent to erased people: {sent_to_erased:?}"
+    );
+}
+
+/// Review finding: a send job queued for a consent before the person's data deletion (delayed: a
+/// retry hand-over, a backlog) must not claim a later re-write of that consent whose writer has
+/// not checked the erasure marker yet (Meta redelivered the webhook; the writer stopped, or the
+/// job lands between its write and its check). The job names the incarnation it was queued for.
+#[tokio::test]
+async fn a_job_queued_before_a_deletion_cannot_claim_an_unchecked_rewrite_of_the_erased_consent() {
+    let t = now();
+    let w = world(t, &[]).await;
+    let key = w.key("stale-job");
+    let first = OptIn::new(key.clone(), Some(t), t + 5, WINDOW, 0);
+    assert_eq!(
+        w.store
+            .record_opt_in(&first, &guard(&key, t))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    let job = shared::domain::jobs::SendJob::for_opt_in(&first);
+    // The deletion: its marker, then the item erased.
+    put_marker(&w, &key, t + 10).await;
+    client(&w)
+        .delete_item()
+        .table_name(&w.p.table_name)
+        .key(table::PK, AttributeValue::S(table::opt_in_pk(&key)))
+        .key(table::SK, AttributeValue::S(table::OPTIN_SK.into()))
+        .send()
+        .await
+        .unwrap();
+    // The redelivered consent, written and not checked yet.
+    let rewrite = OptIn::new(key.clone(), Some(t), t + 20, WINDOW, 0);
+    put_unchecked(&w, &rewrite).await;
+    let created_at = job.created_at.expect("the job names its incarnation");
+    let claim = w
+        .store
+        .claim_incarnation_for_send(&key, created_at, "stale", t + 30, t + 60_000)
+        .await
+        .unwrap();
+    assert!(!claim.is_done(), "the stale job claimed the re-write");
+    // The re-write's own check then erases it.
+    assert_eq!(redeliver(&w, &key, t).await, Recorded::Erased);
+    assert!(!exists(&w, table::opt_in_pk(&key), table::OPTIN_SK).await);
+    // Its own incarnation is claimable by a job queued for it.
+    let again = OptIn::new(key.clone(), Some(t + 100), t + 100, WINDOW, 0);
+    assert_eq!(
+        w.store
+            .record_opt_in(&again, &guard(&key, t + 100))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    let own = shared::domain::jobs::SendJob::for_opt_in(&again);
+    assert!(
+        w.store
+            .claim_incarnation_for_send(&key, own.created_at.unwrap(), "own", t + 110, t + 60_000)
+            .await
+            .unwrap()
+            .is_done()
     );
 }

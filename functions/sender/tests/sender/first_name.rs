@@ -134,5 +134,11 @@ async fn a_text_without_the_placeholder_does_not_read_the_login() {
 /// One send job, as the sender handles it inside a batch.
 async fn run_job(w: &World, key: &OptInKey) -> sender::RecordOutcome {
     let views = PageViews::load(&w.deps, vec![key.page_id.clone()]).await;
-    sender::process_job(&w.deps, &views, key, "first-name-job").await
+    sender::process_job(
+        &w.deps,
+        &views,
+        &shared::domain::jobs::SendJob::for_key(key),
+        "first-name-job",
+    )
+    .await
 }

@@ -249,6 +249,40 @@ fn finish_event(outcome: &SendOutcome) -> Event {
     }
 }
 
+impl DynamoOptInStore {
+    /// The claim, of any incarnation or only of the one recorded at `created_at`.
+    async fn claim(
+        &self,
+        key: &OptInKey,
+        created_at: Option<Millis>,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        let event = Event::Claim;
+        let mut e = Expr::default();
+        let sources = e.source_condition(event, now, Some(owner));
+        let deadline = e.name("deadline_at");
+        let now_v = e.value("now", n(now));
+        e.condition = format!("{sources} AND {deadline} > {now_v}");
+        if let Some(created_at) = created_at {
+            let created = e.name("created_at");
+            let ours = e.value("created_at", n(created_at));
+            e.condition = format!("{} AND {created} = {ours}", e.condition);
+        }
+        let attempts = e.name("attempts");
+        let one = e.value("one", n(1));
+        let mut set = target_state(event);
+        set.extend([
+            ("lease_owner", s(owner)),
+            ("lease_until", n(lease_until)),
+            ("updated_at", n(now)),
+        ]);
+        e.set_update(&set, &[], &format!("ADD {attempts} {one}"));
+        self.update(key, "claim", e).await
+    }
+}
+
 #[async_trait]
 impl OptInStore for DynamoOptInStore {
     async fn create_opt_in(&self, opt_in: &OptIn) -> PortResult<Created> {
@@ -368,22 +402,19 @@ impl OptInStore for DynamoOptInStore {
         now: Millis,
         lease_until: Millis,
     ) -> PortResult<Transitioned> {
-        let event = Event::Claim;
-        let mut e = Expr::default();
-        let sources = e.source_condition(event, now, Some(owner));
-        let deadline = e.name("deadline_at");
-        let now_v = e.value("now", n(now));
-        e.condition = format!("{sources} AND {deadline} > {now_v}");
-        let attempts = e.name("attempts");
-        let one = e.value("one", n(1));
-        let mut set = target_state(event);
-        set.extend([
-            ("lease_owner", s(owner)),
-            ("lease_until", n(lease_until)),
-            ("updated_at", n(now)),
-        ]);
-        e.set_update(&set, &[], &format!("ADD {attempts} {one}"));
-        self.update(key, "claim", e).await
+        self.claim(key, None, owner, now, lease_until).await
+    }
+
+    async fn claim_incarnation_for_send(
+        &self,
+        key: &OptInKey,
+        created_at: Millis,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        self.claim(key, Some(created_at), owner, now, lease_until)
+            .await
     }
 
     async fn finish_send(

@@ -54,6 +54,28 @@ impl MemoryOptInStore {
         Self::default()
     }
 
+    /// The claim, of any incarnation or only of the one recorded at `created_at`.
+    fn claim(
+        &self,
+        key: &OptInKey,
+        created_at: Option<Millis>,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        self.apply(
+            key,
+            Event::Claim,
+            |i| i.claimable(now) && created_at.is_none_or(|c| i.created_at == c),
+            |i| {
+                i.attempts += 1;
+                i.lease_owner = Some(owner.to_owned());
+                i.lease_until = Some(lease_until);
+                i.updated_at = now;
+            },
+        )
+    }
+
     pub fn all(&self) -> Vec<OptIn> {
         lock(&self.items).values().cloned().collect()
     }
@@ -276,17 +298,18 @@ impl OptInStore for MemoryOptInStore {
         now: Millis,
         lease_until: Millis,
     ) -> PortResult<Transitioned> {
-        self.apply(
-            key,
-            Event::Claim,
-            |i| i.claimable(now),
-            |i| {
-                i.attempts += 1;
-                i.lease_owner = Some(owner.to_owned());
-                i.lease_until = Some(lease_until);
-                i.updated_at = now;
-            },
-        )
+        self.claim(key, None, owner, now, lease_until)
+    }
+
+    async fn claim_incarnation_for_send(
+        &self,
+        key: &OptInKey,
+        created_at: Millis,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> PortResult<Transitioned> {
+        self.claim(key, Some(created_at), owner, now, lease_until)
     }
 
     async fn finish_send(
@@ -503,6 +526,26 @@ mod tests {
                 .await
                 .unwrap(),
             Recorded::AlreadyExists(Box::new(claimed))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_for_another_incarnation_claims_nothing_as_the_dynamodb_adapter_does() {
+        let s = MemoryOptInStore::new();
+        let o = opt_in(1000);
+        lock(&s.items).insert(o.key(), o.clone());
+        let stale = o.created_at - 1;
+        assert!(
+            !s.claim_incarnation_for_send(&o.key(), stale, "old", 10, 500)
+                .await
+                .unwrap()
+                .is_done()
+        );
+        assert!(
+            s.claim_incarnation_for_send(&o.key(), o.created_at, "own", 10, 500)
+                .await
+                .unwrap()
+                .is_done()
         );
     }
 
