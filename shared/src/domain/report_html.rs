@@ -558,10 +558,25 @@ fn opt_outs_section(out: &mut String, r: &ComplianceReport) {
         }
         out.push_str("</ul>");
     }
+    if !r.opt_outs_after_end.is_empty() {
+        let after: usize = r.opt_outs_after_end.values().sum();
+        let parts: Vec<String> = r
+            .opt_outs_after_end
+            .iter()
+            .map(|(source, n)| format!("<code>{}</code> {n}", esc(source)))
+            .collect();
+        let _ = write!(
+            out,
+            "<p id=\"opt-outs-after-end\">Of these, <span id=\"opt-out-after-end-count\">{after}</span> recorded \
+             after the opt-in ended (it stays <code>SENT</code>, <code>UNREACHABLE</code> or <code>EXPIRED</code>): {}.</p>",
+            parts.join(", ")
+        );
+    }
     out.push_str(
-        "<p class=\"legend\">Legend: one bar per <code>opt_out_source</code> of the opt-ins of the window now in \
-         <code>OPTED_OUT</code>: how the person withdrew. No message is owed after an opt-out; a send already in \
-         flight may still land, and is recorded on the opt-in.</p></section>",
+        "<p class=\"legend\">Legend: one bar per <code>opt_out_source</code> of the opt-ins of the window the person \
+         opted out of: those now in <code>OPTED_OUT</code>, and those whose opt-out came after the opt-in ended (the \
+         state and its evidence stay; <code>opted_out_at</code> records it). How the person withdrew. No message is \
+         owed after an opt-out; a send already in flight may still land, and is recorded on the opt-in.</p></section>",
     );
 }
 
