@@ -764,9 +764,8 @@ mod tests {
             None,
             "no person to look up"
         );
-        let no_asid = format!(
-            r#"{{"id":"evt_1","type":"optin.received","occurred_at":5,"data":{{"asid":null}}}}"#
-        );
-        assert_eq!(event_facts(&no_asid).map(|f| f.asid), Some(None));
+        let no_asid =
+            r#"{"id":"evt_1","type":"optin.received","occurred_at":5,"data":{"asid":null}}"#;
+        assert_eq!(event_facts(no_asid).map(|f| f.asid), Some(None));
     }
 }

@@ -1060,10 +1060,9 @@ pub(crate) mod tests {
         );
     }
 
-    /// Issue 13: an opt-out after the opt-in ended (`opted_out_at` on a SENT, UNREACHABLE or
-    /// EXPIRED opt-in, which keeps its state) was missed: only OPTED_OUT items were counted.
-    #[test]
-    fn opt_outs_recorded_after_the_opt_in_ended_are_counted() {
+    /// One opt-out before the end (`OPTED_OUT`, api) and three after it, on a SENT, an
+    /// UNREACHABLE and an EXPIRED opt-in (stop_keyword, stop_keyword, api), and one sent opt-in.
+    pub(crate) fn opted_out_after_end() -> Vec<OptIn> {
         let after_end = |mut o: OptIn, state: State, source: &str| {
             o.state = state;
             o.opted_out_at = Some(T0 + HOUR_MS);
@@ -1074,14 +1073,20 @@ pub(crate) mod tests {
         out.state = State::OptedOut;
         out.opted_out_at = Some(T0 + 10);
         out.opt_out_source = Some("api".into());
-        let all = [
+        vec![
             out,
             after_end(sent("b", T0 + 6, 1000), State::Sent, "stop_keyword"),
             after_end(opt_in("c", T0 + 7), State::Unreachable, "stop_keyword"),
             after_end(opt_in("d", T0 + 8), State::Expired, "api"),
             sent("e", T0 + 9, 1000),
-        ];
-        let r = compute(&all, T0, T0 + DAY, T0 + DAY);
+        ]
+    }
+
+    /// Issue 13: an opt-out after the opt-in ended (`opted_out_at` on a SENT, UNREACHABLE or
+    /// EXPIRED opt-in, which keeps its state) was missed: only OPTED_OUT items were counted.
+    #[test]
+    fn opt_outs_recorded_after_the_opt_in_ended_are_counted() {
+        let r = compute(&opted_out_after_end(), T0, T0 + DAY, T0 + DAY);
         let counted = |m: &BTreeMap<String, usize>| {
             m.iter().map(|(s, n)| (s.clone(), *n)).collect::<Vec<_>>()
         };
@@ -1100,14 +1105,6 @@ pub(crate) mod tests {
             "    after the end   api 1, stop_keyword 2 (recorded on SENT, UNREACHABLE or EXPIRED opt-ins)\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
-        }
-        let html = crate::domain::report_html::render_html(&r);
-        for part in [
-            "<span id=\"opt-out-count\">4</span>",
-            "<span id=\"opt-out-after-end-count\">3</span>",
-            "<code>api</code> 1, <code>stop_keyword</code> 2.",
-        ] {
-            assert!(html.contains(part), "{part:?} in the HTML");
         }
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["opt_outs_after_end"]["stop_keyword"], 2);

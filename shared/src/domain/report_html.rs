@@ -656,7 +656,7 @@ mod tests {
     use super::*;
     use crate::domain::opt_in::{LastError, OptIn, OptInKey};
     use crate::domain::report::compute;
-    use crate::domain::report::tests::{DAY, T0, seeded};
+    use crate::domain::report::tests::{DAY, T0, opted_out_after_end, seeded};
 
     fn page() -> String {
         render_html(&compute(&seeded(), T0, T0 + DAY, T0 + DAY + 60_000))
@@ -778,5 +778,18 @@ mod tests {
         assert!(all.contains("<dd id=\"since\">the first opt-in the table holds</dd>"));
         assert!(html.contains("id=\"figure-on-time\">n/a<"));
         assert_eq!(html.matches("<rect class=\"bar c-bar\"").count(), 12);
+    }
+
+    /// Issue 13: the opt-outs recorded after the opt-in ended are in the total and said apart.
+    #[test]
+    fn opt_outs_after_the_opt_in_ended_are_counted_and_said() {
+        let html = render_html(&compute(&opted_out_after_end(), T0, T0 + DAY, T0 + DAY));
+        for part in [
+            "<span id=\"opt-out-count\">4</span>",
+            "<span id=\"opt-out-after-end-count\">3</span>",
+            "<code>api</code> 1, <code>stop_keyword</code> 2.",
+        ] {
+            assert!(html.contains(part), "{part:?} in the HTML");
+        }
     }
 }
