@@ -11,7 +11,16 @@
 //! `DeleteMessage`): for SQS endpoints without move tasks (moto 5.2.5, the local stack).
 //!
 //! The send DLQ holds [`Job`] bodies; the scheduler DLQ holds deadline-alerts inputs
-//! ([`AlertInput`]). The scheduler DLQ has no source queue (EventBridge Scheduler delivered those
+//! ([`AlertInput`]); the events DLQ holds the events the website backend did not accept within
+//! their 29 hours of retries ([`OutboundEvent`]), moved back to the events queue the same way. An
+//! event is never refused for its age (the receiver dedupes on `webhook-id`), only for its person
+//! having been erased since ([`judge_event`]): the table keeps no identifier of an erased person,
+//! so "erased" is read from what it still holds — the person's LOGIN (`LOGIN#{page}#{asid}`) is
+//! gone (a deletion erases it; it also expires 181 days after the last login, and then the
+//! product no longer knows the person either), or a `person.deleted` of the same asid, later than
+//! the event, is in the DLQ too. `person.deleted` itself always goes back (it is how the website
+//! learns of the erasure), and an event with no asid names no one to look up. Events carry asid
+//! and `user_ref`: only their types are printed. The scheduler DLQ has no source queue (EventBridge Scheduler delivered those
 //! messages): it is summarised and judged, refused messages may be discarded, and nothing is moved:
 //! each live opt-in a deadline check names is put in the due index at once (`watch_from`), so the
 //! recurring sweep attends it (the index holds only what nothing else watches, and a deadline check
@@ -19,18 +28,22 @@
 
 use crate::doctor::aws::describe;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use shared::adapters::dynamodb::logins::DynamoLoginStore;
 use shared::adapters::dynamodb::opt_ins::DynamoOptInStore;
+use shared::domain::events::{EventType, OutboundEvent};
 use shared::domain::jobs::{AlertInput, Job};
 use shared::domain::opt_in::{Millis, OptIn, OptInKey, utc};
+use shared::ports::logins::LoginStore;
 use shared::ports::opt_ins::OptInStore;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const USAGE: &str = "\
 Usage: ops redrive [--stack NAME] [--discard-refused] [--manual]
 
-Shows what the dead-letter queues hold (count, oldest, job kinds; no personal data), refuses
-the jobs whose opt-in is already terminal, erased or past its deadline (and unreadable
-bodies), then moves the rest back to the send queue with SQS's StartMessageMoveTask.
+Shows what the dead-letter queues hold (count, oldest, job kinds and event types; no
+personal data), refuses the jobs whose opt-in is already terminal, erased or past its
+deadline, the events whose person was erased since (and unreadable bodies), then moves the
+rest back to their queue (send queue, events queue) with SQS's StartMessageMoveTask.
 
   --stack NAME         a deployed stack (its queues and table, with the normal AWS
                        credentials and region; default: the local stack of `make run`)
@@ -76,6 +89,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
 pub enum Dlq {
     Send,
     Scheduler,
+    Events,
 }
 
 impl Dlq {
@@ -83,6 +97,7 @@ impl Dlq {
         match self {
             Dlq::Send => "send dead-letter queue",
             Dlq::Scheduler => "scheduler dead-letter queue",
+            Dlq::Events => "events dead-letter queue",
         }
     }
 }
@@ -94,6 +109,10 @@ pub enum Refusal {
     NoOptIn,
     Terminal(String),
     PastDeadline,
+    /// An event whose person's `person.deleted` (later than the event) is in the DLQ too.
+    DeletedSince,
+    /// An event whose person's LOGIN the table no longer holds (erased).
+    PersonGone,
 }
 
 impl Refusal {
@@ -103,6 +122,10 @@ impl Refusal {
             Refusal::NoOptIn => "no opt-in any more (erased)".to_owned(),
             Refusal::Terminal(state) => format!("opt-in already terminal ({state})"),
             Refusal::PastDeadline => "opt-in past its deadline".to_owned(),
+            Refusal::DeletedSince => {
+                "person erased since (a later person.deleted is in the DLQ)".to_owned()
+            }
+            Refusal::PersonGone => "person erased (their LOGIN is gone from the table)".to_owned(),
         }
     }
 }
@@ -121,7 +144,49 @@ pub fn kind_of(dlq: Dlq, body: &str) -> (&'static str, Option<OptInKey>) {
             Ok(AlertInput::Sweep { .. }) => ("sweep", None),
             Err(_) => ("unreadable", None),
         },
+        Dlq::Events => match event_facts(body) {
+            Some(event) => (event.event_type.as_str(), None),
+            None => ("unreadable", None),
+        },
     }
+}
+
+/// What a dead-lettered event says about its person (read to judge it, never printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFacts {
+    pub event_type: EventType,
+    /// `data.asid`: `None` when the event names no person (null or absent).
+    pub asid: Option<String>,
+    pub occurred_at: Millis,
+}
+
+/// The facts of an events-queue body (`None`: unreadable, as the event sender would find it).
+pub fn event_facts(body: &str) -> Option<EventFacts> {
+    let event: OutboundEvent = serde_json::from_str(body).ok()?;
+    let asid = event.data.get("asid").and_then(|a| a.as_str());
+    Some(EventFacts {
+        event_type: event.event_type,
+        asid: asid.filter(|a| !a.is_empty()).map(str::to_owned),
+        occurred_at: event.occurred_at,
+    })
+}
+
+/// Whether a dead-lettered event may go back. Never refused for its age (the receiver dedupes on
+/// `webhook-id`); refused when its person was erased since: `deleted_at` (the latest
+/// `person.deleted` of the same asid in the DLQ) is at or after the event, or `login_present` is
+/// false (the table no longer holds the person's LOGIN). `person.deleted` itself always goes back.
+pub fn judge_event(
+    event: &EventFacts,
+    deleted_at: Option<Millis>,
+    login_present: bool,
+) -> Option<Refusal> {
+    if event.event_type == EventType::PersonDeleted || event.asid.is_none() {
+        return None;
+    }
+    if deleted_at.is_some_and(|at| at >= event.occurred_at) {
+        return Some(Refusal::DeletedSince);
+    }
+    (!login_present).then_some(Refusal::PersonGone)
 }
 
 /// Whether a message about `key` may go back: its opt-in (`found`) must exist, not be terminal
@@ -270,10 +335,54 @@ pub struct Outcome {
     pub blocked: bool,
 }
 
-/// Redrive one dead-letter queue at `dlq_url`, looking opt-ins up in `store`.
+/// What redrive reads in the table: the opt-ins the jobs name, and the LOGINs the events name
+/// (of `page_id`, the stack's Page: an event carries no page_id).
+pub struct Lookups<'a> {
+    pub opt_ins: &'a dyn OptInStore,
+    pub logins: &'a dyn LoginStore,
+    pub page_id: &'a str,
+}
+
+/// Judge the readable events of `held` ([`judge_event`]): the `person.deleted`s in the DLQ
+/// first, then the LOGIN of each event's person, read once per asid and only when it decides.
+/// Returns when the oldest readable event happened.
+async fn judge_events(held: &mut [Held], lookups: &Lookups<'_>) -> Result<Option<Millis>, String> {
+    let facts: Vec<Option<EventFacts>> = held.iter().map(|h| event_facts(&h.body)).collect();
+    let mut deleted: HashMap<&str, Millis> = HashMap::new();
+    for f in facts.iter().flatten() {
+        if let (EventType::PersonDeleted, Some(asid)) = (f.event_type, f.asid.as_deref()) {
+            let at = deleted.entry(asid).or_insert(f.occurred_at);
+            *at = (*at).max(f.occurred_at);
+        }
+    }
+    let mut present: HashMap<&str, bool> = HashMap::new();
+    for (h, f) in held.iter_mut().zip(&facts) {
+        let Some(f) = f else { continue };
+        let deleted_at = f.asid.as_deref().and_then(|a| deleted.get(a).copied());
+        h.refusal = judge_event(f, deleted_at, true);
+        let Some(asid) = f.asid.as_deref().filter(|_| h.refusal.is_none()) else {
+            continue;
+        };
+        let login_present = match present.get(asid) {
+            Some(known) => *known,
+            None => {
+                let login = lookups
+                    .logins
+                    .get_login(lookups.page_id, asid)
+                    .await
+                    .map_err(|e| format!("reading a LOGIN: {e}"))?;
+                *present.entry(asid).or_insert(login.is_some())
+            }
+        };
+        h.refusal = judge_event(f, deleted_at, login_present);
+    }
+    Ok(facts.iter().flatten().map(|f| f.occurred_at).min())
+}
+
+/// Redrive one dead-letter queue at `dlq_url`, looking opt-ins and LOGINs up in `lookups`.
 pub async fn redrive_queue(
     sqs: &aws_sdk_sqs::Client,
-    store: &dyn OptInStore,
+    lookups: &Lookups<'_>,
     dlq: Dlq,
     dlq_url: &str,
     args: &Args,
@@ -290,7 +399,8 @@ pub async fn redrive_queue(
         let body = m.body().unwrap_or_default().to_owned();
         let (kind, key) = kind_of(dlq, &body);
         let found = match &key {
-            Some(k) => store
+            Some(k) => lookups
+                .opt_ins
                 .get_opt_in(k)
                 .await
                 .map_err(|e| format!("reading an opt-in: {e}"))?,
@@ -309,6 +419,10 @@ pub async fn redrive_queue(
             kind,
         });
     }
+    let oldest_event = match dlq {
+        Dlq::Events => judge_events(&mut held, lookups).await?,
+        Dlq::Send | Dlq::Scheduler => None,
+    };
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for h in &held {
         *kinds.entry(h.kind).or_default() += 1;
@@ -322,11 +436,24 @@ pub async fn redrive_queue(
     let sample: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let text = &mut out.text;
     text.push_str(&format!(
-        "{} {dlq_url}: {} message(s){oldest}\n  kinds: {}\n",
+        "{} {dlq_url}: {} message(s){oldest}\n  {}: {}\n",
         dlq.name(),
         held.len(),
+        if dlq == Dlq::Events {
+            "event types"
+        } else {
+            "kinds"
+        },
         sample.join(", ")
     ));
+    if let Some(at) = oldest_event {
+        text.push_str(&format!(
+            "  oldest event happened {} ({} ago); none is refused for its age (the receiver \
+             ignores a webhook-id it has)\n",
+            utc(at),
+            age(now - at)
+        ));
+    }
     let (refused, redrivable): (Vec<&Held>, Vec<&Held>) =
         held.iter().partition(|h| h.refusal.is_some());
     if !refused.is_empty() {
@@ -370,7 +497,8 @@ pub async fn redrive_queue(
         release(sqs, dlq_url, &redrivable).await;
         let mut watched = 0;
         for key in redrivable.iter().filter_map(|h| h.key.as_ref()) {
-            let done = store
+            let done = lookups
+                .opt_ins
                 .watch_from(key, now)
                 .await
                 .map_err(|e| format!("putting an opt-in in the due index: {e}"))?;
@@ -444,7 +572,11 @@ pub struct Located {
     pub sdk: aws_config::SdkConfig,
     pub send_dlq_url: String,
     pub scheduler_dlq_url: String,
+    /// `None`: a local stack with events off.
+    pub events_dlq_url: Option<String>,
     pub table_name: String,
+    /// The stack's Page (`FacebookPageId`): the events' LOGINs are keyed by it.
+    pub page_id: String,
 }
 
 /// The stack of `args`: a deployed one (CloudFormation), or the local stack of `make run`.
@@ -467,23 +599,31 @@ pub async fn locate(args: &Args) -> Result<Located, String> {
         sdk,
         send_dlq_url: facts.send_dlq_url,
         scheduler_dlq_url: facts.scheduler_dlq_url,
+        events_dlq_url: facts.events_dlq_url,
         table_name,
+        page_id: facts.fb_page_id,
     })
 }
 
-/// Both dead-letter queues, send first.
+/// Every dead-letter queue: send, scheduler, then events (when the stack has it).
 pub async fn run_on(located: &Located, args: &Args, now: Millis) -> Result<Outcome, String> {
     let sqs = aws_sdk_sqs::Client::new(&located.sdk);
-    let store = DynamoOptInStore::new(
-        aws_sdk_dynamodb::Client::new(&located.sdk),
-        located.table_name.clone(),
-    );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&located.sdk);
+    let opt_ins = DynamoOptInStore::new(dynamodb.clone(), located.table_name.clone());
+    let logins = DynamoLoginStore::new(dynamodb, located.table_name.clone());
+    let lookups = Lookups {
+        opt_ins: &opt_ins,
+        logins: &logins,
+        page_id: &located.page_id,
+    };
     let mut all = Outcome::default();
-    for (dlq, url) in [
-        (Dlq::Send, &located.send_dlq_url),
-        (Dlq::Scheduler, &located.scheduler_dlq_url),
-    ] {
-        let one = redrive_queue(&sqs, &store, dlq, url, args, now).await?;
+    let queues = [
+        (Dlq::Send, Some(&located.send_dlq_url)),
+        (Dlq::Scheduler, Some(&located.scheduler_dlq_url)),
+        (Dlq::Events, located.events_dlq_url.as_ref()),
+    ];
+    for (dlq, url) in queues.into_iter().filter_map(|(d, u)| Some((d, u?))) {
+        let one = redrive_queue(&sqs, &lookups, dlq, url, args, now).await?;
         all.text.push_str(&one.text);
         all.blocked |= one.blocked;
     }
@@ -562,6 +702,70 @@ mod tests {
         ));
         assert!(!not_implemented(Some("AccessDenied"), Some("no")));
         assert_eq!(age(65_000), "1 min");
+        assert_eq!(kind_of(Dlq::Events, "not an event"), ("unreadable", None));
         assert_eq!(age(3_725_000), "1 h 2 min");
+    }
+
+    /// An event goes back unless its person was erased since; never for its age.
+    #[test]
+    fn events_are_refused_only_when_their_person_was_erased_since() {
+        use shared::domain::events::{Subject, message_sent, person_deleted};
+        let person = Subject {
+            asid: Some("asid-1".into()),
+            user_ref: Some("u".into()),
+            state: None,
+        };
+        let sent = event_facts(
+            &serde_json::to_string(&message_sent(
+                &person,
+                shared::domain::events::MessageKind::Initial,
+                "optin_1",
+                "m_1",
+                1_000,
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (sent.event_type, sent.asid.as_deref(), sent.occurred_at),
+            (EventType::MessageSent, Some("asid-1"), 1_000)
+        );
+        assert_eq!(
+            kind_of(
+                Dlq::Events,
+                &serde_json::to_string(&person_deleted(&person, "c", 5)).unwrap()
+            ),
+            ("person.deleted", None)
+        );
+        // However old, with its LOGIN there and no later deletion: back.
+        assert_eq!(judge_event(&sent, None, true), None);
+        assert_eq!(
+            judge_event(&sent, Some(999), true),
+            None,
+            "deleted before it: a new login"
+        );
+        assert_eq!(
+            judge_event(&sent, Some(1_000), true),
+            Some(Refusal::DeletedSince)
+        );
+        assert_eq!(judge_event(&sent, None, false), Some(Refusal::PersonGone));
+        let deleted = EventFacts {
+            event_type: EventType::PersonDeleted,
+            ..sent.clone()
+        };
+        assert_eq!(
+            judge_event(&deleted, Some(1_000), false),
+            None,
+            "the notice itself goes back"
+        );
+        let nobody = EventFacts { asid: None, ..sent };
+        assert_eq!(
+            judge_event(&nobody, None, false),
+            None,
+            "no person to look up"
+        );
+        let no_asid =
+            r#"{"id":"evt_1","type":"optin.received","occurred_at":5,"data":{"asid":null}}"#;
+        assert_eq!(event_facts(no_asid).map(|f| f.asid), Some(None));
     }
 }

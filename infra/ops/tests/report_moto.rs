@@ -27,8 +27,8 @@ fn error(code: i64) -> LastError {
 }
 
 /// Seed, through the store's own conditional writes, a day that starts at `t0`: 20 opt-ins sent
-/// after 1..=20 s, one expired, one opted out, one unreachable, one still RETRYING past its
-/// deadline, and two outside the day.
+/// after 1..=20 s (one of them opted out afterwards), one expired, one opted out, one unreachable,
+/// one still RETRYING past its deadline, and two outside the day.
 async fn seed(store: &DynamoOptInStore, t0: Millis) {
     for i in 0..20i64 {
         let o = opt_in(&format!("sent-login-{i:02}"), t0 + i * 60_000);
@@ -54,6 +54,16 @@ async fn seed(store: &DynamoOptInStore, t0: Millis) {
                 .is_done()
         );
     }
+    // One person stops after their message was sent: the opt-in stays SENT, with opted_out_at.
+    let stopped = OptInKey::new(PAGE, "sent-login-00");
+    assert!(
+        store
+            .opt_out_late(&stopped, "stop_keyword", t0 + HOUR_MS)
+            .await
+            .unwrap()
+            .is_done()
+    );
+
     let expired = opt_in("expired-login-000000", t0 + 100);
     store.create_opt_in(&expired).await.unwrap();
     store
@@ -186,6 +196,15 @@ async fn the_report_of_a_seeded_table() {
     );
     assert_eq!(l["samples"], 20);
     assert_eq!(r["alerted"], 1);
+    // Every opt-out, also the one recorded on a SENT opt-in.
+    assert_eq!(
+        r["opt_out_sources"],
+        serde_json::json!({"api": 1, "stop_keyword": 1})
+    );
+    assert_eq!(
+        r["opt_outs_after_end"],
+        serde_json::json!({"stop_keyword": 1})
+    );
     let missed = r["missed_deadlines"].as_array().unwrap();
     let prefixes: Vec<&str> = missed
         .iter()
@@ -237,6 +256,11 @@ async fn the_report_of_a_seeded_table() {
         "{html}"
     );
     assert!(
+        html.contains("<span id=\"opt-out-count\">2</span>")
+            && html.contains("<span id=\"opt-out-after-end-count\">1</span>"),
+        "{html}"
+    );
+    assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
@@ -248,6 +272,8 @@ async fn the_report_of_a_seeded_table() {
         "p50 10.000 s  p95 19.000 s  p99 20.000 s  max 20.000 s (20 messages)",
         "OPTED_IN 0, SENDING 0, RETRYING 1, PAUSED 0, SENT 20, UNREACHABLE 1, EXPIRED 1, OPTED_OUT 1",
         "alerted at risk   1",
+        "opted out by      api 1, stop_keyword 1\n",
+        "after the end   stop_keyword 1 (recorded on SENT",
         "missed deadlines  2",
         "Invalid OAuth access token.",
         &format!("{} (local, {})", p.table_name, moto.endpoint),

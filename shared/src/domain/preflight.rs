@@ -647,8 +647,8 @@ pub fn dead_letter_queue(kind: DeadLetterQueue, url: &str, messages: Result<u64,
     let then = match kind {
         DeadLetterQueue::Send => "then move them back to the send queue: aws sqs start-message-move-task --source-arn <SendDeadLetterQueue ARN> (the sender skips opt-ins already terminal)".to_owned(),
         DeadLetterQueue::Scheduler => format!("then empty it: aws sqs purge-queue --queue-url {url} (the sweep re-checks every open opt-in)"),
-        // `ops redrive` handles the send and scheduler DLQs only.
-        DeadLetterQueue::Events => "then move them back with SQS's StartMessageMoveTask (console: Start DLQ redrive): aws sqs start-message-move-task --source-arn <EventsDeadLetterQueue ARN> (their webhook-ids are unchanged, so a receiver that has one ignores it)".to_owned(),
+        // Not SQS's own redrive: it would also redeliver the events of a person erased since.
+        DeadLetterQueue::Events => "then move them back with ops redrive (make redrive locally; cargo run -p ops -- redrive --stack <stack>): it refuses the events of a person erased since and moves the rest to the events queue with StartMessageMoveTask (their webhook-ids are unchanged, so a receiver that has one ignores it)".to_owned(),
     };
     Check::fail(
         format!("{name} holds {count} message(s)"),
@@ -1080,8 +1080,8 @@ pub(crate) mod tests {
         for expected in [
             "--queue-url https://q/e",
             "fix the website's receiver (docs/events.md",
-            "StartMessageMoveTask (console: Start DLQ redrive)",
-            "--source-arn <EventsDeadLetterQueue ARN>",
+            "move them back with ops redrive (make redrive locally",
+            "refuses the events of a person erased since",
         ] {
             assert!(fix.contains(expected), "{expected} in {fix}");
         }

@@ -14,7 +14,10 @@
 //! - latency percentiles: nearest rank over `sent_at − opted_in_at` of the `SENT` opt-ins;
 //! - the figures the HTML page draws ([`crate::domain::report_html`]): the same latencies in fixed
 //!   [`LATENCY_BUCKETS_MS`], the opt-ins per period of their opt-in time by outcome ([`Periods`]),
-//!   each missed deadline's [`MissCause`], and the opt-outs per `opt_out_source`.
+//!   each missed deadline's [`MissCause`], and the opt-outs per `opt_out_source`;
+//! - *opt-outs*: the opt-ins of the range the person opted out of ([`OptIn::has_opted_out`]):
+//!   `OPTED_OUT`, and the opt-outs recorded after the opt-in ended (a `SENT`, `UNREACHABLE` or
+//!   `EXPIRED` opt-in keeps its state and gets `opted_out_at`).
 
 use crate::domain::opt_in::{HOUR_MS, LastError, Millis, OptIn, State, login_id_prefix, utc};
 use crate::facebook::graph_error::{ErrorClass, GraphErrorBody, classify_graph_error};
@@ -56,8 +59,12 @@ pub struct ComplianceReport {
     pub periods: Periods,
     /// The missed deadlines per cause (every cause, zeros included).
     pub miss_causes: BTreeMap<MissCause, usize>,
-    /// The `OPTED_OUT` opt-ins per `opt_out_source` (`unknown` when none was recorded).
+    /// The opt-ins the person opted out of ([`OptIn::has_opted_out`]: `OPTED_OUT`, or an opt-out
+    /// recorded after the opt-in ended) per `opt_out_source` (`unknown` when none was recorded).
     pub opt_out_sources: BTreeMap<String, usize>,
+    /// Of those, the opt-outs recorded after the opt-in ended (its state stayed `SENT`,
+    /// `UNREACHABLE` or `EXPIRED`), per `opt_out_source`.
+    pub opt_outs_after_end: BTreeMap<String, usize>,
 }
 
 /// The upper bounds (excluded) of the latency buckets, in milliseconds; a last bucket holds the rest.
@@ -463,10 +470,15 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
     for m in &missed_deadlines {
         *miss_causes.entry(m.cause).or_default() += 1;
     }
+    // Every opt-out, also one recorded after the opt-in ended (its state stays SENT, …).
     let mut opt_out_sources: BTreeMap<String, usize> = BTreeMap::new();
-    for o in in_range.iter().filter(|o| o.state == State::OptedOut) {
-        let source = o.opt_out_source.as_deref().unwrap_or("unknown");
-        *opt_out_sources.entry(source.to_owned()).or_default() += 1;
+    let mut opt_outs_after_end: BTreeMap<String, usize> = BTreeMap::new();
+    for o in in_range.iter().filter(|o| o.has_opted_out()) {
+        let source = o.opt_out_source.as_deref().unwrap_or("unknown").to_owned();
+        if o.state != State::OptedOut {
+            *opt_outs_after_end.entry(source.clone()).or_default() += 1;
+        }
+        *opt_out_sources.entry(source).or_default() += 1;
     }
     let mut page_ids: Vec<String> = in_range.iter().map(|o| o.page_id.clone()).collect();
     page_ids.sort_unstable();
@@ -493,6 +505,7 @@ pub fn compute(opt_ins: &[OptIn], since: Millis, until: Millis, now: Millis) -> 
         periods: periods(&in_range, since, until, now),
         miss_causes,
         opt_out_sources,
+        opt_outs_after_end,
     }
 }
 
@@ -563,12 +576,18 @@ pub fn render_text(r: &ComplianceReport) -> String {
         .collect();
     let _ = writeln!(out, "  states            {}", states.join(", "));
     if !r.opt_out_sources.is_empty() {
-        let sources: Vec<String> = r
-            .opt_out_sources
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
-        let _ = writeln!(out, "  opted out by      {}", sources.join(", "));
+        let _ = writeln!(
+            out,
+            "  opted out by      {}",
+            per_source(&r.opt_out_sources)
+        );
+    }
+    if !r.opt_outs_after_end.is_empty() {
+        let _ = writeln!(
+            out,
+            "    after the end   {} (recorded on SENT, UNREACHABLE or EXPIRED opt-ins)",
+            per_source(&r.opt_outs_after_end)
+        );
     }
     let _ = writeln!(
         out,
@@ -615,6 +634,12 @@ pub fn render_text(r: &ComplianceReport) -> String {
         out.push_str(MISSED_DEADLINE_LEGEND);
     }
     out
+}
+
+/// `api 1, stop_keyword 2`.
+fn per_source(counts: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -1033,5 +1058,55 @@ pub(crate) mod tests {
             "{}",
             render_text(&r)
         );
+    }
+
+    /// One opt-out before the end (`OPTED_OUT`, api) and three after it, on a SENT, an
+    /// UNREACHABLE and an EXPIRED opt-in (stop_keyword, stop_keyword, api), and one sent opt-in.
+    pub(crate) fn opted_out_after_end() -> Vec<OptIn> {
+        let after_end = |mut o: OptIn, state: State, source: &str| {
+            o.state = state;
+            o.opted_out_at = Some(T0 + HOUR_MS);
+            o.opt_out_source = Some(source.to_owned());
+            o
+        };
+        let mut out = opt_in("a", T0 + 5);
+        out.state = State::OptedOut;
+        out.opted_out_at = Some(T0 + 10);
+        out.opt_out_source = Some("api".into());
+        vec![
+            out,
+            after_end(sent("b", T0 + 6, 1000), State::Sent, "stop_keyword"),
+            after_end(opt_in("c", T0 + 7), State::Unreachable, "stop_keyword"),
+            after_end(opt_in("d", T0 + 8), State::Expired, "api"),
+            sent("e", T0 + 9, 1000),
+        ]
+    }
+
+    /// Issue 13: an opt-out after the opt-in ended (`opted_out_at` on a SENT, UNREACHABLE or
+    /// EXPIRED opt-in, which keeps its state) was missed: only OPTED_OUT items were counted.
+    #[test]
+    fn opt_outs_recorded_after_the_opt_in_ended_are_counted() {
+        let r = compute(&opted_out_after_end(), T0, T0 + DAY, T0 + DAY);
+        let counted = |m: &BTreeMap<String, usize>| {
+            m.iter().map(|(s, n)| (s.clone(), *n)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            counted(&r.opt_out_sources),
+            [("api".to_owned(), 2), ("stop_keyword".to_owned(), 2)]
+        );
+        assert_eq!(
+            counted(&r.opt_outs_after_end),
+            [("api".to_owned(), 1), ("stop_keyword".to_owned(), 2)]
+        );
+        assert_eq!(r.states["SENT"], 2, "the states stay as they are");
+        let text = render_text(&r);
+        for line in [
+            "  opted out by      api 2, stop_keyword 2\n",
+            "    after the end   api 1, stop_keyword 2 (recorded on SENT, UNREACHABLE or EXPIRED opt-ins)\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["opt_outs_after_end"]["stop_keyword"], 2);
     }
 }

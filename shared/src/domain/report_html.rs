@@ -558,10 +558,25 @@ fn opt_outs_section(out: &mut String, r: &ComplianceReport) {
         }
         out.push_str("</ul>");
     }
+    if !r.opt_outs_after_end.is_empty() {
+        let after: usize = r.opt_outs_after_end.values().sum();
+        let parts: Vec<String> = r
+            .opt_outs_after_end
+            .iter()
+            .map(|(source, n)| format!("<code>{}</code> {n}", esc(source)))
+            .collect();
+        let _ = write!(
+            out,
+            "<p id=\"opt-outs-after-end\">Of these, <span id=\"opt-out-after-end-count\">{after}</span> recorded \
+             after the opt-in ended (it stays <code>SENT</code>, <code>UNREACHABLE</code> or <code>EXPIRED</code>): {}.</p>",
+            parts.join(", ")
+        );
+    }
     out.push_str(
-        "<p class=\"legend\">Legend: one bar per <code>opt_out_source</code> of the opt-ins of the window now in \
-         <code>OPTED_OUT</code>: how the person withdrew. No message is owed after an opt-out; a send already in \
-         flight may still land, and is recorded on the opt-in.</p></section>",
+        "<p class=\"legend\">Legend: one bar per <code>opt_out_source</code> of the opt-ins of the window the person \
+         opted out of: those now in <code>OPTED_OUT</code>, and those whose opt-out came after the opt-in ended (the \
+         state and its evidence stay; <code>opted_out_at</code> records it). How the person withdrew. No message is \
+         owed after an opt-out; a send already in flight may still land, and is recorded on the opt-in.</p></section>",
     );
 }
 
@@ -641,7 +656,7 @@ mod tests {
     use super::*;
     use crate::domain::opt_in::{LastError, OptIn, OptInKey};
     use crate::domain::report::compute;
-    use crate::domain::report::tests::{DAY, T0, seeded};
+    use crate::domain::report::tests::{DAY, T0, opted_out_after_end, seeded};
 
     fn page() -> String {
         render_html(&compute(&seeded(), T0, T0 + DAY, T0 + DAY + 60_000))
@@ -763,5 +778,18 @@ mod tests {
         assert!(all.contains("<dd id=\"since\">the first opt-in the table holds</dd>"));
         assert!(html.contains("id=\"figure-on-time\">n/a<"));
         assert_eq!(html.matches("<rect class=\"bar c-bar\"").count(), 12);
+    }
+
+    /// Issue 13: the opt-outs recorded after the opt-in ended are in the total and said apart.
+    #[test]
+    fn opt_outs_after_the_opt_in_ended_are_counted_and_said() {
+        let html = render_html(&compute(&opted_out_after_end(), T0, T0 + DAY, T0 + DAY));
+        for part in [
+            "<span id=\"opt-out-count\">4</span>",
+            "<span id=\"opt-out-after-end-count\">3</span>",
+            "<code>api</code> 1, <code>stop_keyword</code> 2.",
+        ] {
+            assert!(html.contains(part), "{part:?} in the HTML");
+        }
     }
 }

@@ -451,7 +451,7 @@ async fn a_message_in_any_dead_letter_queue_is_a_cross() {
         (
             &events.dlq_url,
             "the events dead-letter queue holds 1 message(s)",
-            "StartMessageMoveTask (console: Start DLQ redrive)",
+            "move them back with ops redrive",
         ),
     ] {
         sqs.send_message()
