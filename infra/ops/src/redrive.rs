@@ -130,6 +130,23 @@ impl Refusal {
     }
 }
 
+/// The deadline-alerts input a scheduler DLQ message holds: the bare input (Scheduler's own DLQ,
+/// when it could not invoke the function) or inside Lambda's `OnFailure` destination record
+/// (`requestPayload`, when the invocation failed after Lambda's retries).
+fn scheduler_input(body: &str) -> Option<AlertInput> {
+    if let Ok(input) = serde_json::from_str::<AlertInput>(body) {
+        return Some(input);
+    }
+    #[derive(serde::Deserialize)]
+    struct DestinationRecord {
+        #[serde(rename = "requestPayload")]
+        request_payload: AlertInput,
+    }
+    serde_json::from_str::<DestinationRecord>(body)
+        .ok()
+        .map(|record| record.request_payload)
+}
+
 /// A message's kind (the sample printed) and the opt-in it is about, if any.
 pub fn kind_of(dlq: Dlq, body: &str) -> (&'static str, Option<OptInKey>) {
     match dlq {
@@ -139,10 +156,10 @@ pub fn kind_of(dlq: Dlq, body: &str) -> (&'static str, Option<OptInKey>) {
             Some(Job::DriftCheck(_)) => ("drift_check", None),
             None => ("unreadable", None),
         },
-        Dlq::Scheduler => match serde_json::from_str::<AlertInput>(body) {
-            Ok(AlertInput::DeadlineCheck(check)) => ("deadline_check", Some(check.key())),
-            Ok(AlertInput::Sweep { .. }) => ("sweep", None),
-            Err(_) => ("unreadable", None),
+        Dlq::Scheduler => match scheduler_input(body) {
+            Some(AlertInput::DeadlineCheck(check)) => ("deadline_check", Some(check.key())),
+            Some(AlertInput::Sweep { .. }) => ("sweep", None),
+            None => ("unreadable", None),
         },
         Dlq::Events => match event_facts(body) {
             Some(event) => (event.event_type.as_str(), None),
@@ -767,5 +784,18 @@ mod tests {
         let no_asid =
             r#"{"id":"evt_1","type":"optin.received","occurred_at":5,"data":{"asid":null}}"#;
         assert_eq!(event_facts(no_asid).map(|f| f.asid), Some(None));
+    }
+
+    #[test]
+    fn a_deadline_check_inside_lambdas_on_failure_record_names_its_opt_in() {
+        let record = r#"{"version":"1.0","timestamp":"2026-11-30T21:00:00.000Z","requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:us-east-1:1:function:f","condition":"RetriesExhausted","approximateInvokeCount":3},"requestPayload":{"kind":"deadline_check","version":1,"page_id":"P","login_id":"L","deadline_at":5},"responseContext":{"statusCode":200,"functionError":"Unhandled"},"responsePayload":{"errorType":"DeadlineAlerts.ServiceUnavailable"}}"#;
+        assert_eq!(
+            kind_of(Dlq::Scheduler, record),
+            ("deadline_check", Some(OptInKey::new("P", "L")))
+        );
+        assert_eq!(
+            kind_of(Dlq::Scheduler, r#"{"requestPayload":{"kind":"nope"}}"#),
+            ("unreadable", None)
+        );
     }
 }
