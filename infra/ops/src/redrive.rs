@@ -24,7 +24,9 @@
 //! messages): it is summarised and judged, refused messages may be discarded, and nothing is moved:
 //! each live opt-in a deadline check names is put in the due index at once (`watch_from`), so the
 //! recurring sweep attends it (the index holds only what nothing else watches, and a deadline check
-//! that failed every retry may have left its opt-in unwatched).
+//! that failed every retry may have left its opt-in unwatched). A deadline check is not refused for
+//! being past its deadline: the sweep then marks its unsent opt-in EXPIRED and raises the
+//! missed-deadline alert. Checks inside Lambda's `OnFailure` records (`requestPayload`) count too.
 
 use crate::doctor::aws::describe;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
@@ -207,7 +209,9 @@ pub fn judge_event(
 }
 
 /// Whether a message about `key` may go back: its opt-in (`found`) must exist, not be terminal
-/// and not be past its deadline at `now`.
+/// and, for a send job, not be past its deadline at `now`. A deadline check past its deadline is
+/// not refused: its unsent opt-in is handed to the sweep, which marks it EXPIRED and raises the
+/// missed-deadline alert nothing else would raise now.
 pub fn judge(
     kind: &str,
     key: Option<&OptInKey>,
@@ -221,7 +225,9 @@ pub fn judge(
     match found {
         None => Some(Refusal::NoOptIn),
         Some(o) if o.state.is_terminal() => Some(Refusal::Terminal(o.state.to_string())),
-        Some(o) if o.deadline_passed(now) => Some(Refusal::PastDeadline),
+        Some(o) if o.deadline_passed(now) && kind != "deadline_check" => {
+            Some(Refusal::PastDeadline)
+        }
         Some(_) => None,
     }
 }
@@ -796,6 +802,20 @@ mod tests {
         assert_eq!(
             kind_of(Dlq::Scheduler, r#"{"requestPayload":{"kind":"nope"}}"#),
             ("unreadable", None)
+        );
+    }
+
+    #[test]
+    fn a_dead_lettered_deadline_check_past_its_deadline_goes_to_the_sweep_not_the_bin() {
+        let key = OptInKey::new("P", "L");
+        let live = OptIn::new(key.clone(), Some(0), 0, 100, 0);
+        assert_eq!(
+            judge("deadline_check", Some(&key), Some(&live), 1_000),
+            None
+        );
+        assert_eq!(
+            judge("initial_message", Some(&key), Some(&live), 1_000),
+            Some(Refusal::PastDeadline)
         );
     }
 }
