@@ -184,7 +184,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<Summary, Al
             // schedule is spent once it fired, and an invocation that fails after this point
             // (Lambda retries twice, then keeps the record in the scheduler DLQ) must not leave
             // the opt-in watched by nothing. Attending below moves its due time on.
-            hand_to_sweep(deps, &check.key(), now).await?;
+            watch_fired(deps, &check.key(), now).await?;
             // A check whose deadline is not the opt-in's belongs to an earlier generation (the
             // person opted out, then consented anew): the new generation has its own schedule.
             if let Some(opt_in) = deps
@@ -313,38 +313,30 @@ struct Visit {
 
 /// After the one-time schedule fired (it deletes itself), the due index watches the opt-in from
 /// its next attention time (the deadline, a lease's end; at once when something is still to do),
-/// so the sweep expires it at the deadline. A failed write is returned: the scheduler retries the
-/// invocation (the alert is raised once: `mark_alerted`), then keeps it in its DLQ (alarmed).
-/// Put the opt-in of a fired schedule in the due index, due `now` (refused when terminal or gone:
-/// nothing to watch). A failure fails the invocation, which Lambda retries.
-async fn hand_to_sweep(deps: &Deps, key: &OptInKey, now: Millis) -> Result<(), AlertsError> {
-    match deps.ports.opt_ins.watch_from(key, now).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            error!(error = %e, "could not hand the opt-in of a fired schedule to the sweep");
-            Err(e.into())
-        }
-    }
-}
-
+/// so the sweep expires it at the deadline. A failed write is returned: Lambda retries the
+/// invocation (the alert is raised once: `mark_alerted`), then keeps it in the scheduler DLQ
+/// (alarmed).
 async fn watch_after_schedule(
     deps: &Deps,
     opt_in: &OptIn,
     visit: &mut Visit,
 ) -> Result<(), AlertsError> {
-    let Some(next) = visit.next else {
-        return Ok(());
-    };
-    match deps.ports.opt_ins.watch_from(&opt_in.key(), next).await {
-        Ok(Transitioned::Done(_)) => visit.watched = true,
-        // Terminal meanwhile (sent, opted out): nothing to watch.
-        Ok(Transitioned::Refused(_)) => {}
-        Err(e) => {
-            error!(error = %e, "could not put the opt-in in the due index after its schedule fired");
-            return Err(e.into());
-        }
+    if let Some(next) = visit.next {
+        visit.watched = watch_fired(deps, &opt_in.key(), next).await?;
     }
     Ok(())
+}
+
+/// Put the opt-in of a fired schedule in the due index from `at`. `false`: refused, terminal or
+/// gone meanwhile (nothing to watch). A failure fails the invocation, which Lambda retries.
+async fn watch_fired(deps: &Deps, key: &OptInKey, at: Millis) -> Result<bool, AlertsError> {
+    match deps.ports.opt_ins.watch_from(key, at).await {
+        Ok(watched) => Ok(watched.is_done()),
+        Err(e) => {
+            error!(error = %e, "could not put the opt-in of a fired schedule in the due index");
+            Err(e.into())
+        }
+    }
 }
 
 async fn visit_and_defer(deps: &Deps, opt_in: &OptIn, now: Millis) -> Visit {

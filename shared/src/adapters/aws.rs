@@ -37,9 +37,7 @@ pub fn timeout_config() -> TimeoutConfig {
 /// the HTTPS client of [`crate::adapters::tls::aws_https_client`] (no certificate file read at
 /// cold start).
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeout_config())
-        .http_client(crate::adapters::tls::aws_https_client())
+    loader_with_timeouts().http_client(crate::adapters::tls::aws_https_client())
 }
 
 /// Load the SDK configuration from the environment, with [`timeout_config`].
@@ -51,10 +49,11 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 /// client with the platform's roots — an operator's machine may sit behind a TLS-inspecting proxy
 /// whose CA only the host trusts; its cold start does not matter.
 pub async fn load_operator_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+    loader_with_timeouts().load().await
+}
+
+fn loader_with_timeouts() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config())
 }
 
 /// An SDK client built when an adapter first calls it, or given ready-made. Building one costs
